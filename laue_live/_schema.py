@@ -1,0 +1,181 @@
+"""The spot-table schema: the one definition of every column that writers and readers share.
+
+Conventions
+-----------
+* Positions are **0-based** ``(row, col)`` floats with pixel centres at integers: the pixel
+  ``frame[r, c]`` has its centre at ``(r, c)``. LaueTools' ``.dat`` files are 1-based with
+  X = column and Y = row; the conversion happens only in :mod:`laue_live.spots._lauetools`.
+* ``row0, col0`` is the initial peak ``s`` (brightest pixel of the component) and
+  ``row, col = (row0 + d_row, col0 + d_col)`` is the sub-pixel position ``Pos``.
+* Widths are Gaussian standard deviations in pixels, areas in square pixels
+  (``area = pi * sigma_row * sigma_col``), intensities in detector ADU.
+
+The same columns are used by :func:`laue_live.analyze_frame`, the Tiled writer, the 0MQ publisher
+and every reader; a table that leaves the process always carries ``frame`` too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SPOT_TABLE_NAME",
+    "Column",
+    "SPOT_COLUMNS",
+    "FRAME_COLUMNS",
+    "spot_column_names",
+    "spot_dtypes",
+    "empty_spot_table",
+    "conform_spot_table",
+    "spot_arrow_schema",
+    "frame_arrow_schema",
+    "describe_schema_markdown",
+]
+
+#: Bumped whenever a column is added, removed or changes meaning.
+SCHEMA_VERSION = 1
+#: SQL table name used for the appendable spot tables in Tiled (shared by all runs of this schema).
+SPOT_TABLE_NAME = f"laue_spots_v{SCHEMA_VERSION}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table.
+
+    Parameters
+    ----------
+    name
+        Column name (lower case: SQL backends lower-case names anyway).
+    dtype
+        numpy dtype string.
+    unit
+        Physical unit, ``""`` for dimensionless or flags.
+    description
+        What the column holds.
+    """
+
+    name: str
+    dtype: str
+    unit: str
+    description: str
+
+
+#: Columns of a spot table, in order. ``frame`` comes first so that tables of many frames concatenate.
+SPOT_COLUMNS: tuple[Column, ...] = (
+    Column("frame", "int64", "", "frame number within the run, 0-based (event seq_num - 1)"),
+    Column("spot", "int32", "", "spot index within its frame, 0-based"),
+    Column("row0", "int32", "px", "initial peak s: row of the brightest pixel of the spot (0-based)"),
+    Column("col0", "int32", "px", "initial peak s: column of the brightest pixel of the spot (0-based)"),
+    Column("row", "float64", "px", "sub-pixel position Pos, row (0-based, pixel centres at integers)"),
+    Column("col", "float64", "px", "sub-pixel position Pos, column (0-based, pixel centres at integers)"),
+    Column("d_row", "float32", "px", "Pos - s along rows (mu1 of the fit)"),
+    Column("d_col", "float32", "px", "Pos - s along columns (mu2 of the fit)"),
+    Column("sim0", "float32", "", "cosine similarity of the background-subtracted cutout and the Gaussian model"),
+    Column("sim", "float32", "", "Sim = 0 if sim0 <= 0.85 else (sim0 - 0.85) / 0.15, in [0, 1]"),
+    Column("asp", "float32", "", "aspect ratio min(sigma)/max(sigma), in (0, 1]"),
+    Column("area", "float32", "px^2", "pi * sigma_row * sigma_col"),
+    Column("sigma_row", "float32", "px", "Gaussian standard deviation along rows"),
+    Column("sigma_col", "float32", "px", "Gaussian standard deviation along columns"),
+    Column("amplitude", "float32", "ADU px^2", "alpha: integrated intensity of the fitted Gaussian"),
+    Column("background", "float32", "ADU", "beta: constant background under the spot"),
+    Column("intensity", "float32", "ADU", "integrated intensity: sum of background-subtracted cutout pixels"),
+    Column("peak_intensity", "float32", "ADU", "value of the brightest pixel (raw, background included)"),
+    Column("good", "bool", "", "good-quality spot: sim > 0.5 and |Pos - s| <= 0.9 px"),
+    Column("edge", "bool", "", "the 32 x 32 cutout crossed the frame edge and was padded"),
+    Column("saturated", "bool", "", "the cutout holds at least one saturated pixel (65535)"),
+    Column("converged", "bool", "", "the fit converged (always true for CNN predictions)"),
+    Column("parent", "int32", "", "for a component of a double spot: the spot index it came from; -1 otherwise"),
+    Column("component", "int8", "", "0 for a single spot, 1 or 2 for the components of a double spot"),
+)
+
+#: Columns of the per-frame summary stream of an analysis run.
+FRAME_COLUMNS: tuple[Column, ...] = (
+    Column("frame", "int64", "", "frame number within the run, 0-based"),
+    Column("x", "float64", "motor units", "stage position of the first scan axis (NaN if unknown)"),
+    Column("y", "float64", "motor units", "stage position of the second scan axis (NaN if unknown)"),
+    Column("n_spots", "int32", "", "number of spots found"),
+    Column("n_good", "int32", "", "number of good spots"),
+    Column("mean_sim", "float32", "", "mean Sim over the spots of the frame (NaN if none)"),
+    Column("seconds", "float32", "s", "analysis time of the frame"),
+    Column("failed", "bool", "", "the frame could not be analysed (see `error`)"),
+    Column("error", "str", "", "why the frame failed, empty otherwise"),
+)
+
+
+def spot_column_names() -> list[str]:
+    """Names of the spot-table columns, in schema order."""
+    return [c.name for c in SPOT_COLUMNS]
+
+
+def spot_dtypes() -> dict[str, np.dtype]:
+    """Map of spot-table column name to numpy dtype."""
+    return {c.name: np.dtype(c.dtype) for c in SPOT_COLUMNS}
+
+
+def empty_spot_table():
+    """An empty spot table (pandas DataFrame) with every column at its schema dtype."""
+    import pandas as pd
+
+    return pd.DataFrame({c.name: np.empty(0, dtype=c.dtype) for c in SPOT_COLUMNS})
+
+
+def conform_spot_table(df, frame: int | None = None):
+    """Return ``df`` with exactly the schema's columns, in order, at the schema's dtypes.
+
+    Parameters
+    ----------
+    df
+        A pandas DataFrame holding at least the schema's columns (``frame`` may be missing if
+        ``frame`` is given).
+    frame
+        If given, sets the ``frame`` column to this value.
+
+    Raises
+    ------
+    ValueError
+        If a schema column is missing.
+    """
+    import pandas as pd
+
+    df = df.copy() if frame is None else df.assign(frame=frame)
+    missing = [c.name for c in SPOT_COLUMNS if c.name not in df.columns]
+    if missing:
+        raise ValueError(f"spot table lacks schema column(s) {missing}")
+    return pd.DataFrame(
+        {c.name: df[c.name].to_numpy().astype(c.dtype, copy=False) for c in SPOT_COLUMNS}
+    ).reset_index(drop=True)
+
+
+def _arrow_type(dtype: str):
+    import pyarrow as pa
+
+    return pa.string() if dtype == "str" else pa.from_numpy_dtype(np.dtype(dtype))
+
+
+def spot_arrow_schema():
+    """The spot table as a :class:`pyarrow.Schema` (for Tiled appendable tables and Arrow IPC)."""
+    import pyarrow as pa
+
+    return pa.schema([(c.name, _arrow_type(c.dtype)) for c in SPOT_COLUMNS],
+                     metadata={"laue_live_schema_version": str(SCHEMA_VERSION)})
+
+
+def frame_arrow_schema():
+    """The per-frame summary as a :class:`pyarrow.Schema`."""
+    import pyarrow as pa
+
+    return pa.schema([(c.name, _arrow_type(c.dtype)) for c in FRAME_COLUMNS],
+                     metadata={"laue_live_schema_version": str(SCHEMA_VERSION)})
+
+
+def describe_schema_markdown() -> str:
+    """The schema as Markdown tables (used to generate the docs)."""
+    lines = [f"Spot table, schema version {SCHEMA_VERSION}", "", "| column | dtype | unit | meaning |",
+             "|---|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.dtype} | {c.unit} | {c.description} |" for c in SPOT_COLUMNS]
+    lines += ["", "Per-frame summary", "", "| column | dtype | unit | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.dtype} | {c.unit} | {c.description} |" for c in FRAME_COLUMNS]
+    return "\n".join(lines) + "\n"

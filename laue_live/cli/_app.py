@@ -1,0 +1,38 @@
+"""The root ``laue-live`` typer app; each command lives in its own module, heavy imports inside it."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(
+    name="laue-live",
+    help=(
+        "Live characterization of Laue microdiffraction spots: peak search, Gaussian fit or CNN "
+        "descriptors per spot, spot tables in Tiled and over ZeroMQ."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-v info, -vv debug)."),
+) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _register() -> None:
+    # Each module adds its command(s) to `app`; imported here so that `laue-live --help` lists all.
+    # Keep one import per line; a module's heavy imports stay inside its command functions.
+    from laue_live.cli import _analyze  # noqa: F401
+
+
+def main() -> None:
+    """Entry point of the ``laue-live`` console script."""
+    _register()
+    app()

@@ -1,0 +1,43 @@
+"""Analysis runs: frames in, an event_model analysis run (``frames`` + ``spots`` streams) out.
+
+Shared by the live callback (:mod:`laue_live.callbacks`), reprocessing (``laue-live reprocess``)
+and the standalone service: :class:`FrameAnalyzer` (frames -> spot tables), :class:`AnalysisWorker`
+(bounded queue + worker thread, documented queue-full policy) and :class:`AnalysisRunComposer`
+(event_model documents to any number of sinks).
+"""
+
+from laue_live.analysis._analyzer import FrameAnalyzer, default_method, make_analyzer
+from laue_live.analysis._composer import ANALYSIS_KIND, RAW_KEYS_COPIED, AnalysisRunComposer
+from laue_live.analysis._frames import (
+    RESOURCE_HANDLERS,
+    FrameTask,
+    HDF5FrameLoader,
+    NpyFrameLoader,
+    TiledFrameLoader,
+    find_image_field,
+    loader_from_resource,
+    loader_from_stream_resource,
+    path_from_stream_resource,
+)
+from laue_live.analysis._worker import QUEUE_POLICIES, AnalysisWorker, WorkerStats
+
+__all__ = [
+    "ANALYSIS_KIND",
+    "RAW_KEYS_COPIED",
+    "QUEUE_POLICIES",
+    "AnalysisRunComposer",
+    "AnalysisWorker",
+    "WorkerStats",
+    "FrameAnalyzer",
+    "FrameTask",
+    "HDF5FrameLoader",
+    "NpyFrameLoader",
+    "TiledFrameLoader",
+    "RESOURCE_HANDLERS",
+    "default_method",
+    "find_image_field",
+    "loader_from_resource",
+    "loader_from_stream_resource",
+    "make_analyzer",
+    "path_from_stream_resource",
+]

@@ -1,0 +1,226 @@
+"""Compose the analysis run of one raw run (event_model documents) and hand them to the sinks.
+
+One raw run -> one analysis run: a start document linked to the raw run (``raw_uid``), a ``frames``
+stream (one event per frame, :data:`laue_live._schema.FRAME_COLUMNS`) and a ``spots`` stream (one
+event page per frame, a row per spot, :data:`laue_live._schema.SPOT_COLUMNS`), and a stop document
+that counts the frames analysed, failed and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+import laue_live
+from laue_live._schema import FRAME_COLUMNS, SCHEMA_VERSION, SPOT_COLUMNS, conform_spot_table
+
+__all__ = ["AnalysisRunComposer", "Sink", "ANALYSIS_KIND", "RAW_KEYS_COPIED"]
+
+logger = logging.getLogger(__name__)
+
+Sink = Callable[[str, dict], Any]
+
+#: ``kind`` of every analysis run's start document (query it with ``Key("kind") == ANALYSIS_KIND``).
+ANALYSIS_KIND = "laue-spots"
+
+#: Keys of the raw run's start document copied into the analysis run's start document.
+RAW_KEYS_COPIED = ("sample", "material", "shape", "extents", "motors", "snaking", "plan_name",
+                   "scan_id", "detectors", "raster", "proposal", "beamline_id", "operator")
+
+_JSON_DTYPE = {"i": "integer", "u": "integer", "f": "number", "b": "boolean"}
+
+
+def _data_key(col, source: str) -> dict[str, Any]:
+    if col.dtype == "str":
+        return {"source": source, "dtype": "string", "shape": [], "units": col.unit or None,
+                "dtype_numpy": "<U0"}
+    dt = np.dtype(col.dtype)
+    dk = {"source": source, "dtype": _JSON_DTYPE[dt.kind], "shape": [], "dtype_numpy": dt.str}
+    if col.unit:
+        dk["units"] = col.unit
+    return {k: v for k, v in dk.items() if v is not None}
+
+
+def _clean(md: Mapping[str, Any]) -> dict[str, Any]:
+    # The RunStart schema refuses None values: drop them (recursively).
+    out = {}
+    for k, v in md.items():
+        if v is None:
+            continue
+        out[k] = _clean(v) if isinstance(v, Mapping) else v
+    return out
+
+
+class AnalysisRunComposer:
+    """Build the documents of one analysis run and emit each to every sink.
+
+    Parameters
+    ----------
+    sinks
+        Callables ``sink(name, doc)`` (Tiled writer, 0MQ publisher, live views). A sink that
+        raises is logged and counted in :attr:`sink_errors`; the others still get the document.
+    raw_start
+        The raw run's start document (its ``uid`` becomes ``raw_uid``).
+    analyzer_md
+        ``{"method", "model": {"name", "version"}, ...}`` from :meth:`FrameAnalyzer.describe`.
+    image_field
+        Data key of the frames in the raw run.
+    metadata
+        Extra start-document metadata.
+    uid, event_counters
+        To continue an interrupted analysis run (reprocess ``resume``): its uid and the events
+        already written per stream, so that sequence numbers continue.
+    """
+
+    def __init__(self, sinks: Iterable[Sink], raw_start: Mapping[str, Any], analyzer_md: Mapping[str, Any],
+                 *, image_field: str | None = None, metadata: Mapping[str, Any] | None = None,
+                 uid: str | None = None, event_counters: dict[str, int] | None = None) -> None:
+        import event_model
+
+        self.sinks = list(sinks)
+        self.sink_errors = 0
+        self.raw_start = dict(raw_start)
+        raw_uid = self.raw_start["uid"]
+        model = dict(analyzer_md.get("model", {}))
+        md: dict[str, Any] = {
+            "kind": ANALYSIS_KIND,
+            "raw_uid": raw_uid,
+            "original_run_uid": raw_uid,
+            "method": analyzer_md.get("method"),
+            "model": model,
+            "model_name": model.get("name"),
+            "model_version": model.get("version"),
+            "analysis_params": dict(analyzer_md.get("params", {})),
+            "image_field": image_field,
+            "laue_live_version": laue_live.__version__,
+            "spot_schema_version": SCHEMA_VERSION,
+            "raw_plan_name": self.raw_start.get("plan_name"),
+        }
+        for key in RAW_KEYS_COPIED:
+            if key in self.raw_start and key not in ("plan_name", "scan_id"):
+                md[key] = self.raw_start[key]
+        if "scan_id" in self.raw_start:
+            md["raw_scan_id"] = self.raw_start["scan_id"]
+        md["plan_name"] = "laue_live_analysis"
+        md.update(metadata or {})
+        self._bundle = event_model.compose_run(uid=uid, metadata=_clean(md), validate=False,
+                                               event_counters=event_counters)
+        self.start_doc = self._bundle.start_doc
+        self.uid = self.start_doc["uid"]
+        self._frames = self._bundle.compose_descriptor(
+            name="frames", data_keys={c.name: _data_key(c, "laue_live") for c in FRAME_COLUMNS},
+            hints={"laue_live": {"fields": ["n_spots", "n_good", "mean_sim"]}}, validate=False)
+        self._spots = self._bundle.compose_descriptor(
+            name="spots", data_keys={c.name: _data_key(c, "laue_live") for c in SPOT_COLUMNS},
+            hints={"laue_live": {"fields": ["sim", "row", "col"]}}, validate=False)
+        self.frames_analysed = 0
+        self.frames_failed = 0
+        self.frames_dropped = 0
+        self.spots_written = 0
+        self._started = False
+        self._stopped = False
+
+    # -- emission -------------------------------------------------------------------------------------
+    def emit(self, name: str, doc: dict) -> None:
+        """Send one document to every sink; a failing sink never stops the others."""
+        for sink in self.sinks:
+            try:
+                sink(name, doc)
+            except Exception:
+                self.sink_errors += 1
+                logger.exception("analysis run %s: sink %r failed on %s document", self.uid[:8], sink, name)
+
+    def start(self) -> None:
+        """Emit the start document and the two stream descriptors."""
+        if self._started:
+            return
+        self._started = True
+        self.emit("start", self.start_doc)
+        self.emit("descriptor", self._frames.descriptor_doc)
+        self.emit("descriptor", self._spots.descriptor_doc)
+
+    def frame(self, frame: int, spots=None, *, x: float = math.nan, y: float = math.nan,
+              seconds: float = 0.0, error: str = "", dropped: bool = False) -> None:
+        """Emit the spot page (if any spots) and the summary event of one frame.
+
+        Parameters
+        ----------
+        frame
+            Frame number, 0-based.
+        spots
+            The frame's spot table (DataFrame with the schema's columns), or None if it failed.
+        x, y
+            Stage position (motor units).
+        seconds
+            Analysis time of the frame (s).
+        error
+            Why the frame failed (non-empty means failed).
+        dropped
+            The frame was dropped by the queue policy (counted apart from failures).
+        """
+        self.start()
+        now = time.time()
+        failed = bool(error) or spots is None
+        if failed and not error:
+            error = "no spot table"
+        n = n_good = 0
+        mean_sim = math.nan
+        if not failed:
+            try:
+                table = conform_spot_table(spots, frame=int(frame))
+            except Exception as exc:  # the analysis returned something off-schema: a failed frame
+                failed, error = True, f"spot table off schema: {exc}"
+            else:
+                n = len(table)
+                if n:
+                    n_good = int(table["good"].sum())
+                    mean_sim = float(table["sim"].mean())
+                    data = {c: table[c].tolist() for c in table.columns}
+                    self.emit("event_page", self._spots.compose_event_page(
+                        data=data, timestamps={c: [now] * n for c in data}, time=[now] * n,
+                        validate=False))
+                    self.spots_written += n
+        if dropped:
+            self.frames_dropped += 1
+        elif failed:
+            self.frames_failed += 1
+        else:
+            self.frames_analysed += 1
+        if failed:
+            logger.warning("analysis run %s: frame %d failed: %s", self.uid[:8], frame, error)
+        row = {"frame": int(frame), "x": float(x), "y": float(y), "n_spots": n, "n_good": n_good,
+               "mean_sim": mean_sim, "seconds": float(seconds), "failed": failed, "error": str(error)}
+        self.emit("event", self._frames.compose_event(
+            data=row, timestamps={k: now for k in row}, validate=False))
+
+    def stop(self, raw_exit_status: str | None = None, reason: str = "") -> dict:
+        """Emit the stop document; returns it.
+
+        ``exit_status`` is ``"success"`` when every frame was analysed, ``"fail"`` otherwise; the
+        counts ``frames_analysed``, ``frames_failed``, ``frames_dropped`` and ``spots`` are in it.
+        """
+        self.start()
+        if self._stopped:
+            raise RuntimeError(f"analysis run {self.uid} already stopped")
+        self._stopped = True
+        bad = self.frames_failed + self.frames_dropped
+        status = "success" if bad == 0 else "fail"
+        parts = [f"{self.frames_analysed} frames analysed, {self.frames_failed} failed"]
+        if self.frames_dropped:
+            parts.append(f"{self.frames_dropped} dropped")
+        if raw_exit_status and raw_exit_status != "success":
+            parts.append(f"raw run ended with {raw_exit_status}")
+        if reason:
+            parts.append(reason)
+        doc = self._bundle.compose_stop(exit_status=status, reason="; ".join(parts), validate=False)
+        doc = dict(doc)
+        doc.update(frames_analysed=self.frames_analysed, frames_failed=self.frames_failed,
+                   frames_dropped=self.frames_dropped, spots=self.spots_written,
+                   raw_exit_status=raw_exit_status or "unknown")
+        self.emit("stop", doc)
+        return doc

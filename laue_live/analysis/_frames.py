@@ -1,0 +1,272 @@
+"""Where a frame comes from: inline in an event, or in a detector file named by the run's documents.
+
+A :class:`FrameTask` carries either the array itself or a small *loader* (path, dataset, index) so
+that the RunEngine thread never touches the disk: files are opened by the analysis worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from laue_live._errors import DocumentError, FrameError
+
+__all__ = [
+    "FrameTask",
+    "HDF5FrameLoader",
+    "NpyFrameLoader",
+    "TiledFrameLoader",
+    "path_from_stream_resource",
+    "loader_from_stream_resource",
+    "loader_from_resource",
+    "find_image_field",
+    "RESOURCE_HANDLERS",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default HDF5 dataset of areaDetector / ophyd-async files.
+DEFAULT_HDF5_DATASET = "/entry/data/data"
+
+
+@dataclass(slots=True)
+class FrameTask:
+    """One frame waiting for analysis.
+
+    Parameters
+    ----------
+    frame
+        Frame number within the raw run, 0-based (event ``seq_num - 1``).
+    x, y
+        Stage position of the first and second scan axis (motor units; NaN if unknown).
+    source
+        The frame as a 2-D array, or a callable returning it (read in the worker thread).
+    error
+        If set, the frame is recorded as failed with this reason without being analysed
+        (a frame dropped by the queue policy, an unresolvable datum).
+    received
+        ``time.monotonic()`` when the RunEngine handed the frame over (for latency figures).
+    """
+
+    frame: int
+    x: float = math.nan
+    y: float = math.nan
+    source: np.ndarray | Callable[[], np.ndarray] | None = None
+    error: str = ""
+    received: float = field(default_factory=time.monotonic)
+
+    def load(self) -> np.ndarray:
+        """Return the frame as a 2-D array.
+
+        Raises
+        ------
+        FrameError
+            If the source is missing, cannot be read or is not a 2-D image.
+        """
+        src = self.source
+        if src is None:
+            raise FrameError(f"frame {self.frame}: no image data")
+        try:
+            arr = src() if callable(src) else src
+        except FrameError:
+            raise
+        except Exception as exc:  # a file that vanished, a truncated dataset, ...
+            raise FrameError(f"frame {self.frame}: cannot read image: {type(exc).__name__}: {exc}") from exc
+        arr = np.asarray(arr)
+        while arr.ndim > 2 and arr.shape[0] == 1:  # (1, H, W) from one-frame-per-point detectors
+            arr = arr[0]
+        if arr.ndim != 2:
+            raise FrameError(f"frame {self.frame}: expected a 2-D image, got shape {arr.shape}")
+        return arr
+
+
+def _retrying(read: Callable[[], np.ndarray], what: str, timeout: float) -> np.ndarray:
+    # A detector may have announced a frame a few ms before its file is flushed: retry briefly.
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            return read()
+        except (OSError, KeyError, IndexError, ValueError) as exc:
+            if time.monotonic() >= deadline:
+                raise FrameError(f"cannot read {what}: {type(exc).__name__}: {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+@dataclass(frozen=True, slots=True)
+class HDF5FrameLoader:
+    """Read frame ``index`` of an HDF5 dataset (opened read-only, in SWMR mode when possible).
+
+    Parameters
+    ----------
+    path
+        Absolute file path.
+    dataset
+        Dataset path inside the file, e.g. ``/entry/data/data``.
+    index
+        Position along the first axis.
+    timeout
+        Seconds to keep retrying while the file or the frame is not readable yet.
+    """
+
+    path: str
+    dataset: str = DEFAULT_HDF5_DATASET
+    index: int = 0
+    timeout: float = 2.0
+
+    def _read(self) -> np.ndarray:
+        import h5py
+
+        try:
+            f = h5py.File(self.path, "r", swmr=True, locking=False)
+        except OSError:  # not written with libver="latest": plain read-only open
+            f = h5py.File(self.path, "r", locking=False)
+        with f:
+            ds = f[self.dataset]
+            if hasattr(ds, "refresh"):
+                try:
+                    ds.refresh()
+                except Exception:  # refresh only works in SWMR mode
+                    pass
+            if self.index >= ds.shape[0]:
+                raise IndexError(f"index {self.index} >= {ds.shape[0]} frames in {self.dataset}")
+            return ds[self.index]
+
+    def __call__(self) -> np.ndarray:
+        # The file may appear a moment after its frame is announced; _retrying bounds the wait.
+        return _retrying(self._read, f"{self.path}:{self.dataset}[{self.index}]", self.timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class NpyFrameLoader:
+    """Read a frame saved with ``numpy.save`` (ophyd.sim's ``NPY_SEQ``); pickles are refused."""
+
+    path: str
+    timeout: float = 2.0
+
+    def __call__(self) -> np.ndarray:
+        return _retrying(lambda: np.load(self.path, allow_pickle=False), self.path, self.timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class TiledFrameLoader:
+    """Read frame ``index`` of an array node of a Tiled client (used by reprocessing)."""
+
+    node: Any
+    index: int
+
+    def __call__(self) -> np.ndarray:
+        return np.asarray(self.node[self.index])
+
+
+def _path_from_uri(uri: str) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        raise DocumentError(f"unsupported resource URI scheme {parsed.scheme!r} in {uri!r}")
+    return unquote(parsed.path)
+
+
+def path_from_stream_resource(doc: Mapping[str, Any]) -> str:
+    """Absolute file path of a StreamResource document (``uri``, or the older ``root`` + ``resource_path``)."""
+    if doc.get("uri"):
+        return _path_from_uri(doc["uri"])
+    if "resource_path" in doc:
+        return os.path.join(doc.get("root", "") or "/", doc["resource_path"])
+    raise DocumentError(f"stream_resource {doc.get('uid')!r} names no file (no uri)")
+
+
+def loader_from_stream_resource(doc: Mapping[str, Any], index: int, timeout: float = 2.0):
+    """Loader of frame ``index`` of the file a StreamResource document points at.
+
+    Raises
+    ------
+    DocumentError
+        If the mimetype is not HDF5 or no file is named.
+    """
+    mimetype = doc.get("mimetype") or doc.get("spec") or ""
+    path = path_from_stream_resource(doc)
+    params = doc.get("parameters") or doc.get("resource_kwargs") or {}
+    if "hdf5" not in mimetype.lower() and not path.endswith((".h5", ".hdf5", ".hdf", ".nxs")):
+        raise DocumentError(f"stream_resource mimetype {mimetype!r} is not supported (HDF5 only)")
+    return HDF5FrameLoader(path, params.get("dataset", DEFAULT_HDF5_DATASET), int(index), timeout)
+
+
+def _resource_path(resource: Mapping[str, Any]) -> str:
+    if resource.get("uri"):
+        return _path_from_uri(resource["uri"])
+    return os.path.join(resource.get("root", "") or "", resource.get("resource_path", ""))
+
+
+def _ad_hdf5(resource: Mapping[str, Any], datum_kwargs: Mapping[str, Any]):
+    rk = resource.get("resource_kwargs") or {}
+    fpp = int(rk.get("frame_per_point", 1))
+    point = int(datum_kwargs.get("point_number", datum_kwargs.get("index", 0)))
+    return HDF5FrameLoader(_resource_path(resource), rk.get("dataset", DEFAULT_HDF5_DATASET), point * fpp)
+
+
+def _npy_seq(resource: Mapping[str, Any], datum_kwargs: Mapping[str, Any]):
+    return NpyFrameLoader(f"{_resource_path(resource)}_{int(datum_kwargs['index'])}.npy")
+
+
+#: Legacy Resource ``spec`` -> function(resource, datum_kwargs) returning a frame loader.
+RESOURCE_HANDLERS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Callable[[], np.ndarray]]] = {
+    "AD_HDF5": _ad_hdf5,
+    "AD_HDF5_SWMR": _ad_hdf5,
+    "HDF5": _ad_hdf5,
+    "NPY_SEQ": _npy_seq,
+}
+
+
+def loader_from_resource(resource: Mapping[str, Any], datum: Mapping[str, Any], handlers=None):
+    """Loader for a legacy Resource/Datum pair.
+
+    Raises
+    ------
+    DocumentError
+        If no handler is registered for the resource's ``spec``.
+    """
+    table = {**RESOURCE_HANDLERS, **(handlers or {})}
+    spec = resource.get("spec", "")
+    handler = table.get(spec)
+    if handler is None:
+        raise DocumentError(f"no frame handler for resource spec {spec!r} (known: {sorted(table)})")
+    return handler(resource, datum.get("datum_kwargs") or {})
+
+
+def _is_image_shape(shape) -> bool:
+    dims = [d for d in (shape or []) if d != 1]
+    return len(dims) == 2 and all(d is None or d > 1 for d in dims)
+
+
+def find_image_field(data_keys: Mapping[str, Mapping[str, Any]], configured: str | None = None) -> str | None:
+    """The data key of a descriptor that holds detector frames, or None.
+
+    Parameters
+    ----------
+    data_keys
+        The descriptor's ``data_keys``.
+    configured
+        A name given by the user: used if present in ``data_keys``.
+
+    Returns
+    -------
+    str or None
+        ``configured`` if present, else the key with a 2-D shape (``(H, W)`` or ``(1, H, W)``),
+        preferring names ending in ``_image``; None if the stream holds no frames.
+    """
+    if configured is not None:
+        return configured if configured in data_keys else None
+    candidates = [k for k, v in data_keys.items() if _is_image_shape(v.get("shape"))]
+    if not candidates:
+        return None
+    preferred = [k for k in candidates if k.endswith("_image")]
+    return (preferred or candidates)[0]

@@ -1,0 +1,245 @@
+"""The analysis worker: a thread that takes frames from a bounded queue and analyses them in batches.
+
+Queue-full policy
+-----------------
+The producer (the RunEngine thread) calls :meth:`AnalysisWorker.submit`, which never raises and
+never waits longer than ``block_timeout``:
+
+``"spill"`` (default, loses nothing)
+    When ``queue_size`` frames are waiting, ``submit`` waits up to ``block_timeout`` seconds for
+    room, then puts the frame in the queue anyway, beyond its bound (counted in ``spilled``).
+    Every frame's spot table is written, late rather than never; the price is memory (one frame
+    per spilled item if frames arrive inline; a few bytes for frames in detector files, which are
+    read only when analysed).
+``"drop_newest"``
+    After the same wait the new frame is not kept; it is recorded in the ``frames`` stream as a
+    failed frame (``error="dropped: ..."``) and counted in ``dropped``, so that a map shows the hole.
+``"block"``
+    Wait until there is room (slows acquisition down to the analysis rate; never loses a frame).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from laue_live.analysis._composer import AnalysisRunComposer
+from laue_live.analysis._frames import FrameTask
+
+__all__ = ["AnalysisWorker", "QUEUE_POLICIES", "WorkerStats"]
+
+logger = logging.getLogger(__name__)
+
+QUEUE_POLICIES = ("spill", "drop_newest", "block")
+
+
+@dataclass
+class WorkerStats:
+    """Counters of one worker (read them any time; updated by the worker and the producer)."""
+
+    submitted: int = 0
+    analysed: int = 0
+    failed: int = 0
+    dropped: int = 0
+    spilled: int = 0
+    batches: int = 0
+    max_depth: int = 0
+    analysis_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as a plain dict (latencies summarised)."""
+        d = {k: v for k, v in self.__dict__.items() if k != "latencies"}
+        if self.latencies:
+            lat = sorted(self.latencies)
+            d["latency_p50_s"] = lat[len(lat) // 2]
+            d["latency_max_s"] = lat[-1]
+        return d
+
+
+class AnalysisWorker:
+    """Analyse :class:`FrameTask` items in a thread and emit one analysis run through a composer.
+
+    Parameters
+    ----------
+    composer
+        Builds and emits the analysis run's documents (owned by the worker thread from ``start``).
+    analyzer
+        ``analyzer(frames) -> list[DataFrame]``, one spot table per frame
+        (:class:`laue_live.analysis.FrameAnalyzer`).
+    queue_size
+        Frames waiting before the queue-full policy applies.
+    policy
+        ``"spill"`` (default), ``"drop_newest"`` or ``"block"``: see the module docstring.
+    block_timeout
+        Seconds ``submit`` may wait for room before the policy applies (s).
+    batch_size
+        Most frames analysed in one call (their cutouts go through the model together).
+    name
+        Thread name (for logs).
+    """
+
+    def __init__(self, composer: AnalysisRunComposer, analyzer: Callable, *, queue_size: int = 32,
+                 policy: str = "spill", block_timeout: float = 0.05, batch_size: int = 8,
+                 name: str = "laue-live-analysis") -> None:
+        if policy not in QUEUE_POLICIES:
+            raise ValueError(f"queue policy must be one of {QUEUE_POLICIES}, not {policy!r}")
+        if queue_size < 1 or batch_size < 1:
+            raise ValueError("queue_size and batch_size must be >= 1")
+        self.composer = composer
+        self.analyzer = analyzer
+        self.queue_size = queue_size
+        self.policy = policy
+        self.block_timeout = block_timeout
+        self.batch_size = batch_size
+        self.stats = WorkerStats()
+        self._items: collections.deque[FrameTask] = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._stop_args: tuple[str | None, str] = (None, "")
+        self._done = threading.Event()
+        self.stop_doc: dict | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # -- producer side (RunEngine thread): cheap, never raises ----------------------------------------
+    def submit(self, task: FrameTask) -> bool:
+        """Queue one frame; returns False if it was dropped by the ``drop_newest`` policy."""
+        with self._cond:
+            self.stats.submitted += 1
+            if self._closing:
+                logger.error("frame %d submitted after the run was closed; recorded as failed", task.frame)
+                task.source, task.error = None, "frame arrived after the run's stop document"
+            elif len(self._items) >= self.queue_size and task.error == "":
+                if self.policy == "block":
+                    while len(self._items) >= self.queue_size and self._thread.is_alive():
+                        self._cond.wait(0.5)
+                else:
+                    self._cond.wait_for(lambda: len(self._items) < self.queue_size, self.block_timeout)
+                    if len(self._items) >= self.queue_size:
+                        if self.policy == "drop_newest":
+                            self.stats.dropped += 1
+                            # Keep a tiny marker so that the frame shows up as dropped, not missing.
+                            task.source = None
+                            task.error = "dropped: analysis queue full (policy drop_newest)"
+                        else:
+                            self.stats.spilled += 1
+            self._items.append(task)
+            self.stats.max_depth = max(self.stats.max_depth, len(self._items))
+            self._cond.notify_all()
+        return not task.error.startswith("dropped")
+
+    def close(self, raw_exit_status: str | None = None, reason: str = "") -> None:
+        """No more frames: the worker analyses what is queued, then emits the stop document."""
+        with self._cond:
+            self._closing = True
+            self._stop_args = (raw_exit_status, reason)
+            self._cond.notify_all()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the stop document is emitted; True if it was within ``timeout`` seconds."""
+        return self._done.wait(timeout)
+
+    @property
+    def depth(self) -> int:
+        """Frames waiting in the queue."""
+        return len(self._items)
+
+    @property
+    def done(self) -> bool:
+        """True once the analysis run's stop document has been emitted."""
+        return self._done.is_set()
+
+    # -- worker thread -------------------------------------------------------------------------------
+    def _take(self) -> list[FrameTask] | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._items or self._closing)
+            if not self._items:
+                return None  # closing and drained
+            batch = [self._items.popleft() for _ in range(min(self.batch_size, len(self._items)))]
+            self._cond.notify_all()
+            return batch
+
+    def _run(self) -> None:
+        try:
+            self.composer.start()
+            while (batch := self._take()) is not None:
+                self.process(batch)
+        except Exception:  # a bug here must not leave the run without a stop document
+            logger.exception("analysis worker crashed; remaining frames recorded as failed")
+            with self._cond:
+                rest = list(self._items)
+                self._items.clear()
+            for t in rest:
+                self._emit_safely(t, None, 0.0, "analysis worker crashed")
+        finally:
+            try:
+                self.stop_doc = self.composer.stop(*self._stop_args)
+            except Exception:
+                logger.exception("could not emit the analysis run's stop document")
+            self._done.set()
+
+    def _emit_safely(self, task: FrameTask, spots, seconds: float, error: str) -> None:
+        try:
+            self.composer.frame(task.frame, spots, x=task.x, y=task.y, seconds=seconds, error=error,
+                                dropped=error.startswith("dropped"))
+        except Exception:
+            logger.exception("frame %d: could not emit its documents", task.frame)
+        self.stats.analysed = self.composer.frames_analysed
+        self.stats.failed = self.composer.frames_failed
+        self.stats.latencies.append(time.monotonic() - task.received)
+
+    def process(self, batch: list[FrameTask]) -> None:
+        """Load and analyse a batch of frames and emit their documents (also usable synchronously)."""
+        self.stats.batches += 1
+        loaded: list[tuple[FrameTask, Any]] = []
+        for task in batch:
+            if task.error:
+                self._emit_safely(task, None, 0.0, task.error)
+                continue
+            try:
+                loaded.append((task, task.load()))
+            except Exception as exc:
+                self._emit_safely(task, None, 0.0, f"{type(exc).__name__}: {exc}")
+        if not loaded:
+            return
+        t0 = time.perf_counter()
+        try:
+            tables = list(self.analyzer([f for _, f in loaded]))
+            if len(tables) != len(loaded):
+                raise RuntimeError(f"analyzer returned {len(tables)} tables for {len(loaded)} frames")
+        except Exception as exc:
+            if len(loaded) > 1:
+                # One bad frame must not fail its batch-mates: analyse them one by one.
+                logger.warning("batch of %d frames failed (%s); retrying frame by frame", len(loaded), exc)
+                for task, frame in loaded:
+                    self._analyse_one(task, frame)
+                return
+            task = loaded[0][0]
+            dt = time.perf_counter() - t0
+            self.stats.analysis_seconds += dt
+            logger.error("frame %d: analysis failed: %s", task.frame, exc, exc_info=True)
+            self._emit_safely(task, None, dt, f"{type(exc).__name__}: {exc}")
+            return
+        dt = time.perf_counter() - t0
+        self.stats.analysis_seconds += dt
+        per_frame = dt / len(loaded)  # a batch's time is shared evenly by its frames
+        for (task, _), table in zip(loaded, tables, strict=True):
+            self._emit_safely(task, table, per_frame, "")
+
+    def _analyse_one(self, task: FrameTask, frame) -> None:
+        t0 = time.perf_counter()
+        try:
+            (table,) = self.analyzer([frame])
+            error = ""
+        except Exception as exc:
+            logger.error("frame %d: analysis failed: %s", task.frame, exc, exc_info=True)
+            table, error = None, f"{type(exc).__name__}: {exc}"
+        dt = time.perf_counter() - t0
+        self.stats.analysis_seconds += dt
+        self._emit_safely(task, table, dt, error)

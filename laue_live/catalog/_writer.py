@@ -1,0 +1,418 @@
+"""Write analysis runs (Bluesky documents) into Tiled: TiledWriter for the run, batched appends for rows.
+
+Why not hand every document to ``TiledWriter``: it unpacks each ``event_page`` into one dict per
+row and rebuilds an Arrow table with ``Table.from_pylist``, and it writes when ``batch_size`` rows
+are cached rather than after a delay, so it either writes every frame (one ~35 ms request per
+frame: ~25k rows/s) or holds rows back until the stop document. Measured in
+``benchmarks/bench_tiled_sink.py``.
+
+So the run is written by ``bluesky_tiled_plugins.TiledWriter(normalizer=None)``: start, descriptors
+(the stream containers with their ``BlueskyEventStream``/``composite`` specs and data-key metadata)
+and stop. The rows of every scalar-valued stream (``frames``, ``spots``) are appended by this module
+directly into the node where TiledWriter keeps them, ``<run>/<stream>/internal``, an appendable SQL
+table with TiledWriter's columns (``seq_num``, ``time``, the data keys, ``ts_<key>``): readers,
+``run["spots"].read()`` and ``run.documents()`` see one ordinary TiledWriter run. Rows are
+coalesced across frames and appended by size (``max_rows``) or age (``max_delay_s``) on a
+background thread, so the caller never waits on HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from laue_live._errors import LaueLiveError
+
+__all__ = ["AnalysisWriter", "CatalogWriteError", "make_analysis_writer"]
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class CatalogWriteError(LaueLiveError, RuntimeError):
+    """Documents or rows could not be written into the catalog (raised at ``close``)."""
+
+
+@dataclass
+class _Flush:
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class _Stream:
+    """Pending and written rows of one event stream of one run."""
+
+    run_uid: str
+    name: str
+    data_keys: dict[str, dict]
+    batched: bool  # False: stream handed to TiledWriter unchanged (array-valued or external data)
+    chunks: list[dict[str, np.ndarray]] = field(default_factory=list)
+    chunk_frames: list[np.ndarray] = field(default_factory=list)
+    n_pending: int = 0
+    first_pending: float = 0.0
+    table: Any = None  # DataFrameClient once created
+    schema: Any = None
+    frames_seen: set[int] = field(default_factory=set)
+    frames_written: set[int] = field(default_factory=set)
+    retry: list[tuple[Any, np.ndarray, int]] = field(default_factory=list)  # (table, frames, attempts)
+    rows_written: int = 0
+
+
+def _dtype_of(key: str, data_key: dict, values) -> np.dtype | None:
+    dt = data_key.get("dtype_numpy")
+    if dt:
+        return np.dtype(dt)
+    if data_key.get("dtype") == "string":
+        return None
+    return None
+
+
+class AnalysisWriter:
+    """Document callback ``(name, doc)`` that writes runs into a Tiled container.
+
+    Use :func:`make_analysis_writer` to build one. Thread-safe to call from one producer thread;
+    the documents of one run must arrive in Bluesky order (start, descriptors, events, stop).
+
+    Parameters
+    ----------
+    container
+        Tiled container client (``CatalogOfBlueskyRuns``) that receives the runs.
+    max_rows
+        Append a stream's pending rows once this many have accumulated.
+    max_delay_s
+        Append pending rows at the latest this long (seconds) after the oldest arrived; bounds how
+        stale a query during the scan can be.
+    timestamps
+        Write TiledWriter's ``ts_<key>`` column per data key (needed by ``run.documents()``).
+    max_queue
+        Documents held before ``__call__`` blocks (back-pressure rather than loss).
+    max_attempts
+        Appends of one batch tried before it is given up (then spilled to ``spool_dir``).
+    spool_dir
+        Where batches that could not be appended are saved as Parquet (none are lost); default:
+        kept in memory, see :attr:`unwritten`.
+    """
+
+    def __init__(self, container, *, max_rows: int = 50_000, max_delay_s: float = 0.5,
+                 timestamps: bool = True, max_queue: int = 10_000, max_attempts: int = 3,
+                 spool_dir: str | Path | None = None) -> None:
+        from bluesky_tiled_plugins import TiledWriter
+
+        if max_rows < 1 or max_delay_s <= 0:
+            raise ValueError("max_rows must be >= 1 and max_delay_s > 0")
+        self.container = container
+        self.max_rows = int(max_rows)
+        self.max_delay_s = float(max_delay_s)
+        self.timestamps = timestamps
+        self.max_attempts = max_attempts
+        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
+        self._tw = TiledWriter(container, normalizer=None, batch_size=1)
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._streams: dict[str, _Stream] = {}  # descriptor uid -> stream
+        self._failed_runs: set[str] = set()
+        self._lock = threading.Lock()
+        self.errors: list[BaseException] = []
+        self.unwritten: list[Any] = []  # pyarrow tables given up on (when no spool_dir)
+        self.stats = {"documents": 0, "appends": 0, "rows_written": 0, "append_seconds": 0.0,
+                      "duplicates_skipped": 0, "errors": 0}
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="laue-live-tiled-writer", daemon=True)
+        self._thread.start()
+
+    # ----------------------------------------------------------------------------------- producer
+    def __call__(self, name: str, doc: dict) -> None:
+        """Enqueue one document; returns at once unless ``max_queue`` documents are pending."""
+        if self._closed:
+            raise CatalogWriteError("the analysis writer is closed")
+        self._queue.put((name, doc))
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Write everything enqueued so far; wait at most ``timeout`` s. True if done in time."""
+        if not self._thread.is_alive():
+            return not self._queue.qsize()
+        req = _Flush()
+        self._queue.put(req)
+        return req.done.wait(timeout)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Flush, stop the background thread, and raise :class:`CatalogWriteError` if anything failed.
+
+        Parameters
+        ----------
+        timeout
+            Bound in seconds on the final flush.
+        """
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise CatalogWriteError(f"the analysis writer did not finish within {timeout:.0f} s "
+                                    f"({self._queue.qsize()} documents still queued)")
+        if self.errors:
+            raise CatalogWriteError(
+                f"{len(self.errors)} error(s) while writing to Tiled; first: {self.errors[0]!r}"
+            ) from self.errors[0]
+
+    def __enter__(self) -> AnalysisWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def frames_written(self, run_uid: str, stream: str = "spots") -> set[int]:
+        """Frame numbers of ``run_uid`` whose rows of ``stream`` are confirmed in Tiled."""
+        with self._lock:
+            return {f for s in self._streams.values() if s.run_uid == run_uid and s.name == stream
+                    for f in s.frames_written}
+
+    def mark_written(self, run_uid: str, frames, stream: str = "spots") -> None:
+        """Declare ``frames`` of ``run_uid`` already in Tiled (e.g. on resume): their pages are skipped."""
+        with self._lock:
+            for s in self._streams.values():
+                if s.run_uid == run_uid and s.name == stream:
+                    s.frames_seen.update(int(f) for f in frames)
+                    s.frames_written.update(int(f) for f in frames)
+
+    # --------------------------------------------------------------------------------- consumer
+    def _run(self) -> None:
+        while True:
+            timeout = self._next_deadline()
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                self._flush_all(final=True)
+                return
+            if isinstance(item, _Flush):
+                self._flush_all()
+                item.done.set()
+                continue
+            if item is not None:
+                name, doc = item
+                self.stats["documents"] += 1
+                try:
+                    self._handle(name, doc)
+                except Exception as exc:  # noqa: BLE001 - recorded, counted, raised at close
+                    run = doc.get("uid") if name == "start" else doc.get("run_start")
+                    if name == "start" and run:
+                        self._failed_runs.add(run)
+                    self._error(f"cannot write {name} document", exc)
+            self._flush_due()
+
+    def _next_deadline(self) -> float | None:
+        pending = [s.first_pending for s in self._streams.values() if s.n_pending or s.retry]
+        if not pending:
+            return None
+        return max(0.0, min(pending) + self.max_delay_s - time.monotonic())
+
+    def _error(self, what: str, exc: BaseException) -> None:
+        self.stats["errors"] += 1
+        self.errors.append(exc)
+        logger.error("%s: %r", what, exc, exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None)
+
+    def _handle(self, name: str, doc: dict) -> None:
+        if name == "start":
+            self._tw(name, doc)
+        elif name == "descriptor":
+            if doc.get("run_start") in self._failed_runs:
+                return
+            self._tw(name, doc)
+            keys = doc.get("data_keys", {})
+            batched = all(not dk.get("shape") and "external" not in dk for dk in keys.values())
+            with self._lock:
+                self._streams[doc["uid"]] = _Stream(doc["run_start"], doc["name"], keys, batched)
+        elif name in ("event", "event_page"):
+            stream = self._streams.get(doc["descriptor"])
+            if stream is None:
+                raise KeyError(f"{name} for unknown descriptor {doc['descriptor']}")
+            if not stream.batched:
+                self._tw(name, doc)
+            else:
+                self._buffer(stream, doc if name == "event_page" else _pack(doc))
+        elif name == "stop":
+            run = doc["run_start"]
+            if run in self._failed_runs:
+                return
+            self._flush_all(run_uid=run, final=True)
+            for s in self._streams.values():
+                if s.run_uid == run and s.table is not None:
+                    try:
+                        s.table.close_stream()
+                    except Exception as exc:  # noqa: BLE001
+                        logger.debug("close_stream of %s/%s failed: %r", run, s.name, exc)
+            self._tw(name, doc)
+        else:  # stream_resource, stream_datum, resource, datum...: TiledWriter's business
+            self._tw(name, doc)
+
+    def _buffer(self, s: _Stream, page: dict) -> None:
+        data = page["data"]
+        n = len(page["seq_num"])
+        if n == 0:
+            return
+        cols: dict[str, np.ndarray] = {
+            "seq_num": np.asarray(page["seq_num"], dtype=np.int64),
+            "time": np.asarray(page["time"], dtype=np.float64),
+        }
+        for key, dk in s.data_keys.items():
+            if key in data:
+                cols[key] = np.asarray(data[key], dtype=_dtype_of(key, dk, data[key]))
+        if self.timestamps:
+            ts = page.get("timestamps", {})
+            for key in s.data_keys:
+                if key in data:
+                    cols[f"ts_{key}"] = np.asarray(ts.get(key, page["time"]), dtype=np.float64)
+        frames = np.asarray(cols["frame"]) if "frame" in cols else np.empty(0, np.int64)
+        if frames.size:
+            # Idempotent per (run, frame): a page re-sent for a frame already taken is dropped.
+            with self._lock:
+                seen = s.frames_seen
+                if seen:
+                    mask = ~np.isin(frames, np.fromiter(seen, dtype=np.int64, count=len(seen)))
+                    if not mask.all():
+                        self.stats["duplicates_skipped"] += int((~mask).sum())
+                        if not mask.any():
+                            return
+                        cols = {k: v[mask] for k, v in cols.items()}
+                        frames = frames[mask]
+                seen.update(np.unique(frames).tolist())
+        if not s.n_pending:
+            s.first_pending = time.monotonic()
+        s.chunks.append(cols)
+        s.chunk_frames.append(np.unique(frames))
+        s.n_pending += len(cols["seq_num"])
+        if s.n_pending >= self.max_rows:
+            self._flush_stream(s)
+
+    def _flush_due(self) -> None:
+        now = time.monotonic()
+        due = any((s.n_pending or s.retry) and now - s.first_pending >= self.max_delay_s
+                  for s in self._streams.values())
+        if due:  # one tick writes every stream with pending rows: fewer, fuller requests
+            self._flush_all()
+
+    def _flush_all(self, run_uid: str | None = None, final: bool = False) -> None:
+        for s in list(self._streams.values()):
+            if run_uid is None or s.run_uid == run_uid:
+                self._flush_stream(s, final=final)
+
+    def _make_table(self, s: _Stream):
+        import pyarrow as pa
+
+        chunks, s.chunks = s.chunks, []
+        frames = np.unique(np.concatenate(s.chunk_frames)) if s.chunk_frames else np.empty(0, np.int64)
+        s.chunk_frames, s.n_pending = [], 0
+        names = list(chunks[0])
+        arrays = {k: np.concatenate([c[k] for c in chunks if k in c]) for k in names}
+        if s.schema is None:
+            s.schema = pa.table(arrays).schema
+        return pa.table(arrays).cast(s.schema), frames
+
+    def _flush_stream(self, s: _Stream, final: bool = False) -> None:
+        if s.n_pending:
+            if s.run_uid in self._failed_runs:
+                s.chunks, s.chunk_frames, s.n_pending = [], [], 0
+                return
+            try:
+                s.retry.append((*self._make_table(s), 0))
+            except Exception as exc:  # noqa: BLE001 - malformed rows: recorded, not fatal
+                s.chunks, s.chunk_frames, s.n_pending = [], [], 0
+                self._error(f"cannot build the {s.name} table of run {s.run_uid}", exc)
+                return
+        attempts_left = self.max_attempts if final else 1
+        while s.retry and attempts_left:
+            table, frames, attempts = s.retry[0]
+            try:
+                self._append(s, table)
+            except Exception as exc:  # noqa: BLE001
+                attempts += 1
+                self._error(f"append of {table.num_rows} {s.name} rows of run {s.run_uid} failed "
+                            f"(attempt {attempts})", exc)
+                if attempts >= self.max_attempts:
+                    s.retry.pop(0)
+                    self._give_up(s, table)
+                else:
+                    s.retry[0] = (table, frames, attempts)
+                    s.first_pending = time.monotonic()
+                    attempts_left -= 1
+                continue
+            s.retry.pop(0)
+            with self._lock:
+                s.frames_written.update(frames.tolist())
+                s.rows_written += table.num_rows
+
+    def _append(self, s: _Stream, table) -> None:
+        t0 = time.perf_counter()
+        if s.table is None:
+            s.table = self._create_table(s, table.schema)
+        s.table.append_partition(0, table)
+        self.stats["appends"] += 1
+        self.stats["rows_written"] += table.num_rows
+        self.stats["append_seconds"] += time.perf_counter() - t0
+
+    def _create_table(self, s: _Stream, schema):
+        run = self.container[s.run_uid]
+        node = run[s.name]
+        node = getattr(node, "base", node)  # the composite stream client -> its plain container
+        try:
+            return node["internal"]
+        except KeyError:
+            pass
+        metadata = {k: v for k, v in s.data_keys.items() if k in schema.names}
+        return node.create_appendable_table(schema, key="internal", metadata=metadata)
+
+    def _give_up(self, s: _Stream, table) -> None:
+        if self.spool_dir is not None:
+            import pyarrow.parquet as pq
+
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            path = self.spool_dir / f"{s.run_uid}-{s.name}-{time.time_ns()}.parquet"
+            pq.write_table(table, path)
+            logger.error("saved %d unwritten %s rows of run %s to %s", table.num_rows, s.name,
+                         s.run_uid, path)
+        else:
+            self.unwritten.append(table)
+
+
+def _pack(event: dict) -> dict:
+    """Pack an event as a one-row event page (columns of length 1)."""
+    return {"descriptor": event["descriptor"], "seq_num": [event["seq_num"]], "time": [event["time"]],
+            "data": {k: [v] for k, v in event["data"].items()},
+            "timestamps": {k: [v] for k, v in event.get("timestamps", {}).items()}}
+
+
+def make_analysis_writer(client_or_container, *, max_rows: int = 50_000, max_delay_s: float = 0.5,
+                         **kwargs) -> Callable[[str, dict], None]:
+    """Build a document callback that writes analysis runs into Tiled, batched, off the caller's thread.
+
+    Parameters
+    ----------
+    client_or_container
+        A :class:`~laue_live.catalog.Catalog` (its ``analysis`` container is used) or any Tiled
+        container client.
+    max_rows
+        Rows per append at most before a stream is written (size trigger).
+    max_delay_s
+        Seconds a row may wait before it is written (time trigger): a query during the scan sees
+        the frames done up to ~``max_delay_s`` + one request (~35 ms) ago.
+    **kwargs
+        Passed to :class:`AnalysisWriter` (``timestamps``, ``max_queue``, ``spool_dir`` ...).
+
+    Returns
+    -------
+    AnalysisWriter
+        Call it with ``(name, doc)``; ``flush()`` and ``close()`` are bounded; ``close()`` raises
+        :class:`CatalogWriteError` if anything failed.
+    """
+    container = getattr(client_or_container, "analysis", client_or_container)
+    return AnalysisWriter(container, max_rows=max_rows, max_delay_s=max_delay_s, **kwargs)

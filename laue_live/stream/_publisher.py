@@ -1,0 +1,320 @@
+"""Publishers that never block their caller: the spot-table publisher and a safe document publisher.
+
+Both use an XPUB socket, so that they see subscriptions arrive (:meth:`wait_for_subscribers` is a
+readiness handshake that replaces "sleep and hope" for PUB/SUB slow joiners), send with
+``NOBLOCK`` and count what they had to drop when a subscriber's queue (high-water mark) was full.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from laue_live._errors import WireError
+from laue_live.stream._address import (
+    LOOPBACK,
+    CurveClient,
+    CurveServer,
+    apply_curve_client,
+    apply_curve_server,
+    bound_address,
+    normalize_address,
+)
+from laue_live.stream._codec import (
+    TOPIC_DOC,
+    TOPIC_HELLO,
+    TOPIC_STATUS,
+    dumps,
+    encode_message,
+    encode_spot_table,
+)
+
+__all__ = ["SpotPublisher", "DocumentPublisher"]
+
+logger = logging.getLogger(__name__)
+
+
+class _XPub:
+    """An XPUB socket with drop counting and subscription tracking (one thread at a time)."""
+
+    def __init__(self, *, hwm: int, nodrop: bool):
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.XPUB)
+        self._socket.setsockopt(zmq.SNDHWM, int(hwm))
+        self._socket.setsockopt(zmq.LINGER, 0)
+        # Every subscribe/unsubscribe reaches us (not only the first per topic): we count subscribers.
+        self._socket.setsockopt(zmq.XPUB_VERBOSER, 1)
+        # With NODROP a full subscriber queue makes send() raise EAGAIN, which we count as a drop;
+        # without it libzmq drops silently and nobody can tell.
+        self._socket.setsockopt(zmq.XPUB_NODROP, 1 if nodrop else 0)
+        self._auth = None
+        self._lock = threading.Lock()  # 0MQ sockets are not thread-safe; callers may be
+        self.sent = 0
+        self.dropped = 0
+        self.subscriptions = 0
+        self.closed = False
+
+    def _drain_subscriptions(self, timeout_ms: int = 0) -> int:
+        seen = 0
+        while self._socket.poll(timeout_ms, zmq.POLLIN):
+            event = self._socket.recv(zmq.NOBLOCK)
+            if event[:1] == b"\x01" and event[1:].startswith(self._count_topic):
+                self.subscriptions += 1
+                seen += 1
+            elif event[:1] == b"\x00" and event[1:].startswith(self._count_topic):
+                self.subscriptions = max(0, self.subscriptions - 1)
+            timeout_ms = 0
+        return seen
+
+    def _send(self, frame: bytes) -> bool:
+        with self._lock:
+            if self.closed:
+                return False
+            self._drain_subscriptions()
+            try:
+                self._socket.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
+            except zmq.Again:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    logger.warning("%s: a subscriber is not keeping up, %d message(s) dropped so far",
+                                   type(self).__name__, self.dropped)
+                return False
+            self.sent += 1
+            return True
+
+    def wait_for_subscribers(self, n: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until ``n`` subscribers have subscribed (bounded wait).
+
+        Parameters
+        ----------
+        n
+            Number of subscribers to wait for.
+        timeout
+            Longest wait, in seconds.
+
+        Returns
+        -------
+        bool
+            Whether ``n`` subscribers are there.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                self._drain_subscriptions()
+                if self.subscriptions >= n:
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._lock:
+                self._socket.poll(int(min(left, 0.05) * 1000) + 1, zmq.POLLIN)
+
+    def close(self) -> None:
+        """Close the socket (pending messages are discarded: LINGER 0)."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._socket.close(linger=0)
+            if self._auth is not None:
+                self._auth.stop()
+            self._context.term()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SpotPublisher(_XPub):
+    """Publish each analysed frame's spot table, and the analysis run's documents, on a PUB socket.
+
+    A sink ``callable(name, doc)`` for the analysis run's documents (the live callback's output).
+    For every ``spots`` event page (one per frame) it sends a :data:`~laue_live.stream.TOPIC_SPOTS`
+    message with the table as typed column buffers; every document also goes out on
+    :data:`~laue_live.stream.TOPIC_DOC`. Sending never blocks: when a subscriber's queue holds
+    ``hwm`` messages, the message is dropped and counted (:attr:`dropped`); Tiled keeps everything.
+
+    Parameters
+    ----------
+    address
+        ``"host:port"`` to bind; port 0 picks a free one (see :attr:`address`). Loopback by default.
+    hwm
+        High-water mark: messages queued per subscriber before dropping.
+    curve
+        CURVE server keys (encryption and optional client allow-list); ``None`` for plain TCP.
+    nodrop
+        ``True`` (default): a full subscriber queue makes the message count as dropped (for every
+        subscriber); ``False``: libzmq drops silently per subscriber (subscribers still see gaps in
+        ``seq``).
+    publish_documents
+        Also publish every analysis document on ``laue.doc``.
+    """
+
+    def __init__(self, address: str = f"{LOOPBACK}:0", *, hwm: int = 1000, curve: CurveServer | None = None,
+                 nodrop: bool = True, publish_documents: bool = True):
+        super().__init__(hwm=hwm, nodrop=nodrop)
+        self._count_topic = TOPIC_HELLO
+        try:
+            self._auth = apply_curve_server(self._socket, curve)
+            self._socket.setsockopt(zmq.XPUB_WELCOME_MSG, encode_message(
+                TOPIC_HELLO, "hello", {"publisher": "laue_live.SpotPublisher", "curve": curve is not None}))
+            self._socket.bind(normalize_address(address, bind=True))
+        except Exception:
+            self.close()
+            raise
+        self.address = bound_address(self._socket)
+        self.publish_documents = publish_documents
+        self.seq = 0
+        self.tables = 0
+        self._run: dict[str, Any] = {}
+        self._streams: dict[str, str] = {}
+        self._frames_sent: set[int] = set()
+        logger.info("spot publisher on %s (CURVE %s, HWM %d)", self.address,
+                    "on" if curve is not None else "off", hwm)
+
+    def __repr__(self) -> str:
+        return f"SpotPublisher({self.address!r}, sent={self.sent}, dropped={self.dropped})"
+
+    # ----------------------------------------------------------------------------------- sink API
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        """Consume one analysis document; never raises for a subscriber's sake, never blocks."""
+        if self.closed:
+            return
+        if name == "start":
+            self._start(doc)
+        elif name == "descriptor":
+            self._streams[doc["uid"]] = doc.get("name", "")
+        elif name == "event_page":
+            self._event_page(doc)
+        elif name == "event":
+            self._event_page({"descriptor": doc["descriptor"],
+                              "data": {k: [v] for k, v in doc["data"].items()}})
+        if self.publish_documents:
+            try:
+                self._send(encode_message(TOPIC_DOC, name, {"doc": doc}))
+            except WireError:
+                logger.exception("cannot encode the %s document for 0MQ; skipped", name)
+        if name == "stop":
+            self._run, self._streams, self._frames_sent = {}, {}, set()
+
+    def _start(self, doc: dict[str, Any]) -> None:
+        keep = ("uid", "raw_uid", "scan_id", "plan_name", "shape", "raw_shape", "scan_shape", "model",
+                "method", "sample", "snaking", "extents")
+        self._run = {k: doc[k] for k in keep if k in doc and doc[k] is not None}
+        self._streams, self._frames_sent = {}, set()
+
+    def _event_page(self, page: dict[str, Any]) -> None:
+        stream = self._streams.get(page.get("descriptor", ""))
+        data = page.get("data", {})
+        if stream == "spots":
+            frames = np.asarray(data.get("frame", []))
+            if frames.size == 0:
+                return
+            # One page is one frame by contract; split anyway, in order, in case a page holds several.
+            for frame in dict.fromkeys(frames.tolist()):
+                rows = frames == frame
+                table = {k: np.asarray(v)[rows] for k, v in data.items()}
+                self.publish_table(table, frame=int(frame))
+        elif stream == "frames":
+            # A frame without spots has no spots page: send its (empty) table so that subscribers
+            # still get exactly one table per frame.
+            for i, frame in enumerate(np.asarray(data.get("frame", [])).tolist()):
+                if int(frame) not in self._frames_sent and int(np.asarray(data.get("n_spots", [1]))[i]) == 0:
+                    self.publish_table(self._empty_table(), frame=int(frame))
+
+    @staticmethod
+    def _empty_table() -> dict[str, np.ndarray]:
+        from laue_live._schema import SPOT_COLUMNS
+
+        return {c.name: np.empty(0, dtype=c.dtype) for c in SPOT_COLUMNS}
+
+    # ------------------------------------------------------------------------------- direct API
+    def publish_table(self, table, *, frame: int, run: dict[str, Any] | None = None) -> bool:
+        """Publish one frame's spot table (DataFrame or mapping column -> array) now.
+
+        Returns
+        -------
+        bool
+            ``False`` if it was dropped (a subscriber queue full) or could not be encoded.
+        """
+        self.seq += 1
+        self.tables += 1
+        self._frames_sent.add(int(frame))
+        try:
+            message = encode_spot_table(table, frame=frame, seq=self.seq, run=run or self._run)
+        except WireError:
+            logger.exception("frame %s: spot table cannot be encoded; not published", frame)
+            return False
+        return self._send(message)
+
+    def publish_status(self, status: dict[str, Any]) -> bool:
+        """Publish a state report on ``laue.status`` (frames/s, queue depth, dropped counts, ...)."""
+        return self._send(encode_message(TOPIC_STATUS, "status", {"status": status}))
+
+    def stats(self) -> dict[str, int]:
+        """Counters: ``sent``, ``dropped`` messages, ``tables`` published, current ``subscribers``."""
+        with self._lock:
+            if not self.closed:
+                self._drain_subscriptions()
+        return {"sent": self.sent, "dropped": self.dropped, "tables": self.tables,
+                "subscribers": self.subscriptions}
+
+
+class DocumentPublisher(_XPub):
+    """A safe, non-blocking stand-in for :class:`bluesky.callbacks.zmq.Publisher` (RunEngine side).
+
+    Connects to a proxy's input (:class:`~laue_live.stream.SafeProxy` or ``bluesky-0MQ-proxy``) and
+    sends ``prefix b" " name b" " msgpack`` frames with :func:`~laue_live.stream.dumps`, never
+    pickle. Unlike bluesky's Publisher it does not deep-copy documents (msgpack encodes them at
+    once) and never blocks the RunEngine: when the queue is full the document is dropped and
+    counted. Through an XSUB/XPUB proxy (:class:`~laue_live.stream.SafeProxy`) the subscriptions of
+    downstream consumers reach it, so :meth:`wait_for_subscribers` tells when the analysis service
+    is listening, before the first run starts.
+
+    Parameters
+    ----------
+    address
+        ``"host:port"`` of the proxy input.
+    prefix
+        bluesky's prefix (no spaces); subscribers can filter on it.
+    hwm
+        Documents queued before dropping (the RunEngine's documents are small unless frames are inline).
+    curve
+        CURVE client keys, when the proxy input is a CURVE server.
+    nodrop
+        See :class:`SpotPublisher`.
+    """
+
+    def __init__(self, address: str, *, prefix: bytes = b"", hwm: int = 10000,
+                 curve: CurveClient | None = None, nodrop: bool = True):
+        if b" " in prefix:
+            raise ValueError(f"prefix {prefix!r} may not contain b' '")
+        super().__init__(hwm=hwm, nodrop=nodrop)
+        self._count_topic = prefix
+        self._prefix = bytes(prefix)
+        try:
+            apply_curve_client(self._socket, curve)
+            self._socket.connect(normalize_address(address, bind=False))
+        except Exception:
+            self.close()
+            raise
+        self.address = address
+
+    def __repr__(self) -> str:
+        return f"DocumentPublisher({self.address!r}, sent={self.sent}, dropped={self.dropped})"
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        """Send one document; an unencodable document is logged and skipped, never raised."""
+        try:
+            frame = b" ".join((self._prefix, name.encode(), dumps(doc)))
+        except WireError:
+            logger.exception("cannot encode the %s document for 0MQ; skipped", name)
+            return
+        self._send(frame)

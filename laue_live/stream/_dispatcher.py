@@ -60,6 +60,7 @@ class SafeRemoteDispatcher(Dispatcher):
         self.poll_interval = poll_interval
         self.on_idle = on_idle
         self._stop = threading.Event()
+        self._running = False
         self.closed = False
         self.received = 0
         self.rejected = 0
@@ -114,6 +115,7 @@ class SafeRemoteDispatcher(Dispatcher):
         """Receive and dispatch documents until :meth:`stop` is called (blocks)."""
         if self.closed:
             raise RuntimeError("this SafeRemoteDispatcher was stopped; create a new one")
+        self._running = True
         try:
             while not self._stop.is_set():
                 if not self.poll_once(self.poll_interval) and self.on_idle is not None:
@@ -128,8 +130,13 @@ class SafeRemoteDispatcher(Dispatcher):
         return thread
 
     def stop(self) -> None:
-        """Ask :meth:`start` to return (thread- and signal-safe); it closes the socket on the way out."""
+        """Ask :meth:`start` to return (thread- and signal-safe); it closes the socket on the way out.
+
+        If :meth:`start` is not running, the socket is closed at once.
+        """
         self._stop.set()
+        if not self._running:
+            self._close()
 
     def _close(self) -> None:
         if self.closed:

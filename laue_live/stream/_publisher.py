@@ -39,6 +39,10 @@ __all__ = ["SpotPublisher", "DocumentPublisher"]
 logger = logging.getLogger(__name__)
 
 
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class _XPub:
     """An XPUB socket with drop counting and subscription tracking (one thread at a time)."""
 
@@ -175,7 +179,7 @@ class SpotPublisher(_XPub):
         self.tables = 0
         self._run: dict[str, Any] = {}
         self._streams: dict[str, str] = {}
-        self._frames_sent: set[int] = set()
+        self._held: dict[int, dict[str, np.ndarray]] = {}
         logger.info("spot publisher on %s (CURVE %s, HWM %d)", self.address,
                     "on" if curve is not None else "off", hwm)
 
@@ -196,38 +200,47 @@ class SpotPublisher(_XPub):
         elif name == "event":
             self._event_page({"descriptor": doc["descriptor"],
                               "data": {k: [v] for k, v in doc["data"].items()}})
+        elif name == "stop":
+            self._flush_held()
         if self.publish_documents:
             try:
                 self._send(encode_message(TOPIC_DOC, name, {"doc": doc}))
             except WireError:
                 logger.exception("cannot encode the %s document for 0MQ; skipped", name)
         if name == "stop":
-            self._run, self._streams, self._frames_sent = {}, {}, set()
+            self._run, self._streams = {}, {}
 
     def _start(self, doc: dict[str, Any]) -> None:
         keep = ("uid", "raw_uid", "scan_id", "plan_name", "shape", "raw_shape", "scan_shape", "model",
                 "method", "sample", "snaking", "extents")
         self._run = {k: doc[k] for k in keep if k in doc and doc[k] is not None}
-        self._streams, self._frames_sent = {}, set()
+        self._flush_held()
+        self._streams = {}
 
     def _event_page(self, page: dict[str, Any]) -> None:
         stream = self._streams.get(page.get("descriptor", ""))
         data = page.get("data", {})
         if stream == "spots":
+            # Held until the frame's summary event, which the analysis emits right after its spot
+            # page: the table then goes out with its summary (position, counts, failure) in the header.
             frames = np.asarray(data.get("frame", []))
-            if frames.size == 0:
-                return
-            # One page is one frame by contract; split anyway, in order, in case a page holds several.
             for frame in dict.fromkeys(frames.tolist()):
                 rows = frames == frame
-                table = {k: np.asarray(v)[rows] for k, v in data.items()}
-                self.publish_table(table, frame=int(frame))
+                self._held[int(frame)] = {k: np.asarray(v)[rows] for k, v in data.items()}
         elif stream == "frames":
-            # A frame without spots has no spots page: send its (empty) table so that subscribers
-            # still get exactly one table per frame.
+            keys = list(data)
             for i, frame in enumerate(np.asarray(data.get("frame", [])).tolist()):
-                if int(frame) not in self._frames_sent and int(np.asarray(data.get("n_spots", [1]))[i]) == 0:
-                    self.publish_table(self._empty_table(), frame=int(frame))
+                summary = {k: _plain(data[k][i]) for k in keys}
+                table = self._held.pop(int(frame), None)
+                # A frame without spots (or a failed one) has no spot page: it gets an empty table,
+                # so that subscribers see exactly one table per frame.
+                self.publish_table(self._empty_table() if table is None else table, frame=int(frame),
+                                   summary=summary)
+
+    def _flush_held(self) -> None:
+        for frame in sorted(self._held):
+            self.publish_table(self._held[frame], frame=frame)
+        self._held.clear()
 
     @staticmethod
     def _empty_table() -> dict[str, np.ndarray]:
@@ -236,8 +249,12 @@ class SpotPublisher(_XPub):
         return {c.name: np.empty(0, dtype=c.dtype) for c in SPOT_COLUMNS}
 
     # ------------------------------------------------------------------------------- direct API
-    def publish_table(self, table, *, frame: int, run: dict[str, Any] | None = None) -> bool:
+    def publish_table(self, table, *, frame: int, run: dict[str, Any] | None = None,
+                      summary: dict[str, Any] | None = None) -> bool:
         """Publish one frame's spot table (DataFrame or mapping column -> array) now.
+
+        ``summary`` is the frame's per-frame row (:data:`laue_live._schema.FRAME_COLUMNS`), sent in
+        the header.
 
         Returns
         -------
@@ -246,9 +263,9 @@ class SpotPublisher(_XPub):
         """
         self.seq += 1
         self.tables += 1
-        self._frames_sent.add(int(frame))
         try:
-            message = encode_spot_table(table, frame=frame, seq=self.seq, run=run or self._run)
+            message = encode_spot_table(table, frame=frame, seq=self.seq, run=run or self._run,
+                                        extra={"summary": summary} if summary else None)
         except WireError:
             logger.exception("frame %s: spot table cannot be encoded; not published", frame)
             return False

@@ -140,6 +140,7 @@ def test_analysis_documents_become_tables_one_per_frame(spot_table_factory):
     assert [(f.frame, len(f.table)) for f in got] == [(0, 4), (1, 0), (2, 2)]
     assert all(f.run["raw_uid"] == "raw-1" and f.run["shape"] == [1, 3] for f in got)
     assert got[0].run["method"] == "fit"  # completed from the start document
+    assert [f.header["summary"]["n_spots"] for f in got] == [4, 0, 2]  # the frame's summary rides along
 
 
 def test_curve_encrypts_and_admits_only_listed_clients(curve_certs, spot_table_factory):

@@ -1,0 +1,49 @@
+"""The Laue frame simulator: physics-based spot lists, rendered frames with ground truth, sample
+models for raster scans, and a simulated ophyd detector and stage.
+
+Used by the tests, the demo and CNN training; the service code never imports it. The ophyd
+pieces (:class:`SimLaueDetector`, :func:`make_sim_stage`) are imported lazily so that the science
+part stays free of ecosystem imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from laue_live._calibration import BM32_CALIBRATION, Calibration, read_det
+from laue_live.sim._cutouts import render_spot_cutouts
+from laue_live.sim._geometry import pixel_to_angles, project_to_detector, random_rotation, rotation_matrix
+from laue_live.sim._materials import MATERIALS, Material, get_material
+from laue_live.sim._render import SATURATION, RenderConfig, RenderedFrame, render_frame
+from laue_live.sim._samples import BentCrystal, Grain, Polycrystal, Sample, SingleCrystal
+from laue_live.sim._shapes import SHAPE_MIX_PRESETS, SHAPES
+from laue_live.sim._spots import bm32_spectrum, simulate_spots
+from laue_live.sim._truth import STORED_TRUTH_COLUMNS, read_ground_truth
+
+__all__ = [
+    "BM32_CALIBRATION", "Calibration", "read_det",
+    "MATERIALS", "Material", "get_material",
+    "simulate_spots", "bm32_spectrum", "project_to_detector", "pixel_to_angles", "rotation_matrix",
+    "random_rotation",
+    "SHAPES", "SHAPE_MIX_PRESETS", "RenderConfig", "RenderedFrame", "render_frame", "SATURATION",
+    "render_spot_cutouts",
+    "Sample", "Grain", "SingleCrystal", "BentCrystal", "Polycrystal",
+    "STORED_TRUTH_COLUMNS", "read_ground_truth",
+    "SimLaueDetector", "make_sim_stage",
+]
+
+_LAZY = {"SimLaueDetector": "laue_live.sim._detector", "make_sim_stage": "laue_live.sim._detector"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'laue_live.sim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from laue_live.sim._detector import SimLaueDetector, make_sim_stage  # noqa: F401

@@ -10,28 +10,72 @@ from laue_live.catalog._client import (
     ensure_container,
     open_catalog,
 )
-from laue_live.catalog._server import LocalTiledServer, find_running_server, free_port, init_catalog
+from laue_live.catalog._plot import plot_quality_map
+from laue_live.catalog._query import (
+    find_runs,
+    frame_summary,
+    get_raw_run,
+    get_run,
+    get_spot_table,
+    list_analysis_runs,
+    quality_map,
+    raster_geometry,
+    runs_query,
+    search_runs,
+)
+from laue_live.catalog._server import (
+    LocalTiledServer,
+    find_running_server,
+    free_port,
+    init_catalog,
+    write_server_config,
+)
 from laue_live.catalog._settings import CatalogSettings, generate_api_key, redact
-from laue_live.catalog._synthetic import analysis_data_keys, random_spot_table, synthetic_analysis_documents
+from laue_live.catalog._source import CatalogCutoutSource, image_array, read_frames
+from laue_live.catalog._synthetic import (
+    analysis_data_keys,
+    random_spot_table,
+    synthetic_analysis_documents,
+)
 from laue_live.catalog._writer import AnalysisWriter, CatalogWriteError, make_analysis_writer
 
 __all__ = [
-    "BLUESKY_CATALOG_SPEC",
-    "Catalog",
-    "catalog_session",
-    "ensure_container",
-    "open_catalog",
-    "LocalTiledServer",
-    "find_running_server",
-    "free_port",
-    "init_catalog",
+    # settings and connection
     "CatalogSettings",
     "generate_api_key",
     "redact",
-    "analysis_data_keys",
-    "random_spot_table",
-    "synthetic_analysis_documents",
+    "Catalog",
+    "open_catalog",
+    "catalog_session",
+    "ensure_container",
+    "BLUESKY_CATALOG_SPEC",
+    # embedded server
+    "LocalTiledServer",
+    "init_catalog",
+    "find_running_server",
+    "free_port",
+    "write_server_config",
+    # writing
     "AnalysisWriter",
     "CatalogWriteError",
     "make_analysis_writer",
+    "analysis_data_keys",
+    "random_spot_table",
+    "synthetic_analysis_documents",
+    # queries
+    "runs_query",
+    "search_runs",
+    "find_runs",
+    "list_analysis_runs",
+    "get_run",
+    "get_raw_run",
+    "get_spot_table",
+    "frame_summary",
+    "raster_geometry",
+    "quality_map",
+    "plot_quality_map",
+    # training
+    "CatalogCutoutSource",
+    "read_frames",
+    "image_array",
 ]

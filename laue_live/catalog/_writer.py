@@ -67,13 +67,13 @@ class _Stream:
     rows_written: int = 0
 
 
-def _dtype_of(key: str, data_key: dict, values) -> np.dtype | None:
+def _dtype_of(data_key: dict) -> np.dtype | None:
+    """Return the numpy dtype declared for a data key; None (let numpy infer) for strings and objects."""
     dt = data_key.get("dtype_numpy")
-    if dt:
-        return np.dtype(dt)
-    if data_key.get("dtype") == "string":
-        return None
-    return None
+    if not dt or data_key.get("dtype") == "string":
+        return None  # "<U0" and the like would truncate every string
+    dt = np.dtype(dt)
+    return None if dt.kind in "USO" else dt
 
 
 class AnalysisWriter:
@@ -92,7 +92,11 @@ class AnalysisWriter:
         Append pending rows at the latest this long (seconds) after the oldest arrived; bounds how
         stale a query during the scan can be.
     timestamps
-        Write TiledWriter's ``ts_<key>`` column per data key (needed by ``run.documents()``).
+        Streams that get TiledWriter's ``ts_<key>`` column per data key: ``True`` for all (then
+        ``run.documents()`` works for every stream), ``False`` for none, or stream names. Default
+        ``("frames",)``: the spot table goes without them, because 24 float64 timestamp columns
+        triple the bytes per spot row and cut the append rate by half or more
+        (``benchmarks/bench_tiled_sink.py``); a spot's time is its frame's, in ``frames``.
     max_queue
         Documents held before ``__call__`` blocks (back-pressure rather than loss).
     max_attempts
@@ -103,7 +107,8 @@ class AnalysisWriter:
     """
 
     def __init__(self, container, *, max_rows: int = 50_000, max_delay_s: float = 0.5,
-                 timestamps: bool = True, max_queue: int = 10_000, max_attempts: int = 3,
+                 timestamps: bool | tuple[str, ...] = ("frames",), max_queue: int = 10_000,
+                 max_attempts: int = 3,
                  spool_dir: str | Path | None = None) -> None:
         from bluesky_tiled_plugins import TiledWriter
 
@@ -266,8 +271,8 @@ class AnalysisWriter:
         }
         for key, dk in s.data_keys.items():
             if key in data:
-                cols[key] = np.asarray(data[key], dtype=_dtype_of(key, dk, data[key]))
-        if self.timestamps:
+                cols[key] = np.asarray(data[key], dtype=_dtype_of(dk))
+        if self.timestamps is True or (self.timestamps and s.name in self.timestamps):
             ts = page.get("timestamps", {})
             for key in s.data_keys:
                 if key in data:

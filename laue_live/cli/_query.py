@@ -1,0 +1,190 @@
+"""``laue-live query runs|spots|summary|map``: read analysis results back from the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from laue_live.cli._app import app
+
+query_app = typer.Typer(
+    help=(
+        "Query the catalog: list analysed runs, read spot tables and per-frame summaries, draw the "
+        "quality map of a raster scan. RUN is a uid, a uid prefix, a scan id or -1 (latest). The "
+        "catalog is the embedded one (a running `laue-live catalog serve`, else one started for the "
+        "query) unless LAUE_LIVE_TILED_URI / --uri names another server."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(query_app, name="query")
+
+
+@query_app.callback()
+def _connection(
+    ctx: typer.Context,
+    uri: str = typer.Option(None, help="Tiled server URI (env LAUE_LIVE_TILED_URI)."),
+    settings_file: Path = typer.Option(None, "--settings", help="YAML/TOML catalog settings file."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Data directory of the embedded server."),
+) -> None:
+    from laue_live.cli._catalog import load_settings
+
+    ctx.obj = load_settings(uri, settings_file, data_dir)
+
+
+def _session(ctx: typer.Context):
+    from laue_live.catalog import catalog_session
+
+    return catalog_session(ctx.obj)
+
+
+def _write(df, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        df.to_parquet(out, index=False)
+    elif out.suffix in (".csv", ".txt"):
+        df.to_csv(out, index=False)
+    else:
+        typer.echo(f"error: {out}: use a .csv or .parquet file name", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"wrote {len(df)} rows to {out}")
+
+
+def _show(df, head: int) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 14):
+        typer.echo(df.head(head).to_string(index=False) if len(df) else "(no rows)")
+    if len(df) > head:
+        typer.echo(f"... {len(df)} rows in all")
+
+
+def _run(cat, run_id: str):
+    from laue_live.catalog import get_run
+
+    try:
+        return get_run(cat, run_id)
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(1) from None
+
+
+@query_app.command("runs")
+def runs(
+    ctx: typer.Context,
+    sample: str = typer.Option(None, help="Only runs of this sample (start.sample)."),
+    material: str = typer.Option(None, help="Only runs of this material (start.material)."),
+    since: str = typer.Option(None, help="Started at or after this date/time (ISO, local time)."),
+    until: str = typer.Option(None, help="Started before this date/time (ISO, local time)."),
+    raw_uid: str = typer.Option(None, "--raw-uid", help="Only analyses of this raw run."),
+    raw: bool = typer.Option(False, "--raw", help="List raw runs instead of analysis runs."),
+    limit: int = typer.Option(50, help="At most this many runs, newest first."),
+    out: Path = typer.Option(None, help="Also write the list to this .csv or .parquet file."),
+) -> None:
+    """List analysis (or raw) runs, newest first, filtered by sample, material, dates, raw run."""
+    from laue_live._errors import SettingsError
+    from laue_live.catalog import find_runs
+
+    with _session(ctx) as cat:
+        try:
+            df = find_runs(cat, where="raw" if raw else "analysis", limit=limit, sample=sample,
+                           material=material, since=since, until=until, raw_uid=raw_uid)
+        except SettingsError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    df = df.dropna(axis=1, how="all")
+    _show(df, limit)
+    if out:
+        _write(df, out)
+
+
+def _frames(text: str | None):
+    if text is None:
+        return None
+    try:
+        if ":" in text:
+            lo, hi = text.split(":", 1)
+            return int(lo), int(hi)
+        return int(text)
+    except ValueError:
+        typer.echo(f"error: --frames {text!r}: use I or I:J (inclusive)", err=True)
+        raise typer.Exit(2) from None
+
+
+@query_app.command("spots")
+def spots(
+    ctx: typer.Context,
+    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or -1 (latest)."),
+    frames: str = typer.Option(None, help="Frame I or frames I:J (inclusive, 0-based)."),
+    good_only: bool = typer.Option(False, "--good-only", help="Only good spots (Sim > 0.5, |Pos-s| <= 0.9)."),
+    columns: str = typer.Option(None, help="Comma-separated spot-table columns (default all)."),
+    out: Path = typer.Option(None, help="Write the table to this .csv or .parquet file."),
+    head: int = typer.Option(20, help="Rows to print."),
+) -> None:
+    """Print (and save) the spot table of an analysis run: all frames, a range, or good spots only."""
+    from laue_live.catalog import get_spot_table
+
+    cols = [c.strip() for c in columns.split(",")] if columns else None
+    with _session(ctx) as cat:
+        r = _run(cat, run)
+        try:
+            df = get_spot_table(r, frames=_frames(frames), good_only=good_only, columns=cols)
+        except KeyError as exc:
+            typer.echo(f"error: {exc.args[0]}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"run {r.metadata['start']['uid']}: {len(df)} spots in {df['frame'].nunique()} frame(s)")
+    _show(df, head)
+    if out:
+        _write(df, out)
+
+
+@query_app.command("summary")
+def summary(
+    ctx: typer.Context,
+    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or -1 (latest)."),
+    out: Path = typer.Option(None, help="Write the summary to this .csv or .parquet file."),
+    head: int = typer.Option(20, help="Rows to print."),
+) -> None:
+    """Print (and save) the per-frame summary: position, spots, good spots, mean Sim, time, failures."""
+    from laue_live.catalog import frame_summary
+
+    with _session(ctx) as cat:
+        df = frame_summary(_run(cat, run))
+    failed = int(df["failed"].sum()) if "failed" in df else 0
+    typer.echo(f"{len(df)} frames, {int(df['n_spots'].sum()) if len(df) else 0} spots, {failed} failed")
+    _show(df, head)
+    if out:
+        _write(df, out)
+
+
+@query_app.command("map")
+def quality_map_cmd(
+    ctx: typer.Context,
+    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or -1 (latest)."),
+    value: str = typer.Option("n_good", help="Per-frame value: n_good, n_spots, mean_sim, seconds, "
+                              "good_fraction."),
+    out: Path = typer.Option(Path("quality_map.png"), help="PNG file to write."),
+    csv: Path = typer.Option(None, help="Also write the map as a CSV grid."),
+) -> None:
+    """Draw a per-frame value over the raster of the scan (shape from the start documents) as a PNG."""
+    import numpy as np
+
+    from laue_live.catalog import plot_quality_map, quality_map
+
+    with _session(ctx) as cat:
+        r = _run(cat, run)
+        try:
+            grid = quality_map(r, value, catalog=cat)
+            path = plot_quality_map(r, out, value, catalog=cat)
+        except KeyError as exc:
+            typer.echo(f"error: {exc.args[0]}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"{value} over a {grid.shape[0]} x {grid.shape[1]} raster: "
+               f"min {np.nanmin(grid) if np.isfinite(grid).any() else float('nan'):.3g}, "
+               f"max {np.nanmax(grid) if np.isfinite(grid).any() else float('nan'):.3g}, "
+               f"{int(np.isnan(grid).sum())} missing")
+    typer.echo(f"wrote {path}")
+    if csv:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        np.savetxt(csv, grid, delimiter=",", fmt="%.6g")
+        typer.echo(f"wrote {csv}")

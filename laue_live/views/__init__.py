@@ -1,0 +1,15 @@
+"""Live views of the analysis: a raster quality map, the latest frame with its spots, a terminal ticker.
+
+The matplotlib views are document callbacks ``view(name, doc)`` that follow bluesky's live-plot
+conventions (subscribe them, they draw as documents arrive); feed them in-process from the live
+callback's sinks, or from the service's 0MQ stream with :func:`follow_stream`.
+"""
+
+from laue_live.views._base import LiveView, frame_index, scan_shape
+from laue_live.views._follow import follow_stream
+from laue_live.views._frame import LiveSpotFrame
+from laue_live.views._map import LiveSpotMap
+from laue_live.views._text import FrameTicker
+
+__all__ = ["LiveView", "LiveSpotMap", "LiveSpotFrame", "FrameTicker", "follow_stream", "frame_index",
+           "scan_shape"]

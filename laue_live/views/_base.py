@@ -1,0 +1,122 @@
+"""Shared plumbing of the live views: analysis-run detection and GUI-thread-safe redraws."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ANALYSIS_KIND", "LiveView", "scan_shape", "frame_index"]
+
+logger = logging.getLogger(__name__)
+
+#: ``kind`` of an analysis run's start document (see laue_live.analysis).
+ANALYSIS_KIND = "laue-spots"
+
+
+def scan_shape(start: dict[str, Any]) -> tuple[int, int] | None:
+    """The raster shape ``(rows, cols)`` of a scan from a start document, or ``None`` if unknown.
+
+    The analysis start document copies the raw run's ``shape`` (bluesky's ``grid_scan`` convention:
+    first motor slow). A 1-D shape ``[n]`` is one row.
+    """
+    for key in ("shape", "raw_shape", "scan_shape"):
+        shape = start.get(key)
+        if isinstance(shape, list | tuple) and 1 <= len(shape) <= 2 and all(
+                isinstance(n, int | np.integer) and n > 0 for n in shape):
+            return (1, int(shape[0])) if len(shape) == 1 else (int(shape[0]), int(shape[1]))
+    return None
+
+
+def frame_index(frame: int, shape: tuple[int, int], snaking: bool = False) -> tuple[int, int]:
+    """Grid cell ``(row, col)`` of frame ``frame`` (0-based) in a raster of ``shape``.
+
+    Frames fill row after row (the first scan axis is the slow one); with ``snaking`` every odd row
+    runs backwards, as bluesky's ``grid_scan(..., snake_axes=True)`` moves.
+    """
+    row, col = divmod(int(frame), shape[1])
+    if snaking and row % 2 == 1:
+        col = shape[1] - 1 - col
+    return row, col
+
+
+class LiveView:
+    """Base of the live views: a document callback ``(name, doc)`` that draws with matplotlib.
+
+    Documents may arrive on any thread (the analysis emits them from its worker). The view records
+    them at once; drawing happens immediately on the main thread, otherwise on the GUI thread via
+    a canvas timer (interactive backends) or when :meth:`flush` is called (Agg, tests).
+
+    Attributes
+    ----------
+    n_updates
+        Data updates so far (one per analysed frame).
+    n_draws
+        Redraws of the figure so far.
+    """
+
+    def __init__(self, ax=None, *, redraw_interval: float = 0.2):
+        self.ax = ax
+        self.redraw_interval = redraw_interval
+        self.n_updates = 0
+        self.n_draws = 0
+        self._dirty = False
+        self._lock = threading.RLock()
+        self._timer = None
+
+    # -- figure ------------------------------------------------------------------------------------
+    def _ensure_axes(self):
+        if self.ax is None:
+            import matplotlib.pyplot as plt
+
+            _, self.ax = plt.subplots()
+        return self.ax
+
+    def _start_timer(self) -> None:
+        import matplotlib
+
+        if self._timer is not None or matplotlib.get_backend().lower() in ("agg", "pdf", "svg", "ps"):
+            return
+        try:
+            self._timer = self.ax.figure.canvas.new_timer(interval=int(self.redraw_interval * 1000))
+            self._timer.add_callback(self.flush)
+            self._timer.start()
+        except Exception:  # a canvas without timers: flush() on demand only
+            logger.debug("no canvas timer; call flush() to redraw", exc_info=True)
+            self._timer = None
+
+    def _changed(self) -> None:
+        self._dirty = True
+        if threading.current_thread() is threading.main_thread():
+            self.flush()
+
+    def flush(self) -> None:
+        """Redraw now if anything changed (call on the GUI/main thread)."""
+        with self._lock:
+            if not self._dirty:
+                return
+            self._ensure_axes()
+            self._dirty = False
+            self._draw()
+        self.n_draws += 1
+        self.ax.figure.canvas.draw_idle()
+
+    def _draw(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def savefig(self, path, **kwargs) -> None:
+        """Flush and save the figure (PNG by extension)."""
+        self.flush()
+        self.ax.figure.savefig(path, **kwargs)
+
+    # -- documents ---------------------------------------------------------------------------------
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        """Consume one document; errors are logged, never raised into the caller."""
+        try:
+            method = getattr(self, name, None)
+            if method is not None:
+                method(doc)
+        except Exception:
+            logger.exception("%s: error on %s document (ignored)", type(self).__name__, name)

@@ -1,0 +1,149 @@
+"""The latest analysed frame with its spots marked by quality."""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any
+
+import numpy as np
+
+from laue_live.views._base import ANALYSIS_KIND, LiveView
+
+__all__ = ["LiveSpotFrame"]
+
+logger = logging.getLogger(__name__)
+
+
+def _image_key(data_keys: dict[str, Any]) -> str | None:
+    keys = [k for k, v in data_keys.items() if len(v.get("shape") or []) >= 2 and not v.get("external")]
+    return next((k for k in keys if k.endswith("_image")), keys[0] if keys else None)
+
+
+class LiveSpotFrame(LiveView):
+    """Show the latest analysed frame with its spots: good ones green circles, the others red crosses.
+
+    Subscribe it both to the RunEngine (raw documents: the frames, when they travel inline in the
+    events) and to the analysis run's documents (the spots). Without the raw image (external HDF5
+    frames, or a remote session that gets only the analysis stream) the spots are drawn on an empty
+    detector area.
+
+    Parameters
+    ----------
+    ax
+        matplotlib Axes; a new figure if ``None``.
+    keep
+        Raw frames kept in memory waiting for their analysis (the newest ones).
+    color_by
+        ``"good"`` (default: green good / red other) or a spot column (e.g. ``"sim"``) for a colour scale.
+    """
+
+    def __init__(self, ax=None, *, keep: int = 8, color_by: str = "good", redraw_interval: float = 0.2):
+        super().__init__(ax, redraw_interval=redraw_interval)
+        self.color_by = color_by
+        self._images: collections.OrderedDict[tuple[str, int], np.ndarray] = collections.OrderedDict()
+        self._keep = keep
+        self._raw_fields: dict[str, str] = {}  # raw descriptor uid -> image key
+        self._raw_run: dict[str, str] = {}  # raw descriptor uid -> raw run uid
+        self._analysis: dict[str, dict] = {}  # analysis uid -> start doc
+        self._streams: dict[str, tuple[str, str]] = {}  # analysis descriptor uid -> (run uid, stream)
+        self._tables: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        self.latest: dict[str, Any] | None = None
+        self._cbar = None
+
+    # -- raw run -------------------------------------------------------------------------------------
+    def start(self, doc: dict[str, Any]) -> None:
+        if doc.get("kind") == ANALYSIS_KIND:
+            self._analysis = {doc["uid"]: doc}  # the current analysis only: bounded memory
+
+    def descriptor(self, doc: dict[str, Any]) -> None:
+        run = doc.get("run_start", "")
+        if run in self._analysis:
+            self._streams[doc["uid"]] = (run, doc.get("name", ""))
+            return
+        key = _image_key(doc.get("data_keys", {}))
+        if key is not None:
+            self._raw_fields[doc["uid"]] = key
+            self._raw_run[doc["uid"]] = run
+
+    def event(self, doc: dict[str, Any]) -> None:
+        self.event_page({"descriptor": doc["descriptor"], "seq_num": [doc.get("seq_num", 0)],
+                         "data": {k: [v] for k, v in doc["data"].items()}})
+
+    def event_page(self, doc: dict[str, Any]) -> None:
+        desc = doc.get("descriptor", "")
+        if desc in self._raw_fields:
+            key = self._raw_fields[desc]
+            for seq, image in zip(doc.get("seq_num", []), doc["data"].get(key, []), strict=False):
+                image = np.asarray(image)
+                if image.ndim == 3 and image.shape[0] == 1:
+                    image = image[0]
+                if image.ndim == 2:
+                    self._images[(self._raw_run[desc], int(seq) - 1)] = image
+                    while len(self._images) > self._keep:
+                        self._images.popitem(last=False)
+            return
+        run, stream = self._streams.get(desc, ("", ""))
+        data = doc.get("data", {})
+        if stream == "spots":
+            frames = np.asarray(data["frame"])
+            for frame in np.unique(frames):
+                sel = frames == frame
+                self._tables[(run, int(frame))] = {k: np.asarray(v)[sel] for k, v in data.items()
+                                                   if k in ("row", "col", "good", "sim", self.color_by)}
+        elif stream == "frames":
+            for i, frame in enumerate(data["frame"]):
+                summary = {k: v[i] for k, v in data.items()}
+                self._show(run, int(frame), summary)
+
+    def _show(self, run: str, frame: int, summary: dict[str, Any]) -> None:
+        start = self._analysis.get(run, {})
+        table = self._tables.pop((run, frame), None)
+        image = self._images.get((start.get("raw_uid", ""), frame))
+        with self._lock:
+            self.latest = {"frame": frame, "summary": summary, "table": table, "image": image,
+                           "scan": start.get("raw_scan_id", "")}
+            self.n_updates += 1
+        # Tables of frames never shown (failed summaries) must not pile up.
+        for key in [k for k in self._tables if k[0] != run or k[1] < frame - 64]:
+            del self._tables[key]
+        self._changed()
+
+    # -- drawing ------------------------------------------------------------------------------------
+    def _draw(self) -> None:
+        ax = self._ensure_axes()
+        latest = self.latest
+        if latest is None:
+            return
+        ax.clear()
+        image, table, summary = latest["image"], latest["table"], latest["summary"]
+        if image is not None:
+            low, high = np.percentile(image, [1, 99.8])
+            ax.imshow(image, cmap="gray_r", vmin=low, vmax=max(high, low + 1), origin="upper",
+                      interpolation="nearest")
+        else:
+            ax.set_facecolor("0.95")
+            ax.invert_yaxis()
+        if table is not None and len(table.get("row", [])):
+            rows, cols = np.asarray(table["row"]), np.asarray(table["col"])
+            if self.color_by == "good":
+                good = np.asarray(table["good"], dtype=bool)
+                ax.scatter(cols[good], rows[good], s=60, facecolors="none", edgecolors="limegreen",
+                           linewidths=1.2, label=f"good ({int(good.sum())})")
+                ax.scatter(cols[~good], rows[~good], s=30, marker="x", c="red", linewidths=1.0,
+                           label=f"other ({int((~good).sum())})")
+                ax.legend(loc="upper right", fontsize="small")
+            else:
+                sc = ax.scatter(cols, rows, s=40, c=np.asarray(table[self.color_by], float), cmap="plasma")
+                if self._cbar is None:
+                    self._cbar = ax.figure.colorbar(sc, ax=ax, label=self.color_by)
+                else:
+                    self._cbar.update_normal(sc)
+        mean_sim = summary.get("mean_sim")
+        sim_text = "n/a" if mean_sim is None or not np.isfinite(mean_sim) else f"{mean_sim:.2f}"
+        status = f" FAILED: {summary.get('error')}" if summary.get("failed") else ""
+        ax.set_title(f"frame {latest['frame']}: {summary.get('n_good', 0)} good / "
+                     f"{summary.get('n_spots', 0)} spots, mean Sim {sim_text}{status}", fontsize="medium")
+        ax.set_xlabel("column (px)")
+        ax.set_ylabel("row (px)")
+        self._start_timer()

@@ -1,0 +1,119 @@
+"""Live views with the Agg backend: one map update per analysed frame, spots marked by quality."""
+
+from __future__ import annotations
+
+import threading
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from laue_live._schema import SPOT_COLUMNS  # noqa: E402
+from laue_live.views import FrameTicker, LiveSpotFrame, LiveSpotMap, frame_index  # noqa: E402
+
+RAW = {"uid": "raw-0001", "shape": [3, 4], "snaking": [False, True], "scan_id": 42, "time": 0.0}
+
+
+def _table(frame: int, n: int, n_good: int):
+    rng = np.random.default_rng(frame)
+    t = {c.name: np.zeros(n, dtype=c.dtype) for c in SPOT_COLUMNS}
+    t["frame"][:] = frame
+    t["spot"] = np.arange(n, dtype="int32")
+    t["row"] = rng.uniform(0, 100, n)
+    t["col"] = rng.uniform(0, 120, n)
+    t["sim"] = np.linspace(0.2, 0.9, n).astype("float32")
+    t["good"][:n_good] = True
+    import pandas as pd
+
+    return pd.DataFrame(t)
+
+
+def _analysis(sinks, n_frames=12, fail=(5,)):
+    from laue_live.analysis import AnalysisRunComposer
+
+    composer = AnalysisRunComposer(sinks, RAW, {"method": "fit", "model": {"name": "exact-fit"}})
+    expected = {}
+    for i in range(n_frames):
+        if i in fail:
+            composer.frame(i, None, error="synthetic failure")
+            expected[i] = np.nan
+        else:
+            n, good = 3 + i, i % 4
+            composer.frame(i, _table(i, n, good), x=float(i), y=0.0)
+            expected[i] = good
+    composer.stop("success")
+    return composer, expected
+
+
+def test_frame_index_follows_grid_scan_snaking():
+    assert [frame_index(i, (2, 3)) for i in range(6)] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert [frame_index(i, (2, 3), True) for i in range(6)] == [(0, 0), (0, 1), (0, 2), (1, 2), (1, 1), (1, 0)]
+
+
+def test_live_map_gets_one_update_per_frame(tmp_path):
+    view = LiveSpotMap("n_good")
+    _, expected = _analysis([view])
+    assert view.n_updates == 12
+    assert view.shape == (3, 4) and view.snaking
+    for frame, value in expected.items():
+        cell = view.data[frame_index(frame, (3, 4), snaking=True)]
+        assert (np.isnan(cell) and np.isnan(value)) or cell == value, frame
+    assert view.n_draws >= 12  # documents came on the main thread: drawn at once
+    assert "11/12 frames" in view.ax.get_title()
+    view.savefig(tmp_path / "map.png")
+    assert (tmp_path / "map.png").stat().st_size > 1000
+
+
+def test_live_map_of_a_spot_column_averages_good_spots():
+    view = LiveSpotMap("sim", good_only=True)
+    _analysis([view], n_frames=4, fail=())
+    # frame 0 has no good spot -> NaN; frame 1 has one good spot: sim of its first row.
+    assert np.isnan(view.data[0, 0])
+    assert view.data[0, 1] == pytest.approx(0.2)
+    assert view.n_updates == 4
+
+
+def test_updates_from_a_worker_thread_are_drawn_on_flush():
+    view = LiveSpotMap("mean_sim")
+    worker = threading.Thread(target=_analysis, args=([view],))
+    worker.start()
+    worker.join(30)
+    assert view.n_updates == 12 and view.n_draws == 0  # nothing drawn off the main thread
+    view.flush()
+    assert view.n_draws == 1 and np.isfinite(view.data).sum() == 11
+
+
+def test_live_frame_marks_spots_by_quality(tmp_path):
+    view = LiveSpotFrame()
+    # The raw run's frame 2 arrives inline, then its analysis.
+    desc = {"uid": "d-raw", "run_start": RAW["uid"], "name": "primary",
+            "data_keys": {"laue_image": {"shape": [100, 120], "dtype": "array", "source": "sim"}}}
+    view("start", RAW)
+    view("descriptor", desc)
+    image = np.random.default_rng(0).poisson(100, (100, 120)).astype("u2")
+    view("event", {"descriptor": "d-raw", "seq_num": 3, "data": {"laue_image": image}})
+    _analysis([view], n_frames=3, fail=())
+    assert view.n_updates == 3
+    latest = view.latest
+    assert latest["frame"] == 2 and latest["image"] is image
+    assert int(latest["table"]["good"].sum()) == 2 and len(latest["table"]["row"]) == 5
+    title = view.ax.get_title()
+    assert "frame 2: 2 good / 5 spots" in title
+    labels = [t.get_text() for t in view.ax.get_legend().get_texts()]
+    assert labels == ["good (2)", "other (3)"]
+    view.savefig(tmp_path / "frame.png")
+
+
+def test_ticker_warns_on_poor_frames():
+    ticker = FrameTicker(min_good=3, min_mean_sim=0.3)
+    run = {"uid": "a" * 8, "raw_uid": "r" * 8, "shape": [3, 4], "method": "fit"}
+    first = ticker.lines(run, 0, _table(0, 10, 8), {"n_spots": 10, "n_good": 8, "mean_sim": 0.5}, now=0.0)
+    assert first[0].startswith("== analysis run") and first[1].startswith("frame      0:")
+    warn = ticker.lines(run, 212, _table(212, 10, 3), {"n_spots": 10, "n_good": 2, "mean_sim": 0.12}, now=1.0)
+    assert warn == ["WARNING frame 212: 2 good spots, mean Sim 0.12"]
+    failed = ticker.lines(run, 213, _table(0, 0, 0), {"failed": True, "error": "NaN in frame"}, now=2.0)
+    assert "analysis failed: NaN in frame" in failed[0]
+    assert ticker.warnings == 2
+    assert ticker.rates(now=2.0)[0] == pytest.approx(1.0)

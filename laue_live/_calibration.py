@@ -128,7 +128,9 @@ def read_det(path: str | Path) -> tuple[Calibration, np.ndarray | None]:
     try:
         first = [float(v) for v in re.split(r"[,\s]+", lines[0].strip("[] ")) if v]
     except ValueError as exc:
-        raise SettingsError(f"{path}: first line must be 'dd, xcen, ycen, xbet, xgam, ...': {lines[0]!r}") from exc
+        raise SettingsError(
+            f"{path}: first line must be 'dd, xcen, ycen, xbet, xgam, ...': {lines[0]!r}"
+        ) from exc
     if len(first) < 5:
         raise SettingsError(f"{path}: first line holds {len(first)} numbers, need dd, xcen, ycen, xbet, xgam")
     kw: dict = dict(zip(("dd", "xcen", "ycen", "xbet", "xgam"), first[:5], strict=True))

@@ -51,8 +51,20 @@ def _motor_key(motor) -> str:
     return fields[0] if fields else motor.name
 
 
-def raster_scan(detectors: Sequence, x_motor, x_start: float, x_stop: float, nx: int, y_motor,
-                y_start: float, y_stop: float, ny: int, *, snake: bool = False, md: dict | None = None):
+def raster_scan(
+    detectors: Sequence,
+    x_motor,
+    x_start: float,
+    x_stop: float,
+    nx: int,
+    y_motor,
+    y_start: float,
+    y_stop: float,
+    ny: int,
+    *,
+    snake: bool = False,
+    md: dict | None = None,
+):
     """Raster-scan the sample: ``ny`` rows along ``y`` (slow), ``nx`` points along ``x`` (fast).
 
     Parameters
@@ -91,9 +103,15 @@ def raster_scan(detectors: Sequence, x_motor, x_start: float, x_stop: float, nx:
         raise SettingsError(f"scan limits must be finite numbers, got {limits}")
 
     laue: dict = {
-        "version": 1, "plan": "raster_scan", "scan_shape": [ny, nx], "fast_axis": "x", "snake": bool(snake),
-        "x_motor": _motor_key(x_motor), "y_motor": _motor_key(y_motor),
-        "x_range": [float(x_start), float(x_stop)], "y_range": [float(y_start), float(y_stop)],
+        "version": 1,
+        "plan": "raster_scan",
+        "scan_shape": [ny, nx],
+        "fast_axis": "x",
+        "snake": bool(snake),
+        "x_motor": _motor_key(x_motor),
+        "y_motor": _motor_key(y_motor),
+        "x_range": [float(x_start), float(x_stop)],
+        "y_range": [float(y_start), float(y_stop)],
         "x_step": (x_stop - x_start) / (nx - 1) if nx > 1 else 0.0,
         "y_step": (y_stop - y_start) / (ny - 1) if ny > 1 else 0.0,
         "detectors": [d.name for d in detectors],
@@ -120,5 +138,18 @@ def raster_scan(detectors: Sequence, x_motor, x_start: float, x_stop: float, nx:
     md.setdefault("plan_name", "raster_scan")
     if "material" in laue:
         md.setdefault("sample", str(laue["material"]))
-    return (yield from bp.grid_scan(list(detectors), y_motor, y_start, y_stop, ny, x_motor, x_start, x_stop, nx,
-                                    snake_axes=bool(snake), md=md))
+    return (
+        yield from bp.grid_scan(
+            list(detectors),
+            y_motor,
+            y_start,
+            y_stop,
+            ny,
+            x_motor,
+            x_start,
+            x_stop,
+            nx,
+            snake_axes=bool(snake),
+            md=md,
+        )
+    )

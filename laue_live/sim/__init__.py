@@ -1,5 +1,7 @@
-"""The Laue frame simulator: physics-based spot lists, rendered frames with ground truth, sample
-models for raster scans, and a simulated ophyd detector and stage.
+"""The Laue frame simulator.
+
+Physics-based spot lists, rendered frames with ground truth, sample models for raster scans, and a
+simulated ophyd detector and stage.
 
 Used by the tests, the demo and CNN training; the service code never imports it. The ophyd
 pieces (:class:`SimLaueDetector`, :func:`make_sim_stage`) are imported lazily so that the science
@@ -22,15 +24,34 @@ from laue_live.sim._spots import bm32_spectrum, simulate_spots
 from laue_live.sim._truth import STORED_TRUTH_COLUMNS, read_ground_truth
 
 __all__ = [
-    "BM32_CALIBRATION", "Calibration", "read_det",
-    "MATERIALS", "Material", "get_material",
-    "simulate_spots", "bm32_spectrum", "project_to_detector", "pixel_to_angles", "rotation_matrix",
+    "BM32_CALIBRATION",
+    "Calibration",
+    "read_det",
+    "MATERIALS",
+    "Material",
+    "get_material",
+    "simulate_spots",
+    "bm32_spectrum",
+    "project_to_detector",
+    "pixel_to_angles",
+    "rotation_matrix",
     "random_rotation",
-    "SHAPES", "SHAPE_MIX_PRESETS", "RenderConfig", "RenderedFrame", "render_frame", "SATURATION",
+    "SHAPES",
+    "SHAPE_MIX_PRESETS",
+    "RenderConfig",
+    "RenderedFrame",
+    "render_frame",
+    "SATURATION",
     "render_spot_cutouts",
-    "Sample", "Grain", "SingleCrystal", "BentCrystal", "Polycrystal",
-    "STORED_TRUTH_COLUMNS", "read_ground_truth",
-    "SimLaueDetector", "make_sim_stage",
+    "Sample",
+    "Grain",
+    "SingleCrystal",
+    "BentCrystal",
+    "Polycrystal",
+    "STORED_TRUTH_COLUMNS",
+    "read_ground_truth",
+    "SimLaueDetector",
+    "make_sim_stage",
 ]
 
 _LAZY = {"SimLaueDetector": "laue_live.sim._detector", "make_sim_stage": "laue_live.sim._detector"}

@@ -19,13 +19,22 @@ from laue_live.sim._shapes import components_of, render_components, sample_shape
 __all__ = ["render_spot_cutouts"]
 
 
-def render_spot_cutouts(n: int, shape_mix="bm32", rng=None, *, size: int = 32,
-                        peak_range: tuple[float, float] = (30.0, 40000.0),
-                        background_range: tuple[float, float] = (1000.0, 1150.0),
-                        sigma_median: float = 1.1, sigma_spread: float = 0.3,
-                        offset_range: float = 0.5, split_range: tuple[float, float] = (1.2, 4.0),
-                        gain: float = 0.25, read_noise: float = 1.5,
-                        chunk: int = 1024) -> tuple[np.ndarray, pd.DataFrame]:
+def render_spot_cutouts(
+    n: int,
+    shape_mix="bm32",
+    rng=None,
+    *,
+    size: int = 32,
+    peak_range: tuple[float, float] = (30.0, 40000.0),
+    background_range: tuple[float, float] = (1000.0, 1150.0),
+    sigma_median: float = 1.1,
+    sigma_spread: float = 0.3,
+    offset_range: float = 0.5,
+    split_range: tuple[float, float] = (1.2, 4.0),
+    gain: float = 0.25,
+    read_noise: float = 1.5,
+    chunk: int = 1024,
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Render ``n`` noisy spot cutouts and their truth.
 
     Parameters
@@ -98,7 +107,7 @@ def render_spot_cutouts(n: int, shape_mix="bm32", rng=None, *, size: int = 32,
             rs, cs = max(ra, 0), max(ca, 0)
             re, ce = min(ra + w, canvas), min(ca + w, canvas)
             if rs < re and cs < ce:
-                noiseless[j, rs:re, cs:ce] += win[i, rs - ra:re - ra, cs - ca:ce - ca]
+                noiseless[j, rs:re, cs:ce] += win[i, rs - ra : re - ra, cs - ca : ce - ca]
         img = rng.poisson(noiseless / gain).astype(np.float32) * np.float32(gain)
         img += bg[:, None, None].astype(np.float32)
         sd = np.sqrt(np.maximum(bg - 1000.0, 0) * gain + read_noise**2).astype(np.float32)
@@ -106,34 +115,49 @@ def render_spot_cutouts(n: int, shape_mix="bm32", rng=None, *, size: int = 32,
         img = np.clip(np.rint(img), 0, SATURATION)
         # brightest pixel s, searched where a full cutout fits in the canvas (as the pipeline would)
         lo, hi = half, canvas - half
-        region = img[:, lo:hi + 1, lo:hi + 1].reshape(m, -1)
+        region = img[:, lo : hi + 1, lo : hi + 1].reshape(m, -1)
         flat = region.argmax(axis=1)
         sr = lo + flat // (hi + 1 - lo)
         sc = lo + flat % (hi + 1 - lo)
         for i in range(m):
-            cutouts[a + i] = img[i, sr[i] - half:sr[i] + half, sc[i] - half:sc[i] + half]
+            cutouts[a + i] = img[i, sr[i] - half : sr[i] + half, sc[i] - half : sc[i] + half]
         # truth
         tot = noiseless.sum(axis=(1, 2))
         grid = np.arange(canvas)
         cr = (noiseless.sum(axis=2) * grid).sum(axis=1) / np.maximum(tot, 1e-30)
         cc = (noiseless.sum(axis=1) * grid).sum(axis=1) / np.maximum(tot, 1e-30)
-        s_r, s_c = _sigma_rowcol(params["w_major"].to_numpy(), params["w_minor"].to_numpy(),
-                                 params["angle_deg"].to_numpy())
+        s_r, s_c = _sigma_rowcol(
+            params["w_major"].to_numpy(), params["w_minor"].to_numpy(), params["angle_deg"].to_numpy()
+        )
         split = params["shape"].to_numpy() == "split"
         cut_sat = np.array([cutouts[a + i].max() >= SATURATION for i in range(m)])
-        parts.append(pd.DataFrame({
-            "shape": params["shape"].to_numpy(), "row0": np.full(m, half, np.int32),
-            "col0": np.full(m, half, np.int32),
-            "d_row": row - sr, "d_col": col - sc,
-            "centroid_d_row": cr - sr, "centroid_d_col": cc - sc,
-            "d_row2": np.where(split, row + params["split_d_row"].to_numpy() - sr, np.nan),
-            "d_col2": np.where(split, col + params["split_d_col"].to_numpy() - sc, np.nan),
-            "sigma_row": s_r, "sigma_col": s_c,
-            "w_major": params["w_major"].to_numpy(), "w_minor": params["w_minor"].to_numpy(),
-            "angle_deg": params["angle_deg"].to_numpy(), "eta": params["eta"].to_numpy(),
-            "skew": params["skew"].to_numpy(), "streak_length": params["streak_length"].to_numpy(),
-            "split_ratio": params["split_ratio"].to_numpy(), "amplitude": amplitude,
-            "peak_height": noiseless.reshape(m, -1).max(axis=1), "background": bg, "saturated": cut_sat,
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "shape": params["shape"].to_numpy(),
+                    "row0": np.full(m, half, np.int32),
+                    "col0": np.full(m, half, np.int32),
+                    "d_row": row - sr,
+                    "d_col": col - sc,
+                    "centroid_d_row": cr - sr,
+                    "centroid_d_col": cc - sc,
+                    "d_row2": np.where(split, row + params["split_d_row"].to_numpy() - sr, np.nan),
+                    "d_col2": np.where(split, col + params["split_d_col"].to_numpy() - sc, np.nan),
+                    "sigma_row": s_r,
+                    "sigma_col": s_c,
+                    "w_major": params["w_major"].to_numpy(),
+                    "w_minor": params["w_minor"].to_numpy(),
+                    "angle_deg": params["angle_deg"].to_numpy(),
+                    "eta": params["eta"].to_numpy(),
+                    "skew": params["skew"].to_numpy(),
+                    "streak_length": params["streak_length"].to_numpy(),
+                    "split_ratio": params["split_ratio"].to_numpy(),
+                    "amplitude": amplitude,
+                    "peak_height": noiseless.reshape(m, -1).max(axis=1),
+                    "background": bg,
+                    "saturated": cut_sat,
+                }
+            )
+        )
     truth = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return cutouts, truth

@@ -88,8 +88,18 @@ class SimLaueDetector(Device):
     mode = Cpt(Signal, value="inline", kind="config")
     truth_path = Cpt(Signal, value="", kind="config")
 
-    def __init__(self, name: str = "laue", *, sample: Sample | None = None, x_motor=None, y_motor=None,
-                 mode: str = "inline", write_dir: str | Path | None = None, seed: int = 0, **kwargs) -> None:
+    def __init__(
+        self,
+        name: str = "laue",
+        *,
+        sample: Sample | None = None,
+        x_motor=None,
+        y_motor=None,
+        mode: str = "inline",
+        write_dir: str | Path | None = None,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         if mode not in MODES:
             raise SettingsError(f"mode must be one of {MODES}, got {mode!r}")
@@ -140,7 +150,9 @@ class SimLaueDetector(Device):
             self._open_file(self.write_dir / f"{self.name}_{stamp}_{uuid.uuid4().hex[:8]}.h5")
             self.truth_path.put(str(self._file))
         elif self.write_dir is not None:
-            self.truth_path.put(str(self.write_dir / f"{self.name}_{stamp}_{uuid.uuid4().hex[:8]}_truth.parquet"))
+            self.truth_path.put(
+                str(self.write_dir / f"{self.name}_{stamp}_{uuid.uuid4().hex[:8]}_truth.parquet")
+            )
         else:
             self.truth_path.put("")
         return super().stage()
@@ -164,8 +176,13 @@ class SimLaueDetector(Device):
         path.parent.mkdir(parents=True, exist_ok=True)
         rows, cols = self.frame_shape
         f = h5py.File(path, "w", libver="latest")
-        f.create_dataset(H5_DATASET, shape=(0, rows, cols), maxshape=(None, rows, cols), dtype="<u2",
-                         chunks=(1, rows, cols))
+        f.create_dataset(
+            H5_DATASET,
+            shape=(0, rows, cols),
+            maxshape=(None, rows, cols),
+            dtype="<u2",
+            chunks=(1, rows, cols),
+        )
         f["/entry"].attrs["calibration"] = str(self.sample.calibration.to_dict())
         self._h5_truth = H5TruthWriter(f)
         f.swmr_mode = True  # readers (Tiled) may open it while frames are still being appended
@@ -174,15 +191,29 @@ class SimLaueDetector(Device):
         if self.mode.get() == "hdf5":
             from event_model import compose_stream_resource
 
-            bundle = compose_stream_resource(mimetype="application/x-hdf5", uri=uri, data_key=self.image_key,
-                                             parameters={"dataset": H5_DATASET, "chunk_shape": [1, rows, cols]})
+            bundle = compose_stream_resource(
+                mimetype="application/x-hdf5",
+                uri=uri,
+                data_key=self.image_key,
+                parameters={"dataset": H5_DATASET, "chunk_shape": [1, rows, cols]},
+            )
             self._stream_datum = bundle.compose_stream_datum
             self._asset_docs.append(("stream_resource", bundle.stream_resource_doc))
         else:
             self._resource_uid = str(uuid.uuid4())
-            self._asset_docs.append(("resource", {
-                "spec": "AD_HDF5", "root": "/", "resource_path": str(self._file).lstrip("/"),
-                "resource_kwargs": {"frame_per_point": 1}, "path_semantics": "posix", "uid": self._resource_uid}))
+            self._asset_docs.append(
+                (
+                    "resource",
+                    {
+                        "spec": "AD_HDF5",
+                        "root": "/",
+                        "resource_path": str(self._file).lstrip("/"),
+                        "resource_kwargs": {"frame_per_point": 1},
+                        "path_semantics": "posix",
+                        "uid": self._resource_uid,
+                    },
+                )
+            )
 
     # -- acquisition ------------------------------------------------------------------------
     def _position(self) -> tuple[float, float]:
@@ -215,11 +246,21 @@ class SimLaueDetector(Device):
                 ds.flush()
                 self._h5_truth.append(truth)
                 if mode == "hdf5":
-                    self._asset_docs.append(("stream_datum", self._stream_datum(indices={"start": i, "stop": i + 1})))
+                    self._asset_docs.append(
+                        ("stream_datum", self._stream_datum(indices={"start": i, "stop": i + 1}))
+                    )
                 else:
                     datum_id = f"{self._resource_uid}/{i}"
-                    self._asset_docs.append(("datum", {"resource": self._resource_uid, "datum_id": datum_id,
-                                                       "datum_kwargs": {"point_number": i}}))
+                    self._asset_docs.append(
+                        (
+                            "datum",
+                            {
+                                "resource": self._resource_uid,
+                                "datum_id": datum_id,
+                                "datum_kwargs": {"point_number": i},
+                            },
+                        )
+                    )
                     self.image.put(datum_id)
             self._truth_parts.append(truth)
             self.frame_index.put(i)

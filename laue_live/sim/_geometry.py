@@ -25,8 +25,14 @@ import numpy as np
 
 from laue_live._calibration import Calibration
 
-__all__ = ["HC_KEV_ANGSTROM", "kf_unit_vectors", "project_to_detector", "pixel_to_angles", "rotation_matrix",
-           "random_rotation"]
+__all__ = [
+    "HC_KEV_ANGSTROM",
+    "kf_unit_vectors",
+    "project_to_detector",
+    "pixel_to_angles",
+    "rotation_matrix",
+    "random_rotation",
+]
 
 #: h c in keV Angstrom, as LaueTools uses it (``CST_ENERGYKEV``).
 HC_KEV_ANGSTROM = 12.398
@@ -56,8 +62,9 @@ def kf_unit_vectors(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uf, HC_KEV_ANGSTROM * inv_lambda
 
 
-def project_to_detector(uf: np.ndarray, calibration: Calibration,
-                        source_offset: float = 0.0) -> dict[str, np.ndarray]:
+def project_to_detector(
+    uf: np.ndarray, calibration: Calibration, source_offset: float = 0.0
+) -> dict[str, np.ndarray]:
     """Where scattered rays hit the detector.
 
     Parameters
@@ -109,7 +116,9 @@ def project_to_detector(uf: np.ndarray, calibration: Calibration,
     return {"X": X, "Y": Y, "row": Y - 1.0, "col": X - 1.0, "two_theta": two_theta, "chi": chi, "hits": hits}
 
 
-def pixel_to_angles(row: np.ndarray, col: np.ndarray, calibration: Calibration) -> tuple[np.ndarray, np.ndarray]:
+def pixel_to_angles(
+    row: np.ndarray, col: np.ndarray, calibration: Calibration
+) -> tuple[np.ndarray, np.ndarray]:
     """``(2theta, chi)`` in degrees of 0-based pixel positions (inverse of :func:`project_to_detector`)."""
     X = np.asarray(col, dtype=float) + 1.0
     Y = np.asarray(row, dtype=float) + 1.0
@@ -119,8 +128,14 @@ def pixel_to_angles(row: np.ndarray, col: np.ndarray, calibration: Calibration) 
     cg, sg = np.cos(-xgam), np.sin(-xgam)
     xca0 = cg * x1 - sg * y1
     yca0 = sg * x1 + cg * y1
-    m = np.stack([xca0, calibration.dd * np.sin(xbet) + yca0 * np.cos(xbet),
-                  calibration.dd * np.cos(xbet) - yca0 * np.sin(xbet)], axis=-1)
+    m = np.stack(
+        [
+            xca0,
+            calibration.dd * np.sin(xbet) + yca0 * np.cos(xbet),
+            calibration.dd * np.cos(xbet) - yca0 * np.sin(xbet),
+        ],
+        axis=-1,
+    )
     u = m / np.linalg.norm(m, axis=-1, keepdims=True)
     return np.degrees(np.arccos(u[..., 1])), np.degrees(np.arctan(-u[..., 0] / u[..., 2]))
 
@@ -135,12 +150,14 @@ def rotation_matrix(axis, angle_deg: float) -> np.ndarray:
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A rotation matrix uniformly distributed over SO(3) (from a random unit quaternion)."""
+    """Draw a rotation matrix uniformly distributed over SO(3) (from a random unit quaternion)."""
     q = rng.standard_normal(4)
     q /= np.linalg.norm(q)
     w, x, y, z = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )

@@ -115,7 +115,9 @@ class Material:
 
 def _fcc(basis: list[tuple[float, float, float]]) -> tuple[tuple[float, float, float], ...]:
     shifts = [(0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)]
-    return tuple(((bx + sx) % 1, (by + sy) % 1, (bz + sz) % 1) for bx, by, bz in basis for sx, sy, sz in shifts)
+    return tuple(
+        ((bx + sx) % 1, (by + sy) % 1, (bz + sz) % 1) for bx, by, bz in basis for sx, sy, sz in shifts
+    )
 
 
 def _corundum() -> tuple:
@@ -135,11 +137,17 @@ _DIAMOND = [(0.0, 0.0, 0.0), (0.25, 0.25, 0.25)]
 
 #: Materials known by name. Lattice parameters at room temperature.
 MATERIALS: dict[str, Material] = {
-    "Si": Material("Si", (5.4309, 5.4309, 5.4309, 90, 90, 90), ((14, _fcc(_DIAMOND)),), 0.46, "diamond cubic"),
-    "Ge": Material("Ge", (5.6575, 5.6575, 5.6575, 90, 90, 90), ((32, _fcc(_DIAMOND)),), 0.57, "diamond cubic"),
+    "Si": Material(
+        "Si", (5.4309, 5.4309, 5.4309, 90, 90, 90), ((14, _fcc(_DIAMOND)),), 0.46, "diamond cubic"
+    ),
+    "Ge": Material(
+        "Ge", (5.6575, 5.6575, 5.6575, 90, 90, 90), ((32, _fcc(_DIAMOND)),), 0.57, "diamond cubic"
+    ),
     "Cu": Material("Cu", (3.6149, 3.6149, 3.6149, 90, 90, 90), ((29, _fcc([(0.0, 0.0, 0.0)])),), 0.55, "fcc"),
     "Al": Material("Al", (4.0495, 4.0495, 4.0495, 90, 90, 90), ((13, _fcc([(0.0, 0.0, 0.0)])),), 0.85, "fcc"),
-    "Al2O3": Material("Al2O3", (4.7589, 4.7589, 12.991, 90, 90, 120), _corundum(), 0.3, "corundum, R-3c (hexagonal axes)"),
+    "Al2O3": Material(
+        "Al2O3", (4.7589, 4.7589, 12.991, 90, 90, 120), _corundum(), 0.3, "corundum, R-3c (hexagonal axes)"
+    ),
 }
 
 

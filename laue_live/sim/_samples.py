@@ -58,8 +58,13 @@ class Sample:
 
     kind = "sample"
 
-    def __init__(self, calibration: Calibration | None = None, render_config: RenderConfig | None = None,
-                 energy_range: tuple[float, float] = (5.0, 23.0), seed: int = 0) -> None:
+    def __init__(
+        self,
+        calibration: Calibration | None = None,
+        render_config: RenderConfig | None = None,
+        energy_range: tuple[float, float] = (5.0, 23.0),
+        seed: int = 0,
+    ) -> None:
         self.calibration = calibration or BM32_CALIBRATION
         self.render_config = render_config or RenderConfig()
         self.energy_range = tuple(float(e) for e in energy_range)
@@ -86,7 +91,9 @@ class Sample:
     def _grain_spots(self, gid, grain: Grain, cache: bool) -> pd.DataFrame:
         if cache and gid in self._cache:
             return self._cache[gid]
-        df = simulate_spots(grain.material, grain.orientation, self.calibration, self.energy_range, grain.strain)
+        df = simulate_spots(
+            grain.material, grain.orientation, self.calibration, self.energy_range, grain.strain
+        )
         if cache:
             self._cache[gid] = df
         return df
@@ -103,14 +110,17 @@ class Sample:
             df["weight"] = weight
             parts.append(df)
         if not parts:
-            return simulate_spots(self.material, np.eye(3), self.calibration, self.energy_range).iloc[:0].assign(
-                grain=np.int32(0), weight=0.0)
+            return (
+                simulate_spots(self.material, np.eye(3), self.calibration, self.energy_range)
+                .iloc[:0]
+                .assign(grain=np.int32(0), weight=0.0)
+            )
         return pd.concat(parts, ignore_index=True)
 
     _cacheable = True
 
     def default_rng(self, x: float, y: float) -> np.random.Generator:
-        """The generator used for the frame at ``(x, y)`` when none is given (seed + position)."""
+        """Return the generator used for the frame at ``(x, y)`` when none is given (seed + position)."""
         digest = hashlib.blake2b(np.array([x, y], dtype=np.float64).tobytes(), digest_size=8).digest()
         return np.random.default_rng([self.seed, int.from_bytes(digest, "little")])
 
@@ -165,9 +175,12 @@ class SingleCrystal(Sample):
 
     def describe(self) -> dict:  # noqa: D102
         d = super().describe()
-        d.update(material=self._material.name, orientation=self.orientation.tolist(),
-                 strain=None if self.strain is None else self.strain.tolist(),
-                 strain_gradient=None if self.strain_gradient is None else self.strain_gradient.tolist())
+        d.update(
+            material=self._material.name,
+            orientation=self.orientation.tolist(),
+            strain=None if self.strain is None else self.strain.tolist(),
+            strain_gradient=None if self.strain_gradient is None else self.strain_gradient.tolist(),
+        )
         return {k: v for k, v in d.items() if v is not None}
 
 
@@ -194,8 +207,16 @@ class BentCrystal(Sample):
     kind = "bent_crystal"
     _cacheable = False
 
-    def __init__(self, material="Si", orientation=None, curvature: float = 0.02, axis=(0.0, 1.0, 0.0),
-                 beam_size: float = 1.0, n_sub: int = 3, **kwargs) -> None:
+    def __init__(
+        self,
+        material="Si",
+        orientation=None,
+        curvature: float = 0.02,
+        axis=(0.0, 1.0, 0.0),
+        beam_size: float = 1.0,
+        n_sub: int = 3,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self._material = get_material(material)
         rng = np.random.default_rng(self.seed)
@@ -215,8 +236,13 @@ class BentCrystal(Sample):
 
     def describe(self) -> dict:  # noqa: D102
         d = super().describe()
-        d.update(material=self._material.name, orientation=self.orientation.tolist(), curvature_deg=self.curvature,
-                 axis=self.axis.tolist(), beam_size=self.beam_size)
+        d.update(
+            material=self._material.name,
+            orientation=self.orientation.tolist(),
+            curvature_deg=self.curvature,
+            axis=self.axis.tolist(),
+            beam_size=self.beam_size,
+        )
         return d
 
 
@@ -242,8 +268,15 @@ class Polycrystal(Sample):
 
     kind = "polycrystal"
 
-    def __init__(self, material="Cu", n_grains: int = 12, extent=((0.0, 20.0), (0.0, 20.0)),
-                 beam_size: float = 1.0, strain_sigma: float = 5e-4, **kwargs) -> None:
+    def __init__(
+        self,
+        material="Cu",
+        n_grains: int = 12,
+        extent=((0.0, 20.0), (0.0, 20.0)),
+        beam_size: float = 1.0,
+        strain_sigma: float = 5e-4,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self._material = get_material(material)
         (x0, x1), (y0, y1) = extent
@@ -278,7 +311,12 @@ class Polycrystal(Sample):
 
     def describe(self) -> dict:  # noqa: D102
         d = super().describe()
-        d.update(material=self._material.name, n_grains=len(self.grains), extent=[list(e) for e in self.extent],
-                 beam_size=self.beam_size, grain_seeds=self.seeds.tolist(),
-                 grain_orientations=[g.orientation.tolist() for g in self.grains])
+        d.update(
+            material=self._material.name,
+            n_grains=len(self.grains),
+            extent=[list(e) for e in self.extent],
+            beam_size=self.beam_size,
+            grain_seeds=self.seeds.tolist(),
+            grain_orientations=[g.orientation.tolist() for g in self.grains],
+        )
         return d

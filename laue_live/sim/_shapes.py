@@ -30,18 +30,41 @@ import pandas as pd
 
 from laue_live._errors import SettingsError
 
-__all__ = ["SHAPES", "SHAPE_MIX_PRESETS", "normalize_shape_mix", "sample_shape_params", "components_of",
-           "render_components"]
+__all__ = [
+    "SHAPES",
+    "SHAPE_MIX_PRESETS",
+    "normalize_shape_mix",
+    "sample_shape_params",
+    "components_of",
+    "render_components",
+]
 
-SHAPES = ("gaussian", "lorentzian", "pseudo_voigt", "elongated", "streaked", "asymmetric", "split", "saturated")
+SHAPES = (
+    "gaussian",
+    "lorentzian",
+    "pseudo_voigt",
+    "elongated",
+    "streaked",
+    "asymmetric",
+    "split",
+    "saturated",
+)
 
 #: Named mixes of shape classes (probabilities, normalised on use).
 SHAPE_MIX_PRESETS: dict[str, dict[str, float]] = {
     # mostly well-behaved spots: Sim skewed towards 1, like a good Si substrate
     "clean": {"gaussian": 0.85, "pseudo_voigt": 0.1, "saturated": 0.05},
     # BM32-like default: mostly Gaussian-ish with a fair share of imperfect spots
-    "bm32": {"gaussian": 0.5, "lorentzian": 0.05, "pseudo_voigt": 0.15, "elongated": 0.08, "streaked": 0.04,
-             "asymmetric": 0.08, "split": 0.06, "saturated": 0.04},
+    "bm32": {
+        "gaussian": 0.5,
+        "lorentzian": 0.05,
+        "pseudo_voigt": 0.15,
+        "elongated": 0.08,
+        "streaked": 0.04,
+        "asymmetric": 0.08,
+        "split": 0.06,
+        "saturated": 0.04,
+    },
     # every class equally likely: a broad Sim distribution, for training
     "broad": {s: 1.0 for s in SHAPES},
     # thick crystal (Al2O3-like): depth streaks and elongated spots dominate
@@ -74,9 +97,15 @@ def normalize_shape_mix(shape_mix: str | dict[str, float] | None) -> dict[str, f
     return {s: float(v) for s, v in zip(SHAPES, w / w.sum(), strict=True) if v > 0}
 
 
-def sample_shape_params(n: int, rng: np.random.Generator, shape_mix=None, sigma_median: float = 1.1,
-                        sigma_spread: float = 0.25, streak=None,
-                        split_range: tuple[float, float] = (1.2, 4.0)) -> pd.DataFrame:
+def sample_shape_params(
+    n: int,
+    rng: np.random.Generator,
+    shape_mix=None,
+    sigma_median: float = 1.1,
+    sigma_spread: float = 0.25,
+    streak=None,
+    split_range: tuple[float, float] = (1.2, 4.0),
+) -> pd.DataFrame:
     """Draw shape classes and parameters for ``n`` spots.
 
     Parameters
@@ -143,12 +172,22 @@ def sample_shape_params(n: int, rng: np.random.Generator, shape_mix=None, sigma_
         sdir = np.zeros((n, 2))
     a = rng.uniform(0, 2 * np.pi, n)
     sdir[bad] = np.stack([np.sin(a[bad]), np.cos(a[bad])], axis=1)
-    return pd.DataFrame({
-        "shape": shape.astype(str), "w_major": base * np.sqrt(aspect), "w_minor": base / np.sqrt(aspect),
-        "angle_deg": angle, "eta": eta, "skew": skew, "streak_length": streak_len,
-        "streak_dir_row": sdir[:, 0], "streak_dir_col": sdir[:, 1],
-        "split_d_row": split_d[:, 0], "split_d_col": split_d[:, 1], "split_ratio": split_ratio,
-    })
+    return pd.DataFrame(
+        {
+            "shape": shape.astype(str),
+            "w_major": base * np.sqrt(aspect),
+            "w_minor": base / np.sqrt(aspect),
+            "angle_deg": angle,
+            "eta": eta,
+            "skew": skew,
+            "streak_length": streak_len,
+            "streak_dir_row": sdir[:, 0],
+            "streak_dir_col": sdir[:, 1],
+            "split_d_row": split_d[:, 0],
+            "split_d_col": split_d[:, 1],
+            "split_ratio": split_ratio,
+        }
+    )
 
 
 _N_STREAK = 8  # components per depth streak
@@ -184,9 +223,14 @@ def components_of(row, col, amplitude, params: pd.DataFrame) -> dict[str, np.nda
     r = params["split_ratio"].to_numpy()
     comps[0]["weight"] = np.where(split, amp / (1 + r), comps[0]["weight"])
     if split.any():
-        comps.append(dict(spot=idx[split], row=row[split] + params["split_d_row"].to_numpy()[split],
-                          col=col[split] + params["split_d_col"].to_numpy()[split],
-                          weight=amp[split] * r[split] / (1 + r[split])))
+        comps.append(
+            dict(
+                spot=idx[split],
+                row=row[split] + params["split_d_row"].to_numpy()[split],
+                col=col[split] + params["split_d_col"].to_numpy()[split],
+                weight=amp[split] * r[split] / (1 + r[split]),
+            )
+        )
     streak = shape == "streaked"
     if streak.any():
         length = params["streak_length"].to_numpy()[streak]
@@ -197,8 +241,14 @@ def components_of(row, col, amplitude, params: pd.DataFrame) -> dict[str, np.nda
         w /= w.sum()
         comps[0]["weight"] = np.where(streak, amp * w[0], comps[0]["weight"])
         for k in range(1, _N_STREAK):
-            comps.append(dict(spot=idx[streak], row=row[streak] + t[k] * length * dr,
-                              col=col[streak] + t[k] * length * dc, weight=amp[streak] * w[k]))
+            comps.append(
+                dict(
+                    spot=idx[streak],
+                    row=row[streak] + t[k] * length * dr,
+                    col=col[streak] + t[k] * length * dc,
+                    weight=amp[streak] * w[k],
+                )
+            )
     out = {k: np.concatenate([c[k] for c in comps]) for k in ("spot", "row", "col", "weight")}
     s = out["spot"]
     out["w_major"] = params["w_major"].to_numpy()[s]
@@ -212,8 +262,9 @@ def components_of(row, col, amplitude, params: pd.DataFrame) -> dict[str, np.nda
     return out
 
 
-def render_components(comp: dict[str, np.ndarray], half: int = 10, ss: int = 3,
-                      chunk: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_components(
+    comp: dict[str, np.ndarray], half: int = 10, ss: int = 3, chunk: int = 512
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render components into ``(2 half + 1)``-pixel square windows, vectorised.
 
     Each profile is averaged over ``ss x ss`` sub-pixel samples (pixel integration) and

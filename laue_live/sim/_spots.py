@@ -27,8 +27,21 @@ __all__ = ["simulate_spots", "bm32_spectrum", "SPOT_LIST_COLUMNS"]
 log = logging.getLogger(__name__)
 
 #: Columns of the DataFrame returned by :func:`simulate_spots`.
-SPOT_LIST_COLUMNS = ("row", "col", "h", "k", "l", "energy_keV", "two_theta", "chi", "n_harmonics",
-                     "structure_factor_sq", "intensity", "streak_row", "streak_col")
+SPOT_LIST_COLUMNS = (
+    "row",
+    "col",
+    "h",
+    "k",
+    "l",
+    "energy_keV",
+    "two_theta",
+    "chi",
+    "n_harmonics",
+    "structure_factor_sq",
+    "intensity",
+    "streak_row",
+    "streak_col",
+)
 
 
 def bm32_spectrum(energy_keV: np.ndarray) -> np.ndarray:
@@ -52,9 +65,15 @@ def _check_rotation(orientation) -> np.ndarray:
     return u
 
 
-def simulate_spots(material: str | Material, orientation, calibration: Calibration,
-                   energy_range: tuple[float, float] = (5.0, 23.0), strain=None,
-                   spectrum=bm32_spectrum, depth_streak_mm: float = 0.05) -> pd.DataFrame:
+def simulate_spots(
+    material: str | Material,
+    orientation,
+    calibration: Calibration,
+    energy_range: tuple[float, float] = (5.0, 23.0),
+    strain=None,
+    spectrum=bm32_spectrum,
+    depth_streak_mm: float = 0.05,
+) -> pd.DataFrame:
     """Laue spots of one crystal that fall on the detector.
 
     Parameters
@@ -104,7 +123,9 @@ def simulate_spots(material: str | Material, orientation, calibration: Calibrati
         if eps.shape != (3, 3) or not np.all(np.isfinite(eps)) or not np.allclose(eps, eps.T, atol=1e-12):
             raise SettingsError("strain must be a finite symmetric 3 x 3 tensor")
         if np.abs(eps).max() > 0.1:
-            raise SettingsError(f"strain components above 10% are unphysical here (max {np.abs(eps).max():.3g})")
+            raise SettingsError(
+                f"strain components above 10% are unphysical here (max {np.abs(eps).max():.3g})"
+            )
         b = np.linalg.inv(np.eye(3) + eps).T @ b
     ub = u @ b
 
@@ -122,8 +143,13 @@ def simulate_spots(material: str | Material, orientation, calibration: Calibrati
     hkl, q1, uf, e1 = hkl[ok], q1[ok], uf[ok], e1[ok]
     det = project_to_detector(uf, calibration)
     rows, cols = calibration.frame_shape
-    on = det["hits"] & (det["row"] >= -0.5) & (det["row"] < rows - 0.5) & (det["col"] >= -0.5) & (
-        det["col"] < cols - 0.5)
+    on = (
+        det["hits"]
+        & (det["row"] >= -0.5)
+        & (det["row"] < rows - 0.5)
+        & (det["col"] >= -0.5)
+        & (det["col"] < cols - 0.5)
+    )
     hkl, q1, uf, e1 = hkl[on], q1[on], uf[on], e1[on]
     det = {k: v[on] for k, v in det.items()}
 
@@ -158,15 +184,23 @@ def simulate_spots(material: str | Material, orientation, calibration: Calibrati
     # streak direction: where the spot moves if the scattering point goes deeper along the beam
     deep = project_to_detector(uf[keep], calibration, source_offset=depth_streak_mm)
     hkl_first = hkl[keep] * first_n[keep, None]
-    df = pd.DataFrame({
-        "row": det["row"][keep], "col": det["col"][keep],
-        "h": hkl_first[:, 0], "k": hkl_first[:, 1], "l": hkl_first[:, 2],
-        "energy_keV": e1[keep] * first_n[keep],
-        "two_theta": det["two_theta"][keep], "chi": det["chi"][keep],
-        "n_harmonics": n_harm[keep], "structure_factor_sq": first_f2[keep],
-        "intensity": total[keep],
-        "streak_row": deep["row"] - det["row"][keep], "streak_col": deep["col"] - det["col"][keep],
-    })
+    df = pd.DataFrame(
+        {
+            "row": det["row"][keep],
+            "col": det["col"][keep],
+            "h": hkl_first[:, 0],
+            "k": hkl_first[:, 1],
+            "l": hkl_first[:, 2],
+            "energy_keV": e1[keep] * first_n[keep],
+            "two_theta": det["two_theta"][keep],
+            "chi": det["chi"][keep],
+            "n_harmonics": n_harm[keep],
+            "structure_factor_sq": first_f2[keep],
+            "intensity": total[keep],
+            "streak_row": deep["row"] - det["row"][keep],
+            "streak_col": deep["col"] - det["col"][keep],
+        }
+    )
     if len(df):
         df["intensity"] /= df["intensity"].max()
     return df.sort_values("intensity", ascending=False, ignore_index=True)

@@ -28,18 +28,44 @@ TRUTH_GROUP = "/entry/truth"
 
 #: Column -> dtype of a stored truth table (missing columns are filled with -1 / NaN / False).
 STORED_TRUTH_COLUMNS: dict[str, str] = {
-    "frame": "int64", "spot": "int32", "row": "float64", "col": "float64",
-    "centroid_row": "float64", "centroid_col": "float64", "shape": "str", "amplitude": "float64",
-    "peak_height": "float64", "background": "float64", "sigma_row": "float64", "sigma_col": "float64",
-    "w_major": "float64", "w_minor": "float64", "angle_deg": "float64", "eta": "float64", "skew": "float64",
-    "streak_length": "float64", "streak_dir_row": "float64", "streak_dir_col": "float64",
-    "split_d_row": "float64", "split_d_col": "float64", "split_ratio": "float64", "saturated": "bool",
-    "h": "int32", "k": "int32", "l": "int32", "energy_keV": "float64", "grain": "int32", "intensity": "float64",
-    "x": "float64", "y": "float64",
+    "frame": "int64",
+    "spot": "int32",
+    "row": "float64",
+    "col": "float64",
+    "centroid_row": "float64",
+    "centroid_col": "float64",
+    "shape": "str",
+    "amplitude": "float64",
+    "peak_height": "float64",
+    "background": "float64",
+    "sigma_row": "float64",
+    "sigma_col": "float64",
+    "w_major": "float64",
+    "w_minor": "float64",
+    "angle_deg": "float64",
+    "eta": "float64",
+    "skew": "float64",
+    "streak_length": "float64",
+    "streak_dir_row": "float64",
+    "streak_dir_col": "float64",
+    "split_d_row": "float64",
+    "split_d_col": "float64",
+    "split_ratio": "float64",
+    "saturated": "bool",
+    "h": "int32",
+    "k": "int32",
+    "l": "int32",
+    "energy_keV": "float64",
+    "grain": "int32",
+    "intensity": "float64",
+    "x": "float64",
+    "y": "float64",
 }
 
 
-def conform_truth(truth: pd.DataFrame, frame: int | None = None, x: float = np.nan, y: float = np.nan) -> pd.DataFrame:
+def conform_truth(
+    truth: pd.DataFrame, frame: int | None = None, x: float = np.nan, y: float = np.nan
+) -> pd.DataFrame:
     """Return ``truth`` with exactly :data:`STORED_TRUTH_COLUMNS`, at their dtypes.
 
     ``frame``, ``x`` and ``y`` (stage position) are set when given; missing integer columns become

@@ -32,6 +32,7 @@ def _register() -> None:
     from laue_live.cli import _analyze  # noqa: F401
     from laue_live.cli import _catalog  # noqa: F401
     from laue_live.cli import _query  # noqa: F401
+    from laue_live.cli import _sim  # noqa: F401
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -42,15 +43,17 @@ def make_sample(kind: str, material: str, seed: int, shape_mix: str, det: Path |
 
 @sim_app.command()
 def write(
-    outdir: Path = typer.Argument(..., help="Folder to write into (created if needed)."),
-    n: int = typer.Option(10, "--n", min=1, help="Number of frames."),
-    fmt: str = typer.Option("tiff", "--format", help="tiff: one BM32-like .tif per frame; hdf5: one sim.h5."),
-    material: str = typer.Option("Si", help="Crystal: Si, Ge, Cu, Al or Al2O3."),
-    sample: str = typer.Option("single", help="Sample model: single (crystal), bent or poly(crystal)."),
-    shape_mix: str = typer.Option("bm32", help="Spot-shape mix preset: clean, bm32, broad, thick, deformed."),
-    step: float = typer.Option(1.0, help="Stage step between frames along x, micrometres."),
-    seed: int = typer.Option(0, min=0, help="Seed: same seed, same frames."),
-    det: Path | None = typer.Option(None, help="LaueTools .det file: its calibration (and orientation)."),
+    outdir: Annotated[Path, typer.Argument(help="Folder to write into (created if needed).")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of frames.")] = 10,
+    fmt: Annotated[
+        str, typer.Option("--format", help="tiff: one .tif per frame; hdf5: one sim.h5.")
+    ] = "tiff",
+    material: Annotated[str, typer.Option(help="Crystal: Si, Ge, Cu, Al or Al2O3.")] = "Si",
+    sample: Annotated[str, typer.Option(help="Sample: single, bent or poly(crystal).")] = "single",
+    shape_mix: Annotated[str, typer.Option(help="Shape mix: clean, bm32, broad, thick, deformed.")] = "bm32",
+    step: Annotated[float, typer.Option(help="Stage step between frames along x, micrometres.")] = 1.0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed: same seed, same frames.")] = 0,
+    det: Annotated[Path | None, typer.Option(help="LaueTools .det: calibration, orientation.")] = None,
 ) -> None:
     """Write N simulated frames and their ground truth (truth.parquet, truth.csv; 0-based row, col)."""
     import json
@@ -112,11 +115,11 @@ def write(
 
 @sim_app.command()
 def figure(
-    out: Path = typer.Argument(Path("docs/images/sim_vs_real.png"), help="PNG to write."),
-    real: Path = typer.Option(..., help="Real BM32 frame (.tif), e.g. shared/data/bm32/nw1_0000.tif."),
-    det: Path = typer.Option(..., help="Its LaueTools .det calibration with the orientation matrix."),
-    material: str = typer.Option("Si", help="Material of the calibrated crystal."),
-    seed: int = typer.Option(0, min=0, help="Seed of the simulated frame."),
+    real: Annotated[Path, typer.Option(help="Real BM32 frame (.tif), e.g. shared/data/bm32/nw1_0000.tif.")],
+    det: Annotated[Path, typer.Option(help="Its LaueTools .det calibration with the orientation matrix.")],
+    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("docs/images/sim_vs_real.png"),
+    material: Annotated[str, typer.Option(help="Material of the calibrated crystal.")] = "Si",
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated frame.")] = 0,
 ) -> None:
     """Draw a simulated frame next to a real one (same calibration and orientation), labelled."""
     import tifffile

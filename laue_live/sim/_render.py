@@ -151,7 +151,7 @@ def _smooth_background(shape: tuple[int, int], cfg: RenderConfig, rng: np.random
     c0 = cols * rng.uniform(0.4, 0.6)
     gr = np.exp(-0.5 * ((r - r0) / (0.3 * rows)) ** 2)
     gc = np.exp(-0.5 * ((c - c0) / (0.3 * cols)) ** 2)
-    tilt = np.float32(0.1 * cfg.background) * (c / cols - 0.5)
+    tilt = np.float32(0.1 * cfg.background) * (c / cols)
     bg = np.float32(cfg.background) * gr[:, None] * gc[None, :]
     bg += tilt[None, :]
     bg += np.float32(cfg.pedestal)

@@ -1,0 +1,55 @@
+"""``laue-live sim write``: frames on disk with their ground truth."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import tifffile
+from typer.testing import CliRunner
+
+from laue_live.cli._app import _register, app
+from laue_live.sim import read_ground_truth
+
+_register()
+runner = CliRunner()
+
+
+def test_write_tiff(tmp_path):
+    out = tmp_path / "tif"
+    res = runner.invoke(
+        app, ["sim", "write", str(out), "--n", "2", "--format", "tiff", "--material", "Ge", "--seed", "3"]
+    )
+    assert res.exit_code == 0, res.output
+    frames = sorted(out.glob("sim_*.tif"))
+    assert [f.name for f in frames] == ["sim_0000.tif", "sim_0001.tif"]
+    img = tifffile.imread(frames[1])
+    assert img.dtype == np.uint16 and img.shape == (2018, 2016)
+    truth = read_ground_truth(out / "truth.parquet")
+    csv = read_ground_truth(out / "truth.csv")
+    assert sorted(truth["frame"].unique()) == [0, 1] and len(csv) == len(truth)
+    assert (csv["shape"] == truth["shape"]).all()
+    np.testing.assert_allclose(csv["row"], truth["row"])
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["sample"]["material"] == "Ge" and meta["n_frames"] == 2
+
+
+def test_write_hdf5_poly(tmp_path):
+    out = tmp_path / "h5"
+    res = runner.invoke(
+        app,
+        ["sim", "write", str(out), "--n", "2", "--format", "hdf5", "--sample", "poly", "--material", "Al"],
+    )
+    assert res.exit_code == 0, res.output
+    with h5py.File(out / "sim.h5", "r") as f:
+        assert f["/entry/data/data"].shape == (2, 2018, 2016)
+    t = read_ground_truth(out / "sim.h5")
+    assert len(t) == len(read_ground_truth(out / "truth.parquet")) > 0
+
+
+def test_write_bad_options(tmp_path):
+    res = runner.invoke(app, ["sim", "write", str(tmp_path), "--format", "png"])
+    assert res.exit_code != 0 and "tiff or hdf5" in res.output
+    res = runner.invoke(app, ["sim", "write", str(tmp_path), "--material", "Kryptonite"])
+    assert res.exit_code != 0 and "unknown material" in res.output

@@ -1,0 +1,109 @@
+"""Rendered frames: detector model, ground truth, shape mixes, determinism, bad parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from laue_live._errors import SettingsError
+from laue_live.sim import SATURATION, SHAPES, RenderConfig, render_frame, simulate_spots
+
+
+@pytest.fixture(scope="module")
+def si_spots(bm32_calibration):
+    cal, u = bm32_calibration
+    return simulate_spots("Si", u, cal)
+
+
+def test_frame_detector_model(si_spots):
+    r = render_frame(si_spots, RenderConfig(), rng=1, keep_background=True)
+    f = r.frame
+    assert f.dtype == np.uint16 and f.shape == (2018, 2016)
+    # pedestal ~1000 ADU with a smooth hump; noise of a few ADU like the real frames
+    assert 995 <= np.median(f) <= 1040
+    flat = f[1900:1960, 100:160].astype(float)
+    assert 0.5 < np.diff(flat, axis=1).std() / np.sqrt(2) < 5
+    assert r.background is not None and r.background.min() >= 1000
+    assert f.max() == SATURATION and r.truth["saturated"].any()
+    t = r.truth
+    assert 40 <= len(t) <= len(si_spots)
+    assert set(t["shape"]) <= set(SHAPES)
+    for col in ("row", "col", "shape", "sigma_row", "sigma_col", "amplitude", "h", "k", "l", "energy_keV"):
+        assert col in t.columns
+
+
+def test_truth_positions_match_the_pixels(si_spots):
+    """For bright, round Gaussian spots the noisy frame's local centroid is the true position."""
+    cfg = RenderConfig(shape_mix="clean", sigma_spread=0.0)
+    r = render_frame(si_spots, cfg, rng=2, keep_background=True)
+    t = r.truth[(r.truth["shape"] == "gaussian") & (r.truth["peak_height"] > 2000) & ~r.truth["saturated"]]
+    assert len(t) >= 10
+    errs = []
+    for _, s in t.iterrows():
+        r0, c0 = int(round(s["row"])), int(round(s["col"]))
+        if not (8 <= r0 < 2010 and 8 <= c0 < 2008):
+            continue
+        win = (
+            r.frame[r0 - 6 : r0 + 7, c0 - 6 : c0 + 7].astype(float)
+            - r.background[r0 - 6 : r0 + 7, c0 - 6 : c0 + 7]
+        )
+        rr, cc = np.mgrid[r0 - 6 : r0 + 7, c0 - 6 : c0 + 7]
+        errs.append(
+            np.hypot((win * rr).sum() / win.sum() - s["row"], (win * cc).sum() / win.sum() - s["col"])
+        )
+    assert np.median(errs) < 0.05 and max(errs) < 0.3
+
+
+def test_deterministic_and_seed_dependent(si_spots):
+    a = render_frame(si_spots, rng=5)
+    b = render_frame(si_spots, rng=5)
+    c = render_frame(si_spots, rng=6)
+    assert np.array_equal(a.frame, b.frame)
+    pd.testing.assert_frame_equal(a.truth, b.truth)
+    assert not np.array_equal(a.frame, c.frame)
+
+
+@pytest.mark.parametrize("shape", ["split", "streaked", "lorentzian", "asymmetric", "elongated"])
+def test_shape_mix_controls_classes(si_spots, shape):
+    r = render_frame(si_spots, RenderConfig(shape_mix={shape: 1.0}), rng=3)
+    assert (r.truth["shape"] == shape).all()
+    t = r.truth
+    if shape == "split":
+        assert (np.hypot(t["split_d_row"], t["split_d_col"]) >= 1.2).all()
+    if shape == "streaked":
+        assert (t["streak_length"] >= 3).all()
+        # the streak runs along the depth direction computed from the geometry
+        assert np.allclose(np.hypot(t["streak_dir_row"], t["streak_dir_col"]), 1)
+    if shape == "elongated":
+        assert (t["w_major"] / t["w_minor"] >= 1.9).all()
+
+
+def test_empty_spot_list_gives_background_only():
+    empty = pd.DataFrame({"row": [], "col": [], "intensity": []})
+    r = render_frame(empty, rng=0, frame_shape=(64, 80))
+    assert r.frame.shape == (64, 80) and len(r.truth) == 0
+    assert r.frame.max() < 1100
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"shape_mix": "glitter"}, "unknown shape mix"),
+        ({"shape_mix": {"blob": 1.0}}, "unknown spot shape"),
+        ({"shape_mix": {"gaussian": -1.0}}, "weights"),
+        ({"gain": 0.0}, "gain"),
+        ({"pedestal": 70000.0}, "saturation"),
+        ({"sigma_median": float("nan")}, "sigma_median"),
+    ],
+)
+def test_bad_render_config(kwargs, match):
+    with pytest.raises(SettingsError, match=match):
+        RenderConfig(**kwargs)
+
+
+def test_bad_spot_list():
+    with pytest.raises(SettingsError, match="lacks"):
+        render_frame(pd.DataFrame({"row": [1.0]}))
+    with pytest.raises(SettingsError, match="finite"):
+        render_frame(pd.DataFrame({"row": [np.nan], "col": [1.0], "intensity": [1.0]}))

@@ -19,6 +19,8 @@ from laue_live.analysis._frames import (
     loader_from_stream_resource,
     path_from_stream_resource,
 )
+from laue_live.analysis._reprocess import ReprocessResult, find_analysis_runs, reprocess_run, resolve_raw_run
+from laue_live.analysis._resume import ResumeSink, read_stream_table, written_frames
 from laue_live.analysis._worker import QUEUE_POLICIES, AnalysisWorker, WorkerStats
 
 __all__ = [
@@ -28,6 +30,13 @@ __all__ = [
     "AnalysisRunComposer",
     "AnalysisWorker",
     "WorkerStats",
+    "ReprocessResult",
+    "ResumeSink",
+    "find_analysis_runs",
+    "read_stream_table",
+    "reprocess_run",
+    "resolve_raw_run",
+    "written_frames",
     "FrameAnalyzer",
     "FrameTask",
     "HDF5FrameLoader",

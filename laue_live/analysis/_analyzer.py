@@ -107,7 +107,7 @@ class FrameAnalyzer:
 
 def make_analyzer(method: str = "auto", analyzer: FrameAnalyzer | AnalyzeFn | None = None,
                   **kwargs: Any) -> FrameAnalyzer:
-    """A :class:`FrameAnalyzer` from a method name, or wrap a plain function as one."""
+    """Return a :class:`FrameAnalyzer` for a method name, or wrap a plain function as one."""
     if isinstance(analyzer, FrameAnalyzer):
         return analyzer
     return FrameAnalyzer(method, func=analyzer, **kwargs)

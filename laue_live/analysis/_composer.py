@@ -72,14 +72,13 @@ class AnalysisRunComposer:
         Data key of the frames in the raw run.
     metadata
         Extra start-document metadata.
-    uid, event_counters
-        To continue an interrupted analysis run (reprocess ``resume``): its uid and the events
-        already written per stream, so that sequence numbers continue.
+    uid
+        The analysis run's uid (default: a new one); see :meth:`resume`.
     """
 
     def __init__(self, sinks: Iterable[Sink], raw_start: Mapping[str, Any], analyzer_md: Mapping[str, Any],
                  *, image_field: str | None = None, metadata: Mapping[str, Any] | None = None,
-                 uid: str | None = None, event_counters: dict[str, int] | None = None) -> None:
+                 uid: str | None = None) -> None:
         import event_model
 
         self.sinks = list(sinks)
@@ -108,8 +107,7 @@ class AnalysisRunComposer:
             md["raw_scan_id"] = self.raw_start["scan_id"]
         md["plan_name"] = "laue_live_analysis"
         md.update(metadata or {})
-        self._bundle = event_model.compose_run(uid=uid, metadata=_clean(md), validate=False,
-                                               event_counters=event_counters)
+        self._bundle = event_model.compose_run(uid=uid, metadata=_clean(md), validate=False)
         self.start_doc = self._bundle.start_doc
         self.uid = self.start_doc["uid"]
         self._frames = self._bundle.compose_descriptor(
@@ -143,6 +141,42 @@ class AnalysisRunComposer:
         self.emit("start", self.start_doc)
         self.emit("descriptor", self._frames.descriptor_doc)
         self.emit("descriptor", self._spots.descriptor_doc)
+
+    def resume(self, start_doc: Mapping[str, Any], *, frame_rows: int, spot_rows: int, analysed: int = 0,
+               failed: int = 0, dropped: int = 0) -> None:
+        """Continue an analysis run already written in part (its start document is not emitted again).
+
+        Parameters
+        ----------
+        start_doc
+            The existing run's start document (its uid must be this composer's ``uid``).
+        frame_rows, spot_rows
+            Rows already in its ``frames`` and ``spots`` streams: sequence numbers continue after them.
+        analysed, failed, dropped
+            Frame counts already recorded, carried into the stop document.
+        """
+        if start_doc["uid"] != self.uid:
+            raise ValueError("resume: the composer must be created with the existing run's uid")
+        self.start_doc = dict(start_doc)
+        self._started = True
+        counters = self._frames.compose_event.event_counters
+        counters["frames"], counters["spots"] = frame_rows + 1, spot_rows + 1
+        self.frames_analysed, self.frames_failed, self.frames_dropped = analysed, failed, dropped
+        self.spots_written = spot_rows
+        self.emit("descriptor", self._frames.descriptor_doc)
+        self.emit("descriptor", self._spots.descriptor_doc)
+
+    def summary(self, row: Mapping[str, Any]) -> None:
+        """Emit a ``frames`` event from a ready summary row (used when the spot rows exist already)."""
+        self.start()
+        now = time.time()
+        row = {c.name: row[c.name] for c in FRAME_COLUMNS}
+        self.emit("event", self._frames.compose_event(data=row, timestamps={k: now for k in row},
+                                                      validate=False))
+        if row["failed"]:
+            self.frames_failed += 1
+        else:
+            self.frames_analysed += 1
 
     def frame(self, frame: int, spots=None, *, x: float = math.nan, y: float = math.nan,
               seconds: float = 0.0, error: str = "", dropped: bool = False) -> None:

@@ -102,6 +102,9 @@ def _retrying(read: Callable[[], np.ndarray], what: str, timeout: float) -> np.n
             delay = min(delay * 2, 0.2)
 
 
+_H5_OPEN_VARIANTS = ({"swmr": True}, {"swmr": True, "locking": False}, {}, {"locking": False})
+
+
 @dataclass(frozen=True, slots=True)
 class HDF5FrameLoader:
     """Read frame ``index`` of an HDF5 dataset (opened read-only, in SWMR mode when possible).
@@ -126,10 +129,17 @@ class HDF5FrameLoader:
     def _read(self) -> np.ndarray:
         import h5py
 
-        try:
-            f = h5py.File(self.path, "r", swmr=True, locking=False)
-        except OSError:  # not written with libver="latest": plain read-only open
-            f = h5py.File(self.path, "r", locking=False)
+        f = None
+        # SWMR read when the writer allows it; the file-locking mode must match a writer that has
+        # the file open in this same process (HDF5 refuses mismatched flags), so try both.
+        for kw in _H5_OPEN_VARIANTS:
+            try:
+                f = h5py.File(self.path, "r", **kw)
+                break
+            except OSError as exc:
+                error = exc
+        if f is None:
+            raise error
         with f:
             ds = f[self.dataset]
             if hasattr(ds, "refresh"):
@@ -176,7 +186,7 @@ def _path_from_uri(uri: str) -> str:
 
 
 def path_from_stream_resource(doc: Mapping[str, Any]) -> str:
-    """Absolute file path of a StreamResource document (``uri``, or the older ``root`` + ``resource_path``)."""
+    """Return the file path of a StreamResource document (``uri``, or older ``root`` + ``resource_path``)."""
     if doc.get("uri"):
         return _path_from_uri(doc["uri"])
     if "resource_path" in doc:
@@ -248,7 +258,7 @@ def _is_image_shape(shape) -> bool:
 
 
 def find_image_field(data_keys: Mapping[str, Mapping[str, Any]], configured: str | None = None) -> str | None:
-    """The data key of a descriptor that holds detector frames, or None.
+    """Return the data key of a descriptor that holds detector frames, or None.
 
     Parameters
     ----------

@@ -53,7 +53,7 @@ class WorkerStats:
     latencies: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """The counters as a plain dict (latencies summarised)."""
+        """Return the counters as a plain dict (latencies summarised)."""
         d = {k: v for k, v in self.__dict__.items() if k != "latencies"}
         if self.latencies:
             lat = sorted(self.latencies)

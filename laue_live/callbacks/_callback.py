@@ -118,7 +118,7 @@ class LaueSpotCallback(DocumentRouter):
 
     @property
     def analysis_uid(self) -> str | None:
-        """uid of the analysis run (None if the run holds no frames)."""
+        """Return the analysis run's uid (None if the run holds no frames)."""
         return self.composer.uid if self.composer else None
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -193,7 +193,7 @@ class LaueSpotCallback(DocumentRouter):
             self._attach_stream_frame(desc_uid, seq_num, task)
             return
         value = data.get(field)
-        if kind == "datum" and isinstance(value, str) and not filled.get(field) is True:
+        if kind == "datum" and isinstance(value, str) and filled.get(field) is not True:
             datum = self._datums.get(value)
             resource = self._resources.get(datum["resource"]) if datum else None
             if datum is None or resource is None:

@@ -37,8 +37,10 @@ class LaueSpotCallbackFactory:
     Parameters
     ----------
     sinks
-        Callables ``sink(name, doc)`` for the analysis runs' documents, or a function
-        ``sinks(start_doc) -> list`` called per run.
+        Callables ``sink(name, doc)`` for the analysis runs' documents.
+    sink_factory
+        Optional ``sink_factory(raw_start_doc) -> list of sinks`` called per run, whose sinks
+        are added to ``sinks`` for that run (e.g. a per-run live plot).
     method, analyzer
         See :class:`LaueSpotCallback`.
     exit_timeout
@@ -47,9 +49,13 @@ class LaueSpotCallbackFactory:
         Passed to :class:`LaueSpotCallback` (``image_field``, ``queue_size``, ``policy``, ...).
     """
 
-    def __init__(self, sinks: Iterable | Callable[[dict], Iterable] = (), *, method: str = "auto",
-                 analyzer: Any = None, exit_timeout: float = 60.0, **options: Any) -> None:
-        self.sinks = sinks if callable(sinks) else list(sinks)
+    def __init__(self, sinks: Iterable[Callable] = (), *, method: str = "auto", analyzer: Any = None,
+                 sink_factory: Callable[[dict], Iterable[Callable]] | None = None,
+                 exit_timeout: float = 60.0, **options: Any) -> None:
+        if callable(sinks):
+            raise TypeError("sinks must be a list of callables sink(name, doc), not one callable")
+        self.sinks = list(sinks)
+        self.sink_factory = sink_factory
         self.analyzer = make_analyzer(method, analyzer)
         self.options = options
         self.exit_timeout = exit_timeout
@@ -58,7 +64,7 @@ class LaueSpotCallbackFactory:
         _LIVE.add(self)
 
     def __call__(self, name: str, start_doc: dict):
-        sinks = list(self.sinks(start_doc)) if callable(self.sinks) else self.sinks
+        sinks = [*self.sinks, *(self.sink_factory(start_doc) if self.sink_factory else ())]
         cb = LaueSpotCallback(sinks, analyzer=self.analyzer, **self.options)
         with self._lock:
             # Runs ignored (no frames) are dropped from the list; the last 1000 analysed are kept.
@@ -77,13 +83,13 @@ class LaueSpotCallbackFactory:
 
     @property
     def analysis_uids(self) -> list[str]:
-        """uids of the analysis runs made so far (ignored runs have none)."""
+        """List the uids of the analysis runs made so far (ignored runs have none)."""
         return [cb.analysis_uid for cb in self.callbacks if cb.analysis_uid]
 
 
-def laue_spot_callback_factory(sinks: Iterable | Callable[[dict], Iterable] = (), *, method: str = "auto",
+def laue_spot_callback_factory(sinks: Iterable[Callable] = (), *, method: str = "auto",
                                analyzer: Any = None, **options: Any) -> LaueSpotCallbackFactory:
-    """A RunRouter factory making one :class:`LaueSpotCallback` per run (see :class:`LaueSpotCallbackFactory`).
+    """Make a RunRouter factory giving each run its own :class:`LaueSpotCallback`.
 
     Examples
     --------
@@ -118,9 +124,9 @@ class LaueRunRouter(RunRouter):
         return self.factory.callbacks
 
 
-def make_run_router(sinks: Iterable | Callable[[dict], Iterable] = (), *, method: str = "auto",
+def make_run_router(sinks: Iterable[Callable] = (), *, method: str = "auto",
                     analyzer: Any = None, **options: Any) -> LaueRunRouter:
-    """A RunRouter to subscribe to a RunEngine: each run gets its own :class:`LaueSpotCallback`.
+    """Make a RunRouter to subscribe to a RunEngine: each run gets its own :class:`LaueSpotCallback`.
 
     Parameters
     ----------

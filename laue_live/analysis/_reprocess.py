@@ -1,0 +1,213 @@
+"""Re-analyse a raw run already in Tiled, or finish an analysis run that was interrupted."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from laue_live._errors import DocumentError
+from laue_live.analysis._analyzer import FrameAnalyzer, make_analyzer
+from laue_live.analysis._composer import ANALYSIS_KIND, AnalysisRunComposer
+from laue_live.analysis._frames import FrameTask, find_image_field
+from laue_live.analysis._resume import ResumeSink, read_stream_table, written_frames
+from laue_live.analysis._worker import AnalysisWorker
+
+__all__ = ["ReprocessResult", "reprocess_run", "find_analysis_runs", "resolve_raw_run"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReprocessResult:
+    """What :func:`reprocess_run` did.
+
+    Attributes
+    ----------
+    raw_uid, analysis_uid
+        The raw run and the analysis run written (new, or the one resumed).
+    resumed
+        True if an interrupted analysis run was completed rather than a new one written.
+    frames_total, frames_skipped
+        Frames in the raw run; frames already written and therefore not analysed again.
+    stop
+        The analysis run's stop document (counts of frames analysed/failed).
+    """
+
+    raw_uid: str
+    analysis_uid: str
+    resumed: bool
+    frames_total: int
+    frames_skipped: int
+    stop: dict
+
+
+def resolve_raw_run(raw_container, run_id: str | int):
+    """Return the raw run client for a uid, a uid prefix, or a scan id (negative: from the end)."""
+    key: Any = run_id
+    if isinstance(run_id, str) and run_id.lstrip("-").isdigit():
+        key = int(run_id)
+    try:
+        return raw_container[key]
+    except (KeyError, IndexError, ValueError) as exc:
+        raise DocumentError(f"raw run {run_id!r} not found in the catalog") from exc
+
+
+def find_analysis_runs(analysis_container, raw_uid: str) -> list:
+    """Analysis runs of ``raw_uid``, oldest first."""
+    from tiled.queries import Key
+
+    res = analysis_container.search(Key("raw_uid") == raw_uid)
+    runs = [res[k] for k in res]
+    return sorted(runs, key=lambda r: r.metadata.get("start", {}).get("time", 0.0))
+
+
+def _positions(stream, n: int, start: dict) -> tuple[np.ndarray, np.ndarray]:
+    x = np.full(n, math.nan)
+    y = np.full(n, math.nan)
+    try:
+        table = stream.base["internal"].read()
+    except Exception as exc:  # no scalar table: positions unknown
+        logger.info("no position table in the raw run (%s)", exc)
+        return x, y
+    if "seq_num" not in table:
+        return x, y
+    idx = table["seq_num"].to_numpy().astype(int) - 1
+    ok = (idx >= 0) & (idx < n)
+    for out, motor in zip((x, y), list(start.get("motors") or [])[:2], strict=False):
+        col = next((c for c in (motor, f"{motor}_user_readback", f"{motor}_readback") if c in table), None)
+        if col is not None:
+            out[idx[ok]] = table[col].to_numpy()[ok]
+    return x, y
+
+
+def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: str | None = None,
+                  analyzer: FrameAnalyzer | Callable | None = None, resume: bool | str = False,
+                  sinks: Iterable[Callable] = (), image_field: str | None = None, stream: str = "primary",
+                  batch_size: int = 8, progress: bool = True, writer_kwargs: dict | None = None,
+                  **analyzer_kwargs: Any) -> ReprocessResult:
+    """Analyse a raw run from the catalog (frames read from Tiled) and write an analysis run.
+
+    Parameters
+    ----------
+    catalog
+        A :class:`laue_live.catalog.Catalog` (``raw`` and ``analysis`` containers).
+    run_id
+        Raw run uid, uid prefix or scan id.
+    method, model, analyzer
+        How to analyse: ``"fit"``, ``"cnn"`` or ``"auto"``, a CNN model, or a ready analyser.
+    resume
+        False: write a new analysis run. True: complete the newest analysis run of this raw run
+        that has no stop document (interrupted live analysis), skipping the frames it already
+        holds; a new run is written if there is none. A uid string: complete that analysis run.
+    sinks
+        Further document sinks (0MQ publisher, live views) besides the Tiled writer.
+    image_field
+        Data key of the frames (default: the stream's 2-D data key).
+    stream
+        Event stream of the raw run holding the frames.
+    batch_size
+        Frames per analysis call.
+    progress
+        Show a tqdm progress bar.
+    writer_kwargs
+        Passed to :func:`laue_live.catalog.make_analysis_writer` (new runs only).
+
+    Returns
+    -------
+    ReprocessResult
+
+    Raises
+    ------
+    DocumentError
+        If the raw run, its stream or its image field cannot be found.
+    """
+    from tqdm.auto import tqdm
+
+    from laue_live.catalog import make_analysis_writer
+
+    raw = resolve_raw_run(catalog.raw, run_id)
+    start = dict(raw.metadata["start"])
+    try:
+        frames_stream = raw[stream]
+    except KeyError:
+        raise DocumentError(f"raw run {start['uid']} has no stream {stream!r}") from None
+    field = find_image_field(frames_stream.metadata.get("data_keys", {}), image_field)
+    if field is None:
+        raise DocumentError(f"stream {stream!r} of raw run {start['uid']} has no image field")
+    frames_node = frames_stream[field]
+    n = int(frames_node.shape[0])
+    xs, ys = _positions(frames_stream, n, start)
+    analyzer = make_analyzer(method, analyzer, model=model, **analyzer_kwargs)
+
+    target = None
+    if resume:
+        if isinstance(resume, str):
+            target = catalog.analysis[resume]
+        else:
+            open_runs = [r for r in find_analysis_runs(catalog.analysis, start["uid"])
+                         if not r.metadata.get("stop")]
+            target = open_runs[-1] if open_runs else None
+    writer = None
+    skip: set[int] = set()
+    if target is not None:
+        tstart = dict(target.metadata["start"])
+        if tstart.get("kind") != ANALYSIS_KIND or tstart.get("raw_uid") != start["uid"]:
+            raise DocumentError(f"{tstart.get('uid')} is not an analysis run of raw run {start['uid']}")
+        done_frames, done_spots = written_frames(target)
+        skip = done_frames | done_spots
+        frames_tab = read_stream_table(target, "frames", ["failed"])
+        n_failed = int(frames_tab["failed"].astype(bool).sum()) if len(frames_tab) else 0
+        composer = AnalysisRunComposer(
+            [ResumeSink(target), *sinks], start,
+            {"method": tstart.get("method"), "model": tstart.get("model", {}),
+             "params": tstart.get("analysis_params", {})},
+            image_field=field, uid=tstart["uid"])
+        composer.resume(tstart, frame_rows=len(frames_tab),
+                        spot_rows=len(read_stream_table(target, "spots", ["frame"])),
+                        analysed=len(frames_tab) - n_failed, failed=n_failed)
+        # Frames whose spot rows are written but whose summary row is not: summarise from the rows.
+        _summarise_orphans(composer, target, done_spots - done_frames, xs, ys)
+        if analyzer.method != tstart.get("method"):
+            logger.warning("resuming %s analysed with %r using %r", tstart["uid"][:8],
+                           tstart.get("method"), analyzer.method)
+    else:
+        writer = make_analysis_writer(catalog, **(writer_kwargs or {}))
+        composer = AnalysisRunComposer([writer, *sinks], start, analyzer.describe(), image_field=field,
+                                       metadata={"reprocessed": True, "raw_stream": stream})
+    worker = AnalysisWorker(composer, analyzer, queue_size=2 * batch_size, policy="block",
+                            batch_size=batch_size, name="laue-live-reprocess")
+    todo = [i for i in range(n) if i not in skip]
+    logger.info("%s raw run %s: %d frames, %d to analyse into %s", "resuming" if target else "reprocessing",
+                start["uid"][:8], n, len(todo), composer.uid[:8])
+    try:
+        for i in tqdm(todo, desc=f"reprocess {start['uid'][:8]}", unit="frame", disable=not progress):
+            task = FrameTask(i, float(xs[i]), float(ys[i]))
+            try:
+                task.source = np.asarray(frames_node[i])  # read here, analysed in the worker thread
+            except Exception as exc:
+                task.error = f"cannot read frame from Tiled: {type(exc).__name__}: {exc}"
+            worker.submit(task)
+    finally:
+        worker.close(start.get("exit_status") or (raw.metadata.get("stop") or {}).get("exit_status"))
+        worker.join()
+        if writer is not None:
+            writer.close()
+    return ReprocessResult(start["uid"], composer.uid, target is not None, n, len(skip),
+                           worker.stop_doc or {})
+
+
+def _summarise_orphans(composer: AnalysisRunComposer, run, frames: set[int], xs, ys) -> None:
+    if not frames:
+        return
+    spots = read_stream_table(run, "spots", ["frame", "good", "sim"])
+    for f in sorted(frames):
+        rows = spots[spots["frame"] == f]
+        composer.summary({"frame": f, "x": float(xs[f]) if f < len(xs) else math.nan,
+                          "y": float(ys[f]) if f < len(ys) else math.nan, "n_spots": len(rows),
+                          "n_good": int(rows["good"].sum()), "mean_sim": float(rows["sim"].mean()),
+                          "seconds": math.nan, "failed": False, "error": ""})

@@ -1,0 +1,402 @@
+"""The whole per-frame path on one torch device: frames in, spot tables out.
+
+Per batch of frames: host ``uint16`` -> device (pinned staging buffers and a copy stream on CUDA,
+so that the copy of batch ``i + 1`` overlaps the compute of batch ``i``) -> float conversion and
+block background -> threshold and sparse connected components -> cutouts gathered on the device ->
+exact fit or CNN -> descriptor block ``(N, 12)`` float64 + ``(N, 3)`` ints + ``(N, 3)`` flags
+back to the host in three copies -> one schema DataFrame per frame. There is no per-spot Python;
+the host waits on the device only where a size is data-dependent (the number of masked pixels and
+of peaks, the convergence of the labelling and of the fit), once or a few times per batch, never
+per frame when frames are batched.
+
+The results equal :func:`laue_live.analyze_frames` (same peaks, same cutouts, same descriptors up
+to float rounding; the CNN in reduced precision differs by a few 1e-3): ``tests/pipeline``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from laue_live._errors import FrameError, SettingsError
+from laue_live._schema import SPOT_COLUMNS, empty_spot_table
+from laue_live.pipeline._cutouts import gather_cutouts
+from laue_live.pipeline._describe import HOST_FLOAT_COLUMNS, cnn_columns, fit_columns
+from laue_live.pipeline._peaks import frames_to_float, peaks_from_float
+
+__all__ = ["FramePipeline", "resolve_device", "STAGES"]
+
+log = logging.getLogger(__name__)
+
+#: Stage names of :attr:`FramePipeline.timings` (seconds per batch, recorded with ``profile=True``).
+STAGES = ("h2d", "peaks", "cutouts", "describe", "d2h", "table")
+
+_PEAK_DEFAULTS = {"threshold": 50.0, "block": 16, "min_pixels": 2, "merge_radius": 4.0, "saturation": 65535.0}
+_FLOAT32_COLS = HOST_FLOAT_COLUMNS
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: the first CUDA device if there is one, else the CPU; otherwise as given.
+
+    Raises
+    ------
+    SettingsError
+        A CUDA device is asked for but CUDA is not available.
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SettingsError(f"device {str(device)!r} requested but CUDA is not available here; use 'cpu' or 'auto'")
+    return dev
+
+
+@dataclass
+class _Staged:
+    """A batch of frames on its way to (or on) the device."""
+
+    numbers: list[int]
+    errors: dict[int, str]  # position in the batch -> why that frame failed
+    good: list[int]  # positions of the frames that are in ``tensor``
+    tensor: torch.Tensor | None = None
+    event: Any = None
+    t_submit: float = 0.0
+
+
+@dataclass
+class _Result:
+    staged: _Staged
+    host: tuple[torch.Tensor, ...] | None = None  # floats, ints, flags, counts (maybe still copying)
+    event: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class FramePipeline:
+    """Frames -> spot tables on one torch device, batched and pipelined.
+
+    Parameters
+    ----------
+    method
+        ``"fit"`` (exact Gaussian fit, :func:`laue_live.spots.fit_gaussians`) or ``"cnn"``.
+    device
+        ``"auto"`` (CUDA if present), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a torch device.
+    model
+        CNN model file (``method="cnn"``); None for the shipped default.
+    precision
+        CNN precision: ``"auto"`` (fp16 on CUDA, bf16 on CPUs with AVX-512 BF16, else fp32),
+        ``"fp32"``, ``"bf16"``, ``"fp16"``. See :class:`laue_live.pipeline.CNNRunner`.
+    batch_frames
+        Frames per device batch (default: 1 on the CPU, where it gives the lowest latency; 16 on
+        CUDA, where it amortises launches and synchronisations).
+    peak_params
+        Overrides of the peak-search parameters of :func:`laue_live.spots.find_peaks`
+        (``threshold``, ``block``, ``min_pixels``, ``merge_radius``, ``saturation``).
+    sim_variant
+        ``"background"`` (default) or ``"raw"`` Sim0 (fit only; see :func:`laue_live.characterize`).
+    fit_options
+        Passed to :func:`laue_live.spots.fit_gaussians` (``dtype``, ``max_iter``, ``xtol``, ``ftol``).
+    on_error
+        ``"raise"`` (default, as :func:`laue_live.analyze_frames`): an invalid frame raises
+        :class:`~laue_live.FrameError`; ``"record"``: it gets an empty table whose
+        ``attrs["error"]`` says why, and the other frames go on.
+    profile
+        Record per-stage wall times in :attr:`timings` (synchronises the device between stages:
+        for benchmarks only).
+    cnn
+        An existing :class:`~laue_live.pipeline.CNNRunner` to share (method ``"cnn"``).
+
+    Examples
+    --------
+    >>> pipe = FramePipeline("fit", device="cpu")          # doctest: +SKIP
+    >>> tables = pipe.process([frame0, frame1])            # doctest: +SKIP
+    >>> for table in pipe.stream(frame_iterator): ...      # doctest: +SKIP
+    """
+
+    def __init__(self, method: str = "fit", device: str | torch.device = "auto", *, model=None,
+                 precision: str = "auto", batch_frames: int | None = None, peak_params: dict | None = None,
+                 sim_variant: str = "background", fit_options: dict | None = None, on_error: str = "raise",
+                 profile: bool = False, cnn=None) -> None:
+        if method not in ("fit", "cnn"):
+            raise ValueError(f"unknown method {method!r}: expected 'fit' or 'cnn'")
+        if sim_variant not in ("background", "raw"):
+            raise ValueError(f"sim_variant must be 'background' or 'raw', got {sim_variant!r}")
+        if on_error not in ("raise", "record"):
+            raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
+        unknown = set(peak_params or {}) - set(_PEAK_DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown peak parameter(s) {sorted(unknown)}; known: {sorted(_PEAK_DEFAULTS)}")
+        self.method = method
+        self.device = resolve_device(device)
+        self.peak_params = {**_PEAK_DEFAULTS, **(peak_params or {})}
+        self.sim_variant = sim_variant
+        self.fit_options = dict(fit_options or {})
+        self.on_error = on_error
+        self.profile = profile
+        self.batch_frames = int(batch_frames or (16 if self.device.type == "cuda" else 1))
+        if self.batch_frames < 1:
+            raise ValueError("batch_frames must be >= 1")
+        self.cnn = None
+        if method == "cnn":
+            from laue_live.pipeline._cnn import CNNRunner
+
+            self.cnn = cnn or CNNRunner(self.device, model, precision=precision)
+        self.timings: dict[str, list[float]] = defaultdict(list)
+        self._cuda = self.device.type == "cuda"
+        if self._cuda:
+            self._copy_stream = torch.cuda.Stream(self.device)
+            self._compute_stream = torch.cuda.Stream(self.device)
+            self._pinned: dict[tuple, list] = {}  # (shape, dtype) -> [buffers, events, next slot]
+
+    # ----------------------------------------------------------------------------- public API
+    def __call__(self, frames: Sequence[np.ndarray]) -> list:
+        """Same as :meth:`process` (so a pipeline can serve as a ``FrameAnalyzer`` function)."""
+        return self.process(frames)
+
+    def process(self, frames: Sequence[np.ndarray], frame_numbers: Sequence[int] | None = None) -> list:
+        """Spot tables of ``frames``, one schema DataFrame per frame, in order.
+
+        Parameters
+        ----------
+        frames
+            2D frames (uint16 typical; any real dtype), ADU.
+        frame_numbers
+            Value of the ``frame`` column of each table (default 0, 1, 2, ...).
+
+        Raises
+        ------
+        FrameError
+            With ``on_error="raise"``, if any frame is invalid (checked before any work is done).
+        """
+        frames = list(frames)
+        if frame_numbers is not None and len(frame_numbers) != len(frames):
+            raise ValueError(f"{len(frames)} frames but {len(frame_numbers)} frame numbers")
+        if self.on_error == "raise":
+            from laue_live.spots import validate_frame
+
+            for f in frames:
+                validate_frame(f)
+        return list(self.stream(frames, frame_numbers))
+
+    def stream(self, frames: Iterable[np.ndarray], frame_numbers: Iterable[int] | None = None) -> Iterator:
+        """Spot tables of an iterable of frames, yielded in order as they are done.
+
+        The next batch is copied to the device while the current one is analysed, and the host
+        builds the tables of a batch while the device works on the next one. Frames are consumed
+        ``batch_frames`` (+ one batch of look-ahead) at a time, so an endless iterator works.
+        """
+        batches = self._batches(frames, frame_numbers)
+        staged = self._stage(next(batches, None))
+        pending: _Result | None = None
+        while staged is not None:
+            nxt = self._stage(next(batches, None))  # issued before the compute: the copy overlaps it
+            result = self._compute(staged)
+            if pending is not None:
+                yield from self._finish(pending)
+            pending, staged = result, nxt
+        if pending is not None:
+            yield from self._finish(pending)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per-stage totals of :attr:`timings`: ``{stage: {"batches", "total_s", "mean_ms"}}``."""
+        return {k: {"batches": len(v), "total_s": float(sum(v)), "mean_ms": 1e3 * float(np.mean(v))}
+                for k, v in self.timings.items() if v}
+
+    def __repr__(self) -> str:
+        extra = f", precision={self.cnn.precision!r}" if self.cnn is not None else ""
+        return f"FramePipeline({self.method!r}, device={str(self.device)!r}, batch_frames={self.batch_frames}{extra})"
+
+    # ------------------------------------------------------------------------------ internals
+    def _batches(self, frames, frame_numbers) -> Iterator[tuple[list[int], list]]:
+        """Group frames into batches of ``batch_frames`` frames of one shape and dtype."""
+        from laue_live.spots import validate_frame
+
+        numbers = iter(frame_numbers) if frame_numbers is not None else None
+        cur: list = []
+        nums: list[int] = []
+        key = None
+        for i, f in enumerate(frames):
+            num = int(next(numbers)) if numbers is not None else i
+            try:
+                arr = validate_frame(f)
+                k = (arr.shape, arr.dtype)
+            except FrameError as exc:
+                if self.on_error == "raise":
+                    raise
+                arr, k = exc, key  # a failed frame rides along with its neighbours
+            if cur and (k != key or len(cur) >= self.batch_frames):
+                yield nums, cur
+                cur, nums = [], []
+            cur.append(arr)
+            nums.append(num)
+            key = k
+        if cur:
+            yield nums, cur
+
+    def _stage(self, batch) -> _Staged | None:
+        if batch is None:
+            return None
+        numbers, items = batch
+        errors = {i: str(a) for i, a in enumerate(items) if isinstance(a, Exception)}
+        good = [i for i in range(len(items)) if i not in errors]
+        st = _Staged(numbers=numbers, errors=errors, good=good, t_submit=time.perf_counter())
+        if not good:
+            return st
+        arrs = [items[i] for i in good]
+        t0 = time.perf_counter()
+        if not self._cuda:
+            with warnings.catch_warnings():  # read-only frames (e.g. decoded from 0MQ) are only read
+                warnings.simplefilter("ignore", UserWarning)
+                host = torch.from_numpy(np.ascontiguousarray(arrs[0])[None] if len(arrs) == 1 else np.stack(arrs))
+            st.tensor = host if self.device.type == "cpu" else host.to(self.device)
+        else:
+            st.tensor, st.event = self._to_cuda(arrs)
+        self._tick("h2d", t0, sync=False)
+        return st
+
+    def _to_cuda(self, arrs: list[np.ndarray]):
+        """Copy frames through a reused pinned buffer on the copy stream; returns (tensor, event)."""
+        a0 = arrs[0]
+        dt = np.int16 if a0.dtype == np.uint16 else a0.dtype  # torch moves uint16 as raw 16-bit words
+        key = (len(arrs), a0.shape, np.dtype(dt).str)
+        slots = self._pinned.get(key)
+        if slots is None:
+            bufs = [torch.empty((len(arrs), *a0.shape), dtype=torch.from_numpy(np.zeros(0, dt)).dtype)
+                    .pin_memory() for _ in range(2)]
+            slots = self._pinned[key] = [bufs, [None, None], 0]
+        bufs, events, k = slots
+        slots[2] = 1 - k
+        if events[k] is not None:
+            events[k].synchronize()  # the copy that last read this buffer is done
+        host = bufs[k].numpy()
+        for j, a in enumerate(arrs):
+            host[j] = a.view(dt) if a.dtype == np.uint16 else a
+        with torch.cuda.stream(self._copy_stream):
+            dev = bufs[k].to(self.device, non_blocking=True)
+            if a0.dtype == np.uint16:
+                dev = dev.view(torch.uint16)
+            ev = torch.cuda.Event()
+            ev.record(self._copy_stream)
+        events[k] = ev
+        dev.record_stream(self._compute_stream)  # the allocator must not reuse it before the compute
+        return dev, ev
+
+    def _tick(self, stage: str, t0: float, sync: bool = True) -> float:
+        if self.profile:
+            if sync and self._cuda:
+                torch.cuda.synchronize(self.device)
+            t = time.perf_counter()
+            self.timings[stage].append(t - t0)
+            return t
+        return t0
+
+    @torch.inference_mode()
+    def _compute(self, st: _Staged) -> _Result:
+        res = _Result(staged=st)
+        if st.tensor is None:
+            return res
+        ctx = torch.cuda.stream(self._compute_stream) if self._cuda else _nullcontext()
+        with ctx:
+            if self._cuda:
+                self._compute_stream.wait_event(st.event)
+            t = time.perf_counter()
+            p = self.peak_params
+            x = st.tensor
+            _, h, w = x.shape
+            xp = frames_to_float(x, int(p["block"]))
+            pk = peaks_from_float(xp, h, w, threshold=float(p["threshold"]), block=int(p["block"]),
+                                  min_pixels=int(p["min_pixels"]), merge_radius=float(p["merge_radius"]),
+                                  saturation=p["saturation"])
+            t = self._tick("peaks", t)
+            cut, edge = gather_cutouts(xp, h, w, pk.frame, pk.row, pk.col)
+            del xp
+            t = self._tick("cutouts", t)
+            floats, flags = self._describe(cut)
+            t = self._tick("describe", t)
+            ints = torch.stack([pk.frame, pk.row, pk.col], dim=1)
+            flags = torch.cat([flags, edge[:, None]], dim=1)
+            if self._cuda:
+                res.host = tuple(a.to("cpu", non_blocking=True) for a in (floats, ints, flags, pk.counts))
+                res.event = torch.cuda.Event()
+                res.event.record(self._compute_stream)
+            else:
+                res.host = (floats, ints, flags, pk.counts)
+            self._tick("d2h", t)
+        return res
+
+    def _describe(self, cut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = cut.shape[0]
+        if n == 0:
+            return (torch.zeros((0, len(HOST_FLOAT_COLUMNS)), dtype=torch.float64, device=cut.device),
+                    torch.zeros((0, 2), dtype=torch.bool, device=cut.device))
+        sat = float(self.peak_params["saturation"] or 65535.0)
+        if self.method == "fit":
+            from laue_live.spots import fit_gaussians
+
+            fit = fit_gaussians(cut, device=self.device, **self.fit_options)
+            return fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
+        return cnn_columns(self.cnn(cut), cut)
+
+    def _finish(self, res: _Result) -> Iterator:
+        st = res.staged
+        t0 = time.perf_counter()
+        tables: dict[int, Any] = {}
+        if res.host is not None:
+            if res.event is not None:
+                res.event.synchronize()
+            floats, ints, flags, counts = (a.numpy() for a in res.host)
+            bounds = np.concatenate([[0], np.cumsum(counts)])
+            for j, pos in enumerate(st.good):
+                a, b = bounds[j], bounds[j + 1]
+                tables[pos] = self._table(floats[a:b], ints[a:b], flags[a:b], st.numbers[pos])
+        for pos, why in st.errors.items():
+            t = empty_spot_table()
+            t.attrs["error"] = why
+            tables[pos] = t
+        self._tick("table", t0, sync=False)
+        for pos in range(len(st.numbers)):
+            yield tables[pos]
+
+    def _table(self, floats: np.ndarray, ints: np.ndarray, flags: np.ndarray, number: int):
+        import pandas as pd
+
+        n = len(floats)
+        cols: dict[str, np.ndarray] = {name: floats[:, k].astype(np.float32) for k, name in enumerate(_FLOAT32_COLS)}
+        d_row, d_col = cols["d_row"].astype(np.float64), cols["d_col"].astype(np.float64)
+        converged = flags[:, 0].astype(bool)
+        with np.errstate(invalid="ignore"):
+            good = (cols["sim"].astype(np.float64) > 0.5) & (np.hypot(d_row, d_col) <= 0.9) & converged
+        data = {
+            "frame": np.full(n, number, dtype=np.int64),
+            "spot": np.arange(n, dtype=np.int32),
+            "row0": ints[:, 1].astype(np.int32),
+            "col0": ints[:, 2].astype(np.int32),
+            "row": ints[:, 1] + d_row,
+            "col": ints[:, 2] + d_col,
+            **cols,
+            "good": good,
+            "edge": flags[:, 2].astype(bool),
+            "saturated": flags[:, 1].astype(bool),
+            "converged": converged,
+            "parent": np.full(n, -1, dtype=np.int32),
+            "component": np.zeros(n, dtype=np.int8),
+        }
+        df = pd.DataFrame({c.name: data[c.name] for c in SPOT_COLUMNS}, copy=False)
+        if self.method == "fit":
+            df.attrs["sim_variant"] = self.sim_variant
+        return df
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,108 @@
+"""``laue-live train``: train the spot CNN (and optionally cross-validate it and write the report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from laue_live.cli._app import app
+
+
+@app.command("train")
+def train_command(
+    out: Path = typer.Option(Path("spot_cnn.safetensors"), "--out", "-o",
+                             help="Where to write the trained model (.safetensors); a .json card goes next to it."),
+    data_dir: Path = typer.Option(Path("laue-live-data/cnn-datasets"), "--data-dir",
+                                  help="Cache of the five training datasets (D1-D5 .npz); built from the simulator "
+                                       "and the real BM32 frames when missing."),
+    n_spots: int = typer.Option(5000, "--n-spots", help="Spot candidates per dataset when building them."),
+    catalog: str | None = typer.Option(None, "--catalog",
+                                       help="Train on cutouts of historical runs in this Tiled catalog URI "
+                                            "(laue_live.catalog.CatalogCutoutSource) instead of the datasets."),
+    arch: str = typer.Option("paper", "--arch", help="Network: 'paper' (widths 16-128, 347,057 params) or 'lean'."),
+    epochs: int = typer.Option(70, "--epochs", help="Epochs (paper: 70)."),
+    steps: int = typer.Option(100, "--steps", help="Training steps per epoch (paper: 100)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Cutouts per step (paper: 32)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (paper: 1e-3)."),
+    per_bin: int = typer.Option(2000, "--per-bin", help="Resampling: at most this many spots per Sim bin (12 bins)."),
+    resample: bool = typer.Option(True, "--resample/--no-resample", help="Resample Sim to ~uniform per dataset."),
+    max_shift: int = typer.Option(1, "--max-shift", help="Largest random shift of the augmentation, px."),
+    seed: int = typer.Option(0, "--seed", help="Seed of everything random (reproducible on one device)."),
+    device: str = typer.Option("auto", "--device", help="'auto' (CUDA if present), 'cpu' or 'cuda'."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default)."),
+    lodo: Path | None = typer.Option(None, "--lodo",
+                                     help="Also run leave-one-dataset-out cross-validation (five models) and write "
+                                          "the evaluation report (REPORT.md + PNGs) into this folder."),
+    lodo_only: bool = typer.Option(False, "--lodo-only", help="Skip the final model; only cross-validate."),
+    lodo_epochs: int | None = typer.Option(None, "--lodo-epochs", help="Epochs of the cross-validation models."),
+    work_dir: Path = typer.Option(Path("laue-live-data/cnn-lodo"), "--work-dir",
+                                  help="Where cross-validation models and per-spot results go (resumable)."),
+    bench: Path | None = typer.Option(None, "--bench", help="benchmarks/bench_cnn.py JSON to quote in the report."),
+) -> None:
+    """Train the spot CNN with the paper's protocol (Sim resampled to ~uniform, shift / rotation /
+    reflection augmentation, MAE loss, Adam, 70 x 100 steps of 32) on the exact fit's descriptors.
+
+    Data: the five datasets D1-D5 (simulated frames of different materials, strains and spot shapes,
+    plus the real BM32 frames), ground truth by the exact Gaussian fit; or ``--catalog URI``.
+    Writes the model, a JSON card and a loss-curve PNG next to it.
+    """
+    import json
+    import logging
+
+    import torch
+
+    from laue_live.cnn import SpotSet, TrainConfig, collect, save_model, train
+    from laue_live.cnn._report import plot_loss_curves
+
+    log = logging.getLogger("laue_live.cli.train")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    if arch not in ("paper", "lean"):
+        raise typer.BadParameter("--arch must be 'paper' or 'lean'")
+    config = TrainConfig(arch=arch, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, per_bin=per_bin,
+                         resample=resample, max_shift=max_shift, seed=seed)
+    if catalog is not None:
+        try:
+            from laue_live.catalog import CatalogCutoutSource
+        except ImportError as exc:
+            typer.echo(f"error: --catalog needs laue_live.catalog.CatalogCutoutSource, which is not available: {exc}",
+                       err=True)
+            raise typer.Exit(2) from exc
+        sets: list[SpotSet] = [collect(CatalogCutoutSource(catalog))]
+        if lodo is not None:
+            typer.echo("error: --lodo needs the five datasets, not --catalog", err=True)
+            raise typer.Exit(2)
+    else:
+        from laue_live.cnn._datasets import build_datasets
+
+        typer.echo(f"datasets in {data_dir} (built if missing)")
+        sets = build_datasets(data_dir, n_spots=n_spots)
+    for s in sets:
+        typer.echo(f"  {s.name}: {len(s):,} spot candidates")
+
+    result = None
+    if not lodo_only:
+        result = train(sets, config=config, device=device)
+        info = {**result.info(), "version": f"{arch}-seed{seed}", "data": {s.name: len(s) for s in sets}}
+        save_model(out, result.model, info=info)
+        out.with_suffix(".json").write_text(json.dumps(info, indent=1))
+        png = plot_loss_curves({out.stem: result.history}, out.with_name(out.stem + "_loss.png"))
+        typer.echo(f"model: {out}  card: {out.with_suffix('.json')}  loss curve: {png}")
+
+    if lodo is not None:
+        from dataclasses import replace
+
+        from laue_live.cnn._evaluate import leave_one_dataset_out, resampled_sim
+        from laue_live.cnn._report import write_report
+
+        lconf = replace(config, epochs=lodo_epochs or epochs)
+        res = leave_one_dataset_out(sets, work_dir, config=lconf, device=device)
+        notes = (f"Network `{arch}`; cross-validation models trained {lconf.epochs} epochs x {lconf.steps} steps x "
+                 f"{lconf.batch_size} (paper: 70 x 100 x 32).")
+        path = write_report(lodo, sets=sets, resampled=resampled_sim(sets, lconf), lodo=res,
+                            default_history=result.history if result else None,
+                            default_info=result.info() if result else None,
+                            bench=json.loads(bench.read_text()) if bench and bench.is_file() else None, notes=notes)
+        typer.echo(f"report: {path}")
+        log.info("report written to %s", path)

@@ -30,6 +30,7 @@ def _register() -> None:
     # Each module adds its command(s) to `app`; imported here so that `laue-live --help` lists all.
     # Keep one import per line; a module's heavy imports stay inside its command functions.
     from laue_live.cli import _analyze  # noqa: F401
+    from laue_live.cli import _train  # noqa: F401
     from laue_live.cli import _catalog  # noqa: F401
     from laue_live.cli import _query  # noqa: F401
     from laue_live.cli import _sim  # noqa: F401

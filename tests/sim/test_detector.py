@@ -166,3 +166,32 @@ def test_bad_detector_settings_and_failures(tmp_path):
         list(raster_scan([], x, 0, 1, 2, y, 0, 1, 2))
     with pytest.raises(SettingsError, match="finite"):
         list(raster_scan([det], x, 0, float("nan"), 2, y, 0, 1, 2))
+
+
+@pytest.mark.slow
+def test_frames_reach_tiled_as_uint16_inline_and_from_hdf5(tmp_path):
+    """TiledWriter -> a real Tiled server: both delivery modes give the same uint16 frames."""
+    from bluesky_tiled_plugins import TiledWriter
+    from tiled.client import from_uri
+    from tiled.server import SimpleTiledServer
+
+    h5dir = tmp_path / "h5"
+    with SimpleTiledServer(
+        directory=str(tmp_path / "tiled"), api_key="k1", readable_storage=[str(h5dir)]
+    ) as ts:
+        client = from_uri(ts.uri)
+        x, y = make_sim_stage()
+        RE = RunEngine({})
+        RE.subscribe(TiledWriter(client, batch_size=1))
+        frames = {}
+        for mode in ("hdf5", "inline"):
+            det = SimLaueDetector(
+                "laue", sample=SingleCrystal("Si", seed=0), x_motor=x, y_motor=y, mode=mode, write_dir=h5dir
+            )
+            (uid,) = RE(raster_scan([det], x, 0, 1, 2, y, 0, 1, 1))
+            run = client[uid]
+            arr = run["primary"]["laue_image"]
+            assert arr.shape == (2, 2018, 2016) and arr.dtype == np.uint16
+            assert run.metadata["start"][LAUE_MD_KEY]["scan_shape"] == [1, 2]
+            frames[mode] = arr[1]
+        assert np.array_equal(frames["hdf5"], frames["inline"])

@@ -18,6 +18,7 @@ from laue_live.analysis._frames import (
     loader_from_resource,
     loader_from_stream_resource,
     path_from_stream_resource,
+    scan_axes,
 )
 from laue_live.analysis._reprocess import ReprocessResult, find_analysis_runs, reprocess_run, resolve_raw_run
 from laue_live.analysis._resume import ResumeSink, read_stream_table, written_frames
@@ -49,4 +50,5 @@ __all__ = [
     "loader_from_stream_resource",
     "make_analyzer",
     "path_from_stream_resource",
+    "scan_axes",
 ]

@@ -37,15 +37,20 @@ def _model_info(method: str, model: str | None) -> dict[str, str]:
         return {"name": "gaussian-fit", "version": laue_live.__version__}
     info = {"name": str(model or "default"), "version": "unknown"}
     try:
+        from pathlib import Path
+
         cnn = importlib.import_module("laue_live.cnn")
-        card = getattr(cnn, "model_card", None) or getattr(cnn, "default_model_card", None)
-        if callable(card):
-            c = card(model) if model else card()
-            if isinstance(c, dict):
-                info["name"] = str(c.get("name", info["name"]))
-                info["version"] = str(c.get("version", info["version"]))
-    except Exception as exc:
-        logger.debug("no CNN model card (%s)", exc)
+        path = Path(model) if model and Path(str(model)).is_file() else cnn.default_model_path()
+        meta = cnn.read_metadata(path)
+        info["name"] = str(meta.get("name") or path.stem)
+        version = meta.get("version") or meta.get("model_version") or meta.get("created")
+        if version is None:
+            import hashlib
+
+            version = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        info["version"] = str(version)
+    except Exception as exc:  # the model loader will report a missing/corrupt model itself
+        logger.debug("no CNN model metadata (%s)", exc)
     return info
 
 

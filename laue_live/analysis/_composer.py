@@ -29,7 +29,7 @@ Sink = Callable[[str, dict], Any]
 ANALYSIS_KIND = "laue-spots"
 
 #: Keys of the raw run's start document copied into the analysis run's start document.
-RAW_KEYS_COPIED = ("sample", "material", "shape", "extents", "motors", "snaking", "plan_name",
+RAW_KEYS_COPIED = ("laue_live", "sample", "material", "shape", "extents", "motors", "snaking", "plan_name",
                    "scan_id", "detectors", "raster", "proposal", "beamline_id", "operator")
 
 _JSON_DTYPE = {"i": "integer", "u": "integer", "f": "number", "b": "boolean"}

@@ -28,6 +28,7 @@ __all__ = [
     "loader_from_stream_resource",
     "loader_from_resource",
     "find_image_field",
+    "scan_axes",
     "RESOURCE_HANDLERS",
 ]
 
@@ -280,3 +281,11 @@ def find_image_field(data_keys: Mapping[str, Mapping[str, Any]], configured: str
         return None
     preferred = [k for k in candidates if k.endswith("_image")]
     return (preferred or candidates)[0]
+
+
+def scan_axes(start: Mapping[str, Any]) -> list[str]:
+    """Return the (x, y) stage motor names: laue_live raster metadata, else the first two ``motors``."""
+    laue = start.get("laue_live") or {}
+    if isinstance(laue, Mapping) and laue.get("x_motor") and laue.get("y_motor"):
+        return [laue["x_motor"], laue["y_motor"]]
+    return list(start.get("motors") or [])[:2]

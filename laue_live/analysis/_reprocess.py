@@ -13,7 +13,7 @@ import numpy as np
 from laue_live._errors import DocumentError
 from laue_live.analysis._analyzer import FrameAnalyzer, make_analyzer
 from laue_live.analysis._composer import ANALYSIS_KIND, AnalysisRunComposer
-from laue_live.analysis._frames import FrameTask, find_image_field
+from laue_live.analysis._frames import FrameTask, find_image_field, scan_axes
 from laue_live.analysis._resume import ResumeSink, read_stream_table, written_frames
 from laue_live.analysis._worker import AnalysisWorker
 
@@ -78,7 +78,7 @@ def _positions(stream, n: int, start: dict) -> tuple[np.ndarray, np.ndarray]:
         return x, y
     idx = table["seq_num"].to_numpy().astype(int) - 1
     ok = (idx >= 0) & (idx < n)
-    for out, motor in zip((x, y), list(start.get("motors") or [])[:2], strict=False):
+    for out, motor in zip((x, y), scan_axes(start), strict=False):
         col = next((c for c in (motor, f"{motor}_user_readback", f"{motor}_readback") if c in table), None)
         if col is not None:
             out[idx[ok]] = table[col].to_numpy()[ok]

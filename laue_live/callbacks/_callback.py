@@ -20,6 +20,7 @@ from laue_live.analysis import (
     loader_from_resource,
     loader_from_stream_resource,
     make_analyzer,
+    scan_axes,
 )
 
 __all__ = ["LaueSpotCallback"]
@@ -147,7 +148,7 @@ class LaueSpotCallback(DocumentRouter):
         if self.position_fields:
             return tuple(k if k in data_keys else None for k in self.position_fields)  # type: ignore[return-value]
         found: list[str | None] = []
-        for motor in list((self.raw_start or {}).get("motors") or [])[:2]:
+        for motor in scan_axes(self.raw_start or {}):
             cands = [motor, f"{motor}_user_readback", f"{motor}_readback"]
             cands += [k for k in data_keys if k.startswith(f"{motor}_") and not k.endswith("_setpoint")]
             found.append(next((k for k in cands if k in data_keys), None))

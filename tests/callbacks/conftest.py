@@ -100,7 +100,8 @@ class HDF5Detector(Device):
         self._index = 0
         bundle = compose_stream_resource(mimetype="application/x-hdf5", uri=f"file://localhost{path}",
                                          data_key=self.key,
-                                         parameters={"dataset": "/entry/data/data", "chunk_shape": [1, *SHAPE]})
+                                         parameters={"dataset": "/entry/data/data",
+                                                     "chunk_shape": [1, *SHAPE]})
         self._sres = bundle
         self._asset_docs = [("stream_resource", bundle.stream_resource_doc)]
         return super().stage()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from bluesky.plans import count, grid_scan
 from bluesky_tiled_plugins import TiledWriter
 from ophyd.sim import det1, motor1, motor2

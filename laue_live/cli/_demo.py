@@ -1,0 +1,221 @@
+"""``laue-live demo``: the whole live path on a laptop, with nothing to configure.
+
+Starts the embedded Tiled server, runs a simulated raster scan through a real RunEngine (detector
+frames written to HDF5 and registered in Tiled with StreamResource documents, as area detectors do),
+analyses every frame live with the spot callback, then reads the results back with a catalog query,
+saves a quality map of the scan and a picture of one frame with its spots, and stops the server.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from laue_live.cli._app import app
+
+
+@app.command("demo")
+def demo(
+    nx: Annotated[int, typer.Option("--nx", min=1, help="Points along the fast axis (x).")] = 10,
+    ny: Annotated[int, typer.Option("--ny", min=1, help="Rows along the slow axis (y).")] = 10,
+    method: Annotated[str, typer.Option(
+        help="Spot descriptors: fit (exact Gaussian fit), cnn, or auto (cnn if the default model "
+             "is installed, else fit).")] = "auto",
+    data_dir: Annotated[Path, typer.Option(
+        "--data-dir", help="Data directory of the embedded catalog (SQLite catalog, tables, detector "
+                           "HDF5 files, pictures); reused by later runs and by `laue-live query`.")
+    ] = Path("laue-live-data"),
+    keep_server: Annotated[bool, typer.Option(
+        "--keep-server", help="Leave the Tiled server running at the end (to browse or query the "
+                              "results); stop it with `kill PID` as printed.")] = False,
+    material: Annotated[str, typer.Option(help="Material of the simulated polycrystal.")] = "Cu",
+    grains: Annotated[int, typer.Option(min=1, help="Grains in the simulated polycrystal.")] = 8,
+    step: Annotated[float, typer.Option(min=0.0, help="Raster step, micrometres.")] = 2.0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated sample and noise.")] = 0,
+    device: Annotated[str | None, typer.Option(
+        help="torch device for the analysis (cpu, cuda, auto).")] = None,
+) -> None:
+    """Simulate a raster scan and characterize every Laue spot live into a local Tiled catalog.
+
+    At the end it prints where the results are, a query that reads them back (and its output), and
+    the paths of a quality map of the scan (PNG) and of a picture of one frame with its spots.
+    Ctrl-C stops the scan cleanly; the server it started is stopped in every case.
+    """
+    import logging
+
+    from laue_live.analysis import FrameAnalyzer
+
+    logging.getLogger("bluesky").setLevel(logging.WARNING)
+    data_dir = data_dir.resolve()
+    analyzer = FrameAnalyzer(method, device=device)
+    print(f"laue-live demo: {nx} x {ny} raster of a simulated {material} polycrystal, "
+          f"analysis method {analyzer.method!r} ({analyzer.model_info['name']})")
+    server = None
+    try:
+        server = _start_server(data_dir)
+        _run_demo(server, analyzer, data_dir, nx=nx, ny=ny, material=material, grains=grains,
+                  step=step, seed=seed)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping")
+        raise typer.Exit(130) from None
+    finally:
+        if server is not None:
+            if keep_server and server.process is not None and server.process.poll() is None:
+                print(f"\nTiled server left running at {server.uri} (pid {server.process.pid}); "
+                      f"API key in {data_dir / 'api_key'}; stop it with: kill {server.process.pid}")
+            else:
+                server.stop()
+                print("Tiled server stopped.")
+
+
+def _start_server(data_dir: Path):
+    from laue_live.catalog import LocalTiledServer
+
+    print(f"starting the local Tiled server (data in {data_dir}) ...", flush=True)
+    t0 = time.monotonic()
+    server = LocalTiledServer(data_dir).start()
+    print(f"Tiled server at {server.uri} (up in {time.monotonic() - t0:.1f} s)")
+    return server
+
+
+def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: str, grains: int,
+              step: float, seed: int) -> None:
+    from bluesky import RunEngine
+    from bluesky.utils import RunEngineInterrupted
+    from bluesky_tiled_plugins import TiledWriter
+    from tqdm.auto import tqdm
+
+    from laue_live.callbacks import make_run_router
+    from laue_live.catalog import make_analysis_writer, open_catalog
+    from laue_live.plans import raster_scan
+    from laue_live.sim import Polycrystal, SimLaueDetector, make_sim_stage
+
+    cat = open_catalog(server.settings)
+    extent = ((0.0, max(step * (nx - 1), 1.0)), (0.0, max(step * (ny - 1), 1.0)))
+    sample = Polycrystal(material, n_grains=grains, extent=extent, beam_size=max(step, 0.5), seed=seed)
+    x, y = make_sim_stage()
+    det = SimLaueDetector("laue", sample=sample, x_motor=x, y_motor=y, mode="hdf5",
+                          write_dir=data_dir / "detector", seed=seed)
+
+    n = nx * ny
+    acquired = tqdm(total=n, desc="acquired", unit="frame", position=0)
+    analysed = tqdm(total=n, desc="analysed", unit="frame", position=1)
+
+    def count_acquired(name, doc):
+        if name == "event":
+            acquired.update(1)
+
+    def count_analysed(name, doc):
+        if name == "event" and "n_spots" in doc.get("data", {}):
+            d = doc["data"]
+            analysed.update(1)
+            analysed.set_postfix_str(f"frame {d['frame']}: {d['n_spots']} spots, {d['n_good']} good"
+                                     + (" FAILED" if d["failed"] else ""))
+
+    writer = make_analysis_writer(cat)
+    router = make_run_router([writer, count_analysed], analyzer=analyzer)
+    RE = RunEngine({})
+    RE.subscribe(TiledWriter(cat.raw, batch_size=1))  # the raw run: HDF5 frames registered, not copied
+    RE.subscribe(router)
+    RE.subscribe(count_acquired)
+    t0 = time.monotonic()
+    try:
+        (raw_uid,) = RE(raster_scan([det], x, 0.0, extent[0][1], nx, y, 0.0, extent[1][1], ny,
+                                    md={"purpose": "laue-live demo"}))
+    except (KeyboardInterrupt, RunEngineInterrupted):
+        if RE.state != "idle":
+            RE.abort("interrupted by the user")
+        raise KeyboardInterrupt from None
+    t_scan = time.monotonic() - t0
+    router.wait()  # the analysis of every frame is written, late rather than never
+    writer.close()
+    t_all = time.monotonic() - t0
+    acquired.close()
+    analysed.close()
+    cb = router.callbacks[-1]
+    stats = cb.stats()
+    print(f"\nscan: {n} frames in {t_scan:.1f} s; analysis finished {t_all - t_scan:.1f} s after the scan "
+          f"({stats.get('analysis_seconds', 0) / max(n, 1):.2f} s/frame analysis time); "
+          f"callback time on the RunEngine thread: {stats.get('re_ms_mean', 0):.3f} ms/event mean, "
+          f"{stats.get('re_ms_max', 0):.3f} ms max")
+    _report(cat, server, raw_uid, cb.analysis_uid, data_dir)
+
+
+def _report(cat, server, raw_uid: str, analysis_uid: str, data_dir: Path) -> None:
+    import pandas as pd
+
+    from laue_live.catalog import frame_summary, get_spot_table, plot_quality_map
+
+    run = cat.analysis[analysis_uid]
+    stop = run.metadata.get("stop") or {}
+    print("\nResults")
+    print(f"  Tiled server     {server.uri}  (API key in {data_dir / 'api_key'})")
+    print(f"  raw run          {cat.settings.raw_path}/{raw_uid}")
+    print(f"                   (frames: HDF5 files under {data_dir / 'detector'}, registered in Tiled)")
+    print(f"  analysis run     {cat.settings.analysis_path}/{analysis_uid}")
+    print(f"                   {stop.get('frames_analysed', '?')} frames analysed, "
+          f"{stop.get('frames_failed', '?')} failed, {stop.get('spots', '?')} spots")
+
+    print("\nRead back (Python):")
+    print("    from laue_live.catalog import CatalogSettings, catalog_session, frame_summary, get_spot_table")
+    print(f"    with catalog_session(CatalogSettings.load(data_dir='{data_dir}')) as cat:")
+    print(f"        run = cat.analysis['{analysis_uid}']")
+    print("        spots = get_spot_table(run, good_only=True)")
+    print("        summary = frame_summary(run)")
+    spots = get_spot_table(run, good_only=True)
+    summary = frame_summary(run)
+    with pd.option_context("display.width", 140, "display.max_columns", 12):
+        print(f"\n  -> {len(spots)} good spots; the first five:")
+        cols = ["frame", "spot", "row", "col", "sim", "asp", "area", "intensity"]
+        print(spots[cols].head().to_string(index=False))
+        print(f"\n  -> per-frame summary ({len(summary)} frames), the first five:")
+        print(summary[["frame", "x", "y", "n_spots", "n_good", "mean_sim", "seconds", "failed"]]
+              .head().to_string(index=False))
+    print("\nOr from the shell:")
+    print(f"    laue-live query --data-dir {data_dir} spots {analysis_uid[:8]} --good-only")
+
+    out = data_dir / "pictures"
+    map_png = plot_quality_map(run, out / f"quality_map_{analysis_uid[:8]}.png", "n_good", catalog=cat)
+    print(f"\nquality map of the scan:        {map_png}")
+    frame_png = _frame_picture(cat, raw_uid, run, summary, out / f"frame_{analysis_uid[:8]}.png")
+    if frame_png is not None:
+        print(f"one frame with its spots:       {frame_png}")
+
+
+def _frame_picture(cat, raw_uid: str, run, summary, path: Path) -> Path | None:
+    """Draw the frame with the most good spots, its spots marked by quality; returns the PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from laue_live.catalog import get_spot_table
+
+    ok = summary[~summary["failed"].astype(bool)]
+    if not len(ok):
+        return None
+    i = int(ok.sort_values("n_good", ascending=False)["frame"].iloc[0])
+    start = run.metadata["start"]
+    frame = np.asarray(cat.raw[raw_uid][start.get("raw_stream", "primary")][start["image_field"]][i])
+    spots = get_spot_table(run, frames=i)
+    fig = Figure(figsize=(7.5, 7.5), dpi=110)
+    ax = fig.add_subplot()
+    lo, hi = np.percentile(frame, [1, 99.8])
+    ax.imshow(frame, cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
+    good = spots["good"].astype(bool).to_numpy()
+    ax.scatter(spots["col"][good], spots["row"][good], s=60, facecolors="none", edgecolors="tab:green",
+               linewidths=0.8, label=f"good ({good.sum()})")
+    ax.scatter(spots["col"][~good], spots["row"][~good], s=60, facecolors="none", edgecolors="tab:red",
+               linewidths=0.8, label=f"bad ({(~good).sum()})")
+    ax.set_title(f"frame {i} of raw run {raw_uid[:8]}: spots by quality (Sim > 0.5, |Pos - s| <= 0.9 px)",
+                 fontsize=9)
+    ax.set_xlabel("column (px)")
+    ax.set_ylabel("row (px)")
+    ax.legend(loc="upper right", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path

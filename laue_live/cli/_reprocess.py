@@ -1,0 +1,64 @@
+"""``laue-live reprocess RUN``: analyse a raw run from the catalog again, or finish an interrupted one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from laue_live.cli._app import app
+
+
+@app.command("reprocess")
+def reprocess(
+    run: Annotated[str, typer.Argument(help="Raw run: uid, uid prefix, scan id, or -1 for the latest.")],
+    method: Annotated[str, typer.Option(
+        help="fit (exact Gaussian fit), cnn, or auto (cnn if the default model is installed).")] = "auto",
+    model: Annotated[str | None, typer.Option(help="CNN model name or weights file (method cnn).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Complete the interrupted analysis run of this raw run (no stop document) "
+                         "instead of writing a new one: frames already written are skipped, no row "
+                         "is written twice.")] = False,
+    analysis: Annotated[str | None, typer.Option(
+        "--analysis", help="With --resume: uid of the analysis run to complete (default: the newest "
+                           "unfinished one).")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device: cpu, cuda, auto.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Frames per analysis call.")] = 8,
+    uri: Annotated[str | None, typer.Option(
+        help="Tiled server URI (env LAUE_LIVE_TILED_URI); default: the embedded server (a running "
+             "one, else one started for this command).")] = None,
+    settings_file: Annotated[Path | None, typer.Option(
+        "--settings", help="YAML/TOML catalog settings file.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", help="Data directory of the embedded server.")] = None,
+) -> None:
+    """Re-analyse a raw run already in the catalog and write a new analysis run.
+
+    Frames are read from Tiled (raw run, stream "primary"), analysed with METHOD, and written as a
+    new analysis run linked to the raw run (start.raw_uid). With --resume the same path completes a
+    live analysis that was interrupted.
+    """
+    from laue_live._errors import LaueLiveError
+    from laue_live.analysis import reprocess_run
+    from laue_live.catalog import catalog_session
+    from laue_live.cli._catalog import load_settings
+
+    settings = load_settings(uri, settings_file, data_dir)
+    target: bool | str = analysis if (resume and analysis) else resume
+    try:
+        with catalog_session(settings) as cat:
+            res = reprocess_run(cat, run, method=method, model=model, resume=target, device=device,
+                                batch_size=batch_size)
+    except LaueLiveError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    stop = res.stop
+    verb = "completed" if res.resumed else "wrote"
+    print(f"{verb} analysis run {res.analysis_uid} of raw run {res.raw_uid}")
+    print(f"  frames: {res.frames_total} in the raw run, {res.frames_skipped} already written, "
+          f"{stop.get('frames_analysed', 0)} analysed, {stop.get('frames_failed', 0)} failed; "
+          f"{stop.get('spots', 0)} spot rows")
+    print(f"  read back: laue-live query spots {res.analysis_uid[:8]}")
+    if stop.get("exit_status") != "success":
+        raise typer.Exit(1)

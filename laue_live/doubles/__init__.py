@@ -22,6 +22,7 @@ from laue_live.doubles._predict import (
     DoublePredictor,
     decode_outputs,
     default_double_model_path,
+    get_double_predictor,
     linear_amplitudes,
 )
 from laue_live.doubles._synth import TRUTH_COLUMNS, RealSpotBank, make_doubles
@@ -42,6 +43,7 @@ __all__ = [
     "fit_one_gaussian",
     "fit_two_gaussians",
     "gaussian_model",
+    "get_double_predictor",
     "linear_amplitudes",
     "load_double_model",
     "make_doubles",

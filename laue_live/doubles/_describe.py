@@ -125,7 +125,8 @@ def describe_doubles(cutouts, table: pd.DataFrame, *, predictor=None, model: str
     table
         Spot table in the schema of :mod:`laue_live._schema` (one or several frames).
     predictor
-        A :class:`laue_live.doubles.DoublePredictor`; default: one loaded from ``model``.
+        A :class:`laue_live.doubles.DoublePredictor` (its own threshold applies); default: the
+        process-wide one for ``model``, ``device`` and ``threshold``, loaded once.
     model
         Weights of the double-spot network (default: the shipped ``models/doubles_net.safetensors``).
     device
@@ -154,7 +155,7 @@ def describe_doubles(cutouts, table: pd.DataFrame, *, predictor=None, model: str
     SpotTableError
         If the table and the cutouts do not match or a schema column is missing.
     """
-    from laue_live.doubles._predict import DoublePredictor
+    from laue_live.doubles._predict import get_double_predictor
 
     cut = np.asarray(cutouts)
     if cut.ndim != 3 or cut.shape[0] != len(table):
@@ -171,7 +172,7 @@ def describe_doubles(cutouts, table: pd.DataFrame, *, predictor=None, model: str
     if len(table) == 0:
         table.attrs["doubles"] = attrs
         return table
-    pred = predictor or DoublePredictor(model, device=device, threshold=threshold)
+    pred = predictor or get_double_predictor(model, device=device, threshold=threshold)
     attrs["model"] = str(pred.path)
     look = np.ones(len(table), bool) if candidates == "all" else ~table["good"].to_numpy(bool)
     look &= table["component"].to_numpy() == 0  # never split a component again

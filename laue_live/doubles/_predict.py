@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from pathlib import Path
@@ -14,7 +15,7 @@ from laue_live._errors import ModelError
 from laue_live.doubles._fit import fit_two_gaussians
 from laue_live.doubles._network import POS_SCALE, load_double_model
 
-__all__ = ["DoublePredictor", "decode_outputs", "linear_amplitudes", "default_double_model_path",
+__all__ = ["DoublePredictor", "get_double_predictor", "decode_outputs", "linear_amplitudes", "default_double_model_path",
            "COMPONENT_COLUMNS"]
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class DoublePredictor:
         ``.safetensors`` file written by :func:`laue_live.doubles.save_double_model`; ``None`` for
         the shipped ``models/doubles_net.safetensors``.
     device
-        Torch device (``"cpu"``, ``"cuda"``, ...).
+        ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"``, ... or a torch device.
     threshold
         Probability above which a cutout is called a double.
     batch_size
@@ -117,8 +118,14 @@ class DoublePredictor:
                  threshold: float = 0.5, batch_size: int = 1024) -> None:
         self.path = Path(model) if model is not None else default_double_model_path()
         net, self.metadata = load_double_model(self.path)
-        self.device = torch.device(device)
-        self.network = net.to(self.device).eval()
+        from laue_live.cnn import resolve_device
+
+        self.device = resolve_device(device)
+        from laue_live.cnn import fuse_batchnorm
+
+        # same trunk layout as the spot CNN: fold batch norm into the convolutions for inference
+        self.arch = net.arch
+        self.network = fuse_batchnorm(net).to(self.device).eval()
         self.threshold = threshold
         self.batch_size = batch_size
         self._lock = threading.Lock()
@@ -129,7 +136,7 @@ class DoublePredictor:
         x = np.asarray(cutouts, dtype=np.float32)
         if x.ndim == 2:
             x = x[None]
-        side = self.network.arch.cutout
+        side = self.arch.cutout
         if x.ndim != 3 or x.shape[1:] != (side, side):
             raise ValueError(f"cutouts must have shape (N, {side}, {side}), got {x.shape}")
         out = np.empty((len(x), 10), np.float32)
@@ -190,3 +197,14 @@ class DoublePredictor:
 
     def __repr__(self) -> str:
         return f"DoublePredictor({str(self.path)!r}, device={str(self.device)!r})"
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(path: str | None, device: str, threshold: float) -> DoublePredictor:
+    return DoublePredictor(path, device, threshold=threshold)
+
+
+def get_double_predictor(model: str | Path | None = None, device: str | torch.device = "cpu",
+                         threshold: float = 0.5) -> DoublePredictor:
+    """The process-wide :class:`DoublePredictor` for ``(model, device, threshold)``, loaded once."""
+    return _cached(str(Path(model).resolve()) if model is not None else None, str(device), float(threshold))

@@ -240,12 +240,16 @@ def render_frame(
     # Poisson noise of the spot photons (the background's is added below as a normal draw)
     counts = rng.poisson(np.maximum(win, 0) / cfg.gain).astype(np.float32) * np.float32(cfg.gain)
 
-    signal = np.zeros((rows, cols), np.float32)  # noiseless spots, for the truth
-    img = bg.copy()
-    noise_sd = np.sqrt(
-        np.maximum(bg - np.float32(cfg.pedestal), 0) * np.float32(cfg.gain) + np.float32(cfg.read_noise**2)
-    )
-    img += rng.standard_normal((rows, cols), dtype=np.float32) * noise_sd
+    # background noise: one normal draw, sd from the photon statistics of the background + read noise
+    img = rng.standard_normal((rows, cols), dtype=np.float32)
+    sd = bg - np.float32(cfg.pedestal)
+    np.maximum(sd, 0, out=sd)
+    sd *= np.float32(cfg.gain)
+    sd += np.float32(cfg.read_noise**2)
+    np.sqrt(sd, out=sd)
+    img *= sd
+    del sd
+    img += bg
     size = win.shape[1]
     for i in range(len(win)):
         a, b = r0[i], c0[i]
@@ -253,16 +257,17 @@ def render_frame(
         ca, cb = max(b, 0), min(b + size, cols)
         if ra >= rb or ca >= cb:
             continue
-        sl = (slice(ra - a, rb - a), slice(ca - b, cb - b))
-        img[ra:rb, ca:cb] += counts[i][sl]
-        signal[ra:rb, ca:cb] += win[i][sl]
-    frame = np.clip(np.rint(img), 0, SATURATION).astype(np.uint16)
+        img[ra:rb, ca:cb] += counts[i][ra - a : rb - a, ca - b : cb - b]
+    img += np.float32(0.5)  # round half up by truncation (values are >= 0 after the clip)
+    np.clip(img, 0, SATURATION, out=img)
+    frame = img.astype(np.uint16)
+    del img
 
-    truth = _truth_table(spots, params, comp, win, r0, c0, amplitude, signal, bg, frame, cfg)
+    truth = _truth_table(spots, params, comp, win, r0, c0, amplitude, bg, frame)
     return RenderedFrame(frame=frame, truth=truth, background=bg if keep_background else None)
 
 
-def _truth_table(spots, params, comp, win, r0, c0, amplitude, signal, bg, frame, cfg) -> pd.DataFrame:
+def _truth_table(spots, params, comp, win, r0, c0, amplitude, bg, frame) -> pd.DataFrame:
     n = len(spots)
     size = win.shape[1]
     # centroid of the noiseless spot, from its components' windows
@@ -284,8 +289,14 @@ def _truth_table(spots, params, comp, win, r0, c0, amplitude, signal, bg, frame,
         a, b = r0[i], c0[i]
         patch = frame[max(a, 0) : a + size, max(b, 0) : b + size]
         sat[i] = patch.size > 0 and patch.max() >= SATURATION
+    # noiseless peak: the largest component maximum, or the components' sum at the true pixel
     peak_height = np.zeros(n)
     np.maximum.at(peak_height, s, win.max(axis=(1, 2)))
+    lr, lc = ri[s] - r0, ci[s] - c0
+    inside = (lr >= 0) & (lr < size) & (lc >= 0) & (lc < size)
+    at_true = np.zeros(len(s))
+    at_true[inside] = win[np.flatnonzero(inside), lr[inside], lc[inside]]
+    peak_height = np.maximum(peak_height, np.bincount(s, at_true, n))
     sr, sc = _sigma_rowcol(
         params["w_major"].to_numpy(), params["w_minor"].to_numpy(), params["angle_deg"].to_numpy()
     )
@@ -298,13 +309,12 @@ def _truth_table(spots, params, comp, win, r0, c0, amplitude, signal, bg, frame,
             "centroid_col": cent_c,
             "shape": params["shape"].to_numpy(),
             "amplitude": amplitude,
-            "peak_height": signal[ri, ci] if n else np.zeros(0),
+            "peak_height": peak_height,
             "background": bg[ri, ci].astype(np.float64) if n else np.zeros(0),
             "sigma_row": sr,
             "sigma_col": sc,
         }
     )
-    truth["peak_height"] = np.maximum(truth["peak_height"].to_numpy(), peak_height)
     for c in (
         "w_major",
         "w_minor",

@@ -57,9 +57,6 @@ class CNNRunner:
         from laue_live.cnn import get_predictor
 
         self.device = torch.device(device)
-        pred = predictor or get_predictor(model=model, device=str(self.device))
-        self.normalisation = pred.normalisation
-        self.model_path = str(pred.path)
         if precision == "auto":
             if self.device.type == "cuda":
                 precision = "fp16"
@@ -72,6 +69,9 @@ class CNNRunner:
             raise ValueError(f"precision must be one of auto, {', '.join(dtypes)}; got {precision!r}")
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("precision='fp16' needs a CUDA device (use 'bf16' or 'fp32' on the CPU)")
+        pred = predictor or get_predictor(model=model, device=str(self.device))
+        self.normalisation = pred.normalisation
+        self.model_path = str(pred.path)
         self.precision = precision
         self.dtype = dtypes[precision]
         net = copy.deepcopy(pred.network).to(self.device)

@@ -158,7 +158,7 @@ def cnn_columns(desc: torch.Tensor, cut: torch.Tensor, saturation: float = 65535
     floats = torch.stack([
         0.85 + 0.15 * sim, sim, d_row, d_col, asp, area,
         torch.where(row_wide, s_large, s_small), torch.where(row_wide, s_small, s_large),
-        intensity, bg, intensity, flat.amax(1).to(f64),
+        intensity, bg, intensity, cut[:, h // 2, w // 2].to(f64),
     ], dim=1)
     flags = torch.stack([torch.ones(n, dtype=torch.bool, device=cut.device), (flat >= saturation).any(1)], 1)
     return floats, flags

@@ -1,0 +1,117 @@
+"""The torch peak search (run on the CPU device) finds exactly the peaks of the numpy/scipy one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from laue_live.pipeline import find_peaks_torch, frames_to_float, gather_cutouts
+from laue_live.spots import cutout_edge_mask, extract_cutouts, find_peaks
+
+
+def torch_peaks(frame, **kw) -> np.ndarray:
+    pb = find_peaks_torch(torch.from_numpy(np.ascontiguousarray(frame)), **kw)
+    return torch.stack([pb.row, pb.col], 1).numpy()
+
+
+def test_real_bm32_frames_same_peaks(bm32_frame, bm32_dir):
+    import tifffile
+
+    for frame in (bm32_frame, tifffile.imread(bm32_dir / "nw1_0001.tif")):
+        ref = find_peaks(frame)
+        assert len(ref) > 50
+        np.testing.assert_array_equal(torch_peaks(frame), ref)  # same set, same (brightness) order
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"threshold": 20.0},
+    {"merge_radius": 0.0, "min_pixels": 1},
+    {"merge_radius": 7.5, "block": 8},
+    {"threshold": 200.0, "block": 32},
+])
+def test_simulated_frames_same_peaks(sim_frames, params):
+    for frame in sim_frames:
+        ref = find_peaks(frame, **params)
+        assert len(ref) > 20
+        np.testing.assert_array_equal(torch_peaks(frame, **params), ref)
+
+
+def test_float_and_signed_frames(sim_frames):
+    f = sim_frames[1]
+    for arr in (f.astype(np.float32) + 0.25, f.astype(np.int32), f.astype(np.float64) * 0.5):
+        np.testing.assert_array_equal(torch_peaks(arr), find_peaks(arr))
+
+
+def test_batch_equals_frame_by_frame(sim_frames):
+    f = sim_frames[0]
+    frames = [f, np.ascontiguousarray(f[::-1]), np.ascontiguousarray(f[:, ::-1])]
+    pb = find_peaks_torch(torch.from_numpy(np.stack(frames)))
+    counts = pb.counts.tolist()
+    assert sum(counts) == len(pb)
+    start = 0
+    for i, frame in enumerate(frames):
+        rc = torch.stack([pb.row, pb.col], 1).numpy()[start:start + counts[i]]
+        assert (pb.frame.numpy()[start:start + counts[i]] == i).all()
+        np.testing.assert_array_equal(rc, find_peaks(frame))
+        start += counts[i]
+
+
+def test_labelling_shapes():
+    """Long snakes (many union-find rounds), diagonal contacts (8-connectivity), frame borders."""
+    f = np.full((96, 100), 1000, np.uint16)
+    # a serpentine component that crosses the frame ~10 times: its brightest pixel is at its far end
+    r = 5
+    for k in range(8):
+        f[r, 2:98] = 1200
+        f[r:r + 10, 97 if k % 2 == 0 else 2] = 1200
+        r += 10
+    f[r - 10, 2] = 1500
+    # two blobs touching only diagonally are one component (the fainter one is not a peak)
+    f[90, 10], f[91, 11], f[91, 12] = 1400, 1300, 1300
+    # single hot pixel (dropped by min_pixels) and a blob on the border
+    f[0, 50] = 3000
+    f[95, 99], f[95, 98] = 2000, 1900
+    ref = find_peaks(f, merge_radius=0)
+    np.testing.assert_array_equal(torch_peaks(f, merge_radius=0), ref)
+    assert [tuple(p) for p in ref] == [(95, 99), (75, 2), (90, 10)]
+
+
+def test_random_sparse_frames():
+    rng = np.random.default_rng(1)
+    for _ in range(25):
+        h, w = rng.integers(32, 90, 2)
+        f = rng.normal(1000, 3, (h, w))
+        k = rng.integers(1, 60)
+        f[rng.integers(0, h, k), rng.integers(0, w, k)] += rng.uniform(30, 500, k)
+        f = np.rint(f).astype(np.uint16)
+        # ties of equal brightness: the lowest flat index wins on both paths
+        f[rng.integers(0, h, 5), rng.integers(0, w, 5)] = 1400
+        for kw in ({}, {"merge_radius": 0.0, "min_pixels": 1}, {"threshold": 10.0}):
+            np.testing.assert_array_equal(torch_peaks(f, **kw), find_peaks(f, **kw))
+
+
+def test_saturated_constant_and_empty_frames():
+    sat = np.full((64, 64), 65535, np.uint16)
+    const = np.full((64, 64), 1000, np.uint16)
+    pb = find_peaks_torch(torch.from_numpy(np.stack([sat, const])))
+    assert len(pb) == 0 and pb.counts.tolist() == [0, 0]
+    assert len(find_peaks(sat)) == 0 and len(find_peaks(const)) == 0
+
+
+def test_cutouts_match_extract_cutouts(sim_frames):
+    f = sim_frames[2]
+    peaks = find_peaks(f)
+    # add peaks in all four corners and along the edges: padded with the in-frame median
+    extra = np.array([[0, 0], [0, f.shape[1] - 1], [f.shape[0] - 1, 0], [f.shape[0] - 1, f.shape[1] - 1],
+                      [3, 200], [200, 5], [f.shape[0] - 2, 100], [100, f.shape[1] - 15], [150, f.shape[1] - 16]])
+    peaks = np.concatenate([peaks, extra])
+    t = torch.from_numpy(f)[None]
+    xp = frames_to_float(t, 16)
+    zeros = torch.zeros(len(peaks), dtype=torch.int64)
+    cut, edge = gather_cutouts(xp, *f.shape, zeros, torch.from_numpy(peaks[:, 0]), torch.from_numpy(peaks[:, 1]))
+    ref = extract_cutouts(f, peaks)
+    np.testing.assert_array_equal(cut.numpy(), ref)
+    np.testing.assert_array_equal(edge.numpy(), cutout_edge_mask(f.shape, peaks))
+    assert edge[-len(extra):-1].all() and not edge[-1]  # s + 15 is the last column: not an edge

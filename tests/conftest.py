@@ -39,3 +39,63 @@ def bm32_frame(bm32_dir: Path):
     import tifffile
 
     return tifffile.imread(bm32_dir / "nw1_0000.tif")
+
+
+# --- Tiled catalog (laue_live.catalog) --------------------------------------------------------------
+# One real Tiled server process per session; each test gets its own raw/analysis containers on it.
+# Initialising a catalog costs ~3 s (tiled's migrations), so it is done once into a template that
+# is copied wherever a test needs a server of its own (`tiled_data_dir` + LocalTiledServer).
+
+
+@pytest.fixture(scope="session")
+def tiled_template(tmp_path_factory) -> Path:
+    """An initialised, empty catalog directory (SQLite catalog + storage record), made once."""
+    from laue_live.catalog import init_catalog
+
+    d = tmp_path_factory.mktemp("tiled-template")
+    init_catalog(d)
+    return d
+
+
+@pytest.fixture
+def tiled_data_dir(tmp_path, tiled_template) -> Path:
+    """A fresh data directory with a copy of the template catalog: start a LocalTiledServer on it."""
+    from laue_live.catalog import LocalTiledServer
+
+    d = tmp_path / "tiled-data"
+    LocalTiledServer.copy_catalog(tiled_template, d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiled_server(tmp_path_factory, tiled_template):
+    """A real local Tiled server (127.0.0.1, free port, API key, SQLite catalog) for the session.
+
+    It may read detector files anywhere under pytest's base temporary directory (``tmp_path``),
+    so HDF5 files written by simulated detectors can be registered (StreamResource).
+    Attributes: ``uri``, ``api_key``, ``settings`` (:class:`laue_live.catalog.CatalogSettings`).
+    """
+    from laue_live.catalog import LocalTiledServer
+
+    d = tmp_path_factory.mktemp("tiled-server")
+    LocalTiledServer.copy_catalog(tiled_template, d)
+    with LocalTiledServer(d, readable_storage=[tmp_path_factory.getbasetemp()]) as server:
+        yield server
+
+
+@pytest.fixture
+def tiled_client(tiled_server):
+    """A :class:`laue_live.catalog.Catalog` on the session server with empty ``raw``/``analysis``.
+
+    The containers live under a per-test prefix, so tests never see each other's runs;
+    ``tiled_client.raw`` / ``tiled_client["analysis"]`` are ``CatalogOfBlueskyRuns`` clients.
+    """
+    import uuid
+
+    from laue_live.catalog import CatalogSettings, open_catalog
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings = CatalogSettings(uri=tiled_server.uri, api_key=tiled_server.api_key,
+                               data_dir=tiled_server.data_dir, raw_path=f"{prefix}/raw",
+                               analysis_path=f"{prefix}/analysis")
+    return open_catalog(settings)

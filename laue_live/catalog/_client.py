@@ -78,7 +78,8 @@ class Catalog:
                 f"analysis={self.settings.analysis_path!r})")
 
 
-def open_catalog(settings: CatalogSettings | None = None, *, create: bool = True) -> Catalog:
+def open_catalog(settings: CatalogSettings | None = None, *, create: bool = True,
+                 connect_timeout_s: float = 10.0) -> Catalog:
     """Connect to the Tiled server of ``settings`` and return a :class:`Catalog`.
 
     Parameters
@@ -88,6 +89,8 @@ def open_catalog(settings: CatalogSettings | None = None, *, create: bool = True
         embedded default, start a :class:`LocalTiledServer` first or use :func:`catalog_session`.
     create
         Create the ``raw`` and ``analysis`` containers if missing (needs a write-capable key).
+    connect_timeout_s
+        Bound on the first contact with the server, in seconds.
 
     Raises
     ------
@@ -107,6 +110,12 @@ def open_catalog(settings: CatalogSettings | None = None, *, create: bool = True
                 "no Tiled URI set (LAUE_LIVE_TILED_URI) and no laue-live server runs on "
                 f"{settings.data_dir}; start one with `laue-live catalog serve` or use catalog_session()")
         settings = settings.with_server(uri, settings.embedded_api_key())
+    try:
+        # One quick probe first: tiled's client retries refused connections for ~25 s.
+        httpx.get(f"{settings.uri}/api/v1/", timeout=connect_timeout_s)
+    except httpx.TransportError as exc:
+        raise SettingsError(f"cannot reach Tiled at {settings.uri}: "
+                            f"{redact(str(exc), settings.api_key)}") from None
     try:
         root = from_uri(settings.uri, api_key=settings.api_key)
     except httpx.HTTPStatusError as exc:

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -181,7 +182,7 @@ class LocalTiledServer:
         self.host = host
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
-        self._log_file = None
+        self._log_thread = None
 
     def __repr__(self) -> str:
         return f"LocalTiledServer(data_dir={str(self.data_dir)!r}, uri={self.uri!r}, api_key='***')"
@@ -219,13 +220,16 @@ class LocalTiledServer:
             self.port = free_port(self.host)
             env = {**os.environ, "TILED_SINGLE_USER_API_KEY": self.api_key}
             env.pop("TILED_API_KEY", None)
-            self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
             cmd = [*_tiled_command(), "serve", "config", str(config), "--host", self.host,
                    "--port", str(self.port)]
             logger.info("starting Tiled: %s", " ".join(cmd))
             # own session: a Ctrl-C in the terminal reaches us, and we stop the server cleanly
-            self.process = subprocess.Popen(cmd, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
+            # tiled prints its URL *with* the key at startup: copy its output through a redactor
+            self._log_thread = threading.Thread(target=self._pump_log, args=(self.process,),
+                                              name="tiled-server-log", daemon=True)
+            self._log_thread.start()
             ok, last_error = self._wait_ready()
             if ok:
                 (self.data_dir / "server.json").write_text(
@@ -273,9 +277,16 @@ class LocalTiledServer:
                 logger.warning("Tiled server (pid %d) ignored SIGTERM; killing it", proc.pid)
                 proc.kill()
                 proc.wait(timeout=timeout_s)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        if self._log_thread is not None:
+            self._log_thread.join(timeout_s)
+            self._log_thread = None
+
+    def _pump_log(self, proc: subprocess.Popen) -> None:
+        with open(self.log_path, "a", encoding="utf-8", errors="replace") as log:
+            for raw in iter(proc.stdout.readline, b""):
+                log.write(redact(raw.decode("utf-8", "replace"), self.api_key))
+                log.flush()
+            proc.stdout.close()
 
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 10 s) and remove ``server.json``."""

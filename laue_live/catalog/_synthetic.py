@@ -93,7 +93,8 @@ def synthetic_analysis_documents(
             seq_num=list(range(seq, seq + n)), time=[t] * n, uid=[f"{run.start_doc['uid']}-s{seq + j}"
                                                                  for j in range(n)], validate=False)
         seq += n
-        yield "event_page", page
+        if n:  # like the live composer: a frame without spots has a summary event only
+            yield "event_page", page
         good = table["good"]
         summary = {"frame": i, "x": float(i % ncols), "y": float(i // ncols), "n_spots": n,
                    "n_good": int(good.sum()), "mean_sim": float(table["sim"].mean()) if n else float("nan"),

@@ -1,0 +1,87 @@
+"""Catalog-test fixtures: analysis runs written by the real writer, raw runs from a real RunEngine.
+
+Raw frames are small (96 x 112 uint16) with a few well separated Gaussian spots, so that the real
+peak search and exact fit of laue_live.spots run in milliseconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+FRAME_SHAPE = (96, 112)
+_SITES = [(24, 28), (24, 84), (70, 28), (70, 84)]
+
+
+def small_frame(i: int) -> np.ndarray:
+    """Frame ``i``: 1000 ADU pedestal, Poisson noise, ``2 + i % 3`` Gaussian spots."""
+    rng = np.random.default_rng(100 + i)
+    r, c = np.mgrid[: FRAME_SHAPE[0], : FRAME_SHAPE[1]]
+    img = np.full(FRAME_SHAPE, 1000.0)
+    for r0, c0 in _SITES[: 2 + i % 3]:
+        img += 6000.0 * np.exp(-0.5 * (((r - r0 - rng.uniform(-.4, .4)) / 1.4) ** 2
+                                      + ((c - c0 - rng.uniform(-.4, .4)) / 1.7) ** 2))
+    return rng.poisson(img).clip(0, 65535).astype(np.uint16)
+
+
+@pytest.fixture(scope="session")
+def small_detector():
+    """An ophyd detector whose ``image`` is a new small uint16 frame at each trigger (inline)."""
+    from ophyd import Component as Cpt
+    from ophyd import Device
+    from ophyd.sim import SynSignal
+
+    class SmallDetector(Device):
+        image = Cpt(SynSignal, kind="hinted")
+
+        def stage(self):
+            counter = itertools.count()
+            self.image.sim_set_func(lambda: small_frame(next(counter)))
+            return super().stage()
+
+        def describe(self):
+            d = super().describe()
+            for v in d.values():
+                v["dtype_numpy"] = "<u2"  # else stored as float64 (ECOSYSTEM.md section 2)
+                v["shape"] = list(FRAME_SHAPE)
+            return d
+
+    return SmallDetector(name="det")
+
+
+@pytest.fixture
+def write_raw_run(small_detector):
+    """``write_raw_run(container, rows, cols, **md) -> uid``: a real grid_scan written by TiledWriter."""
+    from bluesky import RunEngine
+    from bluesky.plans import grid_scan
+    from bluesky_tiled_plugins import TiledWriter
+    from ophyd.sim import SynAxis
+
+    def write(container, rows: int = 2, cols: int = 3, snake: bool = False, **md) -> str:
+        RE = RunEngine({}, call_returns_result=False)
+        RE.subscribe(TiledWriter(container, batch_size=1))
+        my, mx = SynAxis(name="sample_y"), SynAxis(name="sample_x")
+        (uid,) = RE(grid_scan([small_detector], my, 0.0, 1.0, rows, mx, 0.0, 2.0, cols, snake_axes=snake),
+                    **md)
+        return uid
+
+    return write
+
+
+@pytest.fixture
+def write_analysis_run():
+    """``write_analysis_run(catalog, n_frames, spots, **md) -> (uid, docs)`` through the real writer."""
+    from laue_live.catalog import make_analysis_writer, synthetic_analysis_documents
+
+    def write(catalog, n_frames=6, spots=5, *, raw_uid="raw-0", shape=None, seed=0, **md):
+        docs = list(synthetic_analysis_documents(n_frames, spots, raw_uid=raw_uid, metadata=md,
+                                                 seed=seed, shape=shape))
+        w = make_analysis_writer(catalog, max_rows=10_000, max_delay_s=0.2)
+        for name, doc in docs:
+            w(name, doc)
+        w.close(timeout=60)
+        return docs[0][1]["uid"], docs
+
+    return write

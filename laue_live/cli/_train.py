@@ -85,7 +85,7 @@ def train_command(
     if not lodo_only:
         result = train(sets, config=config, device=device)
         info = {**result.info(), "version": f"{arch}-seed{seed}", "data": {s.name: len(s) for s in sets}}
-        save_model(out, result.model, info=info)
+        save_model(out, result.model, info=info, calibration=result.calibration)
         out.with_suffix(".json").write_text(json.dumps(info, indent=1))
         png = plot_loss_curves({out.stem: result.history}, out.with_name(out.stem + "_loss.png"))
         typer.echo(f"model: {out}  card: {out.with_suffix('.json')}  loss curve: {png}")

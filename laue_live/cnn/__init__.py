@@ -17,7 +17,15 @@ from laue_live.cnn._data import (
 )
 from laue_live.cnn._descriptors import DESC_NAMES, cutout_columns, desc_from_table, good_mask, table_from_desc
 from laue_live.cnn._io import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_metadata, save_model
-from laue_live.cnn._network import ARCHITECTURES, Architecture, SpotCNN, fuse_batchnorm, keras_parameter_count
+from laue_live.cnn._network import (
+    ARCHITECTURES,
+    Architecture,
+    SpotCNN,
+    fuse_batchnorm,
+    int8_available,
+    keras_parameter_count,
+    quantize_int8,
+)
 from laue_live.cnn._normalise import NORMALISATIONS, normalise_numpy, normalise_torch
 from laue_live.cnn._predictor import DEFAULT_MODEL_NAME, Predictor, default_model_path, get_predictor, resolve_device
 from laue_live.cnn._train import TrainConfig, TrainResult, prepare_training_set, train
@@ -49,7 +57,9 @@ __all__ = [
     "fuse_batchnorm",
     "get_predictor",
     "good_mask",
+    "int8_available",
     "keras_parameter_count",
+    "quantize_int8",
     "load_model",
     "normalise_numpy",
     "normalise_torch",

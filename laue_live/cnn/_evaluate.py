@@ -73,7 +73,7 @@ def leave_one_dataset_out(sets: Sequence[SpotSet], out_dir: str | Path, *, confi
         train_sets = [s for j, s in enumerate(sets) if j != i]
         logger.info("fold %s: training on %s", test.name, [s.name for s in train_sets])
         r = train(train_sets, val=test, config=TrainConfig(**{**config.__dict__}), device=device, progress=progress)
-        save_model(mpath, r.model, info={**r.info(), "version": f"lodo-{test.name}", "test_set": test.name})
+        save_model(mpath, r.model, calibration=r.calibration, info={**r.info(), "version": f"lodo-{test.name}", "test_set": test.name})
         r.history.to_csv(hpath, index=False)
         cmp = evaluate(mpath, test)
         cmp.to_csv(cpath, index=False)

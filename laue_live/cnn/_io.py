@@ -18,7 +18,7 @@ from laue_live._errors import ModelError
 from laue_live.cnn._network import Architecture, SpotCNN
 from laue_live.cnn._normalise import NORMALISATIONS
 
-__all__ = ["MODEL_FORMAT", "MODEL_FORMAT_VERSION", "save_model", "load_model", "read_metadata"]
+__all__ = ["MODEL_FORMAT", "MODEL_FORMAT_VERSION", "CALIBRATION_KEY", "save_model", "load_model", "read_metadata"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +28,12 @@ MODEL_FORMAT = "laue-live-spot-cnn"
 MODEL_FORMAT_VERSION = 1
 
 
+#: Tensor name of the stored calibration inputs (for int8 quantization at load time).
+CALIBRATION_KEY = "calibration.inputs"
+
+
 def save_model(path: str | Path, model: SpotCNN, *, normalisation: str = "minmax",
-               info: dict[str, Any] | None = None) -> Path:
+               info: dict[str, Any] | None = None, calibration: Any | None = None) -> Path:
     """Write ``model`` to ``path`` as safetensors with the laue-live metadata header.
 
     Parameters
@@ -42,6 +46,9 @@ def save_model(path: str | Path, model: SpotCNN, *, normalisation: str = "minmax
         Name of the input normalisation the model was trained with (see ``NORMALISATIONS``).
     info
         Extra JSON-serialisable information (training data, protocol, metrics, version).
+    calibration
+        Optional raw cutouts ``(K, 32, 32)`` (K ~ 256, typical of the training data), stored
+        normalised as float16: the predictor calibrates int8 quantization on them at load time.
     """
     from safetensors.torch import save_file
 
@@ -56,6 +63,11 @@ def save_model(path: str | Path, model: SpotCNN, *, normalisation: str = "minmax
         "info": info or {},
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if calibration is not None:
+        from laue_live.cnn._normalise import normalise_torch
+
+        cal = normalise_torch(torch.as_tensor(calibration, dtype=torch.float32), normalisation)
+        tensors[CALIBRATION_KEY] = cal.reshape(-1, 1, *cal.shape[-2:]).to(torch.float16).contiguous()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"laue_live": json.dumps(meta)})
@@ -110,7 +122,8 @@ def load_model(path: str | Path, *, expect: Architecture | None = None) -> tuple
     Returns
     -------
     model, metadata
-        The network in eval mode on the CPU, and the metadata header.
+        The network in eval mode on the CPU, and the metadata header (plus, if the file holds
+        them, the normalised calibration inputs as a float32 tensor under ``"calibration_inputs"``).
 
     Raises
     ------
@@ -131,6 +144,9 @@ def load_model(path: str | Path, *, expect: Architecture | None = None) -> tuple
         state = load_file(str(path), device="cpu")
     except Exception as exc:
         raise ModelError(f"model file {path}: cannot read the weights (corrupted?): {exc}") from exc
+    cal = state.pop(CALIBRATION_KEY, None)
+    if cal is not None:
+        meta["calibration_inputs"] = cal.float()
     model = SpotCNN(arch)
     try:
         model.load_state_dict(state, strict=True)

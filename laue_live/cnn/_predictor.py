@@ -16,7 +16,7 @@ import torch
 from laue_live._errors import ModelError
 from laue_live.cnn._descriptors import table_from_desc
 from laue_live.cnn._io import load_model
-from laue_live.cnn._network import fuse_batchnorm
+from laue_live.cnn._network import fuse_batchnorm, int8_available, quantize_int8
 from laue_live.cnn._normalise import normalise_torch
 
 __all__ = ["DEFAULT_MODEL_NAME", "Predictor", "get_predictor", "default_model_path", "resolve_device"]
@@ -79,6 +79,10 @@ class Predictor:
         Mixed precision (float16 autocast) on CUDA; default: on for CUDA, never on the CPU.
     compile
         Wrap the network in ``torch.compile`` (worth it for long runs; the first call is slow).
+    quantize
+        int8 inference on the CPU (:func:`~laue_live.cnn.quantize_int8`, calibrated on inputs stored
+        in the model file). ``None`` (default): on when the device is the CPU, the file holds
+        calibration inputs and torch has an int8 engine; ``False``: float32.
 
     Notes
     -----
@@ -87,7 +91,8 @@ class Predictor:
     """
 
     def __init__(self, model: str | Path | None = None, device: str | torch.device = "auto", *,
-                 batch_size: int | None = None, amp: bool | None = None, compile: bool = False) -> None:
+                 batch_size: int | None = None, amp: bool | None = None, compile: bool = False,
+                 quantize: bool | None = None) -> None:
         self.path = Path(model) if model is not None else default_model_path()
         net, self.metadata = load_model(self.path)
         self.arch = net.arch
@@ -95,12 +100,22 @@ class Predictor:
         self.device = resolve_device(device)
         self.amp = (self.device.type == "cuda") if amp is None else bool(amp and self.device.type == "cuda")
         self.batch_size = batch_size or (65536 if self.device.type == "cuda" else 1024)
-        fused = fuse_batchnorm(net).to(self.device)
-        if self.device.type == "cuda":
-            fused = fused.to(memory_format=torch.channels_last)
+        cal = self.metadata.pop("calibration_inputs", None)
+        can_q = self.device.type == "cpu" and cal is not None and int8_available()
+        if quantize and not can_q:
+            raise ModelError(f"int8 quantization needs the CPU, an int8 engine and calibration inputs in "
+                             f"{self.path.name} (device={self.device}, calibration={'yes' if cal is not None else 'no'})")
+        self.quantized = bool(can_q if quantize is None else quantize)
+        if self.quantized:
+            fused = quantize_int8(net, cal)
+        else:
+            fused = fuse_batchnorm(net).to(self.device)
+            if self.device.type == "cuda":
+                fused = fused.to(memory_format=torch.channels_last)
         self.network = torch.compile(fused) if compile else fused
         self._lock = threading.Lock()
-        logger.info("spot CNN %s loaded on %s (amp=%s)", self.path.name, self.device, self.amp)
+        logger.info("spot CNN %s loaded on %s (amp=%s, int8=%s)", self.path.name, self.device, self.amp,
+                    self.quantized)
 
     @property
     def version(self) -> str:
@@ -156,15 +171,16 @@ class Predictor:
         return table_from_desc(self.predict_desc(cutouts), cutouts)
 
     def __repr__(self) -> str:
-        return f"Predictor({str(self.path)!r}, device={str(self.device)!r}, amp={self.amp})"
+        return f"Predictor({str(self.path)!r}, device={str(self.device)!r}, amp={self.amp}, int8={self.quantized})"
 
 
 @functools.lru_cache(maxsize=8)
-def _cached(path: str | None, device: str) -> Predictor:
-    return Predictor(path, device)
+def _cached(path: str | None, device: str, quantize: bool | None) -> Predictor:
+    return Predictor(path, device, quantize=quantize)
 
 
-def get_predictor(model: str | Path | None = None, device: str | torch.device = "auto") -> Predictor:
-    """The process-wide :class:`Predictor` for ``(model, device)``: loaded on first use, then reused."""
+def get_predictor(model: str | Path | None = None, device: str | torch.device = "auto",
+                  quantize: bool | None = None) -> Predictor:
+    """The process-wide :class:`Predictor` for ``(model, device, quantize)``: loaded once, then reused."""
     key_path = str(Path(model).resolve()) if model is not None else None
-    return _cached(key_path, str(device))
+    return _cached(key_path, str(device), quantize)

@@ -83,6 +83,7 @@ class TrainResult:
     n_train: int
     train_names: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    calibration: np.ndarray | None = None
 
     def info(self) -> dict:
         """Training information for the model metadata."""
@@ -215,8 +216,10 @@ def train(data: Sequence[SpotSet | CutoutSource] | SpotSet | CutoutSource, *,
                      "seconds": time.perf_counter() - t_start})
         bar.set_postfix(train=f"{rows[-1]['train_loss']:.4f}", val=f"{val_loss:.4f}")
     model = model.cpu().eval()
+    # raw training cutouts stored with the weights, for int8 calibration at load time
+    cal = train_set.cutouts[np.sort(rng.choice(len(train_set), min(256, len(train_set)), replace=False))]
     return TrainResult(model, pd.DataFrame(rows), config, len(train_set), [s.name for s in sets],
-                       time.perf_counter() - t_start)
+                       time.perf_counter() - t_start, cal)
 
 
 @torch.no_grad()

@@ -33,5 +33,5 @@ def tiny_model_file(tmp_path_factory, toy_spots):
     cut, table = toy_spots
     res = train(SpotSet(cut, table, "toy"), arch="lean", epochs=1, steps=3, val_size=16, progress=False, seed=1)
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(path, res.model, info={"version": "test"})
+    save_model(path, res.model, info={"version": "test"}, calibration=res.calibration)
     return path

@@ -122,3 +122,22 @@ def test_sigma_orientation_follows_the_cutout(tiny_model_file):
     assert df["sigma_row"][0] > df["sigma_col"][0] and df["sigma_row"][1] < df["sigma_col"][1]
     np.testing.assert_allclose(df["sigma_row"][0], 3.0, rtol=1e-5)
     np.testing.assert_allclose(df["peak_intensity"], 6000.0)
+
+
+def test_int8_predictor_close_to_float32(tiny_model_file, toy_spots):
+    from laue_live.cnn import int8_available
+
+    if not int8_available():
+        pytest.skip("no int8 engine in this torch build")
+    cut, _ = toy_spots
+    q = Predictor(tiny_model_file, "cpu")
+    f = Predictor(tiny_model_file, "cpu", quantize=False)
+    assert q.quantized and not f.quantized
+    np.testing.assert_allclose(q.predict_desc(cut), f.predict_desc(cut), atol=0.03)
+
+
+def test_file_without_calibration_runs_float32_and_refuses_int8(tmp_path):
+    path = save_model(tmp_path / "nocal.safetensors", SpotCNN(ARCHITECTURES["lean"]))
+    assert not Predictor(path, "cpu").quantized
+    with pytest.raises(ModelError, match="calibration"):
+        Predictor(path, "cpu", quantize=True)

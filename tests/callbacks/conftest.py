@@ -179,9 +179,9 @@ def analyzer():
     return FrameAnalyzer("fit")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiled_server(tmp_path_factory):
-    """A real local Tiled server (subprocess, free loopback port, API key) for this module."""
+    """A real local Tiled server (subprocess, free loopback port, API key), shared by these tests."""
     from laue_live.catalog import LocalTiledServer
 
     base = tmp_path_factory.mktemp("tiled")

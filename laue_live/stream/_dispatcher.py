@@ -43,14 +43,15 @@ class SafeRemoteDispatcher(Dispatcher):
     curve
         CURVE client keys, when the proxy output is a CURVE server.
     poll_interval
-        Seconds between checks of :meth:`stop` and calls of ``on_idle`` while no message comes.
-    on_idle
-        Called with no arguments about every ``poll_interval`` seconds (e.g. periodic status).
+        Longest wait for a message, in seconds, between checks of :meth:`stop`.
+    on_poll
+        Called with no arguments after every message and every ``poll_interval`` without one
+        (e.g. periodic status); its exceptions are logged.
     """
 
     def __init__(self, address: str, *, prefix: bytes = b"", max_backlog: int = 1000,
                  max_bytes: int = DEFAULT_MAX_BYTES, curve: CurveClient | None = None,
-                 poll_interval: float = 0.2, on_idle: Callable[[], None] | None = None):
+                 poll_interval: float = 0.2, on_poll: Callable[[], None] | None = None):
         super().__init__()
         if b" " in prefix:
             raise ValueError(f"prefix {prefix!r} may not contain b' '")
@@ -58,7 +59,7 @@ class SafeRemoteDispatcher(Dispatcher):
         self._prefix = bytes(prefix)
         self.max_bytes = max_bytes
         self.poll_interval = poll_interval
-        self.on_idle = on_idle
+        self.on_poll = on_poll
         self._stop = threading.Event()
         self._running = False
         self.closed = False
@@ -118,8 +119,12 @@ class SafeRemoteDispatcher(Dispatcher):
         self._running = True
         try:
             while not self._stop.is_set():
-                if not self.poll_once(self.poll_interval) and self.on_idle is not None:
-                    self.on_idle()
+                self.poll_once(self.poll_interval)
+                if self.on_poll is not None:
+                    try:
+                        self.on_poll()
+                    except Exception:
+                        logger.exception("on_poll hook failed (ignored)")
         finally:
             self._close()
 

@@ -46,7 +46,7 @@ def _plain(value: Any) -> Any:
 class _XPub:
     """An XPUB socket with drop counting and subscription tracking (one thread at a time)."""
 
-    def __init__(self, *, hwm: int, nodrop: bool):
+    def __init__(self, *, hwm: int, nodrop: bool, linger: float = 0.5):
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.XPUB)
         self._socket.setsockopt(zmq.SNDHWM, int(hwm))
@@ -56,6 +56,7 @@ class _XPub:
         # With NODROP a full subscriber queue makes send() raise EAGAIN, which we count as a drop;
         # without it libzmq drops silently and nobody can tell.
         self._socket.setsockopt(zmq.XPUB_NODROP, 1 if nodrop else 0)
+        self._linger_ms = int(linger * 1000)
         self._auth = None
         self._lock = threading.Lock()  # 0MQ sockets are not thread-safe; callers may be
         self.sent = 0
@@ -119,12 +120,12 @@ class _XPub:
                 self._socket.poll(int(min(left, 0.05) * 1000) + 1, zmq.POLLIN)
 
     def close(self) -> None:
-        """Close the socket (pending messages are discarded: LINGER 0)."""
+        """Close the socket; messages still queued get ``linger`` seconds to leave, then are discarded."""
         with self._lock:
             if self.closed:
                 return
             self.closed = True
-            self._socket.close(linger=0)
+            self._socket.close(linger=self._linger_ms)
             if self._auth is not None:
                 self._auth.stop()
             self._context.term()
@@ -307,13 +308,15 @@ class DocumentPublisher(_XPub):
         CURVE client keys, when the proxy input is a CURVE server.
     nodrop
         See :class:`SpotPublisher`.
+    linger
+        On :meth:`close`, seconds queued documents get to reach the proxy (the last run's stop).
     """
 
     def __init__(self, address: str, *, prefix: bytes = b"", hwm: int = 10000,
-                 curve: CurveClient | None = None, nodrop: bool = True):
+                 curve: CurveClient | None = None, nodrop: bool = True, linger: float = 5.0):
         if b" " in prefix:
             raise ValueError(f"prefix {prefix!r} may not contain b' '")
-        super().__init__(hwm=hwm, nodrop=nodrop)
+        super().__init__(hwm=hwm, nodrop=nodrop, linger=linger)
         self._count_topic = prefix
         self._prefix = bytes(prefix)
         try:

@@ -1,0 +1,122 @@
+"""``laue-live serve``: the standalone analysis service; ``laue-live proxy``: a loopback-safe 0MQ proxy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from laue_live.cli._app import app
+
+__all__ = ["serve", "proxy"]
+
+
+@app.command(help="""Run the analysis service: subscribe to a RunEngine's documents (0MQ proxy), analyse
+every run that has frames, write analysis runs to Tiled and publish spot tables, until SIGINT/SIGTERM.
+
+The RunEngine side publishes with the safe codec, e.g.
+`RE.subscribe(laue_live.stream.DocumentPublisher("127.0.0.1:5577"))` (or bluesky's Publisher with
+`serializer=laue_live.stream.dumps`); run a proxy with `laue-live proxy` or pass `--with-proxy`.
+No pickle is accepted. State (frames/s, queue depth, dropped messages, device) goes every
+--status-interval seconds, and on SIGUSR1, to STATE_DIR/status.json and as a `laue.status` message
+on the publish socket (`laue-live watch --status`). Addresses are "host:port" strings; everything
+binds 127.0.0.1 unless told otherwise.""")
+def serve(
+    input_address: str = typer.Option(None, "--input", help="Proxy output carrying the RunEngine's "
+                                      "documents (env LAUE_LIVE_SERVE_INPUT, default 127.0.0.1:5578)."),
+    prefix: str = typer.Option("", "--prefix", help="Only documents with this bluesky Publisher prefix."),
+    publish: str = typer.Option(None, "--publish", help="Where to bind the spot-table publisher "
+                                "(env LAUE_LIVE_SERVE_PUBLISH, default 127.0.0.1:5579; port 0: any free port)."),
+    with_proxy: str = typer.Option(None, "--with-proxy", metavar="IN_ADDRESS",
+                                   help="Also run a proxy in this process: RunEngines publish to IN_ADDRESS, "
+                                   "the service reads its output at --input."),
+    method: str = typer.Option(None, "--method", help="fit, cnn or auto (env LAUE_LIVE_METHOD)."),
+    device: str = typer.Option(None, "--device", help="torch device, e.g. cpu or cuda (env LAUE_LIVE_DEVICE)."),
+    model: str = typer.Option(None, "--model", help="CNN model name or path (method cnn)."),
+    state_dir: Path = typer.Option(None, "--state-dir", help="Folder of status.json and the run journal "
+                                   "(env LAUE_LIVE_SERVE_STATE_DIR, default ./laue-live-service)."),
+    status_interval: float = typer.Option(5.0, help="Seconds between status reports."),
+    tiled: bool = typer.Option(True, "--tiled/--no-tiled", help="Write analysis runs to Tiled."),
+    tiled_uri: str = typer.Option(None, "--tiled-uri", help="Tiled server (env LAUE_LIVE_TILED_URI; "
+                                  "default: the local laue-live catalog server)."),
+    api_key_file: Path = typer.Option(None, help="File holding the Tiled API key (never pass keys on "
+                                      "the command line) (env LAUE_LIVE_TILED_API_KEY(_FILE))."),
+    data_dir: Path = typer.Option(None, help="Data folder of the local laue-live catalog server."),
+    write_raw: bool = typer.Option(False, help="Also write the raw runs to Tiled (when nothing else does)."),
+    curve_secret: Path = typer.Option(None, help="CURVE: the publisher's secret certificate (.key_secret) "
+                                      "(env LAUE_LIVE_CURVE_SERVER_SECRET)."),
+    curve_clients: Path = typer.Option(None, help="CURVE: folder of allowed subscribers' public .key files "
+                                       "(env LAUE_LIVE_CURVE_CLIENT_KEYS)."),
+    max_backlog: int = typer.Option(1000, help="Input messages held while busy before the proxy drops."),
+    drain_timeout: float = typer.Option(120.0, help="On stop, seconds to finish queued frames."),
+) -> None:
+    import signal
+
+    from laue_live._errors import LaueLiveError
+    from laue_live.service import AnalysisService, ServiceSettings
+    from laue_live.stream import CurveServer, SafeProxy
+
+    try:
+        curve = CurveServer(curve_secret, curve_clients) if curve_secret else None
+        settings = ServiceSettings.from_env(
+            input_address=input_address, input_prefix=prefix.encode(), publish_address=publish,
+            method=method, device=device, model=model, state_dir=state_dir, status_interval=status_interval,
+            write_raw=write_raw, publish_curve=curve, max_backlog=max_backlog, drain_timeout=drain_timeout)
+        catalog = None
+        if tiled:
+            from laue_live.catalog import CatalogSettings, open_catalog
+
+            catalog = open_catalog(CatalogSettings.load(uri=tiled_uri, api_key_file=api_key_file,
+                                                        data_dir=data_dir))
+        proxy = None
+        if with_proxy:
+            proxy = SafeProxy(with_proxy, settings.input_address)
+            proxy.start_in_thread()
+        service = AnalysisService(settings, catalog=catalog)
+    except LaueLiveError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    signal.signal(signal.SIGINT, lambda *_: service.stop())
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, lambda *_: service.request_status())
+    typer.echo(f"laue-live serve: documents from {settings.input_address}"
+               + (f" (proxy input {proxy.in_address})" if proxy else "")
+               + f", spot tables on {service.publish_address}, status in {service.status_path}")
+    try:
+        service.run()
+    finally:
+        if proxy is not None:
+            proxy.stop()
+    typer.echo("laue-live serve: stopped")
+
+
+@app.command(help="""Run a 0MQ proxy for bluesky documents: RunEngines publish to --in, consumers (the
+analysis service, RemoteDispatchers) subscribe to --out. Binds 127.0.0.1 by default, passes
+subscriptions upstream (publishers can wait for consumers instead of sleeping), never decodes
+payloads. A loopback-safe stand-in for `bluesky-0MQ-proxy`.""")
+def proxy(
+    in_address: str = typer.Option("127.0.0.1:5577", "--in", help="Address RunEngines publish to."),
+    out_address: str = typer.Option("127.0.0.1:5578", "--out", help="Address consumers subscribe to."),
+) -> None:
+    import signal
+
+    from laue_live._errors import LaueLiveError
+    from laue_live.stream import SafeProxy
+
+    try:
+        p = SafeProxy(in_address, out_address)
+    except LaueLiveError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    thread = p.start_in_thread()
+    signal.signal(signal.SIGTERM, lambda *_: p.stop())
+    typer.echo(f"laue-live proxy: publishers -> {p.in_address}, subscribers <- {p.out_address}")
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        p.stop()

@@ -1,0 +1,256 @@
+"""The standalone analysis service: RunEngine documents in (0MQ), analysis runs out (Tiled + 0MQ)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from laue_live.service._settings import ServiceSettings
+
+__all__ = ["AnalysisService"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Journal:
+    """Append-only record of the raw runs started and finished, so that a restart knows what it missed."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.open_runs: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a crash
+                if entry.get("event") == "start":
+                    self.open_runs[entry["raw_uid"]] = entry
+                elif entry.get("event") == "stop":
+                    self.open_runs.pop(entry.get("raw_uid"), None)
+        self.unfinished_at_start = sorted(self.open_runs)
+        # Rewrite compactly: only what is still open, then append from here on.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            for entry in self.open_runs.values():
+                f.write(json.dumps(entry) + "\n")
+
+    def record(self, event: str, raw_uid: str, **extra: Any) -> None:
+        entry = {"event": event, "raw_uid": raw_uid, "time": time.time(), **extra}
+        if event == "start":
+            self.open_runs[raw_uid] = entry
+        else:
+            self.open_runs.pop(raw_uid, None)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+class AnalysisService:
+    """Analyse every run a RunEngine publishes; write the analysis runs to Tiled; publish spot tables.
+
+    Documents come from a 0MQ proxy (:class:`~laue_live.stream.SafeRemoteDispatcher`, no pickle,
+    bounded backlog) into the live callback machinery (:func:`laue_live.callbacks.make_run_router`),
+    whose analysis runs go to the Tiled writer and to a :class:`~laue_live.stream.SpotPublisher`.
+    A run that aborts ends its analysis run like any other; a failing frame, document or sink is
+    logged and counted, never fatal. State is reported every ``status_interval`` seconds, and on
+    :meth:`request_status` (``SIGUSR1`` in the CLI), to ``state_dir/status.json`` and as a
+    ``laue.status`` message.
+
+    Parameters
+    ----------
+    settings
+        :class:`ServiceSettings`.
+    catalog
+        A :class:`laue_live.catalog.Catalog` (or Tiled container) to write into; ``None``: no Tiled
+        output (spot tables are still published).
+    analyzer
+        A shared :class:`laue_live.analysis.FrameAnalyzer` (default: built from the settings).
+    extra_sinks
+        More receivers of the analysis documents.
+    """
+
+    def __init__(self, settings: ServiceSettings, *, catalog=None, analyzer=None, extra_sinks=()):
+        from laue_live.analysis import FrameAnalyzer
+        from laue_live.callbacks import make_run_router
+        from laue_live.stream import SafeRemoteDispatcher, SpotPublisher
+
+        self.settings = settings
+        self.state = "starting"
+        self._started = time.time()
+        self._stop = threading.Event()
+        self._status_now = threading.Event()
+        self._next_status = 0.0
+        self._rate: deque[tuple[float, int]] = deque(maxlen=64)
+        self.runs_seen = 0
+        self.runs_ended = 0
+        self.raw_errors = 0
+        self.last_status: dict[str, Any] = {}
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.status_path = settings.state_dir / "status.json"
+        self.journal = _Journal(settings.state_dir / "journal.jsonl")
+        if self.journal.unfinished_at_start:
+            logger.warning("runs that were being analysed when the service last stopped: %s; reprocess "
+                           "them with `laue-live reprocess RAW_UID`", ", ".join(
+                               u[:8] for u in self.journal.unfinished_at_start))
+        opts = {k: v for k, v in (("device", settings.device), ("model", settings.model)) if v}
+        if analyzer is None:
+            # One analyser (one model load) shared by every run the service sees.
+            analyzer = FrameAnalyzer(settings.method, **opts)
+        self.publisher = SpotPublisher(settings.publish_address, hwm=settings.publish_hwm,
+                                       curve=settings.publish_curve)
+        self.writer = None
+        self.raw_writer = None
+        if catalog is not None:
+            from laue_live.catalog import make_analysis_writer
+
+            self.writer = make_analysis_writer(catalog)
+            if settings.write_raw:
+                from bluesky_tiled_plugins import TiledWriter
+
+                self.raw_writer = TiledWriter(getattr(catalog, "raw", catalog), batch_size=1)
+        sinks = [s for s in (self.writer, self.publisher, *extra_sinks) if s is not None]
+        self.router = make_run_router(sinks, analyzer=analyzer)
+        self.analyzer = self.router.factory.analyzer
+        self.device = str(getattr(self.analyzer, "device", None) or opts.get("device") or "cpu")
+        self.dispatcher = SafeRemoteDispatcher(
+            settings.input_address, prefix=settings.input_prefix, max_backlog=settings.max_backlog,
+            max_bytes=settings.max_bytes, curve=settings.input_curve, on_poll=self._tick)
+        if self.raw_writer is not None:
+            self.dispatcher.subscribe(self.raw_writer)
+        self.dispatcher.subscribe(self._track)
+        self.dispatcher.subscribe(self.router)
+        self.publish_address = self.publisher.address
+        logger.info("analysis service: documents from %s, spot tables on %s, method %s, device %s, "
+                    "Tiled %s", settings.input_address, self.publish_address, self.analyzer.method,
+                    self.device, "on" if self.writer is not None else "off")
+
+    # -- document bookkeeping ---------------------------------------------------------------------
+    def _track(self, name: str, doc: dict[str, Any]) -> None:
+        if name == "start":
+            self.runs_seen += 1
+            self.journal.record("start", doc["uid"], scan_id=doc.get("scan_id"), plan=doc.get("plan_name"))
+            logger.info("raw run %s started (scan %s, %s)", doc["uid"][:8], doc.get("scan_id"),
+                        doc.get("plan_name"))
+            self.state = "analysing"
+        elif name == "stop":
+            self.runs_ended += 1
+            self.journal.record("stop", doc.get("run_start", ""), exit_status=doc.get("exit_status"))
+            log = logger.info if doc.get("exit_status") == "success" else logger.warning
+            log("raw run %s ended: %s %s", str(doc.get("run_start", ""))[:8], doc.get("exit_status"),
+                doc.get("reason", ""))
+            self._status_now.set()
+
+    # -- state ---------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """The service's state now: rates, queue depth, dropped and rejected messages, device, runs."""
+        now = time.time()
+        callbacks = list(self.router.callbacks)
+        analysed = failed = dropped = depth = 0
+        current = None
+        for cb in callbacks:
+            worker = cb.worker
+            if worker is None:
+                continue
+            analysed += worker.stats.analysed
+            failed += worker.stats.failed
+            dropped += worker.stats.dropped
+            depth += worker.depth
+            if not worker.done:
+                current = cb.raw_start["uid"] if cb.raw_start else None
+        self._rate.append((now, analysed + failed))
+        t0, n0 = self._rate[0]
+        fps = (analysed + failed - n0) / (now - t0) if now - t0 > 0 else 0.0
+        if self.state == "analysing" and current is None and depth == 0:
+            self.state = "idle"
+        pub = self.publisher.stats() if not self.publisher.closed else {
+            "sent": self.publisher.sent, "dropped": self.publisher.dropped, "subscribers": 0}
+        return {
+            "state": self.state, "pid": os.getpid(), "host": socket.gethostname(), "time": now,
+            "uptime_s": round(now - self._started, 1), "input": self.settings.input_address,
+            "publish": self.publish_address, "method": self.analyzer.method, "device": self.device,
+            "runs_seen": self.runs_seen, "runs_ended": self.runs_ended,
+            "analysis_runs": len(self.router.factory.analysis_uids), "current_run": current,
+            "frames_analysed": analysed, "frames_failed": failed, "frames_dropped": dropped,
+            "frames_per_s": round(fps, 3), "queue_depth": depth,
+            "messages_received": self.dispatcher.received, "messages_rejected": self.dispatcher.rejected,
+            "dropped": pub["dropped"], "published": pub["sent"], "subscribers": pub.get("subscribers", 0),
+            "unfinished_at_start": self.journal.unfinished_at_start,
+        }
+
+    def request_status(self) -> None:
+        """Report the state at the next opportunity (thread- and signal-safe)."""
+        self._status_now.set()
+
+    def report(self) -> dict[str, Any]:
+        """Write the status file and publish the status message now; returns the status."""
+        status = self.status()
+        self.last_status = status
+        tmp = self.status_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(status, indent=1, default=str))
+        os.replace(tmp, self.status_path)  # atomic: readers never see half a file
+        if not self.publisher.closed:
+            self.publisher.publish_status(status)
+        logger.info("status: %s, %.2f frames/s, queue %d, %d frames analysed, %d dropped messages",
+                    status["state"], status["frames_per_s"], status["queue_depth"],
+                    status["frames_analysed"], status["dropped"])
+        return status
+
+    def _tick(self) -> None:
+        if not self.publisher.closed:
+            self.publisher.stats()  # lets new subscribers attach and get their welcome promptly
+        now = time.monotonic()
+        if self._status_now.is_set() or now >= self._next_status:
+            self._status_now.clear()
+            self._next_status = now + self.settings.status_interval
+            self.report()
+
+    # -- life cycle ----------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve until :meth:`stop` (blocks); then drain the analysis and close everything."""
+        self.state = "idle"
+        self.report()
+        try:
+            self.dispatcher.start()
+        finally:
+            self._shutdown()
+
+    def run_in_thread(self) -> threading.Thread:
+        """Run :meth:`run` in a daemon thread and return it."""
+        thread = threading.Thread(target=self.run, name="laue-live-service", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """Ask the service to stop (thread- and signal-safe)."""
+        self._stop.set()
+        self.dispatcher.stop()
+
+    def _shutdown(self) -> None:
+        self.state = "stopping"
+        logger.info("stopping: finishing queued frames (at most %.0f s)", self.settings.drain_timeout)
+        for cb in list(self.router.callbacks):
+            if cb.worker is not None and not cb.worker.done:
+                # The raw run's stop never came: end its analysis run, marked as cut short.
+                cb.worker.close(None, "analysis service stopped before the raw run ended")
+        if not self.router.wait(self.settings.drain_timeout):
+            logger.error("queued frames not finished within %.0f s", self.settings.drain_timeout)
+        for closer in (self.writer, self.raw_writer):
+            if closer is None or not hasattr(closer, "close"):
+                continue
+            try:
+                closer.close()
+            except Exception:
+                logger.exception("closing the Tiled writer failed (see spool/unwritten rows)")
+        self.state = "stopped"
+        try:
+            self.report()
+        finally:
+            self.publisher.close()
+        logger.info("analysis service stopped")

@@ -1,0 +1,103 @@
+"""Settings of the standalone analysis service (``laue-live serve``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from laue_live._errors import SettingsError
+from laue_live.stream import (
+    DEFAULT_MAX_BYTES,
+    CurveClient,
+    CurveServer,
+    curve_client_from_env,
+    curve_server_from_env,
+    normalize_address,
+)
+
+__all__ = ["ServiceSettings", "DEFAULT_INPUT", "DEFAULT_PUBLISH"]
+
+#: Where ``bluesky-0MQ-proxy --out-address`` / ``laue-live proxy`` serves documents by default.
+DEFAULT_INPUT = "127.0.0.1:5578"
+#: Where the service publishes spot tables by default.
+DEFAULT_PUBLISH = "127.0.0.1:5579"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What the analysis service listens to, where it writes and publishes, and how it reports.
+
+    Parameters
+    ----------
+    input_address
+        ``"host:port"`` of the 0MQ proxy output that carries the RunEngine's documents.
+    input_prefix
+        Only documents published with this bluesky prefix (bytes, no spaces); ``b""`` for all.
+    publish_address
+        ``"host:port"`` to bind the spot-table publisher on (127.0.0.1 by default; port 0: free port).
+    publish_hwm
+        Messages queued per spot subscriber before dropping.
+    method, device, model
+        Analysis: ``"fit"``, ``"cnn"`` or ``"auto"``; torch device (``"cpu"``, ``"cuda"``); CNN model.
+    state_dir
+        Folder of the status file (``status.json``) and the run journal (``journal.jsonl``).
+    status_interval
+        Seconds between status reports (file and ``laue.status`` message).
+    max_backlog, max_bytes
+        Input socket: messages held while busy; largest accepted message (bytes).
+    drain_timeout
+        On shutdown, seconds to wait for queued frames to be analysed and written.
+    write_raw
+        Also write the raw runs into the catalog's raw container (when nothing else does).
+    publish_curve, input_curve
+        CURVE keys of the publisher (server) and of the input connection (client), or ``None``.
+    """
+
+    input_address: str = DEFAULT_INPUT
+    input_prefix: bytes = b""
+    publish_address: str = DEFAULT_PUBLISH
+    publish_hwm: int = 1000
+    method: str = "auto"
+    device: str | None = None
+    model: str | None = None
+    state_dir: Path = Path("laue-live-service")
+    status_interval: float = 5.0
+    max_backlog: int = 1000
+    max_bytes: int = DEFAULT_MAX_BYTES
+    drain_timeout: float = 120.0
+    write_raw: bool = False
+    publish_curve: CurveServer | None = field(default=None)
+    input_curve: CurveClient | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        normalize_address(self.input_address, bind=False)
+        normalize_address(self.publish_address, bind=True)
+        if b" " in self.input_prefix:
+            raise SettingsError("input_prefix may not contain spaces")
+        if self.method not in ("auto", "fit", "cnn"):
+            raise SettingsError(f"method must be auto, fit or cnn, not {self.method!r}")
+        if self.status_interval <= 0 or self.publish_hwm < 1 or self.max_backlog < 1:
+            raise SettingsError("status_interval, publish_hwm and max_backlog must be positive")
+        object.__setattr__(self, "state_dir", Path(self.state_dir).expanduser())
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServiceSettings:
+        """Settings from ``LAUE_LIVE_SERVE_INPUT``, ``LAUE_LIVE_SERVE_PUBLISH``, ``LAUE_LIVE_SERVE_STATE_DIR``,
+        ``LAUE_LIVE_DEVICE``, ``LAUE_LIVE_METHOD`` and the CURVE variables (see
+        :func:`laue_live.stream.curve_server_from_env`); explicit ``overrides`` (not ``None``) win.
+        """
+        env = os.environ if env is None else env
+        values = {
+            "input_address": env.get("LAUE_LIVE_SERVE_INPUT"),
+            "publish_address": env.get("LAUE_LIVE_SERVE_PUBLISH"),
+            "state_dir": env.get("LAUE_LIVE_SERVE_STATE_DIR"),
+            "device": env.get("LAUE_LIVE_DEVICE"),
+            "method": env.get("LAUE_LIVE_METHOD"),
+        }
+        if env is os.environ:
+            values["publish_curve"] = curve_server_from_env()
+            values["input_curve"] = curve_client_from_env("LAUE_LIVE_INPUT_CURVE")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**{k: v for k, v in values.items() if v is not None})

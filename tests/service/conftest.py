@@ -1,0 +1,68 @@
+"""Fixtures of the service tests: a real local Tiled server and a small synthetic inline detector."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from ophyd import Component as Cpt
+from ophyd import Device
+from ophyd.sim import SynSignal
+
+SHAPE = (96, 128)
+_SITES = [(25, 30), (25, 95), (70, 30), (70, 95), (48, 64)]
+
+
+def n_spots(i: int) -> int:
+    """Spots drawn in synthetic frame ``i``."""
+    return 2 + i % 3
+
+
+def synthetic_frame(i: int) -> np.ndarray:
+    """Frame ``i``: pedestal 1000 ADU, Poisson noise, ``n_spots(i)`` bright Gaussian spots."""
+    rng = np.random.default_rng(i)
+    r, c = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    img = np.full(SHAPE, 1000.0)
+    for k in range(n_spots(i)):
+        r0, c0 = _SITES[k]
+        img += 8000.0 * np.exp(-0.5 * (((r - r0 - rng.uniform(-.5, .5)) / 1.5) ** 2
+                                       + ((c - c0 - rng.uniform(-.5, .5)) / 1.8) ** 2))
+    return rng.poisson(img).clip(0, 65535).astype(np.uint16)
+
+
+class SmallDetector(Device):
+    """Inline frames, frame i of every run is synthetic_frame(i)."""
+
+    image = Cpt(SynSignal, kind="hinted")
+
+    def stage(self):
+        counter = itertools.count()
+        self.image.sim_set_func(lambda: synthetic_frame(next(counter)))
+        return super().stage()
+
+    def trigger(self):
+        return self.image.trigger()  # a Device does not trigger its SynSignal by itself
+
+    def describe(self):
+        d = super().describe()
+        for v in d.values():
+            # SynSignal describes the value it holds before the first trigger (a scalar).
+            v.update(dtype="array", shape=list(SHAPE), dtype_numpy="<u2")
+        return d
+
+
+@pytest.fixture(scope="module")
+def tiled_server(tmp_path_factory):
+    """A real local Tiled server (subprocess, free loopback port, API key) for this module."""
+    from laue_live.catalog import LocalTiledServer
+
+    with LocalTiledServer(tmp_path_factory.mktemp("tiled") / "data") as server:
+        yield server
+
+
+@pytest.fixture
+def catalog(tiled_server):
+    from laue_live.catalog import open_catalog
+
+    return open_catalog(tiled_server.settings)

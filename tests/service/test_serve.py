@@ -1,0 +1,153 @@
+"""`laue-live serve` in its own process analyses runs published by a RunEngine and writes them to Tiled."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+import bluesky.plan_stubs as bps
+import bluesky.preprocessors as bpp
+import pytest
+from bluesky import RunEngine
+from bluesky.plans import count, grid_scan
+from ophyd.sim import SynAxis, SynGauss
+
+from laue_live.stream import DocumentPublisher, SafeProxy, SpotSubscriber
+
+from .conftest import SmallDetector, n_spots
+
+WAIT = 120.0  # seconds: bound on the slowest wait (service start imports torch and tiled)
+
+
+def _read_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
+    """The first stdout line containing ``needle``, waiting at most ``timeout`` seconds (no sleeps)."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        if not sel.select(deadline - time.monotonic()):
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return line
+    raise AssertionError(f"{needle!r} not printed within {timeout} s; got {seen!r}; "
+                         f"stderr: {proc.stderr.read() if proc.poll() is not None else ''}")
+
+
+def _aborting_plan(det, n_ok: int):
+    @bpp.stage_decorator([det])
+    @bpp.run_decorator(md={"purpose": "abort test"})
+    def inner():
+        for _ in range(n_ok):
+            yield from bps.trigger_and_read([det])
+        raise RuntimeError("simulated hardware fault")
+
+    return (yield from inner())
+
+
+@pytest.mark.slow
+def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled_server, catalog):
+    from tiled.queries import Key
+
+    state = tmp_path / "state"
+    with SafeProxy() as proxy:
+        proxy.start_in_thread()
+        env = {**os.environ, "LAUE_LIVE_TILED_URI": tiled_server.uri,
+               "LAUE_LIVE_TILED_API_KEY_FILE": str(tiled_server.data_dir / "api_key")}
+        env.pop("LAUE_LIVE_TILED_API_KEY", None)
+        cmd = [sys.executable, "-c", "from laue_live.cli import main; main()", "-v", "serve",
+               "--input", proxy.out_address, "--publish", "127.0.0.1:0", "--method", "fit",
+               "--state-dir", str(state), "--status-interval", "3600", "--drain-timeout", "60"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            line = _read_line(proc, "spot tables on", WAIT)
+            publish = line.split("spot tables on ")[1].split(",")[0].strip()
+            assert publish.startswith("127.0.0.1:")
+
+            sub = SpotSubscriber(publish, documents=True, status=True)
+            assert sub.wait_ready(WAIT), "the service's publisher did not welcome us"
+
+            RE = RunEngine({}, call_returns_result=False)
+            publisher = DocumentPublisher(proxy.in_address)
+            # The service's subscription travelled through the proxy to us: it is listening. No sleep.
+            assert publisher.wait_for_subscribers(1, WAIT)
+            RE.subscribe(publisher)
+            starts = []
+            RE.subscribe(lambda name, doc: starts.append(doc["uid"]), "start")
+            det = SmallDetector(name="laue")
+            x, y = SynAxis(name="stage_x"), SynAxis(name="stage_y")
+            RE(grid_scan([det], y, 0, 1, 3, x, 0, 1, 4, snake_axes=True))  # 12 frames
+            with pytest.raises(RuntimeError, match="simulated hardware fault"):
+                RE(_aborting_plan(det, 3))  # aborts after 3 frames
+            RE(count([SynGauss("noise", x, "stage_x", 0, 1)], 3))  # no frames: ignored
+            RE(grid_scan([det], y, 0, 1, 2, x, 0, 1, 2))  # 4 frames
+            publisher.close()
+            raw_uids = list(starts)
+            expected = {raw_uids[0]: 12, raw_uids[1]: 3, raw_uids[3]: 4}
+
+            # Follow the live stream until the three analysis runs have stopped.
+            tables: dict[str, list] = {}
+            analysis_stops = []
+            deadline = time.monotonic() + WAIT
+            while len(analysis_stops) < 3 and time.monotonic() < deadline:
+                message = sub.receive(deadline - time.monotonic())
+                if message is None:
+                    break
+                if message.topic == b"laue.spots":
+                    from laue_live.stream import decode_spot_table
+
+                    raw = message.payload["run"]["raw_uid"]
+                    tables.setdefault(raw, []).append((message.payload["frame"],
+                                                       len(decode_spot_table(message.payload))))
+                elif message.topic == b"laue.doc" and message.name == "stop":
+                    analysis_stops.append(message.payload["doc"])
+            assert len(analysis_stops) == 3, f"analysis stops seen: {analysis_stops}"
+            for raw, n in expected.items():
+                assert tables[raw] == [(i, n_spots(i)) for i in range(n)], raw  # complete, in order
+
+            # Status on request (SIGUSR1): the last report tells what was done.
+            proc.send_signal(signal.SIGUSR1)
+            status = None
+            while time.monotonic() < deadline:
+                message = sub.receive(deadline - time.monotonic())
+                if message is not None and message.topic == b"laue.status":
+                    status = message.payload["status"]
+                    if status["frames_analysed"] == 19:
+                        break
+            assert status is not None and status["frames_analysed"] == 19
+            assert status["runs_seen"] == 4 and status["runs_ended"] == 4 and status["analysis_runs"] == 3
+            assert status["device"] == "cpu" and status["queue_depth"] == 0
+            assert status["messages_rejected"] == 0 and status["dropped"] == 0
+            assert status["frames_per_s"] >= 0
+            sub.close()
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err[-3000:]
+    assert "stopped" in out
+    final = json.loads((state / "status.json").read_text())
+    assert final["state"] == "stopped" and final["frames_analysed"] == 19
+    assert final["unfinished_at_start"] == []
+
+    # Everything is in Tiled, the aborted run included (marked as such).
+    for raw, n in expected.items():
+        runs = catalog.analysis.search(Key("raw_uid") == raw)
+        assert len(runs) == 1, raw
+        run = runs.values()[0]
+        spots = run["spots"].read()
+        assert len(spots) == sum(n_spots(i) for i in range(n))
+        assert sorted(set(spots["frame"])) == list(range(n))
+        stop = run.metadata["stop"]
+        assert stop["frames_analysed"] == n
+        assert stop["raw_exit_status"] == ("fail" if raw == raw_uids[1] else "success")
+    assert len(catalog.analysis.search(Key("raw_uid") == raw_uids[2])) == 0

@@ -34,6 +34,8 @@ def _register() -> None:
     from laue_live.cli import _catalog  # noqa: F401
     from laue_live.cli import _query  # noqa: F401
     from laue_live.cli import _sim  # noqa: F401
+    from laue_live.cli import _serve  # noqa: F401
+    from laue_live.cli import _watch  # noqa: F401
     from laue_live.cli import _reprocess  # noqa: F401
     from laue_live.cli import _demo  # noqa: F401
 

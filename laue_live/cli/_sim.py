@@ -37,7 +37,13 @@ def make_sample(kind: str, material: str, seed: int, shape_mix: str, det: Path |
     if kind == "bent":
         return BentCrystal(material, orientation, curvature=0.05, **common)
     if kind == "poly":
-        return Polycrystal(material, n_grains=8, extent=((0, 10), (0, 10)), **common)
+        return Polycrystal(
+            material,
+            n_grains=8,
+            extent=((0, 10), (0, 10)),
+            grain_shape_mixes=("clean", shape_mix, "deformed"),
+            **common,
+        )
     raise SettingsError(f"unknown sample kind {kind!r}; use one of {SAMPLES}")
 
 

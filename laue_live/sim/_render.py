@@ -158,6 +158,24 @@ def _smooth_background(shape: tuple[int, int], cfg: RenderConfig, rng: np.random
     return bg
 
 
+def _shape_params(spots: pd.DataFrame, rng, cfg: RenderConfig, streak) -> pd.DataFrame:
+    # a ``shape_mix`` column (preset name per spot, e.g. per grain) overrides the config's mix
+    n = len(spots)
+    if "shape_mix" not in spots.columns:
+        return sample_shape_params(n, rng, cfg.shape_mix, cfg.sigma_median, cfg.sigma_spread, streak)
+    mixes = spots["shape_mix"].fillna("").astype(str).to_numpy()
+    parts, order = [], []
+    for mix in sorted(set(mixes)):
+        idx = np.flatnonzero(mixes == mix)
+        sub = None if streak is None else streak[idx]
+        parts.append(
+            sample_shape_params(len(idx), rng, mix or cfg.shape_mix, cfg.sigma_median, cfg.sigma_spread, sub)
+        )
+        order.append(idx)
+    params = pd.concat(parts, ignore_index=True)
+    return params.iloc[np.argsort(np.concatenate(order), kind="stable")].reset_index(drop=True)
+
+
 def _sigma_rowcol(w_major, w_minor, angle_deg):
     a = np.radians(angle_deg)
     # major axis direction (sin a, cos a) in (row, col)
@@ -221,7 +239,7 @@ def render_frame(
         if {"streak_row", "streak_col"} <= set(spots.columns)
         else None
     )
-    params = sample_shape_params(n, rng, cfg.shape_mix, cfg.sigma_median, cfg.sigma_spread, streak)
+    params = _shape_params(spots, rng, cfg, streak)
     peak = (
         cfg.peak_max
         * pos[:, 2] ** cfg.intensity_gamma

@@ -30,11 +30,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Grain:
-    """One crystal: material, orientation matrix (LaueTools frame) and strain (crystal frame)."""
+    """One crystal: material, orientation matrix (LaueTools frame) and strain (crystal frame).
+
+    ``shape_mix`` (a preset name of :data:`SHAPE_MIX_PRESETS`) gives the grain its own spot quality;
+    ``None`` uses the sample's render configuration.
+    """
 
     material: str | Material
     orientation: np.ndarray
     strain: np.ndarray | None = None
+    shape_mix: str | None = None
 
     def __post_init__(self) -> None:
         self.material = get_material(self.material)
@@ -108,6 +113,8 @@ class Sample:
             df["intensity"] *= weight
             df["grain"] = np.int32(gid if isinstance(gid, int | np.integer) else hash(gid) % 2**31)
             df["weight"] = weight
+            if grain.shape_mix is not None:
+                df["shape_mix"] = grain.shape_mix
             parts.append(df)
         if not parts:
             return (
@@ -264,6 +271,9 @@ class Polycrystal(Sample):
         Beam footprint diameter, stage units.
     strain_sigma
         Standard deviation of each grain's random deviatoric strain components.
+    grain_shape_mixes
+        Optional shape-mix presets drawn at random per grain (e.g. ``("clean", "bm32", "deformed")``),
+        so that spot quality varies from grain to grain on a map; ``None``: the render config's mix.
     """
 
     kind = "polycrystal"
@@ -275,6 +285,7 @@ class Polycrystal(Sample):
         extent=((0.0, 20.0), (0.0, 20.0)),
         beam_size: float = 1.0,
         strain_sigma: float = 5e-4,
+        grain_shape_mixes=None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -292,6 +303,15 @@ class Polycrystal(Sample):
             e = 0.5 * (e + e.T)
             e -= np.trace(e) / 3 * np.eye(3)  # deviatoric only
             self.grains.append(Grain(self._material, random_rotation(rng), e))
+        if grain_shape_mixes:
+            from laue_live.sim._shapes import normalize_shape_mix
+
+            mixes = [str(m) for m in grain_shape_mixes]
+            for m in mixes:
+                normalize_shape_mix(m)  # fail early on an unknown preset
+            pick = np.random.default_rng([self.seed, 1]).integers(0, len(mixes), len(self.grains))
+            for grain, k in zip(self.grains, pick, strict=True):
+                grain.shape_mix = mixes[k]
         # footprint sample points (unit disk), for illuminated fractions
         g = np.linspace(-0.5, 0.5, 9)
         pts = np.array([(a, b) for a in g for b in g if a * a + b * b <= 0.25])
@@ -319,4 +339,6 @@ class Polycrystal(Sample):
             grain_seeds=self.seeds.tolist(),
             grain_orientations=[g.orientation.tolist() for g in self.grains],
         )
+        if any(g.shape_mix for g in self.grains):
+            d["grain_shape_mixes"] = [g.shape_mix or "" for g in self.grains]
         return d

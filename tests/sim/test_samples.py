@@ -69,3 +69,15 @@ def test_bad_sample_parameters():
         BentCrystal("Si", beam_size=0)
     with pytest.raises(SettingsError, match="finite"):
         SingleCrystal("Si").spots_at(np.nan, 0)
+
+
+def test_grains_can_have_their_own_spot_quality():
+    s = Polycrystal("Cu", n_grains=4, seed=5, grain_shape_mixes=("clean", "deformed"))
+    mixes = [g.shape_mix for g in s.grains]
+    assert set(mixes) <= {"clean", "deformed"} and s.describe()["grain_shape_mixes"] == mixes
+    gid = mixes.index("deformed")
+    f = s.frame_at(*s.seeds[gid])
+    assert set(f.truth["shape"]) <= {"gaussian", "split", "asymmetric", "elongated", "pseudo_voigt"}
+    assert (f.truth["shape_mix"] == "deformed").all()
+    with pytest.raises(SettingsError, match="unknown shape mix"):
+        Polycrystal("Cu", grain_shape_mixes=("shiny",))

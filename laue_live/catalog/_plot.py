@@ -60,8 +60,7 @@ def plot_quality_map(run, path: str | Path, value: str = "n_good", *, catalog=No
         extent = (c0 - dc, c1 + dc, r1 + dr, r0 - dr)
     fig = Figure(figsize=(6.4, 5.2), dpi=100)
     ax = fig.add_subplot()
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("0.8")
+    cm = plt.get_cmap(cmap).with_extremes(bad="0.8")  # missing or failed frames in grey
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cm, extent=extent, origin="upper",
                    interpolation="nearest", aspect="auto" if extent else "equal")
     fig.colorbar(im, ax=ax, label=_LABELS.get(value, value))

@@ -70,12 +70,14 @@ def write_raw_run(small_detector):
     return write
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def write_analysis_run():
     """``write_analysis_run(catalog, n_frames, spots, **md) -> (uid, docs)`` through the real writer."""
     from laue_live.catalog import make_analysis_writer, synthetic_analysis_documents
 
     def write(catalog, n_frames=6, spots=5, *, raw_uid="raw-0", shape=None, seed=0, **md):
+        if shape is not None:
+            md["shape"] = list(shape)  # as the composer copies it from the raw run's start document
         docs = list(synthetic_analysis_documents(n_frames, spots, raw_uid=raw_uid, metadata=md,
                                                  seed=seed, shape=shape))
         w = make_analysis_writer(catalog, max_rows=10_000, max_delay_s=0.2)

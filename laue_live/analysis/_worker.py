@@ -7,12 +7,14 @@ never waits longer than ``block_timeout``:
 
 ``"spill"`` (default, loses nothing)
     When ``queue_size`` frames are waiting, ``submit`` waits up to ``block_timeout`` seconds for
-    room, then puts the frame in the queue anyway, beyond its bound (counted in ``spilled``).
+    room (once: while the queue stays over its bound, later frames spill at once, until the
+    backlog is down to half the bound), then puts the frame in the queue anyway, beyond its bound
+    (counted in ``spilled``).
     Every frame's spot table is written, late rather than never; the price is memory (one frame
     per spilled item if frames arrive inline; a few bytes for frames in detector files, which are
     read only when analysed).
 ``"drop_newest"``
-    After the same wait the new frame is not kept; it is recorded in the ``frames`` stream as a
+    After the same (single) wait the new frame is not kept; it is recorded in the ``frames`` stream as a
     failed frame (``error="dropped: ..."``) and counted in ``dropped``, so that a map shows the hole.
 ``"block"``
     Wait until there is room (slows acquisition down to the analysis rate; never loses a frame).
@@ -85,7 +87,7 @@ class AnalysisWorker:
     """
 
     def __init__(self, composer: AnalysisRunComposer, analyzer: Callable, *, queue_size: int = 32,
-                 policy: str = "spill", block_timeout: float = 0.05, batch_size: int = 8,
+                 policy: str = "spill", block_timeout: float = 0.02, batch_size: int = 8,
                  name: str = "laue-live-analysis") -> None:
         if policy not in QUEUE_POLICIES:
             raise ValueError(f"queue policy must be one of {QUEUE_POLICIES}, not {policy!r}")
@@ -101,6 +103,7 @@ class AnalysisWorker:
         self._items: collections.deque[FrameTask] = collections.deque()
         self._cond = threading.Condition()
         self._closing = False
+        self._overflowing = False
         self._stop_args: tuple[str | None, str] = (None, "")
         self._done = threading.Event()
         self.stop_doc: dict | None = None
@@ -115,13 +118,19 @@ class AnalysisWorker:
             if self._closing:
                 logger.error("frame %d submitted after the run was closed; recorded as failed", task.frame)
                 task.source, task.error = None, "frame arrived after the run's stop document"
-            elif len(self._items) >= self.queue_size and task.error == "":
+            elif self._overflowing and len(self._items) <= self.queue_size // 2:
+                self._overflowing = False  # the worker has caught up: wait briefly again next time
+            if len(self._items) >= self.queue_size and task.error == "":
                 if self.policy == "block":
                     while len(self._items) >= self.queue_size and self._thread.is_alive():
                         self._cond.wait(0.5)
                 else:
-                    self._cond.wait_for(lambda: len(self._items) < self.queue_size, self.block_timeout)
+                    if not self._overflowing:
+                        # Wait briefly once, for a burst to pass; while the queue stays full, spill
+                        # or drop at once so that a slow analysis does not slow every event down.
+                        self._cond.wait_for(lambda: len(self._items) < self.queue_size, self.block_timeout)
                     if len(self._items) >= self.queue_size:
+                        self._overflowing = True
                         if self.policy == "drop_newest":
                             self.stats.dropped += 1
                             # Keep a tiny marker so that the frame shows up as dropped, not missing.

@@ -70,7 +70,7 @@ class LaueSpotCallback(DocumentRouter):
     def __init__(self, sinks: Iterable = (), *, method: str = "auto",
                  analyzer: FrameAnalyzer | Any | None = None, image_field: str | None = None,
                  position_fields: tuple[str, str] | None = None, stream: str | None = None,
-                 queue_size: int = 32, policy: str = "spill", block_timeout: float = 0.05,
+                 queue_size: int = 32, policy: str = "spill", block_timeout: float = 0.02,
                  batch_size: int = 8, metadata: Mapping[str, Any] | None = None,
                  handlers: Mapping[str, Any] | None = None) -> None:
         super().__init__()

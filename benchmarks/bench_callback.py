@@ -101,7 +101,8 @@ def _scan(det, n, callbacks):
 def _row(name, scan_s, re_times=None, drained=None, extra=""):
     if re_times:
         s = sorted(re_times)
-        re = f"{1e3 * statistics.mean(s):7.3f} / {1e3 * s[int(0.99 * (len(s) - 1))]:7.3f} / {1e3 * s[-1]:7.3f}"
+        p99 = s[int(0.99 * (len(s) - 1))]
+        re = f"{1e3 * statistics.mean(s):7.3f} / {1e3 * p99:7.3f} / {1e3 * s[-1]:7.3f}"
     else:
         re = f"{'-':>7} / {'-':>7} / {'-':>7}"
     dr = f"{drained:6.1f}" if drained is not None else f"{'-':>6}"

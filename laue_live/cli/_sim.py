@@ -88,6 +88,8 @@ def write(
         h5 = h5py.File(outdir / "sim.h5", "w")
         ds = h5.create_dataset("/entry/data/data", (n, rows, cols), dtype="<u2", chunks=(1, rows, cols))
         tw = H5TruthWriter(h5)
+        h5["/entry"].attrs["calibration"] = json.dumps(smp.calibration.to_dict())
+        h5["/entry"].attrs["sample"] = json.dumps(smp.describe(), default=str)
     try:
         for i in tqdm(range(n), desc="simulating frames", unit="frame"):
             x, y = i * step, 0.0

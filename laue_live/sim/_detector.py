@@ -19,6 +19,7 @@ TiledWriter stores uint16 rather than float64 (see ECOSYSTEM.md section 2).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -183,7 +184,11 @@ class SimLaueDetector(Device):
             dtype="<u2",
             chunks=(1, rows, cols),
         )
-        f["/entry"].attrs["calibration"] = str(self.sample.calibration.to_dict())
+        # metadata as JSON strings, readable without laue-live
+        f["/entry"].attrs["calibration"] = json.dumps(self.sample.calibration.to_dict())
+        f["/entry"].attrs["sample"] = json.dumps(self.sample.describe(), default=str)
+        f["/entry"].attrs["render_config"] = json.dumps(self.sample.render_config.to_dict(), default=str)
+        f[H5_DATASET].attrs["units"] = "ADU"
         self._h5_truth = H5TruthWriter(f)
         f.swmr_mode = True  # readers (Tiled) may open it while frames are still being appended
         self._h5, self._file = f, path.resolve()

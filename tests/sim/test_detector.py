@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -103,6 +105,8 @@ def test_hdf5_stream_resource_scan(stage, tmp_path):
     with h5py.File(path, "r") as f:
         data = f["/entry/data/data"]
         assert data.shape == (4, 2018, 2016) and data.dtype == np.uint16
+        assert json.loads(f["/entry"].attrs["calibration"])["dd"] == 79.612
+        assert json.loads(f["/entry"].attrs["sample"])["material"] == "Si"
         frame2 = data[2]
     truth = read_ground_truth(path)
     assert sorted(truth["frame"].unique()) == [0, 1, 2, 3]

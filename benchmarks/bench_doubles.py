@@ -48,18 +48,25 @@ def main() -> None:
     cut, truth = make_doubles(a.n, rng=rng, double_fraction=0.5)
     try:
         single = Predictor(default_model_path(), device=a.device)
-        single_note = f"shipped weights {single.path.name}"
+        single_note = f"shipped weights {single.path.name}, int8={single.quantized}"
     except Exception:  # no shipped spot CNN yet: same architecture, random weights, same arithmetic
         tmp = Path(tempfile.mkdtemp()) / "random_spot_cnn.safetensors"
         save_model(tmp, SpotCNN(ARCHITECTURES["paper"]))
         single = Predictor(tmp, device=a.device)
         single_note = "paper architecture, random weights (no shipped model)"
     double = DoublePredictor(a.model, device=a.device)
+    try:
+        double8 = DoublePredictor(a.model, device=a.device, quantize=True)
+        double8.raw(cut[:64])
+    except Exception:  # no int8 engine or not on the CPU
+        double8 = None
     single.predict_desc(cut[:64])
     double.predict(cut[:64], refine=True)
     rows = [
         ("single-spot CNN (predict_desc)", _best(lambda: single.predict_desc(cut), a.repeat) / a.n),
         ("double-spot network alone (raw)", _best(lambda: double.raw(cut), a.repeat) / a.n),
+        ("double-spot network alone, int8", _best(lambda: double8.raw(cut), a.repeat) / a.n)
+        if double8 is not None else ("double-spot network alone, int8 (unavailable)", float("nan")),
         ("double-spot predictor, no polish", _best(lambda: double.predict(cut), a.repeat) / a.n),
         ("double-spot predictor + fit polish", _best(lambda: double.predict(cut, refine=True), a.repeat) / a.n),
     ]
@@ -74,7 +81,7 @@ def main() -> None:
         print(f"{name:45s} {1e3 * sec:10.4f} {sec / base:13.2f}")
     ratio = rows[1][1] / base
     print(f"goal (double-spot network within 2x of the single-spot CNN): {'met' if ratio <= 2 else 'NOT met'} "
-          f"({ratio:.2f}x); with the polish: {rows[3][1] / base:.2f}x")
+          f"({ratio:.2f}x float32, {rows[2][1] / base:.2f}x int8); with the polish: {rows[4][1] / base:.2f}x")
     del truth
 
 

@@ -44,7 +44,8 @@ def match_errors(pred: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, n
 
 
 def synthetic_evaluation(predictor: DoublePredictor, bank: RealSpotBank | None, *, n_doubles: int = 4000,
-                         n_singles: int = 2000, n_fit: int = 800, seed: int = 7) -> dict[str, pd.DataFrame]:
+                         n_singles: int = 2000, n_fit: int = 800, seed: int = 7,
+                         predictor8: DoublePredictor | None = None) -> dict[str, pd.DataFrame]:
     """Classify and locate synthetic doubles and singles; compare with the exact two-Gaussian fit.
 
     Returns
@@ -70,6 +71,11 @@ def synthetic_evaluation(predictor: DoublePredictor, bank: RealSpotBank | None, 
     d["err1_polish"], d["err2_polish"] = match_errors(pol, tru_d)
     d["refined"] = pol["refined"].to_numpy()
     d["ratio_err_net"] = np.abs(np.log(raw["ratio"].to_numpy() / tru_d["ratio"].to_numpy()))
+    if predictor8 is not None:  # the int8 CPU variant of the same network
+        p8 = predictor8.predict(cut_d, refine=True)
+        d["called_double_int8"] = p8["n_components"].to_numpy() == 2
+        d["err1_int8"], d["err2_int8"] = match_errors(p8, tru_d)
+        s8 = predictor8.predict(cut_s)
     d["err1_fit"] = np.nan
     d["err2_fit"] = np.nan
     k = min(n_fit, n_doubles)
@@ -84,6 +90,8 @@ def synthetic_evaluation(predictor: DoublePredictor, bank: RealSpotBank | None, 
     s["p_double"] = sing["p_double"].to_numpy()
     s["called_double"] = sing["n_components"].to_numpy() == 2
     s["err1_net"] = np.hypot(sing["row1"] - tru_s["row1"], sing["col1"] - tru_s["col1"]).to_numpy()
+    if predictor8 is not None:
+        s["called_double_int8"] = s8["n_components"].to_numpy() == 2
     timing = pd.DataFrame({"what": ["network", "network + polish of the doubles", "exact two-Gaussian fit"],
                            "ms_per_cutout": [1e3 * (t1 - t0) / n_doubles, 1e3 * (t2 - t1) / n_doubles,
                                              1e3 * (t4 - t3) / k]})
@@ -263,6 +271,15 @@ def write_report(res: dict, real: dict | None, out_dir: str | Path, meta: dict) 
     goal = d[(d.separation >= 3) & (d.ratio <= 5)]
     acc_goal = float(np.r_[goal.called_double.to_numpy(), ~s.called_double.to_numpy()].mean())
     med = {c: float(np.nanmedian(np.r_[goal[f"err1_{c}"], goal[f"err2_{c}"]])) for c in ("net", "polish", "fit")}
+    int8_line = ""
+    if "called_double_int8" in d:
+        acc8 = float(np.r_[goal.called_double_int8.to_numpy(), ~s.called_double_int8.to_numpy()].mean())
+        med8 = float(np.nanmedian(np.r_[goal.err1_int8, goal.err2_int8]))
+        summary_int8 = {"accuracy_goal_region": acc8, "median_component_error_goal_px": med8}
+        int8_line = (f"| same, int8 CPU network: classified / median error with polish | >= 98% / <= 0.1 px | "
+                     f"{100 * acc8:.1f}% / {med8:.3f} px | {'yes' if acc8 >= 0.98 and med8 <= 0.1 else 'no'} |")
+    else:
+        summary_int8 = None
     per_sep = pd.DataFrame({
         "called double (all ratios)": _binned(d, "called_double", "separation", SEP_BINS),
         "called double (ratio <= 5)": _binned(d[d.ratio <= 5], "called_double", "separation", SEP_BINS),
@@ -278,7 +295,8 @@ def write_report(res: dict, real: dict | None, out_dir: str | Path, meta: dict) 
     resolved = [iv.left for iv, v in ok_sep.items() if v >= 0.9]
     summary = {"accuracy_goal_region": acc_goal, "singles_called_single": float(1 - s.called_double.mean()),
                "median_component_error_goal_px": med, "timing_ms_per_cutout": res["timing"].to_dict("list"),
-               "resolved_from_px_90pct": float(min(resolved)) if resolved else None, **meta}
+               "resolved_from_px_90pct": float(min(resolved)) if resolved else None, "int8": summary_int8,
+               **meta}
     if real:
         summary["real"] = real["frames"]
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -298,7 +316,7 @@ def write_report(res: dict, real: dict | None, out_dir: str | Path, meta: dict) 
         f"{'yes' if med['net'] <= 0.1 else 'no'} |",
         f"| median component position error, network + fit polish | <= 0.1 px | {med['polish']:.3f} px | "
         f"{'yes' if med['polish'] <= 0.1 else 'no'} |",
-        f"| (reference) exact multi-start two-Gaussian fit | | {med['fit']:.3f} px | |", "",
+        f"| (reference) exact multi-start two-Gaussian fit | | {med['fit']:.3f} px | |", int8_line, "",
         f"Singles called single: {100 * (1 - s.called_double.mean()):.1f}% "
         f"(real {100 * (1 - s[s.real].called_double.mean()):.1f}%, simulated "
         f"{100 * (1 - s[~s.real].called_double.mean()):.1f}%).", "",
@@ -342,7 +360,13 @@ def _main(argv: list[str] | None = None) -> None:
     pred = DoublePredictor(a.model)
     bank = RealSpotBank.from_bm32(a.data)
     _, test_bank = split_bank(bank, val_frame=0)
-    res = synthetic_evaluation(pred, test_bank, n_doubles=a.n_doubles, n_singles=a.n_singles, n_fit=a.n_fit)
+    try:
+        pred8 = DoublePredictor(a.model, quantize=True)
+    except Exception as exc:  # no int8 engine here
+        logger.warning("int8 variant not evaluated: %s", exc)
+        pred8 = None
+    res = synthetic_evaluation(pred, test_bank, n_doubles=a.n_doubles, n_singles=a.n_singles, n_fit=a.n_fit,
+                               predictor8=pred8)
     res["doubles"].to_csv(Path(a.out) / "synthetic_doubles.csv.gz", index=False) if Path(a.out).is_dir() else None
     real = None if a.no_real else real_frame_evaluation(Path(a.data), pred)
     info = pred.metadata.get("info", {})

@@ -112,10 +112,13 @@ class DoublePredictor:
         Probability above which a cutout is called a double.
     batch_size
         Cutouts per forward pass.
+    quantize
+        int8 CPU inference (the spot CNN's :func:`laue_live.cnn.quantize_int8`, calibrated on a fixed
+        set of simulated cutouts); float32 otherwise.
     """
 
     def __init__(self, model: str | Path | None = None, device: str | torch.device = "cpu", *,
-                 threshold: float = 0.5, batch_size: int = 1024) -> None:
+                 threshold: float = 0.5, batch_size: int = 1024, quantize: bool = False) -> None:
         self.path = Path(model) if model is not None else default_double_model_path()
         net, self.metadata = load_double_model(self.path)
         from laue_live.cnn import resolve_device
@@ -125,10 +128,28 @@ class DoublePredictor:
 
         # same trunk layout as the spot CNN: fold batch norm into the convolutions for inference
         self.arch = net.arch
-        self.network = fuse_batchnorm(net).to(self.device).eval()
+        self.quantized = bool(quantize)
+        if self.quantized:
+            self.network = self._int8(net)
+        else:
+            self.network = fuse_batchnorm(net).to(self.device).eval()
         self.threshold = threshold
         self.batch_size = batch_size
         self._lock = threading.Lock()
+
+    def _int8(self, net):
+        from laue_live.cnn import quantize_int8
+        from laue_live.cnn._network import int8_available
+        from laue_live.doubles._synth import make_doubles
+
+        if self.device.type != "cpu" or not int8_available():
+            raise ModelError(f"int8 inference needs the CPU and an int8 engine (device={self.device})")
+        # deterministic calibration set: simulated singles and doubles from a fixed seed
+        cal, _ = make_doubles(256, rng=np.random.default_rng(20231), double_fraction=0.5)
+        x = torch.from_numpy(cal)
+        lo = x.amin(dim=(-2, -1), keepdim=True)
+        x = ((x - lo) / (x.amax(dim=(-2, -1), keepdim=True) - lo).clamp_min(1e-30))[:, None]
+        return quantize_int8(net, x)
 
     @torch.inference_mode()
     def raw(self, cutouts: np.ndarray) -> np.ndarray:

@@ -156,3 +156,39 @@ def sim_histogram_figure(
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out, medians
+
+
+def shapes_figure(out: str | Path, per_class: int = 4, seed: int = 0) -> Path:
+    """Gallery of simulated 32 x 32 cutouts, one row per shape class, true position marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from laue_live.sim._cutouts import render_spot_cutouts
+    from laue_live.sim._shapes import SHAPES
+
+    fig, axes = plt.subplots(
+        len(SHAPES), per_class, figsize=(1.7 * per_class + 1.2, 1.7 * len(SHAPES)), layout="constrained"
+    )
+    for i, shape in enumerate(SHAPES):
+        cut, truth = render_spot_cutouts(per_class, {shape: 1.0}, rng=seed + i, peak_range=(3000, 20000))
+        for j in range(per_class):
+            ax = axes[i, j]
+            ax.imshow(cut[j], cmap="viridis", interpolation="nearest")
+            t = truth.iloc[j]
+            ax.plot(16 + t["d_col"], 16 + t["d_row"], "r+", ms=8, mew=1.2)
+            if shape == "split":
+                ax.plot(16 + t["d_col2"], 16 + t["d_row2"], "w+", ms=8, mew=1.2)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(shape, fontsize=10)
+    fig.suptitle(
+        "Simulated cutouts by shape class (red +: true position; white +: second component)", fontsize=10
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out

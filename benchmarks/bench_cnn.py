@@ -58,7 +58,15 @@ def timeit(fn, reps: int = 3) -> float:
 
 
 def bench_cnn_cpu(model_path: Path | None, cut: np.ndarray, do_compile: bool) -> dict:
-    from laue_live.cnn import ARCHITECTURES, Predictor, SpotCNN, fuse_batchnorm, normalise_torch
+    from laue_live.cnn import (
+        ARCHITECTURES,
+        Predictor,
+        SpotCNN,
+        fuse_batchnorm,
+        int8_available,
+        normalise_torch,
+        quantize_int8,
+    )
 
     out: dict = {}
     n = len(cut)
@@ -74,6 +82,9 @@ def bench_cnn_cpu(model_path: Path | None, cut: np.ndarray, do_compile: bool) ->
             out[f"{name}_fused_channels_last_ms"] = 1e3 * timeit(lambda: fc(xc)) / n
             tr = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(f, x[:8])))
             out[f"{name}_fused_jit_frozen_ms"] = 1e3 * timeit(lambda: tr(x)) / n
+            if int8_available():
+                q = quantize_int8(m, x[:256])
+                out[f"{name}_int8_ms"] = 1e3 * timeit(lambda: q(x)) / n
             if do_compile:
                 try:
                     cm = torch.compile(fuse_batchnorm(m))
@@ -85,6 +96,9 @@ def bench_cnn_cpu(model_path: Path | None, cut: np.ndarray, do_compile: bool) ->
         out["predictor_end_to_end_ms"] = 1e3 * timeit(lambda: p.predict(cut)) / n
         out["predictor_network_only_ms"] = 1e3 * timeit(lambda: p.predict_desc(cut)) / n
         out["predictor_arch"] = p.arch.to_dict()
+        out["predictor_int8"] = p.quantized
+        pf = Predictor(model_path, "cpu", quantize=False)
+        out["predictor_float32_network_only_ms"] = 1e3 * timeit(lambda: pf.predict_desc(cut)) / n
     return out
 
 
@@ -143,7 +157,8 @@ def main() -> None:
     torch.set_num_threads(1)
     cut = cutouts(a.n)
     res = {"machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                       "threads": torch.get_num_threads(), "n_cutouts": len(cut)}}
+                       "threads": torch.get_num_threads(), "n_cutouts": len(cut),
+                       "load_average_before": os.getloadavg(), "cores": os.cpu_count()}}
     res["cnn_cpu"] = bench_cnn_cpu(a.model, cut, not a.no_compile)
     res["fit"] = bench_fit(cut)
     res["lauetools"] = bench_lauetools(cut[:a.lauetools_n], a.lauetools_python)
@@ -151,14 +166,22 @@ def main() -> None:
     res["paper_table5_ms"] = PAPER
     c = res["cnn_cpu"]
     lt = res["lauetools"].get("lauetools_ms")
-    print(f"{'method (one CPU thread)':44s} {'ms/spot':>9s}  {'spots/s':>9s}   paper ms/spot")
+    res["machine"]["load_average_after"] = os.getloadavg()
+    print(f"load average {res['machine']['load_average_after'][0]:.1f} on {os.cpu_count()} cores: absolute times "
+          "scale with contention, the ratios to LaueTools (same run) much less")
+    print(f"{'method (one CPU thread)':44s} {'ms/spot':>9s}  {'spots/s':>9s}  {'x LaueTools':>11s}   paper ms/spot")
     rows = [(k, v) for k, v in c.items() if k.endswith("_ms") and isinstance(v, float)]
     rows += [("exact fit (laue_live.spots, batched LM)", res["fit"]["exact_fit_ms"])]
     if lt:
         rows.append(("LaueTools gaussfit (leastsq)", lt))
     for k, v in rows:
         ref = PAPER["lauetools_ms"] if "LaueTools" in k else PAPER["cnn_cpu_ms"] if "ms" in k and "fit" not in k else ""
-        print(f"{k:44s} {v:9.4f}  {1e3 / v:9.0f}   {ref}")
+        speed = f"{lt / v:11.1f}" if lt else f"{'n/a':>11s}"
+        print(f"{k:44s} {v:9.4f}  {1e3 / v:9.0f}  {speed}   {ref}")
+    print(f"{'paper Table 5: CNN one CPU core':44s} {PAPER['cnn_cpu_ms']:9.4f}  {1e3 / PAPER['cnn_cpu_ms']:9.0f}  "
+          f"{PAPER['lauetools_ms'] / PAPER['cnn_cpu_ms']:11.1f}")
+    print(f"{'paper Table 5: LaueTools one CPU core':44s} {PAPER['lauetools_ms']:9.4f}  "
+          f"{1e3 / PAPER['lauetools_ms']:9.0f}  {1.0:11.1f}")
     if res["gpu"].get("gpu"):
         for k, v in res["gpu"].items():
             if k.endswith("per_s"):

@@ -87,22 +87,34 @@ def train_command(
         info = {**result.info(), "version": f"{arch}-seed{seed}", "data": {s.name: len(s) for s in sets}}
         save_model(out, result.model, info=info, calibration=result.calibration)
         out.with_suffix(".json").write_text(json.dumps(info, indent=1))
+        result.history.to_csv(out.with_name(out.stem + "_history.csv"), index=False)
         png = plot_loss_curves({out.stem: result.history}, out.with_name(out.stem + "_loss.png"))
         typer.echo(f"model: {out}  card: {out.with_suffix('.json')}  loss curve: {png}")
 
     if lodo is not None:
         from dataclasses import replace
 
+        import pandas as pd
+
         from laue_live.cnn._evaluate import leave_one_dataset_out, resampled_sim
-        from laue_live.cnn._report import write_report
+        from laue_live.cnn._report import score_tables, write_model_card, write_report
 
         lconf = replace(config, epochs=lodo_epochs or epochs)
         res = leave_one_dataset_out(sets, work_dir, config=lconf, device=device)
         notes = (f"Network `{arch}`; cross-validation models trained {lconf.epochs} epochs x {lconf.steps} steps x "
                  f"{lconf.batch_size} (paper: 70 x 100 x 32).")
+        bench_data = json.loads(bench.read_text()) if bench and bench.is_file() else None
+        history, info = (result.history, result.info()) if result else (None, None)
+        hist_csv = out.with_name(out.stem + "_history.csv")
+        if history is None and hist_csv.is_file():  # --lodo-only: quote the model trained earlier
+            history = pd.read_csv(hist_csv)
+        if info is None and out.with_suffix(".json").is_file():
+            info = json.loads(out.with_suffix(".json").read_text())
         path = write_report(lodo, sets=sets, resampled=resampled_sim(sets, lconf), lodo=res,
-                            default_history=result.history if result else None,
-                            default_info=result.info() if result else None,
-                            bench=json.loads(bench.read_text()) if bench and bench.is_file() else None, notes=notes)
+                            default_history=history, default_info=info, bench=bench_data, notes=notes)
         typer.echo(f"report: {path}")
+        if out.is_file():
+            card = write_model_card(out.parent / "MODEL_CARD.md", out, tables=score_tables(res.comparisons),
+                                    sets=sets, lodo_config=res.config, bench=bench_data)
+            typer.echo(f"model card: {card}")
         log.info("report written to %s", path)

@@ -16,14 +16,15 @@ _SITES = [(24, 28), (24, 84), (70, 28), (70, 84)]
 
 
 def small_frame(i: int) -> np.ndarray:
-    """Frame ``i``: 1000 ADU pedestal, Poisson noise, ``2 + i % 3`` Gaussian spots."""
+    """Frame ``i``: 1000 ADU pedestal, 3 ADU read noise, ``2 + i % 3`` Gaussian spots."""
     rng = np.random.default_rng(100 + i)
     r, c = np.mgrid[: FRAME_SHAPE[0], : FRAME_SHAPE[1]]
     img = np.full(FRAME_SHAPE, 1000.0)
     for r0, c0 in _SITES[: 2 + i % 3]:
         img += 6000.0 * np.exp(-0.5 * (((r - r0 - rng.uniform(-.4, .4)) / 1.4) ** 2
                                       + ((c - c0 - rng.uniform(-.4, .4)) / 1.7) ** 2))
-    return rng.poisson(img).clip(0, 65535).astype(np.uint16)
+    # sCMOS-like read noise (~3 ADU rms) so that the default peak threshold finds only the spots
+    return (img + rng.normal(0.0, 3.0, FRAME_SHAPE)).round().clip(0, 65535).astype(np.uint16)
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +42,15 @@ def small_detector():
             self.image.sim_set_func(lambda: small_frame(next(counter)))
             return super().stage()
 
+        def trigger(self):
+            return self.image.trigger()  # Device.trigger does not trigger a SynSignal child
+
         def describe(self):
             d = super().describe()
             for v in d.values():
                 v["dtype_numpy"] = "<u2"  # else stored as float64 (ECOSYSTEM.md section 2)
                 v["shape"] = list(FRAME_SHAPE)
+                v["dtype"] = "array"  # a 2-D image: TiledWriter then stores it as an array node
             return d
 
     return SmallDetector(name="det")
@@ -87,3 +92,9 @@ def write_analysis_run():
         return docs[0][1]["uid"], docs
 
     return write
+
+
+@pytest.fixture(scope="session")
+def spots_in_small_frame():
+    """``f(i) -> n``: how many spots frame ``i`` of the small detector holds."""
+    return lambda i: len(_SITES[: 2 + i % 3])

@@ -178,9 +178,10 @@ class SpotPublisher(_XPub):
         self.publish_documents = publish_documents
         self.seq = 0
         self.tables = 0
-        self._run: dict[str, Any] = {}
-        self._streams: dict[str, str] = {}
-        self._held: dict[int, dict[str, np.ndarray]] = {}
+        self._state_lock = threading.RLock()
+        self._runs: dict[str, dict[str, Any]] = {}  # analysis uid -> header
+        self._streams: dict[str, tuple[str, str]] = {}  # descriptor uid -> (run uid, stream name)
+        self._held: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         logger.info("spot publisher on %s (CURVE %s, HWM %d)", self.address,
                     "on" if curve is not None else "off", hwm)
 
@@ -189,37 +190,43 @@ class SpotPublisher(_XPub):
 
     # ----------------------------------------------------------------------------------- sink API
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        """Consume one analysis document; never raises for a subscriber's sake, never blocks."""
+        """Consume one analysis document; never raises for a subscriber's sake, never blocks.
+
+        Several analysis runs may be in flight at once (one worker thread per run), so state is
+        kept per run and calls are serialised.
+        """
         if self.closed:
             return
-        if name == "start":
-            self._start(doc)
-        elif name == "descriptor":
-            self._streams[doc["uid"]] = doc.get("name", "")
-        elif name == "event_page":
-            self._event_page(doc)
-        elif name == "event":
-            self._event_page({"descriptor": doc["descriptor"],
-                              "data": {k: [v] for k, v in doc["data"].items()}})
-        elif name == "stop":
-            self._flush_held()
-        if self.publish_documents:
-            try:
-                self._send(encode_message(TOPIC_DOC, name, {"doc": doc}))
-            except WireError:
-                logger.exception("cannot encode the %s document for 0MQ; skipped", name)
-        if name == "stop":
-            self._run, self._streams = {}, {}
+        with self._state_lock:
+            if name == "start":
+                self._runs[doc["uid"]] = self._run_header(doc)
+            elif name == "descriptor":
+                self._streams[doc["uid"]] = (doc.get("run_start", ""), doc.get("name", ""))
+            elif name == "event_page":
+                self._event_page(doc)
+            elif name == "event":
+                self._event_page({"descriptor": doc["descriptor"],
+                                  "data": {k: [v] for k, v in doc["data"].items()}})
+            elif name == "stop":
+                self._flush_held(doc.get("run_start", ""))
+            if self.publish_documents:
+                try:
+                    self._send(encode_message(TOPIC_DOC, name, {"doc": doc}))
+                except WireError:
+                    logger.exception("cannot encode the %s document for 0MQ; skipped", name)
+            if name == "stop":
+                run = doc.get("run_start", "")
+                self._runs.pop(run, None)
+                self._streams = {k: v for k, v in self._streams.items() if v[0] != run}
 
-    def _start(self, doc: dict[str, Any]) -> None:
-        keep = ("uid", "raw_uid", "scan_id", "plan_name", "shape", "raw_shape", "scan_shape", "model",
-                "method", "sample", "snaking", "extents")
-        self._run = {k: doc[k] for k in keep if k in doc and doc[k] is not None}
-        self._flush_held()
-        self._streams = {}
+    @staticmethod
+    def _run_header(doc: dict[str, Any]) -> dict[str, Any]:
+        keep = ("uid", "raw_uid", "raw_scan_id", "plan_name", "shape", "snaking", "extents", "model_name",
+                "method", "sample", "material")
+        return {k: doc[k] for k in keep if k in doc and doc[k] is not None}
 
     def _event_page(self, page: dict[str, Any]) -> None:
-        stream = self._streams.get(page.get("descriptor", ""))
+        run, stream = self._streams.get(page.get("descriptor", ""), ("", ""))
         data = page.get("data", {})
         if stream == "spots":
             # Held until the frame's summary event, which the analysis emits right after its spot
@@ -227,21 +234,20 @@ class SpotPublisher(_XPub):
             frames = np.asarray(data.get("frame", []))
             for frame in dict.fromkeys(frames.tolist()):
                 rows = frames == frame
-                self._held[int(frame)] = {k: np.asarray(v)[rows] for k, v in data.items()}
+                self._held[(run, int(frame))] = {k: np.asarray(v)[rows] for k, v in data.items()}
         elif stream == "frames":
             keys = list(data)
             for i, frame in enumerate(np.asarray(data.get("frame", [])).tolist()):
                 summary = {k: _plain(data[k][i]) for k in keys}
-                table = self._held.pop(int(frame), None)
+                table = self._held.pop((run, int(frame)), None)
                 # A frame without spots (or a failed one) has no spot page: it gets an empty table,
                 # so that subscribers see exactly one table per frame.
                 self.publish_table(self._empty_table() if table is None else table, frame=int(frame),
-                                   summary=summary)
+                                   run=self._runs.get(run, {"uid": run}), summary=summary)
 
-    def _flush_held(self) -> None:
-        for frame in sorted(self._held):
-            self.publish_table(self._held[frame], frame=frame)
-        self._held.clear()
+    def _flush_held(self, run: str) -> None:
+        for key in sorted(k for k in self._held if k[0] == run):
+            self.publish_table(self._held.pop(key), frame=key[1], run=self._runs.get(run, {"uid": run}))
 
     @staticmethod
     def _empty_table() -> dict[str, np.ndarray]:
@@ -262,15 +268,16 @@ class SpotPublisher(_XPub):
         bool
             ``False`` if it was dropped (a subscriber queue full) or could not be encoded.
         """
-        self.seq += 1
-        self.tables += 1
-        try:
-            message = encode_spot_table(table, frame=frame, seq=self.seq, run=run or self._run,
-                                        extra={"summary": summary} if summary else None)
-        except WireError:
-            logger.exception("frame %s: spot table cannot be encoded; not published", frame)
-            return False
-        return self._send(message)
+        with self._state_lock:  # seq order == send order, whatever thread publishes
+            self.seq += 1
+            self.tables += 1
+            try:
+                message = encode_spot_table(table, frame=frame, seq=self.seq, run=run or {},
+                                            extra={"summary": summary} if summary else None)
+            except WireError:
+                logger.exception("frame %s: spot table cannot be encoded; not published", frame)
+                return False
+            return self._send(message)
 
     def publish_status(self, status: dict[str, Any]) -> bool:
         """Publish a state report on ``laue.status`` (frames/s, queue depth, dropped counts, ...)."""

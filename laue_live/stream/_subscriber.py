@@ -141,7 +141,9 @@ class SpotSubscriber:
         elif message.topic == TOPIC_DOC and message.name == "start":
             doc = payload.get("doc", {})
             if isinstance(doc, dict) and "uid" in doc:
-                self._runs = {doc["uid"]: doc}  # only the current run: bounded memory
+                self._runs[doc["uid"]] = doc
+                while len(self._runs) > 8:  # runs may overlap; keep the newest few: bounded memory
+                    self._runs.pop(next(iter(self._runs)))
         elif message.topic == TOPIC_STATUS:
             self.status = payload.get("status")
         elif message.topic == TOPIC_SPOTS:

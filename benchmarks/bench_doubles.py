@@ -68,19 +68,22 @@ def main() -> None:
         ("double-spot network alone, int8", _best(lambda: double8.raw(cut), a.repeat) / a.n)
         if double8 is not None else ("double-spot network alone, int8 (unavailable)", float("nan")),
         ("double-spot predictor, no polish", _best(lambda: double.predict(cut), a.repeat) / a.n),
-        ("double-spot predictor + fit polish", _best(lambda: double.predict(cut, refine=True), a.repeat) / a.n),
+        ("double-spot predictor + fit polish",
+         _best(lambda: double.predict(cut, refine=True), a.repeat) / a.n),
     ]
     k = min(a.n_fit, a.n)
     sub = cut[:k].astype(np.float64)
     rows.append(("single Gaussian fit (spots.fit_gaussians)", _best(lambda: fit_gaussians(sub), 1) / k))
     rows.append(("exact two-Gaussian fit (multi-start)", _best(lambda: fit_two_gaussians(sub), 1) / k))
     base = rows[0][1]
-    print(f"device {a.device}, {a.threads} thread(s), {a.n} cutouts (half doubles); single CNN: {single_note}")
+    print(f"device {a.device}, {a.threads} thread(s), {a.n} cutouts (half doubles); "
+          f"single CNN: {single_note}")
     print(f"{'what':45s} {'ms/cutout':>10s} {'x single CNN':>13s}")
     for name, sec in rows:
         print(f"{name:45s} {1e3 * sec:10.4f} {sec / base:13.2f}")
     ratio = rows[1][1] / base
-    print(f"goal (double-spot network within 2x of the single-spot CNN): {'met' if ratio <= 2 else 'NOT met'} "
+    verdict = "met" if ratio <= 2 else "NOT met"
+    print(f"goal (double-spot network within 2x of the single-spot CNN): {verdict} "
           f"({ratio:.2f}x float32, {rows[2][1] / base:.2f}x int8); with the polish: {rows[4][1] / base:.2f}x")
     del truth
 

@@ -159,7 +159,8 @@ def describe_doubles(cutouts, table: pd.DataFrame, *, predictor=None, model: str
 
     cut = np.asarray(cutouts)
     if cut.ndim != 3 or cut.shape[0] != len(table):
-        raise SpotTableError(f"describe_doubles needs one cutout per table row: {cut.shape} vs {len(table)} rows")
+        raise SpotTableError(f"describe_doubles needs one cutout per table row: {cut.shape} vs "
+                             f"{len(table)} rows")
     if method not in ("cnn", "fit"):
         raise ValueError(f"method must be 'cnn' or 'fit', got {method!r}")
     if candidates not in ("all", "bad"):

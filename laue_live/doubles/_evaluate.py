@@ -102,7 +102,7 @@ def synthetic_evaluation(predictor: DoublePredictor, bank: RealSpotBank | None, 
 
 
 def _md(df: pd.DataFrame, index: bool = True, digits: int = 3) -> str:
-    """A DataFrame as a Markdown table (no optional dependency)."""
+    """Format a DataFrame as a Markdown table (no optional dependency)."""
     def f(v):
         if isinstance(v, float | np.floating):
             return "" if np.isnan(v) else f"{v:.{digits}f}"
@@ -270,14 +270,16 @@ def write_report(res: dict, real: dict | None, out_dir: str | Path, meta: dict) 
     d, s = res["doubles"], res["singles"]
     goal = d[(d.separation >= 3) & (d.ratio <= 5)]
     acc_goal = float(np.r_[goal.called_double.to_numpy(), ~s.called_double.to_numpy()].mean())
-    med = {c: float(np.nanmedian(np.r_[goal[f"err1_{c}"], goal[f"err2_{c}"]])) for c in ("net", "polish", "fit")}
+    med = {c: float(np.nanmedian(np.r_[goal[f"err1_{c}"], goal[f"err2_{c}"]]))
+           for c in ("net", "polish", "fit")}
     int8_line = ""
     if "called_double_int8" in d:
         acc8 = float(np.r_[goal.called_double_int8.to_numpy(), ~s.called_double_int8.to_numpy()].mean())
         med8 = float(np.nanmedian(np.r_[goal.err1_int8, goal.err2_int8]))
         summary_int8 = {"accuracy_goal_region": acc8, "median_component_error_goal_px": med8}
-        int8_line = (f"| same, int8 CPU network: classified / median error with polish | >= 98% / <= 0.1 px | "
-                     f"{100 * acc8:.1f}% / {med8:.3f} px | {'yes' if acc8 >= 0.98 and med8 <= 0.1 else 'no'} |")
+        met8 = "yes" if acc8 >= 0.98 and med8 <= 0.1 else "no"
+        int8_line = ("| same, int8 CPU network: classified / median error with polish | >= 98% / <= 0.1 px | "
+                     f"{100 * acc8:.1f}% / {med8:.3f} px | {met8} |")
     else:
         summary_int8 = None
     per_sep = pd.DataFrame({
@@ -330,8 +332,8 @@ def write_report(res: dict, real: dict | None, out_dir: str | Path, meta: dict) 
     ]
     if real:
         lines += ["## Real BM32 frames", "",
-                  "Single model: exact single-Gaussian fit (`analyze_frame(method='fit')`), good-spot rule of "
-                  "SCIENCE.md. Then `describe_doubles` on every spot.", "",
+                  "Single model: exact single-Gaussian fit (`analyze_frame(method='fit')`), good-spot "
+                  "rule of SCIENCE.md. Then `describe_doubles` on every spot.", "",
                   _md(pd.DataFrame(real["frames"]), index=False), ""]
         if "real_examples.png" in files:
             lines += ["![real spots split in two](real_examples.png)", ""]
@@ -344,7 +346,8 @@ def write_report(res: dict, real: dict | None, out_dir: str | Path, meta: dict) 
 def _main(argv: list[str] | None = None) -> None:
     import argparse
 
-    p = argparse.ArgumentParser(description="Evaluate the double-spot network and write docs/report/doubles/.")
+    p = argparse.ArgumentParser(description="Evaluate the double-spot network and write "
+                                "docs/report/doubles/.")
     p.add_argument("--data", default="../shared/data/bm32", help="folder with the BM32 frames and peak lists")
     p.add_argument("--model", default=None, help="double-spot weights (default: the shipped model)")
     p.add_argument("--out", default="docs/report/doubles", help="report folder")
@@ -367,7 +370,8 @@ def _main(argv: list[str] | None = None) -> None:
         pred8 = None
     res = synthetic_evaluation(pred, test_bank, n_doubles=a.n_doubles, n_singles=a.n_singles, n_fit=a.n_fit,
                                predictor8=pred8)
-    res["doubles"].to_csv(Path(a.out) / "synthetic_doubles.csv.gz", index=False) if Path(a.out).is_dir() else None
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    res["doubles"].to_csv(Path(a.out) / "synthetic_doubles.csv.gz", index=False)
     real = None if a.no_real else real_frame_evaluation(Path(a.data), pred)
     info = pred.metadata.get("info", {})
     meta = {"model": str(pred.path), "training": f"trained {info.get('steps')} steps, "

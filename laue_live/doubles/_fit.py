@@ -2,7 +2,8 @@
 
 The model on a cutout of shape (n_rows, n_cols), pixel centres at integer ``(r, c)``::
 
-    M(r, c) = beta + sum_k alpha_k / (2 pi s_rk s_ck) * exp(-((r - m_rk)^2 / s_rk^2 + (c - m_ck)^2 / s_ck^2) / 2)
+    M(r, c) = beta + sum_k alpha_k / (2 pi s_rk s_ck)
+                     * exp(-((r - m_rk)^2 / s_rk^2 + (c - m_ck)^2 / s_ck^2) / 2)
 
 (the single-spot model of SCIENCE.md, summed over K = 1 or 2 components). The optimiser is a batched
 Levenberg-Marquardt with an analytic Jacobian in an internal parameterisation that keeps amplitudes
@@ -197,7 +198,8 @@ def _levenberg_marquardt(data: torch.Tensor, q0: torch.Tensor, shape, max_iter: 
         if bool(fin.any()):
             done[idx[fin]] = True
             keep = ~fin
-            idx, qa, ca, la, da, ra, ja = idx[keep], qa[keep], ca[keep], la[keep], da[keep], ra[keep], ja[keep]
+            idx, qa, ca, la = idx[keep], qa[keep], ca[keep], la[keep]
+            da, ra, ja = da[keep], ra[keep], ja[keep]
     return q, cost, done & torch.isfinite(cost), n_iter
 
 
@@ -283,7 +285,8 @@ def _two_starts(x: torch.Tensor, q1: torch.Tensor) -> list[torch.Tensor]:
     start_a = torch.stack([la1, mr1, mc1, lsr, lsc, la2, pr, pc, lsr_c, lsc_c, beta], 1)
     # B: two halves at the residual maximum and its mirror through the single centre (equal doubles)
     half = la1 - math.log(2.0)
-    start_b = torch.stack([half, 2 * mr1 - pr, 2 * mc1 - pc, lsr_c, lsc_c, half, pr, pc, lsr_c, lsc_c, beta], 1)
+    start_b = torch.stack([half, 2 * mr1 - pr, 2 * mc1 - pc, lsr_c, lsc_c,
+                           half, pr, pc, lsr_c, lsc_c, beta], 1)
     # C: split of the single Gaussian along its wider axis (close doubles)
     sr, sc = lsr.exp(), lsc.exp()
     wide_r = sr >= sc
@@ -293,7 +296,8 @@ def _two_starts(x: torch.Tensor, q1: torch.Tensor) -> list[torch.Tensor]:
     dc = torch.where(wide_r, torch.zeros_like(t), t)
     lsr_s = torch.where(wide_r, narrow, lsr)
     lsc_s = torch.where(wide_r, lsc, narrow)
-    start_c = torch.stack([half, mr1 - dr, mc1 - dc, lsr_s, lsc_s, half, mr1 + dr, mc1 + dc, lsr_s, lsc_s, beta], 1)
+    start_c = torch.stack([half, mr1 - dr, mc1 - dc, lsr_s, lsc_s,
+                           half, mr1 + dr, mc1 + dc, lsr_s, lsc_s, beta], 1)
     return [start_a, start_b, start_c]
 
 

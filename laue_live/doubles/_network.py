@@ -129,7 +129,8 @@ def load_double_model(path: str | Path) -> tuple[DoubleNet, dict[str, Any]]:
         meta = json.loads(raw) if raw is not None else None
         state = load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors / json raise their own types for every kind of damage
-        raise ModelError(f"double-spot model {path} is not readable (corrupted or truncated?): {exc}") from exc
+        raise ModelError(f"double-spot model {path} is not readable (corrupted or truncated?): "
+                         f"{exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != DOUBLE_MODEL_FORMAT:
         raise ModelError(f"{path} is not a {DOUBLE_MODEL_FORMAT} file")
     if int(meta.get("format_version", -1)) > DOUBLE_MODEL_FORMAT_VERSION:

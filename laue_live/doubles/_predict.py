@@ -15,7 +15,8 @@ from laue_live._errors import ModelError
 from laue_live.doubles._fit import fit_two_gaussians
 from laue_live.doubles._network import POS_SCALE, load_double_model
 
-__all__ = ["DoublePredictor", "get_double_predictor", "decode_outputs", "linear_amplitudes", "default_double_model_path",
+__all__ = ["DoublePredictor", "get_double_predictor", "decode_outputs", "linear_amplitudes",
+           "default_double_model_path",
            "COMPONENT_COLUMNS"]
 
 logger = logging.getLogger(__name__)
@@ -28,9 +29,10 @@ COMPONENT_COLUMNS = ("p_double", "n_components", "row1", "col1", "sigma_row1", "
 
 
 def default_double_model_path() -> Path:
-    """The shipped double-spot model (``models/doubles_net.safetensors`` of the repository or package)."""
+    """Return the shipped double-spot model (``models/doubles_net.safetensors``)."""
     here = Path(__file__).resolve()
-    for cand in (here.parents[1] / "models" / DEFAULT_DOUBLE_MODEL, here.parents[2] / "models" / DEFAULT_DOUBLE_MODEL):
+    for cand in (here.parents[1] / "models" / DEFAULT_DOUBLE_MODEL,
+                 here.parents[2] / "models" / DEFAULT_DOUBLE_MODEL):
         if cand.is_file():
             return cand
     raise ModelError(f"the double-spot model {DEFAULT_DOUBLE_MODEL} is not installed; pass model=<path>")
@@ -82,7 +84,8 @@ def linear_amplitudes(cutouts: np.ndarray, comp: pd.DataFrame) -> np.ndarray:
 
     def unit(k):
         r, c = comp[f"row{k}"].to_numpy()[:, None, None], comp[f"col{k}"].to_numpy()[:, None, None]
-        sr, sc = comp[f"sigma_row{k}"].to_numpy()[:, None, None], comp[f"sigma_col{k}"].to_numpy()[:, None, None]
+        sr = comp[f"sigma_row{k}"].to_numpy()[:, None, None]
+        sc = comp[f"sigma_col{k}"].to_numpy()[:, None, None]
         g = np.exp(-0.5 * (((rr - r) / sr) ** 2 + ((cc - c) / sc) ** 2)) / (2 * np.pi * sr * sc)
         return np.nan_to_num(g).reshape(n, -1)
 
@@ -227,5 +230,5 @@ def _cached(path: str | None, device: str, threshold: float) -> DoublePredictor:
 
 def get_double_predictor(model: str | Path | None = None, device: str | torch.device = "cpu",
                          threshold: float = 0.5) -> DoublePredictor:
-    """The process-wide :class:`DoublePredictor` for ``(model, device, threshold)``, loaded once."""
+    """Return the process-wide :class:`DoublePredictor` for ``(model, device, threshold)``."""
     return _cached(str(Path(model).resolve()) if model is not None else None, str(device), float(threshold))

@@ -133,7 +133,7 @@ class RealSpotBank:
         return cls(frames, df)
 
     def window(self, i: int, top: int, left: int) -> np.ndarray:
-        """The ``_CANVAS``-square window of spot ``i``'s frame starting at (top, left), float64."""
+        """Return the ``_CANVAS``-square window of spot ``i``'s frame at (top, left), float64."""
         f = self.frames[int(self.spots["frame"].iat[i])]
         return f[top:top + _CANVAS, left:left + _CANVAS].astype(np.float64)
 
@@ -246,7 +246,7 @@ def _noise(rng, clean: np.ndarray, read: float, gain: float) -> np.ndarray:
 
 
 def _sim_canvas(rng, double: bool, sep: float, ratio: float, theta: float):
-    """Simulated one or two Gaussians on a pedestal; returns canvas and (K, 5) amp, row, col, s_r, s_c."""
+    """Simulate one or two Gaussians on a pedestal: canvas and (K, 5) amp, row, col, s_r, s_c."""
     sizes = _sample_sizes(rng, 2)
     height = np.exp(rng.uniform(np.log(300.0), np.log(30000.0)))
     amp1 = height * 2 * np.pi * sizes[0, 0] * sizes[0, 1]

@@ -214,7 +214,8 @@ def _main(argv: list[str] | None = None) -> None:
                                 "real BM32 spots (frame nw1_0001; nw1_0000 held out) and simulated spots.")
     p.add_argument("--data", default="../shared/data/bm32", help="folder with the BM32 frames and peak lists")
     p.add_argument("--out", default="models/doubles_net.safetensors", help="output weights (.safetensors)")
-    p.add_argument("--seconds", type=float, default=900.0, help="training budget, CPU seconds of this process")
+    p.add_argument("--seconds", type=float, default=900.0,
+                   help="training budget, CPU seconds of this process")
     p.add_argument("--wall-seconds", type=float, default=1800.0, help="wall-clock cap, s")
     p.add_argument("--val-every", type=float, default=60.0, help="CPU seconds between validations")
     p.add_argument("--trunk", default=None, help="spot-CNN weights whose trunk initialises the network")
@@ -225,7 +226,8 @@ def _main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     bank = RealSpotBank.from_bm32(a.data)
     train_bank, val_bank = split_bank(bank, val_frame=0)
-    cfg = DoubleTrainConfig(seconds=a.seconds, wall_seconds=a.wall_seconds, val_every=a.val_every, trunk=a.trunk, freeze_trunk=a.freeze_trunk, threads=a.threads,
+    cfg = DoubleTrainConfig(seconds=a.seconds, wall_seconds=a.wall_seconds, val_every=a.val_every,
+                            trunk=a.trunk, freeze_trunk=a.freeze_trunk, threads=a.threads,
                             seed=a.seed)
     train_double_net(cfg, train_bank, a.out, val_bank=val_bank)
 

@@ -39,7 +39,7 @@ def test_two_gaussian_fit_reaches_scipy_minimum(rng):
         p_sp, cost_sp = _scipy_fit(cut[i], start[i])
         # same least-squares minimum: the cost is not above scipy's, the parameters agree
         assert fit.cost[i] <= cost_sp * (1 + 1e-6) + 1e-6
-        order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] if p_sp[0] >= p_sp[5] else [5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 10]
+        order = list(range(11)) if p_sp[0] >= p_sp[5] else [5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 10]
         p_sp = p_sp[order]
         np.testing.assert_allclose(fit.params[i, [1, 2, 6, 7]], p_sp[[1, 2, 6, 7]], atol=2e-3)
         np.testing.assert_allclose(fit.params[i, [3, 4, 8, 9]], p_sp[[3, 4, 8, 9]], rtol=2e-3)

@@ -128,7 +128,7 @@ def _cpu_threads(n: int | None):
 def moment_start(data, c: int):
     """Start values ``(A, beta, mu_r, mu_c, log s_r, log s_c)`` from moments of the cutouts.
 
-    ``beta``: median of the outer ring of pixels; ``A``: highest pixel above it within 5 px of the
+    ``beta``: mean of the middle two of the four border means; ``A``: highest pixel above it within 5 px of the
     centre; centre and widths: first and second moments of the pixels above ``0.2 A`` within 8 px
     of the centre, the widths corrected for that truncation (a Gaussian cut at 0.2 of its height
     keeps 0.598 of its variance) and for pixelation (1/12 px^2).
@@ -148,15 +148,17 @@ def moment_start(data, c: int):
     import torch
 
     n, s, _ = data.shape
-    ring = torch.cat([data[:, 0, :], data[:, -1, :], data[:, 1:-1, 0], data[:, 1:-1, -1]], dim=1)
-    beta = ring.median(dim=1).values
-    d = data - beta[:, None, None]
-    x = torch.arange(s, dtype=data.dtype, device=data.device) - c
-    near5 = (x.abs() <= 5)
-    a0 = d[:, near5][:, :, near5].reshape(n, -1).amax(dim=1).clamp_min(1e-6)
-    core = (x.abs() <= 8)
+    # background: mean of the two middle values of the four border means (a neighbour spot on
+    # one or two borders does not move it)
+    borders = torch.stack([data[:, 0, :].mean(1), data[:, -1, :].mean(1), data[:, :, 0].mean(1),
+                           data[:, :, -1].mean(1)], dim=1).sort(dim=1).values
+    beta = 0.5 * (borders[:, 1] + borders[:, 2])
+    # only central windows are touched: full-size temporaries cost more than the arithmetic
+    h5, h8 = min(5, c), min(8, c)
+    a0 = (data[:, c - h5:c + h5 + 1, c - h5:c + h5 + 1].amax(dim=(1, 2)) - beta).clamp_min(1e-6)
+    d = data[:, c - h8:c + h8 + 1, c - h8:c + h8 + 1] - beta[:, None, None]
+    x = torch.arange(-h8, h8 + 1, dtype=data.dtype, device=data.device)
     w = torch.where(d > 0.2 * a0[:, None, None], d, torch.zeros((), dtype=d.dtype, device=d.device))
-    w = w * (core[:, None] & core[None, :])
     tot = w.sum(dim=(1, 2)).clamp_min(1e-12)
     wr, wc = w.sum(dim=2), w.sum(dim=1)  # marginals along rows, columns
     mr = (wr * x).sum(1) / tot
@@ -173,7 +175,7 @@ def fit_gaussians(
     *,
     device=None,
     dtype="float64",
-    max_iter: int = 100,
+    max_iter: int = 50,
     xtol: float = 1e-7,
     ftol: float = 1e-10,
     start=None,
@@ -218,7 +220,7 @@ def fit_gaussians(
     data = torch.as_tensor(np.asarray(cutouts) if not isinstance(cutouts, torch.Tensor) else cutouts)
     if data.ndim != 3 or data.shape[1] != data.shape[2]:
         raise ValueError(f"cutouts must have shape (N, S, S), got {tuple(data.shape)}")
-    data = data.to(device=dev, dtype=tdtype)
+    data = data.to(device=dev, dtype=tdtype, copy=True)  # _lm centres it in place
     n, s, _ = data.shape
     c = s // 2
     out = {k: np.zeros(n) for k in ("amplitude", "background", "mu_row", "mu_col", "sigma_row",
@@ -243,129 +245,176 @@ def fit_gaussians(
     )
 
 
+# Jacobian column k of (A, beta, mu_r, mu_c, t_r, t_c) is (sa_k P_ia[k]) (x) (sb_k P_ib[k]), with the
+# per-axis basis P = [w, 1, w z, w z^2] (w = exp(-z^2 / 2), z = (x - mu) / sigma) and the scales
+# sa = (1, 1, A / s_r, A, A, A), sb = (1, 1, 1, 1 / s_c, 1, 1).
+_IA = (0, 1, 2, 0, 3, 0)
+# A spot whose cost fell by less than this fraction over the last _STALL_EVERY iterations has stalled.
+_STALL_EVERY, _STALL_RTOL = 10, 1e-7
+_IB = (0, 1, 0, 2, 0, 3)
+
+
 class _Batch:
-    """Per-spot constants of the working set: centred data and its sums."""
+    """Per-spot constants of the working set: centred data ``D`` and its sum of squares."""
 
     def __init__(self, d, x):
+        import torch
+
         self.d = d  # (n, S, S), data minus its start background
-        self.x = x
-        self.s2 = (d * d).sum(dim=(1, 2))
-        self.s1 = d.sum(dim=(1, 2))
-        self.rows = d.sum(dim=2)  # D @ 1, (n, S)
+        self.x = x  # (1, 1, S) pixel coordinates relative to the cutout centre
+        flat = d.reshape(d.shape[0], 1, -1)
+        self.s2 = torch.bmm(flat, flat.transpose(1, 2)).reshape(-1)  # sum D^2 without a temporary
         self.npix = d.shape[1] * d.shape[2]
 
     def take(self, keep):
         b = object.__new__(_Batch)
-        b.d, b.x, b.s2, b.s1, b.rows, b.npix = self.d[keep], self.x, self.s2[keep], self.s1[keep], \
-            self.rows[keep], self.npix
+        b.d, b.x, b.s2, b.npix = self.d[keep], self.x, self.s2[keep], self.npix
         return b
 
 
-def _profiles(theta, x):
-    """1-D profiles u, v and their scaled distances z (n, S)."""
-    zr = (x - theta[:, 2:3]) * (-theta[:, 4:5]).exp()
-    zc = (x - theta[:, 3:4]) * (-theta[:, 5:6]).exp()
-    return (-0.5 * zr * zr).exp(), (-0.5 * zc * zc).exp(), zr, zc
+def _pack(b: _Batch, theta):
+    """Everything Levenberg-Marquardt needs at ``theta``, from one pass over the data.
 
+    Returns
+    -------
+    inv_s
+        (n, 2) ``1 / sigma`` (rows, cols).
+    gram
+        (n, 2, 4, 4) Gram matrices ``P P^T`` of the basis of each axis.
+    f
+        (n, 4, 4) ``P_row^T D P_col``: every data term of the gradient and of the cost.
+    cost
+        (n,) ``0.5 ||D - beta - A u v^T||^2``, expanded so that no residual image is formed.
+    """
+    import torch
 
-def _cost(b: _Batch, theta, u, v, dv):
-    """0.5 * ||D - beta - A u v^T||^2 from 1-D sums; ``dv = D @ v``."""
+    inv_s = torch.exp(-theta[:, 4:6])
+    z = (b.x - theta[:, 2:4, None]) * inv_s[:, :, None]  # (n, 2, S)
+    w = torch.exp(-0.5 * z * z)
+    wz = w * z
+    p = torch.stack([w, torch.ones_like(w), wz, wz * z], dim=2)  # (n, 2, 4, S)
+    gram = p @ p.transpose(2, 3)
+    e = torch.bmm(b.d, p[:, 1].transpose(1, 2))  # D @ P_col^T, (n, S, 4)
+    f = torch.bmm(p[:, 0], e)
     a, beta = theta[:, 0], theta[:, 1]
-    udv = (u * dv).sum(1)
-    su, sv = u.sum(1), v.sum(1)
-    uu, vv = (u * u).sum(1), (v * v).sum(1)
-    f = (b.s2 - 2 * beta * b.s1 - 2 * a * udv + b.npix * beta * beta + 2 * a * beta * su * sv
-         + a * a * uu * vv)
-    return 0.5 * f.clamp_min(0)
+    # |D|^2 - 2 beta sum D - 2 A u'Dv + N beta^2 + 2 A beta (sum u)(sum v) + A^2 |u|^2 |v|^2
+    quad = (b.s2 - 2 * beta * f[:, 1, 1] - 2 * a * f[:, 0, 0] + b.npix * beta * beta
+            + a * (2 * beta * gram[:, 0, 0, 1] * gram[:, 1, 0, 1] + a * gram[:, 0, 0, 0] * gram[:, 1, 0, 0]))
+    return inv_s, gram, f, 0.5 * quad.clamp_min(0)
+
+
+def _gather_index(device):
+    """Flat positions, in ``cat([gram_row, gram_col, f])`` (n, 48), of every entry the normal equations
+    use: ``gram_row[ia, ia]`` (36), ``gram_col[ib, ib]`` (36), ``f[ia, ib]``, ``gram_row[ia, 1]``,
+    ``gram_col[ib, 1]``, ``gram_row[ia, 0]``, ``gram_col[ib, 0]`` (6 each). One ``index_select``
+    instead of seven fancy-indexing calls."""
+    import torch
+
+    ia, ib = np.array(_IA), np.array(_IB)
+    parts = [(ia[:, None] * 4 + ia[None, :]).ravel(), 16 + (ib[:, None] * 4 + ib[None, :]).ravel(),
+             32 + ia * 4 + ib, ia * 4 + 1, 16 + ib * 4 + 1, ia * 4, 16 + ib * 4]
+    return torch.as_tensor(np.concatenate(parts), device=device)
+
+
+def _normal_equations(theta, inv_s, gram, f, gidx):
+    """``J^T J`` (n, 6, 6) and ``g = J^T (D - M)`` (n, 6) from the packed sums."""
+    import torch
+
+    n = theta.shape[0]
+    a = theta[:, 0:1]
+    one = torch.ones_like(a)
+    # scales of the Jacobian columns: sa * sb = (1, 1, A / s_r, A / s_c, A, A)
+    sc = torch.cat([one, one, a * inv_s, a, a], dim=1)
+    sel = torch.cat([gram.reshape(n, 32), f.reshape(n, 16)], dim=1).index_select(1, gidx)
+    jr, jc, fs, gr1, gc1, gr0, gc0 = torch.split(sel, [36, 36, 6, 6, 6, 6, 6], dim=1)
+    jtj = ((sc[:, :, None] * sc[:, None, :]).reshape(n, 36) * jr * jc).reshape(n, 6, 6)
+    g = sc * (fs - theta[:, 1:2] * gr1 * gc1 - a * gr0 * gc0)
+    return jtj, g
 
 
 def _lm(data, c, max_iter, xtol, ftol, start):
     import torch
 
     n, s, _ = data.shape
-    x = (torch.arange(s, dtype=data.dtype, device=data.device) - c)[None, :]
+    dev = data.device
+    x = (torch.arange(s, dtype=data.dtype, device=dev) - c)[None, None, :]
     if start is None:
         theta = moment_start(data, c)
     else:
-        st = torch.as_tensor(np.asarray(start), dtype=data.dtype, device=data.device)
+        st = torch.as_tensor(np.asarray(start), dtype=data.dtype, device=dev)
         theta = torch.stack([st[:, 0] / (2 * math.pi * st[:, 4] * st[:, 5]), st[:, 1], st[:, 2], st[:, 3],
                              st[:, 4].log(), st[:, 5].log()], dim=1)
     offset = theta[:, 1].clone()
     theta[:, 1] = 0.0  # fit the centred data: keeps the expanded cost well conditioned
-    scale = (data.amax(dim=(1, 2)) - offset).abs().clamp_min(1.0)
-    b = _Batch(data - offset[:, None, None], x)
+    data.sub_(offset[:, None, None])  # in place: `data` is the caller's private copy
+    scale = theta[:, 0].abs().clamp_min(1.0)  # data scale for the tolerance on A and beta
+    b = _Batch(data, x)
+    gidx = _gather_index(dev)
+    far = float(s)  # a centre this far out has left the cutout: the fit has failed
 
     out_theta = theta.clone()
-    out_cost = torch.zeros(n, dtype=data.dtype, device=data.device)
-    out_conv = torch.zeros(n, dtype=torch.bool, device=data.device)
-    out_nit = torch.zeros(n, dtype=torch.int64, device=data.device)
-    idx = torch.arange(n, device=data.device)
-    lam = torch.full((n,), 1e-3, dtype=data.dtype, device=data.device)
-    nu = torch.full((n,), 2.0, dtype=data.dtype, device=data.device)
-    u, v, zr, zc = _profiles(theta, x)
-    dv = torch.bmm(b.d, v.unsqueeze(2)).squeeze(2)
-    cost = _cost(b, theta, u, v, dv)
-    eye6 = torch.eye(6, dtype=data.dtype, device=data.device)
-    ones = torch.ones_like(u)
+    out_cost = torch.zeros(n, dtype=data.dtype, device=dev)
+    out_conv = torch.zeros(n, dtype=torch.bool, device=dev)
+    out_nit = torch.full((n,), max_iter, dtype=torch.int64, device=dev)
+    idx = torch.arange(n, device=dev)
+    active = torch.ones(n, dtype=torch.bool, device=dev)
+    lam = torch.full((n,), 1e-3, dtype=data.dtype, device=dev)
+    nu = torch.full((n,), 2.0, dtype=data.dtype, device=dev)
+    inv_s, gram, f, cost = _pack(b, theta)
+    cost_mark = cost.clone()  # cost at the last stall check
+    eye6 = torch.eye(6, dtype=data.dtype, device=dev)
     for it in range(1, max_iter + 1):
-        a_h = theta[:, 0:1]
-        sr_inv, sc_inv = torch.exp(-theta[:, 4:5]), torch.exp(-theta[:, 5:6])
-        v_mu, v_s = v * zc * sc_inv, v * zc * zc
-        # Jacobian columns (A, beta, mu_r, mu_c, t_r, t_c) = a_k (x) b_k
-        av = torch.stack([u, ones, a_h * u * zr * sr_inv, a_h * u, a_h * u * zr * zr, a_h * u], dim=1)
-        bv = torch.stack([v, ones, v, v_mu, v, v_s], dim=1)
-        ga = torch.bmm(av, av.transpose(1, 2))
-        gb = torch.bmm(bv, bv.transpose(1, 2))
-        jtj = ga * gb
-        # D @ b_k for the distinct b's: v (have dv), 1 (row sums), v_mu, v_s
-        dm = torch.bmm(b.d, torch.stack([v_mu, v_s], dim=2))
-        db = torch.stack([dv, b.rows, dv, dm[:, :, 0], dv, dm[:, :, 1]], dim=1)  # (n, 6, S)
-        adb = (av * db).sum(2)
-        g = adb - theta[:, 1:2] * ga[:, :, 1] * gb[:, :, 1] - a_h * ga[:, :, 0] * gb[:, :, 0]
+        jtj, g = _normal_equations(theta, inv_s, gram, f, gidx)
         diag = jtj.diagonal(dim1=1, dim2=2)
         diag = torch.maximum(diag, 1e-12 * diag.amax(dim=1, keepdim=True) + 1e-30)
-        h, info = torch.linalg.solve_ex(jtj + lam[:, None, None] * diag[:, :, None] * eye6, g.unsqueeze(2))
+        h, info = torch.linalg.solve_ex(torch.diag_embed(lam[:, None] * diag) + jtj, g.unsqueeze(2))
         h = h.squeeze(2)
         bad = (info != 0) | ~torch.isfinite(h).all(dim=1)
-        h = torch.where(bad[:, None], torch.zeros_like(h), h)
+        h = torch.where(bad[:, None], 0.0, h)
         new = theta + h
         new[:, 4:6] = new[:, 4:6].clamp(_LOG_S_MIN, _LOG_S_MAX)
         h = new - theta
-        u2, v2, zr2, zc2 = _profiles(new, x)
-        dv2 = torch.bmm(b.d, v2.unsqueeze(2)).squeeze(2)
-        cost2 = _cost(b, new, u2, v2, dv2)
+        inv_s2, gram2, f2, cost2 = _pack(b, new)
         pred = 0.5 * (h * (lam[:, None] * diag * h + g)).sum(1)
         rho = (cost - cost2) / pred.clamp_min(1e-300)
-        acc = (cost2 < cost) & ~bad & torch.isfinite(cost2)
+        acc = (cost2 < cost) & ~bad & torch.isfinite(cost2) & active
         # Nielsen's damping update
-        lam = torch.where(acc, lam * torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3), lam * nu)
-        nu = torch.where(acc, torch.full_like(nu, 2.0), nu * 2)
-        lam = lam.clamp(1e-12, 1e16)
-        tol_lin = xtol * (theta[:, :1].abs() + scale[:, None])
-        small = (h[:, :2].abs() <= tol_lin).all(dim=1) & (h[:, 2:].abs() <= xtol).all(dim=1)
-        fsmall = acc & ((cost - cost2) <= ftol * cost2)
+        lam = torch.where(acc, lam * torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3), lam * nu).clamp(1e-12, 1e16)
+        nu = torch.where(acc, 2.0, nu * 2)
+        small = ((h[:, :2].abs() <= xtol * (theta[:, :1].abs() + scale[:, None])).all(dim=1)
+                 & (h[:, 2:].abs() <= xtol).all(dim=1))
+        ok = small | (acc & ((cost - cost2) <= ftol * cost2))
         accf = acc[:, None]
         theta = torch.where(accf, new, theta)
         cost = torch.where(acc, cost2, cost)
-        u, v = torch.where(accf, u2, u), torch.where(accf, v2, v)
-        zr, zc = torch.where(accf, zr2, zr), torch.where(accf, zc2, zc)
-        dv = torch.where(accf, dv2, dv)
-        done = small | fsmall | (lam >= 1e16) | ~torch.isfinite(theta).all(dim=1)
-        if it == max_iter:
-            done = torch.ones_like(done)
+        inv_s = torch.where(accf, inv_s2, inv_s)
+        gram = torch.where(accf[:, :, None, None], gram2, gram)
+        f = torch.where(accf[:, :, None], f2, f)
+        escaped = (theta[:, 2:4].abs() > far).any(dim=1) | ~torch.isfinite(theta).all(dim=1)
+        stalled = torch.zeros_like(ok)
+        if it % _STALL_EVERY == 0:
+            # crawling along a flat curved valley (typically a width shrinking below ~0.3 px on a
+            # faint spot): the cost is within ~1e-6 of its minimum but the parameters are not
+            stalled = (it >= 2 * _STALL_EVERY) & ((cost_mark - cost) <= _STALL_RTOL * cost)
+            cost_mark = cost.clone()
+        done = active & (ok | (lam >= 1e16) | escaped | stalled | (it == max_iter))
         if bool(done.any()):
             di = idx[done]
-            conv = (small | fsmall)[done] & torch.isfinite(theta[done]).all(dim=1)
             at_bound = ((theta[done, 4:6] <= _LOG_S_MIN + 1e-9) | (theta[done, 4:6] >= _LOG_S_MAX - 1e-9)).any(1)
             out_theta[di] = theta[done]
             out_cost[di] = cost[done]
-            out_conv[di] = conv & ~at_bound
+            out_conv[di] = (ok & ~escaped)[done] & ~at_bound
             out_nit[di] = it
-            keep = ~done
-            if not bool(keep.any()):
+            active = active & ~done
+            n_act = int(active.sum())
+            if n_act == 0:
                 break
-            idx, theta, cost, lam, nu = idx[keep], theta[keep], cost[keep], lam[keep], nu[keep]
-            u, v, zr, zc, dv, ones, scale = u[keep], v[keep], zr[keep], zc[keep], dv[keep], ones[keep], scale[keep]
-            b = b.take(keep)
+            # drop finished spots from the working set only when it pays: copying D costs a pass
+            if n_act <= 0.75 * len(idx):
+                k = active
+                idx, theta, cost, lam, nu, active, scale = idx[k], theta[k], cost[k], lam[k], nu[k], active[k], scale[k]
+                cost_mark = cost_mark[k]
+                inv_s, gram, f = inv_s[k], gram[k], f[k]
+                b = b.take(k)
     out_theta[:, 1] += offset
     return out_theta, out_cost, out_conv, out_nit

@@ -355,6 +355,7 @@ def _main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-singles", type=int, default=2000)
     p.add_argument("--n-fit", type=int, default=600, help="doubles also fitted by the exact two-Gaussian fit")
     p.add_argument("--no-real", action="store_true", help="skip the real-frame part")
+    p.add_argument("--notes", default=None, help="Markdown file appended to the report (discussion)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import torch
@@ -376,6 +377,8 @@ def _main(argv: list[str] | None = None) -> None:
     info = pred.metadata.get("info", {})
     meta = {"model": str(pred.path), "training": f"trained {info.get('steps')} steps, "
             f"{info.get('examples')} examples, {info.get('history', [{}])[-1].get('cpu_seconds')} CPU-s"}
+    if a.notes:
+        meta["notes"] = Path(a.notes).read_text()
     write_report(res, real, a.out, meta)
     logger.info("report written to %s", a.out)
 

@@ -214,6 +214,13 @@ class DoublePredictor:
             for j, col in enumerate(cols):
                 df.loc[df.index[idx], col] = p[ok, j]
             df.loc[df.index[idx], "refined"] = True
+        # component 1 is the brighter one everywhere (the network's fraction may disagree slightly)
+        swap = (df["n_components"].to_numpy() == 2) & (df["amp2"].to_numpy() > df["amp1"].to_numpy())
+        if swap.any():
+            one = ["amp1", "row1", "col1", "sigma_row1", "sigma_col1"]
+            two = ["amp2", "row2", "col2", "sigma_row2", "sigma_col2"]
+            a, b = df.loc[swap, one].to_numpy(), df.loc[swap, two].to_numpy()
+            df.loc[swap, one], df.loc[swap, two] = b, a
         df["ratio"] = np.where(df["n_components"] == 2, df["amp1"] / df["amp2"].where(df["amp2"] > 0), np.nan)
         if not np.isfinite(df[["row1", "col1"]].to_numpy()).all():
             logger.warning("double-spot network produced non-finite outputs (non-finite input?)")

@@ -107,3 +107,22 @@ def test_bad_spot_list():
         render_frame(pd.DataFrame({"row": [1.0]}))
     with pytest.raises(SettingsError, match="finite"):
         render_frame(pd.DataFrame({"row": [np.nan], "col": [1.0], "intensity": [1.0]}))
+
+
+@pytest.mark.slow
+def test_spot_analysis_recovers_the_truth(si_spots):
+    """laue_live.spots.analyze_frame finds the simulated spots where the truth puts them."""
+    from laue_live.spots import analyze_frame
+
+    r = render_frame(si_spots, RenderConfig(shape_mix="clean"), rng=0)
+    table = analyze_frame(r.frame)
+    t = r.truth
+    d = np.hypot(
+        table["row"].to_numpy()[:, None] - t["row"].to_numpy()[None],
+        table["col"].to_numpy()[:, None] - t["col"].to_numpy()[None],
+    )
+    nearest, which = d.min(axis=1), d.argmin(axis=1)
+    matched = nearest < 2
+    assert matched.sum() >= 0.9 * len(t)
+    gauss = matched & (t["shape"].to_numpy()[which] == "gaussian") & table["good"].to_numpy()
+    assert gauss.sum() >= 40 and np.median(nearest[gauss]) < 0.05

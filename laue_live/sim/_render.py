@@ -9,7 +9,7 @@ full 2018 x 2016 frame well under 0.5 s on one core (``benchmarks/bench_render.p
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -99,7 +99,6 @@ class RenderConfig:
     read_noise: float = 1.5
     window_half: int = 10
     supersample: int = 3
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         normalize_shape_mix(self.shape_mix)

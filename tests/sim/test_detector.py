@@ -199,3 +199,18 @@ def test_frames_reach_tiled_as_uint16_inline_and_from_hdf5(tmp_path):
             assert run.metadata["start"][LAUE_MD_KEY]["scan_shape"] == [1, 2]
             frames[mode] = arr[1]
         assert np.array_equal(frames["hdf5"], frames["inline"])
+
+
+def test_truth_readable_while_the_file_is_written(tmp_path):
+    det = SimLaueDetector("laue", mode="hdf5", write_dir=tmp_path)
+    det.stage()
+    try:
+        det.trigger().wait(timeout=30)
+        det.trigger().wait(timeout=30)
+        mid = read_ground_truth(det.file_path)  # SWMR: readable before unstage
+        assert sorted(mid["frame"].unique()) == [0, 1]
+        with h5py.File(det.file_path, "r", swmr=True) as f:
+            assert f["/entry/data/data"].shape[0] == 2
+    finally:
+        det.unstage()
+    assert len(read_ground_truth(det.file_path)) == len(mid)

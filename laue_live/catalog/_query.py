@@ -162,12 +162,14 @@ def list_analysis_runs(catalog, *, limit: int | None = None, **filters):
 
 
 def get_run(catalog, run: str | int, where: str = "analysis"):
-    """Return a run client by uid, partial uid, scan id or negative index (``-1``: latest)."""
+    """Return a run client by uid, partial uid, scan id, negative index or ``"latest"`` (= ``-1``)."""
     if not isinstance(run, (str, int)):
         return run  # already a run client
     if catalog is None:
         raise TypeError(f"looking up run {run!r} needs a catalog")
     container = catalog[where] if hasattr(catalog, "analysis") else catalog
+    if run == "latest":
+        run = -1
     if isinstance(run, str) and run.lstrip("-").isdigit():
         run = int(run)
     try:

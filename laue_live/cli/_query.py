@@ -11,7 +11,7 @@ from laue_live.cli._app import app
 query_app = typer.Typer(
     help=(
         "Query the catalog: list analysed runs, read spot tables and per-frame summaries, draw the "
-        "quality map of a raster scan. RUN is a uid, a uid prefix, a scan id or -1 (latest). The "
+        "quality map of a raster scan. RUN is a uid, a uid prefix, a scan id or 'latest'. The "
         "catalog is the embedded one (a running `laue-live catalog serve`, else one started for the "
         "query) unless LAUE_LIVE_TILED_URI / --uri names another server."
     ),
@@ -114,7 +114,7 @@ def _frames(text: str | None):
 @query_app.command("spots")
 def spots(
     ctx: typer.Context,
-    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or -1 (latest)."),
+    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or 'latest'."),
     frames: str = typer.Option(None, help="Frame I or frames I:J (inclusive, 0-based)."),
     good_only: bool = typer.Option(False, "--good-only", help="Only good spots (Sim > 0.5, |Pos-s| <= 0.9)."),
     columns: str = typer.Option(None, help="Comma-separated spot-table columns (default all)."),
@@ -141,7 +141,7 @@ def spots(
 @query_app.command("summary")
 def summary(
     ctx: typer.Context,
-    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or -1 (latest)."),
+    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or 'latest'."),
     out: Path = typer.Option(None, help="Write the summary to this .csv or .parquet file."),
     head: int = typer.Option(20, help="Rows to print."),
 ) -> None:
@@ -160,7 +160,7 @@ def summary(
 @query_app.command("map")
 def quality_map_cmd(
     ctx: typer.Context,
-    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or -1 (latest)."),
+    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or 'latest'."),
     value: str = typer.Option("n_good", help="Per-frame value: n_good, n_spots, mean_sim, seconds, "
                               "good_fraction."),
     out: Path = typer.Option(Path("quality_map.png"), help="PNG file to write."),

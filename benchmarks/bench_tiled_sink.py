@@ -61,7 +61,9 @@ def bench_laue_live(container, n_frames, spots, max_rows, max_delay_s, timestamp
     t0, caller = _feed(w, docs, spots)
     w.close()
     dt = time.perf_counter() - t0
-    return n_frames * spots / dt, 1000 * caller / n_frames, _count(container, docs)
+    s = w.stats
+    note = f"{s['appends']} appends, {1000 * s['append_seconds'] / max(s['appends'], 1):.0f} ms each"
+    return n_frames * spots / dt, 1000 * caller / n_frames, f"{_count(container, docs)} rows, {note}"
 
 
 def bench_ceiling(container, n_rows, rows_per_append, timestamps=False):
@@ -114,14 +116,14 @@ def main() -> None:
         rows.append((f"TiledWriter batched (batch_size={a.max_rows})", r, c, f"{n} rows, no time bound"))
         for i in range(a.repeat):
             r, c, n = bench_laue_live(cat.analysis, a.frames, a.spots, a.max_rows, a.max_delay)
-            rows.append((f"laue-live writer (max_rows={a.max_rows}) #{i + 1}", r, c, f"{n} rows"))
+            rows.append((f"laue-live writer (max_rows={a.max_rows}) #{i + 1}", r, c, n))
             r = bench_ceiling(cat.analysis, a.frames * a.spots, a.max_rows)
             rows.append((f"append_partition ceiling ({a.max_rows}/append) #{i + 1}", r, float("nan"),
                          "same columns"))
         r, c, n = bench_laue_live(cat.analysis, a.frames, a.spots, 2 * a.max_rows, a.max_delay)
-        rows.append((f"laue-live writer (max_rows={2 * a.max_rows})", r, c, f"{n} rows"))
+        rows.append((f"laue-live writer (max_rows={2 * a.max_rows})", r, c, n))
         r, c, n = bench_laue_live(cat.analysis, a.frames, a.spots, a.max_rows, a.max_delay, timestamps=True)
-        rows.append(("laue-live writer, with ts_ columns on spots", r, c, f"{n} rows"))
+        rows.append(("laue-live writer, with ts_ columns on spots", r, c, n))
         r = bench_ceiling(cat.analysis, a.frames * a.spots, a.max_rows, timestamps=True)
         rows.append((f"append_partition ceiling ({a.max_rows}/append), ts_", r, float("nan"), "with ts_"))
 

@@ -300,8 +300,11 @@ class AnalysisWriter:
             self._flush_stream(s)
 
     def _flush_due(self) -> None:
+        # While a backlog is queued, keep filling batches (a request costs ~35 ms whatever its size)
+        # and let the time trigger wait up to twice max_delay_s; otherwise it fires at max_delay_s.
         now = time.monotonic()
-        due = any((s.n_pending or s.retry) and now - s.first_pending >= self.max_delay_s
+        delay = self.max_delay_s if self._queue.empty() else 2 * self.max_delay_s
+        due = any((s.n_pending or s.retry) and now - s.first_pending >= delay
                   for s in self._streams.values())
         if due:  # one tick writes every stream with pending rows: fewer, fuller requests
             self._flush_all()

@@ -54,7 +54,7 @@ def write(
     fmt: Annotated[
         str, typer.Option("--format", help="tiff: one .tif per frame; hdf5: one sim.h5.")
     ] = "tiff",
-    material: Annotated[str, typer.Option(help="Crystal: Si, Ge, Cu, Al or Al2O3.")] = "Si",
+    material: Annotated[str, typer.Option(help="Crystal: Si, Ge, Cu, Al, Al2O3 or GaN.")] = "Si",
     sample: Annotated[str, typer.Option(help="Sample: single, bent or poly(crystal).")] = "single",
     shape_mix: Annotated[str, typer.Option(help="Shape mix: clean, bm32, broad, thick, deformed.")] = "bm32",
     step: Annotated[float, typer.Option(help="Stage step between frames along x, micrometres.")] = 1.0,

@@ -148,6 +148,14 @@ MATERIALS: dict[str, Material] = {
     "Al2O3": Material(
         "Al2O3", (4.7589, 4.7589, 12.991, 90, 90, 120), _corundum(), 0.3, "corundum, R-3c (hexagonal axes)"
     ),
+    # wurtzite, P6_3mc (the nanowires of the BM32 reference frames): Ga 2b, N 2b with u = 0.377
+    "GaN": Material(
+        "GaN",
+        (3.189, 3.189, 5.185, 90, 90, 120),
+        ((31, ((1 / 3, 2 / 3, 0.0), (2 / 3, 1 / 3, 0.5))), (7, ((1 / 3, 2 / 3, 0.377), (2 / 3, 1 / 3, 0.877)))),
+        0.4,
+        "wurtzite, P6_3mc",
+    ),
 }
 
 

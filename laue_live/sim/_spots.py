@@ -80,7 +80,7 @@ def simulate_spots(
     ----------
     material
         A :class:`Material` or a name in :data:`MATERIALS` (``"Si"``, ``"Ge"``, ``"Cu"``, ``"Al"``,
-        ``"Al2O3"``).
+        ``"Al2O3"``, ``"GaN"``).
     orientation
         3 x 3 orientation matrix ``U`` (LaueTools frame: x along the beam, z up):
         ``q = U @ B @ (h, k, l)``, as in a LaueTools ``.det``/``.fit`` file.

@@ -77,6 +77,7 @@ def test_spots_on_frame_no_duplicates_and_angles(bm32_calibration):
         ("Si", [(1, 1, 1), (2, 2, 0), (4, 0, 0)], [(2, 0, 0), (2, 2, 2), (1, 1, 0)]),
         ("Cu", [(1, 1, 1), (2, 0, 0)], [(1, 1, 0), (2, 1, 0)]),
         ("Al2O3", [(1, 0, 4), (1, 1, 3), (0, 0, 6)], [(0, 0, 3), (1, 0, 0), (0, 0, 1)]),
+        ("GaN", [(0, 0, 2), (1, 0, 0), (1, 0, 1), (1, 1, 0)], [(0, 0, 1), (1, 1, 1), (0, 0, 3)]),
     ],
 )
 def test_extinctions_from_structure_factor(name, allowed, forbidden):

@@ -68,10 +68,14 @@ class _XPub:
         seen = 0
         while self._socket.poll(timeout_ms, zmq.POLLIN):
             event = self._socket.recv(zmq.NOBLOCK)
-            if event[:1] == b"\x01" and event[1:].startswith(self._count_topic):
+            topic = event[1:]
+            # A subscriber counts if its filter lets our topic through (b"" lets everything through).
+            if not (topic.startswith(self._count_topic) or self._count_topic.startswith(topic)):
+                continue
+            if event[:1] == b"\x01":
                 self.subscriptions += 1
                 seen += 1
-            elif event[:1] == b"\x00" and event[1:].startswith(self._count_topic):
+            elif event[:1] == b"\x00":
                 self.subscriptions = max(0, self.subscriptions - 1)
             timeout_ms = 0
         return seen

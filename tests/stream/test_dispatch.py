@@ -73,3 +73,64 @@ def test_backlog_is_bounded_by_the_socket_not_memory():
     # What was not read was dropped along the way (proxy / publisher HWM), never piled up in memory.
     assert 0 < len(got) < n
     assert dispatcher.received == len(got)
+
+
+def test_stock_bluesky_publisher_and_remote_dispatcher_interoperate():
+    """bluesky's own Publisher/RemoteDispatcher work with the safe codec (serializer=/deserializer=)."""
+    import threading
+    import time
+
+    from bluesky.callbacks.zmq import Publisher, RemoteDispatcher
+
+    from laue_live.stream import SpotPublisher, dumps, loads
+
+    # 1) stock Publisher (pickle replaced by dumps) -> SafeProxy -> SafeRemoteDispatcher
+    with SafeProxy() as proxy:
+        proxy.start_in_thread()
+        dispatcher = SafeRemoteDispatcher(proxy.out_address)
+        got = []
+        dispatcher.subscribe(lambda name, doc: got.append(doc))
+        stock = Publisher(proxy.in_address, serializer=dumps)
+        # The stock Publisher cannot see subscriptions: probe until one arrives (bounded, no sleep).
+        deadline = time.monotonic() + WAIT
+        while not got and time.monotonic() < deadline:
+            stock("start", {"uid": "probe"})
+            dispatcher.poll_once(0.05)
+        assert got, "no probe came through"
+        got.clear()
+        for i in range(20):
+            stock("event", {"seq_num": i + 1, "data": {"a": np.arange(3) * i}})
+        while len(got) < 20 and dispatcher.poll_once(WAIT):
+            pass
+        stock.close()
+        dispatcher.stop()
+    got = [d for d in got if d.get("uid") != "probe"]
+    assert [d["seq_num"] for d in got] == list(range(1, 21))
+    np.testing.assert_array_equal(got[-1]["data"]["a"], np.arange(3) * 19)
+
+    # 2) SpotPublisher's analysis documents -> stock RemoteDispatcher(prefix=b"laue.doc", deserializer=loads)
+    with SpotPublisher() as pub:
+        remote = RemoteDispatcher(pub.address, prefix=b"laue.doc", deserializer=loads)
+        docs = []
+        remote.subscribe(lambda name, doc: docs.append((name, doc)))
+        thread = threading.Thread(target=lambda: _run_quietly(remote), daemon=True)
+        thread.start()
+        # Its subscription (to everything, b"") reached the publisher: it is listening.
+        assert pub.wait_for_subscribers(1, WAIT)
+        pub("start", {"uid": "a1", "time": 0.0, "raw_uid": "r1"})
+        pub("stop", {"uid": "s1", "run_start": "a1", "time": 1.0})
+        deadline = time.monotonic() + WAIT
+        while len(docs) < 2 and time.monotonic() < deadline:
+            thread.join(0.05)
+        remote.loop.call_soon_threadsafe(remote._task.cancel)
+        thread.join(WAIT)
+    assert [n for n, _ in docs] == ["start", "stop"] and docs[0][1]["raw_uid"] == "r1"
+
+
+def _run_quietly(dispatcher) -> None:
+    import asyncio
+
+    try:
+        dispatcher.start()
+    except (asyncio.CancelledError, RuntimeError):
+        pass

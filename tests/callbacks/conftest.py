@@ -179,21 +179,10 @@ def analyzer():
     return FrameAnalyzer("fit")
 
 
-@pytest.fixture(scope="session")
-def tiled_server(tmp_path_factory):
-    """A real local Tiled server (subprocess, free loopback port, API key), shared by these tests."""
-    from laue_live.catalog import LocalTiledServer
-
-    base = tmp_path_factory.mktemp("tiled")
-    with LocalTiledServer(base / "data", readable_storage=[tmp_path_factory.getbasetemp()]) as server:
-        yield server
-
-
 @pytest.fixture
-def catalog(tiled_server):
-    from laue_live.catalog import open_catalog
-
-    return open_catalog(tiled_server.settings)
+def catalog(tiled_client):
+    """Empty raw/analysis containers of their own on the session's real Tiled server (tests/conftest.py)."""
+    return tiled_client
 
 
 @pytest.fixture

@@ -39,7 +39,6 @@ def _check_run(catalog, raw_uid, n_frames):
     assert start["raw_uid"] == raw_uid and start["method"] == "fit"
     assert start["model_name"] and start["model_version"]
     assert start["sample"] == "Si-test" and list(start["shape"]) == [NX, NY]
-    frames = run["frames"].read().to_pandas() if hasattr(run["frames"].read(), "to_pandas") else None
     frames = run["frames"].base["internal"].read()
     spots = run["spots"].base["internal"].read()
     assert sorted(frames["frame"]) == list(range(n_frames))

@@ -137,7 +137,7 @@ def bench_scipy(stack, n):
     x = np.arange(32) - 16.0
     res = []
     t0, c0 = time.perf_counter(), time.process_time()
-    for d, s in zip(sub, st):
+    for d, s in zip(sub, st, strict=False):
         p0 = np.array([s[0], s[1], s[2], s[3], np.exp(s[4]), np.exp(s[5])])
 
         def resid(p, d=d):
@@ -211,7 +211,8 @@ def main(argv=None):
     for name, cnt, ms, cpu in rows:
         print(f"{name:<62} {cnt:>6} {ms:>9.4f} {ms / ours_ms:>7.1f} {cpu:>9.4f} {cpu / ours_cpu:>7.1f}")
     print()
-    print(f"laue-live: {100 * fit.converged.mean():.1f}% converged, median {np.median(fit.n_iter):.0f} iterations")
+    print(f"laue-live: {100 * fit.converged.mean():.1f}% converged, "
+          f"median {np.median(fit.n_iter):.0f} iterations")
     for who, ag in agreement.items():
         print(f"vs {who}: " + ", ".join(f"{key} = {val:.4g}" for key, val in ag.items()))
     a.json.parent.mkdir(parents=True, exist_ok=True)

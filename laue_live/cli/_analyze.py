@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -37,7 +38,7 @@ def load_frame(path: Path):
 
 
 def summary_text(table, seconds: float | None = None, top: int = 10) -> str:
-    """A short human-readable summary of a spot table (counts, Sim, positions of the brightest)."""
+    """Summarize a spot table for people: counts, Sim, positions of the brightest spots."""
     n = len(table)
     if n == 0:
         return "0 spots found"
@@ -109,18 +110,23 @@ def plot_spots(frame, table, path: Path, title: str | None = None) -> Path:
 
 @app.command("analyze")
 def analyze(
-    frame_path: Path = typer.Argument(..., metavar="FRAME", help="Detector frame: .tif/.tiff or .npy (2D)."),
-    method: str = typer.Option("fit", "--method", "-m",
-                               help="Descriptors from the exact Gaussian 'fit' or the 'cnn'."),
-    out: Path | None = typer.Option(None, "--out", "-o",
-                                    help="Write the spot table: .csv or .parquet (0-based row, col)."),
-    dat: Path | None = typer.Option(None, "--dat", help="Write a LaueTools .dat peak list (1-based, X = col)."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG of the frame with spots by quality."),
-    threshold: float = typer.Option(50.0, help="Peak-search threshold above the local background, ADU."),
-    sim_variant: str = typer.Option("background", help="Sim0 on the 'background'-subtracted or 'raw' cutout."),
-    model: str | None = typer.Option(None, help="CNN weights (name or path), for --method cnn."),
-    device: str | None = typer.Option(None, help="torch device (cpu, cuda, auto)."),
-    top: int = typer.Option(10, help="Number of brightest spots listed in the summary."),
+    frame_path: Annotated[Path, typer.Argument(
+        metavar="FRAME", help="Detector frame: .tif/.tiff or .npy (2D).")],
+    method: Annotated[str, typer.Option(
+        "--method", "-m", help="Descriptors from the exact Gaussian 'fit' or the 'cnn'.")] = "fit",
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write the spot table: .csv or .parquet (0-based row, col).")] = None,
+    dat: Annotated[Path | None, typer.Option(
+        "--dat", help="Write a LaueTools .dat peak list (1-based, X = col).")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Write a PNG of the frame with spots marked by quality.")] = None,
+    threshold: Annotated[float, typer.Option(
+        help="Peak-search threshold above the local background, ADU.")] = 50.0,
+    sim_variant: Annotated[str, typer.Option(
+        help="Sim0 on the 'background'-subtracted or the 'raw' cutout.")] = "background",
+    model: Annotated[str | None, typer.Option(help="CNN weights (name or path), for --method cnn.")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device (cpu, cuda, auto).")] = None,
+    top: Annotated[int, typer.Option(help="Number of brightest spots listed in the summary.")] = 10,
 ) -> None:
     """Find and characterize the spots of one frame; print a summary, write a table and a picture.
 

@@ -102,7 +102,9 @@ def extract_cutouts(frame, peaks, size: int = CUTOUT_SIZE) -> np.ndarray:
     out = f[np.clip(rows, 0, h - 1)[:, :, None], np.clip(cols, 0, w - 1)[:, None, :]].astype(np.float32)
     edge = cutout_edge_mask(f.shape, p, size)
     if edge.any():
-        inside = ((rows[edge] >= 0) & (rows[edge] < h))[:, :, None] & ((cols[edge] >= 0) & (cols[edge] < w))[:, None, :]
+        in_r = (rows[edge] >= 0) & (rows[edge] < h)
+        in_c = (cols[edge] >= 0) & (cols[edge] < w)
+        inside = in_r[:, :, None] & in_c[:, None, :]
         sub = out[edge]
         fill = np.nanmedian(np.where(inside, sub, np.nan).reshape(len(sub), -1), axis=1).astype(np.float32)
         out[edge] = np.where(inside, sub, fill[:, None, None])

@@ -47,7 +47,7 @@ def sim_from_sim0(sim0):
 
 
 def pos_star(d):
-    """Adjusted position ``Pos* = clip((d + 1.1) / 2.2, 0, 1)`` of ``d = Pos - s`` (px)."""
+    """Compute the adjusted position ``Pos* = clip((d + 1.1) / 2.2, 0, 1)`` of ``d = Pos - s`` (px)."""
     d = np.asarray(d, dtype=np.float64)
     return np.clip((d + POS_CLIP) / (2 * POS_CLIP), 0.0, 1.0)
 
@@ -59,7 +59,7 @@ def pos_from_star(p):
 
 
 def area_star(area):
-    """Adjusted area ``Area* = min(Area / (5 pi), 1)`` (area in px^2)."""
+    """Compute the adjusted area ``Area* = min(Area / (5 pi), 1)`` (area in px^2)."""
     a = np.asarray(area, dtype=np.float64)
     return np.clip(a / AREA_MAX_STAR, 0.0, 1.0)
 

@@ -10,16 +10,21 @@ minimising ``0.5 * sum (I - M)^2`` (unweighted, as LaueTools does).
 
 Why it is fast: the model is separable, ``M = beta + A u v^T`` with 1-D profiles ``u(i)``, ``v(j)``
 and peak height ``A = alpha / (2 pi s_r s_c)``. Every Jacobian column is an outer product
-``a_k b_k^T`` of two 1-D vectors, so ``J^T J = (a a^T) * (b b^T)`` (element-wise; 6 x 6 from
-32-long dot products) and ``J^T r = a^T (D b) - ...`` needs only three 32 x 32 matrix-vector
-products ``D @ [v, v_mu, v_s]`` with the centred data ``D``; the cost expands the same way
-(``u^T D v``). The residual image is never formed: ~10 kFLOP per spot and Levenberg-Marquardt
-iteration instead of ~100 k, on a whole batch at once, with spots that have converged dropped from
-the working set.
+``a_k b_k^T`` of two 1-D vectors taken from the per-axis basis ``P = [w, 1, w z, w z^2]``
+(``w = exp(-z^2 / 2)``, ``z = (x - mu) / s``), so ``J^T J`` is an element-wise product of entries of
+the two 4 x 4 Gram matrices ``P P^T`` (32-long dot products), and ``J^T r`` and the cost need only
+``F = P_row D P_col^T``: three 32 x 32 matrix-vector products ``D @ [v, v z, v z^2]`` with the centred
+data ``D`` (``D @ 1`` is precomputed) and a 4 x 32 x 4 product. The residual image is never formed:
+~10 kFLOP per spot and Levenberg-Marquardt iteration instead of ~100 k, on a whole batch at once;
+spots that have finished are dropped from the working set.
 
 The optimiser is Levenberg-Marquardt with Marquardt's diagonal scaling and Nielsen's damping update,
 in the parameters ``(A, beta, mu_r, mu_c, log s_r, log s_c)`` (the log keeps widths positive; the
-minimum is the same as in ``(alpha, beta, mu, sigma)``). Start values come from moments.
+minimum is the same as in ``(alpha, beta, mu, sigma)``). Start values come from moments. A spot
+stops when a step is below ``xtol`` or lowers the cost by less than ``ftol`` (converged), when its
+cost fell by less than 1e-7 over 10 iterations (stalled: faint pixel-sharp spots whose width crawls
+towards ~0.25 px; not converged, cost within ~1e-6 of the minimum), when its centre leaves the
+cutout, or at ``max_iter``.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ class GaussFit:
     sigma_row, sigma_col
         Standard deviations, px.
     converged
-        The optimiser met its tolerance (False: iteration limit, width at its bound, non-finite).
+        The optimiser met its tolerance (False: iteration limit, stalled, centre left the cutout,
+        width at its bound 0.05 or 150 px).
     cost
         ``0.5 * sum (I - M)^2`` at the solution, ADU^2.
     n_iter
@@ -77,7 +83,7 @@ class GaussFit:
         return GaussFit(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     def to_dict(self) -> dict[str, np.ndarray]:
-        """The fields as a dict of arrays (e.g. for ``pandas.DataFrame``)."""
+        """Return the fields as a dict of arrays (e.g. for ``pandas.DataFrame``)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
@@ -128,8 +134,8 @@ def _cpu_threads(n: int | None):
 def moment_start(data, c: int):
     """Start values ``(A, beta, mu_r, mu_c, log s_r, log s_c)`` from moments of the cutouts.
 
-    ``beta``: mean of the middle two of the four border means; ``A``: highest pixel above it within 5 px of the
-    centre; centre and widths: first and second moments of the pixels above ``0.2 A`` within 8 px
+    ``beta``: mean of the middle two of the four border means; ``A``: highest pixel above it within
+    5 px of the centre; centre and widths: first and second moments of the pixels above ``0.2 A`` within 8 px
     of the centre, the widths corrected for that truncation (a Gaussian cut at 0.2 of its height
     keeps 0.598 of its variance) and for pixelation (1/12 px^2).
 
@@ -216,7 +222,9 @@ def fit_gaussians(
     import torch
 
     dev = _resolve_device(device)
-    tdtype = {"float64": torch.float64, "float32": torch.float32}[str(dtype).replace("torch.", "")]
+    tdtype = {"float64": torch.float64, "float32": torch.float32}.get(str(dtype).replace("torch.", ""))
+    if tdtype is None:
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     data = torch.as_tensor(np.asarray(cutouts) if not isinstance(cutouts, torch.Tensor) else cutouts)
     if data.ndim != 3 or data.shape[1] != data.shape[2]:
         raise ValueError(f"cutouts must have shape (N, S, S), got {tuple(data.shape)}")
@@ -229,8 +237,8 @@ def fit_gaussians(
         return GaussFit(**out, converged=np.zeros(0, bool), n_iter=np.zeros(0, np.int64))
     with torch.inference_mode(), _cpu_threads(num_threads if dev.type == "cpu" else None):
         res = _lm(data, c, max_iter, xtol, ftol, start)
-    theta, cost, conv, nit = (t.cpu().to(torch.float64).numpy() if t.is_floating_point() else t.cpu().numpy()
-                              for t in res)
+    theta, cost, conv, nit = (t.cpu().to(torch.float64).numpy() if t.is_floating_point()
+                              else t.cpu().numpy() for t in res)
     sr, sc = np.exp(theta[:, 4]), np.exp(theta[:, 5])
     return GaussFit(
         amplitude=theta[:, 0] * 2 * np.pi * sr * sc,
@@ -247,15 +255,18 @@ def fit_gaussians(
 
 # Jacobian column k of (A, beta, mu_r, mu_c, t_r, t_c) is (sa_k P_ia[k]) (x) (sb_k P_ib[k]), with the
 # per-axis basis P = [w, 1, w z, w z^2] (w = exp(-z^2 / 2), z = (x - mu) / sigma) and the scales
-# sa = (1, 1, A / s_r, A, A, A), sb = (1, 1, 1, 1 / s_c, 1, 1).
+# sa * sb = (1, 1, A / s_r, A / s_c, A, A).
 _IA = (0, 1, 2, 0, 3, 0)
+_IB = (0, 1, 0, 2, 0, 3)
 # A spot whose cost fell by less than this fraction over the last _STALL_EVERY iterations has stalled.
 _STALL_EVERY, _STALL_RTOL = 10, 1e-7
-_IB = (0, 1, 0, 2, 0, 3)
+# Layout of the packed per-spot state (one row per spot), so that accepting a step or shrinking the
+# working set is one operation: theta (6), cost, 1/sigma (2), Gram row (16), Gram col (16), f (16).
+_TH, _COST, _INV, _GR, _GC, _F, _WIDTH = 0, 6, 7, 9, 25, 41, 57
 
 
 class _Batch:
-    """Per-spot constants of the working set: centred data ``D`` and its sum of squares."""
+    """Per-spot constants of the working set: centred data ``D``, its row sums and sum of squares."""
 
     def __init__(self, d, x):
         import torch
@@ -264,71 +275,71 @@ class _Batch:
         self.x = x  # (1, 1, S) pixel coordinates relative to the cutout centre
         flat = d.reshape(d.shape[0], 1, -1)
         self.s2 = torch.bmm(flat, flat.transpose(1, 2)).reshape(-1)  # sum D^2 without a temporary
+        self.rows = d.sum(dim=2)  # D @ 1
         self.npix = d.shape[1] * d.shape[2]
 
     def take(self, keep):
         b = object.__new__(_Batch)
-        b.d, b.x, b.s2, b.npix = self.d[keep], self.x, self.s2[keep], self.npix
+        b.d, b.x, b.s2, b.rows, b.npix = self.d[keep], self.x, self.s2[keep], self.rows[keep], self.npix
         return b
 
 
 def _pack(b: _Batch, theta):
     """Everything Levenberg-Marquardt needs at ``theta``, from one pass over the data.
 
-    Returns
-    -------
-    inv_s
-        (n, 2) ``1 / sigma`` (rows, cols).
-    gram
-        (n, 2, 4, 4) Gram matrices ``P P^T`` of the basis of each axis.
-    f
-        (n, 4, 4) ``P_row^T D P_col``: every data term of the gradient and of the cost.
-    cost
-        (n,) ``0.5 ||D - beta - A u v^T||^2``, expanded so that no residual image is formed.
+    Returns the packed state (n, 57): ``theta``; the cost ``0.5 ||D - beta - A u v^T||^2``,
+    expanded so that no residual image is formed; ``1 / sigma``; the Gram matrices ``P P^T`` of
+    the row and column bases; ``f = P_row D P_col^T``, which holds every data term of the gradient
+    and of the cost.
     """
     import torch
 
+    n = theta.shape[0]
     inv_s = torch.exp(-theta[:, 4:6])
     z = (b.x - theta[:, 2:4, None]) * inv_s[:, :, None]  # (n, 2, S)
     w = torch.exp(-0.5 * z * z)
     wz = w * z
     p = torch.stack([w, torch.ones_like(w), wz, wz * z], dim=2)  # (n, 2, 4, S)
     gram = p @ p.transpose(2, 3)
-    e = torch.bmm(b.d, p[:, 1].transpose(1, 2))  # D @ P_col^T, (n, S, 4)
+    vcols = p[:, 1, [0, 2, 3]]  # v, v z, v z^2 (D @ 1 is precomputed)
+    e = torch.bmm(b.d, vcols.transpose(1, 2))  # (n, S, 3)
+    e = torch.stack([e[:, :, 0], b.rows, e[:, :, 1], e[:, :, 2]], dim=2)
     f = torch.bmm(p[:, 0], e)
     a, beta = theta[:, 0], theta[:, 1]
     # |D|^2 - 2 beta sum D - 2 A u'Dv + N beta^2 + 2 A beta (sum u)(sum v) + A^2 |u|^2 |v|^2
     quad = (b.s2 - 2 * beta * f[:, 1, 1] - 2 * a * f[:, 0, 0] + b.npix * beta * beta
             + a * (2 * beta * gram[:, 0, 0, 1] * gram[:, 1, 0, 1] + a * gram[:, 0, 0, 0] * gram[:, 1, 0, 0]))
-    return inv_s, gram, f, 0.5 * quad.clamp_min(0)
+    cost = 0.5 * quad.clamp_min(0)
+    return torch.cat([theta, cost[:, None], inv_s, gram.reshape(n, 32), f.reshape(n, 16)], dim=1)
 
 
 def _gather_index(device):
-    """Flat positions, in ``cat([gram_row, gram_col, f])`` (n, 48), of every entry the normal equations
-    use: ``gram_row[ia, ia]`` (36), ``gram_col[ib, ib]`` (36), ``f[ia, ib]``, ``gram_row[ia, 1]``,
-    ``gram_col[ib, 1]``, ``gram_row[ia, 0]``, ``gram_col[ib, 0]`` (6 each). One ``index_select``
-    instead of seven fancy-indexing calls."""
+    """Columns of the packed state holding every entry that the normal equations use.
+
+    In order: ``gram_row[ia, ia]`` (36), ``gram_col[ib, ib]`` (36), ``f[ia, ib]``, ``gram_row[ia, 1]``,
+    ``gram_col[ib, 1]``, ``gram_row[ia, 0]``, ``gram_col[ib, 0]`` (6 each), then A, beta,
+    1/s_r, 1/s_c: one ``index_select`` instead of many fancy-indexing calls.
+    """
     import torch
 
     ia, ib = np.array(_IA), np.array(_IB)
-    parts = [(ia[:, None] * 4 + ia[None, :]).ravel(), 16 + (ib[:, None] * 4 + ib[None, :]).ravel(),
-             32 + ia * 4 + ib, ia * 4 + 1, 16 + ib * 4 + 1, ia * 4, 16 + ib * 4]
+    parts = [_GR + (ia[:, None] * 4 + ia[None, :]).ravel(), _GC + (ib[:, None] * 4 + ib[None, :]).ravel(),
+             _F + ia * 4 + ib, _GR + ia * 4 + 1, _GC + ib * 4 + 1, _GR + ia * 4, _GC + ib * 4,
+             [_TH, _TH + 1, _INV, _INV + 1]]
     return torch.as_tensor(np.concatenate(parts), device=device)
 
 
-def _normal_equations(theta, inv_s, gram, f, gidx):
-    """``J^T J`` (n, 6, 6) and ``g = J^T (D - M)`` (n, 6) from the packed sums."""
+def _normal_equations(st, gidx):
+    """``J^T J`` (n, 6, 6) and ``g = J^T (D - M)`` (n, 6) from the packed state."""
     import torch
 
-    n = theta.shape[0]
-    a = theta[:, 0:1]
+    n = st.shape[0]
+    jr, jc, fs, gr1, gc1, gr0, gc0, a, beta, inv_s = torch.split(
+        st.index_select(1, gidx), [36, 36, 6, 6, 6, 6, 6, 1, 1, 2], dim=1)
     one = torch.ones_like(a)
-    # scales of the Jacobian columns: sa * sb = (1, 1, A / s_r, A / s_c, A, A)
-    sc = torch.cat([one, one, a * inv_s, a, a], dim=1)
-    sel = torch.cat([gram.reshape(n, 32), f.reshape(n, 16)], dim=1).index_select(1, gidx)
-    jr, jc, fs, gr1, gc1, gr0, gc0 = torch.split(sel, [36, 36, 6, 6, 6, 6, 6], dim=1)
+    sc = torch.cat([one, one, a * inv_s, a, a], dim=1)  # sa * sb
     jtj = ((sc[:, :, None] * sc[:, None, :]).reshape(n, 36) * jr * jc).reshape(n, 6, 6)
-    g = sc * (fs - theta[:, 1:2] * gr1 * gc1 - a * gr0 * gc0)
+    g = sc * (fs - beta * gr1 * gc1 - a * gr0 * gc0)
     return jtj, g
 
 
@@ -341,68 +352,65 @@ def _lm(data, c, max_iter, xtol, ftol, start):
     if start is None:
         theta = moment_start(data, c)
     else:
-        st = torch.as_tensor(np.asarray(start), dtype=data.dtype, device=dev)
-        theta = torch.stack([st[:, 0] / (2 * math.pi * st[:, 4] * st[:, 5]), st[:, 1], st[:, 2], st[:, 3],
-                             st[:, 4].log(), st[:, 5].log()], dim=1)
+        st0 = torch.as_tensor(np.asarray(start), dtype=data.dtype, device=dev)
+        theta = torch.stack([st0[:, 0] / (2 * math.pi * st0[:, 4] * st0[:, 5]), st0[:, 1], st0[:, 2],
+                             st0[:, 3], st0[:, 4].log(), st0[:, 5].log()], dim=1)
     offset = theta[:, 1].clone()
     theta[:, 1] = 0.0  # fit the centred data: keeps the expanded cost well conditioned
     data.sub_(offset[:, None, None])  # in place: `data` is the caller's private copy
-    scale = theta[:, 0].abs().clamp_min(1.0)  # data scale for the tolerance on A and beta
+    # step tolerances: A and beta relative to the spot's height, positions and log-widths absolute
+    lin = xtol * (2 * theta[:, 0:1].abs()).clamp_min(1.0)
+    tol = torch.cat([lin, lin, torch.full((n, 4), xtol, dtype=data.dtype, device=dev)], dim=1)
     b = _Batch(data, x)
     gidx = _gather_index(dev)
     far = float(s)  # a centre this far out has left the cutout: the fit has failed
 
-    out_theta = theta.clone()
-    out_cost = torch.zeros(n, dtype=data.dtype, device=dev)
+    out = torch.zeros((n, _WIDTH), dtype=data.dtype, device=dev)
     out_conv = torch.zeros(n, dtype=torch.bool, device=dev)
     out_nit = torch.full((n,), max_iter, dtype=torch.int64, device=dev)
     idx = torch.arange(n, device=dev)
     active = torch.ones(n, dtype=torch.bool, device=dev)
     lam = torch.full((n,), 1e-3, dtype=data.dtype, device=dev)
     nu = torch.full((n,), 2.0, dtype=data.dtype, device=dev)
-    inv_s, gram, f, cost = _pack(b, theta)
-    cost_mark = cost.clone()  # cost at the last stall check
-    eye6 = torch.eye(6, dtype=data.dtype, device=dev)
+    st = _pack(b, theta)
+    cost_mark = st[:, _COST].clone()  # cost at the last stall check
     for it in range(1, max_iter + 1):
-        jtj, g = _normal_equations(theta, inv_s, gram, f, gidx)
+        theta, cost = st[:, :6], st[:, _COST]
+        jtj, g = _normal_equations(st, gidx)
         diag = jtj.diagonal(dim1=1, dim2=2)
         diag = torch.maximum(diag, 1e-12 * diag.amax(dim=1, keepdim=True) + 1e-30)
         h, info = torch.linalg.solve_ex(torch.diag_embed(lam[:, None] * diag) + jtj, g.unsqueeze(2))
         h = h.squeeze(2)
-        bad = (info != 0) | ~torch.isfinite(h).all(dim=1)
-        h = torch.where(bad[:, None], 0.0, h)
         new = theta + h
-        new[:, 4:6] = new[:, 4:6].clamp(_LOG_S_MIN, _LOG_S_MAX)
+        new[:, 4:6].clamp_(_LOG_S_MIN, _LOG_S_MAX)
         h = new - theta
-        inv_s2, gram2, f2, cost2 = _pack(b, new)
+        st2 = _pack(b, new)
+        cost2 = st2[:, _COST]
         pred = 0.5 * (h * (lam[:, None] * diag * h + g)).sum(1)
         rho = (cost - cost2) / pred.clamp_min(1e-300)
-        acc = (cost2 < cost) & ~bad & torch.isfinite(cost2) & active
+        # a failed solve or a non-finite trial gives NaN cost2: never accepted, so theta stays finite
+        acc = (cost2 < cost) & (info == 0) & active
         # Nielsen's damping update
-        lam = torch.where(acc, lam * torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3), lam * nu).clamp(1e-12, 1e16)
+        lam = torch.where(acc, lam * torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3), lam * nu)
+        lam = lam.clamp(1e-12, 1e16)
         nu = torch.where(acc, 2.0, nu * 2)
-        small = ((h[:, :2].abs() <= xtol * (theta[:, :1].abs() + scale[:, None])).all(dim=1)
-                 & (h[:, 2:].abs() <= xtol).all(dim=1))
-        ok = small | (acc & ((cost - cost2) <= ftol * cost2))
-        accf = acc[:, None]
-        theta = torch.where(accf, new, theta)
-        cost = torch.where(acc, cost2, cost)
-        inv_s = torch.where(accf, inv_s2, inv_s)
-        gram = torch.where(accf[:, :, None, None], gram2, gram)
-        f = torch.where(accf[:, :, None], f2, f)
-        escaped = (theta[:, 2:4].abs() > far).any(dim=1) | ~torch.isfinite(theta).all(dim=1)
-        stalled = torch.zeros_like(ok)
+        ok = (h.abs() <= tol).all(dim=1) | (acc & ((cost - cost2) <= ftol * cost2))
+        st = torch.where(acc[:, None], st2, st)
+        escaped = (st[:, 2:4].abs() > far).any(dim=1)
+        done = active & (ok | (lam >= 1e16) | escaped)
         if it % _STALL_EVERY == 0:
             # crawling along a flat curved valley (typically a width shrinking below ~0.3 px on a
             # faint spot): the cost is within ~1e-6 of its minimum but the parameters are not
-            stalled = (it >= 2 * _STALL_EVERY) & ((cost_mark - cost) <= _STALL_RTOL * cost)
-            cost_mark = cost.clone()
-        done = active & (ok | (lam >= 1e16) | escaped | stalled | (it == max_iter))
+            if it >= 2 * _STALL_EVERY:
+                done |= active & ((cost_mark - st[:, _COST]) <= _STALL_RTOL * st[:, _COST])
+            cost_mark = st[:, _COST].clone()
+        if it == max_iter:
+            done = active
         if bool(done.any()):
             di = idx[done]
-            at_bound = ((theta[done, 4:6] <= _LOG_S_MIN + 1e-9) | (theta[done, 4:6] >= _LOG_S_MAX - 1e-9)).any(1)
-            out_theta[di] = theta[done]
-            out_cost[di] = cost[done]
+            th = st[done, :6]
+            at_bound = ((th[:, 4:6] <= _LOG_S_MIN + 1e-9) | (th[:, 4:6] >= _LOG_S_MAX - 1e-9)).any(1)
+            out[di] = st[done]
             out_conv[di] = (ok & ~escaped)[done] & ~at_bound
             out_nit[di] = it
             active = active & ~done
@@ -412,9 +420,9 @@ def _lm(data, c, max_iter, xtol, ftol, start):
             # drop finished spots from the working set only when it pays: copying D costs a pass
             if n_act <= 0.75 * len(idx):
                 k = active
-                idx, theta, cost, lam, nu, active, scale = idx[k], theta[k], cost[k], lam[k], nu[k], active[k], scale[k]
-                cost_mark = cost_mark[k]
-                inv_s, gram, f = inv_s[k], gram[k], f[k]
+                idx, st, lam, nu, active = idx[k], st[k], lam[k], nu[k], active[k]
+                tol, cost_mark = tol[k], cost_mark[k]
                 b = b.take(k)
+    out_theta = out[:, :6].clone()
     out_theta[:, 1] += offset
-    return out_theta, out_cost, out_conv, out_nit
+    return out_theta, out[:, _COST].clone(), out_conv, out_nit

@@ -116,8 +116,9 @@ def analyze_frame(frame, method: str = "fit", *, frame_number: int = 0, peaks=No
     FrameError
         Wrong dtype, dimensionality, size, NaN/Inf (see :func:`validate_frame`), or bad ``peaks``.
     """
-    return analyze_frames([frame], method, frame_numbers=[frame_number], peaks=None if peaks is None else [peaks],
-                          peak_params=peak_params, device=device, **kw)[0]
+    return analyze_frames([frame], method, frame_numbers=[frame_number],
+                          peaks=None if peaks is None else [peaks], peak_params=peak_params, device=device,
+                          **kw)[0]
 
 
 def analyze_frames(frames: Sequence, method: str = "fit", *, frame_numbers: Sequence[int] | None = None,
@@ -153,8 +154,8 @@ def analyze_frames(frames: Sequence, method: str = "fit", *, frame_numbers: Sequ
         raise ValueError(f"{len(frames)} frames but {len(peaks)} peak arrays")
     all_peaks = [_peaks_of(f, None if peaks is None else peaks[i], peak_params, numbers[i])
                  for i, f in enumerate(frames)]
-    cut = [extract_cutouts(f, p, CUTOUT_SIZE) for f, p in zip(frames, all_peaks)]
-    edges = [cutout_edge_mask(f.shape, p, CUTOUT_SIZE) for f, p in zip(frames, all_peaks)]
+    cut = [extract_cutouts(f, p, CUTOUT_SIZE) for f, p in zip(frames, all_peaks, strict=False)]
+    edges = [cutout_edge_mask(f.shape, p, CUTOUT_SIZE) for f, p in zip(frames, all_peaks, strict=False)]
     counts = [len(p) for p in all_peaks]
     stack = np.concatenate(cut) if cut else np.zeros((0, CUTOUT_SIZE, CUTOUT_SIZE), np.float32)
     if len(stack) == 0:

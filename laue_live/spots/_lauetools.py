@@ -46,7 +46,7 @@ def _calibration_lines(calibration) -> list[str]:
         if len(vals) not in (5, 6):
             raise SpotTableError(f"calibration needs 5 or 6 parameters (dd, xcen, ycen, xbet, xgam[, "
                                  f"pixelsize]), got {len(vals)}")
-        items = list(zip(_CALIB_KEYS, vals))
+        items = list(zip(_CALIB_KEYS, vals, strict=False))
     return ["# Calibration parameters"] + [f"# {k}     :   {v}" for k, v in items]
 
 

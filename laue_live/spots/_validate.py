@@ -49,12 +49,14 @@ def validate_frame(frame, *, min_size: int = MIN_FRAME_SIZE) -> np.ndarray:
     if kind == "c":
         raise FrameError(f"frame has complex dtype {arr.dtype}: expected real detector counts")
     if kind not in "iuf":
-        raise FrameError(f"frame has dtype {arr.dtype} (kind {kind!r}): expected integer or float detector counts")
+        raise FrameError(f"frame has dtype {arr.dtype} (kind {kind!r}): expected integer or float "
+                         "detector counts")
     if arr.ndim != 2:
         hint = " (squeeze a leading axis of length 1 first)" if arr.ndim == 3 and arr.shape[0] == 1 else ""
         raise FrameError(f"frame must be 2D (rows x cols), got {arr.ndim}D with shape {arr.shape}{hint}")
     if arr.shape[0] < min_size or arr.shape[1] < min_size:
-        raise FrameError(f"frame of shape {arr.shape} is too small: need at least {min_size} x {min_size} pixels")
+        raise FrameError(f"frame of shape {arr.shape} is too small: need at least {min_size} x {min_size} "
+                         "pixels")
     if kind == "f":
         finite = np.isfinite(arr)
         if not finite.all():

@@ -16,7 +16,8 @@ from laue_live.spots import analyze_frame, analyze_frames, characterize, find_pe
 def _spot_frame(shape=(128, 128)):
     rng = np.random.default_rng(0)
     rr, cc = np.mgrid[: shape[0], : shape[1]]
-    img = 1000 + rng.normal(0, 3, shape) + 8000 * np.exp(-0.5 * ((rr - 60.3) ** 2 + (cc - 70.6) ** 2) / 1.2**2)
+    spot = 8000 * np.exp(-0.5 * ((rr - 60.3) ** 2 + (cc - 70.6) ** 2) / 1.2**2)
+    img = 1000 + rng.normal(0, 3, shape) + spot
     return np.rint(img).astype(np.uint16)
 
 

@@ -56,7 +56,8 @@ def test_characterize_columns_and_values():
     assert set(DESCRIPTOR_COLUMNS) <= set(spot_column_names())
     assert len(df) == 20 and df.attrs["sim_variant"] == "background"
     assert df["converged"].all()
-    assert np.allclose(df["area"], np.minimum(np.pi * df["sigma_row"] * df["sigma_col"], 25 * np.pi), rtol=1e-5)
+    area = np.minimum(np.pi * df["sigma_row"] * df["sigma_col"], 25 * np.pi)
+    assert np.allclose(df["area"], area, rtol=1e-5)
     assert np.allclose(df["asp"], np.minimum(df["sigma_row"], df["sigma_col"])
                        / np.maximum(df["sigma_row"], df["sigma_col"]), rtol=1e-5)
     assert (df["asp"] <= 1).all() and (df["sim"].between(0, 1)).all()
@@ -103,4 +104,5 @@ def test_characterize_method_errors():
     with pytest.raises(TypeError, match="unexpected"):
         characterize(cut, bogus=1)
     empty = characterize(np.zeros((0, 32, 32), np.float32))
-    assert isinstance(empty, pd.DataFrame) and len(empty) == 0 and list(empty.columns) == list(DESCRIPTOR_COLUMNS)
+    assert isinstance(empty, pd.DataFrame) and len(empty) == 0
+    assert list(empty.columns) == list(DESCRIPTOR_COLUMNS)

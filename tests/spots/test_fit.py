@@ -2,7 +2,8 @@
 
 Tolerances held (documented in docs/spots.md): cost(ours) <= cost(scipy) * (1 + 1e-8); where both
 sit at that minimum, |d mu| <= 1e-3 px, relative differences of alpha, sigma_row, sigma_col <= 1e-3,
-|d beta| <= 1e-3 ADU + 1e-6 (max - min of the cutout). Measured margins are ~1e-10 in cost and ~1e-5 in parameters.
+|d beta| <= 1e-3 ADU + 1e-6 (max - min of the cutout). Measured margins are ~1e-10 in cost and
+~1e-5 in parameters.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ PARAM_TOL = 1e-3
 
 
 def _params(f: GaussFit, k: int) -> np.ndarray:
-    return np.array([f.amplitude[k], f.background[k], f.mu_row[k], f.mu_col[k], f.sigma_row[k], f.sigma_col[k]])
+    return np.array([f.amplitude[k], f.background[k], f.mu_row[k], f.mu_col[k], f.sigma_row[k],
+                     f.sigma_col[k]])
 
 
 def _assert_same_minimum(cut, f, starts, kinds=None):

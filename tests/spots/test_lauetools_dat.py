@@ -8,12 +8,15 @@ from laue_live._errors import SpotTableError
 from laue_live.spots import analyze_frame, read_lauetools_dat, write_lauetools_dat
 
 # the exact layout LaueTools 3.2's IOLaueTools.writefile_Peaklist writes (2 decimals)
-LAUETOOLS_DAT = """peak_X peak_Y peak_Itot peak_Isub peak_fwaxmaj peak_fwaxmin peak_inclination Xdev Ydev peak_bkg Ipixmax
-631.62   1725.87   63149.27   62056.37   1.40   0.91    330.478   -0.38   -0.13   1092.90   56554
+LAUETOOLS_DAT = (
+    "peak_X peak_Y peak_Itot peak_Isub peak_fwaxmaj peak_fwaxmin "
+    "peak_inclination Xdev Ydev peak_bkg Ipixmax\n"
+    """631.62   1725.87   63149.27   62056.37   1.40   0.91    330.478   -0.38   -0.13   1092.90   56554
 1188.95   1789.34   52025.79   50885.28   1.23   0.96    159.375   -0.05   0.34   1140.51   55844
 # File created at Tue Sep 14 10:00:00 2021 with IOLaueTools.py
 # Comments: nb of peaks 2
 """
+)
 
 
 def _table():
@@ -35,7 +38,8 @@ def test_round_trip(tmp_path):
     # 1-based, X = column
     assert np.allclose(back["peak_X"], t["col"] + 1, atol=1e-4)
     assert np.allclose(back["peak_Y"], t["row"] + 1, atol=1e-4)
-    assert np.allclose(back["d_row"], t["d_row"], atol=1e-4) and np.allclose(back["Xdev"], t["d_col"], atol=1e-4)
+    assert np.allclose(back["d_row"], t["d_row"], atol=1e-4)
+    assert np.allclose(back["Xdev"], t["d_col"], atol=1e-4)
     assert np.allclose(back["peak_fwaxmaj"], np.fmax(t["sigma_row"], t["sigma_col"]), atol=1e-4)
     assert np.allclose(back["peak_bkg"], t["background"], atol=0.01)
     height = t["amplitude"] / (2 * np.pi * t["sigma_row"] * t["sigma_col"])

@@ -45,14 +45,15 @@ def test_finds_lauetools_peaks_and_agrees_on_position(real, i):
 
 def test_table_invariants(real):
     frames, _, tables = real
-    for f, t in zip(frames, tables):
+    for f, t in zip(frames, tables, strict=False):
         assert (t["spot"].to_numpy() == np.arange(len(t))).all()
         assert np.allclose(t["row"], t["row0"] + t["d_row"], atol=1e-4)
         assert np.allclose(t["col"], t["col0"] + t["d_col"], atol=1e-4)
         assert (t["peak_intensity"].to_numpy() == f[t["row0"], t["col0"]]).all()
         assert (t["parent"] == -1).all() and (t["component"] == 0).all()
         assert t["good"].mean() > 0.4 and t["converged"].mean() > 0.9
-        edge = (t["row0"] < 16) | (t["col0"] < 16) | (t["row0"] > f.shape[0] - 16) | (t["col0"] > f.shape[1] - 16)
+        r0, c0 = t["row0"], t["col0"]
+        edge = (r0 < 16) | (c0 < 16) | (r0 > f.shape[0] - 16) | (c0 > f.shape[1] - 16)
         assert (t["edge"] == edge).all()
     assert tables[1]["frame"].eq(1).all()
 

@@ -208,6 +208,8 @@ def build_datasets(out_dir: str | Path, *, n_spots: int | None = None, specs=DAT
         path = out_dir / f"{spec.name}.npz"
         if path.is_file():
             s = SpotSet.load(path)
+            n_real = int(s.table["real"].sum()) if "real" in s.table else 0
+            s.meta = {"description": spec.description, "n_real": n_real}
         else:
             s = build_dataset(spec, n_spots=n_spots, bm32_dir=bm32_dir)
             s.save(path)

@@ -48,7 +48,8 @@ def comparison_table(truth: pd.DataFrame, pred: pd.DataFrame) -> pd.DataFrame:
 def scores(cmp: pd.DataFrame) -> dict[str, float]:
     """The paper's Table 1 columns on a :func:`comparison_table` (or a subset of its rows)."""
     if len(cmp) == 0:
-        return {"n": 0}
+        return {"n": 0, **{k: float("nan") for k in ("mae_sim", "r2_sim", "pos_err", "r2_pos", "mae_area", "r2_area",
+                                                      "mae_asp", "r2_asp")}}
     pos_t = cmp[["d_row", "d_col"]].to_numpy()
     pos_p = cmp[["d_row_pred", "d_col_pred"]].to_numpy()
     return {

@@ -28,6 +28,7 @@ PAPER_TABLE5 = {"cnn_gpu": 0.027, "cnn_cpu": 0.647, "lauetools": 2.089}
 
 _COLS = ["n", "mae_sim", "r2_sim", "pos_err", "r2_pos", "mae_area", "r2_area", "mae_asp", "r2_asp"]
 _LOWER_BETTER = {"mae_sim", "pos_err", "mae_area", "mae_asp"}
+_INT_COLS = {"n", "good_as_good", "good_as_bad", "bad_as_good", "bad_as_bad"}
 
 
 def _plt():
@@ -124,7 +125,7 @@ def _md(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
         cells = []
         for c in cols:
             v = row[c]
-            if isinstance(v, (int, np.integer)) or (isinstance(v, float) and float(v).is_integer() and c == "n"):
+            if c in _INT_COLS and np.isfinite(v):
                 cells.append(f"{int(v):,}")
             elif isinstance(v, (float, np.floating)):
                 cells.append(format(float(v), floatfmt))

@@ -84,7 +84,7 @@ def render_spot_cutouts(
     rng = np.random.default_rng(rng)
     n = int(n)
     half = size // 2
-    canvas = size + 16  # room for streaks and split partners around the central search region
+    canvas = 2 * size  # streaks (<= 12 px) and split partners (<= 4 px) keep the brightest pixel inside
     centre = canvas // 2
     cutouts = np.empty((n, size, size), np.float32)
     parts = []
@@ -113,12 +113,13 @@ def render_spot_cutouts(
         sd = np.sqrt(np.maximum(bg - 1000.0, 0) * gain + read_noise**2).astype(np.float32)
         img += rng.standard_normal(img.shape, dtype=np.float32) * sd[:, None, None]
         img = np.clip(np.rint(img), 0, SATURATION)
-        # brightest pixel s, searched where a full cutout fits in the canvas (as the pipeline would)
-        lo, hi = half, canvas - half
-        region = img[:, lo : hi + 1, lo : hi + 1].reshape(m, -1)
-        flat = region.argmax(axis=1)
-        sr = lo + flat // (hi + 1 - lo)
-        sc = lo + flat % (hi + 1 - lo)
+        # brightest pixel s of the spot (as the peak search takes it from the spot's connected
+        # component): searched over the spot's footprint, not over far-away noise
+        peak_nl = noiseless.reshape(m, -1).max(axis=1)
+        footprint = noiseless >= 0.05 * peak_nl[:, None, None]
+        flat = np.where(footprint, img, -1.0).reshape(m, -1).argmax(axis=1)
+        sr = np.clip(flat // canvas, half, canvas - half)
+        sc = np.clip(flat % canvas, half, canvas - half)
         for i in range(m):
             cutouts[a + i] = img[i, sr[i] - half : sr[i] + half, sc[i] - half : sc[i] + half]
         # truth

@@ -150,6 +150,7 @@ def sample_shape_params(
     eta[is_["pseudo_voigt"]] = rng.uniform(0.2, 0.8, is_["pseudo_voigt"].sum())
     m = is_["elongated"]
     aspect[m] = rng.uniform(2.0, 4.0, m.sum())
+    aspect[is_["streaked"] | is_["split"]] = 1.0  # round components; the layout makes the shape
     m = is_["asymmetric"]
     skew[m] = rng.uniform(0.3, 0.6, m.sum()) * rng.choice([-1, 1], m.sum())
     m = is_["streaked"]
@@ -253,9 +254,6 @@ def components_of(row, col, amplitude, params: pd.DataFrame) -> dict[str, np.nda
     s = out["spot"]
     out["w_major"] = params["w_major"].to_numpy()[s]
     out["w_minor"] = params["w_minor"].to_numpy()[s]
-    # streak and split components are round Gaussians of the spot's minor width
-    multi = np.isin(shape[s], ["streaked", "split"])
-    out["w_major"] = np.where(multi, out["w_minor"] * 1.0, out["w_major"])
     out["angle"] = np.radians(params["angle_deg"].to_numpy()[s])
     out["eta"] = params["eta"].to_numpy()[s]
     out["skew"] = params["skew"].to_numpy()[s]

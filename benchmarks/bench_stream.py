@@ -118,7 +118,8 @@ def codec_rates(codec: str, tables: list[pd.DataFrame]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1000, help="spots per frame (table rows)")
     parser.add_argument("--tables", type=int, default=2000, help="tables sent per codec")
     parser.add_argument("--hwm", type=int, default=100000, help="publisher high-water mark (messages)")
@@ -127,9 +128,12 @@ def main() -> None:
     tables = [distinct[i % 50] for i in range(args.tables)]
     print(f"spot tables: {args.rows} rows x {len(SPOT_COLUMNS)} columns, {args.tables} tables, "
           f"loopback tcp, subscriber in another process")
-    results = {c: {**codec_rates(c, tables), **end_to_end(c, tables, args.hwm)} for c in ("msgpack", "pickle")}
-    rows = [("message size (kB)", "bytes", 1e-3, "{:.1f}"), ("encode (tables/s)", "enc_tables_s", 1, "{:.0f}"),
-            ("encode (MB/s)", "enc_MB_s", 1, "{:.0f}"), ("decode to DataFrame (tables/s)", "dec_tables_s", 1, "{:.0f}"),
+    results = {c: {**codec_rates(c, tables), **end_to_end(c, tables, args.hwm)}
+               for c in ("msgpack", "pickle")}
+    rows = [("message size (kB)", "bytes", 1e-3, "{:.1f}"),
+            ("encode (tables/s)", "enc_tables_s", 1, "{:.0f}"),
+            ("encode (MB/s)", "enc_MB_s", 1, "{:.0f}"),
+            ("decode to DataFrame (tables/s)", "dec_tables_s", 1, "{:.0f}"),
             ("publish, end to end (tables/s)", "pub_tables_s", 1, "{:.0f}"),
             ("received + decoded (tables/s)", "sub_tables_s", 1, "{:.0f}"),
             ("received / sent / dropped", None, 1, None)]
@@ -138,7 +142,8 @@ def main() -> None:
         cells = []
         for c in ("msgpack", "pickle"):
             r = results[c]
-            cells.append(f"{r['received']}/{r['sent']}/{r['dropped']}" if key is None else fmt.format(r[key] * scale))
+            cells.append(f"{r['received']}/{r['sent']}/{r['dropped']}" if key is None
+                         else fmt.format(r[key] * scale))
         print(f"{label:34s} {cells[0]:>20s} {cells[1]:>20s}")
 
 

@@ -70,8 +70,10 @@ def _want_views(env) -> bool:
 
 
 def make_session(env=None) -> dict[str, Any]:
-    """Everything a session needs, by name: ``RE``, the devices, ``raster_scan``, ``analysis``,
-    ``live_map``, ``live_frame``, ``laue_session`` (a summary dict). Nothing runs until a plan does.
+    """Build everything a session needs, by name.
+
+    ``RE``, the devices, ``raster_scan``, ``analysis``, ``live_map``, ``live_frame`` and
+    ``laue_session`` (a summary dict). Nothing runs until a plan does.
     """
     env = os.environ if env is None else env
     from bluesky import RunEngine

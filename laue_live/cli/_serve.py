@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -26,27 +27,34 @@ def serve(
                                       "documents (env LAUE_LIVE_SERVE_INPUT, default 127.0.0.1:5578)."),
     prefix: str = typer.Option("", "--prefix", help="Only documents with this bluesky Publisher prefix."),
     publish: str = typer.Option(None, "--publish", help="Where to bind the spot-table publisher "
-                                "(env LAUE_LIVE_SERVE_PUBLISH, default 127.0.0.1:5579; port 0: any free port)."),
+                                "(env LAUE_LIVE_SERVE_PUBLISH, default 127.0.0.1:5579; "
+                                "port 0: any free port)."),
     with_proxy: str = typer.Option(None, "--with-proxy", metavar="IN_ADDRESS",
                                    help="Also run a proxy in this process: RunEngines publish to IN_ADDRESS, "
                                    "the service reads its output at --input."),
     method: str = typer.Option(None, "--method", help="fit, cnn or auto (env LAUE_LIVE_METHOD)."),
-    device: str = typer.Option(None, "--device", help="torch device, e.g. cpu or cuda (env LAUE_LIVE_DEVICE)."),
+    device: str = typer.Option(None, "--device",
+                               help="torch device, e.g. cpu or cuda (env LAUE_LIVE_DEVICE)."),
     model: str = typer.Option(None, "--model", help="CNN model name or path (method cnn)."),
-    state_dir: Path = typer.Option(None, "--state-dir", help="Folder of status.json and the run journal "
-                                   "(env LAUE_LIVE_SERVE_STATE_DIR, default ./laue-live-service)."),
+    state_dir: Annotated[Path | None, typer.Option(
+        "--state-dir", help="Folder of status.json and the run journal "
+        "(env LAUE_LIVE_SERVE_STATE_DIR, default ./laue-live-service).")] = None,
     status_interval: float = typer.Option(5.0, help="Seconds between status reports."),
     tiled: bool = typer.Option(True, "--tiled/--no-tiled", help="Write analysis runs to Tiled."),
     tiled_uri: str = typer.Option(None, "--tiled-uri", help="Tiled server (env LAUE_LIVE_TILED_URI; "
                                   "default: the local laue-live catalog server)."),
-    api_key_file: Path = typer.Option(None, help="File holding the Tiled API key (never pass keys on "
-                                      "the command line) (env LAUE_LIVE_TILED_API_KEY(_FILE))."),
-    data_dir: Path = typer.Option(None, help="Data folder of the local laue-live catalog server."),
+    api_key_file: Annotated[Path | None, typer.Option(
+        help="File holding the Tiled API key (never pass keys on the command line) "
+        "(env LAUE_LIVE_TILED_API_KEY(_FILE)).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Data folder of the local laue-live catalog server.")] = None,
     write_raw: bool = typer.Option(False, help="Also write the raw runs to Tiled (when nothing else does)."),
-    curve_secret: Path = typer.Option(None, help="CURVE: the publisher's secret certificate (.key_secret) "
-                                      "(env LAUE_LIVE_CURVE_SERVER_SECRET)."),
-    curve_clients: Path = typer.Option(None, help="CURVE: folder of allowed subscribers' public .key files "
-                                       "(env LAUE_LIVE_CURVE_CLIENT_KEYS)."),
+    curve_secret: Annotated[Path | None, typer.Option(
+        help="CURVE: the publisher's secret certificate (.key_secret) "
+        "(env LAUE_LIVE_CURVE_SERVER_SECRET).")] = None,
+    curve_clients: Annotated[Path | None, typer.Option(
+        help="CURVE: folder of allowed subscribers' public .key files "
+        "(env LAUE_LIVE_CURVE_CLIENT_KEYS).")] = None,
     max_backlog: int = typer.Option(1000, help="Input messages held while busy before the proxy drops."),
     drain_timeout: float = typer.Option(120.0, help="On stop, seconds to finish queued frames."),
 ) -> None:

@@ -29,8 +29,15 @@ def watch(
     from pathlib import Path
 
     from laue_live._errors import LaueLiveError
-    from laue_live.stream import TOPIC_HELLO, TOPIC_SPOTS, TOPIC_STATUS, CurveClient, SpotSubscriber, \
-        curve_client_from_env, decode_spot_table
+    from laue_live.stream import (
+        TOPIC_HELLO,
+        TOPIC_SPOTS,
+        TOPIC_STATUS,
+        CurveClient,
+        SpotSubscriber,
+        curve_client_from_env,
+        decode_spot_table,
+    )
     from laue_live.views import FrameTicker
 
     try:
@@ -63,7 +70,8 @@ def watch(
                     typer.echo(f"WARNING bad spot table: {exc}")
                     continue
                 seen += 1
-                for line in ticker.lines(p.get("run") or {}, int(p.get("frame", -1)), table, p.get("summary")):
+                run, frame = p.get("run") or {}, int(p.get("frame", -1))
+                for line in ticker.lines(run, frame, table, p.get("summary")):
                     typer.echo(line)
     except KeyboardInterrupt:
         pass

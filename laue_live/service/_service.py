@@ -149,7 +149,7 @@ class AnalysisService:
 
     # -- state ---------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """The service's state now: rates, queue depth, dropped and rejected messages, device, runs."""
+        """Return the service's state now: rates, queue depth, dropped and rejected messages, device, runs."""
         now = time.time()
         callbacks = list(self.router.callbacks)
         analysed = failed = dropped = depth = 0

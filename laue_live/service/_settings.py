@@ -84,9 +84,11 @@ class ServiceSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServiceSettings:
-        """Settings from ``LAUE_LIVE_SERVE_INPUT``, ``LAUE_LIVE_SERVE_PUBLISH``, ``LAUE_LIVE_SERVE_STATE_DIR``,
+        """Build settings from the environment; explicit ``overrides`` (not ``None``) win.
+
+        Reads ``LAUE_LIVE_SERVE_INPUT``, ``LAUE_LIVE_SERVE_PUBLISH``, ``LAUE_LIVE_SERVE_STATE_DIR``,
         ``LAUE_LIVE_DEVICE``, ``LAUE_LIVE_METHOD`` and the CURVE variables (see
-        :func:`laue_live.stream.curve_server_from_env`); explicit ``overrides`` (not ``None``) win.
+        :func:`laue_live.stream.curve_server_from_env`).
         """
         env = os.environ if env is None else env
         values = {

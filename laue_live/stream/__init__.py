@@ -1,6 +1,8 @@
-"""Spot tables and documents over ZeroMQ, safely: msgpack wire codec (no pickle), the spot-table
-publisher, the Python subscriber, and loopback-only replacements for bluesky's 0MQ Publisher,
-RemoteDispatcher and Proxy. The wire format is documented in ``docs/stream.md``.
+"""Spot tables and documents over ZeroMQ, safely.
+
+The msgpack wire codec (no pickle), the spot-table publisher, the Python subscriber, and
+loopback-only replacements for bluesky's 0MQ Publisher, RemoteDispatcher and Proxy. The wire
+format is documented in ``docs/stream.md``.
 """
 
 from laue_live.stream._address import (

@@ -78,7 +78,7 @@ def normalize_address(address: str, *, bind: bool) -> str:
 
 
 def bound_address(socket) -> str:
-    """The ``host:port`` (or ``ipc://...``) a bound socket really listens on, after port 0 was resolved."""
+    """Return the ``host:port`` (or ``ipc://...``) a bound socket listens on, port 0 resolved."""
     import zmq
 
     endpoint = socket.getsockopt(zmq.LAST_ENDPOINT).decode()

@@ -193,7 +193,7 @@ def unpack_payload(data: bytes | memoryview, *, max_bytes: int = DEFAULT_MAX_BYT
 
 
 def make_loads(max_bytes: int = DEFAULT_MAX_BYTES):
-    """A :func:`loads` with another size limit (for ``RemoteDispatcher(deserializer=...)``)."""
+    """Make a :func:`loads` with another size limit (for ``RemoteDispatcher(deserializer=...)``)."""
 
     def _loads(data: bytes) -> dict[str, Any]:
         return loads(data, max_bytes=max_bytes)
@@ -288,7 +288,7 @@ def encode_spot_table(table, *, frame: int, seq: int, run: dict[str, Any] | None
 
 
 def decode_spot_table(payload: dict[str, Any]):
-    """The spot table of a decoded :data:`TOPIC_SPOTS` payload as a pandas DataFrame.
+    """Return the spot table of a decoded :data:`TOPIC_SPOTS` payload as a pandas DataFrame.
 
     Raises
     ------

@@ -112,7 +112,7 @@ class SpotSubscriber:
 
     # ------------------------------------------------------------------------------- low level
     def receive(self, timeout: float) -> Message | None:
-        """The next valid message, or ``None`` after ``timeout`` seconds without one.
+        """Return the next valid message, or ``None`` after ``timeout`` seconds without one.
 
         Messages that fail to decode (pickled, truncated, oversized, unknown version) are counted in
         :attr:`rejected`, logged and skipped; they are never executed.
@@ -182,7 +182,7 @@ class SpotSubscriber:
         return True
 
     def next_frame(self, timeout: float = 10.0) -> SpotFrame | None:
-        """The next spot table, or ``None`` if none arrived within ``timeout`` seconds."""
+        """Return the next spot table, or ``None`` if none arrived within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             if self._pending:

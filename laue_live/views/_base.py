@@ -17,7 +17,7 @@ ANALYSIS_KIND = "laue-spots"
 
 
 def scan_shape(start: dict[str, Any]) -> tuple[int, int] | None:
-    """The raster shape ``(rows, cols)`` of a scan from a start document, or ``None`` if unknown.
+    """Return the raster shape ``(rows, cols)`` of a scan from a start document, or ``None`` if unknown.
 
     The analysis start document copies the raw run's ``shape`` (bluesky's ``grid_scan`` convention:
     first motor slow). A 1-D shape ``[n]`` is one row.

@@ -12,7 +12,8 @@ logger = logging.getLogger(__name__)
 
 
 def follow_stream(address: str, callbacks: Iterable[Callable[[str, dict], None]], *, curve=None,
-                  stop: threading.Event | None = None, poll: float = 0.5) -> tuple[threading.Thread, threading.Event]:
+                  stop: threading.Event | None = None,
+                  poll: float = 0.5) -> tuple[threading.Thread, threading.Event]:
     """Deliver the analysis documents published at ``address`` to ``callbacks`` until ``stop`` is set.
 
     Parameters

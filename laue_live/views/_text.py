@@ -47,7 +47,7 @@ class FrameTicker:
 
     def lines(self, run: dict[str, Any], frame: int, table, summary: dict[str, Any] | None = None,
               now: float | None = None) -> list[str]:
-        """The lines to print for one received frame (possibly none)."""
+        """Return the lines to print for one received frame (possibly none)."""
         now = time.monotonic() if now is None else now
         out = []
         uid = run.get("uid")

@@ -49,7 +49,8 @@ def _analysis(sinks, n_frames=12, fail=(5,)):
 
 def test_frame_index_follows_grid_scan_snaking():
     assert [frame_index(i, (2, 3)) for i in range(6)] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
-    assert [frame_index(i, (2, 3), True) for i in range(6)] == [(0, 0), (0, 1), (0, 2), (1, 2), (1, 1), (1, 0)]
+    snaked = [(0, 0), (0, 1), (0, 2), (1, 2), (1, 1), (1, 0)]
+    assert [frame_index(i, (2, 3), True) for i in range(6)] == snaked
 
 
 def test_live_map_gets_one_update_per_frame(tmp_path):

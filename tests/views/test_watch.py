@@ -40,6 +40,7 @@ def test_watch_prints_frames_and_warnings():
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any(line.startswith("== analysis run analysis") for line in lines)
-    assert any(line.startswith("frame      0:") and "12 good /    20 spots, mean Sim 0.80" in line for line in lines)
+    first = next(line for line in lines if line.startswith("frame      0:"))
+    assert "12 good /    20 spots, mean Sim 0.80" in first
     assert "WARNING frame 212: 3 good spots, mean Sim 0.12" in lines
     assert lines[-1] == "3 frames, 1 warnings, 0 missed, 0 rejected messages"

@@ -52,7 +52,8 @@ class WorkerStats:
     batches: int = 0
     max_depth: int = 0
     analysis_seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
+    #: seconds from hand-over to documents emitted, for the last 100,000 frames
+    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
 
     def as_dict(self) -> dict[str, Any]:
         """Return the counters as a plain dict (latencies summarised)."""

@@ -5,8 +5,8 @@ device with no per-spot Python:
 
 1. block background: block sums of the (edge-padded) frame, a 3 x 3 minimum over blocks;
 2. mask ``frame > background + threshold`` compared in block layout;
-3. 8-connected components on the *sparse* set of masked pixels: neighbours are found by a binary
-   search (``searchsorted``) in the sorted flat indices of the masked pixels, and labels converge by
+3. 8-connected components on the *sparse* set of masked pixels: neighbours are found through a map
+   of the masked pixels' positions (one gather per neighbour direction), and labels converge by
    min-label hooking with pointer jumping (a union-find that needs O(log size) rounds, not a
    propagation over the whole frame per step);
 4. size filter, brightest pixel per component (ties to the lowest flat index) by two scatter
@@ -107,18 +107,22 @@ def _label(idx: torch.Tensor, h: int, w: int, sync_every: int = 2) -> torch.Tens
     """
     n = idx.numel()
     hw = h * w
-    rem = idx % hw
+    fr, rem = idx // hw, idx % hw
     r, c = rem // w, rem % w
-    base = idx - rem
+    # position of every masked pixel in a padded (B, h + 2, w + 2) map, -1 elsewhere: a neighbour
+    # is then one gather away (no bounds checks: the 1-px border is always -1)
+    wp = w + 2
+    pmap = torch.full((int(fr[-1]) + 1, h + 2, wp), -1, dtype=torch.int64, device=idx.device)
+    flat = pmap.view(-1)
+    at = fr * ((h + 2) * wp) + (r + 1) * wp + (c + 1)
+    flat[at] = torch.arange(n, device=idx.device)
     src, dst = [], []
     for dr, dc in _FORWARD_NEIGHBOURS:
-        rr, cc = r + dr, c + dc
-        ok = (rr < h) & (cc >= 0) & (cc < w)
-        key = base + rr * w + cc
-        pos = torch.searchsorted(idx, key).clamp_(max=n - 1)
-        ok &= idx[pos] == key
+        nb = flat[at + (dr * wp + dc)]
+        ok = nb >= 0
         src.append(torch.nonzero(ok).squeeze(1))
-        dst.append(pos[ok])
+        dst.append(nb[ok])
+    del pmap, flat
     ei, ej = torch.cat(src), torch.cat(dst)
     lab = torch.arange(n, device=idx.device)
     if ei.numel() == 0:

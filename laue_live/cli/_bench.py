@@ -1,0 +1,54 @@
+"""``laue-live bench``: how fast frames become spot tables here, stage by stage, beside the baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from laue_live.cli._app import app
+
+__all__ = ["bench"]
+
+
+@app.command()
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Small run (one 768 x 768 frame, no sinks): seconds."),
+    device: str = typer.Option("auto", "--device", help="torch device: auto (CUDA if present), cpu, cuda, cuda:1."),
+    json_out: Path = typer.Option(None, "--json", help="Also write every number to this JSON file."),
+    frames: int = typer.Option(None, "--frames", help="Dense simulated frames to render (default 4; quick 1)."),
+    spots: int = typer.Option(None, "--spots", help="Spots rendered per dense frame (default 1600; quick 300)."),
+    repeats: int = typer.Option(None, "--repeats", help="Timed passes over the frames (default 5; quick 2)."),
+    sinks: bool = typer.Option(None, "--sinks/--no-sinks",
+                               help="Measure the service with its sinks: local Tiled server + 0MQ (default on; "
+                                    "off with --quick)."),
+    lauetools: str = typer.Option("auto", "--lauetools",
+                                  help="LaueTools baseline: auto (use or make .lauetools-venv; quick mode only "
+                                       "uses an existing one), off, or a python that has LaueTools."),
+    model: Path = typer.Option(None, "--model", help="CNN model file (default: the shipped one)."),
+    threads: int = typer.Option(None, "--threads", help="torch threads (default: one per core)."),
+) -> None:
+    """Measure the per-frame path on one device and print one table.
+
+    Rows: every stage of the fast path (peak search, cutouts, fit or CNN, table) and the whole path
+    for the exact fit, the CNN in its fast precision and in float32, on dense simulated BM32-size
+    frames (~1,500 spots) and on the real BM32 frames; the numpy/scipy reference; per-spot times
+    beside the paper's Table 5 (0.027 / 0.647 / 2.089 ms) and LaueTools' own fit on the same
+    cutouts, measured in the same run; the service with its sinks (which one limits); and the
+    analytic ceilings of an H100 (bytes / bandwidth, FLOPs / peak rate) when no GPU is measured.
+    Columns: frames/s, spots/s, latency p50 and p99. Wall-clock figures depend on what else runs
+    on the machine: the load average is printed with them.
+    """
+    import logging
+
+    from laue_live.pipeline._bench import BenchConfig, format_report, run_benchmark, write_json
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    kw = {k: v for k, v in {"device": device, "frames": frames, "spots": spots, "repeats": repeats,
+                            "sinks": sinks, "lauetools": lauetools,
+                            "model": str(model) if model else None, "threads": threads}.items() if v is not None}
+    cfg = BenchConfig.quick_config(**kw) if quick else BenchConfig(**kw)
+    res = run_benchmark(cfg, progress=True)
+    print(format_report(res))
+    if json_out is not None:
+        print(f"\nnumbers written to {write_json(res, json_out)}")

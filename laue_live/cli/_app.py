@@ -38,6 +38,7 @@ def _register() -> None:
     from laue_live.cli import _watch  # noqa: F401
     from laue_live.cli import _reprocess  # noqa: F401
     from laue_live.cli import _demo  # noqa: F401
+    from laue_live.cli import _bench  # noqa: F401
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ and ``good_only`` are applied in pandas after reading the needed columns.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -148,8 +149,13 @@ def find_runs(catalog, *, where: str = "analysis", queries: Iterable | None = No
     container = catalog[where] if hasattr(catalog, "analysis") else catalog
     result = search_runs(container, queries, **filters)
     rows = []
-    # items() pages through the results with their metadata: one request per page, not per run
-    for key, node in result.items():
+    # Sorted by the server, newest first, so that `limit` stops the paging early; items() pages
+    # through the results with their metadata: one request per page, not per run.
+    try:
+        result = result.sort(("start.time", -1))
+    except Exception:  # noqa: BLE001 - a server that cannot sort: sorted below instead
+        logger.debug("server-side sort unavailable", exc_info=True)
+    for key, node in itertools.islice(result.items(), limit):
         rows.append(_summary_row(key, dict(node.metadata)))
     df = pd.DataFrame(rows, columns=list(_summary_row("", {}).keys()))
     df = df.sort_values("time", ascending=False, na_position="last").reset_index(drop=True)

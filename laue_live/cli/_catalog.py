@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -26,7 +27,7 @@ _SETTINGS_HELP = ("YAML/TOML settings file with uri, api_key_file, data_dir, raw
 
 
 def load_settings(uri: str | None = None, settings_file: Path | None = None, data_dir: Path | None = None):
-    """Settings from CLI options + environment + file; a SettingsError ends the command cleanly."""
+    """Load settings from CLI options + environment + file; a SettingsError ends the command cleanly."""
     from laue_live._errors import SettingsError
     from laue_live.catalog import CatalogSettings
 
@@ -39,20 +40,22 @@ def load_settings(uri: str | None = None, settings_file: Path | None = None, dat
 
 @catalog_app.command("serve")
 def serve(
-    data_dir: Path = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
-    tabular: str = typer.Option("duckdb", help="SQL storage of spot tables: duckdb (faster) or sqlite "
-                                "(readable by other processes while the server runs). Fixed at creation."),
-    readable: list[Path] = typer.Option([], "--readable", help="Extra directory the server may read "
-                                        "detector HDF5 files from (repeatable)."),
-    public: bool = typer.Option(False, help="Allow reads without the key (writes still need it)."),
-    settings_file: Path = typer.Option(None, "--settings", help=_SETTINGS_HELP),
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help=_DATA_DIR_HELP)] = None,
+    tabular: Annotated[str, typer.Option(
+        help="SQL storage of spot tables: duckdb (faster) or sqlite (readable by other processes "
+             "while the server runs). Fixed at creation.")] = "duckdb",
+    readable: Annotated[list[Path] | None, typer.Option(
+        "--readable", help="Extra directory the server may read detector HDF5 files from "
+                           "(repeatable).")] = None,
+    public: Annotated[bool, typer.Option(help="Allow reads without the key (writes still need it).")] = False,
+    settings_file: Annotated[Path | None, typer.Option("--settings", help=_SETTINGS_HELP)] = None,
 ) -> None:
     """Run the embedded Tiled server in the foreground (127.0.0.1, free port) until Ctrl-C."""
     from laue_live.catalog import LocalTiledServer
 
     settings = load_settings(settings_file=settings_file, data_dir=data_dir)
     server = LocalTiledServer(settings.data_dir, api_key=settings.api_key, tabular=tabular,
-                              readable_storage=list(readable), public=public)
+                              readable_storage=list(readable or []), public=public)
     try:
         server.start()
     except Exception as exc:  # noqa: BLE001 - the message is already redacted
@@ -79,9 +82,9 @@ def serve(
 
 @catalog_app.command("init")
 def init(
-    data_dir: Path = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
-    tabular: str = typer.Option("duckdb", help="SQL storage of spot tables: duckdb or sqlite."),
-    settings_file: Path = typer.Option(None, "--settings", help=_SETTINGS_HELP),
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help=_DATA_DIR_HELP)] = None,
+    tabular: Annotated[str, typer.Option(help="SQL storage of spot tables: duckdb or sqlite.")] = "duckdb",
+    settings_file: Annotated[Path | None, typer.Option("--settings", help=_SETTINGS_HELP)] = None,
 ) -> None:
     """Create the data directory, its SQLite catalog and its API key (idempotent)."""
     from laue_live.catalog import init_catalog
@@ -95,9 +98,9 @@ def init(
 
 @catalog_app.command("info")
 def info(
-    uri: str = typer.Option(None, help="Tiled server URI (env LAUE_LIVE_TILED_URI)."),
-    data_dir: Path = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
-    settings_file: Path = typer.Option(None, "--settings", help=_SETTINGS_HELP),
+    uri: Annotated[str | None, typer.Option(help="Tiled server URI (env LAUE_LIVE_TILED_URI).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help=_DATA_DIR_HELP)] = None,
+    settings_file: Annotated[Path | None, typer.Option("--settings", help=_SETTINGS_HELP)] = None,
 ) -> None:
     """Show the catalog settings (key redacted), whether a server runs, and how many runs it holds."""
     from laue_live._errors import SettingsError
@@ -111,9 +114,11 @@ def info(
         if not running:
             return
     try:
-        cat = open_catalog(settings, create=False)
+        # create=True: the containers are made on first contact anyway (needs a write-capable key)
+        cat = open_catalog(settings)
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    typer.echo(f"server: {cat.settings.uri}")
     typer.echo(f"raw runs ({settings.raw_path}): {len(cat.raw)}")
     typer.echo(f"analysis runs ({settings.analysis_path}): {len(cat.analysis)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -23,9 +24,11 @@ app.add_typer(query_app, name="query")
 @query_app.callback()
 def _connection(
     ctx: typer.Context,
-    uri: str = typer.Option(None, help="Tiled server URI (env LAUE_LIVE_TILED_URI)."),
-    settings_file: Path = typer.Option(None, "--settings", help="YAML/TOML catalog settings file."),
-    data_dir: Path = typer.Option(None, "--data-dir", help="Data directory of the embedded server."),
+    uri: Annotated[str | None, typer.Option(help="Tiled server URI (env LAUE_LIVE_TILED_URI).")] = None,
+    settings_file: Annotated[Path | None, typer.Option(
+        "--settings", help="YAML/TOML catalog settings file.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", help="Data directory of the embedded server.")] = None,
 ) -> None:
     from laue_live.cli._catalog import load_settings
 
@@ -72,14 +75,17 @@ def _run(cat, run_id: str):
 @query_app.command("runs")
 def runs(
     ctx: typer.Context,
-    sample: str = typer.Option(None, help="Only runs of this sample (start.sample)."),
-    material: str = typer.Option(None, help="Only runs of this material (start.material)."),
-    since: str = typer.Option(None, help="Started at or after this date/time (ISO, local time)."),
-    until: str = typer.Option(None, help="Started before this date/time (ISO, local time)."),
-    raw_uid: str = typer.Option(None, "--raw-uid", help="Only analyses of this raw run."),
-    raw: bool = typer.Option(False, "--raw", help="List raw runs instead of analysis runs."),
-    limit: int = typer.Option(50, help="At most this many runs, newest first."),
-    out: Path = typer.Option(None, help="Also write the list to this .csv or .parquet file."),
+    sample: Annotated[str | None, typer.Option(help="Only runs of this sample (start.sample).")] = None,
+    material: Annotated[str | None, typer.Option(help="Only runs of this material (start.material).")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Started at or after this date/time (ISO, local time).")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Started before this date/time (ISO, local time).")] = None,
+    raw_uid: Annotated[str | None, typer.Option("--raw-uid", help="Only analyses of this raw run.")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="List raw runs instead of analysis runs.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 50,
+    out: Annotated[Path | None, typer.Option(
+        help="Also write the list to this .csv or .parquet file.")] = None,
 ) -> None:
     """List analysis (or raw) runs, newest first, filtered by sample, material, dates, raw run."""
     from laue_live._errors import SettingsError
@@ -114,12 +120,14 @@ def _frames(text: str | None):
 @query_app.command("spots")
 def spots(
     ctx: typer.Context,
-    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or 'latest'."),
-    frames: str = typer.Option(None, help="Frame I or frames I:J (inclusive, 0-based)."),
-    good_only: bool = typer.Option(False, "--good-only", help="Only good spots (Sim > 0.5, |Pos-s| <= 0.9)."),
-    columns: str = typer.Option(None, help="Comma-separated spot-table columns (default all)."),
-    out: Path = typer.Option(None, help="Write the table to this .csv or .parquet file."),
-    head: int = typer.Option(20, help="Rows to print."),
+    run: Annotated[str, typer.Argument(help="Analysis run: uid, uid prefix, scan id or 'latest'.")],
+    frames: Annotated[str | None, typer.Option(help="Frame I or frames I:J (inclusive, 0-based).")] = None,
+    good_only: Annotated[bool, typer.Option(
+        "--good-only", help="Only good spots (Sim > 0.5, |Pos-s| <= 0.9).")] = False,
+    columns: Annotated[str | None, typer.Option(
+        help="Comma-separated spot-table columns (default all).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the table to this .csv or .parquet file.")] = None,
+    head: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
     """Print (and save) the spot table of an analysis run: all frames, a range, or good spots only."""
     from laue_live.catalog import get_spot_table
@@ -141,9 +149,9 @@ def spots(
 @query_app.command("summary")
 def summary(
     ctx: typer.Context,
-    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or 'latest'."),
-    out: Path = typer.Option(None, help="Write the summary to this .csv or .parquet file."),
-    head: int = typer.Option(20, help="Rows to print."),
+    run: Annotated[str, typer.Argument(help="Analysis run: uid, uid prefix, scan id or 'latest'.")],
+    out: Annotated[Path | None, typer.Option(help="Write the summary to this .csv or .parquet file.")] = None,
+    head: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
     """Print (and save) the per-frame summary: position, spots, good spots, mean Sim, time, failures."""
     from laue_live.catalog import frame_summary
@@ -160,11 +168,11 @@ def summary(
 @query_app.command("map")
 def quality_map_cmd(
     ctx: typer.Context,
-    run: str = typer.Argument(..., help="Analysis run: uid, uid prefix, scan id or 'latest'."),
-    value: str = typer.Option("n_good", help="Per-frame value: n_good, n_spots, mean_sim, seconds, "
-                              "good_fraction."),
-    out: Path = typer.Option(Path("quality_map.png"), help="PNG file to write."),
-    csv: Path = typer.Option(None, help="Also write the map as a CSV grid."),
+    run: Annotated[str, typer.Argument(help="Analysis run: uid, uid prefix, scan id or 'latest'.")],
+    value: Annotated[str, typer.Option(help="Per-frame value: n_good, n_spots, mean_sim, seconds, "
+                              "good_fraction.")] = "n_good",
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("quality_map.png"),
+    csv: Annotated[Path | None, typer.Option(help="Also write the map as a CSV grid.")] = None,
 ) -> None:
     """Draw a per-frame value over the raster of the scan (shape from the start documents) as a PNG."""
     import numpy as np

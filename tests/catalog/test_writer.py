@@ -95,6 +95,7 @@ def test_resent_frames_are_written_once(tiled_client):
     assert w.stats["duplicates_skipped"] == 2 * 6
 
 
+@pytest.mark.filterwarnings("ignore:The callback:UserWarning")  # event_model on the refused start
 def test_errors_are_counted_and_raised_at_close(tiled_client):
     docs = list(synthetic_analysis_documents(2, 3, seed=4))
     w = make_analysis_writer(tiled_client, max_delay_s=0.2)

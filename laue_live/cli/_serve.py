@@ -48,6 +48,9 @@ def serve(
         "(env LAUE_LIVE_TILED_API_KEY(_FILE)).")] = None,
     data_dir: Annotated[Path | None, typer.Option(
         help="Data folder of the local laue-live catalog server.")] = None,
+    catalog_settings: Annotated[Path | None, typer.Option(
+        help="YAML/TOML catalog settings (uri, api_key_file, raw_path, analysis_path) "
+        "(env LAUE_LIVE_CATALOG_SETTINGS).")] = None,
     write_raw: bool = typer.Option(False, help="Also write the raw runs to Tiled (when nothing else does)."),
     curve_secret: Annotated[Path | None, typer.Option(
         help="CURVE: the publisher's secret certificate (.key_secret) "
@@ -75,7 +78,7 @@ def serve(
             from laue_live.catalog import CatalogSettings, open_catalog
 
             catalog = open_catalog(CatalogSettings.load(uri=tiled_uri, api_key_file=api_key_file,
-                                                        data_dir=data_dir))
+                                                        data_dir=data_dir, settings_file=catalog_settings))
         proxy = None
         if with_proxy:
             proxy = SafeProxy(with_proxy, settings.input_address)

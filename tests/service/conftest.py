@@ -1,11 +1,10 @@
-"""Fixtures of the service tests: a real local Tiled server and a small synthetic inline detector."""
+"""Fixtures of the service tests: a small synthetic inline detector (Tiled: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
-import pytest
 from ophyd import Component as Cpt
 from ophyd import Device
 from ophyd.sim import SynSignal
@@ -52,19 +51,3 @@ class SmallDetector(Device):
             # SynSignal describes the value it holds before the first trigger (a scalar).
             v.update(dtype="array", shape=list(SHAPE), dtype_numpy="<u2")
         return d
-
-
-@pytest.fixture(scope="module")
-def tiled_server(tmp_path_factory):
-    """A real local Tiled server (subprocess, free loopback port, API key) for this module."""
-    from laue_live.catalog import LocalTiledServer
-
-    with LocalTiledServer(tmp_path_factory.mktemp("tiled") / "data") as server:
-        yield server
-
-
-@pytest.fixture
-def catalog(tiled_server):
-    from laue_live.catalog import open_catalog
-
-    return open_catalog(tiled_server.settings)

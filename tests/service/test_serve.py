@@ -55,15 +55,19 @@ def _aborting_plan(det, n_ok: int):
 
 
 @pytest.mark.slow
-def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled_server, catalog):
+def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled_server, tiled_client):
     from tiled.queries import Key
 
     state = tmp_path / "state"
     with SafeProxy() as proxy:
         proxy.start_in_thread()
-        env = {**os.environ, "LAUE_LIVE_TILED_URI": tiled_server.uri,
-               "LAUE_LIVE_TILED_API_KEY_FILE": str(tiled_server.data_dir / "api_key")}
-        env.pop("LAUE_LIVE_TILED_API_KEY", None)
+        # The service finds the catalog the way a deployment would: a settings file, key in a file.
+        cfg = tiled_client.settings
+        settings_file = tmp_path / "catalog.yml"
+        settings_file.write_text(f"uri: {cfg.uri}\napi_key_file: {tiled_server.data_dir / 'api_key'}\n"
+                                 f"raw_path: {cfg.raw_path}\nanalysis_path: {cfg.analysis_path}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAUE_LIVE_", "TILED_"))}
+        env["LAUE_LIVE_CATALOG_SETTINGS"] = str(settings_file)
         cmd = [sys.executable, "-c", "from laue_live.cli import main; main()", "-v", "serve",
                "--input", proxy.out_address, "--publish", "127.0.0.1:0", "--method", "fit",
                "--state-dir", str(state), "--status-interval", "3600", "--drain-timeout", "60"]
@@ -141,7 +145,7 @@ def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled
 
     # Everything is in Tiled, the aborted run included (marked as such).
     for raw, n in expected.items():
-        runs = catalog.analysis.search(Key("raw_uid") == raw)
+        runs = tiled_client.analysis.search(Key("raw_uid") == raw)
         assert len(runs) == 1, raw
         run = runs.values()[0]
         frames = run["spots"].read()["frame"].values
@@ -150,4 +154,4 @@ def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled
         stop = run.metadata["stop"]
         assert stop["frames_analysed"] == n
         assert stop["raw_exit_status"] == ("fail" if raw == raw_uids[1] else "success")
-    assert len(catalog.analysis.search(Key("raw_uid") == raw_uids[2])) == 0
+    assert len(tiled_client.analysis.search(Key("raw_uid") == raw_uids[2])) == 0

@@ -126,8 +126,25 @@ def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: s
         (raw_uid,) = RE(raster_scan([det], x, 0.0, extent[0][1], nx, y, 0.0, extent[1][1], ny,
                                     md={"purpose": "laue-live demo"}))
     except (KeyboardInterrupt, RunEngineInterrupted):
+        import logging
+
         if RE.state != "idle":
+            logging.getLogger("bluesky").setLevel(logging.CRITICAL)  # no traceback for a requested abort
             RE.abort("interrupted by the user")
+        acquired.close()
+        analysed.close()
+        print(f"\nscan aborted after {acquired.n} frames; writing their analysis (Ctrl-C again to skip) ...")
+        try:
+            done = router.wait(60)
+            writer.close()
+            uid = router.callbacks[-1].analysis_uid if router.callbacks else None
+            if done and uid:
+                print(f"analysis run {uid} holds the frames acquired; finish the raw run's analysis "
+                      f"later with `laue-live reprocess RUN --resume` if frames are missing.")
+        except KeyboardInterrupt:
+            pass
+        except Exception as exc:  # the catalog write failed: say so, still clean up
+            print(f"could not write the analysis: {exc}")
         raise KeyboardInterrupt from None
     t_scan = time.monotonic() - t0
     router.wait()  # the analysis of every frame is written, late rather than never

@@ -155,3 +155,38 @@ def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled
         assert stop["frames_analysed"] == n
         assert stop["raw_exit_status"] == ("fail" if raw == raw_uids[1] else "success")
     assert len(tiled_client.analysis.search(Key("raw_uid") == raw_uids[2])) == 0
+
+
+def test_service_survives_bad_input_and_stops_cleanly(tmp_path):
+    """Pickled and malformed messages are counted and skipped; status on request; stop() drains."""
+    import pickle
+
+    from laue_live.service import AnalysisService, ServiceSettings
+
+    with SafeProxy() as proxy:
+        proxy.start_in_thread()
+        settings = ServiceSettings(input_address=proxy.out_address, publish_address="127.0.0.1:0",
+                                   method="fit", state_dir=tmp_path / "state", status_interval=3600)
+        service = AnalysisService(settings, catalog=None)
+        thread = service.run_in_thread()
+        with SpotSubscriber(service.publish_address, status=True) as sub, \
+                DocumentPublisher(proxy.in_address) as publisher:
+            assert sub.wait_ready(30)
+            assert publisher.wait_for_subscribers(1, 30)
+            publisher._send(b" start " + pickle.dumps({"uid": "x"}))  # bluesky's pickle framing
+            publisher._send(b"no separators")
+            publisher._send(b" nosuchdocument " + b"\x81\xa1v\x01")
+            publisher("stop", {"uid": "s", "run_start": "never-started", "exit_status": "success"})
+            service.request_status()
+            status = None
+            for message in sub.messages(30):
+                if message.topic == b"laue.status" and message.payload["status"]["runs_ended"] == 1:
+                    status = message.payload["status"]
+                    break
+        assert status is not None, "no status after the request"
+        assert status["messages_rejected"] == 3 and status["state"] in ("idle", "analysing")
+        service.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert service.state == "stopped"
+    assert json.loads((tmp_path / "state" / "status.json").read_text())["state"] == "stopped"

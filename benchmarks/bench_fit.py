@@ -4,8 +4,9 @@ Cutouts: every spot that ``find_peaks`` finds on the two real BM32 frames of ``s
 synthetic Poisson-noised Gaussians (peak heights 200-60000 ADU, sigmas 0.5-6 px, offsets <= 2 px).
 All three fitters see the same float64 stack and the same model (axis-aligned Gaussian + constant):
 
-* laue-live ``fit_gaussians`` on ONE CPU thread (``torch.set_num_threads(1)``), tight tolerances
-  (xtol 1e-7 px, ftol 1e-10), best of ``--repeats`` runs;
+* laue-live ``fit_gaussians`` on ONE CPU thread, tight tolerances (xtol 1e-7 px, ftol 1e-10), best
+  of ``--repeats`` runs, on its default CPU backend (numpy) and on the torch backend (the code path
+  a GPU runs; ``torch.set_num_threads(1)``);
 * LaueTools 3.2.19 ``fit2Dintensity.gaussfit`` (scipy ``leastsq``, numerical Jacobian, xtol 1e-3,
   its usual start values), run by ``shared/tools/lauetools_baseline.py`` in its own virtual
   environment (made by ``shared/tools/lauetools_env.sh``), one thread;
@@ -76,20 +77,46 @@ def cost_under_model(cut, bkg, height, mr, mc, sr, sc):
     return 0.5 * ((m - cut) ** 2).sum(axis=(1, 2))
 
 
-def bench_ours(stack, repeats):
+def bench_ours(stack, repeats, backend="auto"):
     import torch
 
     from laue_live.spots import fit_gaussians
 
     torch.set_num_threads(1)
-    fit_gaussians(stack[:64])  # warm-up (lazy init of torch kernels)
+    fit_gaussians(stack[:64], backend=backend)  # warm-up (lazy init of torch kernels)
     times, cpu = [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
-        fit = fit_gaussians(stack)
+        fit = fit_gaussians(stack, backend=backend)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     return fit, min(times), times, min(cpu)
+
+
+def bench_per_frame(repeats):
+    """The live case: each real frame's cutouts fitted in their own call, and analyze_frame end to end."""
+    import tifffile
+    import torch
+
+    from laue_live.spots import analyze_frame, extract_cutouts, find_peaks, fit_gaussians
+
+    torch.set_num_threads(1)
+    frames = [tifffile.imread(shared_dir() / "data" / "bm32" / n) for n in ("nw1_0000.tif", "nw1_0001.tif")]
+    cuts = [extract_cutouts(f, find_peaks(f)) for f in frames]
+    n = sum(len(c) for c in cuts)
+    fit_cpu, frame_wall, frame_cpu = [], [], []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        for c in cuts:
+            fit_gaussians(c)
+        fit_cpu.append(time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for f in frames:
+            analyze_frame(f)
+        frame_wall.append((time.perf_counter() - t0) / len(frames))
+        frame_cpu.append((time.process_time() - c0) / len(frames))
+    return {"n_spots": n, "fit_cpu_ms_per_spot": 1e3 * min(fit_cpu) / n,
+            "analyze_frame_wall_ms": 1e3 * min(frame_wall), "analyze_frame_cpu_ms": 1e3 * min(frame_cpu)}
 
 
 def bench_lauetools(stack, repeats):
@@ -152,7 +179,9 @@ def bench_scipy(stack, n):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n-synth", type=int, default=2000, help="synthetic cutouts added to the real ones")
+    ap.add_argument("--n-synth", type=int, default=2000,
+                    help="synthetic cutouts added to the real ones (all fitted in one call, as "
+                         "analyze_frames batches several frames)")
     ap.add_argument("--n-scipy", type=int, default=300, help="cutouts fitted by the scipy baseline")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of laue-live (best kept)")
     ap.add_argument("--lt-repeats", type=int, default=1, help="timed runs of LaueTools (best kept)")
@@ -170,8 +199,13 @@ def main(argv=None):
 
     fit, t_ours, t_all, c_ours = bench_ours(stack, a.repeats)
     ours_ms, ours_cpu = 1e3 * t_ours / n, 1e3 * c_ours / n
-    rows = [("laue-live fit_gaussians (batched LM, torch, 1 thread)", n, ours_ms, ours_cpu)]
+    rows = [("laue-live fit_gaussians (batched LM, numpy backend, 1 thread)", n, ours_ms, ours_cpu)]
+    _, t_torch, _, c_torch = bench_ours(stack, a.repeats, backend="torch")
+    rows.append(("laue-live, same code on the torch backend (GPU path), 1 thread", n,
+                 1e3 * t_torch / n, 1e3 * c_torch / n))
     result = {"n_cutouts": n, "n_real": len(real), "n_synth": len(synth),
+              "laue_live_torch_backend": {"ms_per_spot": 1e3 * t_torch / n,
+                                          "cpu_ms_per_spot": 1e3 * c_torch / n},
               "laue_live": {"ms_per_spot": ours_ms, "cpu_ms_per_spot": ours_cpu, "runs_s": t_all,
                             "converged": float(fit.converged.mean()),
                             "median_iterations": float(np.median(fit.n_iter))}}
@@ -202,6 +236,8 @@ def main(argv=None):
     }
     result["scipy"] = {"ms_per_spot": sp_ms, "cpu_ms_per_spot": sp_cpu, "n": len(sp)}
     result["agreement"] = agreement
+    per_frame = bench_per_frame(a.repeats)
+    result["per_frame"] = per_frame
     result["machine"] = {"platform": platform.platform(), "python": sys.version.split()[0],
                          "cpu_count": os.cpu_count(), "loadavg": os.getloadavg()}
 
@@ -211,6 +247,11 @@ def main(argv=None):
     for name, cnt, ms, cpu in rows:
         print(f"{name:<62} {cnt:>6} {ms:>9.4f} {ms / ours_ms:>7.1f} {cpu:>9.4f} {cpu / ours_cpu:>7.1f}")
     print()
+    print(f"one call per real frame ({per_frame['n_spots']} spots in 2 calls): fit "
+          f"{per_frame['fit_cpu_ms_per_spot']:.4f} cpu ms/spot; analyze_frame (peaks + cutouts + fit + "
+          f"descriptors) {per_frame['analyze_frame_wall_ms']:.0f} ms wall, "
+          f"{per_frame['analyze_frame_cpu_ms']:.0f} ms cpu per 2018 x 2016 frame")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"laue-live: {100 * fit.converged.mean():.1f}% converged, "
           f"median {np.median(fit.n_iter):.0f} iterations")
     for who, ag in agreement.items():

@@ -22,7 +22,7 @@ AREA_REPORT_MAX = 25 * np.pi
 #: Reporting clip of ``d_row``, ``d_col`` (SCIENCE.md): the cutout, px.
 D_REPORT_RANGE = (-16.0, 15.0)
 
-_FIT_KEYS = ("dtype", "max_iter", "xtol", "ftol", "start", "num_threads")
+_FIT_KEYS = ("dtype", "max_iter", "xtol", "ftol", "start", "backend", "num_threads")
 
 
 def _check_cutouts(cutouts) -> np.ndarray:
@@ -57,7 +57,7 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
         Pixel value (ADU) counted as saturated.
     **kw
         Passed to :func:`fit_gaussians` (``dtype``, ``max_iter``, ``xtol``, ``ftol``, ``start``,
-        ``num_threads``) or, for
+        ``backend``, ``num_threads``) or, for
         the CNN, ``model``.
 
     Returns

@@ -42,9 +42,10 @@ def _assert_same_minimum(cut, f, starts, kinds=None):
         assert abs(ours[1] - ref[1]) <= PARAM_TOL + 1e-6 * span, (label, ours, ref)
 
 
-def test_random_gaussians_match_scipy_and_truth():
+@pytest.mark.parametrize("backend", ["numpy", "torch"])  # torch on the CPU: the GPU's code path
+def test_random_gaussians_match_scipy_and_truth(backend):
     cut, truth = random_gaussian_spots(60, seed=3)
-    f = fit_gaussians(cut)
+    f = fit_gaussians(cut, backend=backend)
     assert f.converged.all()
     # scipy started from the truth: the same minimum must come out of our moment start
     _assert_same_minimum(cut, f, truth)
@@ -54,9 +55,10 @@ def test_random_gaussians_match_scipy_and_truth():
     assert np.median(np.abs(f.sigma_row / truth[:, 4] - 1)) < 0.02
 
 
-def test_non_gaussian_spots_match_scipy():
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_non_gaussian_spots_match_scipy(backend):
     cut, kinds = non_gaussian_spots(6, seed=5)
-    f = fit_gaussians(cut)
+    f = fit_gaussians(cut, backend=backend)
     st = moment_start(torch.as_tensor(cut.astype(np.float64)), 16).numpy()
     starts = np.c_[st[:, 0] * 2 * np.pi * np.exp(st[:, 4] + st[:, 5]), st[:, 1], st[:, 2], st[:, 3],
                    np.exp(st[:, 4]), np.exp(st[:, 5])]
@@ -69,8 +71,10 @@ def test_float32_and_explicit_start_agree_with_float64():
     cut, truth = random_gaussian_spots(40, seed=7)
     f64 = fit_gaussians(cut)
     f32 = fit_gaussians(cut, dtype="float32", device="cpu")
-    ok = f32.converged
+    t32 = fit_gaussians(torch.as_tensor(cut), dtype="float32", backend="torch")
+    ok = f32.converged & t32.converged
     assert ok.mean() > 0.9
+    assert np.abs(t32.mu_row[ok] - f64.mu_row[ok]).max() < 2e-3
     assert np.abs(f32.mu_row[ok] - f64.mu_row[ok]).max() < 2e-3
     assert np.abs(f32.sigma_col[ok] / f64.sigma_col[ok] - 1).max() < 2e-3
     fs = fit_gaussians(cut, start=truth)
@@ -100,3 +104,18 @@ def test_empty_and_flat_cutouts():
     assert (~f.converged | (np.abs(f.amplitude) < 1.0)).all()
     with pytest.raises(ValueError, match="shape"):
         fit_gaussians(np.zeros((3, 32, 31), np.float32))
+    with pytest.raises(ValueError, match="dtype"):
+        fit_gaussians(flat, dtype="float16")
+    with pytest.raises(ValueError, match="backend"):
+        fit_gaussians(flat, backend="jax")
+
+
+def test_backends_agree_on_real_cutouts(bm32_frame):
+    from laue_live.spots import extract_cutouts, find_peaks
+
+    cut = extract_cutouts(bm32_frame, find_peaks(bm32_frame))
+    a, b = fit_gaussians(cut, backend="numpy"), fit_gaussians(cut, backend="torch")
+    both = a.converged & b.converged
+    assert both.mean() > 0.95 and (a.converged == b.converged).mean() > 0.98
+    assert np.allclose(a.mu_row[both], b.mu_row[both], atol=1e-5)
+    assert np.allclose(a.cost[both], b.cost[both], rtol=1e-9)

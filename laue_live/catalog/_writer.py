@@ -372,12 +372,14 @@ class AnalysisWriter:
         run = self.container[s.run_uid]
         node = run[s.name]
         node = getattr(node, "base", node)  # the composite stream client -> its plain container
-        try:
-            return node["internal"]
-        except KeyError:
-            pass
         metadata = {k: v for k, v in s.data_keys.items() if k in schema.names}
-        return node.create_appendable_table(schema, key="internal", metadata=metadata)
+        try:
+            return node.create_appendable_table(schema, key="internal", metadata=metadata)
+        except Exception:  # noqa: BLE001 - it exists already (e.g. TiledWriter made it): use it
+            try:
+                return node["internal"]
+            except KeyError:
+                raise
 
     def _give_up(self, s: _Stream, table) -> None:
         if self.spool_dir is not None:

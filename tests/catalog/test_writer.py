@@ -124,3 +124,33 @@ def test_bluesky_clients_read_the_run(tiled_client):
     assert ds["sim"].shape == (12,)
     names = [n for n, _ in run.documents()]
     assert names.count("event") == 12 + 3 and names[0] == "start" and names[-1] == "stop"
+
+
+def test_failed_appends_are_retried_then_spooled_not_lost(tiled_client, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from laue_live.catalog import AnalysisWriter
+
+    real_append = AnalysisWriter._append
+    calls = {"n": 0}
+
+    def flaky(self, s, table):  # the server refuses the first spot appends (injected fault)
+        if s.name == "spots" and calls["n"] < 4:
+            calls["n"] += 1
+            raise OSError("injected: connection reset")
+        return real_append(self, s, table)
+
+    monkeypatch.setattr(AnalysisWriter, "_append", flaky)
+    docs = list(synthetic_analysis_documents(3, 5, seed=6))
+    w = make_analysis_writer(tiled_client, max_rows=5, max_delay_s=0.2, max_attempts=3,
+                             spool_dir=tmp_path / "spool")
+    for name, doc in docs:
+        w(name, doc)
+    with pytest.raises(CatalogWriteError, match="4 error"):
+        w.close()
+    # Frame 0's batch failed 3 times and went to the spool; the others were retried into Tiled.
+    spooled = [pq.read_table(f).to_pandas() for f in (tmp_path / "spool").glob("*.parquet")]
+    written = get_spot_table(tiled_client.analysis[docs[0][1]["uid"]])
+    assert sum(len(df) for df in spooled) + len(written) == 15
+    assert sorted(set(written["frame"])) == [1, 2] and {0} == set().union(*(set(d["frame"]) for d in spooled))
+    assert w.frames_written(docs[0][1]["uid"]) == {1, 2}

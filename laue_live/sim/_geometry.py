@@ -81,7 +81,9 @@ def project_to_detector(
     -------
     dict
         ``X, Y`` (LaueTools pixel coordinates, X = column), ``row, col`` (0-based, ``row = Y - 1``),
-        ``two_theta, chi`` (degrees) and ``hits`` (bool: the ray goes towards the detector plane).
+        ``two_theta, chi`` (degrees), ``hits`` (bool: the ray goes towards the detector plane) and
+        ``obliquity`` (``1 / cos`` of the ray's incidence angle on the detector: how much a spot is
+        stretched along the radial direction from ``(xcen, ycen)``).
     """
     uf = np.asarray(uf, dtype=float)
     # LaueTools frame -> LT2 frame
@@ -113,7 +115,18 @@ def project_to_detector(
         chi = np.degrees(np.arctan(-u[:, 0] / u[:, 2]))
     X = np.where(hits, X, np.nan)
     Y = np.where(hits, Y, np.nan)
-    return {"X": X, "Y": Y, "row": Y - 1.0, "col": X - 1.0, "two_theta": two_theta, "chi": chi, "hits": hits}
+    with np.errstate(divide="ignore"):
+        obliquity = np.where(hits, 1.0 / scal, np.nan)
+    return {
+        "X": X,
+        "Y": Y,
+        "row": Y - 1.0,
+        "col": X - 1.0,
+        "two_theta": two_theta,
+        "chi": chi,
+        "hits": hits,
+        "obliquity": obliquity,
+    }
 
 
 def pixel_to_angles(

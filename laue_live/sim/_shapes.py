@@ -304,3 +304,32 @@ def render_components(
         total = prof.sum(axis=(1, 2), keepdims=True)
         out[a:b] = prof * (comp["weight"][a:b, None, None] / np.maximum(total, 1e-30)).astype(np.float32)
     return out, r0, c0
+
+
+def stretch_widths(params: pd.DataFrame, factor, dir_row, dir_col) -> pd.DataFrame:
+    """Stretch every spot's ellipse by ``factor`` along the unit direction ``(dir_row, dir_col)``.
+
+    Used for the oblique incidence of the scattered rays on the detector (``factor`` = obliquity,
+    radial direction): the covariance ``S C S^T`` with ``S = I + (factor - 1) r r^T`` is
+    re-expressed as ``w_major, w_minor, angle_deg``.
+    """
+    k = np.asarray(factor, float)
+    r = np.stack([np.asarray(dir_row, float), np.asarray(dir_col, float)], axis=1)
+    a = np.radians(params["angle_deg"].to_numpy())
+    major = np.stack([np.sin(a), np.cos(a)], axis=1)  # (row, col)
+    minor = np.stack([-np.cos(a), np.sin(a)], axis=1)
+    wM, wm = params["w_major"].to_numpy(), params["w_minor"].to_numpy()
+    cov = (wM**2)[:, None, None] * major[:, :, None] * major[:, None, :] + (wm**2)[:, None, None] * (
+        minor[:, :, None] * minor[:, None, :]
+    )
+    s = np.eye(2)[None] + (k - 1)[:, None, None] * r[:, :, None] * r[:, None, :]
+    cov = s @ cov @ np.transpose(s, (0, 2, 1))
+    vals, vecs = np.linalg.eigh(cov)
+    v = vecs[:, :, 1]  # eigenvector of the larger eigenvalue, (row, col)
+    angle = np.degrees(np.arctan2(v[:, 0], v[:, 1]))
+    angle = (angle + 90.0) % 180.0 - 90.0
+    out = params.copy()
+    out["w_major"] = np.sqrt(np.maximum(vals[:, 1], 1e-12))
+    out["w_minor"] = np.sqrt(np.maximum(vals[:, 0], 1e-12))
+    out["angle_deg"] = angle
+    return out

@@ -41,6 +41,9 @@ SPOT_LIST_COLUMNS = (
     "intensity",
     "streak_row",
     "streak_col",
+    "obliquity",
+    "radial_row",
+    "radial_col",
 )
 
 
@@ -104,8 +107,10 @@ def simulate_spots(
         One row per spot, columns :data:`SPOT_LIST_COLUMNS`: ``row, col`` (0-based, pixel centres at
         integers), Miller indices ``h, k, l`` of the lowest allowed harmonic in the band, its
         ``energy_keV``, ``two_theta`` and ``chi`` (degrees), ``n_harmonics``, ``structure_factor_sq``,
-        relative ``intensity`` (max 1 in the pattern) and the streak vector ``streak_row,
-        streak_col`` (px). Sorted by decreasing intensity.
+        relative ``intensity`` (max 1 in the pattern), the streak vector ``streak_row,
+        streak_col`` (px), and ``obliquity`` (1 / cos of the incidence angle on the detector) with
+        the unit radial direction ``radial_row, radial_col`` along which it stretches the spot.
+        Sorted by decreasing intensity.
 
     Raises
     ------
@@ -183,6 +188,12 @@ def simulate_spots(
         log.info("no %s spot on the detector for this orientation", mat.name)
     # streak direction: where the spot moves if the scattering point goes deeper along the beam
     deep = project_to_detector(uf[keep], calibration, source_offset=depth_streak_mm)
+    # oblique incidence stretches a spot along the radial direction from O = (xcen, ycen)
+    radial = np.column_stack(
+        [det["row"][keep] - (calibration.ycen - 1), det["col"][keep] - (calibration.xcen - 1)]
+    )
+    norm = np.linalg.norm(radial, axis=1, keepdims=True)
+    radial = np.divide(radial, norm, out=np.tile([1.0, 0.0], (len(radial), 1)), where=norm > 1e-9)
     hkl_first = hkl[keep] * first_n[keep, None]
     df = pd.DataFrame(
         {
@@ -199,6 +210,9 @@ def simulate_spots(
             "intensity": total[keep],
             "streak_row": deep["row"] - det["row"][keep],
             "streak_col": deep["col"] - det["col"][keep],
+            "obliquity": det["obliquity"][keep],
+            "radial_row": radial[:, 0],
+            "radial_col": radial[:, 1],
         }
     )
     if len(df):

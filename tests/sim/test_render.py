@@ -66,7 +66,7 @@ def test_deterministic_and_seed_dependent(si_spots):
 
 @pytest.mark.parametrize("shape", ["split", "streaked", "lorentzian", "asymmetric", "elongated"])
 def test_shape_mix_controls_classes(si_spots, shape):
-    r = render_frame(si_spots, RenderConfig(shape_mix={shape: 1.0}), rng=3)
+    r = render_frame(si_spots, RenderConfig(shape_mix={shape: 1.0}, obliquity=False), rng=3)
     assert (r.truth["shape"] == shape).all()
     t = r.truth
     if shape == "split":
@@ -77,6 +77,20 @@ def test_shape_mix_controls_classes(si_spots, shape):
         assert np.allclose(np.hypot(t["streak_dir_row"], t["streak_dir_col"]), 1)
     if shape == "elongated":
         assert (t["w_major"] / t["w_minor"] >= 1.9).all()
+
+
+def test_oblique_incidence_widens_spots_away_from_the_centre(si_spots, bm32_calibration):
+    cal, _ = bm32_calibration
+    r = render_frame(si_spots, RenderConfig(shape_mix="clean", sigma_spread=0.0), rng=4)
+    t = r.truth
+    radius = np.hypot(t["row"] - (cal.ycen - 1), t["col"] - (cal.xcen - 1))
+    inner, outer = t.loc[radius < 400, "w_major"], t.loc[radius > 800, "w_major"]
+    assert len(inner) > 5 and len(outer) > 5
+    assert outer.median() > 1.15 * inner.median()
+    # minor widths are not stretched
+    assert t["w_minor"].max() < 1.3 * t["w_minor"].min() + 0.2
+    flat = render_frame(si_spots, RenderConfig(shape_mix="clean", sigma_spread=0.0, obliquity=False), rng=4)
+    assert np.ptp(flat.truth.loc[flat.truth["shape"] == "gaussian", "w_minor"]) < 0.5
 
 
 def test_empty_spot_list_gives_background_only():

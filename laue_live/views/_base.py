@@ -101,7 +101,11 @@ class LiveView:
             self._dirty = False
             self._draw()
         self.n_draws += 1
-        self.ax.figure.canvas.draw_idle()
+        import matplotlib
+
+        # Nobody looks at an Agg canvas until savefig, which draws anyway: skip the full render.
+        if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps"):
+            self.ax.figure.canvas.draw_idle()
 
     def _draw(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -22,9 +22,12 @@ __all__ = ["LodoResult", "evaluate", "leave_one_dataset_out"]
 logger = logging.getLogger(__name__)
 
 
-def evaluate(model: Predictor | str | Path, test: SpotSet) -> pd.DataFrame:
-    """Per-spot comparison (:func:`~laue_live.cnn._metrics.comparison_table`) of a model on ``test``."""
-    pred = model if isinstance(model, Predictor) else Predictor(model, "auto")
+def evaluate(model: Predictor | str | Path, test: SpotSet, quantize: bool | None = None) -> pd.DataFrame:
+    """Per-spot comparison (:func:`~laue_live.cnn._metrics.comparison_table`) of a model on ``test``.
+
+    ``quantize`` as in :class:`Predictor` (default: int8 on the CPU, what ``method="cnn"`` uses).
+    """
+    pred = model if isinstance(model, Predictor) else Predictor(model, "auto", quantize=quantize)
     out = comparison_table(test.table, pred.predict(test.cutouts))
     out.insert(0, "dataset", test.name)
     if "real" in test.table:
@@ -37,6 +40,7 @@ class LodoResult:
     """Per-fold comparisons and loss histories of a leave-one-dataset-out run."""
 
     comparisons: dict[str, pd.DataFrame] = field(default_factory=dict)
+    comparisons_fp32: dict[str, pd.DataFrame] = field(default_factory=dict)
     histories: dict[str, pd.DataFrame] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
 
@@ -65,9 +69,13 @@ def leave_one_dataset_out(sets: Sequence[SpotSet], out_dir: str | Path, *, confi
         mpath = out_dir / f"lodo_{test.name}.safetensors"
         hpath = out_dir / f"lodo_{test.name}_history.csv"
         cpath = out_dir / f"lodo_{test.name}_test.csv"
+        fpath = out_dir / f"lodo_{test.name}_test_fp32.csv"
         if mpath.is_file() and hpath.is_file() and cpath.is_file():
             res.histories[test.name] = pd.read_csv(hpath)
             res.comparisons[test.name] = pd.read_csv(cpath)
+            if not fpath.is_file():
+                evaluate(mpath, test, quantize=False).to_csv(fpath, index=False)
+            res.comparisons_fp32[test.name] = pd.read_csv(fpath)
             logger.info("fold %s: reusing %s", test.name, mpath)
             continue
         train_sets = [s for j, s in enumerate(sets) if j != i]
@@ -77,6 +85,8 @@ def leave_one_dataset_out(sets: Sequence[SpotSet], out_dir: str | Path, *, confi
         r.history.to_csv(hpath, index=False)
         cmp = evaluate(mpath, test)
         cmp.to_csv(cpath, index=False)
+        res.comparisons_fp32[test.name] = evaluate(mpath, test, quantize=False)
+        res.comparisons_fp32[test.name].to_csv(fpath, index=False)
         res.histories[test.name], res.comparisons[test.name] = r.history, cmp
     (out_dir / "lodo_config.json").write_text(json.dumps(res.config, indent=1))
     return res

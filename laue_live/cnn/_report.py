@@ -188,6 +188,14 @@ def write_report(out_dir: str | Path, *, sets: Sequence[SpotSet], resampled: dic
               "(predicted Sim > 0.5 and predicted ||Pos - s|| <= 0.9 px):", "", _md(tabs["table3"]), "",
               "Restricted to the spots the *fit* calls good instead:", "", _md(tabs["table3_true_good"]), "",
               "### Against the paper's Table 3 (aggregated, good spots)", "", _md(t3cmp), ""]
+    if getattr(lodo, "comparisons_fp32", None):
+        fp = pd.concat(list(lodo.comparisons_fp32.values()), ignore_index=True)
+        rows = {"int8 (CPU default)": {**confusion(allcmp), **scores(allcmp[allcmp["good_pred"]])},
+                "float32": {**confusion(fp), **scores(fp[fp["good_pred"]])}}
+        view = pd.DataFrame(rows).T[_COLS + ["pct_bad_as_good", "pct_good_as_bad"]]
+        lines += ["### int8 vs float32 inference (aggregated, predicted-good spots)", "",
+                  "The tables above use what `method=\"cnn\"` runs on a CPU: int8 static quantization. The same "
+                  "models in float32 (what runs on a GPU, in float16):", "", _md(view), ""]
     pe = position_error_vs_truth(allcmp)
     if len(pe):
         good = allcmp[allcmp["good"]]

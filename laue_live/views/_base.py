@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ANALYSIS_KIND", "LiveView", "scan_shape", "frame_index"]
+__all__ = ["ANALYSIS_KIND", "LiveView", "scan_shape", "frame_index", "scan_extent"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +22,33 @@ def scan_shape(start: dict[str, Any]) -> tuple[int, int] | None:
     The analysis start document copies the raw run's ``shape`` (bluesky's ``grid_scan`` convention:
     first motor slow). A 1-D shape ``[n]`` is one row.
     """
-    for key in ("shape", "raw_shape", "scan_shape"):
-        shape = start.get(key)
+    nested = start.get("laue_live") if isinstance(start.get("laue_live"), dict) else {}
+    candidates = (start.get("shape"), start.get("raw_shape"), start.get("scan_shape"),
+                  nested.get("scan_shape"))
+    for shape in candidates:
         if isinstance(shape, list | tuple) and 1 <= len(shape) <= 2 and all(
                 isinstance(n, int | np.integer) and n > 0 for n in shape):
             return (1, int(shape[0])) if len(shape) == 1 else (int(shape[0]), int(shape[1]))
     return None
+
+
+def scan_extent(start: dict[str, Any], shape: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """Return the ``imshow`` extent (left, right, bottom, top) in motor units from ``extents``, or ``None``.
+
+    bluesky's ``grid_scan`` records ``extents = [[slow_start, slow_stop], [fast_start, fast_stop]]``;
+    each cell is centred on its stage position (as ``LiveGrid`` draws it).
+    """
+    extents = start.get("extents")
+    try:
+        (y0, y1), (x0, x1) = [(float(a), float(b)) for a, b in extents]
+    except (TypeError, ValueError):
+        return None
+    rows, cols = shape
+    hx = abs(x1 - x0) / (2 * (cols - 1)) if cols > 1 else 0.5
+    hy = abs(y1 - y0) / (2 * (rows - 1)) if rows > 1 else 0.5
+    sx = 1.0 if x1 >= x0 else -1.0
+    sy = 1.0 if y1 >= y0 else -1.0
+    return (x0 - sx * hx, x1 + sx * hx, y1 + sy * hy, y0 - sy * hy)
 
 
 def frame_index(frame: int, shape: tuple[int, int], snaking: bool = False) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from laue_live._schema import FRAME_COLUMNS, SPOT_COLUMNS
-from laue_live.views._base import ANALYSIS_KIND, LiveView, frame_index, scan_shape
+from laue_live.views._base import ANALYSIS_KIND, LiveView, frame_index, scan_extent, scan_shape
 
 __all__ = ["LiveSpotMap"]
 
@@ -68,6 +68,8 @@ class LiveSpotMap(LiveView):
         self._image = None
         self._colorbar = None
         self._fixed_shape = False
+        self.extent = None
+        self.axis_labels = ("second scan axis (point)", "first scan axis (point)")
         self._title = ""
 
     # -- documents ---------------------------------------------------------------------------------
@@ -78,6 +80,10 @@ class LiveSpotMap(LiveView):
             self.run_uid = doc["uid"]
             self.shape = self._shape_override or scan_shape(doc) or (1, 16)
             self._fixed_shape = self._shape_override is not None or scan_shape(doc) is not None
+            self.extent = scan_extent(doc, self.shape) if self._fixed_shape else None
+            motors = doc.get("motors") or []
+            self.axis_labels = (str(motors[1]), str(motors[0])) if len(motors) == 2 else (
+                "second scan axis (point)", "first scan axis (point)")
             snaking = doc.get("snaking") or [False]
             self.snaking = bool(snaking[-1]) if isinstance(snaking, list | tuple) else bool(snaking)
             self.data = np.full(self.shape, np.nan)
@@ -144,13 +150,13 @@ class LiveSpotMap(LiveView):
         if self._image is None or self._image.get_array().shape != data.shape:
             ax.clear()
             self._image = ax.imshow(data, cmap=self.cmap, origin="upper", interpolation="nearest",
-                                    aspect="auto")
+                                    aspect="auto", extent=self.extent)
             if self._colorbar is None:
                 self._colorbar = ax.figure.colorbar(self._image, ax=ax)
             else:
                 self._colorbar.update_normal(self._image)
-            ax.set_xlabel("second scan axis (point)")
-            ax.set_ylabel("first scan axis (point)")
+            ax.set_xlabel(self.axis_labels[0])
+            ax.set_ylabel(self.axis_labels[1])
             self._start_timer()
         else:
             self._image.set_data(data)

@@ -13,7 +13,8 @@ matplotlib.use("Agg")
 from laue_live._schema import SPOT_COLUMNS  # noqa: E402
 from laue_live.views import FrameTicker, LiveSpotFrame, LiveSpotMap, frame_index  # noqa: E402
 
-RAW = {"uid": "raw-0001", "shape": [3, 4], "snaking": [False, True], "scan_id": 42, "time": 0.0}
+RAW = {"uid": "raw-0001", "shape": [3, 4], "snaking": [False, True], "scan_id": 42, "time": 0.0,
+       "extents": [[0.0, 20.0], [0.0, 30.0]], "motors": ["stage_y", "stage_x"]}
 
 
 def _table(frame: int, n: int, n_good: int):
@@ -63,6 +64,9 @@ def test_live_map_gets_one_update_per_frame(tmp_path):
         assert (np.isnan(cell) and np.isnan(value)) or cell == value, frame
     assert view.n_draws >= 12  # documents came on the main thread: drawn at once
     assert "11/12 frames" in view.ax.get_title()
+    # Cells centred on stage positions, in motor units, like LiveGrid: x 0..30 in 4, y 0..20 in 3.
+    assert view._image.get_extent() == [-5.0, 35.0, 25.0, -5.0]
+    assert (view.ax.get_xlabel(), view.ax.get_ylabel()) == ("stage_x", "stage_y")
     view.savefig(tmp_path / "map.png")
     assert (tmp_path / "map.png").stat().st_size > 1000
 

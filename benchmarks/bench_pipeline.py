@@ -29,8 +29,19 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     from laue_live.pipeline._bench import BenchConfig, format_report, run_benchmark, write_json
 
-    kw = {k: v for k, v in {"device": a.device, "frames": a.frames, "spots": a.spots, "repeats": a.repeats,
-                            "sinks": a.sinks, "lauetools": a.lauetools, "threads": a.threads}.items() if v is not None}
+    kw = {
+        k: v
+        for k, v in {
+            "device": a.device,
+            "frames": a.frames,
+            "spots": a.spots,
+            "repeats": a.repeats,
+            "sinks": a.sinks,
+            "lauetools": a.lauetools,
+            "threads": a.threads,
+        }.items()
+        if v is not None
+    }
     cfg = BenchConfig.quick_config(**kw) if a.quick else BenchConfig(**kw)
     res = run_benchmark(cfg)
     print(format_report(res))

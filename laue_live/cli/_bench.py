@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,20 +14,28 @@ __all__ = ["bench"]
 
 @app.command()
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="Small run (one 768 x 768 frame, no sinks): seconds."),
-    device: str = typer.Option("auto", "--device", help="torch device: auto (CUDA if present), cpu, cuda, cuda:1."),
-    json_out: Path = typer.Option(None, "--json", help="Also write every number to this JSON file."),
-    frames: int = typer.Option(None, "--frames", help="Dense simulated frames to render (default 4; quick 1)."),
-    spots: int = typer.Option(None, "--spots", help="Spots rendered per dense frame (default 1600; quick 300)."),
-    repeats: int = typer.Option(None, "--repeats", help="Timed passes over the frames (default 5; quick 2)."),
-    sinks: bool = typer.Option(None, "--sinks/--no-sinks",
-                               help="Measure the service with its sinks: local Tiled server + 0MQ (default on; "
-                                    "off with --quick)."),
-    lauetools: str = typer.Option("auto", "--lauetools",
-                                  help="LaueTools baseline: auto (use or make .lauetools-venv; quick mode only "
-                                       "uses an existing one), off, or a python that has LaueTools."),
-    model: Path = typer.Option(None, "--model", help="CNN model file (default: the shipped one)."),
-    threads: int = typer.Option(None, "--threads", help="torch threads (default: one per core)."),
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Small run (one 768 x 768 frame, no sinks): seconds.")] = False,
+    device: Annotated[str, typer.Option(
+        "--device", help="torch device: auto (CUDA if present), cpu, cuda, cuda:1.")] = "auto",
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Also write every number to this JSON file.")] = None,
+    frames: Annotated[int | None, typer.Option(
+        "--frames", help="Dense simulated frames to render (default 4; quick 1).")] = None,
+    spots: Annotated[int | None, typer.Option(
+        "--spots", help="Spots rendered per dense frame (default 1600; quick 300).")] = None,
+    repeats: Annotated[int | None, typer.Option(
+        "--repeats", help="Timed passes over the frames (default 5; quick 2).")] = None,
+    sinks: Annotated[bool | None, typer.Option(
+        "--sinks/--no-sinks", help="Measure the service with its sinks: local Tiled server + 0MQ "
+                                   "(default on; off with --quick).")] = None,
+    lauetools: Annotated[str, typer.Option(
+        "--lauetools", help="LaueTools baseline: auto (use or make .lauetools-venv; quick mode only uses "
+                            "an existing one), off, or a python that has LaueTools.")] = "auto",
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="CNN model file (default: the shipped one).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="torch threads (default: one per core).")] = None,
 ) -> None:
     """Measure the per-frame path on one device and print one table.
 
@@ -36,17 +45,17 @@ def bench(
     beside the paper's Table 5 (0.027 / 0.647 / 2.089 ms) and LaueTools' own fit on the same
     cutouts, measured in the same run; the service with its sinks (which one limits); and the
     analytic ceilings of an H100 (bytes / bandwidth, FLOPs / peak rate) when no GPU is measured.
-    Columns: frames/s, spots/s, latency p50 and p99. Wall-clock figures depend on what else runs
-    on the machine: the load average is printed with them.
+    Columns: frames/s, spots/s, latency p50 and p99, CPU time per frame. Wall-clock figures depend
+    on what else runs on the machine: the load average is printed with them.
     """
     import logging
 
     from laue_live.pipeline._bench import BenchConfig, format_report, run_benchmark, write_json
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    kw = {k: v for k, v in {"device": device, "frames": frames, "spots": spots, "repeats": repeats,
-                            "sinks": sinks, "lauetools": lauetools,
-                            "model": str(model) if model else None, "threads": threads}.items() if v is not None}
+    kw = {"device": device, "frames": frames, "spots": spots, "repeats": repeats, "sinks": sinks,
+          "lauetools": lauetools, "model": str(model) if model else None, "threads": threads}
+    kw = {k: v for k, v in kw.items() if v is not None}
     cfg = BenchConfig.quick_config(**kw) if quick else BenchConfig(**kw)
     res = run_benchmark(cfg, progress=True)
     print(format_report(res))

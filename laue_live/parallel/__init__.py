@@ -1,4 +1,4 @@
-"""Reprocessing at scale: a campaign of raw runs on a Dask cluster (LocalCluster, a scheduler, one worker per GPU).
+"""Reprocessing at scale: a campaign of raw runs on Dask (LocalCluster, a scheduler, one worker per GPU).
 
 See ``docs/performance.md`` ("Reprocessing on a cluster").
 """

@@ -70,13 +70,18 @@ class CampaignResult:
     @property
     def frames(self) -> int:
         """Frames analysed in this call (skipped frames and runs not counted)."""
-        return sum(r.get("frames_total", 0) - r.get("frames_skipped", 0) for r in self.runs
-                   if r["status"] == "done")
+        return sum(
+            r.get("frames_total", 0) - r.get("frames_skipped", 0) for r in self.runs if r["status"] == "done"
+        )
 
 
 def _settings_args(settings: CatalogSettings, pass_api_key: bool) -> dict[str, Any]:
-    return {"uri": settings.uri, "api_key": settings.api_key if pass_api_key else None,
-            "raw_path": settings.raw_path, "analysis_path": settings.analysis_path}
+    return {
+        "uri": settings.uri,
+        "api_key": settings.api_key if pass_api_key else None,
+        "raw_path": settings.raw_path,
+        "analysis_path": settings.analysis_path,
+    }
 
 
 def _worker_device(device: str) -> str:
@@ -106,14 +111,26 @@ def _pipeline(method: str, device: str, model: str | None, precision: str, batch
     if cache is None:
         cache = _local.pipelines = {}
     if key not in cache:
-        cache[key] = FramePipeline(method, device, model=model, precision=precision, batch_frames=batch_frames)
+        cache[key] = FramePipeline(
+            method, device, model=model, precision=precision, batch_frames=batch_frames
+        )
     return cache[key]
 
 
-def reprocess_task(settings: dict[str, Any], raw_id: str, *, campaign: str, method: str = "fit",
-                   model: str | None = None, device: str = "auto", precision: str = "auto",
-                   batch_frames: int | None = None, frames_per_call: int = 8, torch_threads: int | None = None,
-                   analyzer_factory: Callable | None = None) -> dict[str, Any]:
+def reprocess_task(
+    settings: dict[str, Any],
+    raw_id: str,
+    *,
+    campaign: str,
+    method: str = "fit",
+    model: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    batch_frames: int | None = None,
+    frames_per_call: int = 8,
+    torch_threads: int | None = None,
+    analyzer_factory: Callable | None = None,
+) -> dict[str, Any]:
     """Reprocess one raw run on this worker (the Dask task; also callable directly).
 
     Parameters
@@ -158,18 +175,36 @@ def reprocess_task(settings: dict[str, Any], raw_id: str, *, campaign: str, meth
     except (ValueError, ImportError):
         pass
     base = CatalogSettings.load(api_key=settings.get("api_key"))  # key: argument, else this worker's env
-    cat_settings = CatalogSettings(uri=settings["uri"], api_key=base.api_key, raw_path=settings["raw_path"],
-                                   analysis_path=settings["analysis_path"])
+    cat_settings = CatalogSettings(
+        uri=settings["uri"],
+        api_key=base.api_key,
+        raw_path=settings["raw_path"],
+        analysis_path=settings["analysis_path"],
+    )
     catalog = open_catalog(cat_settings, create=False)
     raw_uid = resolve_raw_run(catalog.raw, raw_id).metadata["start"]["uid"]
-    out: dict[str, Any] = {"raw_uid": raw_uid, "analysis_uid": None, "status": "done", "resumed": False,
-                           "frames_total": 0, "frames_skipped": 0, "worker": worker, "error": ""}
-    mine = [r for r in find_analysis_runs(catalog.analysis, raw_uid)
-            if r.metadata["start"].get("analysis_params", {}).get("campaign") == campaign]
+    out: dict[str, Any] = {
+        "raw_uid": raw_uid,
+        "analysis_uid": None,
+        "status": "done",
+        "resumed": False,
+        "frames_total": 0,
+        "frames_skipped": 0,
+        "worker": worker,
+        "error": "",
+    }
+    mine = [
+        r
+        for r in find_analysis_runs(catalog.analysis, raw_uid)
+        if r.metadata["start"].get("analysis_params", {}).get("campaign") == campaign
+    ]
     finished = [r for r in mine if r.metadata.get("stop")]
     if finished:
-        out.update(status="skipped", analysis_uid=finished[-1].metadata["start"]["uid"],
-                   seconds=time.perf_counter() - t0)
+        out.update(
+            status="skipped",
+            analysis_uid=finished[-1].metadata["start"]["uid"],
+            seconds=time.perf_counter() - t0,
+        )
         log.info("raw run %s: already reprocessed in campaign %s", raw_uid[:8], campaign)
         return out
     dev = _worker_device(device)
@@ -177,25 +212,50 @@ def reprocess_task(settings: dict[str, Any], raw_id: str, *, campaign: str, meth
         analyzer = analyzer_factory(method=method, campaign=campaign, device=dev, raw_uid=raw_uid)
     else:
         pipe = _pipeline(method, dev, model, precision, batch_frames)
-        analyzer = FrameAnalyzer(method, model=model, func=pipe.process, campaign=campaign,
-                                 pipeline="torch", device=str(pipe.device))
+        analyzer = FrameAnalyzer(
+            method,
+            model=model,
+            func=pipe.process,
+            campaign=campaign,
+            pipeline="torch",
+            device=str(pipe.device),
+        )
     # resume only this campaign's interrupted run (a uid), never someone else's open run
     resume: bool | str = mine[-1].metadata["start"]["uid"] if mine else False
-    res = reprocess_run(catalog, raw_uid, analyzer=analyzer, resume=resume, progress=False,
-                        batch_size=max(1, frames_per_call))
-    out.update(analysis_uid=res.analysis_uid, resumed=res.resumed, frames_total=res.frames_total,
-               frames_skipped=res.frames_skipped, seconds=time.perf_counter() - t0)
+    res = reprocess_run(
+        catalog, raw_uid, analyzer=analyzer, resume=resume, progress=False, batch_size=max(1, frames_per_call)
+    )
+    out.update(
+        analysis_uid=res.analysis_uid,
+        resumed=res.resumed,
+        frames_total=res.frames_total,
+        frames_skipped=res.frames_skipped,
+        seconds=time.perf_counter() - t0,
+    )
     return out
 
 
-def reprocess_campaign(settings: CatalogSettings, raw_ids: Sequence[str | int], *, method: str = "fit",
-                       model: str | None = None, device: str = "auto", precision: str = "auto",
-                       campaign: str | None = None, scheduler: str | None = None, n_workers: int | None = None,
-                       processes: bool = True, retries: int = 2, batch_frames: int | None = None,
-                       frames_per_call: int = 8,
-                       torch_threads: int | None = None, pass_api_key: bool = True,
-                       analyzer_factory: Callable | None = None, progress: bool = True,
-                       client=None) -> CampaignResult:
+def reprocess_campaign(
+    settings: CatalogSettings,
+    raw_ids: Sequence[str | int],
+    *,
+    method: str = "fit",
+    model: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    campaign: str | None = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    retries: int = 2,
+    batch_frames: int | None = None,
+    frames_per_call: int = 8,
+    torch_threads: int | None = None,
+    pass_api_key: bool = True,
+    analyzer_factory: Callable | None = None,
+    progress: bool = True,
+    client=None,
+) -> CampaignResult:
     """Reprocess many raw runs in parallel on Dask; each worker reads its frames from Tiled.
 
     Parameters
@@ -251,23 +311,52 @@ def reprocess_campaign(settings: CatalogSettings, raw_ids: Sequence[str | int], 
     def run(cl, info):
         threads = torch_threads or max(1, (os.cpu_count() or 1) // max(1, info.get("n_workers") or 1))
         args = _settings_args(settings, pass_api_key)
-        futures = {cl.submit(reprocess_task, args, rid, campaign=campaign, method=method, model=model,
-                             device=device, precision=precision, batch_frames=batch_frames,
-                             frames_per_call=frames_per_call, torch_threads=threads, analyzer_factory=analyzer_factory,
-                             key=f"laue-reprocess-{campaign}-{rid}", retries=retries, pure=False): rid
-                   for rid in ids}
+        futures = {
+            cl.submit(
+                reprocess_task,
+                args,
+                rid,
+                campaign=campaign,
+                method=method,
+                model=model,
+                device=device,
+                precision=precision,
+                batch_frames=batch_frames,
+                frames_per_call=frames_per_call,
+                torch_threads=threads,
+                analyzer_factory=analyzer_factory,
+                key=f"laue-reprocess-{campaign}-{rid}",
+                retries=retries,
+                pure=False,
+            ): rid
+            for rid in ids
+        }
         from distributed import as_completed
 
-        for fut in tqdm(as_completed(futures), total=len(futures), desc=f"reprocess {campaign}", unit="run",
-                        disable=not progress):
+        for fut in tqdm(
+            as_completed(futures),
+            total=len(futures),
+            desc=f"reprocess {campaign}",
+            unit="run",
+            disable=not progress,
+        ):
             rid = futures[fut]
             try:
                 result.runs.append(fut.result())
             except Exception as exc:  # noqa: BLE001 - one run failing must not lose the others' results
                 log.error("raw run %s failed after retries: %r", rid, exc)
-                result.runs.append({"raw_uid": rid, "analysis_uid": None, "status": "failed", "resumed": False,
-                                    "frames_total": 0, "frames_skipped": 0, "worker": "",
-                                    "error": f"{type(exc).__name__}: {exc}"})
+                result.runs.append(
+                    {
+                        "raw_uid": rid,
+                        "analysis_uid": None,
+                        "status": "failed",
+                        "resumed": False,
+                        "frames_total": 0,
+                        "frames_skipped": 0,
+                        "worker": "",
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                )
         result.cluster = info
 
     if client is not None:
@@ -277,6 +366,11 @@ def reprocess_campaign(settings: CatalogSettings, raw_ids: Sequence[str | int], 
         with open_cluster(scheduler, n_workers=n_workers, processes=processes) as (cl, info):
             run(cl, info)
     result.seconds = time.perf_counter() - t0
-    log.info("campaign %s: %d runs (%d failed) in %.1f s", campaign, len(result.runs), len(result.failed),
-             result.seconds)
+    log.info(
+        "campaign %s: %d runs (%d failed) in %.1f s",
+        campaign,
+        len(result.runs),
+        len(result.failed),
+        result.seconds,
+    )
     return result

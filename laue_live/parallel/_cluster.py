@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def gpu_count() -> int:
-    """Number of CUDA devices visible to this process (0 without CUDA)."""
+    """Count the CUDA devices visible to this process (0 without CUDA)."""
     try:
         import torch
 
@@ -23,9 +23,15 @@ def gpu_count() -> int:
 
 
 @contextlib.contextmanager
-def open_cluster(scheduler: str | None = None, *, n_workers: int | None = None, threads_per_worker: int = 1,
-                 processes: bool = True, gpus: str | int = "auto",
-                 dashboard: bool = False) -> Iterator[tuple[object, dict]]:
+def open_cluster(
+    scheduler: str | None = None,
+    *,
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    processes: bool = True,
+    gpus: str | int = "auto",
+    dashboard: bool = False,
+) -> Iterator[tuple[object, dict]]:
     """Yield a connected :class:`distributed.Client` and a description of its cluster.
 
     Parameters
@@ -78,7 +84,15 @@ def open_cluster(scheduler: str | None = None, *, n_workers: int | None = None, 
         if LocalCUDACluster is not None:
             n = n_workers or n_gpu
             with LocalCUDACluster(n_workers=n, **common) as cluster, Client(cluster) as client:
-                yield client, {"kind": "local-cuda", "n_workers": n, "gpus": n_gpu, "address": cluster.scheduler_address}
+                yield (
+                    client,
+                    {
+                        "kind": "local-cuda",
+                        "n_workers": n,
+                        "gpus": n_gpu,
+                        "address": cluster.scheduler_address,
+                    },
+                )
             return
     n = n_workers or (n_gpu or max(1, (os.cpu_count() or 2) // 2))
     with LocalCluster(n_workers=n, processes=processes, **common) as cluster, Client(cluster) as client:

@@ -35,8 +35,12 @@ PAPER_TABLE5_MS = {"cnn_gpu_rtx2080s": 0.027, "cnn_cpu_one_core": 0.647, "laueto
 
 #: H100 SXM figures for the analytic ceilings (vendor peak numbers; the PCIe figure is the effective
 #: host-to-device rate behind the issue's measured 0.16 ms per 8.1 MB frame).
-H100 = {"pcie_bytes_per_s": 51e9, "hbm_bytes_per_s": 3.35e12, "fp16_tensor_flops": 989e12,
-        "fp64_flops": 34e12}
+H100 = {
+    "pcie_bytes_per_s": 51e9,
+    "hbm_bytes_per_s": 3.35e12,
+    "fp16_tensor_flops": 989e12,
+    "fp64_flops": 34e12,
+}
 
 #: Work per unit, used for the ceilings (see docs/performance.md for how they were counted).
 CNN_FLOP_PER_SPOT = 24.4e6
@@ -98,9 +102,17 @@ class BenchConfig:
 
     @classmethod
     def quick_config(cls, **kw) -> BenchConfig:
-        """The ``--quick`` settings."""
-        base = {"quick": True, "frames": 1, "spots": 300, "frame_shape": (768, 768), "repeats": 2,
-                "lauetools_spots": 20, "sinks": False, "sink_frames": 5}
+        """Return the ``--quick`` settings."""
+        base = {
+            "quick": True,
+            "frames": 1,
+            "spots": 300,
+            "frame_shape": (768, 768),
+            "repeats": 2,
+            "lauetools_spots": 20,
+            "sinks": False,
+            "sink_frames": 5,
+        }
         base.update(kw)
         return cls(**base)
 
@@ -109,10 +121,15 @@ def _stats(lat_s: list[float], spots: list[int]) -> dict[str, float]:
     lat = np.asarray(lat_s, dtype=float)
     n_spots = float(np.sum(spots))
     total = float(lat.sum())
-    return {"n": int(lat.size), "frames_per_s": lat.size / total if total else float("nan"),
-            "spots_per_s": n_spots / total if total else float("nan"),
-            "p50_ms": 1e3 * float(np.percentile(lat, 50)), "p99_ms": 1e3 * float(np.percentile(lat, 99)),
-            "mean_ms": 1e3 * float(lat.mean()), "spots_per_frame": n_spots / max(lat.size, 1)}
+    return {
+        "n": int(lat.size),
+        "frames_per_s": lat.size / total if total else float("nan"),
+        "spots_per_s": n_spots / total if total else float("nan"),
+        "p50_ms": 1e3 * float(np.percentile(lat, 50)),
+        "p99_ms": 1e3 * float(np.percentile(lat, 99)),
+        "mean_ms": 1e3 * float(lat.mean()),
+        "spots_per_frame": n_spots / max(lat.size, 1),
+    }
 
 
 def _shared_dir() -> Path:
@@ -134,12 +151,20 @@ def _environment(device) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    env = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "device": str(device), "cpu": cpu,
-           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-           "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-           "scipy": scipy.__version__, "laue_live": laue_live.__version__,
-           "load_avg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-           "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+    env = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "device": str(device),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "laue_live": laue_live.__version__,
+        "load_avg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
     return env
 
 
@@ -152,8 +177,13 @@ def _dense_frames(cfg: BenchConfig) -> list[np.ndarray]:
     h, w = cfg.frame_shape
     frames = []
     for _ in range(cfg.frames):
-        spots = pd.DataFrame({"row": rng.uniform(0, h - 1, cfg.spots), "col": rng.uniform(0, w - 1, cfg.spots),
-                              "intensity": np.exp(rng.uniform(np.log(2e-3), 0, cfg.spots))})
+        spots = pd.DataFrame(
+            {
+                "row": rng.uniform(0, h - 1, cfg.spots),
+                "col": rng.uniform(0, w - 1, cfg.spots),
+                "intensity": np.exp(rng.uniform(np.log(2e-3), 0, cfg.spots)),
+            }
+        )
         frames.append(render_frame(spots, RenderConfig(), rng=rng, frame_shape=(h, w)).frame)
     return frames
 
@@ -184,9 +214,14 @@ def _model(cfg: BenchConfig, tmp: Path) -> tuple[str | None, str]:
         return str(path), "random weights, paper architecture (speed only)"
 
 
-def _time_pipeline(pipe, frames: list[np.ndarray], repeats: int) -> tuple[list[float], list[int], list[float]]:
-    """Wall latency, spots and process CPU time of each frame (CPU time: what the frame cost the
-    machine, all threads together; on a loaded machine it stays near the idle wall time x threads)."""
+def _time_pipeline(
+    pipe, frames: list[np.ndarray], repeats: int
+) -> tuple[list[float], list[int], list[float]]:
+    """Time each frame: wall latency, spots found and process CPU time.
+
+    CPU time is what the frame cost the machine, all threads together; on a loaded machine it stays
+    near the idle-machine wall time x threads.
+    """
     lat, spots, cpu = [], [], []
     for _ in range(repeats):
         for f in frames:
@@ -229,15 +264,21 @@ def _lauetools(cfg: BenchConfig, cutouts: np.ndarray, tmp: Path) -> dict[str, An
             return {"measured": False, "why": "no .lauetools-venv (quick mode does not create it)"}
         else:
             try:
-                py = subprocess.run(["bash", str(shared / "tools" / "lauetools_env.sh"), str(repo / ".lauetools-venv")],
-                                    capture_output=True, text=True, check=True, timeout=900).stdout.strip()
+                py = subprocess.run(
+                    ["bash", str(shared / "tools" / "lauetools_env.sh"), str(repo / ".lauetools-venv")],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=900,
+                ).stdout.strip()
             except (subprocess.SubprocessError, OSError) as exc:
                 return {"measured": False, "why": f"cannot make the LaueTools environment: {exc}"}
     path = tmp / "cutouts.npy"
     np.save(path, cutouts.astype(np.float32))
     try:
-        out = subprocess.run([py, str(script), str(path)], capture_output=True, text=True, check=True,
-                             timeout=600).stdout
+        out = subprocess.run(
+            [py, str(script), str(path)], capture_output=True, text=True, check=True, timeout=600
+        ).stdout
     except (subprocess.SubprocessError, OSError) as exc:
         return {"measured": False, "why": f"LaueTools baseline failed: {exc}"}
     m = re.search(r"ms_per_spot=([0-9.]+)", out)
@@ -253,8 +294,11 @@ def _our_fit_on(cutouts: np.ndarray, device) -> dict[str, float]:
     t0 = time.perf_counter()
     fit = fit_gaussians(cutouts, device=device)
     dt = time.perf_counter() - t0
-    return {"ms_per_spot": 1e3 * dt / len(cutouts), "mean_iterations": float(np.mean(fit.n_iter)),
-            "converged": float(np.mean(fit.converged))}
+    return {
+        "ms_per_spot": 1e3 * dt / len(cutouts),
+        "mean_iterations": float(np.mean(fit.n_iter)),
+        "converged": float(np.mean(fit.converged)),
+    }
 
 
 def _sinks(cfg: BenchConfig, pipe, frames: list[np.ndarray], tmp: Path) -> dict[str, Any]:
@@ -311,16 +355,25 @@ def _ceilings(frame_shape: tuple[int, int], spots: float, fit_iters: float) -> d
     flops_fit = spots * FIT_FLOP_PER_SPOT_ITER * fit_iters / H100["fp64_flops"]
     cnn_bound = max(t_pcie, hbm_peaks + hbm_cnn, flops_cnn)
     fit_bound = max(t_pcie, hbm_peaks, flops_fit)
-    return {"frame_shape": list(frame_shape), "spots": spots,
-            "pcie_ms": 1e3 * t_pcie, "hbm_peak_search_ms": 1e3 * hbm_peaks, "hbm_cnn_ms": 1e3 * hbm_cnn,
-            "flops_cnn_ms": 1e3 * flops_cnn, "flops_fit_ms": 1e3 * flops_fit,
-            "cnn_frames_per_s_ceiling": 1 / cnn_bound, "fit_frames_per_s_ceiling": 1 / fit_bound,
-            "fit_spots_per_s_ceiling": H100["fp64_flops"] / (FIT_FLOP_PER_SPOT_ITER * fit_iters),
-            "bound_cnn": "pcie" if cnn_bound == t_pcie else ("hbm" if cnn_bound == hbm_peaks + hbm_cnn else "flops")}
+    return {
+        "frame_shape": list(frame_shape),
+        "spots": spots,
+        "pcie_ms": 1e3 * t_pcie,
+        "hbm_peak_search_ms": 1e3 * hbm_peaks,
+        "hbm_cnn_ms": 1e3 * hbm_cnn,
+        "flops_cnn_ms": 1e3 * flops_cnn,
+        "flops_fit_ms": 1e3 * flops_fit,
+        "cnn_frames_per_s_ceiling": 1 / cnn_bound,
+        "fit_frames_per_s_ceiling": 1 / fit_bound,
+        "fit_spots_per_s_ceiling": H100["fp64_flops"] / (FIT_FLOP_PER_SPOT_ITER * fit_iters),
+        "bound_cnn": "pcie"
+        if cnn_bound == t_pcie
+        else ("hbm" if cnn_bound == hbm_peaks + hbm_cnn else "flops"),
+    }
 
 
 def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
-    """Measure everything :class:`BenchConfig` asks for; returns a JSON-ready dict (see :func:`format_report`)."""
+    """Measure what :class:`BenchConfig` asks for; return a JSON-ready dict (see :func:`format_report`)."""
     from tqdm.auto import tqdm
 
     from laue_live.pipeline._pipeline import FramePipeline, resolve_device
@@ -331,8 +384,11 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(int(cfg.threads))
-    res: dict[str, Any] = {"config": {**asdict(cfg), "frame_shape": list(cfg.frame_shape)},
-                           "environment": _environment(device), "paper_table5_ms_per_spot": PAPER_TABLE5_MS}
+    res: dict[str, Any] = {
+        "config": {**asdict(cfg), "frame_shape": list(cfg.frame_shape)},
+        "environment": _environment(device),
+        "paper_table5_ms_per_spot": PAPER_TABLE5_MS,
+    }
     steps = ["render", "fit", "cnn", "cnn fp32", "reference", "lauetools", "sinks", "ceilings"]
     bar = tqdm(steps, desc="bench", disable=not progress, leave=False)
     with tempfile.TemporaryDirectory(prefix="laue-bench-") as tmpdir:
@@ -344,9 +400,11 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
         model, model_name = _model(cfg, tmp)
         res["model"] = model_name
         inputs = {"dense": dense, **({"bm32_real": real} if real else {})}
-        pipes = {"fit": FramePipeline("fit", device),
-                 "cnn": FramePipeline("cnn", device, model=model),
-                 "cnn_fp32": FramePipeline("cnn", device, model=model, precision="fp32")}
+        pipes = {
+            "fit": FramePipeline("fit", device),
+            "cnn": FramePipeline("cnn", device, model=model),
+            "cnn_fp32": FramePipeline("cnn", device, model=model, precision="fp32"),
+        }
         res["cnn_precision"] = pipes["cnn"].cnn.precision
         res["end_to_end"], res["stages"] = {}, {}
         for name, pipe in pipes.items():
@@ -354,8 +412,10 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             pipe.process([dense[0]])  # warm-up: allocations, oneDNN kernels
             for inp, frames in inputs.items():
                 lat, spots, cpu = _time_pipeline(pipe, frames, cfg.repeats)
-                res["end_to_end"][f"{name}/{inp}"] = {**_stats(lat, spots),
-                                                      "cpu_p50_ms": 1e3 * float(np.median(cpu))}
+                res["end_to_end"][f"{name}/{inp}"] = {
+                    **_stats(lat, spots),
+                    "cpu_p50_ms": 1e3 * float(np.median(cpu)),
+                }
             res["stages"][name] = _stage_rows(pipe, dense, max(1, cfg.repeats // 2))
             bar.update()
         bar.set_postfix_str("reference")
@@ -375,8 +435,11 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
         bar.update()
         bar.set_postfix_str("lauetools")
         cut = extract_cutouts(dense[0], find_peaks(dense[0]))[: cfg.lauetools_spots]
-        res["same_cutouts"] = {"n": len(cut), "ours_fit": _our_fit_on(cut, device),
-                               "lauetools_fit": _lauetools(cfg, cut, tmp)}
+        res["same_cutouts"] = {
+            "n": len(cut),
+            "ours_fit": _our_fit_on(cut, device),
+            "lauetools_fit": _lauetools(cfg, cut, tmp),
+        }
         bar.update()
         if cfg.sinks:
             bar.set_postfix_str("sinks")
@@ -389,7 +452,8 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
         fit_iters = res["same_cutouts"]["ours_fit"]["mean_iterations"]
         res["h100_ceilings"] = {
             "measured": False,
-            "why": "no GPU was available to this run: analytic bounds only (bytes / bandwidth, FLOPs / peak rate)",
+            "why": "no GPU was available to this run: analytic bounds only "
+            "(bytes / bandwidth, FLOPs / peak rate)",
             "bm32": _ceilings((2018, 2016), 1500, fit_iters),
             "36mpx": _ceilings((6000, 6000), 10000, fit_iters),
         }
@@ -399,10 +463,14 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     dense_fit = res["end_to_end"]["fit/dense"]
     dense_cnn = res["end_to_end"]["cnn/dense"]
     res["cpu_target"] = {
-        "target_ms": 250.0, "spots_per_frame": dense_fit["spots_per_frame"],
-        "fit_p50_ms": dense_fit["p50_ms"], "cnn_p50_ms": dense_cnn["p50_ms"],
-        "fit_cpu_p50_ms": dense_fit["cpu_p50_ms"], "cnn_cpu_p50_ms": dense_cnn["cpu_p50_ms"],
-        "fit_met": dense_fit["p50_ms"] < 250.0, "cnn_met": dense_cnn["p50_ms"] < 250.0,
+        "target_ms": 250.0,
+        "spots_per_frame": dense_fit["spots_per_frame"],
+        "fit_p50_ms": dense_fit["p50_ms"],
+        "cnn_p50_ms": dense_cnn["p50_ms"],
+        "fit_cpu_p50_ms": dense_fit["cpu_p50_ms"],
+        "cnn_cpu_p50_ms": dense_cnn["cpu_p50_ms"],
+        "fit_met": dense_fit["p50_ms"] < 250.0,
+        "cnn_met": dense_cnn["p50_ms"] < 250.0,
         "applies": device.type == "cpu" and tuple(cfg.frame_shape) == (2018, 2016),
     }
     return res
@@ -410,21 +478,26 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
 
 def _row(name: str, s: dict[str, float]) -> str:
     cpu = f"{s['cpu_p50_ms']:.1f}" if "cpu_p50_ms" in s else ""
-    return (f"| {name:<34} | {s['frames_per_s']:>9.2f} | {s['spots_per_s']:>11,.0f} | {s['p50_ms']:>8.1f} "
-            f"| {s['p99_ms']:>8.1f} | {cpu:>8} |")
+    return (
+        f"| {name:<34} | {s['frames_per_s']:>9.2f} | {s['spots_per_s']:>11,.0f} | {s['p50_ms']:>8.1f} "
+        f"| {s['p99_ms']:>8.1f} | {cpu:>8} |"
+    )
 
 
 def format_report(res: dict[str, Any]) -> str:
-    """The benchmark result as Markdown tables (what ``laue-live bench`` prints)."""
+    """Render the benchmark result as Markdown tables (what ``laue-live bench`` prints)."""
     env = res["environment"]
-    lines = [f"laue-live bench, {env['date']}: device {env['device']} ({env['gpu'] or env['cpu']}, "
-             f"{env['cpu_count']} cores, {env['torch_threads']} torch threads), torch {env['torch']}, "
-             f"numpy {env['numpy']}, scipy {env['scipy']}, Python {env['python']}, laue-live {env['laue_live']}",
-             f"load average at start/end: {env['load_avg_start']} / {env['load_avg_end']} "
-             "(other jobs on the machine slow every figure)",
-             f"CNN: {res['model']}, precision {res['cnn_precision']}",
-             "", "| stage / path | frames/s | spots/s | p50 ms | p99 ms | CPU ms p50 |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"laue-live bench, {env['date']}: device {env['device']} ({env['gpu'] or env['cpu']}, "
+        f"{env['cpu_count']} cores, {env['torch_threads']} torch threads), torch {env['torch']}, "
+        f"numpy {env['numpy']}, scipy {env['scipy']}, Python {env['python']}, laue-live {env['laue_live']}",
+        f"load average at start/end: {env['load_avg_start']} / {env['load_avg_end']} "
+        "(other jobs on the machine slow every figure)",
+        f"CNN: {res['model']}, precision {res['cnn_precision']}",
+        "",
+        "| stage / path | frames/s | spots/s | p50 ms | p99 ms | CPU ms p50 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     cfg = res["config"]
     for method, stages in res["stages"].items():
         for stage in ("h2d", "peaks", "cutouts", "describe", "d2h", "table"):
@@ -434,10 +507,12 @@ def format_report(res: dict[str, Any]) -> str:
     for key, s in res["end_to_end"].items():
         lines.append(_row(f"end to end {key}", s))
     lines.append(_row("reference analyze_frames fit/dense", res["reference_analyze_frames_fit"]))
-    lines.append(f"\ndense = simulated frames {cfg['frame_shape'][0]} x {cfg['frame_shape'][1]}, "
-                 f"~{res['end_to_end']['fit/dense']['spots_per_frame']:.0f} spots found per frame; "
-                 "stage rows come from a profiled pass (device synchronised between stages); CPU ms = process "
-                 "CPU time per frame, all threads (near the idle-machine wall time x threads when others load it)")
+    lines.append(
+        f"\ndense = simulated frames {cfg['frame_shape'][0]} x {cfg['frame_shape'][1]}, "
+        f"~{res['end_to_end']['fit/dense']['spots_per_frame']:.0f} spots found per frame; "
+        "stage rows come from a profiled pass (device synchronised between stages); CPU ms = process "
+        "CPU time per frame, all threads (near the idle-machine wall time x threads when others load it)"
+    )
     sc = res["same_cutouts"]
     ours_fit = sc["ours_fit"]["ms_per_spot"]
     stage_fit = res["stages"]["fit"]["describe"]
@@ -445,56 +520,82 @@ def format_report(res: dict[str, Any]) -> str:
     cnn_ms = 1e3 / stage_cnn["spots_per_s"]
     fit_ms = 1e3 / stage_fit["spots_per_s"]
     p = res["paper_table5_ms_per_spot"]
-    lines += ["", "| ms per spot | this run | paper Table 5 | paper / this run |", "|---|---:|---:|---:|",
-              f"| CNN ({res['cnn_precision']}, {env['device']}) | {cnn_ms:.4f} | {p['cnn_cpu_one_core']} (1 CPU core) "
-              f"| {p['cnn_cpu_one_core'] / cnn_ms:.1f} |",
-              f"| CNN vs the paper's GPU | {cnn_ms:.4f} | {p['cnn_gpu_rtx2080s']} (RTX 2080 Super) "
-              f"| {p['cnn_gpu_rtx2080s'] / cnn_ms:.2f} |",
-              f"| exact fit, whole frames ({env['device']}) | {fit_ms:.4f} | {p['lauetools_fit_one_core']} (LaueTools) "
-              f"| {p['lauetools_fit_one_core'] / fit_ms:.1f} |",
-              f"| exact fit, same {sc['n']} cutouts | {ours_fit:.4f} | {p['lauetools_fit_one_core']} (LaueTools) "
-              f"| {p['lauetools_fit_one_core'] / ours_fit:.1f} |"]
+    lines += [
+        "",
+        "| ms per spot | this run | paper Table 5 | paper / this run |",
+        "|---|---:|---:|---:|",
+        f"| CNN ({res['cnn_precision']}, {env['device']}) | {cnn_ms:.4f} "
+        f"| {p['cnn_cpu_one_core']} (1 CPU core) "
+        f"| {p['cnn_cpu_one_core'] / cnn_ms:.1f} |",
+        f"| CNN vs the paper's GPU | {cnn_ms:.4f} | {p['cnn_gpu_rtx2080s']} (RTX 2080 Super) "
+        f"| {p['cnn_gpu_rtx2080s'] / cnn_ms:.2f} |",
+        f"| exact fit, whole frames ({env['device']}) | {fit_ms:.4f} "
+        f"| {p['lauetools_fit_one_core']} (LaueTools) "
+        f"| {p['lauetools_fit_one_core'] / fit_ms:.1f} |",
+        f"| exact fit, same {sc['n']} cutouts | {ours_fit:.4f} | {p['lauetools_fit_one_core']} (LaueTools) "
+        f"| {p['lauetools_fit_one_core'] / ours_fit:.1f} |",
+    ]
     lt = sc["lauetools_fit"]
     if lt.get("measured"):
-        lines.append(f"| LaueTools fit measured now, same cutouts | {lt['ms_per_spot']:.4f} | "
-                     f"{p['lauetools_fit_one_core']} | ours is {lt['ms_per_spot'] / ours_fit:.1f}x faster |")
+        lines.append(
+            f"| LaueTools fit measured now, same cutouts | {lt['ms_per_spot']:.4f} | "
+            f"{p['lauetools_fit_one_core']} | ours is {lt['ms_per_spot'] / ours_fit:.1f}x faster |"
+        )
     else:
         lines.append(f"| LaueTools fit measured now | not measured: {lt['why']} | | |")
     t = res["cpu_target"]
     if t["applies"]:
-        lines.append(f"\nCPU target (< 250 ms per BM32 frame of ~1,500 spots, peak search included): "
-                     f"fit p50 {t['fit_p50_ms']:.0f} ms ({'met' if t['fit_met'] else 'NOT met'}), "
-                     f"CNN p50 {t['cnn_p50_ms']:.0f} ms ({'met' if t['cnn_met'] else 'NOT met'}), "
-                     f"{t['spots_per_frame']:.0f} spots per frame; CPU time per frame: fit {t['fit_cpu_p50_ms']:.0f} ms, "
-                     f"CNN {t['cnn_cpu_p50_ms']:.0f} ms")
+        lines.append(
+            f"\nCPU target (< 250 ms per BM32 frame of ~1,500 spots, peak search included): "
+            f"fit p50 {t['fit_p50_ms']:.0f} ms ({'met' if t['fit_met'] else 'NOT met'}), "
+            f"CNN p50 {t['cnn_p50_ms']:.0f} ms ({'met' if t['cnn_met'] else 'NOT met'}), "
+            f"{t['spots_per_frame']:.0f} spots per frame; "
+            f"CPU time per frame: fit {t['fit_cpu_p50_ms']:.0f} ms, "
+            f"CNN {t['cnn_cpu_p50_ms']:.0f} ms"
+        )
     sinks = res.get("sinks")
     if sinks:
-        lines += ["", "| service with sinks (Tiled appends + 0MQ) | analysis frames/s | sinks only frames/s "
-                  "| analysis + sinks frames/s | limit |", "|---|---:|---:|---:|---|"]
+        lines += [
+            "",
+            "| service with sinks (Tiled appends + 0MQ) | analysis frames/s | sinks only frames/s "
+            "| analysis + sinks frames/s | limit |",
+            "|---|---:|---:|---:|---|",
+        ]
         for k, s in sinks.items():
             if isinstance(s, dict):
-                lines.append(f"| {k} ({s['frames']} frames, {s['rows']} rows) | {s['analysis_frames_per_s']:.2f} "
-                             f"| {s['sinks_only_frames_per_s']:.2f} | {s['analysis_and_sinks_frames_per_s']:.2f} "
-                             f"| {s['limit']} |")
+                lines.append(
+                    f"| {k} ({s['frames']} frames, {s['rows']} rows) | {s['analysis_frames_per_s']:.2f} "
+                    f"| {s['sinks_only_frames_per_s']:.2f} | {s['analysis_and_sinks_frames_per_s']:.2f} "
+                    f"| {s['limit']} |"
+                )
             else:
                 lines.append(f"| {k} | failed: {s} | | | |")
     c = res["h100_ceilings"]
-    lines += ["", f"H100: NOT MEASURED ({c['why']}).",
-              "| H100 analytic ceiling | PCIe copy ms | HBM ms (peaks + CNN) | CNN FLOP ms | fit FLOP ms "
-              "| CNN frames/s ceiling | fit frames/s ceiling |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        f"H100: NOT MEASURED ({c['why']}).",
+        "| H100 analytic ceiling | PCIe copy ms | HBM ms (peaks + CNN) | CNN FLOP ms | fit FLOP ms "
+        "| CNN frames/s ceiling | fit frames/s ceiling |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for k in ("bm32", "36mpx"):
         b = c[k]
-        lines.append(f"| {k} ({b['frame_shape'][0]} x {b['frame_shape'][1]}, {b['spots']:.0f} spots) "
-                     f"| {b['pcie_ms']:.3f} | {b['hbm_peak_search_ms']:.3f} + {b['hbm_cnn_ms']:.3f} "
-                     f"| {b['flops_cnn_ms']:.3f} | {b['flops_fit_ms']:.3f} | {b['cnn_frames_per_s_ceiling']:,.0f} "
-                     f"| {b['fit_frames_per_s_ceiling']:,.0f} |")
-    lines.append(f"fit ceiling: {c['bm32']['fit_spots_per_s_ceiling']:,.0f} spots/s at "
-                 f"{sc['ours_fit']['mean_iterations']:.1f} Levenberg-Marquardt iterations per spot (FP64)")
+        lines.append(
+            f"| {k} ({b['frame_shape'][0]} x {b['frame_shape'][1]}, {b['spots']:.0f} spots) "
+            f"| {b['pcie_ms']:.3f} | {b['hbm_peak_search_ms']:.3f} + {b['hbm_cnn_ms']:.3f} "
+            f"| {b['flops_cnn_ms']:.3f} | {b['flops_fit_ms']:.3f} | {b['cnn_frames_per_s_ceiling']:,.0f} "
+            f"| {b['fit_frames_per_s_ceiling']:,.0f} |"
+        )
+    lines.append(
+        f"fit ceiling: {c['bm32']['fit_spots_per_s_ceiling']:,.0f} spots/s at "
+        f"{sc['ours_fit']['mean_iterations']:.1f} Levenberg-Marquardt iterations per spot (FP64)"
+    )
     return "\n".join(lines)
 
 
 def write_json(res: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write the benchmark result as JSON (NaN written as null)."""
+
     def clean(o):
         if isinstance(o, dict):
             return {str(k): clean(v) for k, v in o.items()}

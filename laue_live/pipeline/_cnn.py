@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def cpu_has_bf16() -> bool:
-    """True if oneDNN reports native bfloat16 support on this CPU."""
+    """Return True if oneDNN reports native bfloat16 support on this CPU."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # older torch or no oneDNN
@@ -52,8 +52,15 @@ class CNNRunner:
         An already loaded :class:`laue_live.cnn.Predictor` (its network is reused).
     """
 
-    def __init__(self, device: torch.device, model=None, *, precision: str = "auto", chunk: int | None = None,
-                 predictor=None) -> None:
+    def __init__(
+        self,
+        device: torch.device,
+        model=None,
+        *,
+        precision: str = "auto",
+        chunk: int | None = None,
+        predictor=None,
+    ) -> None:
         from laue_live.cnn import get_predictor
 
         self.device = torch.device(device)
@@ -88,7 +95,7 @@ class CNNRunner:
         n = cut.shape[0]
         out = torch.empty((n, 5), dtype=torch.float32, device=cut.device)
         for i in range(0, n, self.chunk):
-            x = normalise_torch(cut[i:i + self.chunk], self.normalisation)[:, None]
+            x = normalise_torch(cut[i : i + self.chunk], self.normalisation)[:, None]
             x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
-            out[i:i + len(x)] = self.network(x).float()
+            out[i : i + len(x)] = self.network(x).float()
         return out

@@ -1,4 +1,4 @@
-"""Cutouts gathered on the device: the same windows and edge padding as :func:`laue_live.spots.extract_cutouts`."""
+"""Cutouts gathered on the device: the windows and edge padding of :func:`laue_live.spots.extract_cutouts`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ import torch
 __all__ = ["gather_cutouts"]
 
 
-def gather_cutouts(xp: torch.Tensor, h: int, w: int, frame: torch.Tensor, row: torch.Tensor,
-                   col: torch.Tensor, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_cutouts(
+    xp: torch.Tensor,
+    h: int,
+    w: int,
+    frame: torch.Tensor,
+    row: torch.Tensor,
+    col: torch.Tensor,
+    size: int = 32,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut ``size x size`` windows around peaks of a batch of frames, in one gather.
 
     Window ``k`` holds rows ``row_k - size/2 .. row_k + size/2 - 1`` (same for columns) of frame
@@ -47,8 +54,7 @@ def gather_cutouts(xp: torch.Tensor, h: int, w: int, frame: torch.Tensor, row: t
     edge = (row - half < 0) | (col - half < 0) | (row + size - half - 1 >= h) | (col + size - half - 1 >= w)
     e = torch.nonzero(edge).squeeze(1)
     if e.numel():
-        inside = (((rows[e] >= 0) & (rows[e] < h))[:, :, None]
-                  & ((cols[e] >= 0) & (cols[e] < w))[:, None, :])
+        inside = ((rows[e] >= 0) & (rows[e] < h))[:, :, None] & ((cols[e] >= 0) & (cols[e] < w))[:, None, :]
         sub = out[e]
         vals = torch.where(inside, sub, torch.full_like(sub, float("nan"))).reshape(len(e), -1)
         srt = vals.sort(dim=1).values  # NaN sort last

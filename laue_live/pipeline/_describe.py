@@ -21,8 +21,20 @@ import torch
 __all__ = ["HOST_FLOAT_COLUMNS", "fit_columns", "cnn_columns", "sim_from_sim0_torch"]
 
 #: Float columns of the descriptor block, in the order of the (N, 12) float64 array sent to the host.
-HOST_FLOAT_COLUMNS = ("sim0", "sim", "d_row", "d_col", "asp", "area", "sigma_row", "sigma_col", "amplitude",
-                      "background", "intensity", "peak_intensity")
+HOST_FLOAT_COLUMNS = (
+    "sim0",
+    "sim",
+    "d_row",
+    "d_col",
+    "asp",
+    "area",
+    "sigma_row",
+    "sigma_col",
+    "amplitude",
+    "background",
+    "intensity",
+    "peak_intensity",
+)
 
 _SIM0_THRESHOLD = 0.85
 _AREA_REPORT_MAX = 25 * math.pi
@@ -33,13 +45,15 @@ _AREA_CLIP = 5 * math.pi
 
 def sim_from_sim0_torch(sim0: torch.Tensor) -> torch.Tensor:
     """``Sim = 0 if Sim0 <= 0.85 else (Sim0 - 0.85) / 0.15``, NaN -> 0, clipped to [0, 1]."""
-    sim = torch.where(sim0 > _SIM0_THRESHOLD, (sim0 - _SIM0_THRESHOLD) / (1 - _SIM0_THRESHOLD),
-                      torch.zeros_like(sim0))
+    sim = torch.where(
+        sim0 > _SIM0_THRESHOLD, (sim0 - _SIM0_THRESHOLD) / (1 - _SIM0_THRESHOLD), torch.zeros_like(sim0)
+    )
     return torch.nan_to_num(sim, nan=0.0).clamp(0.0, 1.0)
 
 
-def fit_columns(cut: torch.Tensor, fit, *, sim_variant: str = "background",
-                saturation: float = 65535.0) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_columns(
+    cut: torch.Tensor, fit, *, sim_variant: str = "background", saturation: float = 65535.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Descriptor block of the exact fit.
 
     Parameters
@@ -67,8 +81,9 @@ def fit_columns(cut: torch.Tensor, fit, *, sim_variant: str = "background",
     def t(a):
         return torch.as_tensor(a, dtype=f64).to(dev, non_blocking=True)
 
-    amp, beta, mr, mc, sr, sc = (t(getattr(fit, k)) for k in ("amplitude", "background", "mu_row", "mu_col",
-                                                              "sigma_row", "sigma_col"))
+    amp, beta, mr, mc, sr, sc = (
+        t(getattr(fit, k)) for k in ("amplitude", "background", "mu_row", "mu_col", "sigma_row", "sigma_col")
+    )
     conv = torch.as_tensor(fit.converged).to(dev)
     i64 = cut.to(f64)
     x = torch.arange(s, dtype=f64, device=dev) - s // 2
@@ -93,30 +108,37 @@ def fit_columns(cut: torch.Tensor, fit, *, sim_variant: str = "background",
     finite = torch.isfinite(torch.stack([amp, beta, mr, mc, sr, sc], 1)).all(1)
     nan = torch.full_like(num, float("nan"))
     sim0 = torch.where((den > 0) & finite, num / torch.where(den > 0, den, torch.ones_like(den)), nan)
-    floats = torch.stack([
-        sim0,
-        sim_from_sim0_torch(sim0),
-        mr.clamp(*_D_RANGE),
-        mc.clamp(*_D_RANGE),
-        torch.minimum(sr, sc) / torch.maximum(sr, sc),
-        (math.pi * sr * sc).clamp(max=_AREA_REPORT_MAX),
-        sr, sc, amp, beta,
-        tot - beta * npix,
-        i64[:, s // 2, s // 2],
-    ], dim=1)
+    floats = torch.stack(
+        [
+            sim0,
+            sim_from_sim0_torch(sim0),
+            mr.clamp(*_D_RANGE),
+            mc.clamp(*_D_RANGE),
+            torch.minimum(sr, sc) / torch.maximum(sr, sc),
+            (math.pi * sr * sc).clamp(max=_AREA_REPORT_MAX),
+            sr,
+            sc,
+            amp,
+            beta,
+            tot - beta * npix,
+            i64[:, s // 2, s // 2],
+        ],
+        dim=1,
+    )
     saturated = (cut >= saturation).flatten(1).any(1)
     return floats, torch.stack([conv & finite, saturated], dim=1)
 
 
 def _median_lower_upper(vals: torch.Tensor) -> torch.Tensor:
-    """numpy's median along dim 1 (mean of the two middle values for an even count), no NaN."""
+    """Numpy's median along dim 1 (mean of the two middle values for an even count), no NaN."""
     srt = vals.sort(dim=1).values
     k = vals.shape[1]
     return (srt[:, (k - 1) // 2] + srt[:, k // 2]) / 2
 
 
-def cnn_columns(desc: torch.Tensor, cut: torch.Tensor, saturation: float = 65535.0
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def cnn_columns(
+    desc: torch.Tensor, cut: torch.Tensor, saturation: float = 65535.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Descriptor block from network outputs, as :func:`laue_live.cnn.table_from_desc` builds it.
 
     Parameters
@@ -155,10 +177,22 @@ def cnn_columns(desc: torch.Tensor, cut: torch.Tensor, saturation: float = 65535
     var_r = torch.einsum("nij,ni->n", xpos, r * r)
     var_c = torch.einsum("nij,nj->n", xpos, c * c)
     row_wide = var_r >= var_c
-    floats = torch.stack([
-        0.85 + 0.15 * sim, sim, d_row, d_col, asp, area,
-        torch.where(row_wide, s_large, s_small), torch.where(row_wide, s_small, s_large),
-        intensity, bg, intensity, cut[:, h // 2, w // 2].to(f64),
-    ], dim=1)
+    floats = torch.stack(
+        [
+            0.85 + 0.15 * sim,
+            sim,
+            d_row,
+            d_col,
+            asp,
+            area,
+            torch.where(row_wide, s_large, s_small),
+            torch.where(row_wide, s_small, s_large),
+            intensity,
+            bg,
+            intensity,
+            cut[:, h // 2, w // 2].to(f64),
+        ],
+        dim=1,
+    )
     flags = torch.stack([torch.ones(n, dtype=torch.bool, device=cut.device), (flat >= saturation).any(1)], 1)
     return floats, flags

@@ -139,8 +139,9 @@ def _label(idx: torch.Tensor, h: int, w: int, sync_every: int = 2) -> torch.Tens
             return lab
 
 
-def _suppress(key: torch.Tensor, r: torch.Tensor, c: torch.Tensor, h: int, w: int,
-              radius: float) -> torch.Tensor:
+def _suppress(
+    key: torch.Tensor, r: torch.Tensor, c: torch.Tensor, h: int, w: int, radius: float
+) -> torch.Tensor:
     """Keep mask: drop every candidate with a brighter one (earlier in ``key``'s order) within ``radius``."""
     k = key.numel()
     rad = int(radius)
@@ -168,7 +169,7 @@ def find_peaks_torch(
     merge_radius: float = 4.0,
     saturation: float | None = 65535.0,
 ) -> PeakBatch:
-    """Initial peaks ``s`` of every spot of a batch of frames, on the frames' device.
+    """Find the initial peak ``s`` of every spot of a batch of frames, on the frames' device.
 
     Same recipe and parameters as :func:`laue_live.spots.find_peaks` (see the module docstring for
     how each step maps to tensor operations); the frames must already be validated.
@@ -197,8 +198,16 @@ def find_peaks_torch(
         frames = frames[None]
     _, h, w = frames.shape
     xp = frames_to_float(frames, block)
-    return peaks_from_float(xp, h, w, threshold=threshold, block=block, min_pixels=min_pixels,
-                            merge_radius=merge_radius, saturation=saturation)
+    return peaks_from_float(
+        xp,
+        h,
+        w,
+        threshold=threshold,
+        block=block,
+        min_pixels=min_pixels,
+        merge_radius=merge_radius,
+        saturation=saturation,
+    )
 
 
 def peaks_from_float(
@@ -269,5 +278,10 @@ def peaks_from_float(
 
 def _empty(bsz: int, dev: torch.device) -> PeakBatch:
     z = torch.zeros(0, dtype=torch.int64, device=dev)
-    return PeakBatch(frame=z, row=z, col=z, value=torch.zeros(0, device=dev),
-                     counts=torch.zeros(bsz, dtype=torch.int64, device=dev))
+    return PeakBatch(
+        frame=z,
+        row=z,
+        col=z,
+        value=torch.zeros(0, device=dev),
+        counts=torch.zeros(bsz, dtype=torch.int64, device=dev),
+    )

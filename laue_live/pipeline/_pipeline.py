@@ -55,7 +55,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SettingsError(f"device {str(device)!r} requested but CUDA is not available here; use 'cpu' or 'auto'")
+        raise SettingsError(
+            f"device {str(device)!r} requested but CUDA is not available here; use 'cpu' or 'auto'"
+        )
     return dev
 
 
@@ -120,10 +122,21 @@ class FramePipeline:
     >>> for table in pipe.stream(frame_iterator): ...      # doctest: +SKIP
     """
 
-    def __init__(self, method: str = "fit", device: str | torch.device = "auto", *, model=None,
-                 precision: str = "auto", batch_frames: int | None = None, peak_params: dict | None = None,
-                 sim_variant: str = "background", fit_options: dict | None = None, on_error: str = "raise",
-                 profile: bool = False, cnn=None) -> None:
+    def __init__(
+        self,
+        method: str = "fit",
+        device: str | torch.device = "auto",
+        *,
+        model=None,
+        precision: str = "auto",
+        batch_frames: int | None = None,
+        peak_params: dict | None = None,
+        sim_variant: str = "background",
+        fit_options: dict | None = None,
+        on_error: str = "raise",
+        profile: bool = False,
+        cnn=None,
+    ) -> None:
         if method not in ("fit", "cnn"):
             raise ValueError(f"unknown method {method!r}: expected 'fit' or 'cnn'")
         if sim_variant not in ("background", "raw"):
@@ -157,7 +170,7 @@ class FramePipeline:
 
     # ----------------------------------------------------------------------------- public API
     def __call__(self, frames: Sequence[np.ndarray]) -> list:
-        """Same as :meth:`process` (so a pipeline can serve as a ``FrameAnalyzer`` function)."""
+        """Analyse frames: same as :meth:`process` (a pipeline can serve as a ``FrameAnalyzer`` function)."""
         return self.process(frames)
 
     def process(self, frames: Sequence[np.ndarray], frame_numbers: Sequence[int] | None = None) -> list:
@@ -206,12 +219,16 @@ class FramePipeline:
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per-stage totals of :attr:`timings`: ``{stage: {"batches", "total_s", "mean_ms"}}``."""
-        return {k: {"batches": len(v), "total_s": float(sum(v)), "mean_ms": 1e3 * float(np.mean(v))}
-                for k, v in self.timings.items() if v}
+        return {
+            k: {"batches": len(v), "total_s": float(sum(v)), "mean_ms": 1e3 * float(np.mean(v))}
+            for k, v in self.timings.items()
+            if v
+        }
 
     def __repr__(self) -> str:
         extra = f", precision={self.cnn.precision!r}" if self.cnn is not None else ""
-        return f"FramePipeline({self.method!r}, device={str(self.device)!r}, batch_frames={self.batch_frames}{extra})"
+        return (f"FramePipeline({self.method!r}, device={str(self.device)!r}, "
+                f"batch_frames={self.batch_frames}{extra})")
 
     # ------------------------------------------------------------------------------ internals
     def _batches(self, frames, frame_numbers) -> Iterator[tuple[list[int], list]]:
@@ -254,7 +271,9 @@ class FramePipeline:
         if not self._cuda:
             with warnings.catch_warnings():  # read-only frames (e.g. decoded from 0MQ) are only read
                 warnings.simplefilter("ignore", UserWarning)
-                host = torch.from_numpy(np.ascontiguousarray(arrs[0])[None] if len(arrs) == 1 else np.stack(arrs))
+                host = torch.from_numpy(
+                    np.ascontiguousarray(arrs[0])[None] if len(arrs) == 1 else np.stack(arrs)
+                )
             st.tensor = host if self.device.type == "cpu" else host.to(self.device)
         else:
             st.tensor, st.event = self._to_cuda(arrs)
@@ -268,8 +287,12 @@ class FramePipeline:
         key = (len(arrs), a0.shape, np.dtype(dt).str)
         slots = self._pinned.get(key)
         if slots is None:
-            bufs = [torch.empty((len(arrs), *a0.shape), dtype=torch.from_numpy(np.zeros(0, dt)).dtype)
-                    .pin_memory() for _ in range(2)]
+            bufs = [
+                torch.empty(
+                    (len(arrs), *a0.shape), dtype=torch.from_numpy(np.zeros(0, dt)).dtype
+                ).pin_memory()
+                for _ in range(2)
+            ]
             slots = self._pinned[key] = [bufs, [None, None], 0]
         bufs, events, k = slots
         slots[2] = 1 - k
@@ -311,9 +334,16 @@ class FramePipeline:
             x = st.tensor
             _, h, w = x.shape
             xp = frames_to_float(x, int(p["block"]))
-            pk = peaks_from_float(xp, h, w, threshold=float(p["threshold"]), block=int(p["block"]),
-                                  min_pixels=int(p["min_pixels"]), merge_radius=float(p["merge_radius"]),
-                                  saturation=p["saturation"])
+            pk = peaks_from_float(
+                xp,
+                h,
+                w,
+                threshold=float(p["threshold"]),
+                block=int(p["block"]),
+                min_pixels=int(p["min_pixels"]),
+                merge_radius=float(p["merge_radius"]),
+                saturation=p["saturation"],
+            )
             t = self._tick("peaks", t)
             cut, edge = gather_cutouts(xp, h, w, pk.frame, pk.row, pk.col)
             del xp
@@ -334,8 +364,10 @@ class FramePipeline:
     def _describe(self, cut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = cut.shape[0]
         if n == 0:
-            return (torch.zeros((0, len(HOST_FLOAT_COLUMNS)), dtype=torch.float64, device=cut.device),
-                    torch.zeros((0, 2), dtype=torch.bool, device=cut.device))
+            return (
+                torch.zeros((0, len(HOST_FLOAT_COLUMNS)), dtype=torch.float64, device=cut.device),
+                torch.zeros((0, 2), dtype=torch.bool, device=cut.device),
+            )
         sat = float(self.peak_params["saturation"] or 65535.0)
         if self.method == "fit":
             from laue_live.spots import fit_gaussians
@@ -368,7 +400,9 @@ class FramePipeline:
         import pandas as pd
 
         n = len(floats)
-        cols: dict[str, np.ndarray] = {name: floats[:, k].astype(np.float32) for k, name in enumerate(_FLOAT32_COLS)}
+        cols: dict[str, np.ndarray] = {
+            name: floats[:, k].astype(np.float32) for k, name in enumerate(_FLOAT32_COLS)
+        }
         d_row, d_col = cols["d_row"].astype(np.float64), cols["d_col"].astype(np.float64)
         converged = flags[:, 0].astype(bool)
         with np.errstate(invalid="ignore"):

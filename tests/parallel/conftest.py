@@ -22,8 +22,13 @@ def small_frame(i: int) -> np.ndarray:
     r, c = np.mgrid[: FRAME_SHAPE[0], : FRAME_SHAPE[1]]
     signal = np.zeros(FRAME_SHAPE)
     for r0, c0 in _SITES[: n_spots(i)]:
-        signal += 6000.0 * np.exp(-0.5 * (((r - r0 - rng.uniform(-.4, .4)) / 1.4) ** 2
-                                         + ((c - c0 - rng.uniform(-.4, .4)) / 1.7) ** 2))
+        signal += 6000.0 * np.exp(
+            -0.5
+            * (
+                ((r - r0 - rng.uniform(-0.4, 0.4)) / 1.4) ** 2
+                + ((c - c0 - rng.uniform(-0.4, 0.4)) / 1.7) ** 2
+            )
+        )
     img = 1000.0 + rng.normal(0.0, 3.0, FRAME_SHAPE) + rng.poisson(signal)
     return img.clip(0, 65535).astype(np.uint16)
 

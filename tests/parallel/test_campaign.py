@@ -37,9 +37,15 @@ def crash_once_factory(settings: dict, marker: str, after_calls: int = 2):
         def analyse(frames):
             state["calls"] += 1
             if raw_uid == target and state["calls"] == after_calls and not os.path.exists(marker):
-                cat = open_catalog(CatalogSettings(uri=settings["uri"], api_key=settings["api_key"],
-                                                   raw_path=settings["raw_path"],
-                                                   analysis_path=settings["analysis_path"]), create=False)
+                cat = open_catalog(
+                    CatalogSettings(
+                        uri=settings["uri"],
+                        api_key=settings["api_key"],
+                        raw_path=settings["raw_path"],
+                        analysis_path=settings["analysis_path"],
+                    ),
+                    create=False,
+                )
                 deadline = _time.monotonic() + 60
                 while _time.monotonic() < deadline:  # bounded wait on a condition, not a sleep
                     runs = find_analysis_runs(cat.analysis, raw_uid)
@@ -60,8 +66,11 @@ def crash_once_factory(settings: dict, marker: str, after_calls: int = 2):
 
 
 def check_analysis(catalog, raw_uid: str, campaign: str):
-    runs = [r for r in find_analysis_runs(catalog.analysis, raw_uid)
-            if r.metadata["start"]["analysis_params"].get("campaign") == campaign]
+    runs = [
+        r
+        for r in find_analysis_runs(catalog.analysis, raw_uid)
+        if r.metadata["start"]["analysis_params"].get("campaign") == campaign
+    ]
     assert len(runs) == 1, f"{len(runs)} analysis runs of {raw_uid} in campaign {campaign}"
     run = runs[0]
     assert run.metadata["stop"]["exit_status"] == "success"
@@ -81,10 +90,28 @@ def test_campaign_survives_a_worker_crash_without_duplicates(tiled_client, write
     uids = [write_raw_run(catalog.raw, N_FRAMES) for _ in range(2)]
     s = catalog.settings
     marker = tmp_path / "crashed"
-    fault = crash_once_factory({"uri": s.uri, "api_key": s.api_key, "raw_path": s.raw_path,
-                                "analysis_path": s.analysis_path, "crash_uid": uids[1]}, str(marker))
-    res = reprocess_campaign(s, uids + uids[:1], method="fit", device="cpu", campaign="c1", n_workers=2,
-                             processes=True, frames_per_call=2, analyzer_factory=fault, progress=False)
+    fault = crash_once_factory(
+        {
+            "uri": s.uri,
+            "api_key": s.api_key,
+            "raw_path": s.raw_path,
+            "analysis_path": s.analysis_path,
+            "crash_uid": uids[1],
+        },
+        str(marker),
+    )
+    res = reprocess_campaign(
+        s,
+        uids + uids[:1],
+        method="fit",
+        device="cpu",
+        campaign="c1",
+        n_workers=2,
+        processes=True,
+        frames_per_call=2,
+        analyzer_factory=fault,
+        progress=False,
+    )
     assert marker.exists()  # the worker really died once
     assert res.cluster["n_workers"] == 2 and not res.failed
     by_uid = {r["raw_uid"]: r for r in res.runs}
@@ -98,8 +125,9 @@ def test_campaign_survives_a_worker_crash_without_duplicates(tiled_client, write
         check_analysis(catalog, uid, "c1")
 
     # the same campaign again: every run is already finished, nothing is written
-    again = reprocess_campaign(s, uids, method="fit", device="cpu", campaign="c1", n_workers=2,
-                               processes=False, progress=False)
+    again = reprocess_campaign(
+        s, uids, method="fit", device="cpu", campaign="c1", n_workers=2, processes=False, progress=False
+    )
     assert {r["status"] for r in again.runs} == {"skipped"}
     for uid in uids:
         check_analysis(catalog, uid, "c1")
@@ -108,8 +136,16 @@ def test_campaign_survives_a_worker_crash_without_duplicates(tiled_client, write
 def test_campaign_on_threads_and_a_bad_run_id(tiled_client, write_raw_run):
     catalog = tiled_client
     uid = write_raw_run(catalog.raw, N_FRAMES)
-    res = reprocess_campaign(catalog.settings, [uid, "no-such-run"], method="fit", device="cpu", n_workers=2,
-                             processes=False, retries=0, progress=False)
+    res = reprocess_campaign(
+        catalog.settings,
+        [uid, "no-such-run"],
+        method="fit",
+        device="cpu",
+        n_workers=2,
+        processes=False,
+        retries=0,
+        progress=False,
+    )
     assert res.cluster["kind"] == "local"
     status = {r["raw_uid"]: r["status"] for r in res.runs}
     assert status == {uid: "done", "no-such-run": "failed"}

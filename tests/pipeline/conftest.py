@@ -21,9 +21,16 @@ def sim_frames() -> list[np.ndarray]:
 
     rng = np.random.default_rng(7)
     out = []
-    for shape, n, mix in (((500, 470), 150, "bm32"), ((301, 333), 120, "deformed"), ((640, 512), 400, "bm32")):
-        out.append(render_frame(dense_spot_list(n, shape, rng), RenderConfig(shape_mix=mix), rng=rng,
-                                frame_shape=shape).frame)
+    for shape, n, mix in (
+        ((500, 470), 150, "bm32"),
+        ((301, 333), 120, "deformed"),
+        ((640, 512), 400, "bm32"),
+    ):
+        out.append(
+            render_frame(
+                dense_spot_list(n, shape, rng), RenderConfig(shape_mix=mix), rng=rng, frame_shape=shape
+            ).frame
+        )
     return out
 
 
@@ -40,5 +47,6 @@ def cnn_model_file(tmp_path_factory):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 2.0)
-    return save_model(tmp_path_factory.mktemp("cnn") / "random.safetensors", net.eval(),
-                      info={"version": "test-random"})
+    return save_model(
+        tmp_path_factory.mktemp("cnn") / "random.safetensors", net.eval(), info={"version": "test-random"}
+    )

@@ -24,13 +24,16 @@ def test_real_bm32_frames_same_peaks(bm32_frame, bm32_dir):
         np.testing.assert_array_equal(torch_peaks(frame), ref)  # same set, same (brightness) order
 
 
-@pytest.mark.parametrize("params", [
-    {},
-    {"threshold": 20.0},
-    {"merge_radius": 0.0, "min_pixels": 1},
-    {"merge_radius": 7.5, "block": 8},
-    {"threshold": 200.0, "block": 32},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"threshold": 20.0},
+        {"merge_radius": 0.0, "min_pixels": 1},
+        {"merge_radius": 7.5, "block": 8},
+        {"threshold": 200.0, "block": 32},
+    ],
+)
 def test_simulated_frames_same_peaks(sim_frames, params):
     for frame in sim_frames:
         ref = find_peaks(frame, **params)
@@ -52,8 +55,8 @@ def test_batch_equals_frame_by_frame(sim_frames):
     assert sum(counts) == len(pb)
     start = 0
     for i, frame in enumerate(frames):
-        rc = torch.stack([pb.row, pb.col], 1).numpy()[start:start + counts[i]]
-        assert (pb.frame.numpy()[start:start + counts[i]] == i).all()
+        rc = torch.stack([pb.row, pb.col], 1).numpy()[start : start + counts[i]]
+        assert (pb.frame.numpy()[start : start + counts[i]] == i).all()
         np.testing.assert_array_equal(rc, find_peaks(frame))
         start += counts[i]
 
@@ -65,7 +68,7 @@ def test_labelling_shapes():
     r = 5
     for k in range(8):
         f[r, 2:98] = 1200
-        f[r:r + 10, 97 if k % 2 == 0 else 2] = 1200
+        f[r : r + 10, 97 if k % 2 == 0 else 2] = 1200
         r += 10
     f[r - 10, 2] = 1500
     # two blobs touching only diagonally are one component (the fainter one is not a peak)
@@ -104,14 +107,27 @@ def test_cutouts_match_extract_cutouts(sim_frames):
     f = sim_frames[2]
     peaks = find_peaks(f)
     # add peaks in all four corners and along the edges: padded with the in-frame median
-    extra = np.array([[0, 0], [0, f.shape[1] - 1], [f.shape[0] - 1, 0], [f.shape[0] - 1, f.shape[1] - 1],
-                      [3, 200], [200, 5], [f.shape[0] - 2, 100], [100, f.shape[1] - 15], [150, f.shape[1] - 16]])
+    extra = np.array(
+        [
+            [0, 0],
+            [0, f.shape[1] - 1],
+            [f.shape[0] - 1, 0],
+            [f.shape[0] - 1, f.shape[1] - 1],
+            [3, 200],
+            [200, 5],
+            [f.shape[0] - 2, 100],
+            [100, f.shape[1] - 15],
+            [150, f.shape[1] - 16],
+        ]
+    )
     peaks = np.concatenate([peaks, extra])
     t = torch.from_numpy(f)[None]
     xp = frames_to_float(t, 16)
     zeros = torch.zeros(len(peaks), dtype=torch.int64)
-    cut, edge = gather_cutouts(xp, *f.shape, zeros, torch.from_numpy(peaks[:, 0]), torch.from_numpy(peaks[:, 1]))
+    cut, edge = gather_cutouts(
+        xp, *f.shape, zeros, torch.from_numpy(peaks[:, 0]), torch.from_numpy(peaks[:, 1])
+    )
     ref = extract_cutouts(f, peaks)
     np.testing.assert_array_equal(cut.numpy(), ref)
     np.testing.assert_array_equal(edge.numpy(), cutout_edge_mask(f.shape, peaks))
-    assert edge[-len(extra):-1].all() and not edge[-1]  # s + 15 is the last column: not an edge
+    assert edge[-len(extra) : -1].all() and not edge[-1]  # s + 15 is the last column: not an edge

@@ -32,7 +32,7 @@ def test_fit_matches_analyze_frames(bm32_frame, sim_frames):
     ref = analyze_frames(frames, "fit", frame_numbers=[5, 6, 7])
     out = FramePipeline("fit", "cpu").process(frames, frame_numbers=[5, 6, 7])
     assert len(out) == 3
-    for r, o in zip(ref, out):
+    for r, o in zip(ref, out, strict=True):
         assert len(r) > 50
         assert_tables_equal(r, o)
         assert o.attrs["sim_variant"] == "background"
@@ -42,7 +42,7 @@ def test_fit_batched_and_raw_variant(sim_frames):
     frames = [sim_frames[0], sim_frames[0][::-1].copy(), sim_frames[0]]
     ref = analyze_frames(frames, "fit", sim_variant="raw")
     out = FramePipeline("fit", "cpu", batch_frames=3, sim_variant="raw").process(frames)
-    for r, o in zip(ref, out):
+    for r, o in zip(ref, out, strict=True):
         assert_tables_equal(r, o)
     assert out[0]["frame"].eq(0).all() and out[2]["frame"].eq(2).all()
 
@@ -53,10 +53,12 @@ def test_cnn_fp32_matches_predictor(bm32_frame, sim_frames, cnn_model_file):
     pipe = FramePipeline("cnn", "cpu", model=str(cnn_model_file), precision="fp32")
     assert pipe.cnn.precision == "fp32"
     out = pipe.process(frames)
-    for r, o in zip(ref, out):
+    for r, o in zip(ref, out, strict=True):
         # sigma_row/col: which axis is wider compares two float sums; a near-tie may flip
         assert_tables_equal(r, o, skip=("sigma_row", "sigma_col"))
-        same = np.isclose(r.sigma_row, o.sigma_row, rtol=1e-4) & np.isclose(r.sigma_col, o.sigma_col, rtol=1e-4)
+        same = np.isclose(r.sigma_row, o.sigma_row, rtol=1e-4) & np.isclose(
+            r.sigma_col, o.sigma_col, rtol=1e-4
+        )
         assert same.mean() >= 0.99
 
 
@@ -75,7 +77,9 @@ def test_stream_yields_in_order_and_records_bad_frames(sim_frames):
     good = sim_frames[1]
     bad = np.full((10, 10), 1.0)  # too small
     pipe = FramePipeline("fit", "cpu", on_error="record", batch_frames=2)
-    out = list(pipe.stream(iter([good, bad, good, np.array([[np.nan] * 40] * 40)]), frame_numbers=[10, 11, 12, 13]))
+    out = list(
+        pipe.stream(iter([good, bad, good, np.array([[np.nan] * 40] * 40)]), frame_numbers=[10, 11, 12, 13])
+    )
     assert len(out) == 4
     assert len(out[0]) > 20 and out[0]["frame"].eq(10).all()
     assert len(out[1]) == 0 and "too small" in out[1].attrs["error"]

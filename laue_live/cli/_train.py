@@ -39,6 +39,7 @@ def train_command(
     work_dir: Path = typer.Option(Path("laue-live-data/cnn-lodo"), "--work-dir",
                                   help="Where cross-validation models and per-spot results go (resumable)."),
     bench: Path | None = typer.Option(None, "--bench", help="benchmarks/bench_cnn.py JSON to quote in the report."),
+    notes_file: Path | None = typer.Option(None, "--notes", help="Markdown file inserted at the top of the report."),
 ) -> None:
     """Train the spot CNN with the paper's protocol (Sim resampled to ~uniform, shift / rotation /
     reflection augmentation, MAE loss, Adam, 70 x 100 steps of 32) on the exact fit's descriptors.
@@ -103,6 +104,8 @@ def train_command(
         res = leave_one_dataset_out(sets, work_dir, config=lconf, device=device)
         notes = (f"Network `{arch}`; cross-validation models trained {lconf.epochs} epochs x {lconf.steps} steps x "
                  f"{lconf.batch_size} (paper: 70 x 100 x 32).")
+        if notes_file is not None and notes_file.is_file():
+            notes = notes_file.read_text() + "\n\n" + notes
         bench_data = json.loads(bench.read_text()) if bench and bench.is_file() else None
         history, info = (result.history, result.info()) if result else (None, None)
         hist_csv = out.with_name(out.stem + "_history.csv")

@@ -10,8 +10,9 @@ So the run is written by ``bluesky_tiled_plugins.TiledWriter(normalizer=None)``:
 (the stream containers with their ``BlueskyEventStream``/``composite`` specs and data-key metadata)
 and stop. The rows of every scalar-valued stream (``frames``, ``spots``) are appended by this module
 directly into the node where TiledWriter keeps them, ``<run>/<stream>/internal``, an appendable SQL
-table with TiledWriter's columns (``seq_num``, ``time``, the data keys, ``ts_<key>``): readers,
-``run["spots"].read()`` and ``run.documents()`` see one ordinary TiledWriter run. Rows are
+table with TiledWriter's columns (``seq_num``, ``time``, the data keys, and ``ts_<key>`` for the
+streams named in ``timestamps``): readers and ``run["spots"].read()`` see one ordinary TiledWriter
+run (``run.documents()`` needs ``timestamps=True``, see :class:`AnalysisWriter`). Rows are
 coalesced across frames and appended by size (``max_rows``) or age (``max_delay_s``) on a
 background thread, so the caller never waits on HTTP.
 """
@@ -124,6 +125,7 @@ class AnalysisWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._streams: dict[str, _Stream] = {}  # descriptor uid -> stream
         self._failed_runs: set[str] = set()
+        self._preset: dict[tuple[str, str], set[int]] = {}  # (run uid, stream) -> frames already in Tiled
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
         self.unwritten: list[Any] = []  # pyarrow tables given up on (when no spool_dir)
@@ -181,12 +183,17 @@ class AnalysisWriter:
                     for f in s.frames_written}
 
     def mark_written(self, run_uid: str, frames, stream: str = "spots") -> None:
-        """Declare ``frames`` of ``run_uid`` already in Tiled (e.g. on resume): their pages are skipped."""
+        """Declare ``frames`` of ``run_uid`` already in Tiled (e.g. on resume): their rows are skipped.
+
+        May be called before the run's documents arrive; it applies when the stream's descriptor does.
+        """
+        frames = {int(f) for f in frames}
         with self._lock:
+            self._preset.setdefault((run_uid, stream), set()).update(frames)
             for s in self._streams.values():
                 if s.run_uid == run_uid and s.name == stream:
-                    s.frames_seen.update(int(f) for f in frames)
-                    s.frames_written.update(int(f) for f in frames)
+                    s.frames_seen.update(frames)
+                    s.frames_written.update(frames)
 
     # --------------------------------------------------------------------------------- consumer
     def _run(self) -> None:
@@ -236,7 +243,10 @@ class AnalysisWriter:
             keys = doc.get("data_keys", {})
             batched = all(not dk.get("shape") and "external" not in dk for dk in keys.values())
             with self._lock:
-                self._streams[doc["uid"]] = _Stream(doc["run_start"], doc["name"], keys, batched)
+                s = self._streams[doc["uid"]] = _Stream(doc["run_start"], doc["name"], keys, batched)
+                preset = self._preset.get((s.run_uid, s.name), set())
+                s.frames_seen.update(preset)
+                s.frames_written.update(preset)
         elif name in ("event", "event_page"):
             stream = self._streams.get(doc["descriptor"])
             if stream is None:

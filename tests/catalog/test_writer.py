@@ -95,6 +95,19 @@ def test_resent_frames_are_written_once(tiled_client):
     assert w.stats["duplicates_skipped"] == 2 * 6
 
 
+def test_frames_marked_written_before_the_run_are_skipped(tiled_client):
+    docs = list(synthetic_analysis_documents(5, 4, seed=7))
+    uid = docs[0][1]["uid"]
+    w = make_analysis_writer(tiled_client, max_delay_s=0.2)
+    w.mark_written(uid, [0, 3])  # e.g. found in Tiled by a resumed analysis
+    for name, doc in docs:
+        w(name, doc)
+    w.close()
+    df = get_spot_table(tiled_client.analysis[uid])
+    assert sorted(set(df["frame"])) == [1, 2, 4] and len(df) == 3 * 4
+    assert w.frames_written(uid) == {0, 1, 2, 3, 4}
+
+
 @pytest.mark.filterwarnings("ignore:The callback:UserWarning")  # event_model on the refused start
 def test_errors_are_counted_and_raised_at_close(tiled_client):
     docs = list(synthetic_analysis_documents(2, 3, seed=4))

@@ -114,3 +114,13 @@ def test_bad_arguments():
             FramePipeline("fit", "cuda")
     with pytest.raises(ValueError, match="fp16"):
         CNNRunner(torch.device("cpu"), precision="fp16")
+
+
+def test_mixed_shapes_and_dtypes_in_one_call(sim_frames):
+    frames = [sim_frames[1], sim_frames[0], sim_frames[0].astype(np.float32), sim_frames[1]]
+    batched = FramePipeline("fit", "cpu", batch_frames=4).process(frames)
+    single = FramePipeline("fit", "cpu").process(frames)
+    assert [len(t) for t in batched] == [len(t) for t in single]
+    for a, b in zip(single, batched, strict=True):
+        assert_tables_equal(a, b)
+    assert [int(t["frame"].iloc[0]) for t in batched] == [0, 1, 2, 3]

@@ -231,20 +231,24 @@ def fit_gaussians(
 
     dtype = str(dtype).replace("torch.", "")
     xp = ops_for(backend, dtype, device)
-    if type(cutouts).__module__.startswith("torch"):
+    is_tensor = type(cutouts).__module__.startswith("torch")
+    if is_tensor and xp.name == "numpy":
         cutouts = cutouts.detach().cpu().numpy()
-    arr = np.asarray(cutouts)
-    if arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
-        raise ValueError(f"cutouts must have shape (N, S, S), got {arr.shape}")
-    n, s, _ = arr.shape
+    shape = tuple(cutouts.shape) if is_tensor else np.shape(cutouts)
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"cutouts must have shape (N, S, S), got {shape}")
+    n, s, _ = shape
     if n == 0:
         z = np.zeros(0)
         return GaussFit(z, z, z, z, z, z, np.zeros(0, bool), z, np.zeros(0, np.int64))
-    # a private copy: _lm centres it in place
+    # a private copy (no host round trip for a tensor already on the device): _lm centres it in place
     if xp.name == "torch":
-        data = xp.torch.tensor(arr, dtype=xp.dtype, device=xp.device)
+        if is_tensor:
+            data = cutouts.detach().to(device=xp.device, dtype=xp.dtype, copy=True)
+        else:
+            data = xp.torch.tensor(np.asarray(cutouts), dtype=xp.dtype, device=xp.device)
     else:
-        data = np.array(arr, dtype=xp.dtype, copy=True)
+        data = np.array(cutouts, dtype=xp.dtype, copy=True)
     if xp.name == "torch":
         with xp.torch.inference_mode(), _cpu_threads(num_threads if xp.device.type == "cpu" else None):
             res = _lm(xp, data, s // 2, max_iter, xtol, ftol, start)

@@ -52,6 +52,8 @@ def serve(
         help="YAML/TOML catalog settings (uri, api_key_file, raw_path, analysis_path) "
         "(env LAUE_LIVE_CATALOG_SETTINGS).")] = None,
     write_raw: bool = typer.Option(False, help="Also write the raw runs to Tiled (when nothing else does)."),
+    recover: bool = typer.Option(False, help="On start, re-analyse from Tiled the runs that were being "
+                                 "analysed when the service last stopped (see STATE_DIR/journal.jsonl)."),
     curve_secret: Annotated[Path | None, typer.Option(
         help="CURVE: the publisher's secret certificate (.key_secret) "
         "(env LAUE_LIVE_CURVE_SERVER_SECRET).")] = None,
@@ -72,7 +74,8 @@ def serve(
         settings = ServiceSettings.from_env(
             input_address=input_address, input_prefix=prefix.encode(), publish_address=publish,
             method=method, device=device, model=model, state_dir=state_dir, status_interval=status_interval,
-            write_raw=write_raw, publish_curve=curve, max_backlog=max_backlog, drain_timeout=drain_timeout)
+            write_raw=write_raw, recover=recover, publish_curve=curve, max_backlog=max_backlog,
+            drain_timeout=drain_timeout)
         catalog = None
         if tiled:
             from laue_live.catalog import CatalogSettings, open_catalog

@@ -107,6 +107,15 @@ class AnalysisService:
                                        curve=settings.publish_curve)
         self.writer = None
         self.raw_writer = None
+        self.catalog = catalog
+        self.recovery: dict[str, str] = {}  # raw uid -> analysis uid or why not
+        self.recovery_thread: threading.Thread | None = None
+        if settings.recover and self.journal.unfinished_at_start:
+            if getattr(catalog, "raw", None) is None:
+                logger.error("cannot recover unfinished runs: no catalog with raw runs")
+            else:  # started by run(), with the dispatcher
+                self.recovery_thread = threading.Thread(target=self._recover, name="laue-live-recover",
+                                                        daemon=True)
         if catalog is not None:
             from laue_live.catalog import make_analysis_writer
 
@@ -181,7 +190,7 @@ class AnalysisService:
             "frames_per_s": round(fps, 3), "queue_depth": depth,
             "messages_received": self.dispatcher.received, "messages_rejected": self.dispatcher.rejected,
             "dropped": pub["dropped"], "published": pub["sent"], "subscribers": pub.get("subscribers", 0),
-            "unfinished_at_start": self.journal.unfinished_at_start,
+            "unfinished_at_start": self.journal.unfinished_at_start, "recovery": dict(self.recovery),
         }
 
     def request_status(self) -> None:
@@ -212,9 +221,28 @@ class AnalysisService:
             self.report()
 
     # -- life cycle ----------------------------------------------------------------------------------
+    def _recover(self) -> None:
+        from laue_live.analysis import reprocess_run
+
+        for raw_uid in self.journal.unfinished_at_start:
+            if self._stop.is_set():
+                return
+            try:
+                result = reprocess_run(self.catalog, raw_uid, analyzer=self.analyzer, resume=True,
+                                       sinks=[self.publisher], progress=False)
+            except Exception as exc:  # a run that cannot be recovered must not stop the others
+                logger.error("recovery of raw run %s failed: %s", raw_uid[:8], exc)
+                self.recovery[raw_uid] = f"failed: {exc}"
+                continue
+            self.journal.record("stop", raw_uid, exit_status="recovered")
+            self.recovery[raw_uid] = getattr(result, "analysis_uid", None) or "done"
+            logger.info("raw run %s recovered from Tiled", raw_uid[:8])
+
     def run(self) -> None:
         """Serve until :meth:`stop` (blocks); then drain the analysis and close everything."""
         self.state = "idle"
+        if self.recovery_thread is not None:
+            self.recovery_thread.start()
         self.report()
         try:
             self.dispatcher.start()
@@ -234,6 +262,8 @@ class AnalysisService:
 
     def _shutdown(self) -> None:
         self.state = "stopping"
+        if self.recovery_thread is not None and self.recovery_thread.ident is not None:
+            self.recovery_thread.join(self.settings.drain_timeout)
         logger.info("stopping: finishing queued frames (at most %.0f s)", self.settings.drain_timeout)
         for cb in list(self.router.callbacks):
             if cb.worker is not None and not cb.worker.done:

@@ -51,6 +51,9 @@ class ServiceSettings:
         On shutdown, seconds to wait for queued frames to be analysed and written.
     write_raw
         Also write the raw runs into the catalog's raw container (when nothing else does).
+    recover
+        On start, re-analyse from Tiled the raw runs that were being analysed when the service last
+        stopped (journal), completing their analysis runs (needs the raw runs in Tiled).
     publish_curve, input_curve
         CURVE keys of the publisher (server) and of the input connection (client), or ``None``.
     """
@@ -68,6 +71,7 @@ class ServiceSettings:
     max_bytes: int = DEFAULT_MAX_BYTES
     drain_timeout: float = 120.0
     write_raw: bool = False
+    recover: bool = False
     publish_curve: CurveServer | None = field(default=None)
     input_curve: CurveClient | None = field(default=None)
 

@@ -190,3 +190,41 @@ def test_service_survives_bad_input_and_stops_cleanly(tmp_path):
     assert not thread.is_alive()
     assert service.state == "stopped"
     assert json.loads((tmp_path / "state" / "status.json").read_text())["state"] == "stopped"
+
+
+def test_service_recovers_runs_it_did_not_finish(tmp_path, tiled_client):
+    """A raw run left open in the journal (service killed mid-run) is re-analysed from Tiled on start."""
+    from bluesky_tiled_plugins import TiledWriter
+    from tiled.queries import Key
+
+    from laue_live.service import AnalysisService, ServiceSettings
+
+    RE = RunEngine({}, call_returns_result=False)
+    RE.subscribe(TiledWriter(tiled_client.raw, batch_size=1))
+    x, y = SynAxis(name="stage_x"), SynAxis(name="stage_y")
+    (raw_uid,) = RE(grid_scan([SmallDetector(name="laue")], y, 0, 1, 2, x, 0, 1, 2))
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "journal.jsonl").write_text(json.dumps({"event": "start", "raw_uid": raw_uid, "time": 0}) + "\n")
+    with SafeProxy() as proxy:
+        proxy.start_in_thread()
+        settings = ServiceSettings(input_address=proxy.out_address, publish_address="127.0.0.1:0",
+                                   method="fit", state_dir=state, recover=True, status_interval=3600)
+        service = AnalysisService(settings, catalog=tiled_client)
+        assert service.journal.unfinished_at_start == [raw_uid]
+        thread = service.run_in_thread()
+        service.recovery_thread.join(WAIT)
+        assert not service.recovery_thread.is_alive()
+        service.stop()
+        thread.join(WAIT)
+    assert not service.recovery[raw_uid].startswith("failed"), service.recovery
+    runs = tiled_client.analysis.search(Key("raw_uid") == raw_uid)
+    assert len(runs) == 1
+    frames = runs.values()[0]["spots"].read()["frame"].values
+    assert len(frames) == sum(n_spots(i) for i in range(4))
+    # The journal now records the run as done: a further restart has nothing to recover.
+    last = json.loads((state / "journal.jsonl").read_text().splitlines()[-1])
+    assert last == {**last, "event": "stop", "raw_uid": raw_uid, "exit_status": "recovered"}
+    from laue_live.service._service import _Journal
+
+    assert _Journal(state / "journal.jsonl").unfinished_at_start == []

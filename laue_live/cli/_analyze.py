@@ -58,7 +58,7 @@ def summary_text(table, seconds: float | None = None, top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def plot_spots(frame, table, path: Path, title: str | None = None) -> Path:
+def plot_spots(frame, table, path: Path, title: str | None = None, dpi: int = 110) -> Path:
     """Picture of a frame with its spots marked by quality: good green, bad red, edge grey; and Sim.
 
     Parameters
@@ -71,6 +71,8 @@ def plot_spots(frame, table, path: Path, title: str | None = None) -> Path:
         PNG file to write.
     title
         Figure title.
+    dpi
+        Resolution of the PNG.
     """
     import matplotlib
 
@@ -103,7 +105,7 @@ def plot_spots(frame, table, path: Path, title: str | None = None) -> Path:
     axh.set_title(f"{len(table)} spots, {int(good.sum())} good")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 

@@ -23,10 +23,10 @@ def _image_key(data_keys: dict[str, Any]) -> str | None:
 class LiveSpotFrame(LiveView):
     """Show the latest analysed frame with its spots: good ones green circles, the others red crosses.
 
-    Subscribe it both to the RunEngine (raw documents: the frames, when they travel inline in the
-    events) and to the analysis run's documents (the spots). Without the raw image (external HDF5
-    frames, or a remote session that gets only the analysis stream) the spots are drawn on an empty
-    detector area.
+    Subscribe it both to the RunEngine (raw documents: the frames, inline in the events or in HDF5
+    files named by ``stream_resource``/``stream_datum`` documents, read only for the frame shown)
+    and to the analysis run's documents (the spots). Without the raw image (a remote session that
+    gets only the analysis stream) the spots are drawn on an empty detector area.
 
     Parameters
     ----------
@@ -45,6 +45,9 @@ class LiveSpotFrame(LiveView):
         self._keep = keep
         self._raw_fields: dict[str, str] = {}  # raw descriptor uid -> image key
         self._raw_run: dict[str, str] = {}  # raw descriptor uid -> raw run uid
+        self._resources: dict[str, dict] = {}  # stream_resource uid -> document (current raw run)
+        self._external: collections.OrderedDict[tuple[str, int], tuple[str, int]] = collections.OrderedDict()
+        self._raw_uid = ""
         self._analysis: dict[str, dict] = {}  # analysis uid -> start doc
         self._streams: dict[str, tuple[str, str]] = {}  # analysis descriptor uid -> (run uid, stream)
         self._tables: dict[tuple[str, int], dict[str, np.ndarray]] = {}
@@ -55,6 +58,21 @@ class LiveSpotFrame(LiveView):
     def start(self, doc: dict[str, Any]) -> None:
         if doc.get("kind") == ANALYSIS_KIND:
             self._analysis = {doc["uid"]: doc}  # the current analysis only: bounded memory
+        else:
+            self._raw_uid = doc["uid"]
+            self._resources = {}
+
+    def stream_resource(self, doc: dict[str, Any]) -> None:
+        self._resources[doc["uid"]] = doc
+
+    def stream_datum(self, doc: dict[str, Any]) -> None:
+        # External frames: remember where frame (seq_num - 1) lives; read it only if it is shown.
+        seq, idx = doc.get("seq_nums", {}), doc.get("indices", {})
+        for k in range(int(seq.get("stop", 0)) - int(seq.get("start", 0))):
+            self._external[(self._raw_uid, int(seq["start"]) + k - 1)] = (doc["stream_resource"],
+                                                                        int(idx.get("start", 0)) + k)
+        while len(self._external) > 4096:
+            self._external.popitem(last=False)
 
     def descriptor(self, doc: dict[str, Any]) -> None:
         run = doc.get("run_start", "")
@@ -100,6 +118,8 @@ class LiveSpotFrame(LiveView):
         start = self._analysis.get(run, {})
         table = self._tables.pop((run, frame), None)
         image = self._images.get((start.get("raw_uid", ""), frame))
+        if image is None:
+            image = self._load_external(start.get("raw_uid", ""), frame)
         with self._lock:
             self.latest = {"frame": frame, "summary": summary, "table": table, "image": image,
                            "scan": start.get("raw_scan_id", "")}
@@ -108,6 +128,20 @@ class LiveSpotFrame(LiveView):
         for key in [k for k in self._tables if k[0] != run or k[1] < frame - 64]:
             del self._tables[key]
         self._changed()
+
+    def _load_external(self, raw_uid: str, frame: int) -> np.ndarray | None:
+        where = self._external.get((raw_uid, frame))
+        if where is None or where[0] not in self._resources:
+            return None
+        try:
+            from laue_live.analysis import loader_from_stream_resource
+
+            loader = loader_from_stream_resource(self._resources[where[0]], where[1], timeout=0.5)
+            image = np.asarray(loader())
+        except Exception as exc:  # the view must never fail the acquisition
+            logger.info("frame %d: cannot read the detector file for display: %s", frame, exc)
+            return None
+        return image[0] if image.ndim == 3 and image.shape[0] == 1 else image
 
     # -- drawing ------------------------------------------------------------------------------------
     def _draw(self) -> None:

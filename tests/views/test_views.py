@@ -122,3 +122,29 @@ def test_ticker_warns_on_poor_frames():
     assert "analysis failed: NaN in frame" in failed[0]
     assert ticker.warnings == 2
     assert ticker.rates(now=2.0)[0] == pytest.approx(1.0)
+
+
+def test_live_frame_reads_external_hdf5_frames(tmp_path):
+    """Frames that live in the detector's HDF5 file (StreamResource/StreamDatum) are shown too."""
+    import h5py
+    from bluesky import RunEngine
+
+    from laue_live.analysis import AnalysisRunComposer
+    from laue_live.plans import raster_scan
+    from laue_live.sim import SimLaueDetector, make_sim_stage
+
+    x, y = make_sim_stage()
+    det = SimLaueDetector("laue", x_motor=x, y_motor=y, mode="hdf5", write_dir=tmp_path)
+    view = LiveSpotFrame()
+    RE = RunEngine({})
+    starts = []
+    RE.subscribe(lambda name, doc: starts.append(doc), "start")
+    RE.subscribe(view)
+    RE(raster_scan([det], x, 0, 1, 2, y, 0, 0, 1))
+    composer = AnalysisRunComposer([view], starts[0], {"method": "fit", "model": {"name": "exact-fit"}})
+    composer.frame(1, _table(1, 5, 2))
+    composer.stop("success")
+    with h5py.File(det.file_path, "r") as f:
+        expected = f["/entry/data/data"][1]
+    assert view.latest["frame"] == 1
+    np.testing.assert_array_equal(view.latest["image"], expected)

@@ -106,3 +106,17 @@ def test_characterize_method_errors():
     empty = characterize(np.zeros((0, 32, 32), np.float32))
     assert isinstance(empty, pd.DataFrame) and len(empty) == 0
     assert list(empty.columns) == list(DESCRIPTOR_COLUMNS)
+
+
+@pytest.mark.parametrize("variant", ["background", "raw"])
+def test_separable_sim0_equals_model_image_formula(variant):
+    from laue_live.spots import fit_gaussians, gaussian_model, sim0_from_fit
+
+    from .synth import non_gaussian_spots
+
+    cut = np.concatenate([random_gaussian_spots(20, seed=4)[0], non_gaussian_spots(3, seed=2)[0]])
+    df = characterize(cut, sim_variant=variant)
+    fit = fit_gaussians(cut)
+    ref = sim0_from_fit(cut.astype(np.float64), gaussian_model(fit), fit.background, variant)
+    assert np.allclose(df["sim0"], ref, rtol=1e-6, atol=1e-6)
+    assert np.allclose(df["intensity"], (cut - fit.background[:, None, None]).sum(axis=(1, 2)), rtol=1e-6)

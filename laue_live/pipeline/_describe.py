@@ -3,8 +3,8 @@
 Only small ``(N, k)`` arrays leave the device: the cutouts never travel to the host. Each function
 mirrors one reference in :mod:`laue_live.spots` or :mod:`laue_live.cnn` (the tests compare them):
 
-* :func:`fit_columns` - ``characterize(method="fit")`` (the model image is formed in the same order
-  of operations as the reference, so that underflow gives the same NaN);
+* :func:`fit_columns` - ``characterize(method="fit")``: Sim0 from the separable model
+  ``beta + A u v^T`` (``u^T I v`` and 1-D sums), as the reference computes it;
 * :func:`cnn_columns` - ``laue_live.cnn.table_from_desc`` (inverse transforms, border-median
   background, orientation of the widths from second moments).
 
@@ -90,24 +90,29 @@ def fit_columns(
     u = torch.exp(-0.5 * ((x - mr[:, None]) / sr[:, None]) ** 2)
     v = torch.exp(-0.5 * ((x - mc[:, None]) / sc[:, None]) ** 2)
     height = amp / (2 * math.pi * sr * sc)
-    # the model image beta + A u v^T in the reference's order of operations, so that rounding
-    # (a Gaussian below the float64 resolution of beta gives a zero model and Sim0 = NaN) happens
-    # exactly where it does there; ~1 MFLOP per spot
-    model = beta[:, None, None] + (height[:, None] * u)[:, :, None] * v[:, None, :]
+    # separable model M = beta + A u v^T: every sum reduces to u^T I v, sum I, sum I^2 and 1-D sums
+    # (the reference's formula, laue_live.spots._characterize._sim0_separable)
+    npix = s * s
+    s2 = (i64 * i64).sum(dim=(1, 2))
     tot = i64.sum(dim=(1, 2))
+    uiv = (u * torch.bmm(i64, v[:, :, None])[:, :, 0]).sum(1)
+    su, sv = u.sum(1), v.sum(1)
+    g2 = height * height * (u * u).sum(1) * (v * v).sum(1)
     if sim_variant == "background":
-        ii, model = i64 - beta[:, None, None], model - beta[:, None, None]
+        num = height * (uiv - beta * su * sv)
+        ii = s2 - 2 * beta * tot + npix * beta * beta
+        mm = g2
     elif sim_variant == "raw":
-        ii = i64
+        num = beta * tot + height * uiv
+        ii = s2
+        mm = npix * beta * beta + 2 * beta * height * su * sv + g2
     else:
         raise ValueError(f"sim_variant must be 'background' or 'raw', got {sim_variant!r}")
-    num = (ii * model).sum(dim=(1, 2))
-    den = torch.sqrt((ii * ii).sum(dim=(1, 2)) * (model * model).sum(dim=(1, 2)))
-    del model
-    npix = s * s
+    den = torch.sqrt(ii.clamp_min(0) * mm)
     finite = torch.isfinite(torch.stack([amp, beta, mr, mc, sr, sc], 1)).all(1)
     nan = torch.full_like(num, float("nan"))
     sim0 = torch.where((den > 0) & finite, num / torch.where(den > 0, den, torch.ones_like(den)), nan)
+    sim0 = sim0.clamp(-1.0, 1.0)
     floats = torch.stack(
         [
             sim0,

@@ -14,7 +14,8 @@ Side by side, in one run, against one local Tiled server process (127.0.0.1, SQL
 
 Rows/s is counted from the first document handed over to the end of ``close()`` (everything
 confirmed in Tiled). ``caller ms/frame`` is the time the producer spends per frame handing documents
-over. Run: ``.venv/bin/python benchmarks/bench_tiled_sink.py [--frames 300 --spots 1000]``.
+over. Pages carry Python lists (as ``compose_event_page`` validates them) unless said otherwise.
+Run: ``.venv/bin/python benchmarks/bench_tiled_sink.py [--frames 300 --spots 1000]``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ import time
 import numpy as np
 
 
-def _docs(n_frames, spots, seed=0):
+def _docs(n_frames, spots, seed=0, as_lists=True):
     from laue_live.catalog import synthetic_analysis_documents
 
-    return list(synthetic_analysis_documents(n_frames, spots, seed=seed))
+    return list(synthetic_analysis_documents(n_frames, spots, seed=seed, as_lists=as_lists))
 
 
 def _feed(writer, docs, spots):
@@ -53,10 +54,11 @@ def bench_tiledwriter(container, n_frames, spots, batch_size):
     return n_frames * spots / dt, 1000 * caller / n_frames, _count(container, docs)
 
 
-def bench_laue_live(container, n_frames, spots, max_rows, max_delay_s, timestamps=("frames",)):
+def bench_laue_live(container, n_frames, spots, max_rows, max_delay_s, timestamps=("frames",),
+                    as_lists=True):
     from laue_live.catalog import make_analysis_writer
 
-    docs = _docs(n_frames, spots, seed=2)
+    docs = _docs(n_frames, spots, seed=2, as_lists=as_lists)
     w = make_analysis_writer(container, max_rows=max_rows, max_delay_s=max_delay_s, timestamps=timestamps)
     t0, caller = _feed(w, docs, spots)
     w.close()
@@ -99,7 +101,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=300, help="frames of the batched runs")
     p.add_argument("--spots", type=int, default=1000, help="spots per frame")
     p.add_argument("--per-frame-frames", type=int, default=40, help="frames of the per-frame TiledWriter run")
-    p.add_argument("--max-rows", type=int, default=50_000, help="rows per append of the batched writers")
+    p.add_argument("--max-rows", type=int, default=100_000, help="rows per append of the batched writers")
     p.add_argument("--max-delay", type=float, default=0.5, help="max age of a pending row, s")
     p.add_argument("--tabular", choices=["duckdb", "sqlite"], default="duckdb")
     p.add_argument("--repeat", type=int, default=2, help="repetitions of the laue-live writer and ceiling")
@@ -120,6 +122,8 @@ def main() -> None:
             r = bench_ceiling(cat.analysis, a.frames * a.spots, a.max_rows)
             rows.append((f"append_partition ceiling ({a.max_rows}/append) #{i + 1}", r, float("nan"),
                          "same columns"))
+        r, c, n = bench_laue_live(cat.analysis, a.frames, a.spots, a.max_rows, a.max_delay, as_lists=False)
+        rows.append(("laue-live writer, pages of numpy arrays", r, c, n))
         r, c, n = bench_laue_live(cat.analysis, a.frames, a.spots, 2 * a.max_rows, a.max_delay)
         rows.append((f"laue-live writer (max_rows={2 * a.max_rows})", r, c, n))
         r, c, n = bench_laue_live(cat.analysis, a.frames, a.spots, a.max_rows, a.max_delay, timestamps=True)

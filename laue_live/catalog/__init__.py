@@ -32,6 +32,14 @@ from laue_live.catalog._server import (
 )
 from laue_live.catalog._settings import CatalogSettings, generate_api_key, redact
 from laue_live.catalog._source import CatalogCutoutSource, image_array, read_frames
+from laue_live.catalog._spool import (
+    DocumentJournal,
+    ReplayResult,
+    SpooledAnalysisWriter,
+    read_journal,
+    replay_journal,
+    replay_spool,
+)
 from laue_live.catalog._synthetic import (
     analysis_data_keys,
     random_spot_table,
@@ -62,6 +70,13 @@ __all__ = [
     "analysis_data_keys",
     "random_spot_table",
     "synthetic_analysis_documents",
+    # local journal replayed on reconnection
+    "DocumentJournal",
+    "ReplayResult",
+    "SpooledAnalysisWriter",
+    "read_journal",
+    "replay_journal",
+    "replay_spool",
     # queries
     "runs_query",
     "search_runs",

@@ -53,6 +53,7 @@ def random_spot_table(frame: int, n: int, rng: np.random.Generator) -> dict[str,
 def synthetic_analysis_documents(
     n_frames: int, spots_per_frame: int | list[int], *, raw_uid: str = "raw-uid",
     metadata: dict | None = None, seed: int = 0, shape: tuple[int, int] | None = None,
+    as_lists: bool = True,
 ) -> Iterator[tuple[str, dict]]:
     """Documents ``(name, doc)`` of an analysis run: start, 2 descriptors, a page of spots per frame.
 
@@ -70,6 +71,8 @@ def synthetic_analysis_documents(
         Seed of the random spot tables.
     shape
         Raster shape (rows, cols) used for the frames' stage positions.
+    as_lists
+        Page columns as Python lists (what ``compose_event_page`` validates) or numpy arrays.
     """
     from event_model import compose_run
 
@@ -89,7 +92,8 @@ def synthetic_analysis_documents(
         t = time.time()
         table = random_spot_table(i, n, rng)
         page = spots.compose_event_page(
-            data={k: v.tolist() for k, v in table.items()}, timestamps={k: [t] * n for k in table},
+            data={k: v.tolist() if as_lists else v for k, v in table.items()},
+            timestamps={k: [t] * n if as_lists else np.full(n, t) for k in table},
             seq_num=list(range(seq, seq + n)), time=[t] * n, uid=[f"{run.start_doc['uid']}-s{seq + j}"
                                                                  for j in range(n)], validate=False)
         seq += n

@@ -107,7 +107,7 @@ class AnalysisWriter:
         kept in memory, see :attr:`unwritten`.
     """
 
-    def __init__(self, container, *, max_rows: int = 50_000, max_delay_s: float = 0.5,
+    def __init__(self, container, *, max_rows: int = 100_000, max_delay_s: float = 0.5,
                  timestamps: bool | tuple[str, ...] = ("frames",), max_queue: int = 10_000,
                  max_attempts: int = 3,
                  spool_dir: str | Path | None = None) -> None:
@@ -411,7 +411,7 @@ def _pack(event: dict) -> dict:
             "timestamps": {k: [v] for k, v in event.get("timestamps", {}).items()}}
 
 
-def make_analysis_writer(client_or_container, *, max_rows: int = 50_000, max_delay_s: float = 0.5,
+def make_analysis_writer(client_or_container, *, max_rows: int = 100_000, max_delay_s: float = 0.5,
                          **kwargs) -> Callable[[str, dict], None]:
     """Build a document callback that writes analysis runs into Tiled, batched, off the caller's thread.
 

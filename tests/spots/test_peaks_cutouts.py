@@ -94,3 +94,20 @@ def test_cutout_peak_errors():
         extract_cutouts(frame, [[1, 2, 3]])
     with pytest.raises(FrameError, match="NaN"):
         extract_cutouts(frame, [[np.nan, 3.0]])
+
+
+def test_sparse_components_equal_ndimage_label():
+    from scipy import ndimage as ndi
+
+    from laue_live.spots._peaks import _components
+
+    rng = np.random.default_rng(0)
+    for density in (0.05, 0.2, 0.45, 0.7):
+        m = rng.random((61, 73)) < density
+        m[:, -1] |= rng.random(61) < 0.5  # exercise the column wrap-around guards
+        m[:, 0] |= rng.random(61) < 0.5
+        lab, n = ndi.label(m, structure=np.ones((3, 3), bool))
+        idx = np.flatnonzero(m)
+        ours = _components(idx, *m.shape)
+        # the same partition of the masked pixels: a one-to-one map between the two labelings
+        assert len(set(zip(lab.ravel()[idx], ours, strict=True))) == n == len(set(ours))

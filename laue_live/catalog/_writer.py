@@ -64,7 +64,6 @@ class _Stream:
     schema: Any = None
     frames_seen: set[int] = field(default_factory=set)
     frames_written: set[int] = field(default_factory=set)
-    retry: list[tuple[Any, np.ndarray, int]] = field(default_factory=list)  # (table, frames, attempts)
     rows_written: int = 0
 
 
@@ -101,7 +100,8 @@ class AnalysisWriter:
     max_queue
         Documents held before ``__call__`` blocks (back-pressure rather than loss).
     max_attempts
-        Appends of one batch tried before it is given up (then spilled to ``spool_dir``).
+        Appends of one batch tried (with a short back-off) before it is given up and spilled to
+        ``spool_dir``.
     spool_dir
         Where batches that could not be appended are saved as Parquet (none are lost); default:
         kept in memory, see :attr:`unwritten`.
@@ -132,6 +132,11 @@ class AnalysisWriter:
         self.stats = {"documents": 0, "appends": 0, "rows_written": 0, "append_seconds": 0.0,
                       "duplicates_skipped": 0, "errors": 0}
         self._closed = False
+        # Two threads: the builder turns documents into Arrow batches while the sender's request is
+        # on the wire (the server's ingest and our conversion overlap); 2 batches in flight at most.
+        self._send_q: queue.Queue = queue.Queue(maxsize=2)
+        self._sender = threading.Thread(target=self._send_loop, name="laue-live-tiled-sender", daemon=True)
+        self._sender.start()
         self._thread = threading.Thread(target=self._run, name="laue-live-tiled-writer", daemon=True)
         self._thread.start()
 
@@ -204,10 +209,14 @@ class AnalysisWriter:
             except queue.Empty:
                 item = None
             if item is _STOP:
-                self._flush_all(final=True)
+                self._flush_all()
+                self._barrier()
+                self._send_q.put(_STOP)
+                self._sender.join()
                 return
             if isinstance(item, _Flush):
                 self._flush_all()
+                self._barrier()
                 item.done.set()
                 continue
             if item is not None:
@@ -223,14 +232,15 @@ class AnalysisWriter:
             self._flush_due()
 
     def _next_deadline(self) -> float | None:
-        pending = [s.first_pending for s in self._streams.values() if s.n_pending or s.retry]
+        pending = [s.first_pending for s in self._streams.values() if s.n_pending]
         if not pending:
             return None
         return max(0.0, min(pending) + self.max_delay_s - time.monotonic())
 
     def _error(self, what: str, exc: BaseException) -> None:
-        self.stats["errors"] += 1
-        self.errors.append(exc)
+        with self._lock:  # both threads report errors
+            self.stats["errors"] += 1
+            self.errors.append(exc)
         logger.error("%s: %r", what, exc, exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None)
 
     def _handle(self, name: str, doc: dict) -> None:
@@ -259,7 +269,8 @@ class AnalysisWriter:
             run = doc["run_start"]
             if run in self._failed_runs:
                 return
-            self._flush_all(run_uid=run, final=True)
+            self._flush_all(run_uid=run)
+            self._barrier()  # every row of the run is in Tiled before TiledWriter closes its nodes
             for s in self._streams.values():
                 if s.run_uid == run and s.table is not None:
                     try:
@@ -314,15 +325,23 @@ class AnalysisWriter:
         # and let the time trigger wait up to twice max_delay_s; otherwise it fires at max_delay_s.
         now = time.monotonic()
         delay = self.max_delay_s if self._queue.empty() else 2 * self.max_delay_s
-        due = any((s.n_pending or s.retry) and now - s.first_pending >= delay
+        due = any(s.n_pending and now - s.first_pending >= delay
                   for s in self._streams.values())
         if due:  # one tick writes every stream with pending rows: fewer, fuller requests
             self._flush_all()
 
-    def _flush_all(self, run_uid: str | None = None, final: bool = False) -> None:
+    def _flush_all(self, run_uid: str | None = None) -> None:
         for s in list(self._streams.values()):
             if run_uid is None or s.run_uid == run_uid:
-                self._flush_stream(s, final=final)
+                self._flush_stream(s)
+
+    def _barrier(self) -> None:
+        """Wait until the sender has handled every batch handed to it so far."""
+        done = threading.Event()
+        self._send_q.put(done)
+        while not done.wait(1.0):
+            if not self._sender.is_alive():  # never wait on a dead thread
+                return
 
     def _make_table(self, s: _Stream):
         import pyarrow as pa
@@ -336,38 +355,44 @@ class AnalysisWriter:
             s.schema = pa.table(arrays).schema
         return pa.table(arrays).cast(s.schema), frames
 
-    def _flush_stream(self, s: _Stream, final: bool = False) -> None:
-        if s.n_pending:
-            if s.run_uid in self._failed_runs:
-                s.chunks, s.chunk_frames, s.n_pending = [], [], 0
+    def _flush_stream(self, s: _Stream) -> None:
+        if not s.n_pending:
+            return
+        if s.run_uid in self._failed_runs:
+            s.chunks, s.chunk_frames, s.n_pending = [], [], 0
+            return
+        try:
+            table, frames = self._make_table(s)
+        except Exception as exc:  # noqa: BLE001 - malformed rows: recorded, not fatal
+            s.chunks, s.chunk_frames, s.n_pending = [], [], 0
+            self._error(f"cannot build the {s.name} table of run {s.run_uid}", exc)
+            return
+        self._send_q.put((s, table, frames))  # blocks while 2 batches are in flight: back-pressure
+
+    def _send_loop(self) -> None:
+        while True:
+            job = self._send_q.get()
+            if job is _STOP:
                 return
-            try:
-                s.retry.append((*self._make_table(s), 0))
-            except Exception as exc:  # noqa: BLE001 - malformed rows: recorded, not fatal
-                s.chunks, s.chunk_frames, s.n_pending = [], [], 0
-                self._error(f"cannot build the {s.name} table of run {s.run_uid}", exc)
-                return
-        attempts_left = self.max_attempts if final else 1
-        while s.retry and attempts_left:
-            table, frames, attempts = s.retry[0]
-            try:
-                self._append(s, table)
-            except Exception as exc:  # noqa: BLE001
-                attempts += 1
-                self._error(f"append of {table.num_rows} {s.name} rows of run {s.run_uid} failed "
-                            f"(attempt {attempts})", exc)
-                if attempts >= self.max_attempts:
-                    s.retry.pop(0)
-                    self._give_up(s, table)
-                else:
-                    s.retry[0] = (table, frames, attempts)
-                    s.first_pending = time.monotonic()
-                    attempts_left -= 1
+            if isinstance(job, threading.Event):
+                job.set()
                 continue
-            s.retry.pop(0)
-            with self._lock:
-                s.frames_written.update(frames.tolist())
-                s.rows_written += table.num_rows
+            s, table, frames = job
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    self._append(s, table)
+                except Exception as exc:  # noqa: BLE001 - recorded, counted, raised at close
+                    self._error(f"append of {table.num_rows} {s.name} rows of run {s.run_uid} failed "
+                                f"(attempt {attempt} of {self.max_attempts})", exc)
+                    if attempt == self.max_attempts:
+                        self._give_up(s, table)
+                    else:
+                        time.sleep(min(0.25 * 2 ** (attempt - 1), 2.0))  # back-off before a retry
+                    continue
+                with self._lock:
+                    s.frames_written.update(frames.tolist())
+                    s.rows_written += table.num_rows
+                break
 
     def _append(self, s: _Stream, table) -> None:
         t0 = time.perf_counter()

@@ -56,7 +56,10 @@ class NumpyOps:
 
     @staticmethod
     def clip(a, lo=None, hi=None):
-        return np.clip(a, lo, hi)
+        # np.maximum/np.minimum: same result as np.clip (NaN stays NaN) at a fraction of its call cost
+        if lo is not None:
+            a = np.maximum(a, lo)
+        return a if hi is None else np.minimum(a, hi)
 
     @staticmethod
     def take(a, idx, axis):

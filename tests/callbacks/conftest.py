@@ -146,36 +146,11 @@ def hdf5_det(tmp_path):
     return HDF5Detector(name="laueh5", directory=tmp_path / "detector")
 
 
-def _stand_in(frames):
-    # Used only while laue_live.spots lacks analyze_frame: threshold + label, schema-conform rows.
-    import pandas as pd
-    from scipy import ndimage
-
-    from laue_live._schema import SPOT_COLUMNS
-
-    out = []
-    for f in frames:
-        lab, n = ndimage.label(f > 3000)
-        pos = ndimage.maximum_position(f, lab, range(1, n + 1))
-        df = pd.DataFrame({c.name: np.zeros(n, dtype=c.dtype) for c in SPOT_COLUMNS})
-        if n:
-            df["spot"] = np.arange(n)
-            df["row0"], df["col0"] = [p[0] for p in pos], [p[1] for p in pos]
-            df["row"], df["col"] = df["row0"], df["col0"]
-            df["sim"], df["good"], df["parent"] = 0.8, True, -1
-        out.append(df)
-    return out
-
-
 @pytest.fixture(scope="session")
 def analyzer():
     """The real analysis (exact fit) of laue_live.spots, one shared instance."""
     from laue_live.analysis import FrameAnalyzer
 
-    try:
-        from laue_live.spots import analyze_frame  # noqa: F401
-    except ImportError:
-        return FrameAnalyzer("fit", func=_stand_in)
     return FrameAnalyzer("fit")
 
 

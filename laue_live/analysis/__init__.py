@@ -20,6 +20,7 @@ from laue_live.analysis._frames import (
     path_from_stream_resource,
     scan_axes,
 )
+from laue_live.analysis._oom import OOMFallbackAnalyzer, is_out_of_memory
 from laue_live.analysis._reprocess import ReprocessResult, find_analysis_runs, reprocess_run, resolve_raw_run
 from laue_live.analysis._resume import ResumeSink, read_stream_table, written_frames
 from laue_live.analysis._worker import QUEUE_POLICIES, AnalysisWorker, WorkerStats
@@ -39,6 +40,8 @@ __all__ = [
     "resolve_raw_run",
     "written_frames",
     "FrameAnalyzer",
+    "OOMFallbackAnalyzer",
+    "is_out_of_memory",
     "FrameTask",
     "HDF5FrameLoader",
     "NpyFrameLoader",

@@ -6,6 +6,7 @@ that the RunEngine thread never touches the disk: files are opened by the analys
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -103,6 +104,31 @@ def _retrying(read: Callable[[], np.ndarray], what: str, timeout: float) -> np.n
             delay = min(delay * 2, 0.2)
 
 
+def _check_stored(ds, index: int, path: str) -> None:
+    """Raise OSError unless frame ``index`` of ``ds`` lies wholly inside the file on disk.
+
+    In SWMR mode HDF5 does not check the file against its recorded end (the file may grow), so a
+    truncated file reads as zeros past its end: a silently wrong frame. Check the chunks instead.
+    """
+    chunks = ds.chunks
+    if chunks is None:
+        offset = ds.id.get_offset()
+        end = None if offset is None else offset + ds.id.get_storage_size()
+        ends = [end]
+    else:
+        first = (index // chunks[0]) * chunks[0]
+        ends = []
+        for coord in itertools.product([first], *(range(0, n, c) for n, c in zip(ds.shape[1:], chunks[1:],
+                                                                                  strict=True))):
+            info = ds.id.get_chunk_info_by_coord(coord)
+            ends.append(None if info.byte_offset is None else info.byte_offset + info.size)
+    if any(e is None for e in ends):
+        raise OSError(f"frame {index} of {ds.name} is not written in the file yet")
+    size = os.path.getsize(path)
+    if max(ends, default=0) > size:
+        raise OSError(f"file truncated: frame {index} ends at byte {max(ends)}, the file has {size} bytes")
+
+
 _H5_OPEN_VARIANTS = ({"swmr": True}, {"swmr": True, "locking": False}, {}, {"locking": False})
 
 
@@ -150,6 +176,7 @@ class HDF5FrameLoader:
                     pass
             if self.index >= ds.shape[0]:
                 raise IndexError(f"index {self.index} >= {ds.shape[0]} frames in {self.dataset}")
+            _check_stored(ds, self.index, self.path)
             return ds[self.index]
 
     def __call__(self) -> np.ndarray:

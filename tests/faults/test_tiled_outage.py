@@ -1,0 +1,125 @@
+"""The Tiled server stops in the middle of a scan and comes back: nothing lost, no row twice."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from bluesky.plans import grid_scan
+from ophyd.sim import motor1, motor2
+from tiled.queries import Key
+
+from laue_live.callbacks import make_run_router
+from laue_live.catalog import LocalTiledServer, SpooledAnalysisWriter, open_catalog, replay_spool
+from laue_live.catalog import _server as server_mod
+
+from ._helpers import InlineDetector, n_spots
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
+
+NX, NY = 4, 3
+DOWN_AT, UP_AT = 4, 8  # frames 4..7 are analysed while the server is down
+
+
+@pytest.fixture
+def short_client_retries(monkeypatch):
+    # Tiled's client retries a refused connection for up to 45 s; a 1 s window makes the outage
+    # "longer than the client waits" in a bounded test (TILED_RETRY_TIMEOUT does the same in production).
+    import tiled.client.utils as tu
+
+    monkeypatch.setattr(tu, "TILED_RETRY_ATTEMPTS", 2)
+    monkeypatch.setattr(tu, "TILED_RETRY_TIMEOUT", 1.0)
+
+
+def _check(run, n_frames):
+    frames = run["frames"].base["internal"].read()
+    spots = run["spots"].base["internal"].read()
+    assert sorted(frames["frame"]) == list(range(n_frames)), "every frame once in the frames stream"
+    assert not frames["failed"].any()
+    expected = {i: n_spots(i) for i in range(n_frames)}
+    assert spots.groupby("frame").size().to_dict() == expected, "every spot row once"
+    assert not spots.duplicated(["frame", "spot"]).any()
+    assert run.metadata["stop"]["exit_status"] == "success"
+    assert run.metadata["start"]["raw_uid"]
+    return frames, spots
+
+
+def test_server_restart_mid_scan_journal_replayed(tmp_path, tiled_data_dir, analyzer, RE, monkeypatch,
+                                                  short_client_retries, fault_report):
+    server = LocalTiledServer(tiled_data_dir).start()
+    port = server.port
+    try:
+        catalog = open_catalog(server.settings)
+        spooled = SpooledAnalysisWriter(catalog, tmp_path / "spool", max_delay_s=0.05, retry_interval_s=0.2,
+                                        max_retry_interval_s=2.0)
+        events = {"down": threading.Event(), "up": threading.Event()}
+
+        def on_trigger(i):  # runs on the RunEngine thread, before frame i is taken
+            if i == DOWN_AT:
+                spooled.writer.flush(30)  # frames 0..3 are in Tiled for sure
+                server.stop()
+                events["down"].set()
+            elif i == UP_AT:
+                monkeypatch.setattr(server_mod, "free_port", lambda host="127.0.0.1": port)
+                server.start()  # same data directory, same port
+                events["up"].set()
+
+        det = InlineDetector(name="laue", on_trigger=on_trigger)
+        router = make_run_router([spooled], analyzer=analyzer, batch_size=2)
+        RE.subscribe(router)
+        (raw_uid,) = RE(grid_scan([det], motor1, 0, 1, NX, motor2, 0, 1, NY))
+        assert events["down"].is_set() and events["up"].is_set() and server.port == port
+        assert router.wait(120)
+        assert spooled.wait_synced(120), f"journal not replayed: {spooled.pending}"
+        spooled.close(60)
+        # the writer really failed during the outage, and the journal made up for it
+        assert spooled.writer.stats["errors"] > 0
+        res = spooled.results[0]
+        assert res.frames_replayed > 0 and res.spot_rows_replayed > 0
+        assert not list((tmp_path / "spool").glob("*.journal"))
+        run = catalog.analysis.search(Key("raw_uid") == raw_uid).values().first()
+        _check(run, NX * NY)
+    finally:
+        server.stop()
+    fault_report.add("Tiled", "server stopped at frame 4 of 12, restarted (same port, same data) at frame 8",
+                     f"scan completed; {res.frames_replayed} frames / {res.spot_rows_replayed} spot rows "
+                     "written from the local journal on reconnection; every frame once, no row twice", 0)
+
+
+def test_journal_left_by_a_dead_process_is_replayed_once(tmp_path, tiled_client, fault_report):
+    """A journal whose run never reached Tiled (the process died) is written whole, and only once."""
+    from laue_live.catalog import DocumentJournal, synthetic_analysis_documents
+
+    journal = DocumentJournal(tmp_path / "spool")
+    docs = list(synthetic_analysis_documents(5, 3))
+    for name, doc in docs:
+        journal(name, doc)
+    journal.close()
+    (res,) = replay_spool(tmp_path / "spool", tiled_client.analysis)
+    assert res.created and res.stopped and res.frames_in_journal == 5
+    assert not list((tmp_path / "spool").glob("*.journal"))
+    # replaying the same journal again writes nothing
+    for name, doc in docs:
+        journal(name, doc)
+    journal.close()
+    (again,) = replay_spool(tmp_path / "spool", tiled_client.analysis)
+    assert not again.created and again.frames_replayed == 0 and again.spot_rows_replayed == 0
+    run = tiled_client.analysis[res.run_uid]
+    frames = run["frames"].base["internal"].read()
+    assert sorted(frames["frame"]) == list(range(5))
+    fault_report.add("Tiled", "process died before its run reached Tiled; journal replayed twice",
+                     "run written whole from the journal once; second replay wrote 0 rows", 0)
+
+
+def test_torn_journal_record_is_ignored(tmp_path):
+    from laue_live.catalog import DocumentJournal, read_journal, synthetic_analysis_documents
+
+    journal = DocumentJournal(tmp_path)
+    docs = list(synthetic_analysis_documents(2, 3))
+    for name, doc in docs[:-1]:
+        journal(name, doc)
+    journal.close()
+    (path,) = tmp_path.glob("*.journal")
+    with open(path, "ab") as f:
+        f.write(b"\x00\x00\x10\x00partial")  # a crash in the middle of a record
+    assert [n for n, _ in read_journal(path)] == [n for n, _ in docs[:-1]]

@@ -47,9 +47,11 @@ class ReprocessResult:
 
 
 def resolve_raw_run(raw_container, run_id: str | int):
-    """Return the raw run client for a uid, a uid prefix, or a scan id (negative: from the end)."""
+    """Return the raw run client for a uid, a uid prefix, a scan id (negative: from the end) or "latest"."""
     key: Any = run_id
-    if isinstance(run_id, str) and run_id.lstrip("-").isdigit():
+    if isinstance(run_id, str) and run_id.lower() in ("latest", "last"):
+        key = -1
+    elif isinstance(run_id, str) and run_id.lstrip("-").isdigit():
         key = int(run_id)
     try:
         return raw_container[key]

@@ -12,7 +12,7 @@ from laue_live.cli._app import app
 
 @app.command("reprocess")
 def reprocess(
-    run: Annotated[str, typer.Argument(help="Raw run: uid, uid prefix, scan id, or -1 for the latest.")],
+    run: Annotated[str, typer.Argument(help="Raw run: uid, uid prefix, scan id, or 'latest' (or `-- -1`).")],
     method: Annotated[str, typer.Option(
         help="fit (exact Gaussian fit), cnn, or auto (cnn if the default model is installed).")] = "auto",
     model: Annotated[str | None, typer.Option(help="CNN model name or weights file (method cnn).")] = None,
@@ -59,6 +59,7 @@ def reprocess(
     print(f"  frames: {res.frames_total} in the raw run, {res.frames_skipped} already written, "
           f"{stop.get('frames_analysed', 0)} analysed, {stop.get('frames_failed', 0)} failed; "
           f"{stop.get('spots', 0)} spot rows")
-    print(f"  read back: laue-live query spots {res.analysis_uid[:8]}")
+    where = f" --data-dir {data_dir}" if data_dir else (f" --uri {uri}" if uri else "")
+    print(f"  read back: laue-live query{where} spots {res.analysis_uid[:8]}")
     if stop.get("exit_status") != "success":
         raise typer.Exit(1)

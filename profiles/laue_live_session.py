@@ -19,6 +19,8 @@ and put what it returns in the user namespace. Configure with environment variab
     Unset: a local laue-live catalog server if one runs (``laue-live catalog serve``), else none.
 ``LAUE_LIVE_PROXY_IN`` / ``LAUE_LIVE_SERVICE_PUBLISH``
     Service mode: proxy input (default 127.0.0.1:5577) and the service's spot stream (127.0.0.1:5579).
+``LAUE_LIVE_PUBLISH``
+    Local mode: also publish spot tables on this ``host:port`` (for ``laue-live watch``); unset: no.
 ``LAUE_LIVE_VIEWS``
     ``1`` (default where a display exists) or ``0``: the matplotlib live map and frame view.
 """
@@ -107,6 +109,12 @@ def make_session(env=None) -> dict[str, Any]:
                 from bluesky_tiled_plugins import TiledWriter
 
                 RE.subscribe(TiledWriter(catalog.raw, batch_size=1))
+        if env.get("LAUE_LIVE_PUBLISH"):
+            from laue_live.stream import SpotPublisher
+
+            ns["spot_publisher"] = SpotPublisher(env["LAUE_LIVE_PUBLISH"])
+            sinks.append(ns["spot_publisher"])
+            summary["publish"] = ns["spot_publisher"].address
         kw = {"device": env["LAUE_LIVE_DEVICE"]} if env.get("LAUE_LIVE_DEVICE") else {}
         analyzer = FrameAnalyzer(env.get("LAUE_LIVE_METHOD", "auto"), **kw)
         ns["analysis"] = make_run_router(sinks, analyzer=analyzer)

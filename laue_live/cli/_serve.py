@@ -60,6 +60,12 @@ def serve(
     curve_clients: Annotated[Path | None, typer.Option(
         help="CURVE: folder of allowed subscribers' public .key files "
         "(env LAUE_LIVE_CURVE_CLIENT_KEYS).")] = None,
+    input_curve_secret: Annotated[Path | None, typer.Option(
+        help="CURVE on the input: this service's secret certificate, when the proxy output is a CURVE "
+        "server (env LAUE_LIVE_INPUT_CURVE_CLIENT_SECRET).")] = None,
+    input_curve_server: Annotated[Path | None, typer.Option(
+        help="CURVE on the input: the proxy's public certificate "
+        "(env LAUE_LIVE_INPUT_CURVE_SERVER_PUBLIC).")] = None,
     max_backlog: int = typer.Option(1000, help="Input messages held while busy before the proxy drops."),
     drain_timeout: float = typer.Option(120.0, help="On stop, seconds to finish queued frames."),
 ) -> None:
@@ -67,14 +73,17 @@ def serve(
 
     from laue_live._errors import LaueLiveError
     from laue_live.service import AnalysisService, ServiceSettings
-    from laue_live.stream import CurveServer, SafeProxy
+    from laue_live.stream import CurveClient, CurveServer, SafeProxy
 
     try:
         curve = CurveServer(curve_secret, curve_clients) if curve_secret else None
+        input_curve = (CurveClient(input_curve_secret, input_curve_server)
+                       if input_curve_secret and input_curve_server else None)
         settings = ServiceSettings.from_env(
             input_address=input_address, input_prefix=prefix.encode(), publish_address=publish,
             method=method, device=device, model=model, state_dir=state_dir, status_interval=status_interval,
-            write_raw=write_raw, recover=recover, publish_curve=curve, max_backlog=max_backlog,
+            write_raw=write_raw, recover=recover, publish_curve=curve, input_curve=input_curve,
+            max_backlog=max_backlog,
             drain_timeout=drain_timeout)
         catalog = None
         if tiled:
@@ -113,14 +122,23 @@ payloads. A loopback-safe stand-in for `bluesky-0MQ-proxy`.""")
 def proxy(
     in_address: str = typer.Option("127.0.0.1:5577", "--in", help="Address RunEngines publish to."),
     out_address: str = typer.Option("127.0.0.1:5578", "--out", help="Address consumers subscribe to."),
+    in_curve_secret: Annotated[Path | None, typer.Option(
+        help="CURVE on --in: the proxy's secret certificate (publishers need its public key).")] = None,
+    out_curve_secret: Annotated[Path | None, typer.Option(
+        help="CURVE on --out: the proxy's secret certificate (subscribers need its public key).")] = None,
+    curve_clients: Annotated[Path | None, typer.Option(
+        help="CURVE: folder of the public .key files of allowed peers (default: any peer that knows "
+        "the proxy's public key).")] = None,
 ) -> None:
     import signal
 
     from laue_live._errors import LaueLiveError
-    from laue_live.stream import SafeProxy
+    from laue_live.stream import CurveServer, SafeProxy
 
     try:
-        p = SafeProxy(in_address, out_address)
+        p = SafeProxy(in_address, out_address,
+                      in_curve=CurveServer(in_curve_secret, curve_clients) if in_curve_secret else None,
+                      out_curve=CurveServer(out_curve_secret, curve_clients) if out_curve_secret else None)
     except LaueLiveError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

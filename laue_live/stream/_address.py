@@ -133,22 +133,40 @@ def _load(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
     return public, secret_key
 
 
-def apply_curve_server(socket, curve: CurveServer | None):
-    """Make ``socket`` a CURVE server; returns the started authenticator (or ``None``) to stop later."""
+def apply_curve_server(socket, curve: CurveServer | None, *, auth=None, domain: str = "*"):
+    """Make ``socket`` a CURVE server.
+
+    Parameters
+    ----------
+    socket
+        The 0MQ socket (before ``bind``).
+    curve
+        Keys, or ``None`` for no CURVE.
+    auth
+        An authenticator already running on the socket's context (a context has at most one).
+    domain
+        ZAP domain of this socket, so that one authenticator can hold several allow-lists.
+
+    Returns
+    -------
+    The authenticator (started here if ``auth`` was ``None`` and one is needed), to stop later.
+    """
     if curve is None:
-        return None
+        return auth
     import zmq
     import zmq.auth
     from zmq.auth.thread import ThreadAuthenticator
 
     public, secret = _load(Path(curve.secret_file), secret=True)
-    auth = None
     if curve.client_keys_dir is not None:
         # Without a ZAP handler libzmq accepts any client that completes the handshake; the
         # authenticator restricts clients to the listed public keys.
-        auth = ThreadAuthenticator(socket.context)
-        auth.start()
-        auth.configure_curve(domain="*", location=str(curve.client_keys_dir))
+        if auth is None:
+            auth = ThreadAuthenticator(socket.context)
+            auth.start()
+        auth.configure_curve(domain=domain, location=str(curve.client_keys_dir))
+        if domain != "*":
+            socket.zap_domain = domain.encode()
     socket.curve_publickey = public
     socket.curve_secretkey = secret
     socket.setsockopt(zmq.CURVE_SERVER, 1)

@@ -148,4 +148,4 @@ class SafeRemoteDispatcher(Dispatcher):
             return
         self.closed = True
         self._socket.close(linger=0)
-        self._context.term()
+        self._context.destroy(linger=0)

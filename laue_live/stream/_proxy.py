@@ -44,7 +44,7 @@ class SafeProxy:
                  in_curve: CurveServer | None = None, out_curve: CurveServer | None = None,
                  hwm: int = 10000):
         self._context = zmq.Context()
-        self._auth = []
+        self._auth = None
         self._frontend = self._context.socket(zmq.XSUB)
         self._backend = self._context.socket(zmq.XPUB)
         self._control_url = f"inproc://laue-live-proxy-{id(self)}"
@@ -53,14 +53,13 @@ class SafeProxy:
         self.closed = False
         self._started = False
         try:
-            for sock, address, curve in ((self._frontend, in_address, in_curve),
-                                         (self._backend, out_address, out_curve)):
+            for sock, address, curve, domain in ((self._frontend, in_address, in_curve, "laue-in"),
+                                                 (self._backend, out_address, out_curve, "laue-out")):
                 sock.setsockopt(zmq.LINGER, 0)
                 sock.setsockopt(zmq.RCVHWM, hwm)
                 sock.setsockopt(zmq.SNDHWM, hwm)
-                auth = apply_curve_server(sock, curve)
-                if auth is not None:
-                    self._auth.append(auth)
+                # One authenticator per context, one ZAP domain (allow-list) per side.
+                self._auth = apply_curve_server(sock, curve, auth=self._auth, domain=domain)
                 sock.bind(normalize_address(address, bind=True))
             self._control.bind(self._control_url)
         except Exception:
@@ -111,9 +110,9 @@ class SafeProxy:
         self.closed = True
         for sock in (self._frontend, self._backend, self._control):
             sock.close(linger=0)
-        for auth in self._auth:
-            auth.stop()
-        self._context.term()
+        if self._auth is not None:
+            self._auth.stop()
+        self._context.destroy(linger=0)  # also any socket a failed setup left behind
 
     def __enter__(self):
         return self

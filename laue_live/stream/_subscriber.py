@@ -237,7 +237,7 @@ class SpotSubscriber:
             return
         self.closed = True
         self._socket.close(linger=0)
-        self._context.term()
+        self._context.destroy(linger=0)
 
     def __enter__(self):
         return self

@@ -134,3 +134,28 @@ def _run_quietly(dispatcher) -> None:
         dispatcher.start()
     except (asyncio.CancelledError, RuntimeError):
         pass
+
+
+def test_curve_on_both_sides_of_the_proxy(curve_certs):
+    from laue_live.stream import CurveClient, CurveServer
+
+    server = CurveServer(curve_certs["server_secret"], curve_certs["client_keys_dir"])
+    client = CurveClient(curve_certs["client_secret"], curve_certs["server_public"])
+    stranger = CurveClient(curve_certs["stranger_secret"], curve_certs["server_public"])
+    got, spied = [], []
+    with SafeProxy(in_curve=server, out_curve=server) as proxy:
+        proxy.start_in_thread()
+        spy = SafeRemoteDispatcher(proxy.out_address, curve=stranger)  # not in the allowed keys
+        spy.subscribe(lambda name, doc: spied.append(doc))
+        dispatcher = SafeRemoteDispatcher(proxy.out_address, curve=client)
+        dispatcher.subscribe(lambda name, doc: got.append(doc))
+        with DocumentPublisher(proxy.in_address, curve=client) as pub:
+            assert pub.wait_for_subscribers(1, WAIT)
+            for i in range(5):
+                pub("event", {"seq_num": i + 1})
+            _drain(dispatcher)
+        spy.poll_once(0.5)
+        spy.stop()
+        dispatcher.stop()
+    assert [d["seq_num"] for d in got] == [1, 2, 3, 4, 5]
+    assert spied == [] and spy.received == 0

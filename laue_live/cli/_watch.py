@@ -12,7 +12,8 @@ __all__ = ["watch"]
 @app.command(help="""Watch the spot tables published by `laue-live serve` (or any SpotPublisher):
 one line per frame (good / all spots, mean Sim, frames/s), WARNING lines for poor or failed frames
 (e.g. "frame 212: 3 good spots, mean Sim 0.12"), and the service's status reports with --status.
-Ctrl-C to quit.""")
+With --map-png, the raster quality map is also written as a PNG (every --png-every frames and at
+the end of each run), for a look without a display. Ctrl-C to quit.""")
 def watch(
     address: str = typer.Argument("127.0.0.1:5579", help="host:port of the publisher."),
     min_good: int = typer.Option(5, help="Warn when a frame has fewer good spots."),
@@ -21,6 +22,11 @@ def watch(
     status: bool = typer.Option(False, "--status", help="Also print the service's status reports."),
     idle_exit: float = typer.Option(0.0, help="Exit after this many seconds without a message (0: never)."),
     frames: int = typer.Option(0, help="Exit after this many frames (0: never)."),
+    runs: int = typer.Option(0, help="Exit after this many analysis runs have ended (0: never)."),
+    map_png: str = typer.Option(None, help="Write the live raster map to this PNG file."),
+    map_column: str = typer.Option("n_good", help="Column of the map: n_good, n_spots, mean_sim, or a "
+                                   "spot column averaged per frame (sim, sigma_row, ...)."),
+    png_every: int = typer.Option(10, help="Rewrite the PNG every N frames (and at each run's end)."),
     curve_secret: str = typer.Option(None, help="CURVE: this client's secret certificate "
                                      "(env LAUE_LIVE_CURVE_CLIENT_SECRET)."),
     curve_server: str = typer.Option(None, help="CURVE: the publisher's public certificate "
@@ -30,6 +36,7 @@ def watch(
 
     from laue_live._errors import LaueLiveError
     from laue_live.stream import (
+        TOPIC_DOC,
         TOPIC_HELLO,
         TOPIC_SPOTS,
         TOPIC_STATUS,
@@ -43,15 +50,23 @@ def watch(
     try:
         curve = (CurveClient(Path(curve_secret), Path(curve_server)) if curve_secret and curve_server
                  else curve_client_from_env())
-        sub = SpotSubscriber(address, status=status, curve=curve)
+        sub = SpotSubscriber(address, status=status, documents=bool(map_png) or runs > 0, curve=curve)
     except LaueLiveError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     ticker = FrameTicker(min_good=min_good, min_mean_sim=min_sim, every=every)
+    live_map = None
+    if map_png:
+        import matplotlib
+
+        matplotlib.use("Agg")  # a file, never a window
+        from laue_live.views import LiveSpotMap
+
+        live_map = LiveSpotMap(map_column)
     typer.echo(f"watching {address} (Ctrl-C to quit)")
-    seen = 0
+    seen = ended = 0
     try:
-        while frames <= 0 or seen < frames:
+        while (frames <= 0 or seen < frames) and (runs <= 0 or ended < runs):
             message = sub.receive(idle_exit if idle_exit > 0 else 1.0)
             if message is None:
                 if idle_exit > 0:
@@ -60,6 +75,17 @@ def watch(
                 continue
             if message.topic == TOPIC_HELLO:
                 typer.echo("connected")
+            elif message.topic == TOPIC_DOC:
+                doc = message.payload["doc"]
+                if live_map is not None:
+                    live_map(message.name, doc)
+                    if message.name == "stop" and live_map.n_updates:
+                        live_map.savefig(map_png, dpi=100)
+                        typer.echo(f"map written to {map_png}")
+                if message.name == "stop":
+                    ended += 1
+                    typer.echo(f"== analysis run {str(doc.get('run_start', '?'))[:8]} ended: "
+                               f"{doc.get('exit_status')} ({doc.get('reason', '')})")
             elif message.topic == TOPIC_STATUS:
                 typer.echo(ticker.status_line(message.payload.get("status") or {}))
             elif message.topic == TOPIC_SPOTS:
@@ -70,6 +96,8 @@ def watch(
                     typer.echo(f"WARNING bad spot table: {exc}")
                     continue
                 seen += 1
+                if live_map is not None and live_map.n_updates and seen % max(1, png_every) == 0:
+                    live_map.savefig(map_png, dpi=100)
                 run, frame = p.get("run") or {}, int(p.get("frame", -1))
                 for line in ticker.lines(run, frame, table, p.get("summary")):
                     typer.echo(line)

@@ -44,3 +44,29 @@ def test_watch_prints_frames_and_warnings():
     assert "12 good /    20 spots, mean Sim 0.80" in first
     assert "WARNING frame 212: 3 good spots, mean Sim 0.12" in lines
     assert lines[-1] == "3 frames, 1 warnings, 0 missed, 0 rejected messages"
+
+
+def test_watch_writes_the_live_map_png(tmp_path):
+    """Fed by the analysis documents on the stream, watch --map-png writes the raster map."""
+    from laue_live.analysis import AnalysisRunComposer
+
+    _register()
+    png = tmp_path / "map.png"
+    raw = {"uid": "raw-2", "shape": [2, 2], "time": 0.0}
+    with SpotPublisher() as pub:
+        def feed():
+            assert pub.wait_for_subscribers(1, 30)
+            composer = AnalysisRunComposer([pub], raw, {"method": "fit", "model": {"name": "fit"}})
+            for i in range(4):
+                composer.frame(i, _table(i, 8, 2 + i, 0.7))
+            composer.stop("success")
+
+        thread = threading.Thread(target=feed, daemon=True)
+        thread.start()
+        result = CliRunner().invoke(app, ["watch", pub.address, "--runs", "1", "--idle-exit", "30",
+                                          "--map-png", str(png), "--png-every", "2"])
+        thread.join(30)
+    assert result.exit_code == 0, result.output
+    assert f"map written to {png}" in result.output
+    assert "ended: success (4 frames analysed, 0 failed)" in result.output
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"

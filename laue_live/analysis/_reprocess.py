@@ -161,17 +161,23 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
         if tstart.get("kind") != ANALYSIS_KIND or tstart.get("raw_uid") != start["uid"]:
             raise DocumentError(f"{tstart.get('uid')} is not an analysis run of raw run {start['uid']}")
         done_frames, done_spots = written_frames(target)
-        skip = done_frames | done_spots
-        frames_tab = read_stream_table(target, "frames", ["failed"])
+        frames_tab = read_stream_table(target, "frames", ["frame", "failed", "n_spots"])
+        # A summary row whose spot rows never arrived (the process died between the two appends):
+        # analyse that frame again and write only its spot rows.
+        redo: set[int] = set()
+        if len(frames_tab):
+            lost = frames_tab[(frames_tab["n_spots"] > 0) & ~frames_tab["frame"].isin(list(done_spots))]
+            redo = set(lost["frame"].astype(int).tolist())
+        skip = (done_frames | done_spots) - redo
         n_failed = int(frames_tab["failed"].astype(bool).sum()) if len(frames_tab) else 0
         composer = AnalysisRunComposer(
-            [ResumeSink(target), *sinks], start,
+            [_SkipSummaries(ResumeSink(target), redo), *sinks], start,
             {"method": tstart.get("method"), "model": tstart.get("model", {}),
              "params": tstart.get("analysis_params", {})},
             image_field=field, uid=tstart["uid"])
         composer.resume(tstart, frame_rows=len(frames_tab),
                         spot_rows=len(read_stream_table(target, "spots", ["frame"])),
-                        analysed=len(frames_tab) - n_failed, failed=n_failed)
+                        analysed=len(frames_tab) - n_failed - len(redo), failed=n_failed)
         # Frames whose spot rows are written but whose summary row is not: summarise from the rows.
         _summarise_orphans(composer, target, done_spots - done_frames, xs, ys)
         if analyzer.method != tstart.get("method"):
@@ -201,6 +207,21 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
             writer.close()
     return ReprocessResult(start["uid"], composer.uid, target is not None, n, len(skip),
                            worker.stop_doc or {})
+
+
+class _SkipSummaries:
+    """Sink wrapper that drops the ``frames`` events of ``frames`` (their summary row exists already)."""
+
+    def __init__(self, sink: Callable, frames: set[int]) -> None:
+        self.sink, self.frames, self._names = sink, frames, {}
+
+    def __call__(self, name: str, doc: dict) -> None:
+        if name == "descriptor":
+            self._names[doc["uid"]] = doc.get("name")
+        elif (name == "event" and self.frames and self._names.get(doc["descriptor"]) == "frames"
+              and int(doc["data"]["frame"]) in self.frames):
+            return
+        self.sink(name, doc)
 
 
 def _summarise_orphans(composer: AnalysisRunComposer, run, frames: set[int], xs, ys) -> None:

@@ -12,6 +12,7 @@ from laue_live.callbacks._router import (
     laue_spot_callback_factory,
     make_run_router,
 )
+from laue_live.callbacks._serialize import TILED_TABLE_LOCK, serialize_tiled_writes
 
 __all__ = [
     "LaueSpotCallback",
@@ -19,4 +20,6 @@ __all__ = [
     "LaueRunRouter",
     "laue_spot_callback_factory",
     "make_run_router",
+    "serialize_tiled_writes",
+    "TILED_TABLE_LOCK",
 ]

@@ -88,11 +88,12 @@ def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: s
     from bluesky_tiled_plugins import TiledWriter
     from tqdm.auto import tqdm
 
-    from laue_live.callbacks import make_run_router
+    from laue_live.callbacks import make_run_router, serialize_tiled_writes
     from laue_live.catalog import make_analysis_writer, open_catalog
     from laue_live.plans import raster_scan
     from laue_live.sim import Polycrystal, SimLaueDetector, make_sim_stage
 
+    serialize_tiled_writes()  # raw and analysis writers share this process: see docs/live.md
     cat = open_catalog(server.settings)
     extent = ((0.0, max(step * (nx - 1), 1.0)), (0.0, max(step * (ny - 1), 1.0)))
     sample = Polycrystal(material, n_grains=grains, extent=extent, beam_size=max(step, 0.5), seed=seed)

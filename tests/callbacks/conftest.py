@@ -156,7 +156,13 @@ def analyzer():
 
 @pytest.fixture
 def catalog(tiled_client):
-    """Empty raw/analysis containers of their own on the session's real Tiled server (tests/conftest.py)."""
+    """Empty raw/analysis containers of their own on the session's real Tiled server (tests/conftest.py).
+
+    Table requests are serialised, as the demo does (Tiled 0.2.20 DuckDB race, docs/live.md).
+    """
+    from laue_live.callbacks import serialize_tiled_writes
+
+    serialize_tiled_writes()
     return tiled_client
 
 

@@ -25,6 +25,9 @@ from laue_live.analysis import (
 
 __all__ = ["LaueSpotCallback"]
 
+#: Events held while their descriptor has not arrived (documents out of order), at most.
+_MAX_EARLY = 1000
+
 logger = logging.getLogger(__name__)
 
 
@@ -98,6 +101,12 @@ class LaueSpotCallback(DocumentRouter):
         # Time spent on the RunEngine thread per event/event_page document (s), for the benchmark.
         self.re_seconds: collections.deque[float] = collections.deque(maxlen=100_000)
         self.errors = 0
+        # Input hygiene: frames already queued (a re-sent event must not give a second row), and
+        # events that arrived before their descriptor (held, bounded, until it comes).
+        self._seen: set[tuple[str, int]] = set()
+        self._early: dict[str, list[tuple[str, dict]]] = collections.defaultdict(list)
+        self.duplicates = 0
+        self._other_descs: set[str] = set()
 
     # -- the RunEngine-facing entry point: never raises ----------------------------------------------
     def __call__(self, name: str, doc: dict, validate: bool = False):
@@ -160,11 +169,15 @@ class LaueSpotCallback(DocumentRouter):
             logger.warning("descriptor before start document: ignored")
             return doc
         if self.stream is not None and doc.get("name") != self.stream:
+            self._other_descs.add(doc["uid"])
+            self._early.pop(doc["uid"], None)
             return doc
         field = find_image_field(doc.get("data_keys", {}), self.image_field)
         if field is None:
             if not self.active:
                 self.ignored_reason = f"stream {doc.get('name')!r} has no image field"
+            self._other_descs.add(doc["uid"])
+            self._early.pop(doc["uid"], None)
             return doc
         self.stream = doc.get("name")
         dk = doc["data_keys"][field]
@@ -182,10 +195,19 @@ class LaueSpotCallback(DocumentRouter):
                                          **self._worker_kw)
             logger.info("run %s: analysing %r of stream %r (%s) into analysis run %s",
                         self.raw_start["uid"][:8], field, self.stream, kind, self.composer.uid[:8])
+        for name, early in self._early.pop(doc["uid"], []):
+            logger.warning("%s received before its descriptor: analysed now", name)
+            getattr(self, name)(early)
         return doc
 
     def _task(self, desc_uid: str, seq_num: int, data: Mapping[str, Any], filled: Mapping[str, Any]) -> None:
         field, kind = self._descs[desc_uid]
+        if (desc_uid, seq_num) in self._seen:
+            self.duplicates += 1
+            logger.warning("event seq_num %d of descriptor %s received twice: the copy is ignored",
+                           seq_num, desc_uid[:8])
+            return
+        self._seen.add((desc_uid, seq_num))
         px, py = self._pos
         x = data.get(px, math.nan) if px else math.nan
         y = data.get(py, math.nan) if py else math.nan
@@ -224,13 +246,30 @@ class LaueSpotCallback(DocumentRouter):
                 return
         self._pending[(desc_uid, seq_num)] = task  # its stream_datum comes later
 
+    def _hold_early(self, name: str, doc: dict) -> bool:
+        # An event before its descriptor (documents out of order): keep it until the descriptor
+        # arrives (bounded); events of streams without frames are dropped at the stop document.
+        desc = doc["descriptor"]
+        if desc in self._descs or (self.stream is not None and desc in self._other_descs):
+            return False
+        if sum(len(v) for v in self._early.values()) < _MAX_EARLY:
+            self._early[desc].append((name, doc))
+        else:
+            logger.error("%s of unknown descriptor %s dropped: too many documents out of order",
+                         name, desc[:8])
+        return True
+
     def event(self, doc):
+        if doc["descriptor"] not in self._descs and self._hold_early("event", doc):
+            return doc
         if self.worker is None or doc["descriptor"] not in self._descs:
             return doc
         self._task(doc["descriptor"], doc["seq_num"], doc["data"], doc.get("filled") or {})
         return doc
 
     def event_page(self, doc):
+        if doc["descriptor"] not in self._descs and self._hold_early("event_page", doc):
+            return doc
         if self.worker is None or doc["descriptor"] not in self._descs:
             return doc
         data, filled = doc["data"], doc.get("filled") or {}
@@ -275,6 +314,10 @@ class LaueSpotCallback(DocumentRouter):
         return doc
 
     def stop(self, doc):
+        early = sum(len(v) for v in self._early.values())
+        if early:
+            logger.error("%d event document(s) of descriptors never received were not analysed", early)
+            self._early.clear()
         if self.worker is None:
             if self.raw_start is not None:
                 logger.info("run %s ignored: %s", self.raw_start["uid"][:8],

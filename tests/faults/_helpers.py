@@ -29,8 +29,13 @@ def synthetic_frame(i: int) -> np.ndarray:
     signal = np.zeros(SHAPE)
     for k in range(n_spots(i)):
         r0, c0 = _SITES[k]
-        signal += 8000.0 * np.exp(-0.5 * (((r - r0 - rng.uniform(-.5, .5)) / 1.5) ** 2
-                                          + ((c - c0 - rng.uniform(-.5, .5)) / 1.8) ** 2))
+        signal += 8000.0 * np.exp(
+            -0.5
+            * (
+                ((r - r0 - rng.uniform(-0.5, 0.5)) / 1.5) ** 2
+                + ((c - c0 - rng.uniform(-0.5, 0.5)) / 1.8) ** 2
+            )
+        )
     img = 1000.0 + rng.normal(0.0, 5.0, SHAPE) + rng.poisson(signal)
     return img.clip(0, 65535).astype(np.uint16)
 
@@ -40,8 +45,13 @@ class InlineDetector(Device):
 
     image = Cpt(SynSignal, kind="hinted")
 
-    def __init__(self, *args, on_trigger: Callable[[int], None] | None = None,
-                 frame: Callable[[int], np.ndarray] = synthetic_frame, **kwargs):
+    def __init__(
+        self,
+        *args,
+        on_trigger: Callable[[int], None] | None = None,
+        frame: Callable[[int], np.ndarray] = synthetic_frame,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self._counter = itertools.count()
         self.on_trigger = on_trigger
@@ -94,12 +104,17 @@ class HDF5Detector(Device):
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / f"{self.name}_{os.urandom(4).hex()}.h5"
         self._file = h5py.File(self.path, "w", libver="latest")
-        self._ds = self._file.create_dataset("/entry/data/data", shape=(0, *SHAPE), maxshape=(None, *SHAPE),
-                                             dtype="<u2", chunks=(1, *SHAPE))
+        self._ds = self._file.create_dataset(
+            "/entry/data/data", shape=(0, *SHAPE), maxshape=(None, *SHAPE), dtype="<u2", chunks=(1, *SHAPE)
+        )
         self._file.swmr_mode = True
         self._index = 0
-        self._sres = compose_stream_resource(mimetype="application/x-hdf5", uri=f"file://localhost{self.path}",
-                                             data_key=self.key, parameters={"dataset": "/entry/data/data"})
+        self._sres = compose_stream_resource(
+            mimetype="application/x-hdf5",
+            uri=f"file://localhost{self.path}",
+            data_key=self.key,
+            parameters={"dataset": "/entry/data/data"},
+        )
         self._asset_docs = [("stream_resource", self._sres.stream_resource_doc)]
         return super().stage()
 
@@ -114,8 +129,9 @@ class HDF5Detector(Device):
         self._ds.resize(i + 1, axis=0)
         self._ds[i] = synthetic_frame(i)
         self._ds.flush()
-        self._asset_docs.append(("stream_datum", self._sres.compose_stream_datum(
-            indices={"start": i, "stop": i + 1})))
+        self._asset_docs.append(
+            ("stream_datum", self._sres.compose_stream_datum(indices={"start": i, "stop": i + 1}))
+        )
         self._index += 1
         st = StatusBase()
         st.set_finished()
@@ -125,8 +141,15 @@ class HDF5Detector(Device):
         return {}
 
     def describe(self):
-        return {self.key: {"source": "sim-hdf5", "dtype": "array", "dtype_numpy": "<u2",
-                           "shape": [1, *SHAPE], "external": "STREAM:"}}
+        return {
+            self.key: {
+                "source": "sim-hdf5",
+                "dtype": "array",
+                "dtype_numpy": "<u2",
+                "shape": [1, *SHAPE],
+                "external": "STREAM:",
+            }
+        }
 
     def collect_asset_docs(self, index=None):
         docs, self._asset_docs = self._asset_docs, []

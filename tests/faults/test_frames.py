@@ -37,9 +37,11 @@ BAD_FRAMES = {
     9: ("wrong shape 3-D", np.ones((2, 64, 64), np.uint16), "failed:2-D"),
     10: ("wrong size 8 x 8", np.ones((8, 8), np.uint16), "failed:too small"),
     11: ("float32 frame (valid)", synthetic_frame(11).astype(np.float32), f"ok:{n_spots(11)}"),
-    12: ("int32 frame of another size (valid, 96 x 200)", np.pad(synthetic_frame(12).astype(np.int32),
-                                                                 ((0, 0), (0, 40)), constant_values=1000)[:96],
-         "ok:2"),
+    12: (
+        "int32 frame of another size (valid, 96 x 200)",
+        np.pad(synthetic_frame(12).astype(np.int32), ((0, 0), (0, 40)), constant_values=1000)[:96],
+        "ok:2",
+    ),
 }
 BUG_FRAME = 14  # the analysis raises on this one
 
@@ -96,13 +98,20 @@ def test_bad_frames_and_an_analysis_bug_are_recorded_not_raised(RE, analyzer, fa
     n_failed = sum(1 for r in frames.values() if r["failed"])
     assert sink_stop["frames_failed"] == n_failed and sink_stop["frames_analysed"] == n - n_failed
     for i, (what, _, expect) in BAD_FRAMES.items():
-        result = ("analysed, 0 spots (empty table, logged)" if expect == "ok:0" else
-                  f"analysed, {expect[3:]} spots" if expect.startswith("ok") else
-                  f"recorded failed: `{frames[i]['error'][:60]}`")
+        result = (
+            "analysed, 0 spots (empty table, logged)"
+            if expect == "ok:0"
+            else f"analysed, {expect[3:]} spots"
+            if expect.startswith("ok")
+            else f"recorded failed: `{frames[i]['error'][:60]}`"
+        )
         fault_report.add("bad frame", what, result, 0)
-    fault_report.add("analysis", "exception in the analysis of one frame (batch of 4)",
-                     "that frame failed with its reason, batch-mates analysed one by one, RunEngine "
-                     "exit_status success", 0)
+    fault_report.add(
+        "analysis",
+        "exception in the analysis of one frame (batch of 4)",
+        "that frame failed with its reason, batch-mates analysed one by one, RunEngine exit_status success",
+        0,
+    )
 
 
 def test_gpu_out_of_memory_splits_the_batch_then_uses_the_cpu(RE, analyzer, caplog, fault_report):
@@ -132,9 +141,13 @@ def test_gpu_out_of_memory_splits_the_batch_then_uses_the_cpu(RE, analyzer, capl
     assert any("splitting" in r.message for r in caplog.records)
     assert any("on the CPU" in r.message for r in caplog.records)
     assert max(calls) > 1  # batches were tried whole first
-    fault_report.add("GPU", "torch.cuda.OutOfMemoryError on every batch > 1 frame and on one frame",
-                     f"batches split ({guarded.stats['splits']} splits), 1 frame analysed on the CPU, "
-                     "logged; all frames analysed", 0)
+    fault_report.add(
+        "GPU",
+        "torch.cuda.OutOfMemoryError on every batch > 1 frame and on one frame",
+        f"batches split ({guarded.stats['splits']} splits), 1 frame analysed on the CPU, "
+        "logged; all frames analysed",
+        0,
+    )
 
 
 def test_oom_hook_leaves_other_errors_alone():
@@ -166,5 +179,9 @@ def test_missing_or_truncated_detector_file(RE, tmp_path, analyzer, damage, faul
     assert sorted(frames) == [0, 1]
     for row in frames.values():
         assert row["failed"] and str(path) in row["error"], row["error"]
-    fault_report.add("detector file", f"external HDF5 file {damage} when the frame is read",
-                     f"each frame recorded failed with the path: `{frames[0]['error'][:70]}...`", 0)
+    fault_report.add(
+        "detector file",
+        f"external HDF5 file {damage} when the frame is read",
+        f"each frame recorded failed with the path: `{frames[0]['error'][:70]}...`",
+        0,
+    )

@@ -48,16 +48,23 @@ def _rows(catalog, raw_uid):
         return run, 0
 
 
-def test_analysis_killed_mid_run_is_resumed_without_duplicates(RE, tiled_client, tiled_server, tmp_path,
-                                                                fault_report):
+def test_analysis_killed_mid_run_is_resumed_without_duplicates(
+    RE, tiled_client, tiled_server, tmp_path, fault_report
+):
     RE.subscribe(TiledWriter(tiled_client.raw, batch_size=1))
     (raw_uid,) = RE(count([InlineDetector(name="laue")], N))
     settings = tmp_path / "catalog.yml"
-    settings.write_text(f"uri: {tiled_server.uri}\nraw_path: {tiled_client.settings.raw_path}\n"
-                        f"analysis_path: {tiled_client.settings.analysis_path}\n")
+    settings.write_text(
+        f"uri: {tiled_server.uri}\nraw_path: {tiled_client.settings.raw_path}\n"
+        f"analysis_path: {tiled_client.settings.analysis_path}\n"
+    )
     env = {**os.environ, "LAUE_LIVE_TILED_API_KEY": tiled_server.api_key}  # key by env, never argv
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, raw_uid, str(settings)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, raw_uid, str(settings)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 90
         written = 0
@@ -90,8 +97,11 @@ def test_analysis_killed_mid_run_is_resumed_without_duplicates(RE, tiled_client,
     assert spots.groupby("frame").size().to_dict() == {i: n_spots(i) for i in range(N)}
     assert not spots.duplicated(["frame", "spot"]).any()
     assert run.metadata["stop"]["exit_status"] == "success"
-    fault_report.add("analysis process", f"SIGKILL after {before} of {N} frames were in Tiled; "
-                     "`reprocess_run(resume=True)`",
-                     f"run completed in place ({result.frames_skipped} frames skipped, "
-                     f"{N - result.frames_skipped} analysed, incl. {before - result.frames_skipped} whose "
-                     "summary row was in but spot rows not); every frame once, no row twice", 0)
+    fault_report.add(
+        "analysis process",
+        f"SIGKILL after {before} of {N} frames were in Tiled; `reprocess_run(resume=True)`",
+        f"run completed in place ({result.frames_skipped} frames skipped, "
+        f"{N - result.frames_skipped} analysed, incl. {before - result.frames_skipped} whose "
+        "summary row was in but spot rows not); every frame once, no row twice",
+        0,
+    )

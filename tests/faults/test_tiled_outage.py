@@ -44,14 +44,16 @@ def _check(run, n_frames):
     return frames, spots
 
 
-def test_server_restart_mid_scan_journal_replayed(tmp_path, tiled_data_dir, analyzer, RE, monkeypatch,
-                                                  short_client_retries, fault_report):
+def test_server_restart_mid_scan_journal_replayed(
+    tmp_path, tiled_data_dir, analyzer, RE, monkeypatch, short_client_retries, fault_report
+):
     server = LocalTiledServer(tiled_data_dir).start()
     port = server.port
     try:
         catalog = open_catalog(server.settings)
-        spooled = SpooledAnalysisWriter(catalog, tmp_path / "spool", max_delay_s=0.05, retry_interval_s=0.2,
-                                        max_retry_interval_s=2.0)
+        spooled = SpooledAnalysisWriter(
+            catalog, tmp_path / "spool", max_delay_s=0.05, retry_interval_s=0.2, max_retry_interval_s=2.0
+        )
         events = {"down": threading.Event(), "up": threading.Event()}
 
         def on_trigger(i):  # runs on the RunEngine thread, before frame i is taken
@@ -81,9 +83,13 @@ def test_server_restart_mid_scan_journal_replayed(tmp_path, tiled_data_dir, anal
         _check(run, NX * NY)
     finally:
         server.stop()
-    fault_report.add("Tiled", "server stopped at frame 4 of 12, restarted (same port, same data) at frame 8",
-                     f"scan completed; {res.frames_replayed} frames / {res.spot_rows_replayed} spot rows "
-                     "written from the local journal on reconnection; every frame once, no row twice", 0)
+    fault_report.add(
+        "Tiled",
+        "server stopped at frame 4 of 12, restarted (same port, same data) at frame 8",
+        f"scan completed; {res.frames_replayed} frames / {res.spot_rows_replayed} spot rows "
+        "written from the local journal on reconnection; every frame once, no row twice",
+        0,
+    )
 
 
 def test_journal_left_by_a_dead_process_is_replayed_once(tmp_path, tiled_client, fault_report):
@@ -107,8 +113,12 @@ def test_journal_left_by_a_dead_process_is_replayed_once(tmp_path, tiled_client,
     run = tiled_client.analysis[res.run_uid]
     frames = run["frames"].base["internal"].read()
     assert sorted(frames["frame"]) == list(range(5))
-    fault_report.add("Tiled", "process died before its run reached Tiled; journal replayed twice",
-                     "run written whole from the journal once; second replay wrote 0 rows", 0)
+    fault_report.add(
+        "Tiled",
+        "process died before its run reached Tiled; journal replayed twice",
+        "run written whole from the journal once; second replay wrote 0 rows",
+        0,
+    )
 
 
 def test_torn_journal_record_is_ignored(tmp_path):

@@ -169,12 +169,13 @@ def describe_doubles(cutouts, table: pd.DataFrame, *, predictor=None, model: str
         table = conform_spot_table(table)
     except ValueError as exc:
         raise SpotTableError(str(exc)) from exc
-    attrs = {"model": None, "method": method, "threshold": threshold, "n_split": 0}
+    attrs = {"model": None, "method": method, "threshold": threshold, "min_separation": None, "n_split": 0}
     if len(table) == 0:
         table.attrs["doubles"] = attrs
         return table
     pred = predictor or get_double_predictor(model, device=device, threshold=threshold)
     attrs["model"] = str(pred.path)
+    attrs["threshold"], attrs["min_separation"] = pred.threshold, pred.min_separation
     look = np.ones(len(table), bool) if candidates == "all" else ~table["good"].to_numpy(bool)
     look &= table["component"].to_numpy() == 0  # never split a component again
     idx = np.flatnonzero(look)

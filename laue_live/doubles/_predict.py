@@ -22,6 +22,8 @@ __all__ = ["DoublePredictor", "get_double_predictor", "decode_outputs", "linear_
 logger = logging.getLogger(__name__)
 
 DEFAULT_DOUBLE_MODEL = "doubles_net.safetensors"
+#: Default smallest separation (px) of two components reported as a double.
+MIN_SEPARATION = 2.0
 
 #: Columns of :meth:`DoublePredictor.predict` (cutout coordinates, px; intensities ADU px^2).
 COMPONENT_COLUMNS = ("p_double", "n_components", "row1", "col1", "sigma_row1", "sigma_col1", "amp1",
@@ -38,16 +40,18 @@ def default_double_model_path() -> Path:
     raise ModelError(f"the double-spot model {DEFAULT_DOUBLE_MODEL} is not installed; pass model=<path>")
 
 
-def decode_outputs(out: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
+def decode_outputs(out: np.ndarray, threshold: float = 0.5, min_separation: float = 0.0) -> pd.DataFrame:
     """Raw network outputs ``(N, 10)`` -> per-cutout components (no amplitudes yet).
 
-    Component 1 is the slot with the larger intensity fraction; for a cutout called single,
-    component 2 columns are NaN and ``ratio`` is NaN.
+    A cutout is called double when P(double) > ``threshold`` and the two predicted components are
+    at least ``min_separation`` px apart. Component 1 is the slot with the larger intensity
+    fraction; for a cutout called single, component 2 columns are NaN and ``ratio`` is NaN.
     """
     out = np.asarray(out, dtype=np.float64)
     p = 1 / (1 + np.exp(-out[:, 0]))
     frac = 1 / (1 + np.exp(-out[:, 9]))
-    dbl = p > threshold
+    sep = POS_SCALE * np.hypot(out[:, 1] - out[:, 5], out[:, 2] - out[:, 6])
+    dbl = (p > threshold) & (sep >= min_separation)
     a, b = out[:, 1:5].copy(), out[:, 5:9].copy()
     swap = dbl & (frac < 0.5)
     a[swap], b[swap] = out[swap, 5:9], out[swap, 1:5]
@@ -113,6 +117,10 @@ class DoublePredictor:
         ``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"``, ... or a torch device.
     threshold
         Probability above which a cutout is called a double.
+    min_separation
+        Components predicted closer than this (px) are reported as one spot: below ~2 px the
+        network also splits real single spots with tails or streaks (measured on held-out real
+        spots, see ``docs/report/doubles/REPORT.md``), and such close pairs are not resolved anyway.
     batch_size
         Cutouts per forward pass.
     quantize
@@ -121,7 +129,8 @@ class DoublePredictor:
     """
 
     def __init__(self, model: str | Path | None = None, device: str | torch.device = "cpu", *,
-                 threshold: float = 0.5, batch_size: int = 1024, quantize: bool = False) -> None:
+                 threshold: float = 0.5, min_separation: float = MIN_SEPARATION, batch_size: int = 1024,
+                 quantize: bool = False) -> None:
         self.path = Path(model) if model is not None else default_double_model_path()
         net, self.metadata = load_double_model(self.path)
         from laue_live.cnn import resolve_device
@@ -137,6 +146,7 @@ class DoublePredictor:
         else:
             self.network = fuse_batchnorm(net).to(self.device).eval()
         self.threshold = threshold
+        self.min_separation = min_separation
         self.batch_size = batch_size
         self._lock = threading.Lock()
 
@@ -190,7 +200,7 @@ class DoublePredictor:
         x = np.asarray(cutouts)
         if x.ndim == 2:
             x = x[None]
-        df = decode_outputs(self.raw(x), self.threshold)
+        df = decode_outputs(self.raw(x), self.threshold, self.min_separation)
         amps = linear_amplitudes(x, df)
         df["amp1"], df["amp2"], df["background"] = amps[:, 0], amps[:, 1], amps[:, 2]
         df["refined"] = False

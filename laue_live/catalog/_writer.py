@@ -107,7 +107,7 @@ class AnalysisWriter:
         kept in memory, see :attr:`unwritten`.
     """
 
-    def __init__(self, container, *, max_rows: int = 100_000, max_delay_s: float = 0.5,
+    def __init__(self, container, *, max_rows: int = 200_000, max_delay_s: float = 0.5,
                  timestamps: bool | tuple[str, ...] = ("frames",), max_queue: int = 10_000,
                  max_attempts: int = 3,
                  spool_dir: str | Path | None = None) -> None:
@@ -436,7 +436,7 @@ def _pack(event: dict) -> dict:
             "timestamps": {k: [v] for k, v in event.get("timestamps", {}).items()}}
 
 
-def make_analysis_writer(client_or_container, *, max_rows: int = 100_000, max_delay_s: float = 0.5,
+def make_analysis_writer(client_or_container, *, max_rows: int = 200_000, max_delay_s: float = 0.5,
                          **kwargs) -> Callable[[str, dict], None]:
     """Build a document callback that writes analysis runs into Tiled, batched, off the caller's thread.
 
@@ -446,7 +446,9 @@ def make_analysis_writer(client_or_container, *, max_rows: int = 100_000, max_de
         A :class:`~laue_live.catalog.Catalog` (its ``analysis`` container is used) or any Tiled
         container client.
     max_rows
-        Rows per append at most before a stream is written (size trigger).
+        Rows per append at most before a stream is written (size trigger). Below it the time
+        trigger makes batches of about (arrival rate x ``max_delay_s``) rows, so the batch size
+        follows the rate; ``max_rows`` caps the batches of a backlog (~100 bytes per spot row).
     max_delay_s
         Seconds a row may wait before it is written (time trigger): a query during the scan sees
         the frames done up to ~``max_delay_s`` + one request (~35 ms) ago.

@@ -250,7 +250,7 @@ class LaueSpotCallback(DocumentRouter):
         # An event before its descriptor (documents out of order): keep it until the descriptor
         # arrives (bounded); events of streams without frames are dropped at the stop document.
         desc = doc["descriptor"]
-        if desc in self._descs or (self.stream is not None and desc in self._other_descs):
+        if desc in self._descs or desc in self._other_descs:  # known: a stream with or without frames
             return False
         if sum(len(v) for v in self._early.values()) < _MAX_EARLY:
             self._early[desc].append((name, doc))

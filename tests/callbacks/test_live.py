@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from bluesky.plans import count, grid_scan
 from bluesky_tiled_plugins import TiledWriter
@@ -70,14 +72,16 @@ def test_hdf5_frames_via_stream_resource(RE, catalog, hdf5_det, analyzer):
     assert raw["primary"]["laueh5_image"].shape[0] == NX * NY
 
 
-def test_run_without_images_is_ignored(RE, analyzer):
+def test_run_without_images_is_ignored(RE, analyzer, caplog):
     docs = []
     router = make_run_router([lambda n, d: docs.append(n)], analyzer=analyzer)
     RE.subscribe(router)
-    RE(count([det1], 3))
+    with caplog.at_level(logging.WARNING, logger="laue_live"):
+        RE(count([det1], 3))
     assert router.wait(10)
     assert docs == []
     assert router.factory.analysis_uids == []
+    assert not [r for r in caplog.records if r.name.startswith("laue_live")], "ignored run logged warnings"
 
 
 def test_raw_run_failed_frames_do_not_abort(RE, inline_det, analyzer):

@@ -200,6 +200,8 @@ class DoublePredictor:
         x = np.asarray(cutouts)
         if x.ndim == 2:
             x = x[None]
+        if len(x) == 0:
+            return pd.DataFrame({c: np.empty(0) for c in (*COMPONENT_COLUMNS, "refined")})
         df = decode_outputs(self.raw(x), self.threshold, self.min_separation)
         amps = linear_amplitudes(x, df)
         df["amp1"], df["amp2"], df["background"] = amps[:, 0], amps[:, 1], amps[:, 2]

@@ -164,11 +164,14 @@ def train(data: Sequence[SpotSet | CutoutSource] | SpotSet | CutoutSource, *,
     gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
 
-    if val is None:
-        whole = SpotSet.concat(sets)
-        perm = rng.permutation(len(whole))
-        n_val = max(1, len(whole) // 10)
-        val_set, sets = whole.subset(perm[:n_val]), [whole.subset(perm[n_val:])]
+    if val is None:  # hold out 10% of each set; the rest stays per set so that each is resampled on its own
+        vals, rest = [], []
+        for s in sets:
+            perm = rng.permutation(len(s))
+            n_val = max(1, len(s) // 10)
+            vals.append(s.subset(np.sort(perm[:n_val])))
+            rest.append(s.subset(np.sort(perm[n_val:])))
+        val_set, sets = SpotSet.concat(vals, name="validation"), rest
     else:
         val_set = collect(val)
     if len(val_set) > config.val_size:

@@ -37,17 +37,19 @@ def _model_info(method: str, model: str | None) -> dict[str, str]:
         return {"name": "gaussian-fit", "version": laue_live.__version__}
     info = {"name": str(model or "default"), "version": "unknown"}
     try:
+        import hashlib
         from pathlib import Path
 
         cnn = importlib.import_module("laue_live.cnn")
         path = Path(model) if model and Path(str(model)).is_file() else cnn.default_model_path()
         meta = cnn.read_metadata(path)
         info["name"] = str(meta.get("name") or path.stem)
-        version = meta.get("version") or meta.get("model_version") or meta.get("created")
+        info_md = meta.get("info") if isinstance(meta.get("info"), dict) else {}
+        version = meta.get("version") or info_md.get("version")
+        digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        info["sha256"] = digest  # the weights themselves: two trainings with one version differ here
         if version is None:
-            import hashlib
-
-            version = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+            version = digest
         info["version"] = str(version)
     except Exception as exc:  # the model loader will report a missing/corrupt model itself
         logger.debug("no CNN model metadata (%s)", exc)
@@ -103,6 +105,25 @@ class FrameAnalyzer:
         if batch is not None:
             return list(batch(list(frames), method=self.method, **self._kwargs()))
         return [spots.analyze_frame(f, method=self.method, **self._kwargs()) for f in frames]
+
+    def warm_up(self) -> float:
+        """Analyse one small synthetic frame so that imports and first-call costs are paid now.
+
+        Returns
+        -------
+        float
+            Seconds it took.
+        """
+        import time
+
+        t0 = time.perf_counter()
+        r, c = np.mgrid[:64, :64]
+        frame = (1000 + 5000 * np.exp(-((r - 32) ** 2 + (c - 30) ** 2) / 4.0)).astype(np.uint16)
+        try:
+            self([frame])
+        except Exception as exc:  # a broken analysis shows up on the first real frame, recorded there
+            logger.warning("analysis warm-up failed: %s", exc)
+        return time.perf_counter() - t0
 
     def describe(self) -> dict[str, Any]:
         """Metadata recorded in the analysis run's start document."""

@@ -55,6 +55,7 @@ def demo(
           f"analysis method {analyzer.method!r} ({analyzer.model_info['name']})")
     server = None
     try:
+        print(f"loading the analysis ... ({analyzer.warm_up():.1f} s)", flush=True)
         server = _start_server(data_dir)
         _run_demo(server, analyzer, data_dir, nx=nx, ny=ny, material=material, grains=grains,
                   step=step, seed=seed)

@@ -93,8 +93,9 @@ class FramePipeline:
     model
         CNN model file (``method="cnn"``); None for the shipped default.
     precision
-        CNN precision: ``"auto"`` (fp16 on CUDA, bf16 on CPUs with AVX-512 BF16, else fp32),
-        ``"fp32"``, ``"bf16"``, ``"fp16"``. See :class:`laue_live.pipeline.CNNRunner`.
+        CNN precision: ``"auto"`` (fp16 on CUDA; on the CPU the int8 network when the model file is
+        quantizable, else bf16 on CPUs with AVX-512 BF16, else fp32), ``"fp32"``, ``"bf16"``,
+        ``"int8"``, ``"fp16"``. See :class:`laue_live.pipeline.CNNRunner`.
     batch_frames
         Frames per device batch (default: 1 on the CPU, where it gives the lowest latency; 16 on
         CUDA, where it amortises launches and synchronisations).

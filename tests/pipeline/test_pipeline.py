@@ -124,3 +124,22 @@ def test_mixed_shapes_and_dtypes_in_one_call(sim_frames):
     for a, b in zip(single, batched, strict=True):
         assert_tables_equal(a, b)
     assert [int(t["frame"].iloc[0]) for t in batched] == [0, 1, 2, 3]
+
+
+def _shipped_model_quantizable() -> bool:
+    try:
+        from laue_live.cnn import get_predictor
+
+        return bool(get_predictor(device="cpu").quantized)
+    except Exception:  # no shipped model or no int8 engine
+        return False
+
+
+@pytest.mark.skipif(not _shipped_model_quantizable(), reason="no shipped int8-capable CNN model here")
+def test_cnn_int8_default_matches_the_cnn_package(bm32_frame, sim_frames):
+    frames = [bm32_frame, sim_frames[2]]
+    pipe = FramePipeline("cnn", "cpu")
+    assert pipe.cnn.precision == "int8"  # the CNN package's quantized network, chosen by "auto"
+    ref = analyze_frames(frames, "cnn", device="cpu")
+    for r, o in zip(ref, pipe.process(frames), strict=True):
+        assert_tables_equal(r, o, skip=("sigma_row", "sigma_col"))

@@ -220,6 +220,15 @@ class DoublePredictor:
             swap = np.maximum(np.hypot(p[:, 1] - r2, p[:, 2] - c2), np.hypot(p[:, 6] - r1, p[:, 7] - c1))
             # the polish may move each component a little, never jump to another solution
             ok = np.isfinite(p).all(1) & (np.minimum(same, swap) < 2.0)
+            # the polish may merge the pair: below min_separation it is one spot after all
+            sep = np.hypot(p[:, 1] - p[:, 6], p[:, 2] - p[:, 7])
+            merged = np.isfinite(p).all(1) & (sep < self.min_separation)
+            if merged.any():
+                gone = df.index[dbl[merged]]
+                for col in ("row2", "col2", "sigma_row2", "sigma_col2", "amp2"):
+                    df.loc[gone, col] = np.nan
+                df.loc[gone, "n_components"] = 1
+            ok &= ~merged
             cols = ["amp1", "row1", "col1", "sigma_row1", "sigma_col1", "amp2", "row2", "col2",
                     "sigma_row2", "sigma_col2", "background"]
             idx = dbl[ok]

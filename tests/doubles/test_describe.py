@@ -30,7 +30,7 @@ def test_double_spots_become_two_component_rows(rng, predictor, tmp_path):
     cut = np.concatenate([scut[:1], dcut[:1], scut[1:], dcut[1:]])
     truth = pd.concat([stru.iloc[:1], dtru.iloc[:1], stru.iloc[1:], dtru.iloc[1:]], ignore_index=True)
     table, peaks = _table(cut)
-    out = describe_doubles(cut, table, predictor=predictor)
+    out = describe_doubles(cut, table, predictor=predictor, candidates="all")
     assert list(out.columns) == spot_column_names()
     assert len(out) == len(table) + n  # each double: one row out, two in
     assert out.attrs["doubles"]["n_split"] == n

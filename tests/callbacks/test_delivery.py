@@ -139,3 +139,21 @@ def test_callback_never_raises_into_the_run_engine(analyzer):
     assert cb.wait(30)
     assert cb.errors >= 1
     assert cb.worker.stop_doc["frames_failed"] == 1
+
+
+def test_simulator_legacy_ad_hdf5_files(RE, tmp_path, analyzer):
+    """The project's simulated area detector in Resource/Datum mode (spec AD_HDF5), full-size frames."""
+    from laue_live.sim import SimLaueDetector
+
+    det = SimLaueDetector("laueleg", mode="hdf5_legacy", write_dir=tmp_path / "det")
+    docs = []
+    router = make_run_router([lambda n, d: docs.append((n, d))], analyzer=analyzer)
+    RE.subscribe(router)
+    RE(count([det], 2))
+    assert router.wait(120)
+    rows = _rows(docs)
+    assert [r["frame"] for r in rows] == [0, 1]
+    assert not any(r["failed"] for r in rows), [r["error"] for r in rows]
+    truth = det.truth.groupby("frame").size()
+    # a Si grain gives ~100 spots per frame; most are found (overlaps and faint spots aside)
+    assert all(r["n_spots"] >= 0.5 * truth[r["frame"]] for r in rows), (rows, truth.to_dict())

@@ -74,21 +74,21 @@ def bench_cnn_cpu(model_path: Path | None, cut: np.ndarray, do_compile: bool) ->
     with torch.inference_mode():
         for name, arch in ARCHITECTURES.items():
             m = SpotCNN(arch).eval()
-            out[f"{name}_eager_ms"] = 1e3 * timeit(lambda: m(x)) / n
+            out[f"{name}_eager_ms"] = 1e3 * timeit(lambda: m(x)) / n  # noqa: B023
             f = fuse_batchnorm(m)
-            out[f"{name}_fused_bn_ms"] = 1e3 * timeit(lambda: f(x)) / n
+            out[f"{name}_fused_bn_ms"] = 1e3 * timeit(lambda: f(x)) / n  # noqa: B023
             xc = x.contiguous(memory_format=torch.channels_last)
             fc = fuse_batchnorm(m).to(memory_format=torch.channels_last)
-            out[f"{name}_fused_channels_last_ms"] = 1e3 * timeit(lambda: fc(xc)) / n
+            out[f"{name}_fused_channels_last_ms"] = 1e3 * timeit(lambda: fc(xc)) / n  # noqa: B023
             tr = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(f, x[:8])))
-            out[f"{name}_fused_jit_frozen_ms"] = 1e3 * timeit(lambda: tr(x)) / n
+            out[f"{name}_fused_jit_frozen_ms"] = 1e3 * timeit(lambda: tr(x)) / n  # noqa: B023
             if int8_available():
                 q = quantize_int8(m, x[:256])
-                out[f"{name}_int8_ms"] = 1e3 * timeit(lambda: q(x)) / n
+                out[f"{name}_int8_ms"] = 1e3 * timeit(lambda: q(x)) / n  # noqa: B023
             if do_compile:
                 try:
                     cm = torch.compile(fuse_batchnorm(m))
-                    out[f"{name}_fused_compiled_ms"] = 1e3 * timeit(lambda: cm(x)) / n
+                    out[f"{name}_fused_compiled_ms"] = 1e3 * timeit(lambda: cm(x)) / n  # noqa: B023
                 except Exception as exc:  # compile needs a C compiler; report rather than fail
                     out[f"{name}_fused_compiled_ms"] = f"failed: {type(exc).__name__}"
     if model_path is not None and model_path.is_file():
@@ -117,7 +117,9 @@ def bench_lauetools(cut: np.ndarray, python: str | None) -> dict:
         path = Path(d) / "cutouts.npy"
         np.save(path, cut)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        r = subprocess.run([python, str(script), str(path)], capture_output=True, text=True, env=env, timeout=1800)
+        r = subprocess.run(
+            [python, str(script), str(path)], capture_output=True, text=True, env=env, timeout=1800
+        )
     for line in r.stdout.splitlines():
         if line.startswith("lauetools_fit"):
             fields = dict(kv.split("=") for kv in line.split()[1:])
@@ -137,9 +139,11 @@ def bench_gpu(model_path: Path | None) -> dict:
         f = fuse_batchnorm(SpotCNN(arch)).cuda().to(memory_format=torch.channels_last)
         for label, net in (("eager", f), ("compiled", torch.compile(f))):
             with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+
                 def run():
-                    net(x)
+                    net(x)  # noqa: B023
                     torch.cuda.synchronize()
+
                 dt = timeit(run, reps=5)
             out[f"{name}_{label}_fp16_spots_per_s"] = n / dt
     return out
@@ -156,32 +160,56 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     cut = cutouts(a.n)
-    res = {"machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                       "threads": torch.get_num_threads(), "n_cutouts": len(cut),
-                       "load_average_before": os.getloadavg(), "cores": os.cpu_count()}}
+    res = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "n_cutouts": len(cut),
+            "load_average_before": os.getloadavg(),
+            "cores": os.cpu_count(),
+        }
+    }
     res["cnn_cpu"] = bench_cnn_cpu(a.model, cut, not a.no_compile)
     res["fit"] = bench_fit(cut)
-    res["lauetools"] = bench_lauetools(cut[:a.lauetools_n], a.lauetools_python)
+    res["lauetools"] = bench_lauetools(cut[: a.lauetools_n], a.lauetools_python)
     res["gpu"] = bench_gpu(a.model)
     res["paper_table5_ms"] = PAPER
     c = res["cnn_cpu"]
     lt = res["lauetools"].get("lauetools_ms")
     res["machine"]["load_average_after"] = os.getloadavg()
-    print(f"load average {res['machine']['load_average_after'][0]:.1f} on {os.cpu_count()} cores: absolute times "
-          "scale with contention, the ratios to LaueTools (same run) much less")
-    print(f"{'method (one CPU thread)':44s} {'ms/spot':>9s}  {'spots/s':>9s}  {'x LaueTools':>11s}   paper ms/spot")
+    print(
+        f"load average {res['machine']['load_average_after'][0]:.1f} on {os.cpu_count()} cores: "
+        "absolute times "
+        "scale with contention, the ratios to LaueTools (same run) much less"
+    )
+    print(
+        f"{'method (one CPU thread)':44s} {'ms/spot':>9s}  {'spots/s':>9s}  {'x LaueTools':>11s}   "
+        "paper ms/spot"
+    )
     rows = [(k, v) for k, v in c.items() if k.endswith("_ms") and isinstance(v, float)]
     rows += [("exact fit (laue_live.spots, batched LM)", res["fit"]["exact_fit_ms"])]
     if lt:
         rows.append(("LaueTools gaussfit (leastsq)", lt))
     for k, v in rows:
-        ref = PAPER["lauetools_ms"] if "LaueTools" in k else PAPER["cnn_cpu_ms"] if "ms" in k and "fit" not in k else ""
+        ref = (
+            PAPER["lauetools_ms"]
+            if "LaueTools" in k
+            else PAPER["cnn_cpu_ms"]
+            if "ms" in k and "fit" not in k
+            else ""
+        )
         speed = f"{lt / v:11.1f}" if lt else f"{'n/a':>11s}"
         print(f"{k:44s} {v:9.4f}  {1e3 / v:9.0f}  {speed}   {ref}")
-    print(f"{'paper Table 5: CNN one CPU core':44s} {PAPER['cnn_cpu_ms']:9.4f}  {1e3 / PAPER['cnn_cpu_ms']:9.0f}  "
-          f"{PAPER['lauetools_ms'] / PAPER['cnn_cpu_ms']:11.1f}")
-    print(f"{'paper Table 5: LaueTools one CPU core':44s} {PAPER['lauetools_ms']:9.4f}  "
-          f"{1e3 / PAPER['lauetools_ms']:9.0f}  {1.0:11.1f}")
+    print(
+        f"{'paper Table 5: CNN one CPU core':44s} {PAPER['cnn_cpu_ms']:9.4f}  "
+        f"{1e3 / PAPER['cnn_cpu_ms']:9.0f}  "
+        f"{PAPER['lauetools_ms'] / PAPER['cnn_cpu_ms']:11.1f}"
+    )
+    print(
+        f"{'paper Table 5: LaueTools one CPU core':44s} {PAPER['lauetools_ms']:9.4f}  "
+        f"{1e3 / PAPER['lauetools_ms']:9.0f}  {1.0:11.1f}"
+    )
     if res["gpu"].get("gpu"):
         for k, v in res["gpu"].items():
             if k.endswith("per_s"):

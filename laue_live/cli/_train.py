@@ -11,38 +11,68 @@ from laue_live.cli._app import app
 
 @app.command("train")
 def train_command(
-    out: Path = typer.Option(Path("spot_cnn.safetensors"), "--out", "-o",
-                             help="Where to write the trained model (.safetensors); a .json card goes next to it."),
-    data_dir: Path = typer.Option(Path("laue-live-data/cnn-datasets"), "--data-dir",
-                                  help="Cache of the five training datasets (D1-D5 .npz); built from the simulator "
-                                       "and the real BM32 frames when missing."),
+    out: Path = typer.Option(  # noqa: B008
+        Path("spot_cnn.safetensors"),
+        "--out",
+        "-o",
+        help="Where to write the trained model (.safetensors); a .json card goes next to it.",
+    ),
+    data_dir: Path = typer.Option(  # noqa: B008
+        Path("laue-live-data/cnn-datasets"),
+        "--data-dir",
+        help="Cache of the five training datasets (D1-D5 .npz); built from the simulator "
+        "and the real BM32 frames when missing.",
+    ),
     n_spots: int = typer.Option(5000, "--n-spots", help="Spot candidates per dataset when building them."),
-    catalog: str | None = typer.Option(None, "--catalog",
-                                       help="Train on cutouts of historical runs in this Tiled catalog URI "
-                                            "(laue_live.catalog.CatalogCutoutSource) instead of the datasets."),
-    arch: str = typer.Option("paper", "--arch", help="Network: 'paper' (widths 16-128, 347,057 params) or 'lean'."),
+    catalog: str | None = typer.Option(
+        None,
+        "--catalog",
+        help="Train on cutouts of historical runs in this Tiled catalog URI "
+        "(laue_live.catalog.CatalogCutoutSource) instead of the datasets.",
+    ),
+    arch: str = typer.Option(
+        "paper", "--arch", help="Network: 'paper' (widths 16-128, 347,057 params) or 'lean'."
+    ),
     epochs: int = typer.Option(70, "--epochs", help="Epochs (paper: 70)."),
     steps: int = typer.Option(100, "--steps", help="Training steps per epoch (paper: 100)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Cutouts per step (paper: 32)."),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (paper: 1e-3)."),
-    per_bin: int = typer.Option(2000, "--per-bin", help="Resampling: at most this many spots per Sim bin (12 bins)."),
-    resample: bool = typer.Option(True, "--resample/--no-resample", help="Resample Sim to ~uniform per dataset."),
+    per_bin: int = typer.Option(
+        2000, "--per-bin", help="Resampling: at most this many spots per Sim bin (12 bins)."
+    ),
+    resample: bool = typer.Option(
+        True, "--resample/--no-resample", help="Resample Sim to ~uniform per dataset."
+    ),
     max_shift: int = typer.Option(1, "--max-shift", help="Largest random shift of the augmentation, px."),
     seed: int = typer.Option(0, "--seed", help="Seed of everything random (reproducible on one device)."),
     device: str = typer.Option("auto", "--device", help="'auto' (CUDA if present), 'cpu' or 'cuda'."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default)."),
-    lodo: Path | None = typer.Option(None, "--lodo",
-                                     help="Also run leave-one-dataset-out cross-validation (five models) and write "
-                                          "the evaluation report (REPORT.md + PNGs) into this folder."),
+    lodo: Path | None = typer.Option(  # noqa: B008
+        None,
+        "--lodo",
+        help="Also run leave-one-dataset-out cross-validation (five models) and write "
+        "the evaluation report (REPORT.md + PNGs) into this folder.",
+    ),
     lodo_only: bool = typer.Option(False, "--lodo-only", help="Skip the final model; only cross-validate."),
-    lodo_epochs: int | None = typer.Option(None, "--lodo-epochs", help="Epochs of the cross-validation models."),
-    work_dir: Path = typer.Option(Path("laue-live-data/cnn-lodo"), "--work-dir",
-                                  help="Where cross-validation models and per-spot results go (resumable)."),
-    bench: Path | None = typer.Option(None, "--bench", help="benchmarks/bench_cnn.py JSON to quote in the report."),
-    notes_file: Path | None = typer.Option(None, "--notes", help="Markdown file inserted at the top of the report."),
+    lodo_epochs: int | None = typer.Option(
+        None, "--lodo-epochs", help="Epochs of the cross-validation models."
+    ),
+    work_dir: Path = typer.Option(  # noqa: B008
+        Path("laue-live-data/cnn-lodo"),
+        "--work-dir",
+        help="Where cross-validation models and per-spot results go (resumable).",
+    ),
+    bench: Path | None = typer.Option(  # noqa: B008
+        None, "--bench", help="benchmarks/bench_cnn.py JSON to quote in the report."
+    ),
+    notes_file: Path | None = typer.Option(  # noqa: B008
+        None, "--notes", help="Markdown file inserted at the top of the report."
+    ),
 ) -> None:
-    """Train the spot CNN with the paper's protocol (Sim resampled to ~uniform, shift / rotation /
-    reflection augmentation, MAE loss, Adam, 70 x 100 steps of 32) on the exact fit's descriptors.
+    """Train the spot CNN on the exact fit's descriptors with the paper's protocol.
+
+    Sim resampled to ~uniform, shift / rotation / reflection augmentation, MAE loss, Adam,
+    70 epochs x 100 steps of 32 cutouts.
 
     Data: the five datasets D1-D5 (simulated frames of different materials, strains and spot shapes,
     plus the real BM32 frames), ground truth by the exact Gaussian fit; or ``--catalog URI``.
@@ -61,14 +91,26 @@ def train_command(
         torch.set_num_threads(threads)
     if arch not in ("paper", "lean"):
         raise typer.BadParameter("--arch must be 'paper' or 'lean'")
-    config = TrainConfig(arch=arch, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, per_bin=per_bin,
-                         resample=resample, max_shift=max_shift, seed=seed)
+    config = TrainConfig(
+        arch=arch,
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        per_bin=per_bin,
+        resample=resample,
+        max_shift=max_shift,
+        seed=seed,
+    )
     if catalog is not None:
         try:
             from laue_live.catalog import CatalogCutoutSource
         except ImportError as exc:
-            typer.echo(f"error: --catalog needs laue_live.catalog.CatalogCutoutSource, which is not available: {exc}",
-                       err=True)
+            typer.echo(
+                "error: --catalog needs laue_live.catalog.CatalogCutoutSource, which is not "
+                f"available: {exc}",
+                err=True,
+            )
             raise typer.Exit(2) from exc
         sets: list[SpotSet] = [collect(CatalogCutoutSource(catalog))]
         if lodo is not None:
@@ -102,8 +144,11 @@ def train_command(
 
         lconf = replace(config, epochs=lodo_epochs or epochs)
         res = leave_one_dataset_out(sets, work_dir, config=lconf, device=device)
-        notes = (f"Network `{arch}`; cross-validation models trained {lconf.epochs} epochs x {lconf.steps} steps x "
-                 f"{lconf.batch_size} (paper: 70 x 100 x 32).")
+        notes = (
+            f"Network `{arch}`; cross-validation models trained {lconf.epochs} epochs x "
+            f"{lconf.steps} steps x "
+            f"{lconf.batch_size} (paper: 70 x 100 x 32)."
+        )
         if notes_file is not None and notes_file.is_file():
             notes = notes_file.read_text() + "\n\n" + notes
         bench_data = json.loads(bench.read_text()) if bench and bench.is_file() else None
@@ -113,11 +158,25 @@ def train_command(
             history = pd.read_csv(hist_csv)
         if info is None and out.with_suffix(".json").is_file():
             info = json.loads(out.with_suffix(".json").read_text())
-        path = write_report(lodo, sets=sets, resampled=resampled_sim(sets, lconf), lodo=res,
-                            default_history=history, default_info=info, bench=bench_data, notes=notes)
+        path = write_report(
+            lodo,
+            sets=sets,
+            resampled=resampled_sim(sets, lconf),
+            lodo=res,
+            default_history=history,
+            default_info=info,
+            bench=bench_data,
+            notes=notes,
+        )
         typer.echo(f"report: {path}")
         if out.is_file():
-            card = write_model_card(out.parent / "MODEL_CARD.md", out, tables=score_tables(res.comparisons),
-                                    sets=sets, lodo_config=res.config, bench=bench_data)
+            card = write_model_card(
+                out.parent / "MODEL_CARD.md",
+                out,
+                tables=score_tables(res.comparisons),
+                sets=sets,
+                lodo_config=res.config,
+                bench=bench_data,
+            )
             typer.echo(f"model card: {card}")
         log.info("report written to %s", path)

@@ -27,7 +27,13 @@ from laue_live.cnn._network import (
     quantize_int8,
 )
 from laue_live.cnn._normalise import NORMALISATIONS, normalise_numpy, normalise_torch
-from laue_live.cnn._predictor import DEFAULT_MODEL_NAME, Predictor, default_model_path, get_predictor, resolve_device
+from laue_live.cnn._predictor import (
+    DEFAULT_MODEL_NAME,
+    Predictor,
+    default_model_path,
+    get_predictor,
+    resolve_device,
+)
 from laue_live.cnn._train import TrainConfig, TrainResult, prepare_training_set, train
 
 __all__ = [

@@ -14,8 +14,9 @@ import torch.nn.functional as F
 __all__ = ["dihedral", "shift", "augment_batch"]
 
 
-def dihedral(x: torch.Tensor, d_row: torch.Tensor, d_col: torch.Tensor, k: int, flip: bool
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def dihedral(
+    x: torch.Tensor, d_row: torch.Tensor, d_col: torch.Tensor, k: int, flip: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Reflect (rows, if ``flip``) then rotate by ``k`` x 90 degrees about pixel (h/2, w/2).
 
     Parameters
@@ -49,19 +50,21 @@ def dihedral(x: torch.Tensor, d_row: torch.Tensor, d_col: torch.Tensor, k: int, 
     return y[..., :h, :h].reshape(*lead, h, h), dr, dc
 
 
-def shift(x: torch.Tensor, d_row: torch.Tensor, d_col: torch.Tensor, s_row: int, s_col: int, max_shift: int
-          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def shift(
+    x: torch.Tensor, d_row: torch.Tensor, d_col: torch.Tensor, s_row: int, s_col: int, max_shift: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Move the content by ``(s_row, s_col)`` px (edge pixels replicated into the gap)."""
     h, w = x.shape[-2:]
     lead = x.shape[:-2]
     m = max_shift
     y = F.pad(x.reshape(-1, 1, h, w), (m, m, m, m), mode="replicate")
-    y = y[..., m - s_row:m - s_row + h, m - s_col:m - s_col + w]
+    y = y[..., m - s_row : m - s_row + h, m - s_col : m - s_col + w]
     return y.reshape(*lead, h, w), d_row + s_row, d_col + s_col
 
 
-def augment_batch(x: torch.Tensor, d_row: torch.Tensor, d_col: torch.Tensor, generator: torch.Generator,
-                  max_shift: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def augment_batch(
+    x: torch.Tensor, d_row: torch.Tensor, d_col: torch.Tensor, generator: torch.Generator, max_shift: int = 1
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random dihedral transform and random integer shift (each axis in ``[-max_shift, max_shift]``).
 
     One of the 8 dihedral elements and one shift per sample, drawn from ``generator`` (so a seeded
@@ -85,5 +88,7 @@ def augment_batch(x: torch.Tensor, d_row: torch.Tensor, d_col: torch.Tensor, gen
                 idx = ((s[:, 0] == sr) & (s[:, 1] == sc)).nonzero(as_tuple=True)[0]
                 if len(idx) == 0 or (sr == 0 and sc == 0):
                     continue
-                out_x[idx], out_r[idx], out_c[idx] = shift(out_x[idx], out_r[idx], out_c[idx], sr, sc, max_shift)
+                out_x[idx], out_r[idx], out_c[idx] = shift(
+                    out_x[idx], out_r[idx], out_c[idx], sr, sc, max_shift
+                )
     return out_x, out_r, out_c

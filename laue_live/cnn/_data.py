@@ -75,7 +75,7 @@ class SpotSet:
         return desc_from_table(self.table)
 
     def valid(self) -> SpotSet:
-        """The rows whose fit gave finite descriptors and whose cutout is finite."""
+        """Keep the rows whose fit gave finite descriptors and whose cutout is finite."""
         ok = np.isfinite(self.table[list(TARGET_COLUMNS)].to_numpy(np.float64)).all(axis=1)
         ok &= np.isfinite(self.cutouts).all(axis=(1, 2))
         if "converged" in self.table:
@@ -90,14 +90,19 @@ class SpotSet:
     def concat(sets: Sequence[SpotSet], name: str | None = None) -> SpotSet:
         """Concatenate sets (columns: those common to all)."""
         cols = [c for c in sets[0].table.columns if all(c in s.table.columns for s in sets)]
-        return SpotSet(np.concatenate([s.cutouts for s in sets]),
-                       pd.concat([s.table[cols] for s in sets], ignore_index=True),
-                       name or "+".join(s.name for s in sets))
+        return SpotSet(
+            np.concatenate([s.cutouts for s in sets]),
+            pd.concat([s.table[cols] for s in sets], ignore_index=True),
+            name or "+".join(s.name for s in sets),
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write to a ``.npz`` (numeric columns only; no pickle)."""
-        cols = {f"col_{c}": self.table[c].to_numpy() for c in self.table.columns
-                if self.table[c].dtype.kind in "biuf"}
+        cols = {
+            f"col_{c}": self.table[c].to_numpy()
+            for c in self.table.columns
+            if self.table[c].dtype.kind in "biuf"
+        }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, cutouts=self.cutouts, name=np.array(self.name), **cols)
@@ -263,9 +268,10 @@ def _peaks_array(peaks) -> np.ndarray:
     return np.asarray(peaks, dtype=np.int64).reshape(-1, 2)
 
 
-def resample_uniform(sim: np.ndarray, *, bins: int = 12, per_bin: int = 2000,
-                     rng: np.random.Generator | None = None) -> np.ndarray:
-    """Indices of a subset whose Sim is ~uniform (paper section 2.3.4).
+def resample_uniform(
+    sim: np.ndarray, *, bins: int = 12, per_bin: int = 2000, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Pick indices of a subset whose Sim is ~uniform (paper section 2.3.4).
 
     ``[0, 1]`` is cut into ``bins`` equal bins; each receives up to ``per_bin`` spots drawn at random
     from those whose Sim falls in it (all of them if fewer).

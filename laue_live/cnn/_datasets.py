@@ -77,21 +77,56 @@ def _bm32(name: str) -> str:
 
 #: The five datasets of the evaluation (see docs/report/REPORT.md).
 DATASETS: tuple[DatasetSpec, ...] = (
-    DatasetSpec("D1", "Si single crystals, clean Gaussian-like spots (Sim skewed to 1)", "Si", "clean",
-                grains_per_frame=2, strain=1e-5, seed=101),
-    DatasetSpec("D2", "deformed Cu polycrystal: split/streaked/asymmetric spots, many overlaps (nearly all bad)",
-                "Cu", _D2_MIX, grains_per_frame=8, strain=2e-3, sigma_median=1.0, peak_max=150.0, seed=102),
-    DatasetSpec("D3", "strained Ge, BM32-like shape mix", "Ge", "bm32", grains_per_frame=2, strain=1e-3, seed=103),
-    DatasetSpec("D4", "real BM32 frames (GaN nanowires on Si) + simulated Si, broad shape mix", "Si", "broad",
-                grains_per_frame=2, strain=5e-4, seed=104,
-                real_frames=("nw1_0000.tif", "nw1_0001.tif")),
-    DatasetSpec("D5", "thick Al2O3 crystal: depth streaks and elongated spots", "Al2O3", "thick",
-                grains_per_frame=1, strain=2e-4, sigma_median=1.3, seed=105),
+    DatasetSpec(
+        "D1",
+        "Si single crystals, clean Gaussian-like spots (Sim skewed to 1)",
+        "Si",
+        "clean",
+        grains_per_frame=2,
+        strain=1e-5,
+        seed=101,
+    ),
+    DatasetSpec(
+        "D2",
+        "deformed Cu polycrystal: split/streaked/asymmetric spots, many overlaps (nearly all bad)",
+        "Cu",
+        _D2_MIX,
+        grains_per_frame=8,
+        strain=2e-3,
+        sigma_median=1.0,
+        peak_max=150.0,
+        seed=102,
+    ),
+    DatasetSpec(
+        "D3", "strained Ge, BM32-like shape mix", "Ge", "bm32", grains_per_frame=2, strain=1e-3, seed=103
+    ),
+    DatasetSpec(
+        "D4",
+        "real BM32 frames (GaN nanowires on Si) + simulated Si, broad shape mix",
+        "Si",
+        "broad",
+        grains_per_frame=2,
+        strain=5e-4,
+        seed=104,
+        real_frames=("nw1_0000.tif", "nw1_0001.tif"),
+    ),
+    DatasetSpec(
+        "D5",
+        "thick Al2O3 crystal: depth streaks and elongated spots",
+        "Al2O3",
+        "thick",
+        grains_per_frame=1,
+        strain=2e-4,
+        sigma_median=1.3,
+        seed=105,
+    ),
 )
 
 
-def _match_truth(peaks: np.ndarray, truth: pd.DataFrame, radius: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
-    """True offsets (truth centre - initial peak) of the nearest truth spot within ``radius``, else NaN."""
+def _match_truth(
+    peaks: np.ndarray, truth: pd.DataFrame, radius: float = 3.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Find the offsets (truth centre - initial peak) of the nearest truth spot within ``radius``; NaN if none."""
     if len(truth) == 0 or len(peaks) == 0:
         nan = np.full(len(peaks), np.nan)
         return nan, nan.copy()
@@ -119,7 +154,13 @@ class SimFrameSource:
 
     def chunks(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
         """Render frames until ``n_spots`` candidates were found; yield cutouts + fit + truth per frame."""
-        from laue_live.sim import BM32_CALIBRATION, RenderConfig, random_rotation, render_frame, simulate_spots
+        from laue_live.sim import (
+            BM32_CALIBRATION,
+            RenderConfig,
+            random_rotation,
+            render_frame,
+            simulate_spots,
+        )
         from laue_live.spots import extract_cutouts, find_peaks
 
         spec = self.spec
@@ -177,7 +218,9 @@ class RealFrameSource:
             yield cut, table
 
 
-def build_dataset(spec: DatasetSpec, *, n_spots: int | None = None, bm32_dir: str | Path | None = None) -> SpotSet:
+def build_dataset(
+    spec: DatasetSpec, *, n_spots: int | None = None, bm32_dir: str | Path | None = None
+) -> SpotSet:
     """Render, peak-search and fit one dataset (failed fits dropped)."""
     from laue_live.cnn._data import collect
 
@@ -197,8 +240,14 @@ def build_dataset(spec: DatasetSpec, *, n_spots: int | None = None, bm32_dir: st
     return out
 
 
-def build_datasets(out_dir: str | Path, *, n_spots: int | None = None, specs=DATASETS,
-                   bm32_dir: str | Path | None = None, progress: bool = True) -> list[SpotSet]:
+def build_datasets(
+    out_dir: str | Path,
+    *,
+    n_spots: int | None = None,
+    specs=DATASETS,
+    bm32_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[SpotSet]:
     """Build (or load if cached in ``out_dir``) every dataset; cached as ``<name>.npz``."""
     from tqdm.auto import tqdm
 
@@ -214,6 +263,10 @@ def build_datasets(out_dir: str | Path, *, n_spots: int | None = None, specs=DAT
             s = build_dataset(spec, n_spots=n_spots, bm32_dir=bm32_dir)
             s.save(path)
         sets.append(s)
-        logger.info("%s: %d spots, %.0f%% good", spec.name, len(s),
-                    100 * ((s.table["sim"] > 0.5) & (np.hypot(s.table["d_row"], s.table["d_col"]) <= 0.9)).mean())
+        logger.info(
+            "%s: %d spots, %.0f%% good",
+            spec.name,
+            len(s),
+            100 * ((s.table["sim"] > 0.5) & (np.hypot(s.table["d_row"], s.table["d_col"]) <= 0.9)).mean(),
+        )
     return sets

@@ -79,8 +79,10 @@ def cutout_columns(cutouts: np.ndarray, background: np.ndarray | None = None) ->
     }
 
 
-def _row_wider(cutouts: np.ndarray, background: np.ndarray, d_row: np.ndarray, d_col: np.ndarray) -> np.ndarray:
-    """True where the spot is wider along rows than along columns (second moments about Pos)."""
+def _row_wider(
+    cutouts: np.ndarray, background: np.ndarray, d_row: np.ndarray, d_col: np.ndarray
+) -> np.ndarray:
+    """Tell where the spot is wider along rows than along columns (second moments about Pos)."""
     n, h, w = cutouts.shape
     x = np.clip(cutouts.astype(np.float32) - background[:, None, None], 0, None)
     r = np.arange(h, dtype=np.float32)[None, :] - (h // 2 + d_row[:, None])
@@ -91,7 +93,7 @@ def _row_wider(cutouts: np.ndarray, background: np.ndarray, d_row: np.ndarray, d
 
 
 def table_from_desc(desc: np.ndarray, cutouts: np.ndarray) -> pd.DataFrame:
-    """The spot columns of ``characterize`` from predicted ``Desc`` ``(N, 5)`` and the raw cutouts.
+    """Build the spot columns of ``characterize`` from predicted ``Desc`` ``(N, 5)`` and the raw cutouts.
 
     Predicted: ``sim``, ``d_row``, ``d_col``, ``asp``, ``area`` (through the inverse transforms;
     positions saturate at +-1.1 px and areas at 5 pi px^2, the ranges the network is trained on).
@@ -119,19 +121,21 @@ def table_from_desc(desc: np.ndarray, cutouts: np.ndarray) -> pd.DataFrame:
         row_wide = _row_wider(cutouts, cols["background"].astype(np.float64), d_row, d_col)
     else:
         row_wide = np.zeros(0, dtype=bool)
-    return pd.DataFrame({
-        "sim0": (0.85 + 0.15 * sim).astype(np.float32),
-        "sim": sim.astype(np.float32),
-        "d_row": d_row.astype(np.float32),
-        "d_col": d_col.astype(np.float32),
-        "asp": asp.astype(np.float32),
-        "area": area.astype(np.float32),
-        "sigma_row": np.where(row_wide, s_large, s_small).astype(np.float32),
-        "sigma_col": np.where(row_wide, s_small, s_large).astype(np.float32),
-        "amplitude": cols["intensity"],
-        "background": cols["background"],
-        "converged": np.ones(len(desc), dtype=bool),
-        "intensity": cols["intensity"],
-        "peak_intensity": cols["peak_intensity"],
-        "saturated": cols["saturated"],
-    })
+    return pd.DataFrame(
+        {
+            "sim0": (0.85 + 0.15 * sim).astype(np.float32),
+            "sim": sim.astype(np.float32),
+            "d_row": d_row.astype(np.float32),
+            "d_col": d_col.astype(np.float32),
+            "asp": asp.astype(np.float32),
+            "area": area.astype(np.float32),
+            "sigma_row": np.where(row_wide, s_large, s_small).astype(np.float32),
+            "sigma_col": np.where(row_wide, s_small, s_large).astype(np.float32),
+            "amplitude": cols["intensity"],
+            "background": cols["background"],
+            "converged": np.ones(len(desc), dtype=bool),
+            "intensity": cols["intensity"],
+            "peak_intensity": cols["peak_intensity"],
+            "saturated": cols["saturated"],
+        }
+    )

@@ -50,9 +50,15 @@ class LodoResult:
         return pd.concat(list(self.comparisons.values()), ignore_index=True)
 
 
-def leave_one_dataset_out(sets: Sequence[SpotSet], out_dir: str | Path, *, config: TrainConfig | None = None,
-                          device: str = "auto", progress: bool = True, only: Sequence[str] | None = None
-                          ) -> LodoResult:
+def leave_one_dataset_out(
+    sets: Sequence[SpotSet],
+    out_dir: str | Path,
+    *,
+    config: TrainConfig | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    only: Sequence[str] | None = None,
+) -> LodoResult:
     """Train one model per held-out set on the union of the others (each resampled), test unresampled.
 
     Resumable: a fold whose model, history and comparison already exist in ``out_dir`` is loaded,
@@ -80,8 +86,15 @@ def leave_one_dataset_out(sets: Sequence[SpotSet], out_dir: str | Path, *, confi
             continue
         train_sets = [s for j, s in enumerate(sets) if j != i]
         logger.info("fold %s: training on %s", test.name, [s.name for s in train_sets])
-        r = train(train_sets, val=test, config=TrainConfig(**{**config.__dict__}), device=device, progress=progress)
-        save_model(mpath, r.model, calibration=r.calibration, info={**r.info(), "version": f"lodo-{test.name}", "test_set": test.name})
+        r = train(
+            train_sets, val=test, config=TrainConfig(**{**config.__dict__}), device=device, progress=progress
+        )
+        save_model(
+            mpath,
+            r.model,
+            calibration=r.calibration,
+            info={**r.info(), "version": f"lodo-{test.name}", "test_set": test.name},
+        )
         r.history.to_csv(hpath, index=False)
         cmp = evaluate(mpath, test)
         cmp.to_csv(cpath, index=False)

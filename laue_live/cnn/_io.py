@@ -18,7 +18,14 @@ from laue_live._errors import ModelError
 from laue_live.cnn._network import Architecture, SpotCNN
 from laue_live.cnn._normalise import NORMALISATIONS
 
-__all__ = ["MODEL_FORMAT", "MODEL_FORMAT_VERSION", "CALIBRATION_KEY", "save_model", "load_model", "read_metadata"]
+__all__ = [
+    "MODEL_FORMAT",
+    "MODEL_FORMAT_VERSION",
+    "CALIBRATION_KEY",
+    "save_model",
+    "load_model",
+    "read_metadata",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +39,14 @@ MODEL_FORMAT_VERSION = 1
 CALIBRATION_KEY = "calibration.inputs"
 
 
-def save_model(path: str | Path, model: SpotCNN, *, normalisation: str = "minmax",
-               info: dict[str, Any] | None = None, calibration: Any | None = None) -> Path:
+def save_model(
+    path: str | Path,
+    model: SpotCNN,
+    *,
+    normalisation: str = "minmax",
+    info: dict[str, Any] | None = None,
+    calibration: Any | None = None,
+) -> Path:
     """Write ``model`` to ``path`` as safetensors with the laue-live metadata header.
 
     Parameters
@@ -75,7 +88,7 @@ def save_model(path: str | Path, model: SpotCNN, *, normalisation: str = "minmax
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The laue-live metadata of a model file.
+    """Read the laue-live metadata of a model file.
 
     Raises
     ------
@@ -91,8 +104,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get("laue_live")
     except Exception as exc:  # safetensors raises its own error types for every kind of damage
-        raise ModelError(f"model file {path} is not a readable safetensors file (corrupted or truncated?): "
-                         f"{exc}") from exc
+        raise ModelError(
+            f"model file {path} is not a readable safetensors file (corrupted or truncated?): {exc}"
+        ) from exc
     if raw is None:
         raise ModelError(f"model file {path} has no laue-live metadata: not a laue-live spot CNN")
     try:
@@ -102,8 +116,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ModelError(f"model file {path} is not a {MODEL_FORMAT} file (format={meta.get('format')!r})")
     if int(meta.get("format_version", -1)) > MODEL_FORMAT_VERSION:
-        raise ModelError(f"model file {path} has format version {meta.get('format_version')}, newer than "
-                         f"this laue-live understands ({MODEL_FORMAT_VERSION}); upgrade laue-live")
+        raise ModelError(
+            f"model file {path} has format version {meta.get('format_version')}, newer than "
+            f"this laue-live understands ({MODEL_FORMAT_VERSION}); upgrade laue-live"
+        )
     if meta.get("normalisation") not in NORMALISATIONS:
         raise ModelError(f"model file {path}: unknown input normalisation {meta.get('normalisation')!r}")
     return meta
@@ -139,7 +155,9 @@ def load_model(path: str | Path, *, expect: Architecture | None = None) -> tuple
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"model file {path}: invalid architecture in metadata ({exc})") from exc
     if expect is not None and arch != expect:
-        raise ModelError(f"model file {path} holds architecture {arch.to_dict()}, expected {expect.to_dict()}")
+        raise ModelError(
+            f"model file {path} holds architecture {arch.to_dict()}, expected {expect.to_dict()}"
+        )
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:
@@ -151,8 +169,10 @@ def load_model(path: str | Path, *, expect: Architecture | None = None) -> tuple
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ModelError(f"model file {path}: weights do not match the declared architecture "
-                         f"{arch.to_dict()}: {str(exc).splitlines()[0]}") from exc
+        raise ModelError(
+            f"model file {path}: weights do not match the declared architecture "
+            f"{arch.to_dict()}: {str(exc).splitlines()[0]}"
+        ) from exc
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise ModelError(f"model file {path}: non-finite values in {bad[:3]}")

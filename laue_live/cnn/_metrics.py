@@ -30,13 +30,20 @@ def comparison_table(truth: pd.DataFrame, pred: pd.DataFrame) -> pd.DataFrame:
     """
     t = {c: truth[c].to_numpy(np.float64) for c in ("sim", "d_row", "d_col", "asp", "area")}
     p = {c: pred[c].to_numpy(np.float64) for c in ("sim", "d_row", "d_col", "asp", "area")}
-    out = pd.DataFrame({
-        "sim": t["sim"], "sim_pred": p["sim"],
-        "d_row": np.clip(t["d_row"], *POS_REPORT_CLIP), "d_col": np.clip(t["d_col"], *POS_REPORT_CLIP),
-        "d_row_pred": p["d_row"], "d_col_pred": p["d_col"],
-        "asp": t["asp"], "asp_pred": p["asp"],
-        "area": np.minimum(t["area"], AREA_REPORT_CLIP), "area_pred": p["area"],
-    })
+    out = pd.DataFrame(
+        {
+            "sim": t["sim"],
+            "sim_pred": p["sim"],
+            "d_row": np.clip(t["d_row"], *POS_REPORT_CLIP),
+            "d_col": np.clip(t["d_col"], *POS_REPORT_CLIP),
+            "d_row_pred": p["d_row"],
+            "d_col_pred": p["d_col"],
+            "asp": t["asp"],
+            "asp_pred": p["asp"],
+            "area": np.minimum(t["area"], AREA_REPORT_CLIP),
+            "area_pred": p["area"],
+        }
+    )
     out["good"] = good_mask(t["sim"], t["d_row"], t["d_col"])
     out["good_pred"] = good_mask(p["sim"], p["d_row"], p["d_col"])
     for c in ("true_d_row", "true_d_col"):
@@ -46,10 +53,24 @@ def comparison_table(truth: pd.DataFrame, pred: pd.DataFrame) -> pd.DataFrame:
 
 
 def scores(cmp: pd.DataFrame) -> dict[str, float]:
-    """The paper's Table 1 columns on a :func:`comparison_table` (or a subset of its rows)."""
+    """Compute the paper's Table 1 columns on a :func:`comparison_table` (or a subset of its rows)."""
     if len(cmp) == 0:
-        return {"n": 0, **{k: float("nan") for k in ("mae_sim", "r2_sim", "pos_err", "r2_pos", "mae_area", "r2_area",
-                                                      "mae_asp", "r2_asp")}}
+        return {
+            "n": 0,
+            **{
+                k: float("nan")
+                for k in (
+                    "mae_sim",
+                    "r2_sim",
+                    "pos_err",
+                    "r2_pos",
+                    "mae_area",
+                    "r2_area",
+                    "mae_asp",
+                    "r2_asp",
+                )
+            },
+        }
     pos_t = cmp[["d_row", "d_col"]].to_numpy()
     pos_p = cmp[["d_row_pred", "d_col_pred"]].to_numpy()
     return {
@@ -69,12 +90,18 @@ def confusion(cmp: pd.DataFrame) -> dict[str, float]:
     """Good/bad confusion (true from the fit, predicted from the CNN), counts and % of all spots."""
     g, gp = cmp["good"].to_numpy(bool), cmp["good_pred"].to_numpy(bool)
     n = max(len(cmp), 1)
-    counts = {"good_as_good": int((g & gp).sum()), "good_as_bad": int((g & ~gp).sum()),
-              "bad_as_good": int((~g & gp).sum()), "bad_as_bad": int((~g & ~gp).sum())}
+    counts = {
+        "good_as_good": int((g & gp).sum()),
+        "good_as_bad": int((g & ~gp).sum()),
+        "bad_as_good": int((~g & gp).sum()),
+        "bad_as_bad": int((~g & ~gp).sum()),
+    }
     return {**counts, **{f"pct_{k}": 100.0 * v / n for k, v in counts.items()}, "n": len(cmp)}
 
 
-def position_error_vs_truth(cmp: pd.DataFrame, fit_cols: tuple[str, str] = ("d_row", "d_col")) -> pd.DataFrame:
+def position_error_vs_truth(
+    cmp: pd.DataFrame, fit_cols: tuple[str, str] = ("d_row", "d_col")
+) -> pd.DataFrame:
     """Median, 75th and 95th percentile of ``||Pos - Pos_true||`` (px) for the CNN and the fit.
 
     Needs ``true_d_row, true_d_col`` (simulator truth). The fit's unclipped offsets are in
@@ -87,7 +114,10 @@ def position_error_vs_truth(cmp: pd.DataFrame, fit_cols: tuple[str, str] = ("d_r
     out = {}
     for name, cols in (("cnn", ("d_row_pred", "d_col_pred")), ("fit", fit_cols)):
         e = np.linalg.norm(cmp.loc[ok, list(cols)].to_numpy() - tr[ok], axis=1)
-        out[name] = {"n": int(ok.sum()), "median": float(np.median(e)) if len(e) else np.nan,
-                     "p75": float(np.percentile(e, 75)) if len(e) else np.nan,
-                     "p95": float(np.percentile(e, 95)) if len(e) else np.nan}
+        out[name] = {
+            "n": int(ok.sum()),
+            "median": float(np.median(e)) if len(e) else np.nan,
+            "p75": float(np.percentile(e, 75)) if len(e) else np.nan,
+            "p95": float(np.percentile(e, 95)) if len(e) else np.nan,
+        }
     return pd.DataFrame(out).T

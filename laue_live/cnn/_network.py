@@ -11,8 +11,15 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["Architecture", "ARCHITECTURES", "SpotCNN", "keras_parameter_count", "fuse_batchnorm", "quantize_int8",
-           "int8_available"]
+__all__ = [
+    "Architecture",
+    "ARCHITECTURES",
+    "SpotCNN",
+    "keras_parameter_count",
+    "fuse_batchnorm",
+    "quantize_int8",
+    "int8_available",
+]
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,12 @@ class Architecture:
     @classmethod
     def from_dict(cls, d: dict) -> Architecture:
         """Inverse of :meth:`to_dict`; raises ``KeyError``/``TypeError``/``ValueError`` on bad input."""
-        arch = cls(widths=tuple(int(w) for w in d["widths"]), dense=tuple(int(w) for w in d["dense"]),
-                   cutout=int(d["cutout"]), n_out=int(d.get("n_out", 5)))
+        arch = cls(
+            widths=tuple(int(w) for w in d["widths"]),
+            dense=tuple(int(w) for w in d["dense"]),
+            cutout=int(d["cutout"]),
+            n_out=int(d.get("n_out", 5)),
+        )
         if len(arch.widths) != 6 or arch.cutout % 8 or min(arch.widths + arch.dense) < 1:
             raise ValueError(f"unsupported architecture {d}")
         return arch
@@ -97,7 +108,7 @@ def keras_parameter_count(model: nn.Module) -> int:
 
 
 def fuse_batchnorm(model: SpotCNN) -> nn.Module:
-    """An inference copy of ``model`` with every BatchNorm folded into its convolution.
+    """Return an inference copy of ``model`` with every BatchNorm folded into its convolution.
 
     The folded network computes the same function as ``model.eval()`` (up to float rounding) with
     one layer fewer per convolution, which saves time on the CPU.
@@ -130,7 +141,7 @@ def int8_available() -> bool:
 
 
 def quantize_int8(model: SpotCNN, calibration: torch.Tensor) -> nn.Module:
-    """A CPU int8 copy of ``model`` (BN folded, static post-training quantization, FX graph mode).
+    """Return a CPU int8 copy of ``model`` (BN folded, static post-training quantization, FX graph mode).
 
     Activation ranges are calibrated on ``calibration`` (normalised inputs ``(K, 1, H, W)``, the
     ones stored in the model file), so the result is deterministic for a given file. Weights are
@@ -151,5 +162,5 @@ def quantize_int8(model: SpotCNN, calibration: torch.Tensor) -> nn.Module:
         prepared = prepare_fx(fused, get_default_qconfig_mapping(engine), example_inputs=(calibration[:2],))
         with torch.no_grad():
             for i in range(0, len(calibration), 64):
-                prepared(calibration[i:i + 64])
+                prepared(calibration[i : i + 64])
         return convert_fx(prepared).eval()

@@ -30,7 +30,7 @@ def normalise_numpy(cutouts: np.ndarray, method: str = "minmax") -> np.ndarray:
 
 
 def normalise_torch(cutouts: torch.Tensor, method: str = "minmax") -> torch.Tensor:
-    """Same as :func:`normalise_numpy` on a tensor ``(N, ..., H, W)`` (float32 in, float32 out)."""
+    """Do as :func:`normalise_numpy` on a tensor ``(N, ..., H, W)`` (float32 in, float32 out)."""
     if method != "minmax":
         raise ValueError(f"unknown normalisation {method!r}; known: {sorted(NORMALISATIONS)}")
     x = cutouts.float()

@@ -47,8 +47,10 @@ def default_model_path() -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise ModelError(f"the default spot-CNN model {DEFAULT_MODEL_NAME} is not installed (looked in "
-                     f"{', '.join(map(str, candidates))}); pass model=<path to a .safetensors file>")
+    raise ModelError(
+        f"the default spot-CNN model {DEFAULT_MODEL_NAME} is not installed (looked in "
+        f"{', '.join(map(str, candidates))}); pass model=<path to a .safetensors file>"
+    )
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -90,9 +92,16 @@ class Predictor:
     safe: a lock serialises forward passes, so one predictor may serve several threads.
     """
 
-    def __init__(self, model: str | Path | None = None, device: str | torch.device = "auto", *,
-                 batch_size: int | None = None, amp: bool | None = None, compile: bool = False,
-                 quantize: bool | None = None) -> None:
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        device: str | torch.device = "auto",
+        *,
+        batch_size: int | None = None,
+        amp: bool | None = None,
+        compile: bool = False,
+        quantize: bool | None = None,
+    ) -> None:
         self.path = Path(model) if model is not None else default_model_path()
         net, self.metadata = load_model(self.path)
         self.arch = net.arch
@@ -103,8 +112,10 @@ class Predictor:
         cal = self.metadata.pop("calibration_inputs", None)
         can_q = self.device.type == "cpu" and cal is not None and int8_available()
         if quantize and not can_q:
-            raise ModelError(f"int8 quantization needs the CPU, an int8 engine and calibration inputs in "
-                             f"{self.path.name} (device={self.device}, calibration={'yes' if cal is not None else 'no'})")
+            raise ModelError(
+                f"int8 quantization needs the CPU, an int8 engine and calibration inputs in "
+                f"{self.path.name} (device={self.device}, calibration={'yes' if cal is not None else 'no'})"
+            )
         self.quantized = bool(can_q if quantize is None else quantize)
         if self.quantized:
             fused = quantize_int8(net, cal)
@@ -114,8 +125,13 @@ class Predictor:
                 fused = fused.to(memory_format=torch.channels_last)
         self.network = torch.compile(fused) if compile else fused
         self._lock = threading.Lock()
-        logger.info("spot CNN %s loaded on %s (amp=%s, int8=%s)", self.path.name, self.device, self.amp,
-                    self.quantized)
+        logger.info(
+            "spot CNN %s loaded on %s (amp=%s, int8=%s)",
+            self.path.name,
+            self.device,
+            self.amp,
+            self.quantized,
+        )
 
     @property
     def version(self) -> str:
@@ -145,18 +161,21 @@ class Predictor:
         out = np.empty((n, 5), dtype=np.float32)
         with self._lock:
             for i in range(0, n, self.batch_size):
-                chunk = cutouts[i:i + self.batch_size]
-                x = torch.as_tensor(np.ascontiguousarray(chunk, dtype=np.float32)
-                                    if isinstance(chunk, np.ndarray) else chunk)
+                chunk = cutouts[i : i + self.batch_size]
+                x = torch.as_tensor(
+                    np.ascontiguousarray(chunk, dtype=np.float32) if isinstance(chunk, np.ndarray) else chunk
+                )
                 x = normalise_torch(x.to(self.device, non_blocking=True), self.normalisation)[:, None]
                 if self.device.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                     y = self.network(x)
-                out[i:i + len(chunk)] = y.float().cpu().numpy()
+                out[i : i + len(chunk)] = y.float().cpu().numpy()
         if not np.isfinite(out).all():  # a NaN cutout would otherwise become a silently wrong row
             bad = int((~np.isfinite(out)).any(axis=1).sum())
-            logger.warning("spot CNN produced non-finite descriptors for %d cutout(s) (non-finite input?)", bad)
+            logger.warning(
+                "spot CNN produced non-finite descriptors for %d cutout(s) (non-finite input?)", bad
+            )
         return out
 
     def predict(self, cutouts: np.ndarray) -> pd.DataFrame:
@@ -171,7 +190,8 @@ class Predictor:
         return table_from_desc(self.predict_desc(cutouts), cutouts)
 
     def __repr__(self) -> str:
-        return f"Predictor({str(self.path)!r}, device={str(self.device)!r}, amp={self.amp}, int8={self.quantized})"
+        return (f"Predictor({str(self.path)!r}, device={str(self.device)!r}, amp={self.amp}, "
+                f"int8={self.quantized})")
 
 
 @functools.lru_cache(maxsize=8)
@@ -179,8 +199,9 @@ def _cached(path: str | None, device: str, quantize: bool | None) -> Predictor:
     return Predictor(path, device, quantize=quantize)
 
 
-def get_predictor(model: str | Path | None = None, device: str | torch.device = "auto",
-                  quantize: bool | None = None) -> Predictor:
-    """The process-wide :class:`Predictor` for ``(model, device, quantize)``: loaded once, then reused."""
+def get_predictor(
+    model: str | Path | None = None, device: str | torch.device = "auto", quantize: bool | None = None
+) -> Predictor:
+    """Return the process-wide :class:`Predictor` for ``(model, device, quantize)`` (loaded once, reused)."""
     key_path = str(Path(model).resolve()) if model is not None else None
     return _cached(key_path, str(device), quantize)

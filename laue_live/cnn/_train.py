@@ -63,7 +63,7 @@ class TrainConfig:
     normalisation: str = "minmax"
 
     def architecture(self) -> Architecture:
-        """The :class:`Architecture` named or given by ``arch``."""
+        """Return the :class:`Architecture` named or given by ``arch``."""
         return ARCHITECTURES[self.arch] if isinstance(self.arch, str) else self.arch
 
     def to_dict(self) -> dict:
@@ -87,21 +87,26 @@ class TrainResult:
 
     def info(self) -> dict:
         """Training information for the model metadata."""
-        return {"protocol": self.config.to_dict(), "n_train": self.n_train, "train_sets": self.train_names,
-                "seconds": round(self.seconds, 1),
-                "final_train_loss": float(self.history["train_loss"].iloc[-1]),
-                "final_val_loss": float(self.history["val_loss"].iloc[-1])}
+        return {
+            "protocol": self.config.to_dict(),
+            "n_train": self.n_train,
+            "train_sets": self.train_names,
+            "seconds": round(self.seconds, 1),
+            "final_train_loss": float(self.history["train_loss"].iloc[-1]),
+            "final_val_loss": float(self.history["val_loss"].iloc[-1]),
+        }
 
 
 def prepare_training_set(sets: Sequence[SpotSet], config: TrainConfig) -> SpotSet:
-    """Valid rows of each set, resampled per set (if configured), concatenated."""
+    """Keep the valid rows of each set, resampled per set (if configured), concatenated."""
     rng = np.random.default_rng(config.seed)
     parts = []
     for s in sets:
         s = s.valid()
         if config.resample:
-            s = s.subset(resample_uniform(s.table["sim"].to_numpy(), bins=config.bins, per_bin=config.per_bin,
-                                          rng=rng))
+            s = s.subset(
+                resample_uniform(s.table["sim"].to_numpy(), bins=config.bins, per_bin=config.per_bin, rng=rng)
+            )
         parts.append(s)
     return SpotSet.concat(parts)
 
@@ -126,9 +131,15 @@ class _Tensors:
         return (self.x[idx], self.sim[idx], self.d_row[idx], self.d_col[idx], self.asp[idx], self.area[idx])
 
 
-def train(data: Sequence[SpotSet | CutoutSource] | SpotSet | CutoutSource, *,
-          val: SpotSet | CutoutSource | None = None, config: TrainConfig | None = None,
-          device: str | torch.device = "auto", progress: bool = True, **overrides) -> TrainResult:
+def train(
+    data: Sequence[SpotSet | CutoutSource] | SpotSet | CutoutSource,
+    *,
+    val: SpotSet | CutoutSource | None = None,
+    config: TrainConfig | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    **overrides,
+) -> TrainResult:
     """Train a spot CNN.
 
     Parameters
@@ -178,7 +189,9 @@ def train(data: Sequence[SpotSet | CutoutSource] | SpotSet | CutoutSource, *,
         val_set = val_set.subset(np.sort(rng.choice(len(val_set), config.val_size, replace=False)))
     train_set = prepare_training_set(sets, config)
     if len(train_set) < config.batch_size:
-        raise ValueError(f"only {len(train_set)} training cutouts, fewer than one batch of {config.batch_size}")
+        raise ValueError(
+            f"only {len(train_set)} training cutouts, fewer than one batch of {config.batch_size}"
+        )
     logger.info("training on %d cutouts (%s), validating on %d", len(train_set), train_set.name, len(val_set))
 
     tr, va = _Tensors(train_set, dev), _Tensors(val_set, dev)
@@ -198,7 +211,7 @@ def train(data: Sequence[SpotSet | CutoutSource] | SpotSet | CutoutSource, *,
         for _ in range(config.steps):
             if pos + config.batch_size > len(order):
                 order, pos = torch.randperm(len(train_set), generator=gen), 0
-            idx = order[pos:pos + config.batch_size].to(dev)
+            idx = order[pos : pos + config.batch_size].to(dev)
             pos += config.batch_size
             x, sim, dr, dc, asp, area = tr.batch(idx)
             if config.augment:
@@ -215,14 +228,27 @@ def train(data: Sequence[SpotSet | CutoutSource] | SpotSet | CutoutSource, *,
             scaler.update()
             total += float(loss.detach())
         val_loss = _evaluate_loss(model, va, config, use_amp)
-        rows.append({"epoch": epoch + 1, "train_loss": total / config.steps, "val_loss": val_loss,
-                     "seconds": time.perf_counter() - t_start})
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": total / config.steps,
+                "val_loss": val_loss,
+                "seconds": time.perf_counter() - t_start,
+            }
+        )
         bar.set_postfix(train=f"{rows[-1]['train_loss']:.4f}", val=f"{val_loss:.4f}")
     model = model.cpu().eval()
     # raw training cutouts stored with the weights, for int8 calibration at load time
     cal = train_set.cutouts[np.sort(rng.choice(len(train_set), min(256, len(train_set)), replace=False))]
-    return TrainResult(model, pd.DataFrame(rows), config, len(train_set), [s.name for s in sets],
-                       time.perf_counter() - t_start, cal)
+    return TrainResult(
+        model,
+        pd.DataFrame(rows),
+        config,
+        len(train_set),
+        [s.name for s in sets],
+        time.perf_counter() - t_start,
+        cal,
+    )
 
 
 @torch.no_grad()

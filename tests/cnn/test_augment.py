@@ -58,10 +58,12 @@ def test_shift_moves_offsets():
 def test_augment_batch_consistent_and_seeded():
     rng = np.random.default_rng(0)
     dr, dc = rng.uniform(-0.5, 0.5, 40), rng.uniform(-0.5, 0.5, 40)
-    x = torch.as_tensor(np.stack([_spot(a, b) for a, b in zip(dr, dc)]))
-    out = [augment_batch(x, torch.as_tensor(dr), torch.as_tensor(dc), torch.Generator().manual_seed(3))
-           for _ in range(2)]
-    for a, b in zip(out[0], out[1]):
+    x = torch.as_tensor(np.stack([_spot(a, b) for a, b in zip(dr, dc, strict=True)]))
+    out = [
+        augment_batch(x, torch.as_tensor(dr), torch.as_tensor(dc), torch.Generator().manual_seed(3))
+        for _ in range(2)
+    ]
+    for a, b in zip(out[0], out[1], strict=True):
         assert torch.equal(a, b)
     y, r, c = out[0]
     for i in range(40):

@@ -20,14 +20,16 @@ def test_characterize_cnn_has_the_fit_columns(tiny_model_file, toy_spots):
 
 
 def test_descriptor_transforms_agree_with_spots():
+    import pandas as pd
+
     from laue_live.cnn import desc_from_table, table_from_desc
     from laue_live.spots import area_from_star, area_star, pos_from_star, pos_star
 
-    import pandas as pd
-
     d = np.array([-2.0, -1.1, -0.3, 0.0, 0.7, 1.5])
     area = np.array([1.0, 3.0, 10.0, 5 * np.pi, 30.0, 2.0])
-    t = pd.DataFrame({"sim": np.linspace(0, 1, 6), "d_row": d, "d_col": d[::-1], "asp": np.full(6, 0.5), "area": area})
+    t = pd.DataFrame(
+        {"sim": np.linspace(0, 1, 6), "d_row": d, "d_col": d[::-1], "asp": np.full(6, 0.5), "area": area}
+    )
     desc = desc_from_table(t)
     np.testing.assert_allclose(desc[:, 1], pos_star(d), atol=1e-6)
     np.testing.assert_allclose(desc[:, 4], area_star(area), atol=1e-6)
@@ -61,6 +63,8 @@ def test_cli_train_catalog_without_catalog_source_is_a_clear_error(monkeypatch, 
     _register()
     # make the lazy import fail the way it does before laue_live.catalog has CatalogCutoutSource
     monkeypatch.setitem(sys.modules, "laue_live.catalog", None)
-    r = CliRunner().invoke(app, ["train", "--catalog", "http://127.0.0.1:1/api", "--out", str(tmp_path / "m.safetensors")])
+    r = CliRunner().invoke(
+        app, ["train", "--catalog", "http://127.0.0.1:1/api", "--out", str(tmp_path / "m.safetensors")]
+    )
     assert r.exit_code == 2
     assert "CatalogCutoutSource" in r.output

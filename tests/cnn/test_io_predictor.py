@@ -22,7 +22,7 @@ def test_round_trip_keeps_weights_and_metadata(tmp_path):
     m = SpotCNN(ARCHITECTURES["lean"]).eval()
     path = save_model(tmp_path / "m.safetensors", m, info={"version": "1.2"})
     m2, meta = load_model(path)
-    for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+    for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     assert meta["normalisation"] == "minmax"
     assert meta["architecture"]["widths"] == [8, 8, 16, 16, 32, 64]
@@ -88,11 +88,15 @@ def test_predictor_cpu_fallback_logs_and_predicts(tiny_model_file, toy_spots, mo
     assert ((df["sim"] >= 0) & (df["sim"] <= 1)).all()
     assert (df["d_row"].abs() <= 1.1 + 1e-6).all()
     np.testing.assert_allclose(df["area"], np.pi * df["sigma_row"] * df["sigma_col"], rtol=1e-4)
-    np.testing.assert_allclose(df["asp"], np.minimum(df["sigma_row"], df["sigma_col"])
-                               / np.maximum(df["sigma_row"], df["sigma_col"]), rtol=1e-4)
+    np.testing.assert_allclose(
+        df["asp"],
+        np.minimum(df["sigma_row"], df["sigma_col"]) / np.maximum(df["sigma_row"], df["sigma_col"]),
+        rtol=1e-4,
+    )
     # batching does not change results
-    np.testing.assert_allclose(p.predict_desc(cut[:25]), Predictor(tiny_model_file, "cpu").predict_desc(cut[:25]),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        p.predict_desc(cut[:25]), Predictor(tiny_model_file, "cpu").predict_desc(cut[:25]), atol=1e-5
+    )
     assert len(p.predict(cut[:0])) == 0
 
 

@@ -5,12 +5,26 @@ from laue_live.cnn._metrics import comparison_table, confusion, position_error_v
 
 
 def _tables():
-    truth = pd.DataFrame({"sim": [0.9, 0.8, 0.1, 0.7], "d_row": [0.1, -0.2, 5.0, 0.95],
-                          "d_col": [0.0, 0.3, -30.0, 0.0], "asp": [0.5, 0.8, 0.2, 0.9],
-                          "area": [3.0, 4.0, 200.0, 5.0], "true_d_row": [0.0, -0.2, np.nan, 1.0],
-                          "true_d_col": [0.0, 0.3, np.nan, 0.0]})
-    pred = pd.DataFrame({"sim": [0.8, 0.4, 0.6, 0.7], "d_row": [0.1, -0.2, 0.0, 0.3],
-                         "d_col": [0.0, 0.3, 0.0, 0.0], "asp": [0.5, 0.7, 0.2, 0.9], "area": [3.0, 4.0, 10.0, 5.0]})
+    truth = pd.DataFrame(
+        {
+            "sim": [0.9, 0.8, 0.1, 0.7],
+            "d_row": [0.1, -0.2, 5.0, 0.95],
+            "d_col": [0.0, 0.3, -30.0, 0.0],
+            "asp": [0.5, 0.8, 0.2, 0.9],
+            "area": [3.0, 4.0, 200.0, 5.0],
+            "true_d_row": [0.0, -0.2, np.nan, 1.0],
+            "true_d_col": [0.0, 0.3, np.nan, 0.0],
+        }
+    )
+    pred = pd.DataFrame(
+        {
+            "sim": [0.8, 0.4, 0.6, 0.7],
+            "d_row": [0.1, -0.2, 0.0, 0.3],
+            "d_col": [0.0, 0.3, 0.0, 0.0],
+            "asp": [0.5, 0.7, 0.2, 0.9],
+            "area": [3.0, 4.0, 10.0, 5.0],
+        }
+    )
     return truth, pred
 
 

@@ -1,7 +1,14 @@
 import numpy as np
 import torch
 
-from laue_live.cnn import ARCHITECTURES, SpotCNN, fuse_batchnorm, keras_parameter_count, normalise_numpy, normalise_torch
+from laue_live.cnn import (
+    ARCHITECTURES,
+    SpotCNN,
+    fuse_batchnorm,
+    keras_parameter_count,
+    normalise_numpy,
+    normalise_torch,
+)
 
 
 def test_paper_parameter_count_matches_keras_counting():

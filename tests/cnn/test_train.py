@@ -13,7 +13,7 @@ def test_a_few_training_steps_reduce_the_loss_and_are_reproducible(toy_spots):
     assert list(a.history.columns) == ["epoch", "train_loss", "val_loss", "seconds"]
     assert len(a.history) == 3
     np.testing.assert_allclose(a.history["train_loss"], b.history["train_loss"], rtol=1e-6)
-    for (k, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+    for (k, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
         assert torch.equal(x, y), k
     assert a.history["train_loss"].iloc[-1] < a.history["train_loss"].iloc[0] + 0.05
     assert np.isfinite(a.history["val_loss"]).all()

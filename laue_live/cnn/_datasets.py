@@ -126,7 +126,7 @@ DATASETS: tuple[DatasetSpec, ...] = (
 def _match_truth(
     peaks: np.ndarray, truth: pd.DataFrame, radius: float = 3.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Find the offsets (truth centre - initial peak) of the nearest truth spot within ``radius``; NaN if none."""
+    """Find offsets (truth centre - initial peak) of the nearest truth spot within ``radius``; NaN if none."""
     if len(truth) == 0 or len(peaks) == 0:
         nan = np.full(len(peaks), np.nan)
         return nan, nan.copy()

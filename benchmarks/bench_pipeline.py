@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int)
     ap.add_argument("--no-sinks", dest="sinks", action="store_false", default=None)
     ap.add_argument("--lauetools", default="auto", help="auto, off, or a python with LaueTools")
-    ap.add_argument("--threads", type=int, help="torch threads (default: one per core)")
+    ap.add_argument("--threads", type=int, help="torch threads per pipeline (default 1)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from laue_live.pipeline._bench import BenchConfig, format_report, run_benchmark, write_json

@@ -35,7 +35,7 @@ def bench(
     model: Annotated[Path | None, typer.Option(
         "--model", help="CNN model file (default: the shipped one).")] = None,
     threads: Annotated[int | None, typer.Option(
-        "--threads", help="torch threads (default: one per core).")] = None,
+        "--threads", help="torch threads per pipeline (default 1).")] = None,
 ) -> None:
     """Measure the per-frame path on one device and print one table.
 

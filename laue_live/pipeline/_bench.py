@@ -81,7 +81,7 @@ class BenchConfig:
     model
         CNN model file; default the shipped one, else a random-weight paper network (same speed).
     threads
-        torch intra-op threads (default: torch's, one per core).
+        torch intra-op threads of the pipelines on the CPU (default 1, the pipeline's default).
     seed
         Seed of the rendered frames.
     """
@@ -380,10 +380,6 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     from laue_live.spots import analyze_frames, extract_cutouts, find_peaks
 
     device = resolve_device(cfg.device)
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(int(cfg.threads))
     res: dict[str, Any] = {
         "config": {**asdict(cfg), "frame_shape": list(cfg.frame_shape)},
         "environment": _environment(device),
@@ -400,10 +396,11 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
         model, model_name = _model(cfg, tmp)
         res["model"] = model_name
         inputs = {"dense": dense, **({"bm32_real": real} if real else {})}
+        thr = {"threads": cfg.threads or 1}
         pipes = {
-            "fit": FramePipeline("fit", device),
-            "cnn": FramePipeline("cnn", device, model=model),
-            "cnn_fp32": FramePipeline("cnn", device, model=model, precision="fp32"),
+            "fit": FramePipeline("fit", device, **thr),
+            "cnn": FramePipeline("cnn", device, model=model, **thr),
+            "cnn_fp32": FramePipeline("cnn", device, model=model, precision="fp32", **thr),
         }
         res["cnn_precision"] = pipes["cnn"].cnn.precision
         res["end_to_end"], res["stages"] = {}, {}
@@ -489,7 +486,8 @@ def format_report(res: dict[str, Any]) -> str:
     env = res["environment"]
     lines = [
         f"laue-live bench, {env['date']}: device {env['device']} ({env['gpu'] or env['cpu']}, "
-        f"{env['cpu_count']} cores, {env['torch_threads']} torch threads), torch {env['torch']}, "
+        f"{env['cpu_count']} cores, {res['config']['threads'] or 1} torch thread(s) per pipeline), "
+        f"torch {env['torch']}, "
         f"numpy {env['numpy']}, scipy {env['scipy']}, Python {env['python']}, laue-live {env['laue_live']}",
         f"load average at start/end: {env['load_avg_start']} / {env['load_avg_end']} "
         "(other jobs on the machine slow every figure)",

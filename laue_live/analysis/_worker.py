@@ -117,6 +117,11 @@ class AnalysisWorker:
         with self._cond:
             self.stats.submitted += 1
             if self._closing:
+                if self._done.is_set() or not self._thread.is_alive():
+                    # The stop document is out: the frame cannot join the run. Say so, do not pretend.
+                    logger.error("frame %d arrived after the analysis run was closed: not analysed "
+                                 "(reprocess the raw run to include it)", task.frame)
+                    return False
                 logger.error("frame %d submitted after the run was closed; recorded as failed", task.frame)
                 task.source, task.error = None, "frame arrived after the run's stop document"
             elif self._overflowing and len(self._items) <= self.queue_size // 2:

@@ -264,7 +264,10 @@ class LaueSpotCallback(DocumentRouter):
             return doc
         if self.worker is None or doc["descriptor"] not in self._descs:
             return doc
-        self._task(doc["descriptor"], doc["seq_num"], doc["data"], doc.get("filled") or {})
+        # A malformed event without data still names its frame: it is recorded as failed.
+        data = doc.get("data")
+        self._task(doc["descriptor"], doc["seq_num"], data if isinstance(data, Mapping) else {},
+                   doc.get("filled") or {})
         return doc
 
     def event_page(self, doc):
@@ -272,7 +275,8 @@ class LaueSpotCallback(DocumentRouter):
             return doc
         if self.worker is None or doc["descriptor"] not in self._descs:
             return doc
-        data, filled = doc["data"], doc.get("filled") or {}
+        data, filled = doc.get("data"), doc.get("filled") or {}
+        data = data if isinstance(data, Mapping) else {}
         keys = list(data)
         for i, seq_num in enumerate(doc["seq_num"]):
             self._task(doc["descriptor"], seq_num, {k: data[k][i] for k in keys},

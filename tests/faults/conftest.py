@@ -18,10 +18,10 @@ REPORT = Path(__file__).resolve().parents[2] / "docs" / "reliability_report.md"
 
 class FaultReport:
     def __init__(self):
-        self.rows: list[tuple[str, str, str, int, str]] = []
+        self.rows: list[tuple[str, str, str, int | str, str]] = []
 
     def add(self, category: str, fault: str, result: str, frames_lost: int = 0, test: str = ""):
-        self.rows.append((category, fault, result, int(frames_lost), test))
+        self.rows.append((category, fault, result, frames_lost, test))
 
     def markdown(self) -> str:
         lines = [
@@ -29,7 +29,9 @@ class FaultReport:
             "",
             "Written by `LAUE_LIVE_WRITE_REPORT=1 pytest -m faults` (tests/faults/); each row is added by a",
             "test only after its assertions passed. *Frames lost* counts frames of the raw run without a",
-            "row in the analysis run (analysed or recorded as failed); it must be 0.",
+            "row in the analysis run (analysed or recorded as failed); it must be 0. *n/a*: malformed input",
+            "that holds no run to attach frames to (no start document, no image field declared, frames",
+            "after the stop document); each gets a log line naming what is wrong.",
             "",
             f"Generated {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
             f"Python {platform.python_version()}, {os.cpu_count()} CPUs.",
@@ -39,7 +41,7 @@ class FaultReport:
         ]
         for cat, fault, result, lost, test in sorted(self.rows, key=lambda r: (r[0], r[4], r[1])):
             lines.append(f"| {cat} | {fault} | {result} | {lost} | `{test}` |")
-        total = sum(r[3] for r in self.rows)
+        total = sum(r[3] for r in self.rows if isinstance(r[3], int))
         lines += ["", f"**{len(self.rows)} faults/inputs tried, {total} frames lost in total.**", ""]
         return "\n".join(lines)
 

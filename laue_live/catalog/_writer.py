@@ -125,12 +125,13 @@ class AnalysisWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._streams: dict[str, _Stream] = {}  # descriptor uid -> stream
         self._failed_runs: set[str] = set()
+        self._failed_descriptors: set[str] = set()
         self._preset: dict[tuple[str, str], set[int]] = {}  # (run uid, stream) -> frames already in Tiled
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
         self.unwritten: list[Any] = []  # pyarrow tables given up on (when no spool_dir)
         self.stats = {"documents": 0, "appends": 0, "rows_written": 0, "append_seconds": 0.0,
-                      "duplicates_skipped": 0, "errors": 0}
+                      "duplicates_skipped": 0, "errors": 0, "rows_of_failed_runs": 0}
         self._closed = False
         # Two threads: the builder turns documents into Arrow batches while the sender's request is
         # on the wire (the server's ingest and our conversion overlap); 2 batches in flight at most.
@@ -248,6 +249,7 @@ class AnalysisWriter:
             self._tw(name, doc)
         elif name == "descriptor":
             if doc.get("run_start") in self._failed_runs:
+                self._failed_descriptors.add(doc["uid"])
                 return
             self._tw(name, doc)
             keys = doc.get("data_keys", {})
@@ -258,6 +260,10 @@ class AnalysisWriter:
                 s.frames_seen.update(preset)
                 s.frames_written.update(preset)
         elif name in ("event", "event_page"):
+            if doc["descriptor"] in self._failed_descriptors:
+                # its run's start failed (error already recorded): count, do not flood the log
+                self.stats["rows_of_failed_runs"] += len(doc["seq_num"]) if name == "event_page" else 1
+                return
             stream = self._streams.get(doc["descriptor"])
             if stream is None:
                 raise KeyError(f"{name} for unknown descriptor {doc['descriptor']}")

@@ -114,12 +114,14 @@ def test_errors_are_counted_and_raised_at_close(tiled_client):
     w = make_analysis_writer(tiled_client, max_delay_s=0.2)
     for name, doc in docs:
         w(name, doc)
-    w("start", docs[0][1])  # the same run again: the server refuses (409) a second node
+    for name, doc in docs:  # the same run again: the server refuses (409) a second node
+        w(name, doc)
     w("event", {"descriptor": "no-such-descriptor", "seq_num": 1, "time": 0.0, "data": {},
                 "timestamps": {}})
     with pytest.raises(CatalogWriteError, match="2 error"):
         w.close()
-    assert w.stats["errors"] == 2
+    assert w.stats["errors"] == 2  # one for the refused start, not one per document after it
+    assert w.stats["rows_of_failed_runs"] == 2 * 3 + 2  # its spot rows and frame summaries, counted
     # The good run is complete despite the errors after it.
     assert len(get_spot_table(tiled_client.analysis[docs[0][1]["uid"]])) == 6
     with pytest.raises(CatalogWriteError):

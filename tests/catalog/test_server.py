@@ -15,6 +15,7 @@ from laue_live.catalog import (
 )
 
 
+@pytest.mark.slow
 def test_server_starts_requires_key_and_stops(tiled_data_dir):
     with LocalTiledServer(tiled_data_dir) as server:
         assert server.uri.startswith("http://127.0.0.1:")

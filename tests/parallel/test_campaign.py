@@ -46,16 +46,18 @@ def crash_once_factory(settings: dict, marker: str, after_calls: int = 2):
                     ),
                     create=False,
                 )
-                deadline = _time.monotonic() + 60
+                deadline = _time.monotonic() + 120
+                written = -1
                 while _time.monotonic() < deadline:  # bounded wait on a condition, not a sleep
                     runs = find_analysis_runs(cat.analysis, raw_uid)
                     if runs:
                         done_f, done_s = written_frames(runs[-1])
+                        written = len(done_f | done_s)
                         if len(done_f) == state["frames"] and len(done_s) == state["frames"]:
                             break
                     _time.sleep(0.05)
                 with open(marker, "w") as fh:
-                    fh.write(str(state["frames"]))  # frames in Tiled when the worker died
+                    fh.write(str(written))  # frames in Tiled when the worker died
                 os._exit(17)
             state["frames"] += len(frames)
             return pipe.process(frames)

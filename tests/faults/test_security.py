@@ -205,3 +205,118 @@ def test_curve_encrypts_and_admits_only_listed_clients(tmp_path, fault_report):
         "listed client gets every table; unlisted and plain clients get nothing",
         0,
     )
+
+
+_MULTI_USER_CONFIG = """
+authentication:
+  providers:
+    - provider: local
+      authenticator: tiled.authenticators:DictionaryAuthenticator
+      args:
+        users_to_passwords:
+          operator: "${LAUE_TEST_OPERATOR_PASSWORD}"
+  secret_keys: ["${LAUE_TEST_TILED_SECRET}"]
+  tiled_admins:
+    - {provider: local, id: operator}
+database:
+  uri: sqlite:///DIR/auth.db
+  init_if_not_exists: true
+trees:
+  - path: /
+    tree: catalog
+    args:
+      uri: sqlite:///DIR/catalog.db
+      init_if_not_exists: true
+      writable_storage: [DIR/data, "duckdb:///DIR/tables.duckdb"]
+"""
+
+
+@pytest.mark.slow
+def test_scoped_reader_and_writer_keys_on_a_multi_user_server(tmp_path, fault_report):
+    """Tiled multi-user mode: a read-only key queries and reads, only the writer key writes."""
+    import os
+    import secrets
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from tiled.client import from_uri
+    from tiled.queries import Key
+
+    from laue_live.catalog import free_port
+
+    (tmp_path / "data").mkdir()
+    config = tmp_path / "tiled.yml"
+    config.write_text(_MULTI_USER_CONFIG.replace("DIR", str(tmp_path)))
+    password, port = secrets.token_hex(8), free_port()
+    env = {
+        **os.environ,
+        "LAUE_TEST_OPERATOR_PASSWORD": password,
+        "LAUE_TEST_TILED_SECRET": secrets.token_hex(32),
+    }
+    tiled = Path(sys.executable).with_name("tiled")
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(tiled), "serve", "config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"{uri}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)  # polling another process's start-up (bounded)
+        token = httpx.post(
+            f"{uri}/api/v1/auth/provider/local/token", data={"username": "operator", "password": password}
+        ).json()["access_token"]
+
+        def make_key(scopes, note):
+            r = httpx.post(
+                f"{uri}/api/v1/auth/apikey",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"scopes": scopes, "expires_in": None, "note": note},
+            )
+            assert r.status_code == 200, r.text
+            return r.json()["secret"]
+
+        reader_key = make_key(["read:metadata", "read:data"], "laue-live reader")
+        writer_key = make_key(
+            ["read:metadata", "read:data", "write:metadata", "write:data", "create:node"], "laue-live writer"
+        )
+        writer = from_uri(uri, api_key=writer_key)
+        analysis = writer.create_container("analysis")
+        uid = _write_run(analysis)
+        reader = from_uri(uri, api_key=reader_key)
+        assert len(reader["analysis"][uid]["spots"].base["internal"].read()) == 6, "the reader reads"
+        found = reader["analysis"].search(Key("start.kind") == "laue-spots")
+        assert len(found) == 1, "the reader queries"
+        with pytest.raises(Exception, match="401|Not enough permissions"):  # noqa: B017
+            reader["analysis"].create_container("intruder")
+        with pytest.raises(Exception, match="401|Not enough permissions"):  # noqa: B017
+            reader["analysis"][uid]["spots"].base["internal"].append_partition(0, {"frame": [1]})
+        assert password not in (tmp_path / "server.log").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+    fault_report.add(
+        "security",
+        "Tiled multi-user mode: scoped read-only key vs writer key",
+        "reader key queries and reads; its create and append are refused (401 not enough permissions); "
+        "writer key writes the analysis run",
+        0,
+    )

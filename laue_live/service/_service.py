@@ -110,6 +110,8 @@ class AnalysisService:
         self.catalog = catalog
         self.recovery: dict[str, str] = {}  # raw uid -> analysis uid or why not
         self.recovery_thread: threading.Thread | None = None
+        # set once run() has started its helper threads, so callers may join or inspect them
+        self._running = threading.Event()
         if settings.recover and self.journal.unfinished_at_start:
             if getattr(catalog, "raw", None) is None:
                 logger.error("cannot recover unfinished runs: no catalog with raw runs")
@@ -243,6 +245,7 @@ class AnalysisService:
         self.state = "idle"
         if self.recovery_thread is not None:
             self.recovery_thread.start()
+        self._running.set()
         self.report()
         try:
             self.dispatcher.start()
@@ -253,6 +256,7 @@ class AnalysisService:
         """Run :meth:`run` in a daemon thread and return it."""
         thread = threading.Thread(target=self.run, name="laue-live-service", daemon=True)
         thread.start()
+        self._running.wait(30.0)  # bounded: run() sets it right after starting its threads
         return thread
 
     def stop(self) -> None:

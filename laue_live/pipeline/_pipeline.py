@@ -31,6 +31,7 @@ from laue_live._schema import SPOT_COLUMNS, empty_spot_table
 from laue_live.pipeline._cutouts import gather_cutouts
 from laue_live.pipeline._describe import HOST_FLOAT_COLUMNS, cnn_columns, fit_columns
 from laue_live.pipeline._peaks import frames_to_float, peaks_from_float
+from laue_live.spots import DEFAULT_PEAK_PARAMS
 
 __all__ = ["FramePipeline", "resolve_device", "STAGES"]
 
@@ -39,8 +40,8 @@ log = logging.getLogger(__name__)
 #: Stage names of :attr:`FramePipeline.timings` (seconds per batch, recorded with ``profile=True``).
 STAGES = ("h2d", "peaks", "cutouts", "describe", "d2h", "table")
 
-_PEAK_DEFAULTS = {"threshold": 50.0, "block": 16, "min_pixels": 2, "merge_radius": 4.0, "saturation": 65535.0}
-_FLOAT32_COLS = HOST_FLOAT_COLUMNS
+# the CPU peak search's defaults: both paths must find the same peaks
+_PEAK_DEFAULTS = dict(DEFAULT_PEAK_PARAMS)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -70,7 +71,6 @@ class _Staged:
     good: list[int]  # positions of the frames that are in ``tensor``
     tensor: torch.Tensor | None = None
     event: Any = None
-    t_submit: float = 0.0
 
 
 @dataclass
@@ -274,7 +274,7 @@ class FramePipeline:
         numbers, items = batch
         errors = {i: str(a) for i, a in enumerate(items) if isinstance(a, Exception)}
         good = [i for i in range(len(items)) if i not in errors]
-        st = _Staged(numbers=numbers, errors=errors, good=good, t_submit=time.perf_counter())
+        st = _Staged(numbers=numbers, errors=errors, good=good)
         if not good:
             return st
         arrs = [items[i] for i in good]
@@ -412,7 +412,7 @@ class FramePipeline:
 
         n = len(floats)
         cols: dict[str, np.ndarray] = {
-            name: floats[:, k].astype(np.float32) for k, name in enumerate(_FLOAT32_COLS)
+            name: floats[:, k].astype(np.float32) for k, name in enumerate(HOST_FLOAT_COLUMNS)
         }
         d_row, d_col = cols["d_row"].astype(np.float64), cols["d_col"].astype(np.float64)
         converged = flags[:, 0].astype(bool)

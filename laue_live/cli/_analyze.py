@@ -129,6 +129,9 @@ def analyze(
     model: Annotated[str | None, typer.Option(help="CNN weights (name or path), for --method cnn.")] = None,
     device: Annotated[str | None, typer.Option(help="torch device (cpu, cuda, auto).")] = None,
     top: Annotated[int, typer.Option(help="Number of brightest spots listed in the summary.")] = 10,
+    doubles: Annotated[bool, typer.Option(
+        "--doubles/--no-doubles",
+        help="Examine bad spots with the double-spot network; overlaps become two component rows.")] = False,
 ) -> None:
     """Find and characterize the spots of one frame; print a summary, write a table and a picture.
 
@@ -151,7 +154,8 @@ def analyze(
         if method == "cnn":
             kw = {"model": model}
         t0 = time.perf_counter()
-        table = analyze_frame(frame, method, peak_params={"threshold": threshold}, device=device, **kw)
+        table = analyze_frame(frame, method, peak_params={"threshold": threshold}, device=device,
+                              doubles=doubles, **kw)
         seconds = time.perf_counter() - t0
     except LaueLiveError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -84,7 +84,8 @@ def spot_table_from_descriptors(desc, peaks: np.ndarray, edge: np.ndarray, frame
 
 
 def analyze_frame(frame, method: str = "fit", *, frame_number: int = 0, peaks=None,
-                  peak_params: dict | None = None, device=None, **kw):
+                  peak_params: dict | None = None, device=None, doubles: bool = False, doubles_model=None,
+                  **kw):
     """Spot table of one frame: peak search, 32 x 32 cutouts, descriptors.
 
     Parameters
@@ -101,6 +102,12 @@ def analyze_frame(frame, method: str = "fit", *, frame_number: int = 0, peaks=No
         Keyword arguments of :func:`find_peaks` (``threshold``, ``block``, ...).
     device
         torch device for the fit / CNN.
+    doubles
+        Describe overlapping spots: each spot the single-spot model calls bad is examined by the
+        double-spot model (:mod:`laue_live.doubles`); a double becomes two rows sharing ``parent``,
+        ``component`` 1 and 2, each with its own descriptors. Off by default (see docs/doubles.md).
+    doubles_model
+        Path or name of the double-spot model (default: the shipped one).
     **kw
         Passed to :func:`characterize` (``sim_variant``, ``max_iter``, ``model``, ...).
 
@@ -118,18 +125,19 @@ def analyze_frame(frame, method: str = "fit", *, frame_number: int = 0, peaks=No
     """
     return analyze_frames([frame], method, frame_numbers=[frame_number],
                           peaks=None if peaks is None else [peaks], peak_params=peak_params, device=device,
-                          **kw)[0]
+                          doubles=doubles, doubles_model=doubles_model, **kw)[0]
 
 
 def analyze_frames(frames: Sequence, method: str = "fit", *, frame_numbers: Sequence[int] | None = None,
-                   peaks: Sequence | None = None, peak_params: dict | None = None, device=None, **kw):
+                   peaks: Sequence | None = None, peak_params: dict | None = None, device=None,
+                   doubles: bool = False, doubles_model=None, **kw):
     """Spot tables of several frames, with the cutouts of all frames characterized in one batch.
 
     Parameters
     ----------
     frames
         Sequence of 2D frames.
-    method, peak_params, device, **kw
+    method, peak_params, device, doubles, doubles_model, **kw
         As in :func:`analyze_frame`.
     frame_numbers
         ``frame`` column value of each frame (default 0, 1, 2, ...).
@@ -168,6 +176,12 @@ def analyze_frames(frames: Sequence, method: str = "fit", *, frame_numbers: Sequ
     for i, n in enumerate(counts):
         part = desc.iloc[start:start + n]
         part.attrs = dict(desc.attrs)
-        tables.append(spot_table_from_descriptors(part, all_peaks[i], edges[i], numbers[i]))
+        table = spot_table_from_descriptors(part, all_peaks[i], edges[i], numbers[i])
+        if doubles and n:
+            # lazy: the double-spot network is loaded only by callers that ask for it
+            from laue_live.doubles import describe_doubles
+
+            table = describe_doubles(cut[i], table, model=doubles_model, device=device or "cpu")
+        tables.append(table)
         start += n
     return tables

@@ -1,6 +1,6 @@
 """Frames -> spot tables, stage by stage and end to end, beside the paper's Table 5 and LaueTools.
 
-The same measurement as ``laue-live bench`` (see :mod:`laue_live.pipeline._bench`), as a script:
+The same measurement as ``laue-live bench`` (see :mod:`laue_live.bench`), as a script:
 
     .venv/bin/python benchmarks/bench_pipeline.py [--quick] [--device cpu] [--json out.json]
 
@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="torch threads per pipeline (default 1)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    from laue_live.pipeline._bench import BenchConfig, format_report, run_benchmark, write_json
+    from laue_live.bench import BenchConfig, format_report, run_benchmark, write_json
 
     kw = {
         k: v

@@ -50,7 +50,7 @@ def bench(
     """
     import logging
 
-    from laue_live.pipeline._bench import BenchConfig, format_report, run_benchmark, write_json
+    from laue_live.bench import BenchConfig, format_report, run_benchmark, write_json
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
     kw = {"device": device, "frames": frames, "spots": spots, "repeats": repeats, "sinks": sinks,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BenchConfig", "run_benchmark", "format_report", "PAPER_TABLE5_MS", "H100"]
+__all__ = ["BenchConfig", "run_benchmark", "format_report", "write_json", "PAPER_TABLE5_MS", "H100"]
 
 log = logging.getLogger(__name__)
 

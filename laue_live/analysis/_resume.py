@@ -86,8 +86,7 @@ class ResumeSink:
             self._add(doc["descriptor"], {"seq_num": doc["seq_num"], "time": doc["time"], **doc["data"],
                                           **{f"ts_{k}": v for k, v in doc["timestamps"].items()}})
         elif name == "stop":
-            for stream in list(self._buf):
-                self._flush(stream)
+            self._flush_all()
             self.run.update_metadata(metadata={"stop": doc}, drop_revision=True)
 
     def _add(self, desc_uid: str, cols: dict[str, Any]) -> None:
@@ -95,6 +94,14 @@ class ResumeSink:
         self._buf.setdefault(stream, []).append(cols)
         self._n[stream] = self._n.get(stream, 0) + len(cols["seq_num"])
         if self._n[stream] >= self.max_rows:
+            if stream == "frames":
+                self._flush_all()
+            else:
+                self._flush(stream)
+
+    def _flush_all(self) -> None:
+        # Summaries (``frames``) last: a summary row in Tiled means the frame's spot rows are there.
+        for stream in sorted(self._buf, key=lambda name: name == "frames"):
             self._flush(stream)
 
     def _flush(self, stream: str) -> None:

@@ -37,6 +37,7 @@ __all__ = ["AnalysisWriter", "CatalogWriteError", "make_analysis_writer"]
 logger = logging.getLogger(__name__)
 
 _STOP = object()
+_SUMMARY = "frames"  # the stream of per-frame summary rows: written after the frame's other rows
 
 
 class CatalogWriteError(LaueLiveError, RuntimeError):
@@ -127,6 +128,7 @@ class AnalysisWriter:
         self._failed_runs: set[str] = set()
         self._failed_descriptors: set[str] = set()
         self._preset: dict[tuple[str, str], set[int]] = {}  # (run uid, stream) -> frames already in Tiled
+        self._held: dict[str, set[int]] = {}  # run uid -> frames whose spot rows were given up
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
         self.unwritten: list[Any] = []  # pyarrow tables given up on (when no spool_dir)
@@ -337,7 +339,9 @@ class AnalysisWriter:
             self._flush_all()
 
     def _flush_all(self, run_uid: str | None = None) -> None:
-        for s in list(self._streams.values()):
+        # The per-frame summaries (``frames``) go last: a frame's summary row in Tiled means its
+        # spot rows are there too, which is what resume relies on (the sender keeps this order).
+        for s in sorted(self._streams.values(), key=lambda s: s.name == _SUMMARY):
             if run_uid is None or s.run_uid == run_uid:
                 self._flush_stream(s)
 
@@ -364,6 +368,10 @@ class AnalysisWriter:
     def _flush_stream(self, s: _Stream) -> None:
         if not s.n_pending:
             return
+        if s.name == _SUMMARY:  # size trigger on the summaries: the run's spot rows go first
+            for other in list(self._streams.values()):
+                if other is not s and other.run_uid == s.run_uid and other.name != _SUMMARY:
+                    self._flush_stream(other)
         if s.run_uid in self._failed_runs:
             s.chunks, s.chunk_frames, s.n_pending = [], [], 0
             return
@@ -384,6 +392,10 @@ class AnalysisWriter:
                 job.set()
                 continue
             s, table, frames = job
+            if s.name == _SUMMARY and self._held.get(s.run_uid):
+                table, frames = self._hold_back(s, table, frames)
+                if table is None:
+                    continue
             for attempt in range(1, self.max_attempts + 1):
                 try:
                     self._append(s, table)
@@ -392,6 +404,8 @@ class AnalysisWriter:
                                 f"(attempt {attempt} of {self.max_attempts})", exc)
                     if attempt == self.max_attempts:
                         self._give_up(s, table)
+                        if s.name != _SUMMARY:  # their summaries must not claim them done
+                            self._held.setdefault(s.run_uid, set()).update(frames.tolist())
                     else:
                         time.sleep(min(0.25 * 2 ** (attempt - 1), 2.0))  # back-off before a retry
                     continue
@@ -399,6 +413,19 @@ class AnalysisWriter:
                     s.frames_written.update(frames.tolist())
                     s.rows_written += table.num_rows
                 break
+
+    def _hold_back(self, s: _Stream, table, frames):
+        """Give up the summary rows of frames whose spot rows were given up (kept with them, not in Tiled)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        held = self._held[s.run_uid]
+        out = pc.is_in(table["frame"], value_set=pa.array(sorted(held), type=table.schema.field("frame").type))
+        if pc.any(out).as_py():
+            self._give_up(s, table.filter(out))
+            table = table.filter(pc.invert(out))
+            frames = frames[~np.isin(frames, np.fromiter(held, dtype=np.int64, count=len(held)))]
+        return (table, frames) if table.num_rows else (None, frames)
 
     def _append(self, s: _Stream, table) -> None:
         t0 = time.perf_counter()

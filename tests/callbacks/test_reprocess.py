@@ -6,7 +6,7 @@ from bluesky.plans import grid_scan
 from bluesky_tiled_plugins import TiledWriter
 from ophyd.sim import motor1, motor2
 
-from laue_live.analysis import AnalysisRunComposer, find_analysis_runs, reprocess_run
+from laue_live.analysis import AnalysisRunComposer, find_analysis_runs, read_stream_table, reprocess_run
 from laue_live.callbacks import make_run_router
 from laue_live.catalog import make_analysis_writer
 
@@ -79,3 +79,54 @@ def test_resume_completes_an_interrupted_analysis_without_duplicates(RE, catalog
     # resuming a finished run again finds nothing to complete: a new run is written instead
     again = reprocess_run(catalog, uid, analyzer=analyzer, resume=True, progress=False)
     assert not again.resumed
+
+
+def _interrupted_run(catalog, uid, analyzer, monkeypatch, refuse: str, n: int = 3):
+    """A live analysis of ``n`` frames whose ``refuse`` appends the server refused (injected), no stop."""
+    from laue_live.catalog import AnalysisWriter
+
+    real_append = AnalysisWriter._append
+
+    def refusing(self, s, table):
+        if s.name == refuse:
+            raise OSError(f"injected: {refuse} append refused")
+        return real_append(self, s, table)
+
+    monkeypatch.setattr(AnalysisWriter, "_append", refusing)
+    writer = make_analysis_writer(catalog, max_delay_s=0.1, max_attempts=1)
+    composer = AnalysisRunComposer([writer], dict(catalog.raw[uid].metadata["start"]),
+                                   {"method": "fit", "model": {"name": "gaussian-fit", "version": "x"}},
+                                   image_field="laue_image")
+    for i, table in enumerate(analyzer([synthetic_frame(i) for i in range(n)])):
+        composer.frame(i, table)
+    writer.flush()
+    monkeypatch.setattr(AnalysisWriter, "_append", real_append)
+    return composer, writer
+
+
+def test_a_summary_row_is_never_in_tiled_without_its_spot_rows(RE, catalog, inline_det, analyzer, monkeypatch):
+    uid = _raw_run(RE, catalog, inline_det)
+    composer, writer = _interrupted_run(catalog, uid, analyzer, monkeypatch, refuse="spots")
+    run = catalog.analysis[composer.uid]
+    assert "frames" not in run or len(read_stream_table(run, "frames")) == 0
+    assert writer.unwritten  # the refused rows are kept (spooled), not lost
+    # resume analyses all of them: every frame once, with its spot rows
+    res = reprocess_run(catalog, uid, analyzer=analyzer, resume=True, progress=False)
+    assert res.resumed and res.frames_skipped == 0
+    frames, spots = _tables(catalog.analysis[composer.uid])
+    assert sorted(frames["frame"]) == list(range(N))
+    assert spots.groupby("frame").size().to_dict() == {i: n_spots(i) for i in range(N)}
+
+
+def test_resume_after_spots_written_but_summaries_lost(RE, catalog, inline_det, analyzer, monkeypatch):
+    uid = _raw_run(RE, catalog, inline_det)
+    composer, _ = _interrupted_run(catalog, uid, analyzer, monkeypatch, refuse="frames")
+    run = catalog.analysis[composer.uid]
+    assert set(read_stream_table(run, "spots")["frame"]) == {0, 1, 2}
+    res = reprocess_run(catalog, uid, analyzer=analyzer, resume=True, progress=False)
+    assert res.resumed and res.frames_skipped == 3
+    frames, spots = _tables(catalog.analysis[composer.uid])
+    assert sorted(frames["frame"]) == list(range(N))  # summaries written once, from the spot rows
+    assert spots.duplicated(["frame", "spot"]).sum() == 0  # spot rows not written twice
+    assert spots.groupby("frame").size().to_dict() == {i: n_spots(i) for i in range(N)}
+    assert frames.set_index("frame")["n_spots"].to_dict() == {i: n_spots(i) for i in range(N)}

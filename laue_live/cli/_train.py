@@ -27,8 +27,17 @@ def train_command(
     catalog: str | None = typer.Option(
         None,
         "--catalog",
-        help="Train on cutouts of historical runs in this Tiled catalog URI "
-        "(laue_live.catalog.CatalogCutoutSource) instead of the datasets.",
+        help="Train on cutouts of historical raw runs in this Tiled server (URI; 'local' for the "
+        "embedded one under LAUE_LIVE_DATA_DIR) instead of the datasets. The API key comes from "
+        "LAUE_LIVE_TILED_API_KEY / TILED_API_KEY / LAUE_LIVE_TILED_API_KEY_FILE, never from here. "
+        "Ground truth (exact fit) is cached, so a second training does not refit.",
+    ),
+    sample: str | None = typer.Option(None, "--sample", help="With --catalog: only runs of this sample."),
+    material: str | None = typer.Option(None, "--material", help="With --catalog: only runs of this material."),
+    since: str | None = typer.Option(None, "--since", help="With --catalog: runs started on/after (ISO date)."),
+    until: str | None = typer.Option(None, "--until", help="With --catalog: runs started before (ISO date)."),
+    max_frames_per_run: int | None = typer.Option(
+        None, "--max-frames-per-run", help="With --catalog: read at most this many frames of each run."
     ),
     arch: str = typer.Option(
         "paper", "--arch", help="Network: 'paper' (widths 16-128, 347,057 params) or 'lean'."
@@ -112,7 +121,18 @@ def train_command(
                 err=True,
             )
             raise typer.Exit(2) from exc
-        sets: list[SpotSet] = [collect(CatalogCutoutSource(catalog))]
+        from laue_live.catalog import CatalogSettings, catalog_session
+
+        query = {k: v for k, v in {"sample": sample, "material": material, "since": since,
+                                   "until": until}.items() if v is not None}
+        settings = CatalogSettings.load(uri=None if catalog == "local" else catalog)
+        try:
+            with catalog_session(settings) as cat:
+                source = CatalogCutoutSource(cat, query=query or None, max_frames_per_run=max_frames_per_run)
+                sets: list[SpotSet] = [collect(source)]
+        except ValueError as exc:  # no cutouts in the selected runs, or a bad query value
+            typer.echo(f"error: {exc} (catalog {catalog}, selection {query or 'all raw runs'})", err=True)
+            raise typer.Exit(2) from None
         if lodo is not None:
             typer.echo("error: --lodo needs the five datasets, not --catalog", err=True)
             raise typer.Exit(2)

@@ -21,7 +21,13 @@ from laue_live.analysis._frames import (
     scan_axes,
 )
 from laue_live.analysis._oom import OOMFallbackAnalyzer, is_out_of_memory
-from laue_live.analysis._reprocess import ReprocessResult, find_analysis_runs, reprocess_run, resolve_raw_run
+from laue_live.analysis._reprocess import (
+    ReprocessResult,
+    find_analysis_runs,
+    reprocess_run,
+    resolve_raw_run,
+    run_finished,
+)
 from laue_live.analysis._resume import ResumeSink, read_stream_table, written_frames
 from laue_live.analysis._worker import QUEUE_POLICIES, AnalysisWorker, WorkerStats
 
@@ -37,6 +43,7 @@ __all__ = [
     "find_analysis_runs",
     "read_stream_table",
     "reprocess_run",
+    "run_finished",
     "resolve_raw_run",
     "written_frames",
     "FrameAnalyzer",

@@ -232,18 +232,20 @@ class AnalysisRunComposer:
         self.emit("event", self._frames.compose_event(
             data=row, timestamps={k: now for k in row}, validate=False))
 
-    def stop(self, raw_exit_status: str | None = None, reason: str = "") -> dict:
+    def stop(self, raw_exit_status: str | None = None, reason: str = "", *, interrupted: bool = False) -> dict:
         """Emit the stop document; returns it.
 
         ``exit_status`` is ``"success"`` when every frame was analysed, ``"fail"`` otherwise; the
         counts ``frames_analysed``, ``frames_failed``, ``frames_dropped`` and ``spots`` are in it.
+        ``interrupted=True`` (the analysis stopped before all frames were handed over) gives
+        ``exit_status="fail"`` and ``interrupted: True``: the run is unfinished and may be resumed.
         """
         self.start()
         if self._stopped:
             raise RuntimeError(f"analysis run {self.uid} already stopped")
         self._stopped = True
         bad = self.frames_failed + self.frames_dropped
-        status = "success" if bad == 0 else "fail"
+        status = "success" if bad == 0 and not interrupted else "fail"
         parts = [f"{self.frames_analysed} frames analysed, {self.frames_failed} failed"]
         if self.frames_dropped:
             parts.append(f"{self.frames_dropped} dropped")
@@ -255,6 +257,6 @@ class AnalysisRunComposer:
         doc = dict(doc)
         doc.update(frames_analysed=self.frames_analysed, frames_failed=self.frames_failed,
                    frames_dropped=self.frames_dropped, spots=self.spots_written,
-                   raw_exit_status=raw_exit_status or "unknown")
+                   raw_exit_status=raw_exit_status or "unknown", interrupted=bool(interrupted))
         self.emit("stop", doc)
         return doc

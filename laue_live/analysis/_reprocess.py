@@ -17,7 +17,7 @@ from laue_live.analysis._frames import FrameTask, find_image_field, scan_axes
 from laue_live.analysis._resume import ResumeSink, read_stream_table, written_frames
 from laue_live.analysis._worker import AnalysisWorker
 
-__all__ = ["ReprocessResult", "reprocess_run", "find_analysis_runs", "resolve_raw_run"]
+__all__ = ["ReprocessResult", "reprocess_run", "find_analysis_runs", "resolve_raw_run", "run_finished"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,16 @@ def find_analysis_runs(analysis_container, raw_uid: str) -> list:
     res = analysis_container.search(Key("raw_uid") == raw_uid)
     runs = [res[k] for k in res]
     return sorted(runs, key=lambda r: r.metadata.get("start", {}).get("time", 0.0))
+
+
+def run_finished(run) -> bool:
+    """True if an analysis run has a stop document that does not mark it interrupted.
+
+    A run without a stop (its process died) or with ``interrupted: True`` in its stop (the
+    reprocessing loop raised) lacks frames: ``reprocess_run(resume=...)`` completes it.
+    """
+    stop = run.metadata.get("stop") or {}
+    return bool(stop) and not stop.get("interrupted", False)
 
 
 def _positions(stream, n: int, start: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +162,7 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
             target = catalog.analysis[resume]
         else:
             open_runs = [r for r in find_analysis_runs(catalog.analysis, start["uid"])
-                         if not r.metadata.get("stop")]
+                         if not run_finished(r)]
             target = open_runs[-1] if open_runs else None
     writer = None
     skip: set[int] = set()
@@ -192,6 +202,8 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
     todo = [i for i in range(n) if i not in skip]
     logger.info("%s raw run %s: %d frames, %d to analyse into %s", "resuming" if target else "reprocessing",
                 start["uid"][:8], n, len(todo), composer.uid[:8])
+    submitted = 0
+    abort = ""
     try:
         for i in tqdm(todo, desc=f"reprocess {start['uid'][:8]}", unit="frame", disable=not progress):
             task = FrameTask(i, float(xs[i]), float(ys[i]))
@@ -200,8 +212,15 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
             except Exception as exc:
                 task.error = f"cannot read frame from Tiled: {type(exc).__name__}: {exc}"
             worker.submit(task)
+            submitted += 1
+    except BaseException as exc:
+        # Frames are missing: the stop must say so (a "success" stop would make the run look done
+        # and a retry would skip it); resume=True and campaigns treat it as unfinished.
+        abort = (f"interrupted after {submitted} of {len(todo)} frames: {type(exc).__name__}: {exc}")
+        raise
     finally:
-        worker.close(start.get("exit_status") or (raw.metadata.get("stop") or {}).get("exit_status"))
+        worker.close(start.get("exit_status") or (raw.metadata.get("stop") or {}).get("exit_status"),
+                     abort, interrupted=bool(abort))
         worker.join()
         if writer is not None:
             writer.close()

@@ -105,7 +105,7 @@ class AnalysisWorker:
         self._cond = threading.Condition()
         self._closing = False
         self._overflowing = False
-        self._stop_args: tuple[str | None, str] = (None, "")
+        self._stop_args: tuple[str | None, str, bool] = (None, "", False)
         self._done = threading.Event()
         self.stop_doc: dict | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -149,11 +149,15 @@ class AnalysisWorker:
             self._cond.notify_all()
         return not task.error.startswith("dropped")
 
-    def close(self, raw_exit_status: str | None = None, reason: str = "") -> None:
-        """No more frames: the worker analyses what is queued, then emits the stop document."""
+    def close(self, raw_exit_status: str | None = None, reason: str = "", *, interrupted: bool = False) -> None:
+        """No more frames: the worker analyses what is queued, then emits the stop document.
+
+        ``interrupted=True``: frames are missing (the producer failed); the stop says so
+        (``exit_status="fail"``, ``interrupted: True``) and the run stays resumable.
+        """
         with self._cond:
             self._closing = True
-            self._stop_args = (raw_exit_status, reason)
+            self._stop_args = (raw_exit_status, reason, interrupted)
             self._cond.notify_all()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -194,7 +198,8 @@ class AnalysisWorker:
                 self._emit_safely(t, None, 0.0, "analysis worker crashed")
         finally:
             try:
-                self.stop_doc = self.composer.stop(*self._stop_args)
+                raw_status, reason, interrupted = self._stop_args
+                self.stop_doc = self.composer.stop(raw_status, reason, interrupted=interrupted)
             except Exception:
                 logger.exception("could not emit the analysis run's stop document")
             self._done.set()

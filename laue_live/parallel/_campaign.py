@@ -9,7 +9,8 @@ No duplicated rows, whatever fails:
 * a task that raises is retried (``retries``); a worker that dies (crash, OOM, lost node) has its
   task rescheduled by the scheduler on another worker;
 * every attempt first looks for an analysis run of the same raw run and campaign: finished (it has
-  a stop document) -> nothing is done; interrupted (no stop document, e.g. its worker died) ->
+  a stop document not marked ``interrupted``) -> nothing is done; interrupted (no stop document,
+  e.g. its worker died, or a stop with ``interrupted: True``, e.g. its reading loop raised) ->
   it is completed in place: ``reprocess_run(resume=True)`` reads the frames already written
   (keyed by raw run uid + frame number) and analyses and appends only the missing ones.
 
@@ -141,8 +142,8 @@ def reprocess_task(
     raw_id
         Raw run uid (or scan id).
     campaign
-        Campaign id: an analysis run of this raw run with this campaign and a stop document means
-        the work is already done.
+        Campaign id: an analysis run of this raw run with this campaign and a stop document (not
+        marked ``interrupted``) means the work is already done.
     method, model, device, precision, batch_frames
         The :class:`~laue_live.pipeline.FramePipeline` used on this worker.
     frames_per_call
@@ -161,7 +162,7 @@ def reprocess_task(
     """
     import torch
 
-    from laue_live.analysis import FrameAnalyzer, find_analysis_runs, reprocess_run, resolve_raw_run
+    from laue_live.analysis import FrameAnalyzer, find_analysis_runs, reprocess_run, resolve_raw_run, run_finished
     from laue_live.catalog import open_catalog
 
     t0 = time.perf_counter()
@@ -198,7 +199,7 @@ def reprocess_task(
         for r in find_analysis_runs(catalog.analysis, raw_uid)
         if r.metadata["start"].get("analysis_params", {}).get("campaign") == campaign
     ]
-    finished = [r for r in mine if r.metadata.get("stop")]
+    finished = [r for r in mine if run_finished(r)]  # a stop marked interrupted is unfinished
     if finished:
         out.update(
             status="skipped",

@@ -130,3 +130,42 @@ def test_resume_after_spots_written_but_summaries_lost(RE, catalog, inline_det, 
     assert spots.duplicated(["frame", "spot"]).sum() == 0  # spot rows not written twice
     assert spots.groupby("frame").size().to_dict() == {i: n_spots(i) for i in range(N)}
     assert frames.set_index("frame")["n_spots"].to_dict() == {i: n_spots(i) for i in range(N)}
+
+
+def _fail_at(monkeypatch, frame: int):
+    """Make the reprocessing loop raise when it reaches ``frame`` (injected fault), once."""
+    from laue_live.analysis import _reprocess
+
+    real = _reprocess.FrameTask
+    state = {"armed": True}
+
+    def task(i, *args, **kwargs):
+        if i == frame and state["armed"]:
+            state["armed"] = False
+            raise RuntimeError("injected: reading loop failed")
+        return real(i, *args, **kwargs)
+
+    monkeypatch.setattr(_reprocess, "FrameTask", task)
+
+
+def test_a_reprocessing_loop_that_raises_leaves_a_failed_resumable_run(RE, catalog, inline_det, analyzer,
+                                                                       monkeypatch):
+    import pytest
+
+    uid = _raw_run(RE, catalog, inline_det)
+    _fail_at(monkeypatch, 2)
+    with pytest.raises(RuntimeError, match="injected"):
+        reprocess_run(catalog, uid, analyzer=analyzer, progress=False)
+    (run,) = find_analysis_runs(catalog.analysis, uid)
+    stop = run.metadata["stop"]
+    assert stop["exit_status"] == "fail" and stop["interrupted"] is True
+    assert "interrupted after 2 of 4 frames" in stop["reason"] and "injected" in stop["reason"]
+    # resume completes it in place: it is not taken for a finished run
+    res = reprocess_run(catalog, uid, analyzer=analyzer, resume=True, progress=False)
+    assert res.resumed and res.analysis_uid == run.metadata["start"]["uid"] and res.frames_skipped == 2
+    run = catalog.analysis[res.analysis_uid]
+    assert run.metadata["stop"]["exit_status"] == "success" and not run.metadata["stop"]["interrupted"]
+    frames, spots = _tables(run)
+    assert sorted(frames["frame"]) == list(range(N))
+    assert spots.groupby("frame").size().to_dict() == {i: n_spots(i) for i in range(N)}
+    assert spots.duplicated(["frame", "spot"]).sum() == 0

@@ -155,3 +155,27 @@ def test_campaign_on_threads_and_a_bad_run_id(tiled_client, write_raw_run):
     run = check_analysis(catalog, uid, res.campaign)
     assert run.metadata["start"]["analysis_params"]["pipeline"] == "torch"
     assert res.frames == N_FRAMES
+
+
+def test_a_campaign_retry_completes_a_run_whose_loop_raised(tiled_client, write_raw_run, monkeypatch):
+    from laue_live.analysis import _reprocess
+
+    catalog = tiled_client
+    uid = write_raw_run(catalog.raw, N_FRAMES)
+    real = _reprocess.FrameTask
+
+    def failing(i, *args, **kwargs):  # injected fault: the reading loop raises at frame 3
+        if i == 3:
+            raise RuntimeError("injected: reading loop failed")
+        return real(i, *args, **kwargs)
+
+    monkeypatch.setattr(_reprocess, "FrameTask", failing)
+    kw = dict(method="fit", device="cpu", campaign="c-raise", n_workers=1, processes=False, progress=False,
+              frames_per_call=1)
+    first = reprocess_campaign(catalog.settings, [uid], retries=0, **kw)
+    assert [r["status"] for r in first.runs] == ["failed"]
+    monkeypatch.setattr(_reprocess, "FrameTask", real)
+    again = reprocess_campaign(catalog.settings, [uid], **kw)
+    (r,) = again.runs
+    assert r["status"] == "done" and r["resumed"] and r["frames_skipped"] == 3
+    check_analysis(catalog, uid, "c-raise")

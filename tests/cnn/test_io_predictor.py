@@ -145,3 +145,26 @@ def test_file_without_calibration_runs_float32_and_refuses_int8(tmp_path):
     assert not Predictor(path, "cpu").quantized
     with pytest.raises(ModelError, match="calibration"):
         Predictor(path, "cpu", quantize=True)
+
+
+def test_int8_predictions_are_not_rounded_to_the_uint8_output_grid():
+    """The int8 network keeps its last layer and sigmoid in float32 (no 1/256 steps in the table)."""
+    import numpy as np
+
+    from laue_live.cnn import get_predictor
+
+    p = get_predictor(None, "cpu")
+    if not p.quantized:
+        import pytest
+
+        pytest.skip("no int8 engine in this torch build")
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:32, :32]
+    cut = np.stack([1000 + a * np.exp(-((yy - 16 - dy) ** 2 + (xx - 16 - dx) ** 2) / (2 * s * s))
+                    for a, dy, dx, s in zip(rng.uniform(500, 20000, 64), rng.uniform(-0.5, 0.5, 64),
+                                            rng.uniform(-0.5, 0.5, 64), rng.uniform(0.8, 2.5, 64),
+                                            strict=True)]).astype(np.float32)
+    d = p.predict(cut)
+    on_grid = np.isclose((d["sim"].to_numpy() * 256) % 1, 0, atol=1e-4) | (d["sim"].to_numpy() == 0)
+    assert on_grid.mean() < 0.2
+    assert d["d_row"].nunique() > 50

@@ -73,7 +73,8 @@ SPOT_COLUMNS: tuple[Column, ...] = (
     Column("col", "float64", "px", "sub-pixel position Pos, column (0-based, pixel centres at integers)"),
     Column("d_row", "float32", "px", "Pos - s along rows (mu1 of the fit)"),
     Column("d_col", "float32", "px", "Pos - s along columns (mu2 of the fit)"),
-    Column("sim0", "float32", "", "cosine similarity of the background-subtracted cutout and the Gaussian model"),
+    Column("sim0", "float32", "",
+           "cosine similarity of the background-subtracted cutout and the Gaussian model"),
     Column("sim", "float32", "", "Sim = 0 if sim0 <= 0.85 else (sim0 - 0.85) / 0.15, in [0, 1]"),
     Column("asp", "float32", "", "aspect ratio min(sigma)/max(sigma), in (0, 1]"),
     Column("area", "float32", "px^2", "pi * sigma_row * sigma_col"),
@@ -81,7 +82,8 @@ SPOT_COLUMNS: tuple[Column, ...] = (
     Column("sigma_col", "float32", "px", "Gaussian standard deviation along columns"),
     Column("amplitude", "float32", "ADU px^2", "alpha: integrated intensity of the fitted Gaussian"),
     Column("background", "float32", "ADU", "beta: constant background under the spot"),
-    Column("intensity", "float32", "ADU", "integrated intensity: sum of background-subtracted cutout pixels"),
+    Column("intensity", "float32", "ADU",
+           "integrated intensity: sum of background-subtracted cutout pixels"),
     Column("peak_intensity", "float32", "ADU", "value of the brightest pixel (raw, background included)"),
     Column("good", "bool", "", "good-quality spot: sim > 0.5 and |Pos - s| <= 0.9 px"),
     Column("edge", "bool", "", "the 32 x 32 cutout crossed the frame edge and was padded"),
@@ -116,7 +118,7 @@ def spot_dtypes() -> dict[str, np.dtype]:
 
 
 def empty_spot_table():
-    """An empty spot table (pandas DataFrame) with every column at its schema dtype."""
+    """Return an empty spot table (pandas DataFrame) with every column at its schema dtype."""
     import pandas as pd
 
     return pd.DataFrame({c.name: np.empty(0, dtype=c.dtype) for c in SPOT_COLUMNS})
@@ -156,7 +158,7 @@ def _arrow_type(dtype: str):
 
 
 def spot_arrow_schema():
-    """The spot table as a :class:`pyarrow.Schema` (for Tiled appendable tables and Arrow IPC)."""
+    """Return the spot table as a :class:`pyarrow.Schema` (Tiled appendable tables, Arrow IPC)."""
     import pyarrow as pa
 
     return pa.schema([(c.name, _arrow_type(c.dtype)) for c in SPOT_COLUMNS],
@@ -164,7 +166,7 @@ def spot_arrow_schema():
 
 
 def frame_arrow_schema():
-    """The per-frame summary as a :class:`pyarrow.Schema`."""
+    """Return the per-frame summary as a :class:`pyarrow.Schema`."""
     import pyarrow as pa
 
     return pa.schema([(c.name, _arrow_type(c.dtype)) for c in FRAME_COLUMNS],
@@ -172,7 +174,7 @@ def frame_arrow_schema():
 
 
 def describe_schema_markdown() -> str:
-    """The schema as Markdown tables (used to generate the docs)."""
+    """Return the schema as Markdown tables (used to generate the docs)."""
     lines = [f"Spot table, schema version {SCHEMA_VERSION}", "", "| column | dtype | unit | meaning |",
              "|---|---|---|---|"]
     lines += [f"| `{c.name}` | {c.dtype} | {c.unit} | {c.description} |" for c in SPOT_COLUMNS]

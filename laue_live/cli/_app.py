@@ -20,7 +20,9 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-v info, -vv debug)."),
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, help="More log output (-v info, -vv debug)."
+    ),
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -29,16 +31,18 @@ def _root(
 def _register() -> None:
     # Each module adds its command(s) to `app`; imported here so that `laue-live --help` lists all.
     # Keep one import per line; a module's heavy imports stay inside its command functions.
-    from laue_live.cli import _analyze  # noqa: F401
-    from laue_live.cli import _train  # noqa: F401
-    from laue_live.cli import _catalog  # noqa: F401
-    from laue_live.cli import _query  # noqa: F401
-    from laue_live.cli import _sim  # noqa: F401
-    from laue_live.cli import _serve  # noqa: F401
-    from laue_live.cli import _watch  # noqa: F401
-    from laue_live.cli import _reprocess  # noqa: F401
-    from laue_live.cli import _demo  # noqa: F401
-    from laue_live.cli import _bench  # noqa: F401
+    from laue_live.cli import (
+        _analyze,  # noqa: F401
+        _bench,  # noqa: F401
+        _catalog,  # noqa: F401
+        _demo,  # noqa: F401
+        _query,  # noqa: F401
+        _reprocess,  # noqa: F401
+        _serve,  # noqa: F401
+        _sim,  # noqa: F401
+        _train,  # noqa: F401
+        _watch,  # noqa: F401
+    )
 
 
 def main() -> None:

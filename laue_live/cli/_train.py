@@ -32,10 +32,10 @@ def train_command(
         "LAUE_LIVE_TILED_API_KEY / TILED_API_KEY / LAUE_LIVE_TILED_API_KEY_FILE, never from here. "
         "Ground truth (exact fit) is cached, so a second training does not refit.",
     ),
-    sample: str | None = typer.Option(None, "--sample", help="With --catalog: only runs of this sample."),
-    material: str | None = typer.Option(None, "--material", help="With --catalog: only runs of this material."),
-    since: str | None = typer.Option(None, "--since", help="With --catalog: runs started on/after (ISO date)."),
-    until: str | None = typer.Option(None, "--until", help="With --catalog: runs started before (ISO date)."),
+    sample: str | None = typer.Option(None, "--sample", help="With --catalog: runs of this sample."),
+    material: str | None = typer.Option(None, "--material", help="With --catalog: runs of this material."),
+    since: str | None = typer.Option(None, "--since", help="With --catalog: started on/after (ISO date)."),
+    until: str | None = typer.Option(None, "--until", help="With --catalog: started before (ISO date)."),
     max_frames_per_run: int | None = typer.Option(
         None, "--max-frames-per-run", help="With --catalog: read at most this many frames of each run."
     ),

@@ -118,8 +118,10 @@ class ResumeSink:
             dk = keys.get(k, {})
             string = dk.get("dtype") == "string"
             dt = np.dtype(dk["dtype_numpy"]) if dk.get("dtype_numpy") and not string else None
-            vals = [v for c in chunks for v in c[k]]
-            arrays[k] = vals if string else np.asarray(vals, dtype=dt)
+            if string:
+                arrays[k] = [v for c in chunks for v in c[k]]
+            else:  # columns arrive as lists (events) or numpy arrays (spot pages)
+                arrays[k] = np.concatenate([np.asarray(c[k], dtype=dt) for c in chunks])
         table = _internal(self.run, stream)
         new = pa.table(arrays)
         if table is None:

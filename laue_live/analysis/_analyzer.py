@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,7 +12,10 @@ import numpy as np
 
 import laue_live
 
-__all__ = ["FrameAnalyzer", "make_analyzer", "default_method"]
+__all__ = ["FrameAnalyzer", "make_analyzer", "default_method", "PIPELINES"]
+
+#: Choices of :class:`FrameAnalyzer`'s ``pipeline``.
+PIPELINES = ("auto", "numpy", "torch")
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +74,14 @@ class FrameAnalyzer:
         torch device for the analysis (``"cpu"``, ``"cuda"``, ``"auto"``).
     func
         Replace the analysis function ``func(frames) -> list[DataFrame]`` (tests inject faults here).
+    pipeline
+        ``"numpy"``: :func:`laue_live.spots.analyze_frames`; ``"torch"``:
+        :class:`laue_live.pipeline.FramePipeline` on ``device`` (the whole per-frame path on the
+        device; same tables, ``tests/pipeline``); ``"auto"`` (default): ``"torch"`` when a CUDA
+        device is present, else ``"numpy"``. With ``func`` it is only recorded.
     **params
-        Passed to :func:`laue_live.spots.analyze_frames`.
+        Passed to :func:`laue_live.spots.analyze_frames`, or to :class:`~laue_live.pipeline.FramePipeline`
+        (``peak_params``, ``sim_variant``, ``precision``, ``batch_frames``, ``fit_options``).
 
     Attributes
     ----------
@@ -80,13 +90,21 @@ class FrameAnalyzer:
     """
 
     def __init__(self, method: str = "fit", *, model: str | None = None, device: str | None = None,
-                 func: AnalyzeFn | None = None, **params: Any) -> None:
+                 func: AnalyzeFn | None = None, pipeline: str = "auto", **params: Any) -> None:
+        if pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {PIPELINES}, not {pipeline!r}")
         self.method = default_method() if method == "auto" else method
         self.model = model
         self.device = device
         self.params = params
         self._func = func
+        if pipeline == "auto":  # with func: the caller's own analysis
+            pipeline = "custom" if func is not None else "torch" if _cuda_present() else "numpy"
+        self.pipeline = pipeline
+        self._pipe_lock = threading.Lock()  # one analyser serves every run of a router
         self.model_info = _model_info(self.method, model)
+        # built now, so that a bad device or option is a clear error here rather than failed frames
+        self._pipe = self._make_pipeline() if func is None and pipeline == "torch" else None
 
     def _kwargs(self) -> dict[str, Any]:
         kw = dict(self.params)
@@ -100,11 +118,22 @@ class FrameAnalyzer:
         """Spot tables of ``frames``, one DataFrame per frame (``frame`` column left as given)."""
         if self._func is not None:
             return list(self._func(frames))
+        if self.pipeline == "torch":
+            with self._pipe_lock:
+                return self._pipe.process(list(frames))
         spots = importlib.import_module("laue_live.spots")
         batch = getattr(spots, "analyze_frames", None)
         if batch is not None:
             return list(batch(list(frames), method=self.method, **self._kwargs()))
         return [spots.analyze_frame(f, method=self.method, **self._kwargs()) for f in frames]
+
+    def _make_pipeline(self):
+        from laue_live.pipeline import FramePipeline
+
+        pipe = FramePipeline(self.method, self.device or "auto", model=self.model, **self.params)
+        logger.info("analysis on the torch pipeline, device %s, %d frames per batch", pipe.device,
+                    pipe.batch_frames)
+        return pipe
 
     def warm_up(self) -> float:
         """Analyse one small synthetic frame so that imports and first-call costs are paid now.
@@ -127,8 +156,19 @@ class FrameAnalyzer:
 
     def describe(self) -> dict[str, Any]:
         """Metadata recorded in the analysis run's start document."""
-        return {"method": self.method, "model": dict(self.model_info),
-                "params": {k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool))}}
+        params = {k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool))}
+        params["pipeline"] = self.pipeline
+        if self.device is not None:
+            params.setdefault("device", str(self.device))
+        return {"method": self.method, "model": dict(self.model_info), "params": params}
+
+
+def _cuda_present() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
 
 
 def make_analyzer(method: str = "auto", analyzer: FrameAnalyzer | AnalyzeFn | None = None,

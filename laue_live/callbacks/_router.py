@@ -45,18 +45,23 @@ class LaueSpotCallbackFactory:
         See :class:`LaueSpotCallback`.
     exit_timeout
         At interpreter exit, seconds to wait for queued frames to be analysed and written (s).
+    pipeline, device
+        ``"numpy"``, ``"torch"`` or ``"auto"`` (torch when CUDA is present) and the torch device,
+        for the analyser made here (see :class:`laue_live.analysis.FrameAnalyzer`; ignored when
+        ``analyzer`` is a ready :class:`~laue_live.analysis.FrameAnalyzer`).
     **options
         Passed to :class:`LaueSpotCallback` (``image_field``, ``queue_size``, ``policy``, ...).
     """
 
     def __init__(self, sinks: Iterable[Callable] = (), *, method: str = "auto", analyzer: Any = None,
                  sink_factory: Callable[[dict], Iterable[Callable]] | None = None,
-                 exit_timeout: float = 60.0, **options: Any) -> None:
+                 exit_timeout: float = 60.0, pipeline: str = "auto", device: str | None = None,
+                 **options: Any) -> None:
         if callable(sinks):
             raise TypeError("sinks must be a list of callables sink(name, doc), not one callable")
         self.sinks = list(sinks)
         self.sink_factory = sink_factory
-        self.analyzer = make_analyzer(method, analyzer)
+        self.analyzer = make_analyzer(method, analyzer, pipeline=pipeline, device=device)
         self.options = options
         self.exit_timeout = exit_timeout
         self.callbacks: list[LaueSpotCallback] = []

@@ -37,6 +37,9 @@ def demo(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated sample and noise.")] = 0,
     device: Annotated[str | None, typer.Option(
         help="torch device for the analysis (cpu, cuda, auto).")] = None,
+    pipeline: Annotated[str, typer.Option(
+        help="numpy (analyze_frames), torch (the whole per-frame path on --device) or auto: torch "
+             "when a CUDA device is present, else numpy.")] = "auto",
 ) -> None:
     """Simulate a raster scan and characterize every Laue spot live into a local Tiled catalog.
 
@@ -50,9 +53,10 @@ def demo(
 
     logging.getLogger("bluesky").setLevel(logging.WARNING)
     data_dir = data_dir.resolve()
-    analyzer = FrameAnalyzer(method, device=device)
+    analyzer = FrameAnalyzer(method, device=device, pipeline=pipeline)
     print(f"laue-live demo: {nx} x {ny} raster of a simulated {material} polycrystal, "
-          f"analysis method {analyzer.method!r} ({analyzer.model_info['name']})")
+          f"analysis method {analyzer.method!r} ({analyzer.model_info['name']}), "
+          f"{analyzer.pipeline} pipeline")
     server = None
     try:
         print(f"loading the analysis ... ({analyzer.warm_up():.1f} s)", flush=True)

@@ -36,6 +36,9 @@ def serve(
     device: str = typer.Option(None, "--device",
                                help="torch device, e.g. cpu or cuda (env LAUE_LIVE_DEVICE)."),
     model: str = typer.Option(None, "--model", help="CNN model name or path (method cnn)."),
+    pipeline: str = typer.Option(None, "--pipeline",
+                                 help="numpy (analyze_frames), torch (the whole per-frame path on --device) "
+                                 "or auto: torch when a CUDA device is present (env LAUE_LIVE_PIPELINE)."),
     state_dir: Annotated[Path | None, typer.Option(
         "--state-dir", help="Folder of status.json and the run journal "
         "(env LAUE_LIVE_SERVE_STATE_DIR, default ./laue-live-service).")] = None,
@@ -81,7 +84,8 @@ def serve(
                        if input_curve_secret and input_curve_server else None)
         settings = ServiceSettings.from_env(
             input_address=input_address, input_prefix=prefix.encode(), publish_address=publish,
-            method=method, device=device, model=model, state_dir=state_dir, status_interval=status_interval,
+            method=method, device=device, model=model, pipeline=pipeline, state_dir=state_dir,
+            status_interval=status_interval,
             write_raw=write_raw, recover=recover, publish_curve=curve, input_curve=input_curve,
             max_backlog=max_backlog,
             drain_timeout=drain_timeout)

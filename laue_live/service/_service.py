@@ -102,7 +102,7 @@ class AnalysisService:
         opts = {k: v for k, v in (("device", settings.device), ("model", settings.model)) if v}
         if analyzer is None:
             # One analyser (one model load) shared by every run the service sees.
-            analyzer = FrameAnalyzer(settings.method, **opts)
+            analyzer = FrameAnalyzer(settings.method, pipeline=settings.pipeline, **opts)
         self.publisher = SpotPublisher(settings.publish_address, hwm=settings.publish_hwm,
                                        curve=settings.publish_curve)
         self.writer = None

@@ -41,6 +41,9 @@ class ServiceSettings:
         Messages queued per spot subscriber before dropping.
     method, device, model
         Analysis: ``"fit"``, ``"cnn"`` or ``"auto"``; torch device (``"cpu"``, ``"cuda"``); CNN model.
+    pipeline
+        ``"numpy"``, ``"torch"`` (:class:`laue_live.pipeline.FramePipeline` on ``device``) or
+        ``"auto"`` (torch when a CUDA device is present).
     state_dir
         Folder of the status file (``status.json``) and the run journal (``journal.jsonl``).
     status_interval
@@ -65,6 +68,7 @@ class ServiceSettings:
     method: str = "auto"
     device: str | None = None
     model: str | None = None
+    pipeline: str = "auto"
     state_dir: Path = Path("laue-live-service")
     status_interval: float = 5.0
     max_backlog: int = 1000
@@ -91,7 +95,7 @@ class ServiceSettings:
         """Build settings from the environment; explicit ``overrides`` (not ``None``) win.
 
         Reads ``LAUE_LIVE_SERVE_INPUT``, ``LAUE_LIVE_SERVE_PUBLISH``, ``LAUE_LIVE_SERVE_STATE_DIR``,
-        ``LAUE_LIVE_DEVICE``, ``LAUE_LIVE_METHOD`` and the CURVE variables (see
+        ``LAUE_LIVE_DEVICE``, ``LAUE_LIVE_METHOD``, ``LAUE_LIVE_PIPELINE`` and the CURVE variables (see
         :func:`laue_live.stream.curve_server_from_env`).
         """
         env = os.environ if env is None else env
@@ -101,6 +105,7 @@ class ServiceSettings:
             "state_dir": env.get("LAUE_LIVE_SERVE_STATE_DIR"),
             "device": env.get("LAUE_LIVE_DEVICE"),
             "method": env.get("LAUE_LIVE_METHOD"),
+            "pipeline": env.get("LAUE_LIVE_PIPELINE"),
         }
         if env is os.environ:
             values["publish_curve"] = curve_server_from_env()

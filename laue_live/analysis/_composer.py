@@ -234,7 +234,8 @@ class AnalysisRunComposer:
         self.emit("event", self._frames.compose_event(
             data=row, timestamps={k: now for k in row}, validate=False))
 
-    def stop(self, raw_exit_status: str | None = None, reason: str = "", *, interrupted: bool = False) -> dict:
+    def stop(self, raw_exit_status: str | None = None, reason: str = "", *,
+             interrupted: bool = False) -> dict:
         """Emit the stop document; returns it.
 
         ``exit_status`` is ``"success"`` when every frame was analysed, ``"fail"`` otherwise; the

@@ -69,7 +69,7 @@ def find_analysis_runs(analysis_container, raw_uid: str) -> list:
 
 
 def run_finished(run) -> bool:
-    """True if an analysis run has a stop document that does not mark it interrupted.
+    """Return True if an analysis run has a stop document that does not mark it interrupted.
 
     A run without a stop (its process died) or with ``interrupted: True`` in its stop (the
     reprocessing loop raised) lacks frames: ``reprocess_run(resume=...)`` completes it.

@@ -149,7 +149,8 @@ class AnalysisWorker:
             self._cond.notify_all()
         return not task.error.startswith("dropped")
 
-    def close(self, raw_exit_status: str | None = None, reason: str = "", *, interrupted: bool = False) -> None:
+    def close(self, raw_exit_status: str | None = None, reason: str = "", *,
+              interrupted: bool = False) -> None:
         """No more frames: the worker analyses what is queued, then emits the stop document.
 
         ``interrupted=True``: frames are missing (the producer failed); the stop says so

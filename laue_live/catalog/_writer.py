@@ -415,12 +415,13 @@ class AnalysisWriter:
                 break
 
     def _hold_back(self, s: _Stream, table, frames):
-        """Give up the summary rows of frames whose spot rows were given up (kept with them, not in Tiled)."""
+        """Give up the summary rows of frames whose spot rows were given up (kept with them)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         held = self._held[s.run_uid]
-        out = pc.is_in(table["frame"], value_set=pa.array(sorted(held), type=table.schema.field("frame").type))
+        held_arr = pa.array(sorted(held), type=table.schema.field("frame").type)
+        out = pc.is_in(table["frame"], value_set=held_arr)
         if pc.any(out).as_py():
             self._give_up(s, table.filter(out))
             table = table.filter(pc.invert(out))

@@ -162,7 +162,13 @@ def reprocess_task(
     """
     import torch
 
-    from laue_live.analysis import FrameAnalyzer, find_analysis_runs, reprocess_run, resolve_raw_run, run_finished
+    from laue_live.analysis import (
+        FrameAnalyzer,
+        find_analysis_runs,
+        reprocess_run,
+        resolve_raw_run,
+        run_finished,
+    )
     from laue_live.catalog import open_catalog
 
     t0 = time.perf_counter()

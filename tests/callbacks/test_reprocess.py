@@ -104,7 +104,8 @@ def _interrupted_run(catalog, uid, analyzer, monkeypatch, refuse: str, n: int = 
     return composer, writer
 
 
-def test_a_summary_row_is_never_in_tiled_without_its_spot_rows(RE, catalog, inline_det, analyzer, monkeypatch):
+def test_a_summary_row_is_never_in_tiled_without_its_spot_rows(RE, catalog, inline_det, analyzer,
+                                                                monkeypatch):
     uid = _raw_run(RE, catalog, inline_det)
     composer, writer = _interrupted_run(catalog, uid, analyzer, monkeypatch, refuse="spots")
     run = catalog.analysis[composer.uid]

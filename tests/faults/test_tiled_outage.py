@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from bluesky.plans import grid_scan
@@ -62,6 +63,10 @@ def test_server_restart_mid_scan_journal_replayed(
                 server.stop()
                 events["down"].set()
             elif i == UP_AT:
+                # the analysis of frames 4..7 must have met the outage (a loaded machine may lag)
+                deadline = time.monotonic() + 60
+                while spooled.writer.stats["errors"] == 0 and time.monotonic() < deadline:
+                    time.sleep(0.05)  # bounded wait on another thread's progress
                 monkeypatch.setattr(server_mod, "free_port", lambda host="127.0.0.1": port)
                 server.start()  # same data directory, same port
                 events["up"].set()

@@ -60,7 +60,9 @@ class OOMFallbackAnalyzer(FrameAnalyzer):
         self.__dict__.update({k: v for k, v in inner.__dict__.items()})
         self.inner = inner
         if cpu is None:
-            cpu = FrameAnalyzer(inner.method, model=inner.model, device="cpu", func=None, **inner.params)
+            # numpy pipeline: the CPU default (lower call overhead than torch on CPU)
+            cpu = FrameAnalyzer(inner.method, model=inner.model, device="cpu", pipeline="numpy",
+                                **inner.params)
         self.cpu = cpu
         self.stats: dict[str, int] = {"oom": 0, "splits": 0, "cpu_frames": 0}
 

@@ -23,6 +23,7 @@ from laue_live.catalog._query import (
     runs_query,
     search_runs,
 )
+from laue_live.catalog._serialize import TILED_TABLE_LOCK, serialize_tiled_writes
 from laue_live.catalog._server import (
     LocalTiledServer,
     find_running_server,
@@ -48,6 +49,8 @@ from laue_live.catalog._synthetic import (
 from laue_live.catalog._writer import AnalysisWriter, CatalogWriteError, make_analysis_writer
 
 __all__ = [
+    "TILED_TABLE_LOCK",
+    "serialize_tiled_writes",
     # settings and connection
     "CatalogSettings",
     "generate_api_key",

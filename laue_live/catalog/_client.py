@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from laue_live._errors import SettingsError
+from laue_live.catalog._serialize import serialize_tiled_writes
 from laue_live.catalog._settings import CatalogSettings, redact
 
 __all__ = ["Catalog", "open_catalog", "catalog_session", "ensure_container", "BLUESKY_CATALOG_SPEC"]
@@ -110,6 +111,12 @@ def open_catalog(settings: CatalogSettings | None = None, *, create: bool = True
                 "no Tiled URI set (LAUE_LIVE_TILED_URI) and no laue-live server runs on "
                 f"{settings.data_dir}; start one with `laue-live catalog serve` or use catalog_session()")
         settings = settings.with_server(uri, settings.embedded_api_key())
+    from laue_live.catalog._server import find_running_server
+
+    # Tiled 0.2.20 corrupts concurrent appends (see _serialize.py): take turns within this process,
+    # and across processes when the server is the embedded one on this machine.
+    local = find_running_server(settings.data_dir) == settings.uri
+    serialize_tiled_writes(settings.data_dir / "tables.lock" if local else None)
     try:
         # One quick probe first: tiled's client retries refused connections for ~25 s.
         httpx.get(f"{settings.uri}/api/v1/", timeout=connect_timeout_s)

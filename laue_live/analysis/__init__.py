@@ -20,7 +20,7 @@ from laue_live.analysis._frames import (
     path_from_stream_resource,
     scan_axes,
 )
-from laue_live.analysis._oom import OOMFallbackAnalyzer, is_out_of_memory
+from laue_live.analysis._oom import OOMFallbackAnalyzer, is_out_of_memory, runs_on_cuda
 from laue_live.analysis._reprocess import (
     ReprocessResult,
     find_analysis_runs,
@@ -48,6 +48,7 @@ __all__ = [
     "written_frames",
     "FrameAnalyzer",
     "OOMFallbackAnalyzer",
+    "runs_on_cuda",
     "is_out_of_memory",
     "FrameTask",
     "HDF5FrameLoader",

@@ -16,7 +16,7 @@ from typing import Any
 
 from laue_live.analysis._analyzer import FrameAnalyzer
 
-__all__ = ["OOMFallbackAnalyzer", "is_out_of_memory"]
+__all__ = ["OOMFallbackAnalyzer", "is_out_of_memory", "runs_on_cuda"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +85,15 @@ class OOMFallbackAnalyzer(FrameAnalyzer):
             self.stats["cpu_frames"] += 1
             logger.warning("GPU out of memory on a single frame: analysing it on the CPU (%s)", exc)
             return list(self.cpu(frames))
+
+
+def runs_on_cuda(analyzer) -> bool:
+    """Whether ``analyzer`` runs on a CUDA device (named, or ``auto`` with a GPU present)."""
+    device = str(getattr(analyzer, "device", None) or "auto")
+    if device.startswith("cuda"):
+        return True
+    if device == "auto":
+        import torch
+
+        return torch.cuda.is_available()
+    return False

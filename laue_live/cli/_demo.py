@@ -49,11 +49,13 @@ def demo(
     """
     import logging
 
-    from laue_live.analysis import FrameAnalyzer
+    from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
 
     logging.getLogger("bluesky").setLevel(logging.WARNING)
     data_dir = data_dir.resolve()
     analyzer = FrameAnalyzer(method, device=device, pipeline=pipeline)
+    if runs_on_cuda(analyzer):
+        analyzer = OOMFallbackAnalyzer(analyzer)  # GPU out of memory: split the batch, then the CPU
     print(f"laue-live demo: {nx} x {ny} raster of a simulated {material} polycrystal, "
           f"analysis method {analyzer.method!r} ({analyzer.model_info['name']}), "
           f"{analyzer.pipeline} pipeline")
@@ -94,7 +96,7 @@ def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: s
     from tqdm.auto import tqdm
 
     from laue_live.callbacks import make_run_router, serialize_tiled_writes
-    from laue_live.catalog import make_analysis_writer, open_catalog
+    from laue_live.catalog import SpooledAnalysisWriter, open_catalog
     from laue_live.plans import raster_scan
     from laue_live.sim import Polycrystal, SimLaueDetector, make_sim_stage
 
@@ -121,7 +123,7 @@ def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: s
             analysed.set_postfix_str(f"frame {d['frame']}: {d['n_spots']} spots, {d['n_good']} good"
                                      + (" FAILED" if d["failed"] else ""))
 
-    writer = make_analysis_writer(cat)
+    writer = SpooledAnalysisWriter(cat, data_dir / "spool")  # journaled: a Tiled hiccup loses nothing
     router = make_run_router([writer, count_analysed], analyzer=analyzer)
     RE = RunEngine({})
     RE.subscribe(TiledWriter(cat.raw, batch_size=1))  # the raw run: HDF5 frames registered, not copied

@@ -77,7 +77,7 @@ class AnalysisService:
     """
 
     def __init__(self, settings: ServiceSettings, *, catalog=None, analyzer=None, extra_sinks=()):
-        from laue_live.analysis import FrameAnalyzer
+        from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
         from laue_live.callbacks import make_run_router
         from laue_live.stream import SafeRemoteDispatcher, SpotPublisher
 
@@ -103,6 +103,9 @@ class AnalysisService:
         if analyzer is None:
             # One analyser (one model load) shared by every run the service sees.
             analyzer = FrameAnalyzer(settings.method, pipeline=settings.pipeline, **opts)
+            if runs_on_cuda(analyzer):
+                # a GPU out-of-memory error splits the batch, then sends the frame to the CPU
+                analyzer = OOMFallbackAnalyzer(analyzer)
         self.publisher = SpotPublisher(settings.publish_address, hwm=settings.publish_hwm,
                                        curve=settings.publish_curve)
         self.writer = None
@@ -119,9 +122,14 @@ class AnalysisService:
                 self.recovery_thread = threading.Thread(target=self._recover, name="laue-live-recover",
                                                         daemon=True)
         if catalog is not None:
-            from laue_live.catalog import make_analysis_writer
+            from laue_live.catalog import SpooledAnalysisWriter, replay_spool
 
-            self.writer = make_analysis_writer(catalog)
+            # Every document is journaled locally first: a Tiled outage loses no spot table, and
+            # journals left by a previous process that died are replayed before new work starts.
+            spool = settings.state_dir / "spool"
+            for res in replay_spool(spool, getattr(catalog, "analysis", catalog)):
+                logger.info("replayed spooled analysis run: %s", res)
+            self.writer = SpooledAnalysisWriter(catalog, spool)
             if settings.write_raw:
                 from bluesky_tiled_plugins import TiledWriter
 

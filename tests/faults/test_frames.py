@@ -137,14 +137,22 @@ def test_gpu_out_of_memory_splits_the_batch_then_uses_the_cpu(RE, analyzer, capl
     assert sorted(frames) == list(range(n))
     assert not any(r["failed"] for r in frames.values()), "nothing dropped or failed"
     assert {i: r["n_spots"] for i, r in frames.items()} == {i: n_spots(i) for i in range(n)}
-    assert guarded.stats["splits"] >= 2 and guarded.stats["cpu_frames"] == 1
-    assert any("splitting" in r.message for r in caplog.records)
+    assert guarded.stats["cpu_frames"] == 1  # frame 5 fits on no GPU, whatever the batching was
     assert any("on the CPU" in r.message for r in caplog.records)
-    assert max(calls) > 1  # batches were tried whole first
+    # How the worker batched frames during the scan depends on timing; the split itself is checked
+    # on a batch handed over directly (deterministic).
+    direct = OOMFallbackAnalyzer(FrameAnalyzer("fit", func=gpu), cpu=analyzer)
+    calls.clear()
+    with caplog.at_level(logging.WARNING, logger="laue_live.analysis._oom"):
+        tables = direct([frame(i) for i in range(n)])
+    assert [len(t) for t in tables] == [n_spots(i) for i in range(n)]
+    assert calls[0] == n  # the batch was tried whole first
+    assert direct.stats["splits"] >= 3 and direct.stats["cpu_frames"] == 1
+    assert any("splitting" in r.message for r in caplog.records)
     fault_report.add(
         "GPU",
         "torch.cuda.OutOfMemoryError on every batch > 1 frame and on one frame",
-        f"batches split ({guarded.stats['splits']} splits), 1 frame analysed on the CPU, "
+        f"batches split ({direct.stats['splits']} splits for {n} frames), 1 frame analysed on the CPU, "
         "logged; all frames analysed",
         0,
     )

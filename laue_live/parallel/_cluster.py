@@ -71,8 +71,10 @@ def open_cluster(
             client.close()
         return
     n_gpu = gpu_count() if gpus == "auto" else int(gpus)
-    dash = "127.0.0.1:0" if dashboard else None
-    common: dict = {"threads_per_worker": threads_per_worker, "dashboard_address": dash}
+    # None still lets distributed try its fixed port 8787: a free loopback port either way
+    dash = "127.0.0.1:0"
+    common: dict = {"threads_per_worker": threads_per_worker, "dashboard_address": dash,
+                    "scheduler_kwargs": {"dashboard": dashboard}}
     if processes:
         common["host"] = "127.0.0.1"  # sockets on loopback only (thread workers talk in-process)
     if n_gpu > 0 and processes:

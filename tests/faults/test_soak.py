@@ -69,14 +69,21 @@ def _soak(policy: str, seconds: float, queue_size: int = 16):
     rss = [_rss_mb()]
     submitted = 0
     end = time.monotonic() + seconds
+    def submit():
+        nonlocal submitted
+        worker.submit(FrameTask(submitted, float(submitted), 0.0, source=POOL[submitted % 6].copy()))
+        submitted += 1
+
     while time.monotonic() < end:
-        # a burst at ~3x the analysis rate for 2 s, then ~0.5x for 2 s (acquisition pacing: real time)
-        for interval, duration in ((per_frame / 3, 2.0), (per_frame * 2, 2.0)):
-            phase_end = time.monotonic() + duration
-            while time.monotonic() < phase_end:
-                worker.submit(FrameTask(submitted, float(submitted), 0.0, source=POOL[submitted % 6].copy()))
-                submitted += 1
-                time.sleep(interval)
+        # A burst far faster than any analysis (frames handed over back to back, as many as ~3x the
+        # analysis rate would bring in 2 s, and always several queue bounds), so the queue overflows
+        # on any machine; then ~0.5x the analysis rate for 2 s (acquisition pacing: real time).
+        for _ in range(max(4 * queue_size, int(2.0 * 3 / per_frame))):
+            submit()
+        phase_end = time.monotonic() + 2.0
+        while time.monotonic() < phase_end:
+            submit()
+            time.sleep(per_frame * 2)
         # let the backlog drain before the memory sample (bounded wait)
         deadline = time.monotonic() + 120
         while worker.depth and time.monotonic() < deadline:
@@ -117,7 +124,8 @@ def test_soak_fast_then_slow(policy, fault_report, caplog):
     assert growth < 64, f"RSS grew by {growth:.1f} MB across cycles: {rss}"
     fault_report.add(
         "load",
-        f"soak {seconds:.0f} s, policy `{policy}`: bursts at ~3x the analysis rate, then ~0.5x",
+        f"soak {seconds:.0f} s, policy `{policy}`: bursts of frames back to back, "
+        "then ~0.5x the analysis rate",
         f"{submitted} frames, {len(analysed)} analysed, {stats.dropped} dropped (recorded), {stats.spilled} "
         f"spilled, max queue depth {stats.max_depth} (bound {worker.queue_size}); backlog drained; RSS "
         f"{rss[0]:.0f} MB at start, {max(rss):.0f} MB max after a cycle, growth "

@@ -14,28 +14,18 @@ from typing import Any
 
 import numpy as np
 
+from laue_live.catalog._query import stream_table_node
+
 __all__ = ["ResumeSink", "read_stream_table", "written_frames"]
 
 logger = logging.getLogger(__name__)
-
-
-def _internal(run, stream: str):
-    try:
-        node = run[stream]
-    except KeyError:
-        return None
-    node = getattr(node, "base", node)
-    try:
-        return node["internal"]
-    except KeyError:
-        return None
 
 
 def read_stream_table(run, stream: str, columns: list[str] | None = None):
     """Read the rows of ``stream`` of a run in Tiled as a DataFrame (empty if none yet)."""
     import pandas as pd
 
-    table = _internal(run, stream)
+    table = stream_table_node(run, stream)
     if table is None:
         return pd.DataFrame()
     return table.read(columns=columns) if columns else table.read()
@@ -122,7 +112,7 @@ class ResumeSink:
                 arrays[k] = [v for c in chunks for v in c[k]]
             else:  # columns arrive as lists (events) or numpy arrays (spot pages)
                 arrays[k] = np.concatenate([np.asarray(c[k], dtype=dt) for c in chunks])
-        table = _internal(self.run, stream)
+        table = stream_table_node(self.run, stream)
         new = pa.table(arrays)
         if table is None:
             node = self.run[stream]

@@ -19,6 +19,7 @@ from laue_live._errors import SettingsError
 from laue_live._schema import FRAME_COLUMNS, SPOT_COLUMNS, empty_spot_table
 
 __all__ = [
+    "stream_table_node",
     "runs_query",
     "search_runs",
     "find_runs",
@@ -195,7 +196,8 @@ def get_raw_run(catalog, analysis_run):
         return None
 
 
-def _internal(run, stream: str):
+def stream_table_node(run, stream: str):
+    """Return the appendable table node of ``stream`` in a run in Tiled, or None if it has none yet."""
     try:
         node = run[stream]
     except KeyError:
@@ -244,7 +246,7 @@ def get_spot_table(run, frames: tuple[int, int] | int | None = None, good_only: 
         wanted.insert(0, "frame")
     read = list(dict.fromkeys(wanted + (["good"] if good_only else []) + (["spot"] if "spot" not in wanted
                                                                           else [])))
-    table = _internal(run, "spots")
+    table = stream_table_node(run, "spots")
     if table is None:
         df = empty_spot_table()
     else:
@@ -265,7 +267,7 @@ def frame_summary(run, *, catalog=None):
 
     if isinstance(run, (str, int)):
         run = get_run(catalog, run)
-    table = _internal(run, "frames")
+    table = stream_table_node(run, "frames")
     if table is None:
         return pd.DataFrame({c.name: np.empty(0, dtype=object if c.dtype == "str" else c.dtype)
                              for c in FRAME_COLUMNS})

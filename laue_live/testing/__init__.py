@@ -1,0 +1,9 @@
+"""Small, fast test inputs shared by laue-live's tests and by anyone testing code built on it.
+
+The physical simulator (:mod:`laue_live.sim`) renders realistic full frames; these are tiny frames
+whose spot count is known exactly, so that a test of the live path can check row counts.
+"""
+
+from laue_live.testing._frames import SHAPE, SPOT_SITES, n_spots, synthetic_frame
+
+__all__ = ["SHAPE", "SPOT_SITES", "n_spots", "synthetic_frame"]

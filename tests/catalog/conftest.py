@@ -6,8 +6,6 @@ peak search and exact fit of laue_live.spots run in milliseconds.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 
@@ -30,30 +28,9 @@ def small_frame(i: int) -> np.ndarray:
 @pytest.fixture(scope="session")
 def small_detector():
     """An ophyd detector whose ``image`` is a new small uint16 frame at each trigger (inline)."""
-    from ophyd import Component as Cpt
-    from ophyd import Device
-    from ophyd.sim import SynSignal
+    from laue_live.testing import make_inline_detector
 
-    class SmallDetector(Device):
-        image = Cpt(SynSignal, kind="hinted")
-
-        def stage(self):
-            counter = itertools.count()
-            self.image.sim_set_func(lambda: small_frame(next(counter)))
-            return super().stage()
-
-        def trigger(self):
-            return self.image.trigger()  # Device.trigger does not trigger a SynSignal child
-
-        def describe(self):
-            d = super().describe()
-            for v in d.values():
-                v["dtype_numpy"] = "<u2"  # else stored as float64 (ECOSYSTEM.md section 2)
-                v["shape"] = list(FRAME_SHAPE)
-                v["dtype"] = "array"  # a 2-D image: TiledWriter then stores it as an array node
-            return d
-
-    return SmallDetector(name="det")
+    return make_inline_detector("det", small_frame, FRAME_SHAPE)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 
@@ -39,29 +37,10 @@ def write_raw_run():
     from bluesky import RunEngine
     from bluesky.plans import count
     from bluesky_tiled_plugins import TiledWriter
-    from ophyd import Component as Cpt
-    from ophyd import Device
-    from ophyd.sim import SynSignal
 
-    class SmallDetector(Device):
-        image = Cpt(SynSignal, kind="hinted")
+    from laue_live.testing import make_inline_detector
 
-        def stage(self):
-            counter = itertools.count()
-            self.image.sim_set_func(lambda: small_frame(next(counter)))
-            return super().stage()
-
-        def trigger(self):
-            return self.image.trigger()  # Device.trigger does not trigger a SynSignal child
-
-        def describe(self):
-            d = super().describe()
-            for v in d.values():
-                v["dtype_numpy"] = "<u2"  # else TiledWriter stores float64 (ECOSYSTEM.md section 2)
-                v["shape"] = list(FRAME_SHAPE)
-            return d
-
-    det = SmallDetector(name="det")
+    det = make_inline_detector("det", small_frame, FRAME_SHAPE)
 
     def write(container, n_frames: int = 6) -> str:
         RE = RunEngine({}, call_returns_result=False)

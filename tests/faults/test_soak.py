@@ -54,6 +54,26 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+class GatedAnalyzer:
+    """The real analyzer behind a gate: closed during a burst, so the burst always outpaces it.
+
+    Without the gate, whether a burst overflows the queue depends on how fast this machine analyses
+    compared with how fast it submits; a quiet machine kept up and the test saw no backlog.
+    """
+
+    def __init__(self, analyzer: FrameAnalyzer):
+        self.analyzer = analyzer
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, frames):
+        assert self.gate.wait(120), "the gate was never opened"
+        return self.analyzer(frames)
+
+    def describe(self):
+        return self.analyzer.describe()
+
+
 def _soak(policy: str, seconds: float, queue_size: int = 16):
     analyzer = FrameAnalyzer("fit")
     analyzer(POOL)  # warm-up (first calls compile/allocate), then the analysis rate of this machine now
@@ -65,7 +85,8 @@ def _soak(policy: str, seconds: float, queue_size: int = 16):
     composer = AnalysisRunComposer(
         [tally], {"uid": f"soak-{policy}", "time": time.time()}, analyzer.describe(), image_field="laue_image"
     )
-    worker = AnalysisWorker(composer, analyzer, queue_size=queue_size, policy=policy, batch_size=4)
+    gated = GatedAnalyzer(analyzer)
+    worker = AnalysisWorker(composer, gated, queue_size=queue_size, policy=policy, batch_size=4)
     rss = [_rss_mb()]
     submitted = 0
     end = time.monotonic() + seconds
@@ -75,11 +96,13 @@ def _soak(policy: str, seconds: float, queue_size: int = 16):
         submitted += 1
 
     while time.monotonic() < end:
-        # A burst far faster than any analysis (frames handed over back to back, as many as ~3x the
-        # analysis rate would bring in 2 s, and always several queue bounds), so the queue overflows
-        # on any machine; then ~0.5x the analysis rate for 2 s (acquisition pacing: real time).
+        # A burst far faster than any analysis (frames handed over back to back while the analysis
+        # is held, as many as ~3x the analysis rate would bring in 2 s, and always several queue
+        # bounds), so the queue overflows on any machine; then ~0.5x the analysis rate for 2 s (acquisition pacing: real time).
+        gated.gate.clear()
         for _ in range(max(4 * queue_size, int(2.0 * 3 / per_frame))):
             submit()
+        gated.gate.set()
         phase_end = time.monotonic() + 2.0
         while time.monotonic() < phase_end:
             submit()

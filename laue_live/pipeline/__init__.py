@@ -5,10 +5,16 @@ operations on the device and returns the same spot tables as :func:`laue_live.an
 See ``docs/performance.md`` for the design and the measured figures.
 """
 
-from laue_live.pipeline._cnn import CNNRunner, cpu_has_bf16
+from laue_live.pipeline._cnn import CNNRunner, bucket_pieces, cpu_has_bf16
 from laue_live.pipeline._cutouts import gather_cutouts
 from laue_live.pipeline._describe import HOST_FLOAT_COLUMNS, cnn_columns, fit_columns
-from laue_live.pipeline._peaks import PeakBatch, find_peaks_torch, frames_to_float, peaks_from_float
+from laue_live.pipeline._peaks import (
+    PeakBatch,
+    find_peaks_torch,
+    frames_to_float,
+    peaks_from_float,
+    uint16_to_float_,
+)
 from laue_live.pipeline._pipeline import STAGES, FramePipeline, resolve_device
 
 __all__ = [
@@ -17,6 +23,7 @@ __all__ = [
     "HOST_FLOAT_COLUMNS",
     "PeakBatch",
     "STAGES",
+    "bucket_pieces",
     "cnn_columns",
     "cpu_has_bf16",
     "find_peaks_torch",
@@ -25,4 +32,5 @@ __all__ = [
     "gather_cutouts",
     "peaks_from_float",
     "resolve_device",
+    "uint16_to_float_",
 ]

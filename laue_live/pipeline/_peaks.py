@@ -15,6 +15,12 @@ device with no per-spot Python:
    greedy), by looking up every offset of the disk in the sorted candidate keys;
 6. order per frame: decreasing value, ties by flat index.
 
+Host synchronisations: on CUDA the host waits for the device only where a size is data-dependent:
+the number of masked pixels, of neighbour edges, of component roots and of the peaks that survive
+the suppression (one ``nonzero`` each), plus one convergence test every ``sync_every`` rounds of
+the labelling. Everything else (counts, block sizes, the disk of offsets) is sized from what the
+host already knows, so that no ``bincount``, boolean mask index or scalar upload syncs in between.
+
 Exactness: for integer frames with ``block <= 16`` the block sums are exact in float32 whatever the
 summation order (every partial sum is an integer below 2**24), so the background, the mask and
 therefore the peaks are bit-identical to the numpy path. Float frames may differ where a pixel lies
@@ -23,13 +29,14 @@ within float32 rounding (~1e-7 relative) of the threshold.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PeakBatch", "find_peaks_torch", "frames_to_float", "peaks_from_float"]
+__all__ = ["PeakBatch", "find_peaks_torch", "frames_to_float", "peaks_from_float", "uint16_to_float_"]
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +80,25 @@ def frames_to_float(frames: torch.Tensor, block: int) -> torch.Tensor:
     hp, wp = h + (-h) % block, w + (-w) % block
     out = torch.empty((b, hp, wp), dtype=torch.float32, device=frames.device)
     if frames.dtype == torch.uint16 and frames.device.type != "cpu":
-        # unsigned 16-bit kernels are sparse outside the CPU: widen through int32 (exact)
-        frames = frames.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF)
-    out[:, :h, :w].copy_(frames)
+        uint16_to_float_(out[:, :h, :w], frames)
+    else:
+        out[:, :h, :w].copy_(frames)
     if hp > h:
         out[:, h:, :w] = out[:, h - 1 : h, :w]
     if wp > w:
         out[:, :, w:] = out[:, :, w - 1 : w]
     return out
+
+
+def uint16_to_float_(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """Write uint16 ``src`` into float32 ``dst`` (same shape) without any unsigned 16-bit kernel.
+
+    torch's uint16 is a "shell" dtype outside the CPU (few kernels, conversion included on some
+    versions), so the words are read as int16 (a free view) and ``-32768..-1`` is mapped back to
+    ``32768..65535`` by ``remainder`` in float32: exact, no int32 temporary, one extra pass.
+    """
+    dst.copy_(src.view(torch.int16))
+    return dst.remainder_(65536.0)
 
 
 def _background(xp: torch.Tensor, block: int) -> torch.Tensor:
@@ -92,13 +110,19 @@ def _background(xp: torch.Tensor, block: int) -> torch.Tensor:
     return -F.max_pool2d(-means[:, None], 3, stride=1, padding=1)[:, 0]
 
 
-def _label(idx: torch.Tensor, h: int, w: int, sync_every: int = 2) -> torch.Tensor:
+def _label(idx: torch.Tensor, h: int, w: int, bsz: int, sync_every: int = 4) -> torch.Tensor:
     """Connected-component root of every masked pixel (8-connectivity).
 
     Parameters
     ----------
     idx
         int64 (N,): sorted global flat indices ``b*h*w + r*w + c`` of the masked pixels.
+    h, w, bsz
+        Frame size, px, and number of frames of the batch.
+    sync_every
+        Hooking rounds between two convergence tests (each test is one host synchronisation);
+        the two real BM32 frames converge in 4 rounds, so one test usually suffices. Extra rounds
+        on a converged labelling change nothing and cost a few small gathers.
 
     Returns
     -------
@@ -110,20 +134,18 @@ def _label(idx: torch.Tensor, h: int, w: int, sync_every: int = 2) -> torch.Tens
     fr, rem = idx // hw, idx % hw
     r, c = rem // w, rem % w
     # position of every masked pixel in a padded (B, h + 2, w + 2) map, -1 elsewhere: a neighbour
-    # is then one gather away (no bounds checks: the 1-px border is always -1)
+    # is then one gather away (no bounds checks: the 1-px border is always -1). Sized from the batch
+    # (not from the last masked pixel's frame, which would cost a sync); int32 halves its memset.
     wp = w + 2
-    pmap = torch.full((int(fr[-1]) + 1, h + 2, wp), -1, dtype=torch.int64, device=idx.device)
-    flat = pmap.view(-1)
+    pdt = torch.int32 if n < 2**31 else torch.int64
+    flat = torch.full((bsz * (h + 2) * wp,), -1, dtype=pdt, device=idx.device)
     at = fr * ((h + 2) * wp) + (r + 1) * wp + (c + 1)
-    flat[at] = torch.arange(n, device=idx.device)
-    src, dst = [], []
-    for dr, dc in _FORWARD_NEIGHBOURS:
-        nb = flat[at + (dr * wp + dc)]
-        ok = nb >= 0
-        src.append(torch.nonzero(ok).squeeze(1))
-        dst.append(nb[ok])
-    del pmap, flat
-    ei, ej = torch.cat(src), torch.cat(dst)
+    flat[at] = torch.arange(n, dtype=pdt, device=idx.device)
+    nb = flat[torch.stack([at + (dr * wp + dc) for dr, dc in _FORWARD_NEIGHBOURS])]  # (4, N)
+    del flat
+    # every edge in one nonzero (one sync instead of eight), in the same order as four separate ones
+    e = torch.nonzero(nb >= 0)
+    ei, ej = e[:, 1], nb[e[:, 0], e[:, 1]].long()
     lab = torch.arange(n, device=idx.device)
     if ei.numel() == 0:
         return lab
@@ -144,11 +166,7 @@ def _suppress(
 ) -> torch.Tensor:
     """Keep mask: drop every candidate with a brighter one (earlier in ``key``'s order) within ``radius``."""
     k = key.numel()
-    rad = int(radius)
-    d = torch.arange(-rad, rad + 1, device=key.device)
-    dr, dc = torch.meshgrid(d, d, indexing="ij")
-    disk = ((dr * dr + dc * dc) <= radius * radius) & ((dr != 0) | (dc != 0))
-    dr, dc = dr[disk], dc[disk]
+    dr, dc = _disk_offsets(float(radius), key.device)
     skey, perm = torch.sort(key)
     rr = r[:, None] + dr[None]
     cc = c[:, None] + dc[None]
@@ -158,6 +176,19 @@ def _suppress(
     ok &= skey[pos] == target
     brighter = ok & (perm[pos] < torch.arange(k, device=key.device)[:, None])
     return ~brighter.any(dim=1)
+
+
+@functools.lru_cache(maxsize=16)
+def _disk_offsets(radius: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column offsets of the disk ``0 < dr^2 + dc^2 <= radius^2`` on ``device`` (made once).
+
+    Built on the host: masking a device tensor would be a data-dependent size (a sync per batch).
+    """
+    rad = int(radius)
+    d = torch.arange(-rad, rad + 1)
+    dr, dc = torch.meshgrid(d, d, indexing="ij")
+    disk = ((dr * dr + dc * dc) <= radius * radius) & ((dr != 0) | (dc != 0))
+    return dr[disk].to(device), dc[disk].to(device)
 
 
 def find_peaks_torch(
@@ -234,7 +265,9 @@ def peaks_from_float(
     dev = xp.device
     bg = _background(xp, block)
     hb, wb = bg.shape[1:]
-    level = (bg + torch.tensor(threshold, dtype=torch.float32, device=dev))[:, :, None, :, None]
+    # a Python scalar is applied in float32, as numpy adds a float32 threshold; torch.tensor(x,
+    # device=cuda) would be a blocking upload (a stream sync) per batch
+    level = (bg + float(threshold))[:, :, None, :, None]
     mask = (xp.view(bsz, hb, block, wb, block) > level).view(bsz, hb * block, wb * block)[:, :h, :w]
     if saturation is not None:
         # an all-saturated frame holds no spots (no host round trip: the mask is cleared)
@@ -243,13 +276,14 @@ def peaks_from_float(
     idx = torch.nonzero(mask.reshape(-1)).squeeze(1)
     if idx.numel() == 0:
         return _empty(bsz, dev)
-    lab = _label(idx, h, w)
+    lab = _label(idx, h, w, bsz)
     n = idx.numel()
     hw = h * w
     fi, rem = idx // hw, idx % hw
     val = xp[fi, rem // w, rem % w]
     if min_pixels > 1:
-        size = torch.bincount(lab, minlength=n)
+        # scatter_add, not bincount: CUDA's bincount reads max(lab) back to size its output (a sync)
+        size = torch.zeros(n, dtype=torch.int64, device=dev).scatter_add_(0, lab, torch.ones_like(lab))
         keep = size[lab] >= min_pixels
     else:
         keep = torch.ones(n, dtype=torch.bool, device=dev)
@@ -270,9 +304,9 @@ def peaks_from_float(
     fr, rem = key // hw, key % hw
     r, c = rem // w, rem % w
     if merge_radius > 0 and key.numel() > 1:
-        k = _suppress(key, r, c, h, w, merge_radius)
-        key, value, fr, r, c = key[k], value[k], fr[k], r[k], c[k]
-    counts = torch.bincount(fr, minlength=bsz)
+        k = torch.nonzero(_suppress(key, r, c, h, w, merge_radius)).squeeze(1)  # one sync, not five
+        value, fr, r, c = value[k], fr[k], r[k], c[k]
+    counts = torch.zeros(bsz, dtype=torch.int64, device=dev).scatter_add_(0, fr, torch.ones_like(fr))
     return PeakBatch(frame=fr, row=r, col=c, value=value, counts=counts)
 
 

@@ -3,11 +3,12 @@
 Per batch of frames: host ``uint16`` -> device (pinned staging buffers and a copy stream on CUDA,
 so that the copy of batch ``i + 1`` overlaps the compute of batch ``i``) -> float conversion and
 block background -> threshold and sparse connected components -> cutouts gathered on the device ->
-exact fit or CNN -> descriptor block ``(N, 12)`` float64 + ``(N, 3)`` ints + ``(N, 3)`` flags
-back to the host in three copies -> one schema DataFrame per frame. There is no per-spot Python;
-the host waits on the device only where a size is data-dependent (the number of masked pixels and
-of peaks, the convergence of the labelling and of the fit), once or a few times per batch, never
-per frame when frames are batched.
+exact fit or CNN -> one descriptor block ``(N, 18)`` float64 (12 descriptors, frame/row/col, 3
+flags) and the per-frame counts back to the host in two copies -> one schema DataFrame per frame.
+There is no per-spot Python; the host waits on the device only where a size is data-dependent
+(the number of masked pixels and of peaks, the convergence of the labelling and of the fit): with
+the CNN 7 times per batch (see :mod:`laue_live.pipeline._peaks`; the exact fit adds its own),
+never per frame when frames are batched.
 
 The results equal :func:`laue_live.analyze_frames` (same peaks, same cutouts, same descriptors up
 to float rounding; the CNN in reduced precision differs by a few 1e-3): ``tests/pipeline``.
@@ -76,7 +77,7 @@ class _Staged:
 @dataclass
 class _Result:
     staged: _Staged
-    host: tuple[torch.Tensor, ...] | None = None  # floats, ints, flags, counts (maybe still copying)
+    host: tuple[torch.Tensor, ...] | None = None  # block, counts (maybe still copying)
     event: Any = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -115,6 +116,9 @@ class FramePipeline:
         for benchmarks only).
     cnn
         An existing :class:`~laue_live.pipeline.CNNRunner` to share (method ``"cnn"``).
+    cnn_compile
+        ``torch.compile`` the CNN: ``"auto"`` (on CUDA in fp16/bf16), True or False; see
+        :class:`~laue_live.pipeline.CNNRunner` (bucketed batch sizes, eager fallback).
     threads
         torch intra-op threads while a batch is analysed on the CPU (restored afterwards; None:
         leave torch's setting). Default 1: measured on the 2-core machines, 2 threads made the
@@ -144,6 +148,7 @@ class FramePipeline:
         profile: bool = False,
         cnn=None,
         threads: int | None = 1,
+        cnn_compile: bool | str = "auto",
     ) -> None:
         if method not in ("fit", "cnn"):
             raise ValueError(f"unknown method {method!r}: expected 'fit' or 'cnn'")
@@ -169,7 +174,7 @@ class FramePipeline:
         if method == "cnn":
             from laue_live.pipeline._cnn import CNNRunner
 
-            self.cnn = cnn or CNNRunner(self.device, model, precision=precision)
+            self.cnn = cnn or CNNRunner(self.device, model, precision=precision, compile=cnn_compile)
         self.timings: dict[str, list[float]] = defaultdict(list)
         self._cuda = self.device.type == "cuda"
         if self._cuda:
@@ -292,16 +297,23 @@ class FramePipeline:
         return st
 
     def _to_cuda(self, arrs: list[np.ndarray]):
-        """Copy frames through a reused pinned buffer on the copy stream; returns (tensor, event)."""
+        """Copy frames through a reused pinned buffer on the copy stream; returns (tensor, event).
+
+        Two pinned buffers of ``batch_frames`` frames per frame shape and dtype (a short batch uses
+        the head of one), so that a varying number of good frames per batch never pins new memory.
+        The host fills buffer ``k`` only once the copy that last read it has finished.
+        """
         a0 = arrs[0]
-        dt = np.int16 if a0.dtype == np.uint16 else a0.dtype  # torch moves uint16 as raw 16-bit words
-        key = (len(arrs), a0.shape, np.dtype(dt).str)
+        n = len(arrs)
+        # torch moves uint16 as raw 16-bit words: int16 on the host, viewed back as uint16 on the
+        # device, where frames_to_float widens it without any unsigned 16-bit kernel
+        dt = np.dtype(np.int16) if a0.dtype == np.uint16 else a0.dtype
+        key = (a0.shape, dt.str)
         slots = self._pinned.get(key)
         if slots is None:
+            tdt = torch.from_numpy(np.zeros(0, dt)).dtype
             bufs = [
-                torch.empty(
-                    (len(arrs), *a0.shape), dtype=torch.from_numpy(np.zeros(0, dt)).dtype
-                ).pin_memory()
+                torch.empty((max(self.batch_frames, n), *a0.shape), dtype=tdt, pin_memory=True)
                 for _ in range(2)
             ]
             slots = self._pinned[key] = [bufs, [None, None], 0]
@@ -309,17 +321,20 @@ class FramePipeline:
         slots[2] = 1 - k
         if events[k] is not None:
             events[k].synchronize()  # the copy that last read this buffer is done
-        host = bufs[k].numpy()
+        buf = bufs[k][:n]
+        host = buf.numpy()
         for j, a in enumerate(arrs):
             host[j] = a.view(dt) if a.dtype == np.uint16 else a
         with torch.cuda.stream(self._copy_stream):
-            dev = bufs[k].to(self.device, non_blocking=True)
-            if a0.dtype == np.uint16:
-                dev = dev.view(torch.uint16)
+            dev = buf.to(self.device, non_blocking=True)
             ev = torch.cuda.Event()
             ev.record(self._copy_stream)
         events[k] = ev
-        dev.record_stream(self._compute_stream)  # the allocator must not reuse it before the compute
+        # allocated on the copy stream, used on the compute stream: the allocator must not hand the
+        # block out again before the compute stream's work on it is done
+        dev.record_stream(self._compute_stream)
+        if a0.dtype == np.uint16:
+            dev = dev.view(torch.uint16)
         return dev, ev
 
     def _tick(self, stage: str, t0: float, sync: bool = True) -> float:
@@ -361,14 +376,22 @@ class FramePipeline:
             t = self._tick("cutouts", t)
             floats, flags = self._describe(cut)
             t = self._tick("describe", t)
-            ints = torch.stack([pk.frame, pk.row, pk.col], dim=1)
-            flags = torch.cat([flags, edge[:, None]], dim=1)
+            # one float64 block (descriptors, frame/row/col, flags: all exact in float64) and the
+            # per-frame counts: two device-to-host copies per batch instead of four
+            block = torch.cat(
+                [floats, torch.stack([pk.frame, pk.row, pk.col], dim=1).to(floats.dtype),
+                 flags.to(floats.dtype), edge[:, None].to(floats.dtype)],
+                dim=1,
+            )
             if self._cuda:
-                res.host = tuple(a.to("cpu", non_blocking=True) for a in (floats, ints, flags, pk.counts))
+                # non_blocking to the CPU allocates the destination in pinned memory (torch's
+                # _to_copy), so the copies really are asynchronous; _finish waits on the event
+                # before reading them
+                res.host = (block.to("cpu", non_blocking=True), pk.counts.to("cpu", non_blocking=True))
                 res.event = torch.cuda.Event()
                 res.event.record(self._compute_stream)
             else:
-                res.host = (floats, ints, flags, pk.counts)
+                res.host = (block, pk.counts)
             self._tick("d2h", t)
         return res
 
@@ -394,7 +417,9 @@ class FramePipeline:
         if res.host is not None:
             if res.event is not None:
                 res.event.synchronize()
-            floats, ints, flags, counts = (a.numpy() for a in res.host)
+            block, counts = (a.numpy() for a in res.host)
+            nf = len(HOST_FLOAT_COLUMNS)
+            floats, ints, flags = block[:, :nf], block[:, nf : nf + 3].astype(np.int64), block[:, nf + 3 :]
             bounds = np.concatenate([[0], np.cumsum(counts)])
             for j, pos in enumerate(st.good):
                 a, b = bounds[j], bounds[j + 1]

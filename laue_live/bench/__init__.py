@@ -4,13 +4,26 @@ It drives the simulator, the pipeline, the catalog and the 0MQ publisher togethe
 outside the science subpackages (which import none of those).
 """
 
+from laue_live.bench._device import H100, measure_device, work_ceilings
 from laue_live.bench._pipeline_bench import (
-    H100,
     PAPER_TABLE5_MS,
     BenchConfig,
     format_report,
     run_benchmark,
     write_json,
 )
+from laue_live.bench._service import measure_service
+from laue_live.bench._targets import evaluate_targets
 
-__all__ = ["BenchConfig", "H100", "PAPER_TABLE5_MS", "format_report", "run_benchmark", "write_json"]
+__all__ = [
+    "BenchConfig",
+    "H100",
+    "PAPER_TABLE5_MS",
+    "evaluate_targets",
+    "format_report",
+    "measure_device",
+    "measure_service",
+    "run_benchmark",
+    "work_ceilings",
+    "write_json",
+]

@@ -26,29 +26,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BenchConfig", "run_benchmark", "format_report", "write_json", "PAPER_TABLE5_MS", "H100"]
+from laue_live.bench._device import H100, h100_rates, measure_device, measured_rates, work_ceilings
+from laue_live.bench._targets import BM32_SHAPE, LARGE_SHAPE, evaluate_targets
+
+__all__ = ["BenchConfig", "run_benchmark", "format_report", "write_json", "PAPER_TABLE5_MS"]
 
 log = logging.getLogger(__name__)
 
 #: The paper's Table 5, ms per spot.
 PAPER_TABLE5_MS = {"cnn_gpu_rtx2080s": 0.027, "cnn_cpu_one_core": 0.647, "lauetools_fit_one_core": 2.089}
-
-#: H100 SXM figures for the analytic ceilings (vendor peak numbers; the PCIe figure is the effective
-#: host-to-device rate behind the issue's measured 0.16 ms per 8.1 MB frame).
-H100 = {
-    "pcie_bytes_per_s": 51e9,
-    "hbm_bytes_per_s": 3.35e12,
-    "fp16_tensor_flops": 989e12,
-    "fp64_flops": 34e12,
-}
-
-#: Work per unit, used for the ceilings (see docs/performance.md for how they were counted).
-CNN_FLOP_PER_SPOT = 24.4e6
-CNN_ACT_BYTES_PER_SPOT = 61440 * 2 * 2  # fp16 activations of the six convolutions, written and read once
-PEAK_BYTES_PER_PX = 20  # uint16 read, float32 write, 3 float32 reads, mask write + read
-FIT_FLOP_PER_SPOT_ITER = 10e3
-DESCRIBE_BYTES_PER_SPOT = 32 * 32 * 4 * 6  # cutout gather + descriptor passes over float32 cutouts
-
 
 @dataclass
 class BenchConfig:
@@ -77,7 +63,26 @@ class BenchConfig:
     sinks
         Measure the service with its sinks (starts a local Tiled server).
     sink_frames
-        Frames sent through the sinks.
+        Frames sent through the service per run (None: 40 on the CPU, 600 on CUDA).
+    worker_batch
+        ``batch_size`` of the service's :class:`~laue_live.analysis.AnalysisWorker` (its default, 8).
+    batch_frames
+        Frames per device batch of the pipelines (None: the pipeline's default, 16 on CUDA, 1 on
+        the CPU). The batch-1 latency rows always hand over one frame at a time.
+    sustained_seconds
+        Sustained rows: frames are streamed for at least this long (s) ...
+    sustained_min_frames
+        ... and at least this many frames (rounded up to whole batches).
+    large
+        Also measure 36-Mpx frames (``large_shape``, ``large_spots``) on the sustained path.
+    large_shape, large_spots, large_frames
+        Size, rendered spots (the peak search finds ~5 % fewer) and distinct frames of the large
+        rows (rendering one 6000 x 6000 frame takes ~2.5 s of CPU).
+    fit_spots
+        Cutouts in the batched-fit throughput row (None: 100,000 on CUDA, 4,000 on the CPU), tiled
+        from the real cutouts of the first dense frame.
+    ceilings
+        Measure the device's bandwidths and matrix rates (:func:`laue_live.bench.measure_device`).
     model
         CNN model file; default the shipped one, else a random-weight paper network (same speed).
     threads
@@ -95,7 +100,17 @@ class BenchConfig:
     lauetools: str = "auto"
     lauetools_spots: int = 300
     sinks: bool = True
-    sink_frames: int = 40
+    sink_frames: int | None = None
+    worker_batch: int = 8
+    batch_frames: int | None = None
+    sustained_seconds: float = 3.0
+    sustained_min_frames: int = 8
+    large: bool = True
+    large_shape: tuple[int, int] = LARGE_SHAPE
+    large_spots: int = 10500
+    large_frames: int = 1
+    fit_spots: int | None = None
+    ceilings: bool = True
     model: str | None = None
     threads: int | None = None
     seed: int = 0
@@ -112,6 +127,12 @@ class BenchConfig:
             "lauetools_spots": 20,
             "sinks": False,
             "sink_frames": 5,
+            "sustained_seconds": 0.0,
+            "sustained_min_frames": 2,
+            "large": False,
+            "large_shape": (1536, 1536),
+            "large_spots": 600,
+            "fit_spots": 300,
         }
         base.update(kw)
         return cls(**base)
@@ -168,23 +189,26 @@ def _environment(device) -> dict[str, Any]:
     return env
 
 
-def _dense_frames(cfg: BenchConfig) -> list[np.ndarray]:
+def _dense_frames(cfg: BenchConfig, shape: tuple[int, int] | None = None, spots: int | None = None,
+                  n: int | None = None) -> list[np.ndarray]:
+    """Render ``n`` frames of ``shape`` with ``spots`` random spots each (default: the dense frames)."""
     import pandas as pd
 
     from laue_live.sim import RenderConfig, render_frame
 
     rng = np.random.default_rng(cfg.seed)
-    h, w = cfg.frame_shape
+    h, w = shape or cfg.frame_shape
+    n_spots = spots or cfg.spots
     frames = []
-    for _ in range(cfg.frames):
-        spots = pd.DataFrame(
+    for _ in range(cfg.frames if n is None else n):
+        table = pd.DataFrame(
             {
-                "row": rng.uniform(0, h - 1, cfg.spots),
-                "col": rng.uniform(0, w - 1, cfg.spots),
-                "intensity": np.exp(rng.uniform(np.log(2e-3), 0, cfg.spots)),
+                "row": rng.uniform(0, h - 1, n_spots),
+                "col": rng.uniform(0, w - 1, n_spots),
+                "intensity": np.exp(rng.uniform(np.log(2e-3), 0, n_spots)),
             }
         )
-        frames.append(render_frame(spots, RenderConfig(), rng=rng, frame_shape=(h, w)).frame)
+        frames.append(render_frame(table, RenderConfig(), rng=rng, frame_shape=(h, w)).frame)
     return frames
 
 
@@ -262,6 +286,10 @@ def _lauetools(cfg: BenchConfig, cutouts: np.ndarray, tmp: Path) -> dict[str, An
             py = str(venv_py)
         elif cfg.quick:
             return {"measured": False, "why": "no .lauetools-venv (quick mode does not create it)"}
+        elif cfg.device.startswith("cuda") or cfg.device == "auto" and _cuda_present():
+            # Lent GPU machines reach no package index: do not spend their minutes on pip.
+            return {"measured": False, "why": "no .lauetools-venv (a GPU run does not create it; "
+                    "LaueTools is a CPU baseline: measure it in a CPU run)"}
         else:
             try:
                 py = subprocess.run(
@@ -301,76 +329,111 @@ def _our_fit_on(cutouts: np.ndarray, device) -> dict[str, float]:
     }
 
 
-def _sinks(cfg: BenchConfig, pipe, frames: list[np.ndarray], tmp: Path) -> dict[str, Any]:
-    """Analysis alone, sinks alone (precomputed tables), and both, through Tiled + 0MQ."""
-    import uuid
+def _cuda_present() -> bool:
+    import torch
 
-    from laue_live.analysis import AnalysisRunComposer, FrameAnalyzer
-    from laue_live.catalog import LocalTiledServer, make_analysis_writer, open_catalog
-    from laue_live.stream import SpotPublisher
-
-    n = cfg.sink_frames
-    seq = [frames[i % len(frames)] for i in range(n)]
-    t0 = time.perf_counter()
-    tables = [pipe.process([f])[0] for f in seq]
-    t_analysis = time.perf_counter() - t0
-    rows = sum(len(t) for t in tables)
-    describe = FrameAnalyzer(pipe.method).describe()
-    out: dict[str, Any] = {"frames": n, "rows": rows, "analysis_frames_per_s": n / t_analysis}
-    with LocalTiledServer(tmp / "tiled") as server:
-        cat = open_catalog(server.settings)
-        pub = SpotPublisher("127.0.0.1:0")
-        try:
-            for mode in ("sinks_only", "analysis_and_sinks"):
-                writer = make_analysis_writer(cat)
-                raw = {"uid": str(uuid.uuid4()), "time": time.time(), "scan_id": 1, "plan_name": "bench"}
-                comp = AnalysisRunComposer([writer, pub], raw, describe, image_field="image")
-                t0 = time.perf_counter()
-                emit = 0.0
-                for i, f in enumerate(seq):
-                    table = tables[i] if mode == "sinks_only" else pipe.process([f])[0]
-                    te = time.perf_counter()
-                    comp.frame(i, table)
-                    emit += time.perf_counter() - te
-                comp.stop("success")
-                writer.close(timeout=600)  # everything confirmed in Tiled
-                dt = time.perf_counter() - t0
-                out[f"{mode}_frames_per_s"] = n / dt
-                out[f"{mode}_emit_ms_per_frame"] = 1e3 * emit / n
-                out[f"{mode}_appends"] = writer.stats["appends"]
-            out["published"] = pub.sent
-            out["publish_dropped"] = pub.dropped
-        finally:
-            pub.close()
-    out["limit"] = "analysis" if out["analysis_frames_per_s"] < out["sinks_only_frames_per_s"] else "sinks"
-    return out
+    return bool(torch.cuda.is_available())
 
 
-def _ceilings(frame_shape: tuple[int, int], spots: float, fit_iters: float) -> dict[str, Any]:
-    px = frame_shape[0] * frame_shape[1]
-    t_pcie = 2 * px / H100["pcie_bytes_per_s"]
-    hbm_peaks = PEAK_BYTES_PER_PX * px / H100["hbm_bytes_per_s"]
-    hbm_cnn = spots * (CNN_ACT_BYTES_PER_SPOT + DESCRIBE_BYTES_PER_SPOT) / H100["hbm_bytes_per_s"]
-    flops_cnn = spots * CNN_FLOP_PER_SPOT / H100["fp16_tensor_flops"]
-    flops_fit = spots * FIT_FLOP_PER_SPOT_ITER * fit_iters / H100["fp64_flops"]
-    cnn_bound = max(t_pcie, hbm_peaks + hbm_cnn, flops_cnn)
-    fit_bound = max(t_pcie, hbm_peaks, flops_fit)
+def _release(device) -> None:
+    """Give cached device memory back after a failed row (an OOM must not spoil the next one)."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def _sustained(pipe, frames: list[np.ndarray], seconds: float, min_frames: int) -> dict[str, Any]:
+    """Stream frames through ``pipe.stream`` with its own batching; sustained rate and frame latency.
+
+    Frames are handed over as fast as the pipeline takes them, for at least ``seconds`` and
+    ``min_frames`` frames, ending on a whole batch. A frame's latency runs from the moment the
+    stream's iterator took it from the generator below to the moment its table was yielded (it
+    includes waiting for its batch-mates and the stream's one batch of look-ahead).
+    """
+    bf = pipe.batch_frames
+    min_frames = -(-max(min_frames, 1) // bf) * bf
+    handed: list[float] = []
+
+    def feed():
+        t_end = time.perf_counter() + seconds
+        i = 0
+        while i < min_frames or i % bf or (time.perf_counter() < t_end and i < 1_000_000):
+            handed.append(time.perf_counter())
+            yield frames[i % len(frames)]
+            i += 1
+
+    # warm-up on this frame shape (CUDA: one batch plus the look-ahead: pinned buffers, kernels)
+    n_warm = 2 * bf if pipe.device.type == "cuda" else 1
+    for _ in pipe.stream(frames[i % len(frames)] for i in range(n_warm)):
+        pass
+    lat, spots = [], []
+    c0 = time.process_time()
+    for k, table in enumerate(pipe.stream(feed())):
+        lat.append(time.perf_counter() - handed[k])
+        spots.append(len(table))
+    wall = (handed[-1] + lat[-1]) - handed[0]  # first frame handed -> last table yielded
+    cpu = time.process_time() - c0
+    a = np.asarray(lat)
+    n = len(lat)
     return {
-        "frame_shape": list(frame_shape),
-        "spots": spots,
-        "pcie_ms": 1e3 * t_pcie,
-        "hbm_peak_search_ms": 1e3 * hbm_peaks,
-        "hbm_cnn_ms": 1e3 * hbm_cnn,
-        "flops_cnn_ms": 1e3 * flops_cnn,
-        "flops_fit_ms": 1e3 * flops_fit,
-        "cnn_frames_per_s_ceiling": 1 / cnn_bound,
-        "fit_frames_per_s_ceiling": 1 / fit_bound,
-        "fit_spots_per_s_ceiling": H100["fp64_flops"] / (FIT_FLOP_PER_SPOT_ITER * fit_iters),
-        "bound_cnn": "pcie"
-        if cnn_bound == t_pcie
-        else ("hbm" if cnn_bound == hbm_peaks + hbm_cnn else "flops"),
+        "n": n,
+        "batch_frames": bf,
+        "frame_shape": list(frames[0].shape),
+        "wall_s": wall,
+        "frames_per_s": n / wall,
+        "spots_per_s": float(np.sum(spots)) / wall,
+        "p50_ms": 1e3 * float(np.percentile(a, 50)),
+        "p99_ms": 1e3 * float(np.percentile(a, 99)),
+        "max_ms": 1e3 * float(a.max()),
+        "spots_per_frame": float(np.mean(spots)),
+        "cpu_ms_per_frame": 1e3 * cpu / n,
     }
 
+
+def _fit_throughput(cut: np.ndarray, device, n: int, dtype: str) -> dict[str, Any]:
+    """Time the batched exact fit on ``n`` cutouts tiled from real ones, in one call."""
+    from laue_live.spots import fit_gaussians
+
+    big = np.concatenate([cut] * -(-n // len(cut)))[:n]
+    fit_gaussians(big[: min(n, 1024)], device=device, dtype=dtype)  # warm-up: kernels, allocator
+    t0 = time.perf_counter()
+    fit = fit_gaussians(big, device=device, dtype=dtype)  # returns numpy: the device has finished
+    dt = time.perf_counter() - t0
+    return {
+        "n": n,
+        "dtype": dtype,
+        "seconds": dt,
+        "spots_per_s": n / dt,
+        "mean_iterations": float(np.mean(fit.n_iter)),
+        "converged": float(np.mean(fit.converged)),
+    }
+
+
+def _device_ceilings(cfg: BenchConfig, device, fit_iters: float, spots: dict[str, float]) -> dict[str, Any]:
+    """Measure the device's rates and turn them into the ceilings of this run's work."""
+    try:
+        dev = measure_device(device, quick=cfg.quick, threads=cfg.threads or 1)
+    except Exception as exc:  # noqa: BLE001 - recorded, the benchmark goes on
+        log.error("device ceilings not measured: %r", exc)
+        return {"measured": False, "device": str(device), "error": f"{type(exc).__name__}: {exc}"}
+    rates = measured_rates(dev)
+    return {
+        "measured": True,
+        "device": str(device),
+        "rates": dev,
+        "bm32": work_ceilings(BM32_SHAPE, spots["bm32"], fit_iters, rates),
+        "36mpx": work_ceilings(LARGE_SHAPE, spots["36mpx"], fit_iters, rates),
+    }
+
+
+def _guarded(what: str, device, fn, *args) -> dict[str, Any]:
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - one failed row (a GPU out of memory) must not stop the rest
+        log.error("%s failed: %r", what, exc)
+        _release(device)
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     """Measure what :class:`BenchConfig` asks for; return a JSON-ready dict (see :func:`format_report`)."""
@@ -379,31 +442,42 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     from laue_live.pipeline._pipeline import FramePipeline, resolve_device
     from laue_live.spots import analyze_frames, extract_cutouts, find_peaks
 
+    t_bench = time.perf_counter()
     device = resolve_device(cfg.device)
+    cuda = device.type == "cuda"
     res: dict[str, Any] = {
-        "config": {**asdict(cfg), "frame_shape": list(cfg.frame_shape)},
+        "config": {**asdict(cfg), "frame_shape": list(cfg.frame_shape), "large_shape": list(cfg.large_shape)},
         "environment": _environment(device),
         "paper_table5_ms_per_spot": PAPER_TABLE5_MS,
     }
-    steps = ["render", "fit", "cnn", "cnn fp32", "reference", "lauetools", "sinks", "ceilings"]
+    steps = ["render", "fit", "cnn", "cnn fp32", "sustained", "reference", "fit throughput", "lauetools",
+             "sinks", "ceilings"]
     bar = tqdm(steps, desc="bench", disable=not progress, leave=False)
+    seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="laue-bench-") as tmpdir:
         tmp = Path(tmpdir)
         bar.set_postfix_str("render")
+        t0 = time.perf_counter()
         dense = _dense_frames(cfg)
         real = [] if cfg.quick else _real_frames()
+        large = (_dense_frames(cfg, cfg.large_shape, cfg.large_spots, cfg.large_frames)
+                 if cfg.large else [])
+        seconds["render"] = time.perf_counter() - t0
         bar.update()
         model, model_name = _model(cfg, tmp)
         res["model"] = model_name
         inputs = {"dense": dense, **({"bm32_real": real} if real else {})}
-        thr = {"threads": cfg.threads or 1}
+        kw = {"threads": cfg.threads or 1, "batch_frames": cfg.batch_frames}
         pipes = {
-            "fit": FramePipeline("fit", device, **thr),
-            "cnn": FramePipeline("cnn", device, model=model, **thr),
-            "cnn_fp32": FramePipeline("cnn", device, model=model, precision="fp32", **thr),
+            "fit": FramePipeline("fit", device, **kw),
+            "cnn": FramePipeline("cnn", device, model=model, **kw),
+            "cnn_fp32": FramePipeline("cnn", device, model=model, precision="fp32", **kw),
         }
         res["cnn_precision"] = pipes["cnn"].cnn.precision
+        res["batch_frames"] = pipes["fit"].batch_frames
+        # batch-1 latency: one frame handed over and its table back before the next (process([f]))
         res["end_to_end"], res["stages"] = {}, {}
+        t0 = time.perf_counter()
         for name, pipe in pipes.items():
             bar.set_postfix_str(name)
             pipe.process([dense[0]])  # warm-up: allocations, oneDNN kernels
@@ -415,45 +489,79 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
                 }
             res["stages"][name] = _stage_rows(pipe, dense, max(1, cfg.repeats // 2))
             bar.update()
+        seconds["batch1_and_stages"] = time.perf_counter() - t0
+        # sustained: a long sequence through pipe.stream with the pipeline's batching
+        bar.set_postfix_str("sustained")
+        t0 = time.perf_counter()
+        res["sustained"] = {}
+        sustained_inputs = {**inputs, **({"36mpx": large} if large else {})}
+        for name in ("fit", "cnn"):
+            for inp, frames in sustained_inputs.items():
+                secs = cfg.sustained_seconds if inp != "bm32_real" else min(cfg.sustained_seconds, 1.0)
+                res["sustained"][f"{name}/{inp}"] = _guarded(
+                    f"sustained {name}/{inp}", device, _sustained, pipes[name], frames, secs,
+                    cfg.sustained_min_frames if inp != "36mpx" else 2)
+        seconds["sustained"] = time.perf_counter() - t0
+        bar.update()
         bar.set_postfix_str("reference")
+        t0 = time.perf_counter()
         lat, spots = [], []
         ref_peaks = []
         for f in dense:
-            t0 = time.perf_counter()
+            t1 = time.perf_counter()
             p = find_peaks(f)
-            ref_peaks.append(time.perf_counter() - t0)
+            ref_peaks.append(time.perf_counter() - t1)
             spots.append(len(p))
         res["reference_peak_search"] = _stats(ref_peaks, spots)
         for f in dense[: max(1, len(dense) // 2)]:
-            t0 = time.perf_counter()
+            t1 = time.perf_counter()
             (t,) = analyze_frames([f], "fit")
-            lat.append(time.perf_counter() - t0)
+            lat.append(time.perf_counter() - t1)
         res["reference_analyze_frames_fit"] = _stats(lat, spots[: len(lat)])
+        seconds["reference"] = time.perf_counter() - t0
+        bar.update()
+        bar.set_postfix_str("fit throughput")
+        t0 = time.perf_counter()
+        all_cut = extract_cutouts(dense[0], find_peaks(dense[0]))
+        n_fit = cfg.fit_spots or (100_000 if cuda else 4_000)
+        res["fit_throughput"] = {
+            dt: _guarded(f"fit throughput {dt}", device, _fit_throughput, all_cut, device, n_fit, dt)
+            for dt in ("float64", "float32")
+        }
+        seconds["fit_throughput"] = time.perf_counter() - t0
         bar.update()
         bar.set_postfix_str("lauetools")
-        cut = extract_cutouts(dense[0], find_peaks(dense[0]))[: cfg.lauetools_spots]
+        t0 = time.perf_counter()
+        cut = all_cut[: cfg.lauetools_spots]
         res["same_cutouts"] = {
             "n": len(cut),
             "ours_fit": _our_fit_on(cut, device),
             "lauetools_fit": _lauetools(cfg, cut, tmp),
         }
+        seconds["lauetools"] = time.perf_counter() - t0
         bar.update()
         if cfg.sinks:
             bar.set_postfix_str("sinks")
-            try:
-                res["sinks"] = {k: _sinks(cfg, pipes[k], dense, tmp) for k in ("fit", "cnn")}
-            except Exception as exc:  # noqa: BLE001 - the rest of the benchmark still counts
-                log.error("sink benchmark failed: %r", exc)
-                res["sinks"] = {"error": f"{type(exc).__name__}: {exc}"}
+            t0 = time.perf_counter()
+            res["sinks"] = _service_rows(cfg, device, model, dense, tmp)
+            seconds["sinks"] = time.perf_counter() - t0
         bar.update()
+        bar.set_postfix_str("ceilings")
+        t0 = time.perf_counter()
         fit_iters = res["same_cutouts"]["ours_fit"]["mean_iterations"]
         res["h100_ceilings"] = {
             "measured": False,
-            "why": "no GPU was available to this run: analytic bounds only "
+            "why": "vendor peak numbers of an H100 SXM, not measured: analytic bounds "
             "(bytes / bandwidth, FLOPs / peak rate)",
-            "bm32": _ceilings((2018, 2016), 1500, fit_iters),
-            "36mpx": _ceilings((6000, 6000), 10000, fit_iters),
+            "bm32": work_ceilings(BM32_SHAPE, 1500, fit_iters, h100_rates()),
+            "36mpx": work_ceilings(LARGE_SHAPE, 10000, fit_iters, h100_rates()),
         }
+        if cfg.ceilings:
+            res["device_ceilings"] = _device_ceilings(cfg, device, fit_iters, {"bm32": 1500, "36mpx": 10000})
+        else:
+            res["device_ceilings"] = {"measured": False, "device": str(device),
+                                      "error": "disabled (--no-ceilings)"}
+        seconds["ceilings"] = time.perf_counter() - t0
         bar.update()
     bar.close()
     res["environment"]["load_avg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
@@ -468,9 +576,34 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
         "cnn_cpu_p50_ms": dense_cnn["cpu_p50_ms"],
         "fit_met": dense_fit["p50_ms"] < 250.0,
         "cnn_met": dense_cnn["p50_ms"] < 250.0,
-        "applies": device.type == "cpu" and tuple(cfg.frame_shape) == (2018, 2016),
+        "applies": device.type == "cpu" and tuple(cfg.frame_shape) == BM32_SHAPE,
     }
+    res["targets"] = evaluate_targets(res)
+    seconds["total"] = time.perf_counter() - t_bench
+    res["seconds"] = seconds
     return res
+
+
+def _service_rows(cfg: BenchConfig, device, model, dense: list[np.ndarray], tmp: Path) -> dict[str, Any]:
+    """Measure the service path (AnalysisWorker -> spooled Tiled writer + 0MQ) for the fit and the CNN."""
+    from laue_live.analysis import FrameAnalyzer
+    from laue_live.bench._service import measure_service
+
+    n = cfg.sink_frames or (600 if device.type == "cuda" else 40)
+    out: dict[str, Any] = {}
+    for method in ("fit", "cnn"):
+        try:
+            # what AnalysisService builds from its settings: the torch pipeline on the bench device
+            params = {"threads": cfg.threads or 1, "batch_frames": cfg.batch_frames}
+            analyzer = FrameAnalyzer(method, model=model if method == "cnn" else None, device=str(device),
+                                     pipeline="torch", **{k: v for k, v in params.items() if v is not None})
+            analyzer([dense[0]])  # warm-up, as the service's warm_up does
+            out[method] = measure_service(analyzer, dense, n, tmp / method, worker_batch=cfg.worker_batch)
+        except Exception as exc:  # noqa: BLE001 - the rest of the benchmark still counts
+            log.error("service benchmark (%s) failed: %r", method, exc)
+            _release(device)
+            out[method] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
 
 
 def _row(name: str, s: dict[str, float]) -> str:
@@ -481,36 +614,64 @@ def _row(name: str, s: dict[str, float]) -> str:
     )
 
 
+def _fmt(v: float | None, spec: str = ",.0f", none: str = "n/a") -> str:
+    return none if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
+
+
 def format_report(res: dict[str, Any]) -> str:
     """Render the benchmark result as Markdown tables (what ``laue-live bench`` prints)."""
     env = res["environment"]
+    cfg = res["config"]
     lines = [
         f"laue-live bench, {env['date']}: device {env['device']} ({env['gpu'] or env['cpu']}, "
-        f"{env['cpu_count']} cores, {res['config']['threads'] or 1} torch thread(s) per pipeline), "
+        f"{env['cpu_count']} cores, {cfg['threads'] or 1} torch thread(s) per pipeline), "
         f"torch {env['torch']}, "
         f"numpy {env['numpy']}, scipy {env['scipy']}, Python {env['python']}, laue-live {env['laue_live']}",
         f"load average at start/end: {env['load_avg_start']} / {env['load_avg_end']} "
         "(other jobs on the machine slow every figure)",
-        f"CNN: {res['model']}, precision {res['cnn_precision']}",
+        f"CNN: {res['model']}, precision {res['cnn_precision']}; pipeline batch: "
+        f"{res.get('batch_frames', 1)} frame(s)",
         "",
         "| stage / path | frames/s | spots/s | p50 ms | p99 ms | CPU ms p50 |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    cfg = res["config"]
     for method, stages in res["stages"].items():
         for stage in ("h2d", "peaks", "cutouts", "describe", "d2h", "table"):
             if stage in stages:
                 lines.append(_row(f"{method}: {stage}", stages[stage]))
     lines.append(_row("reference find_peaks (scipy)", res["reference_peak_search"]))
     for key, s in res["end_to_end"].items():
-        lines.append(_row(f"end to end {key}", s))
+        lines.append(_row(f"batch-1 latency {key}", s))
     lines.append(_row("reference analyze_frames fit/dense", res["reference_analyze_frames_fit"]))
+    for key, s in res.get("sustained", {}).items():
+        if "error" in s:
+            lines.append(f"| sustained {key} | failed: {s['error']} | | | | |")
+        else:
+            lines.append(_row(f"sustained {key} ({s['n']} fr, batch {s['batch_frames']})",
+                              {**s, "cpu_p50_ms": s["cpu_ms_per_frame"]}))
     lines.append(
         f"\ndense = simulated frames {cfg['frame_shape'][0]} x {cfg['frame_shape'][1]}, "
         f"~{res['end_to_end']['fit/dense']['spots_per_frame']:.0f} spots found per frame; "
-        "stage rows come from a profiled pass (device synchronised between stages); CPU ms = process "
-        "CPU time per frame, all threads (near the idle-machine wall time x threads when others load it)"
+        + (f"36mpx = simulated {cfg['large_shape'][0]} x {cfg['large_shape'][1]} frames, "
+           f"{cfg['large_spots']} spots rendered; " if cfg.get("large") else "")
+        + "stage rows come from a profiled pass (device synchronised between stages); batch-1 latency = "
+        "process([frame]) one frame at a time; sustained = a long sequence through pipe.stream() with "
+        "the pipeline's batching: frames/s = frames / wall time, latency = frame handed to the stream "
+        "-> its table yielded (includes its batch and the stream's one batch of look-ahead); CPU ms = "
+        "process CPU time per frame, all threads (near the idle-machine wall time x threads when others "
+        "load it)"
     )
+    ft = res.get("fit_throughput") or {}
+    if ft:
+        lines += ["", "| exact batched fit, one call | cutouts | spots/s | s | iterations | converged |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for dt, f in ft.items():
+            if "error" in f:
+                lines.append(f"| fit_gaussians {dt} | failed: {f['error']} | | | | |")
+            else:
+                lines.append(f"| fit_gaussians {dt} ({env['device']}) | {f['n']:,} "
+                             f"| {f['spots_per_s']:,.0f} | {f['seconds']:.3f} | {f['mean_iterations']:.1f} "
+                             f"| {100 * f['converged']:.1f} % |")
     sc = res["same_cutouts"]
     ours_fit = sc["ours_fit"]["ms_per_spot"]
     stage_fit = res["stages"]["fit"]["describe"]
@@ -551,44 +712,116 @@ def format_report(res: dict[str, Any]) -> str:
             f"CPU time per frame: fit {t['fit_cpu_p50_ms']:.0f} ms, "
             f"CNN {t['cnn_cpu_p50_ms']:.0f} ms"
         )
-    sinks = res.get("sinks")
-    if sinks:
-        lines += [
-            "",
-            "| service with sinks (Tiled appends + 0MQ) | analysis frames/s | sinks only frames/s "
-            "| analysis + sinks frames/s | limit |",
-            "|---|---:|---:|---:|---|",
-        ]
-        for k, s in sinks.items():
-            if isinstance(s, dict):
-                lines.append(
-                    f"| {k} ({s['frames']} frames, {s['rows']} rows) | {s['analysis_frames_per_s']:.2f} "
-                    f"| {s['sinks_only_frames_per_s']:.2f} | {s['analysis_and_sinks_frames_per_s']:.2f} "
-                    f"| {s['limit']} |"
-                )
-            else:
-                lines.append(f"| {k} | failed: {s} | | | |")
+    lines += _service_report(res.get("sinks"))
+    lines += _ceilings_report(res)
+    lines += ["", "| target (issue 8) | required | measured | status |", "|---|---|---:|---|"]
+    for r in res.get("targets", []):
+        m = r["measured"]
+        shown = _fmt(m, ",.1f") if isinstance(m, (int, float)) and not isinstance(m, bool) else (m or "n/a")
+        lines.append(f"| {r['target']} | {r['required']} | {shown} ({r['device']}) | {r['status']} |")
+    secs = res.get("seconds") or {}
+    if secs:
+        lines.append("\nbench wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items()))
+    return "\n".join(lines)
+
+
+def _giga(v: float | None) -> float | None:
+    return None if v is None else v / 1e9
+
+
+def _service_report(sinks: dict[str, Any] | None) -> list[str]:
+    if not sinks:
+        return []
+    lines = [
+        "",
+        "| service (AnalysisWorker -> spooled Tiled appends + 0MQ) | analysis alone frames/s "
+        "| sinks alone frames/s | analysis + sinks frames/s (confirmed in Tiled) | latency p50 / p99 ms "
+        "| frames lost | spot rows missing | limit |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for k, s in sinks.items():
+        if not isinstance(s, dict) or "error" in s:
+            why = s.get("error") if isinstance(s, dict) else s
+            lines.append(f"| {k} | failed: {why} | | | | | | |")
+            continue
+        w = s.get("worker", {})
+        lines.append(
+            f"| {k} ({s['frames']} frames, {s['rows']:,} rows, worker batch {s['worker_batch']}) "
+            f"| {s['analysis_frames_per_s']:.2f} | {s['sinks_only_frames_per_s']:.2f} "
+            f"| {s['analysis_and_sinks_frames_per_s']:.2f} "
+            f"| {_fmt(w.get('latency_p50_ms'), '.0f')} / {_fmt(w.get('latency_p99_ms'), '.0f')} "
+            f"| {s['frames_lost']} | {s['spot_rows_missing']} | {s['limit']} |"
+        )
+    return lines
+
+
+def _ceilings_report(res: dict[str, Any]) -> list[str]:
     c = res["h100_ceilings"]
+    d = res.get("device_ceilings") or {"measured": False, "error": "not run"}
+    measured = bool(d.get("measured"))
+    dev = d.get("device", "?")
+    lines = [""]
+    if measured:
+        r = d["rates"]
+        mm = r.get("matmul_flops", {})
+        lines += [
+            f"Measured on this run's device ({dev}, {r['name']}"
+            + (f", {r['threads']} thread(s)" if r.get("threads") else "") + f", {r['seconds']:.1f} s):",
+            "| rate | H100 SXM vendor peak | measured here |",
+            "|---|---:|---:|",
+            f"| host -> device copy, pinned (GB/s) | {H100['pcie_bytes_per_s'] / 1e9:.0f} "
+            f"| {_fmt(_giga(r['h2d_bytes_per_s']), '.1f', 'n/a (CPU: no copy)')} |",
+            f"| one BM32 frame host -> device (ms) | 0.160 | {_fmt(r['h2d_frame_ms'], '.3f')} |",
+            f"| host memcpy (GB/s) | | {_fmt(_giga(r['host_copy_bytes_per_s']), '.1f')} |",
+            f"| device memory, read + write (GB/s) | {H100['hbm_bytes_per_s'] / 1e9:,.0f} "
+            f"| {_fmt(_giga(r['mem_bytes_per_s']), ',.1f')} |",
+        ]
+        for k in ("fp16", "bf16", "fp32", "fp64"):
+            if k in mm:
+                vendor = {"fp16": H100["fp16_tensor_flops"], "fp64": H100["fp64_flops"]}.get(k)
+                lines.append(f"| matmul {k} (TFLOP/s) | {_fmt(vendor and vendor / 1e12, '.0f', '')} "
+                             f"| {mm[k] / 1e12:.2f} |")
+        for what, why in r.get("errors", {}).items():
+            lines.append(f"| {what} | | failed: {why} |")
+    else:
+        lines.append(f"Ceilings of this run's device ({dev}): NOT MEASURED ({d.get('error')}).")
+    sus = res.get("sustained", {})
     lines += [
         "",
-        f"H100: NOT MEASURED ({c['why']}).",
-        "| H100 analytic ceiling | PCIe copy ms | HBM ms (peaks + CNN) | CNN FLOP ms | fit FLOP ms "
-        "| CNN frames/s ceiling | fit frames/s ceiling |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "H100 ceilings from vendor peak numbers (analytic, not measured)"
+        + (", beside this device's, measured:" if measured else ":"),
+        "| ceiling (ms per frame unless said) | H100 bm32 | " + ("here bm32 | " if measured else "")
+        + "H100 36mpx |" + (" here 36mpx |" if measured else ""),
+        "|---|" + "---:|" * (4 if measured else 2),
     ]
-    for k in ("bm32", "36mpx"):
-        b = c[k]
-        lines.append(
-            f"| {k} ({b['frame_shape'][0]} x {b['frame_shape'][1]}, {b['spots']:.0f} spots) "
-            f"| {b['pcie_ms']:.3f} | {b['hbm_peak_search_ms']:.3f} + {b['hbm_cnn_ms']:.3f} "
-            f"| {b['flops_cnn_ms']:.3f} | {b['flops_fit_ms']:.3f} | {b['cnn_frames_per_s_ceiling']:,.0f} "
-            f"| {b['fit_frames_per_s_ceiling']:,.0f} |"
-        )
+    rows = [("host -> device copy", "pcie_ms", ".3f"), ("memory, peak search", "hbm_peak_search_ms", ".3f"),
+            ("memory, CNN activations + cutouts", "hbm_cnn_ms", ".3f"), ("CNN FLOPs", "flops_cnn_ms", ".3f"),
+            ("fit FLOPs (fp64)", "flops_fit_ms", ".3f"), ("fit, memory (>= 8 KB per spot-iteration)",
+                                                          "hbm_fit_ms", ".3f"),
+            ("CNN frames/s ceiling", "cnn_frames_per_s_ceiling", ",.0f"),
+            ("fit frames/s ceiling", "fit_frames_per_s_ceiling", ",.0f"),
+            ("fit spots/s ceiling", "fit_spots_per_s_ceiling", ",.0f"),
+            ("CNN bound by", "bound_cnn", "s"), ("fit bound by", "bound_fit", "s")]
+    for label, key, spec in rows:
+        cells = [c["bm32"][key]] + ([d["bm32"][key]] if measured else []) + [c["36mpx"][key]] \
+            + ([d["36mpx"][key]] if measured else [])
+        shown = [(v or "n/a") if spec == "s" else _fmt(v, spec) for v in cells]
+        lines.append(f"| {label} | " + " | ".join(shown) + " |")
+    for method in ("cnn", "fit"):
+        got = [sus.get(f"{method}/{inp}", {}).get("frames_per_s") for inp in ("dense", "36mpx")]
+        cells = [None, got[0]] if measured else [got[0]]
+        cells += [None, got[1]] if measured else [got[1]]
+        lines.append(f"| measured sustained {method} frames/s (this run, {res['environment']['device']}) | "
+                     + " | ".join(_fmt(v, ",.1f", "") for v in cells) + " |")
+    ft = (res.get("fit_throughput") or {}).get("float64", {})
     lines.append(
-        f"fit ceiling: {c['bm32']['fit_spots_per_s_ceiling']:,.0f} spots/s at "
-        f"{sc['ours_fit']['mean_iterations']:.1f} Levenberg-Marquardt iterations per spot (FP64)"
+        f"fit ceiling (H100): {_fmt(c['bm32']['fit_spots_per_s_ceiling'])} spots/s (FLOPs alone: "
+        f"{_fmt(c['bm32']['fit_spots_per_s_ceiling_flops'])}) at "
+        f"{res['same_cutouts']['ours_fit']['mean_iterations']:.1f} Levenberg-Marquardt iterations per spot "
+        f"(FP64)" + (f"; here: {_fmt(d['bm32']['fit_spots_per_s_ceiling'])} spots/s ceiling, "
+                     f"{_fmt(ft.get('spots_per_s'))} measured" if measured else "")
     )
-    return "\n".join(lines)
+    return lines
 
 
 def write_json(res: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -36,17 +36,40 @@ def bench(
         "--model", help="CNN model file (default: the shipped one).")] = None,
     threads: Annotated[int | None, typer.Option(
         "--threads", help="torch threads per pipeline (default 1).")] = None,
+    batch_frames: Annotated[int | None, typer.Option(
+        "--batch-frames", help="Frames per device batch on the sustained path (default: the pipeline's, "
+                               "16 on CUDA, 1 on the CPU).")] = None,
+    seconds: Annotated[float | None, typer.Option(
+        "--seconds", help="Each sustained row streams frames for at least this long (default 3; "
+                          "quick 0: a few frames).")] = None,
+    large: Annotated[bool | None, typer.Option(
+        "--large/--no-large", help="Also stream 36-Mpx frames (6000 x 6000, ~10,000 spots) (default on; "
+                                   "off with --quick).")] = None,
+    fit_spots: Annotated[int | None, typer.Option(
+        "--fit-spots", help="Cutouts in the batched-fit throughput row (default 100,000 on CUDA, "
+                            "4,000 on the CPU; quick 300).")] = None,
+    sink_frames: Annotated[int | None, typer.Option(
+        "--sink-frames", help="Frames sent through the service with its sinks (default 40 on the "
+                              "CPU, 600 on CUDA).")] = None,
+    ceilings: Annotated[bool, typer.Option(
+        "--ceilings/--no-ceilings", help="Measure the device's copy and memory bandwidth and matrix "
+                                         "rates (default on).")] = True,
 ) -> None:
     """Measure the per-frame path on one device and print one table.
 
-    Rows: every stage of the fast path (peak search, cutouts, fit or CNN, table) and the whole path
-    for the exact fit, the CNN in its fast precision and in float32, on dense simulated BM32-size
-    frames (~1,500 spots) and on the real BM32 frames; the numpy/scipy reference; per-spot times
-    beside the paper's Table 5 (0.027 / 0.647 / 2.089 ms) and LaueTools' own fit on the same
-    cutouts, measured in the same run; the service with its sinks (which one limits); and the
-    analytic ceilings of an H100 (bytes / bandwidth, FLOPs / peak rate) when no GPU is measured.
-    Columns: frames/s, spots/s, latency p50 and p99, CPU time per frame. Wall-clock figures depend
-    on what else runs on the machine: the load average is printed with them.
+    Rows: every stage of the fast path (peak search, cutouts, fit or CNN, table); the whole path
+    one frame at a time (batch-1 latency) for the exact fit, the CNN in its fast precision and in
+    float32, on dense simulated BM32-size frames (~1,500 spots) and on the real BM32 frames; the
+    sustained rate of a long stream of frames with the pipeline's batching (frames/s, spots/s,
+    frame latency p50/p99), also on 36-Mpx frames; the batched exact fit on many cutouts (spots/s);
+    the numpy/scipy reference; per-spot times beside the paper's Table 5 (0.027 / 0.647 / 2.089 ms)
+    and LaueTools' own fit on the same cutouts, measured in the same run; the service path with its
+    sinks (AnalysisWorker, spooled Tiled appends, 0MQ; frames lost; which one limits); the device's
+    ceilings measured here (copy and memory bandwidth, matrix rates) beside an H100's vendor peak
+    numbers; and the issue's targets, met or not on this device. Wall-clock figures depend on what
+    else runs on the machine: the load average is printed with them.
+
+    On a GPU machine: `laue-live bench --device cuda --json out.json` (about 3-5 minutes).
     """
     import logging
 
@@ -54,7 +77,9 @@ def bench(
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
     kw = {"device": device, "frames": frames, "spots": spots, "repeats": repeats, "sinks": sinks,
-          "lauetools": lauetools, "model": str(model) if model else None, "threads": threads}
+          "lauetools": lauetools, "model": str(model) if model else None, "threads": threads,
+          "batch_frames": batch_frames, "sustained_seconds": seconds, "large": large,
+          "fit_spots": fit_spots, "sink_frames": sink_frames, "ceilings": ceilings}
     kw = {k: v for k, v in kw.items() if v is not None}
     cfg = BenchConfig.quick_config(**kw) if quick else BenchConfig(**kw)
     res = run_benchmark(cfg, progress=True)

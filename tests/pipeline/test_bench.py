@@ -49,4 +49,36 @@ def test_bench_quick_cli_writes_json(tmp_path):
     assert data["same_cutouts"]["lauetools_fit"]["measured"] is False
     ceil = data["h100_ceilings"]
     assert ceil["measured"] is False and ceil["bm32"]["pcie_ms"] > 0.1
-    assert "| end to end fit/dense" in res.output and "H100: NOT MEASURED" in res.output
+    assert "| batch-1 latency fit/dense" in res.output and "vendor peak numbers" in res.output
+
+    # sustained rows: a stream of frames with the pipeline's batching (1 frame per batch on the CPU)
+    for key in ("fit/dense", "cnn/dense"):
+        s = data["sustained"][key]
+        assert s["batch_frames"] == 1 and s["n"] >= 2
+        assert s["frames_per_s"] > 0 and s["spots_per_s"] > 0 and s["p99_ms"] >= s["p50_ms"] > 0
+        assert s["spots_per_frame"] == pytest.approx(data["end_to_end"][key]["spots_per_frame"])
+    assert "| sustained cnn/dense" in res.output
+    # the batched fit on many cutouts
+    fit = data["fit_throughput"]["float64"]
+    assert fit["n"] == 300 and fit["spots_per_s"] > 0 and fit["converged"] > 0.9
+
+    # the device's ceilings, measured on this device (the CPU: no host -> device copy)
+    dev = data["device_ceilings"]
+    assert dev["measured"] is True and dev["device"] == "cpu"
+    rates = dev["rates"]
+    assert rates["errors"] == {}
+    assert rates["h2d_bytes_per_s"] is None and rates["mem_bytes_per_s"] > 1e8
+    assert rates["matmul_flops"]["fp64"] > 1e8 and rates["cnn_flops"] > 1e8
+    assert dev["bm32"]["pcie_ms"] is None and dev["bm32"]["flops_cnn_ms"] > 0
+    assert dev["bm32"]["cnn_frames_per_s_ceiling"] > 0
+
+    # the issue's targets: GPU targets not measured on a CPU run, CPU targets not for 768 px frames
+    targets = {t["id"]: t for t in data["targets"]}
+    assert targets["bm32_sustained_cnn"]["status"] == "not measured: no GPU in this run"
+    assert targets["bm32_sustained_cnn"]["measured"] == data["sustained"]["cnn/dense"]["frames_per_s"]
+    assert targets["fit_spots_per_s"]["status"] == "not measured: no GPU in this run"
+    assert targets["cpu_fit_ms"]["status"].startswith("not applicable: frames are 768 x 768")
+    assert targets["service_frames_lost_cnn"]["status"].startswith("not measured")
+    assert {t["status"].split(":")[0] for t in data["targets"]} <= {"met", "NOT met", "not measured",
+                                                                   "not applicable"}
+    assert "| target (issue 8)" in res.output

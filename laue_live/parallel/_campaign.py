@@ -23,11 +23,12 @@ their environment (``LAUE_LIVE_TILED_API_KEY`` or ``..._FILE``) instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,37 @@ __all__ = ["CampaignResult", "reprocess_campaign", "reprocess_task"]
 log = logging.getLogger(__name__)
 
 _local = threading.local()  # one FramePipeline per worker thread (it holds device buffers)
+_sync_lock = threading.Lock()
+_sync_users = 0
+_sync_saved: Any = None
+
+
+@contextlib.contextmanager
+def _local_dask_reads() -> Iterator[None]:
+    """Make dask compute in the calling thread while a task reads frames from Tiled.
+
+    Tiled's ``ArrayClient.read`` computes a dask array with the default scheduler; inside a Dask
+    task that is the worker's cluster client, so every frame read became tasks that the scheduler
+    could place on any worker, and the bytes came back through it. With another worker frozen
+    (see :data:`laue_live.parallel._cluster.NO_PROFILER`) a read waited for it forever: the
+    campaign hung in CI. ``dask.config.set`` is process-wide, so tasks running side by side in one process
+    (thread workers) share one reference-counted setting instead of restoring each other's.
+    """
+    import dask
+
+    global _sync_users, _sync_saved
+    with _sync_lock:
+        if _sync_users == 0:
+            _sync_saved = dask.config.get("scheduler", None)
+            dask.config.set(scheduler="synchronous")
+        _sync_users += 1
+    try:
+        yield
+    finally:
+        with _sync_lock:
+            _sync_users -= 1
+            if _sync_users == 0:
+                dask.config.set(scheduler=_sync_saved)
 
 
 @dataclass
@@ -229,9 +261,11 @@ def reprocess_task(
         )
     # resume only this campaign's interrupted run (a uid), never someone else's open run
     resume: bool | str = mine[-1].metadata["start"]["uid"] if mine else False
-    res = reprocess_run(
-        catalog, raw_uid, analyzer=analyzer, resume=resume, progress=False, batch_size=max(1, frames_per_call)
-    )
+    with _local_dask_reads():
+        res = reprocess_run(
+            catalog, raw_uid, analyzer=analyzer, resume=resume, progress=False,
+            batch_size=max(1, frames_per_call),
+        )
     out.update(
         analysis_uid=res.analysis_uid,
         resumed=res.resumed,

@@ -7,9 +7,16 @@ import logging
 import os
 from collections.abc import Iterator
 
-__all__ = ["open_cluster", "gpu_count"]
+__all__ = ["open_cluster", "gpu_count", "NO_PROFILER"]
 
 log = logging.getLogger(__name__)
+
+#: Dask workers sample every thread's stack (``sys._current_frames``) every 10 ms for their profile.
+#: On CPython 3.11 before 3.11.9 that can deadlock the worker against the garbage collector
+#: (python/cpython#106883, dask/distributed#8616): a campaign hung in CI with a worker frozen in
+#: ``Worker.trigger_profile``. The profile is only a dashboard aid, so local workers run without it;
+#: start the workers of a remote cluster with the same setting (docs/performance.md).
+NO_PROFILER = {"distributed.worker.profile.enabled": False}
 
 
 def gpu_count() -> int:
@@ -60,7 +67,8 @@ def open_cluster(
         ``info`` holds ``kind`` (``"scheduler"``, ``"local-cuda"``, ``"local"``), ``n_workers``,
         ``gpus`` and ``address``.
     """
-    from distributed import Client, LocalCluster
+    import dask
+    from distributed import Client
 
     if scheduler:
         client = Client(scheduler)
@@ -70,7 +78,14 @@ def open_cluster(
         finally:
             client.close()
         return
-    n_gpu = gpu_count() if gpus == "auto" else int(gpus)
+    with dask.config.set(NO_PROFILER):  # nannies copy the config into the workers they (re)start
+        n_gpu = gpu_count() if gpus == "auto" else int(gpus)
+        yield from _local_cluster(n_workers, threads_per_worker, processes, n_gpu=n_gpu, dashboard=dashboard)
+
+
+def _local_cluster(n_workers, threads_per_worker, processes, *, n_gpu: int, dashboard: bool):
+    from distributed import Client, LocalCluster
+
     # None still lets distributed try its fixed port 8787: a free loopback port either way
     dash = "127.0.0.1:0"
     common: dict = {"threads_per_worker": threads_per_worker, "dashboard_address": dash,

@@ -19,6 +19,7 @@ __all__ = [
     "fuse_batchnorm",
     "quantize_int8",
     "int8_available",
+    "conv_trunk_and_head",
 ]
 
 
@@ -66,6 +67,43 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+def conv_trunk_and_head(
+    widths: tuple[int, ...], dense: tuple[int, ...], cutout: int, n_out: int
+) -> tuple[nn.Sequential, nn.Sequential]:
+    """Build the paper's trunk and a dense head (shared by the spot CNN and the double-spot network).
+
+    Parameters
+    ----------
+    widths
+        Output channels of the 3x3 convolutions (conv-BN-ReLU, a 2x2 max-pool after every second).
+    dense
+        Hidden widths of the head (Linear-ReLU each).
+    cutout
+        Side of the square input, px (the trunk divides it by 8).
+    n_out
+        Outputs of the last linear layer (no activation: the caller adds one if it needs it).
+
+    Returns
+    -------
+    features, head
+        ``nn.Sequential`` modules; their parameter names are those of the stored weights.
+    """
+    layers: list[nn.Module] = []
+    c_in = 1
+    for i, c_out in enumerate(widths):
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        if i % 2 == 1:
+            layers.append(nn.MaxPool2d(2))
+        c_in = c_out
+    n_in = c_in * (cutout // 8) ** 2
+    head: list[nn.Module] = [nn.Flatten()]
+    for n in dense:
+        head += [nn.Linear(n_in, n), nn.ReLU(inplace=True)]
+        n_in = n
+    head.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers), nn.Sequential(*head)
+
+
 class SpotCNN(nn.Module):
     """Three blocks of (conv3x3-BN-ReLU) x 2 + 2x2 max-pool, then dense layers, sigmoid output.
 
@@ -78,22 +116,8 @@ class SpotCNN(nn.Module):
     def __init__(self, arch: Architecture | None = None) -> None:
         super().__init__()
         self.arch = arch = arch or Architecture()
-        layers: list[nn.Module] = []
-        c_in = 1
-        for i, c_out in enumerate(arch.widths):
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-            if i % 2 == 1:
-                layers.append(nn.MaxPool2d(2))
-            c_in = c_out
-        self.features = nn.Sequential(*layers)
-        side = arch.cutout // 8
-        dense: list[nn.Module] = [nn.Flatten()]
-        n_in = c_in * side * side
-        for n in arch.dense:
-            dense += [nn.Linear(n_in, n), nn.ReLU(inplace=True)]
-            n_in = n
-        dense += [nn.Linear(n_in, arch.n_out), nn.Sigmoid()]
-        self.head = nn.Sequential(*dense)
+        self.features, self.head = conv_trunk_and_head(arch.widths, arch.dense, arch.cutout, arch.n_out)
+        self.head.append(nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map normalised cutouts ``(N, 1, H, W)`` to descriptors ``(N, 5)`` in [0, 1]."""

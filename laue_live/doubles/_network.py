@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from laue_live._errors import ModelError
+from laue_live.cnn._network import conv_trunk_and_head
 
 __all__ = ["DoubleArchitecture", "DoubleNet", "save_double_model", "load_double_model",
            "DOUBLE_MODEL_FORMAT", "POS_SCALE", "N_OUT"]
@@ -74,21 +75,7 @@ class DoubleNet(nn.Module):
     def __init__(self, arch: DoubleArchitecture | None = None) -> None:
         super().__init__()
         self.arch = arch = arch or DoubleArchitecture()
-        layers: list[nn.Module] = []
-        c_in = 1
-        for i, c_out in enumerate(arch.widths):
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-            if i % 2 == 1:
-                layers.append(nn.MaxPool2d(2))
-            c_in = c_out
-        self.features = nn.Sequential(*layers)
-        n_in = c_in * (arch.cutout // 8) ** 2
-        head: list[nn.Module] = [nn.Flatten()]
-        for n in arch.dense:
-            head += [nn.Linear(n_in, n), nn.ReLU(inplace=True)]
-            n_in = n
-        head.append(nn.Linear(n_in, N_OUT))
-        self.head = nn.Sequential(*head)
+        self.features, self.head = conv_trunk_and_head(arch.widths, arch.dense, arch.cutout, N_OUT)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised cutouts ``(N, 1, H, W)`` -> raw outputs ``(N, 10)`` (see the module docstring)."""

@@ -1,10 +1,36 @@
-"""Fixtures of the fast-path tests: simulated frames (small, dense) and a CNN model file."""
+"""Fixtures of the fast-path tests: simulated frames (small, dense), a CNN model file, the devices.
+
+``device`` runs a test on every torch device here: "cpu" always, "cuda" when a GPU is present
+(skipped with the reason otherwise), so that ``pytest tests/pipeline`` on a GPU machine checks the
+CUDA path's tables against the numpy reference too.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+
+_NO_CUDA = "no CUDA device (torch.cuda.is_available() is False): the CUDA path is checked on a GPU machine"
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason=_NO_CUDA)
+
+#: Parameters of the ``device`` fixture, for tests that parametrize by hand.
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Each torch device of this machine in turn ("cpu"; "cuda" when there is a GPU)."""
+    return request.param
+
+
+def to_device(arr: np.ndarray, device: str) -> torch.Tensor:
+    """A numpy frame (or stack) on ``device``; uint16 travels as int16 words, as the pipeline moves it."""
+    arr = np.ascontiguousarray(arr)
+    if arr.dtype == np.uint16 and device != "cpu":
+        return torch.from_numpy(arr.view(np.int16)).to(device).view(torch.uint16)
+    return torch.from_numpy(arr).to(device)
 
 
 def dense_spot_list(n: int, shape: tuple[int, int], rng: np.random.Generator) -> pd.DataFrame:

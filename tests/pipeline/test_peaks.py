@@ -1,4 +1,7 @@
-"""The torch peak search (run on the CPU device) finds exactly the peaks of the numpy/scipy one."""
+"""The torch peak search finds exactly the peaks of the numpy/scipy one, on every device here.
+
+Each test runs on the CPU device and, on a GPU machine, on CUDA (``device`` fixture, conftest).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +9,25 @@ import numpy as np
 import pytest
 import torch
 
-from laue_live.pipeline import find_peaks_torch, frames_to_float, gather_cutouts
+from laue_live.pipeline import find_peaks_torch, frames_to_float, gather_cutouts, uint16_to_float_
 from laue_live.spots import cutout_edge_mask, extract_cutouts, find_peaks
 
-
-def torch_peaks(frame, **kw) -> np.ndarray:
-    pb = find_peaks_torch(torch.from_numpy(np.ascontiguousarray(frame)), **kw)
-    return torch.stack([pb.row, pb.col], 1).numpy()
+from .conftest import needs_cuda, to_device
 
 
-def test_real_bm32_frames_same_peaks(bm32_frame, bm32_dir):
+def torch_peaks(frame, device="cpu", **kw) -> np.ndarray:
+    pb = find_peaks_torch(to_device(frame, device), **kw)
+    assert pb.row.device.type == device
+    return torch.stack([pb.row, pb.col], 1).cpu().numpy()
+
+
+def test_real_bm32_frames_same_peaks(bm32_frame, bm32_dir, device):
     import tifffile
 
     for frame in (bm32_frame, tifffile.imread(bm32_dir / "nw1_0001.tif")):
         ref = find_peaks(frame)
         assert len(ref) > 50
-        np.testing.assert_array_equal(torch_peaks(frame), ref)  # same set, same (brightness) order
+        np.testing.assert_array_equal(torch_peaks(frame, device), ref)  # same set, same (brightness) order
 
 
 @pytest.mark.parametrize(
@@ -34,34 +40,47 @@ def test_real_bm32_frames_same_peaks(bm32_frame, bm32_dir):
         {"threshold": 200.0, "block": 32},
     ],
 )
-def test_simulated_frames_same_peaks(sim_frames, params):
+def test_simulated_frames_same_peaks(sim_frames, params, device):
     for frame in sim_frames:
         ref = find_peaks(frame, **params)
         assert len(ref) > 20
-        np.testing.assert_array_equal(torch_peaks(frame, **params), ref)
+        np.testing.assert_array_equal(torch_peaks(frame, device, **params), ref)
 
 
-def test_float_and_signed_frames(sim_frames):
+def test_float_and_signed_frames(sim_frames, device):
     f = sim_frames[1]
     for arr in (f.astype(np.float32) + 0.25, f.astype(np.int32), f.astype(np.float64) * 0.5):
-        np.testing.assert_array_equal(torch_peaks(arr), find_peaks(arr))
+        np.testing.assert_array_equal(torch_peaks(arr, device), find_peaks(arr))
 
 
-def test_batch_equals_frame_by_frame(sim_frames):
+def test_batch_equals_frame_by_frame(sim_frames, device):
     f = sim_frames[0]
     frames = [f, np.ascontiguousarray(f[::-1]), np.ascontiguousarray(f[:, ::-1])]
-    pb = find_peaks_torch(torch.from_numpy(np.stack(frames)))
+    pb = find_peaks_torch(to_device(np.stack(frames), device))
     counts = pb.counts.tolist()
     assert sum(counts) == len(pb)
     start = 0
     for i, frame in enumerate(frames):
-        rc = torch.stack([pb.row, pb.col], 1).numpy()[start : start + counts[i]]
-        assert (pb.frame.numpy()[start : start + counts[i]] == i).all()
+        rc = torch.stack([pb.row, pb.col], 1).cpu().numpy()[start : start + counts[i]]
+        assert (pb.frame.cpu().numpy()[start : start + counts[i]] == i).all()
         np.testing.assert_array_equal(rc, find_peaks(frame))
         start += counts[i]
 
 
-def test_labelling_shapes():
+def test_uint16_widening_is_exact():
+    """The device path's uint16 -> float32 (int16 words + remainder) gives every value exactly."""
+    words = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    src = torch.from_numpy(words.view(np.int16)).view(torch.uint16)
+    dst = torch.full((256, 256), -7.0)
+    uint16_to_float_(dst, src)
+    np.testing.assert_array_equal(dst.numpy(), words.astype(np.float32))
+    # and inside frames_to_float's padded layout (a strided destination)
+    out = torch.empty((1, 260, 270))
+    uint16_to_float_(out[:, :256, :256], src[None])
+    np.testing.assert_array_equal(out[0, :256, :256].numpy(), words.astype(np.float32))
+
+
+def test_labelling_shapes(device):
     """Long snakes (many union-find rounds), diagonal contacts (8-connectivity), frame borders."""
     f = np.full((96, 100), 1000, np.uint16)
     # a serpentine component that crosses the frame ~10 times: its brightest pixel is at its far end
@@ -77,11 +96,11 @@ def test_labelling_shapes():
     f[0, 50] = 3000
     f[95, 99], f[95, 98] = 2000, 1900
     ref = find_peaks(f, merge_radius=0)
-    np.testing.assert_array_equal(torch_peaks(f, merge_radius=0), ref)
+    np.testing.assert_array_equal(torch_peaks(f, device, merge_radius=0), ref)
     assert [tuple(p) for p in ref] == [(95, 99), (75, 2), (90, 10)]
 
 
-def test_random_sparse_frames():
+def test_random_sparse_frames(device):
     rng = np.random.default_rng(1)
     for _ in range(25):
         h, w = rng.integers(32, 90, 2)
@@ -92,18 +111,18 @@ def test_random_sparse_frames():
         # ties of equal brightness: the lowest flat index wins on both paths
         f[rng.integers(0, h, 5), rng.integers(0, w, 5)] = 1400
         for kw in ({}, {"merge_radius": 0.0, "min_pixels": 1}, {"threshold": 10.0}):
-            np.testing.assert_array_equal(torch_peaks(f, **kw), find_peaks(f, **kw))
+            np.testing.assert_array_equal(torch_peaks(f, device, **kw), find_peaks(f, **kw))
 
 
-def test_saturated_constant_and_empty_frames():
+def test_saturated_constant_and_empty_frames(device):
     sat = np.full((64, 64), 65535, np.uint16)
     const = np.full((64, 64), 1000, np.uint16)
-    pb = find_peaks_torch(torch.from_numpy(np.stack([sat, const])))
+    pb = find_peaks_torch(to_device(np.stack([sat, const]), device))
     assert len(pb) == 0 and pb.counts.tolist() == [0, 0]
     assert len(find_peaks(sat)) == 0 and len(find_peaks(const)) == 0
 
 
-def test_cutouts_match_extract_cutouts(sim_frames):
+def test_cutouts_match_extract_cutouts(sim_frames, device):
     f = sim_frames[2]
     peaks = find_peaks(f)
     # add peaks in all four corners and along the edges: padded with the in-frame median
@@ -121,13 +140,34 @@ def test_cutouts_match_extract_cutouts(sim_frames):
         ]
     )
     peaks = np.concatenate([peaks, extra])
-    t = torch.from_numpy(f)[None]
-    xp = frames_to_float(t, 16)
-    zeros = torch.zeros(len(peaks), dtype=torch.int64)
-    cut, edge = gather_cutouts(
-        xp, *f.shape, zeros, torch.from_numpy(peaks[:, 0]), torch.from_numpy(peaks[:, 1])
-    )
+    xp = frames_to_float(to_device(f[None], device), 16)
+    zeros = torch.zeros(len(peaks), dtype=torch.int64, device=device)
+    rc = torch.from_numpy(peaks).to(device)
+    cut, edge = gather_cutouts(xp, *f.shape, zeros, rc[:, 0], rc[:, 1])
     ref = extract_cutouts(f, peaks)
-    np.testing.assert_array_equal(cut.numpy(), ref)
+    np.testing.assert_array_equal(cut.cpu().numpy(), ref)
+    edge = edge.cpu()
     np.testing.assert_array_equal(edge.numpy(), cutout_edge_mask(f.shape, peaks))
     assert edge[-len(extra) : -1].all() and not edge[-1]  # s + 15 is the last column: not an edge
+
+
+@needs_cuda
+def test_cuda_peak_search_syncs_the_host_a_few_times_per_batch(bm32_frame):
+    """No per-peak or per-frame host round trip: torch's sync debug mode counts every one."""
+    import warnings
+
+    frames = to_device(np.stack([bm32_frame, bm32_frame[::-1], bm32_frame[:, ::-1], bm32_frame]), "cuda")
+    find_peaks_torch(frames)  # warm-up: the disk of offsets is uploaded once per device
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            pb = find_peaks_torch(frames)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    print(f"CUDA peak search: {len(syncs)} host syncs for a batch of 4 BM32 frames")
+    assert len(pb) > 200
+    # 5 expected: nonzero of the mask, of the edges, of the roots, of the kept peaks, one labelling test
+    assert len(syncs) <= 7, [str(w.message) for w in syncs]

@@ -1,4 +1,8 @@
-"""FramePipeline on the CPU device gives the tables of analyze_frames (fit) and of the CNN reference."""
+"""FramePipeline gives the tables of analyze_frames (fit) and of the CNN reference, on every device.
+
+Tests that take the ``device`` fixture (conftest) run on the CPU device and, on a GPU machine, on
+CUDA: same peaks (integer columns identical), descriptors within float tolerance.
+"""
 
 from __future__ import annotations
 
@@ -12,92 +16,136 @@ from laue_live._schema import spot_column_names, spot_dtypes
 from laue_live.pipeline import CNNRunner, FramePipeline, cpu_has_bf16
 from laue_live.spots import analyze_frames
 
+from .conftest import needs_cuda
 
-def assert_tables_equal(ref: pd.DataFrame, out: pd.DataFrame, rtol=1e-5, atol=1e-4, skip=()):
+# columns decided by the descriptors (a float near a cut may fall either way on another device)
+_DECIDED = ("good", "converged")
+
+
+def assert_tables_equal(
+    ref: pd.DataFrame, out: pd.DataFrame, rtol=1e-5, atol=1e-4, skip=(), device="cpu"
+):
+    """Same schema, same peaks; float columns within tolerance.
+
+    On the CPU device every row must agree. On CUDA the peaks (integer and edge/saturation columns)
+    must still be identical, but the float columns and the flags they decide need only agree on 99%
+    of the rows: the device's float64 reductions run in another order, so the exact fit's iterations
+    may stop one step apart on an ill-conditioned spot (the tolerance is 10x looser there too).
+    """
     assert list(out.columns) == spot_column_names()
     assert dict(out.dtypes) == spot_dtypes()
     assert len(out) == len(ref)
+    lenient = device != "cpu"
+    if lenient:
+        rtol, atol = 10 * rtol, 10 * atol
     for c in ref.columns:
         if c in skip:
             continue
         a, b = ref[c].to_numpy(), out[c].to_numpy()
         if a.dtype.kind == "f":
-            np.testing.assert_allclose(b, a, rtol=rtol, atol=atol, equal_nan=True, err_msg=c)
+            if lenient:
+                ok = np.isclose(b, a, rtol=rtol, atol=atol, equal_nan=True)
+                assert ok.mean() >= 0.99, f"{c}: {np.count_nonzero(~ok)} of {len(ok)} rows differ"
+            else:
+                np.testing.assert_allclose(b, a, rtol=rtol, atol=atol, equal_nan=True, err_msg=c)
+        elif lenient and c in _DECIDED:
+            assert (a == b).mean() >= 0.99, f"{c}: {np.count_nonzero(a != b)} of {len(a)} rows differ"
         else:
             np.testing.assert_array_equal(b, a, err_msg=c)
 
 
-def test_fit_matches_analyze_frames(bm32_frame, sim_frames):
+@pytest.fixture
+def exact_fp32(device, monkeypatch):
+    """On CUDA, float32 convolutions in true float32 (cuDNN uses TF32 by default: ~1e-3 off)."""
+    if device == "cuda":
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+        monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    return device
+
+
+def test_fit_matches_analyze_frames(bm32_frame, sim_frames, device):
     frames = [bm32_frame, sim_frames[0], sim_frames[2]]
     ref = analyze_frames(frames, "fit", frame_numbers=[5, 6, 7])
-    out = FramePipeline("fit", "cpu").process(frames, frame_numbers=[5, 6, 7])
+    pipe = FramePipeline("fit", device)
+    assert pipe.device.type == device
+    out = pipe.process(frames, frame_numbers=[5, 6, 7])
     assert len(out) == 3
     for r, o in zip(ref, out, strict=True):
         assert len(r) > 50
-        assert_tables_equal(r, o)
+        assert_tables_equal(r, o, device=device)
         assert o.attrs["sim_variant"] == "background"
 
 
-def test_fit_batched_and_raw_variant(sim_frames):
+def test_fit_batched_and_raw_variant(sim_frames, device):
     frames = [sim_frames[0], sim_frames[0][::-1].copy(), sim_frames[0]]
     ref = analyze_frames(frames, "fit", sim_variant="raw")
-    out = FramePipeline("fit", "cpu", batch_frames=3, sim_variant="raw").process(frames)
+    out = FramePipeline("fit", device, batch_frames=3, sim_variant="raw").process(frames)
     for r, o in zip(ref, out, strict=True):
-        assert_tables_equal(r, o)
+        assert_tables_equal(r, o, device=device)
     assert out[0]["frame"].eq(0).all() and out[2]["frame"].eq(2).all()
 
 
-def test_cnn_fp32_matches_predictor(bm32_frame, sim_frames, cnn_model_file):
+def test_cnn_fp32_matches_predictor(bm32_frame, sim_frames, cnn_model_file, exact_fp32):
+    device = exact_fp32
     frames = [bm32_frame, sim_frames[1]]
     ref = analyze_frames(frames, "cnn", model=str(cnn_model_file), device="cpu")
-    pipe = FramePipeline("cnn", "cpu", model=str(cnn_model_file), precision="fp32")
-    assert pipe.cnn.precision == "fp32"
+    pipe = FramePipeline("cnn", device, model=str(cnn_model_file), precision="fp32")
+    assert pipe.cnn.precision == "fp32" and not pipe.cnn.compiled  # "auto" compiles fp16/bf16 only
     out = pipe.process(frames)
     for r, o in zip(ref, out, strict=True):
         # sigma_row/col: which axis is wider compares two float sums; a near-tie may flip
-        assert_tables_equal(r, o, skip=("sigma_row", "sigma_col"))
+        assert_tables_equal(r, o, skip=("sigma_row", "sigma_col"), device=device)
         same = np.isclose(r.sigma_row, o.sigma_row, rtol=1e-4) & np.isclose(
             r.sigma_col, o.sigma_col, rtol=1e-4
         )
         assert same.mean() >= 0.99
 
 
-@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16")
-def test_cnn_bf16_close_to_fp32(sim_frames, cnn_model_file):
+_FAST = {"cpu": "bf16", "cuda": "fp16"}
+
+
+def test_cnn_reduced_precision_close_to_fp32(sim_frames, cnn_model_file, exact_fp32):
+    """bf16 on the CPU, fp16 on CUDA (compiled there by default): within a few 1e-3 of fp32."""
+    device = exact_fp32
+    if device == "cpu" and not cpu_has_bf16():
+        pytest.skip("this CPU has no native bfloat16")
     frames = [sim_frames[2]]
-    exact = FramePipeline("cnn", "cpu", model=str(cnn_model_file), precision="fp32").process(frames)[0]
-    fast = FramePipeline("cnn", "cpu", model=str(cnn_model_file), precision="bf16").process(frames)[0]
+    exact = FramePipeline("cnn", device, model=str(cnn_model_file), precision="fp32").process(frames)[0]
+    pipe = FramePipeline("cnn", device, model=str(cnn_model_file), precision=_FAST[device])
+    fast = pipe.process(frames)[0]
+    print(f"{device} {pipe.cnn.precision}: compiled={pipe.cnn.compiled}, {len(fast)} spots")
+    assert len(fast) == len(exact) > 100
     assert fast.attrs == exact.attrs
     for c in ("sim", "asp"):
         assert np.abs(fast[c] - exact[c]).max() < 0.02, c
     assert np.abs(fast.d_row - exact.d_row).max() < 0.05  # px, Pos* * 2.2
 
 
-def test_stream_yields_in_order_and_records_bad_frames(sim_frames):
+def test_stream_yields_in_order_and_records_bad_frames(sim_frames, device):
     good = sim_frames[1]
     bad = np.full((10, 10), 1.0)  # too small
-    pipe = FramePipeline("fit", "cpu", on_error="record", batch_frames=2)
+    pipe = FramePipeline("fit", device, on_error="record", batch_frames=2)
     out = list(
         pipe.stream(iter([good, bad, good, np.array([[np.nan] * 40] * 40)]), frame_numbers=[10, 11, 12, 13])
     )
     assert len(out) == 4
     assert len(out[0]) > 20 and out[0]["frame"].eq(10).all()
     assert len(out[1]) == 0 and "too small" in out[1].attrs["error"]
-    assert_tables_equal(out[0].assign(frame=12), out[2])
+    assert_tables_equal(out[0].assign(frame=12), out[2], device=device)
     assert "NaN" in out[3].attrs["error"]
     with pytest.raises(FrameError):
         FramePipeline("fit", "cpu").process([good, bad])
 
 
-def test_empty_and_saturated_frames():
+def test_empty_and_saturated_frames(device):
     frames = [np.full((64, 64), 1000, np.uint16), np.full((64, 64), 65535, np.uint16)]
-    out = FramePipeline("fit", "cpu", batch_frames=2).process(frames)
+    out = FramePipeline("fit", device, batch_frames=2).process(frames)
     assert [len(t) for t in out] == [0, 0]
     assert list(out[0].columns) == spot_column_names()
 
 
-def test_profile_records_every_stage(sim_frames):
-    pipe = FramePipeline("fit", "cpu", profile=True)
+def test_profile_records_every_stage(sim_frames, device):
+    pipe = FramePipeline("fit", device, profile=True)
     pipe.process(sim_frames[:2])
     s = pipe.summary()
     assert {"h2d", "peaks", "cutouts", "describe", "table"} <= set(s)
@@ -116,13 +164,13 @@ def test_bad_arguments():
         CNNRunner(torch.device("cpu"), precision="fp16")
 
 
-def test_mixed_shapes_and_dtypes_in_one_call(sim_frames):
+def test_mixed_shapes_and_dtypes_in_one_call(sim_frames, device):
     frames = [sim_frames[1], sim_frames[0], sim_frames[0].astype(np.float32), sim_frames[1]]
-    batched = FramePipeline("fit", "cpu", batch_frames=4).process(frames)
-    single = FramePipeline("fit", "cpu").process(frames)
+    batched = FramePipeline("fit", device, batch_frames=4).process(frames)
+    single = FramePipeline("fit", device).process(frames)
     assert [len(t) for t in batched] == [len(t) for t in single]
     for a, b in zip(single, batched, strict=True):
-        assert_tables_equal(a, b)
+        assert_tables_equal(a, b, device=device)
     assert [int(t["frame"].iloc[0]) for t in batched] == [0, 1, 2, 3]
 
 
@@ -143,3 +191,127 @@ def test_cnn_int8_default_matches_the_cnn_package(bm32_frame, sim_frames):
     ref = analyze_frames(frames, "cnn", device="cpu")
     for r, o in zip(ref, pipe.process(frames), strict=True):
         assert_tables_equal(r, o, skip=("sigma_row", "sigma_col"))
+
+
+# ----------------------------------------------------------------- compiled CNN: buckets, fallback
+@pytest.mark.parametrize("chunk", [16384, 256, 8, 1])
+def test_bucket_pieces_cover_every_row_once(chunk):
+    from laue_live.pipeline import bucket_pieces
+
+    sizes = set()
+    for n in (0, 1, 3, chunk - 1, chunk, chunk + 1, 24000, 3 * chunk + 7):
+        pieces = bucket_pieces(max(n, 0), chunk)
+        starts = [p[0] for p in pieces]
+        assert starts == sorted(starts)
+        covered = np.concatenate([np.arange(i, i + rows) for i, rows, _ in pieces] or [np.zeros(0, int)])
+        np.testing.assert_array_equal(covered, np.arange(max(n, 0)))
+        assert all(0 < rows <= size <= chunk for _, rows, size in pieces)
+        assert all(rows == size for _, rows, size in pieces[:-1])  # only the last piece is padded
+        if pieces:
+            assert pieces[-1][2] - pieces[-1][1] < min(size for *_, size in pieces)
+        sizes |= {size for *_, size in pieces}
+    assert len(sizes) <= 4  # one compiled graph per size: under torch._dynamo's recompile limit
+
+
+def _cutouts(n: int, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.uniform(900, 5000, (n, 32, 32)).astype(np.float32))
+
+
+def test_compiled_cnn_runs_bucketed_padded_batches(cnn_model_file, monkeypatch):
+    """Every compiled call sees a bucket size; padding rows never reach the outputs."""
+    shapes: list[int] = []
+
+    def fake_compile(net, **kw):
+        assert kw.get("dynamic") is False
+        return lambda x: (shapes.append(x.shape[0]), net(x))[1]
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    cut = _cutouts(75)
+    eager = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", compile=False)
+    runner = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", chunk=256, compile=True)
+    assert runner.compiled and not eager.compiled
+    out = runner(cut)
+    assert shapes == [64, 4, 4, 4]  # buckets 256, 64, 16, 4: 75 = 64 + 4 + 4 + 3 (padded to 4)
+    np.testing.assert_allclose(out.numpy(), eager(cut).numpy(), rtol=1e-5, atol=1e-6)
+    shapes.clear()
+    np.testing.assert_allclose(runner(cut[:5]).numpy(), eager(cut[:5]).numpy(), rtol=1e-5, atol=1e-6)
+    assert shapes == [4, 4]
+
+
+def test_compile_failure_falls_back_to_eager_once(cnn_model_file, monkeypatch, caplog):
+    """A compiler that raises at wrap time or at the first call: a warning, then the eager network."""
+    cut = _cutouts(20, seed=1)
+    eager = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", compile=False)
+    expect = eager(cut).numpy()
+
+    def broken_at_wrap(net, **kw):
+        raise RuntimeError("no backend here")
+
+    monkeypatch.setattr(torch, "compile", broken_at_wrap)
+    with caplog.at_level("WARNING", logger="laue_live.pipeline._cnn"):
+        r1 = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", compile=True)
+    assert not r1.compiled
+    assert "no backend here" in caplog.text
+    np.testing.assert_array_equal(r1(cut).numpy(), expect)
+
+    calls = []
+
+    def broken_at_call(net, **kw):
+        def run(x):
+            calls.append(len(x))
+            raise RuntimeError("inductor: C compiler failed")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_at_call)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="laue_live.pipeline._cnn"):
+        r2 = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", compile=True)
+        assert r2.compiled  # nothing failed yet: compiling happens at the first call
+        np.testing.assert_array_equal(r2(cut).numpy(), expect)
+        np.testing.assert_array_equal(r2(cut).numpy(), expect)
+    assert not r2.compiled and len(calls) == 1  # the second call went straight to eager
+    warned = [r for r in caplog.records if "torch.compile" in r.getMessage()]
+    assert len(warned) == 1 and "C compiler failed" in warned[0].getMessage()
+
+
+def test_compile_auto_is_off_on_the_cpu_and_checked(cnn_model_file):
+    r = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32")
+    assert not r.compiled
+    with pytest.raises(ValueError, match="compile"):
+        CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", compile="yes")
+
+
+@pytest.mark.slow
+def test_real_torch_compile_on_the_cpu_matches_eager(cnn_model_file):
+    """torch.compile for real (~30 s: one graph of 8 cutouts); the CUDA tests compile fp16 on a GPU."""
+    cut = _cutouts(8, seed=2)
+    eager = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", compile=False)
+    runner = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", chunk=8, compile=True)
+    out = runner(cut)
+    assert runner.compiled  # no fallback: it really ran compiled
+    np.testing.assert_allclose(out.numpy(), eager(cut).numpy(), rtol=1e-4, atol=1e-5)
+
+
+@needs_cuda
+def test_cuda_pipeline_syncs_the_host_a_few_times_per_batch(bm32_frame, cnn_model_file):
+    """CNN path end to end on CUDA: host round trips per batch, counted by torch's sync debug mode."""
+    import warnings
+
+    frames = [bm32_frame, np.ascontiguousarray(bm32_frame[::-1])] * 4
+    pipe = FramePipeline("cnn", "cuda", model=str(cnn_model_file), batch_frames=4, cnn_compile=False)
+    pipe.process(frames)  # warm-up: pinned buffers, cuDNN plans, the disk of offsets
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            out = pipe.process(frames)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    print(f"CUDA FramePipeline(cnn): {len(syncs)} host syncs for 2 batches of 4 BM32 frames")
+    assert len(out) == 8 and min(len(t) for t in out) > 50
+    # expected 6 per batch (5 in the peak search, 1 for the edge cutouts); events are not counted
+    assert len(syncs) <= 2 * 8, [str(w.message) for w in syncs]

@@ -58,7 +58,7 @@ def main() -> None:
         if v is not None
     }
     cfg = BenchConfig.quick_config(**kw) if a.quick else BenchConfig(**kw)
-    res = run_benchmark(cfg)
+    res = run_benchmark(cfg, checkpoint=a.json_out)
     print(format_report(res))
     if a.json_out:
         print(f"\nnumbers written to {write_json(res, a.json_out)}")

@@ -63,7 +63,7 @@ class BenchConfig:
     sinks
         Measure the service with its sinks (starts a local Tiled server).
     sink_frames
-        Frames sent through the service per run (None: 40 on the CPU, 600 on CUDA).
+        Frames sent through the service per run (None: 40 on the CPU, 300 on CUDA).
     worker_batch
         ``batch_size`` of the service's :class:`~laue_live.analysis.AnalysisWorker` (its default, 8).
     batch_frames
@@ -78,6 +78,10 @@ class BenchConfig:
     large_shape, large_spots, large_frames
         Size, rendered spots (the peak search finds ~5 % fewer) and distinct frames of the large
         rows (rendering one 6000 x 6000 frame takes ~2.5 s of CPU).
+    latency_batch
+        On CUDA, also stream the dense frames with pipelines of this many frames per batch (the
+        latency side of the trade-off: a frame waits for its batch-mates and one batch of
+        look-ahead); None: not measured. Not used on the CPU (batch 1 already).
     fit_spots
         Cutouts in the batched-fit throughput row (None: 100,000 on CUDA, 4,000 on the CPU), tiled
         from the real cutouts of the first dense frame.
@@ -110,6 +114,7 @@ class BenchConfig:
     large_spots: int = 10500
     large_frames: int = 1
     fit_spots: int | None = None
+    latency_batch: int | None = 4
     ceilings: bool = True
     model: str | None = None
     threads: int | None = None
@@ -435,8 +440,20 @@ def _guarded(what: str, device, fn, *args) -> dict[str, Any]:
         _release(device)
         return {"error": f"{type(exc).__name__}: {exc}"}
 
-def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
-    """Measure what :class:`BenchConfig` asks for; return a JSON-ready dict (see :func:`format_report`)."""
+def run_benchmark(cfg: BenchConfig, progress: bool = True,
+                  checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Measure what :class:`BenchConfig` asks for; return a JSON-ready dict (see :func:`format_report`).
+
+    Parameters
+    ----------
+    cfg
+        What to measure.
+    progress
+        Show a progress bar (stderr).
+    checkpoint
+        JSON file rewritten after every step with what is measured so far (``"complete": false``),
+        so that a run cut short (a lent machine's time limit) still leaves its numbers.
+    """
     from tqdm.auto import tqdm
 
     from laue_live.pipeline._pipeline import FramePipeline, resolve_device
@@ -454,6 +471,17 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
              "sinks", "ceilings"]
     bar = tqdm(steps, desc="bench", disable=not progress, leave=False)
     seconds: dict[str, float] = {}
+    res["seconds"] = seconds
+    res["complete"] = False
+
+    def step_done() -> None:
+        bar.update()
+        if checkpoint is not None:
+            try:
+                write_json(res, checkpoint)
+            except (OSError, TypeError, ValueError) as exc:  # the measurement matters more than the file
+                log.warning("checkpoint %s not written: %r", checkpoint, exc)
+
     with tempfile.TemporaryDirectory(prefix="laue-bench-") as tmpdir:
         tmp = Path(tmpdir)
         bar.set_postfix_str("render")
@@ -463,7 +491,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
         large = (_dense_frames(cfg, cfg.large_shape, cfg.large_spots, cfg.large_frames)
                  if cfg.large else [])
         seconds["render"] = time.perf_counter() - t0
-        bar.update()
+        step_done()
         model, model_name = _model(cfg, tmp)
         res["model"] = model_name
         inputs = {"dense": dense, **({"bm32_real": real} if real else {})}
@@ -488,7 +516,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
                     "cpu_p50_ms": 1e3 * float(np.median(cpu)),
                 }
             res["stages"][name] = _stage_rows(pipe, dense, max(1, cfg.repeats // 2))
-            bar.update()
+            step_done()
         seconds["batch1_and_stages"] = time.perf_counter() - t0
         # sustained: a long sequence through pipe.stream with the pipeline's batching
         bar.set_postfix_str("sustained")
@@ -501,8 +529,18 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
                 res["sustained"][f"{name}/{inp}"] = _guarded(
                     f"sustained {name}/{inp}", device, _sustained, pipes[name], frames, secs,
                     cfg.sustained_min_frames if inp != "36mpx" else 2)
+        lb = cfg.latency_batch
+        if cuda and lb and lb != res["batch_frames"]:
+            small = {
+                "fit": FramePipeline("fit", device, **{**kw, "batch_frames": lb}),
+                "cnn": FramePipeline("cnn", device, cnn=pipes["cnn"].cnn, **{**kw, "batch_frames": lb}),
+            }
+            for name, pipe in small.items():
+                res["sustained"][f"{name}/dense@batch{lb}"] = _guarded(
+                    f"sustained {name}/dense@batch{lb}", device, _sustained, pipe, dense,
+                    cfg.sustained_seconds, cfg.sustained_min_frames)
         seconds["sustained"] = time.perf_counter() - t0
-        bar.update()
+        step_done()
         bar.set_postfix_str("reference")
         t0 = time.perf_counter()
         lat, spots = [], []
@@ -519,7 +557,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             lat.append(time.perf_counter() - t1)
         res["reference_analyze_frames_fit"] = _stats(lat, spots[: len(lat)])
         seconds["reference"] = time.perf_counter() - t0
-        bar.update()
+        step_done()
         bar.set_postfix_str("fit throughput")
         t0 = time.perf_counter()
         all_cut = extract_cutouts(dense[0], find_peaks(dense[0]))
@@ -529,7 +567,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             for dt in ("float64", "float32")
         }
         seconds["fit_throughput"] = time.perf_counter() - t0
-        bar.update()
+        step_done()
         bar.set_postfix_str("lauetools")
         t0 = time.perf_counter()
         cut = all_cut[: cfg.lauetools_spots]
@@ -539,13 +577,13 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             "lauetools_fit": _lauetools(cfg, cut, tmp),
         }
         seconds["lauetools"] = time.perf_counter() - t0
-        bar.update()
+        step_done()
         if cfg.sinks:
             bar.set_postfix_str("sinks")
             t0 = time.perf_counter()
             res["sinks"] = _service_rows(cfg, device, model, dense, tmp)
             seconds["sinks"] = time.perf_counter() - t0
-        bar.update()
+        step_done()
         bar.set_postfix_str("ceilings")
         t0 = time.perf_counter()
         fit_iters = res["same_cutouts"]["ours_fit"]["mean_iterations"]
@@ -562,7 +600,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             res["device_ceilings"] = {"measured": False, "device": str(device),
                                       "error": "disabled (--no-ceilings)"}
         seconds["ceilings"] = time.perf_counter() - t0
-        bar.update()
+        step_done()
     bar.close()
     res["environment"]["load_avg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     dense_fit = res["end_to_end"]["fit/dense"]
@@ -580,7 +618,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     }
     res["targets"] = evaluate_targets(res)
     seconds["total"] = time.perf_counter() - t_bench
-    res["seconds"] = seconds
+    res["complete"] = True
     return res
 
 
@@ -589,7 +627,7 @@ def _service_rows(cfg: BenchConfig, device, model, dense: list[np.ndarray], tmp:
     from laue_live.analysis import FrameAnalyzer
     from laue_live.bench._service import measure_service
 
-    n = cfg.sink_frames or (600 if device.type == "cuda" else 40)
+    n = cfg.sink_frames or (300 if device.type == "cuda" else 40)
     out: dict[str, Any] = {}
     for method in ("fit", "cnn"):
         try:
@@ -598,7 +636,8 @@ def _service_rows(cfg: BenchConfig, device, model, dense: list[np.ndarray], tmp:
             analyzer = FrameAnalyzer(method, model=model if method == "cnn" else None, device=str(device),
                                      pipeline="torch", **{k: v for k, v in params.items() if v is not None})
             analyzer([dense[0]])  # warm-up, as the service's warm_up does
-            out[method] = measure_service(analyzer, dense, n, tmp / method, worker_batch=cfg.worker_batch)
+            out[method] = measure_service(analyzer, dense, n, tmp / method, worker_batch=cfg.worker_batch,
+                                          timeout_s=300.0)
         except Exception as exc:  # noqa: BLE001 - the rest of the benchmark still counts
             log.error("service benchmark (%s) failed: %r", method, exc)
             _release(device)

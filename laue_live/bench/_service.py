@@ -46,7 +46,7 @@ def _lat_ms(latencies) -> dict[str, float]:
 
 
 def measure_service(analyzer, frames: list[np.ndarray], n: int, tmp: Path, *, worker_batch: int = 8,
-                    timeout_s: float = 600.0) -> dict[str, Any]:
+                    timeout_s: float = 300.0) -> dict[str, Any]:
     """Analysis alone, sinks alone and the whole service path, for one analyser.
 
     Parameters

@@ -50,7 +50,7 @@ def bench(
                             "4,000 on the CPU; quick 300).")] = None,
     sink_frames: Annotated[int | None, typer.Option(
         "--sink-frames", help="Frames sent through the service with its sinks (default 40 on the "
-                              "CPU, 600 on CUDA).")] = None,
+                              "CPU, 300 on CUDA).")] = None,
     ceilings: Annotated[bool, typer.Option(
         "--ceilings/--no-ceilings", help="Measure the device's copy and memory bandwidth and matrix "
                                          "rates (default on).")] = True,
@@ -82,7 +82,8 @@ def bench(
           "fit_spots": fit_spots, "sink_frames": sink_frames, "ceilings": ceilings}
     kw = {k: v for k, v in kw.items() if v is not None}
     cfg = BenchConfig.quick_config(**kw) if quick else BenchConfig(**kw)
-    res = run_benchmark(cfg, progress=True)
+    # with --json, the file is rewritten after every step: a run cut short keeps what it measured
+    res = run_benchmark(cfg, progress=True, checkpoint=json_out)
     print(format_report(res))
     if json_out is not None:
         print(f"\nnumbers written to {write_json(res, json_out)}")

@@ -82,3 +82,89 @@ def test_bench_quick_cli_writes_json(tmp_path):
     assert {t["status"].split(":")[0] for t in data["targets"]} <= {"met", "NOT met", "not measured",
                                                                    "not applicable"}
     assert "| target (issue 8)" in res.output
+
+
+def _gpu_result(**over):
+    """A benchmark result as a CUDA run on BM32 frames would record it (figures chosen per test)."""
+    res = {
+        "environment": {"device": "cuda:0"},
+        "config": {"frame_shape": [2018, 2016], "large_shape": [6000, 6000], "latency_batch": 4},
+        "sustained": {
+            "cnn/dense": {"frames_per_s": 2500.0, "p99_ms": 4.0},
+            "fit/dense": {"frames_per_s": 900.0, "p99_ms": 30.0},
+            "cnn/36mpx": {"error": "OutOfMemoryError: CUDA out of memory"},
+            "fit/36mpx": {"frames_per_s": 150.0, "p99_ms": 200.0},
+            "cnn/dense@batch4": {"frames_per_s": 1500.0, "p99_ms": 3.0},
+        },
+        "fit_throughput": {"float64": {"spots_per_s": 2.5e6}},
+        "end_to_end": {"fit/dense": {"p50_ms": 3.0}, "cnn/dense": {"p50_ms": 2.0}},
+        "sinks": {"cnn": {"analysis_and_sinks_frames_per_s": 320.0, "frames_lost": 0, "limit": "sinks"},
+                  "fit": {"analysis_and_sinks_frames_per_s": 120.0, "frames_lost": 2, "limit": "analysis"}},
+    }
+    res.update(over)
+    return res
+
+
+def test_targets_verdicts_on_a_gpu_result():
+    from laue_live.bench import evaluate_targets
+
+    t = {r["id"]: r for r in evaluate_targets(_gpu_result())}
+    assert t["bm32_sustained_cnn"]["status"] == "met" and t["bm32_sustained_cnn"]["measured"] == 2500.0
+    assert t["bm32_sustained_fit"]["status"] == "NOT met"
+    assert t["bm32_p99_cnn"]["status"] == "met" and t["bm32_p99_fit"]["status"] == "NOT met"
+    assert t["large_sustained_cnn"]["status"] == "not measured: OutOfMemoryError: CUDA out of memory"
+    assert t["large_sustained_fit"]["status"] == "NOT met"
+    assert t["fit_spots_per_s"]["status"] == "met"
+    # the small-batch rows: the latency side of the trade-off
+    assert t["bm32_p99_cnn_batch4"]["status"] == "met"
+    assert t["bm32_sustained_cnn_batch4"]["status"] == "NOT met"
+    assert t["bm32_p99_fit_batch4"]["status"] == "not measured: this run skipped it"
+    assert t["service_cnn"]["status"] == "met" and t["service_fit"]["status"] == "NOT met"
+    assert t["service_frames_lost_cnn"]["status"] == "met"
+    assert t["service_frames_lost_fit"]["status"] == "NOT met"
+    # CPU targets do not apply to a GPU run, whatever its figures
+    assert t["cpu_fit_ms"]["status"].startswith("not applicable: CPU target")
+    assert t["cpu_service_limit"]["status"].startswith("not applicable: CPU target")
+
+
+def test_targets_need_the_frame_sizes_they_are_stated_for():
+    from laue_live.bench import evaluate_targets
+
+    res = _gpu_result(config={"frame_shape": [768, 768], "large_shape": [1536, 1536]})
+    t = {r["id"]: r for r in evaluate_targets(res)}
+    assert t["bm32_sustained_cnn"]["status"].startswith("not applicable: frames are 768 x 768")
+    assert t["service_cnn"]["status"].startswith("not applicable: frames are 768 x 768")
+    assert t["large_sustained_fit"]["status"].startswith("not applicable: large frames are 1536 x 1536")
+    # frames lost is a verdict on any frame size
+    assert t["service_frames_lost_fit"]["status"] == "NOT met"
+
+
+@pytest.mark.slow
+def test_service_bench_finds_every_frame_in_tiled(tmp_path):
+    """The benchmark's service path: AnalysisWorker -> spooled Tiled writer + 0MQ, rows counted in Tiled."""
+    import numpy as np
+    import pandas as pd
+
+    from laue_live.analysis import FrameAnalyzer
+    from laue_live.bench import measure_service
+    from laue_live.sim import RenderConfig, render_frame
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for _ in range(2):
+        spots = pd.DataFrame({"row": rng.uniform(0, 383, 40), "col": rng.uniform(0, 383, 40),
+                              "intensity": np.exp(rng.uniform(np.log(1e-2), 0, 40))})
+        frames.append(render_frame(spots, RenderConfig(), rng=rng, frame_shape=(384, 384)).frame)
+    analyzer = FrameAnalyzer("fit", device="cpu", pipeline="torch")
+    expected_rows = sum(len(analyzer([f])[0]) for f in frames) * 5
+    out = measure_service(analyzer, frames, 10, tmp_path, worker_batch=4, timeout_s=120.0)
+    assert out["rows"] == expected_rows > 0
+    for mode in ("sinks_only", "analysis_and_sinks"):
+        assert out[f"{mode}_synced"] is True
+        assert out[f"{mode}_frames_in_tiled"] == 10 and out[f"{mode}_frames_lost"] == 0
+        assert out[f"{mode}_spot_rows_in_tiled"] == expected_rows
+        assert out[f"{mode}_frames_per_s"] > 0
+    assert out["frames_lost"] == 0 and out["spot_rows_missing"] == 0
+    assert out["worker"]["analysed"] == 10 and out["worker"]["batches"] >= 3  # batches of <= 4 frames
+    assert out["worker"]["latency_p99_ms"] >= out["worker"]["latency_p50_ms"] > 0
+    assert out["analysis_frames_per_s"] > 0 and out["limit"] in ("analysis", "sinks")

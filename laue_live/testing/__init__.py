@@ -4,7 +4,7 @@ The physical simulator (:mod:`laue_live.sim`) renders realistic full frames; the
 whose spot count is known exactly, so that a test of the live path can check row counts.
 """
 
-from laue_live.testing._detector import make_inline_detector
+from laue_live.testing._detector import make_hdf5_detector, make_inline_detector
 from laue_live.testing._frames import SHAPE, SPOT_SITES, n_spots, synthetic_frame
 
-__all__ = ["SHAPE", "SPOT_SITES", "make_inline_detector", "n_spots", "synthetic_frame"]
+__all__ = ["SHAPE", "SPOT_SITES", "make_hdf5_detector", "make_inline_detector", "n_spots", "synthetic_frame"]

@@ -18,8 +18,9 @@ from bluesky.plans import count
 
 from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer
 from laue_live.callbacks import LaueSpotCallback, make_run_router
+from laue_live.testing import make_hdf5_detector
 
-from ._helpers import SHAPE, Collect, HDF5Detector, InlineDetector, n_spots, synthetic_frame
+from ._helpers import SHAPE, Collect, InlineDetector, n_spots, synthetic_frame
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
@@ -168,7 +169,7 @@ def test_oom_hook_leaves_other_errors_alone():
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
 def test_missing_or_truncated_detector_file(RE, tmp_path, analyzer, damage, fault_report):
-    det = HDF5Detector(name="laueh5", directory=tmp_path / "det")
+    det = make_hdf5_detector("laueh5", tmp_path / "det")
     docs = []
     RE.subscribe(lambda name, doc: docs.append((name, doc)))
     RE(count([det], 2))

@@ -98,7 +98,8 @@ def _soak(policy: str, seconds: float, queue_size: int = 16):
     while time.monotonic() < end:
         # A burst far faster than any analysis (frames handed over back to back while the analysis
         # is held, as many as ~3x the analysis rate would bring in 2 s, and always several queue
-        # bounds), so the queue overflows on any machine; then ~0.5x the analysis rate for 2 s (acquisition pacing: real time).
+        # bounds), so the queue overflows on any machine; then ~0.5x the analysis rate for 2 s
+        # (acquisition pacing: real time).
         gated.gate.clear()
         for _ in range(max(4 * queue_size, int(2.0 * 3 / per_frame))):
             submit()

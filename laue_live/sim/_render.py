@@ -53,6 +53,8 @@ TRUTH_COLUMNS = (
     "split_ratio",
     "saturated",
 )
+#: The per-spot shape parameters, copied into the truth table as drawn.
+_SHAPE_PARAM_COLUMNS = TRUTH_COLUMNS[TRUTH_COLUMNS.index("w_major") : TRUTH_COLUMNS.index("split_ratio") + 1]
 
 
 @dataclass
@@ -347,19 +349,7 @@ def _truth_table(spots, params, comp, win, r0, c0, amplitude, bg, frame) -> pd.D
             "sigma_col": sc,
         }
     )
-    for c in (
-        "w_major",
-        "w_minor",
-        "angle_deg",
-        "eta",
-        "skew",
-        "streak_length",
-        "streak_dir_row",
-        "streak_dir_col",
-        "split_d_row",
-        "split_d_col",
-        "split_ratio",
-    ):
+    for c in _SHAPE_PARAM_COLUMNS:
         truth[c] = params[c].to_numpy()
     truth["saturated"] = sat
     extra = [c for c in spots.columns if c not in truth.columns and c not in ("row", "col")]

@@ -624,7 +624,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
 
 def _service_rows(cfg: BenchConfig, device, model, dense: list[np.ndarray], tmp: Path) -> dict[str, Any]:
     """Measure the service path (AnalysisWorker -> spooled Tiled writer + 0MQ) for the fit and the CNN."""
-    from laue_live.analysis import FrameAnalyzer
+    from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
     from laue_live.bench._service import measure_service
 
     n = cfg.sink_frames or (300 if device.type == "cuda" else 40)
@@ -632,12 +632,18 @@ def _service_rows(cfg: BenchConfig, device, model, dense: list[np.ndarray], tmp:
     for method in ("fit", "cnn"):
         try:
             # what AnalysisService builds from its settings: the torch pipeline on the bench device
-            params = {"threads": cfg.threads or 1, "batch_frames": cfg.batch_frames}
+            params = {"threads": None if device.type == "cuda" else cfg.threads or 1,
+                      "batch_frames": cfg.batch_frames}
             analyzer = FrameAnalyzer(method, model=model if method == "cnn" else None, device=str(device),
                                      pipeline="torch", **{k: v for k, v in params.items() if v is not None})
+            if runs_on_cuda(analyzer):
+                # as the service does: a GPU out-of-memory error splits the batch, then goes to the CPU
+                analyzer = OOMFallbackAnalyzer(analyzer)
             analyzer([dense[0]])  # warm-up, as the service's warm_up does
             out[method] = measure_service(analyzer, dense, n, tmp / method, worker_batch=cfg.worker_batch,
                                           timeout_s=300.0)
+            if isinstance(analyzer, OOMFallbackAnalyzer):
+                out[method]["oom_fallback"] = dict(analyzer.stats)
         except Exception as exc:  # noqa: BLE001 - the rest of the benchmark still counts
             log.error("service benchmark (%s) failed: %r", method, exc)
             _release(device)
@@ -756,7 +762,10 @@ def format_report(res: dict[str, Any]) -> str:
     lines += ["", "| target (issue 8) | required | measured | status |", "|---|---|---:|---|"]
     for r in res.get("targets", []):
         m = r["measured"]
-        shown = _fmt(m, ",.1f") if isinstance(m, (int, float)) and not isinstance(m, bool) else (m or "n/a")
+        if isinstance(m, bool) or not isinstance(m, (int, float)):
+            shown = m if m is not None else "n/a"
+        else:
+            shown = _fmt(m, ",d" if isinstance(m, int) else ",.1f")
         lines.append(f"| {r['target']} | {r['required']} | {shown} ({r['device']}) | {r['status']} |")
     secs = res.get("seconds") or {}
     if secs:

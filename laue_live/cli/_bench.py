@@ -30,8 +30,8 @@ def bench(
         "--sinks/--no-sinks", help="Measure the service with its sinks: local Tiled server + 0MQ "
                                    "(default on; off with --quick).")] = None,
     lauetools: Annotated[str, typer.Option(
-        "--lauetools", help="LaueTools baseline: auto (use or make .lauetools-venv; quick mode only uses "
-                            "an existing one), off, or a python that has LaueTools.")] = "auto",
+        "--lauetools", help="LaueTools baseline: auto (use or make .lauetools-venv; quick mode and GPU "
+                            "runs only use an existing one), off, or a python that has LaueTools.")] = "auto",
     model: Annotated[Path | None, typer.Option(
         "--model", help="CNN model file (default: the shipped one).")] = None,
     threads: Annotated[int | None, typer.Option(
@@ -69,7 +69,8 @@ def bench(
     numbers; and the issue's targets, met or not on this device. Wall-clock figures depend on what
     else runs on the machine: the load average is printed with them.
 
-    On a GPU machine: `laue-live bench --device cuda --json out.json` (about 3-5 minutes).
+    On a GPU machine: `laue-live bench --device cuda --lauetools off --json out.json` (expected
+    3-5 minutes; the JSON file is rewritten after every part, so a run cut short keeps its numbers).
     """
     import logging
 

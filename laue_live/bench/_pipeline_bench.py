@@ -808,6 +808,7 @@ def _ceilings_report(res: dict[str, Any]) -> list[str]:
     d = res.get("device_ceilings") or {"measured": False, "error": "not run"}
     measured = bool(d.get("measured"))
     dev = d.get("device", "?")
+    cuda = str(dev).startswith("cuda")
     lines = [""]
     if measured:
         r = d["rates"]
@@ -818,7 +819,7 @@ def _ceilings_report(res: dict[str, Any]) -> list[str]:
             "| rate | H100 SXM vendor peak | measured here |",
             "|---|---:|---:|",
             f"| host -> device copy, pinned (GB/s) | {H100['pcie_bytes_per_s'] / 1e9:.0f} "
-            f"| {_fmt(_giga(r['h2d_bytes_per_s']), '.1f', 'n/a (CPU: no copy)')} |",
+            f"| {_fmt(_giga(r['h2d_bytes_per_s']), '.1f', 'n/a (CPU: no copy)' if not cuda else 'n/a')} |",
             f"| one BM32 frame host -> device (ms) | 0.160 | {_fmt(r['h2d_frame_ms'], '.3f')} |",
             f"| host memcpy (GB/s) | | {_fmt(_giga(r['host_copy_bytes_per_s']), '.1f')} |",
             f"| device memory, read + write (GB/s) | {H100['hbm_bytes_per_s'] / 1e9:,.0f} "

@@ -83,6 +83,24 @@ def test_bench_quick_cli_writes_json(tmp_path):
                                                                    "not applicable"}
     assert "| target (issue 8)" in res.output
 
+    # a GPU run's result, with the failures it may record, still prints (the CUDA paths cannot run here)
+    from laue_live.bench import evaluate_targets, format_report
+
+    data["environment"].update(device="cuda:0", gpu="a GPU")
+    data["device_ceilings"]["device"] = "cuda:0"
+    data["device_ceilings"]["rates"].update(
+        h2d_bytes_per_s=None, h2d_frame_ms=None, threads=None, matmul_flops={"fp16": 7e14},
+        errors={"h2d": "RuntimeError: no pinned memory"})
+    data["sustained"]["cnn/dense@batch4"] = {"error": "OutOfMemoryError: CUDA out of memory"}
+    data["fit_throughput"]["float32"] = {"error": "OutOfMemoryError: CUDA out of memory"}
+    data["sinks"] = {"cnn": {"error": "TimeoutError: not confirmed in Tiled"}}
+    data["targets"] = evaluate_targets(data)
+    text = format_report(data)
+    assert "| h2d | | failed: RuntimeError: no pinned memory |" in text
+    assert "| sustained cnn/dense@batch4 | failed: OutOfMemoryError" in text
+    assert "| cnn | failed: TimeoutError: not confirmed in Tiled |" in text
+    assert "not measured: TimeoutError: not confirmed in Tiled" in text
+
 
 def _gpu_result(**over):
     """A benchmark result as a CUDA run on BM32 frames would record it (figures chosen per test)."""

@@ -306,8 +306,15 @@ class FramePipeline:
         a0 = arrs[0]
         n = len(arrs)
         # torch moves uint16 as raw 16-bit words: int16 on the host, viewed back as uint16 on the
-        # device, where frames_to_float widens it without any unsigned 16-bit kernel
-        dt = np.dtype(np.int16) if a0.dtype == np.uint16 else a0.dtype
+        # device, where frames_to_float widens it without any unsigned 16-bit kernel. Wider
+        # unsigned frames (uint32/64: "shell" dtypes with few CUDA kernels) become int64 on the
+        # host (exact below 2**63).
+        if a0.dtype == np.uint16:
+            dt = np.dtype(np.int16)
+        elif a0.dtype.kind == "u" and a0.dtype.itemsize > 2:
+            dt = np.dtype(np.int64)
+        else:
+            dt = a0.dtype
         key = (a0.shape, dt.str)
         slots = self._pinned.get(key)
         if slots is None:

@@ -165,13 +165,15 @@ def test_bad_arguments():
 
 
 def test_mixed_shapes_and_dtypes_in_one_call(sim_frames, device):
-    frames = [sim_frames[1], sim_frames[0], sim_frames[0].astype(np.float32), sim_frames[1]]
-    batched = FramePipeline("fit", device, batch_frames=4).process(frames)
+    u32 = sim_frames[1].astype(np.uint32)  # CUDA: travels as int64 (no unsigned 32-bit kernels)
+    frames = [sim_frames[1], sim_frames[0], sim_frames[0].astype(np.float32), u32, sim_frames[1]]
+    batched = FramePipeline("fit", device, batch_frames=5).process(frames)
     single = FramePipeline("fit", device).process(frames)
     assert [len(t) for t in batched] == [len(t) for t in single]
     for a, b in zip(single, batched, strict=True):
         assert_tables_equal(a, b, device=device)
-    assert [int(t["frame"].iloc[0]) for t in batched] == [0, 1, 2, 3]
+    assert [int(t["frame"].iloc[0]) for t in batched] == [0, 1, 2, 3, 4]
+    assert_tables_equal(single[0].assign(frame=3), single[3], device=device)  # uint32 == uint16
 
 
 def _shipped_model_quantizable() -> bool:

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# GPU check of the per-frame path (issue 8): one script for one call of the device tool.
+#
+# Steps, each under `timeout` so that one failure never loses the others' results:
+#   1. setup   - `bash scripts/setup.sh` (makes .venv; with nvidia-smi present it leaves torch to pip).
+#                The device image has CUDA torch in its own python3 but nothing can be fetched there,
+#                so when .venv ends up without a CUDA torch the check falls back to that python3 with
+#                PYTHONPATH=<repo>: laue_live.pipeline, its tests and `bench --no-sinks` need only
+#                numpy/scipy/pandas/torch/tifffile/typer/tqdm, all in the image (the sinks and
+#                tests/pipeline/test_bench.py's service test need tiled/zmq, which are not).
+#   2. gpu     - nvidia-smi and torch's view of the device (into summary.txt).
+#   3. smoke   - FramePipeline on CUDA with 16 BM32 frames: fp16 CNN compiled (or its fallback,
+#                logged), fp16 eager, exact fit; host syncs per batch (torch's sync debug mode) and
+#                a rough ms per frame. A quick signal even if pytest or the bench break.
+#   4. pytest  - `python -m pytest -q tests/pipeline -p no:cacheprovider` (the cuda-parametrized
+#                tests: peaks identical to numpy, descriptors within tolerance, fp16 vs fp32).
+#   5. bench   - `laue-live bench --device cuda --json $OUT/bench_cuda.json --lauetools off` (no
+#                LaueTools venv can be made offline) + `--no-sinks` when tiled/zmq are missing +
+#                $BENCH_ARGS; its printed table goes to $OUT/bench_cuda.md.
+#   Last, a summary of every step's exit code (also in $OUT/summary.txt); exit 1 if any failed.
+#
+# Use, from a session whose task has a device:
+#   here, once:  bash benchmarks/device_check.sh --prepare
+#                (copies the real BM32 frames, ~16 MB, from ../shared/data/bm32 into .device-shared/,
+#                 ignored through .git/info/exclude: ../shared does not travel to the device)
+#   then:        run(command="bash benchmarks/device_check.sh", carry=[".device-shared"], timeout_s=540)
+#   Files back in $OUT (the tool returns at most 8): summary.txt, setup.log, smoke.log, pytest.log,
+#   bench_cuda.md, bench_cuda.json, bench_stderr.log.
+# Budget: DEVICE_CHECK_BUDGET_S (default 480 s) for all steps together; caps per step SETUP_S=150,
+# SMOKE_S=120, PYTEST_S=180; the bench gets whatever is left. A dry run without a GPU:
+#   OUT=/tmp/dc SKIP_SETUP=1 DEVICE_CHECK_DEVICE=cpu BENCH_ARGS=--quick bash benchmarks/device_check.sh
+set -u
+
+cd "$(dirname "$0")/.." || exit 2
+REPO=$PWD
+
+if [[ "${1:-}" == "--prepare" ]]; then
+  src="${LAUE_LIVE_SHARED:-$REPO/../shared}/data/bm32"
+  [[ -d "$src" ]] || { echo "no BM32 frames at $src (set LAUE_LIVE_SHARED)" >&2; exit 1; }
+  mkdir -p .device-shared/data
+  chmod -R u+w .device-shared 2>/dev/null
+  rm -rf .device-shared/data/bm32
+  cp -rL "$src" .device-shared/data/bm32
+  chmod -R u+w .device-shared  # the reference folder is read-only; its copy need not be
+  if excl="$(git rev-parse --git-path info/exclude 2>/dev/null)"; then
+    mkdir -p "$(dirname "$excl")"
+    grep -qx '/.device-shared/' "$excl" 2>/dev/null || echo '/.device-shared/' >>"$excl"
+  fi
+  du -sh .device-shared
+  echo 'now: run(command="bash benchmarks/device_check.sh", carry=[".device-shared"], timeout_s=540)'
+  exit 0
+fi
+
+OUT="${OUT:-$REPO/device_check_out}"
+mkdir -p "$OUT"
+TMPD=$(mktemp -d)
+DEVICE=${DEVICE_CHECK_DEVICE:-cuda}
+export PYTHONUNBUFFERED=1 PIP_RETRIES=0 PIP_TIMEOUT=5 PIP_DISABLE_PIP_VERSION_CHECK=1
+START=$(date +%s)
+BUDGET=${DEVICE_CHECK_BUDGET_S:-480}
+NAMES=()
+CODES=()
+TIMES=()
+
+left() { echo $((BUDGET - ($(date +%s) - START))); }
+
+# step NAME CAP_S LOGFILE CMD...: run CMD under timeout (the smaller of CAP_S and the budget left),
+# its output to the console and appended to LOGFILE; records the exit code (124: timed out,
+# 125: not run, no time left).
+step() {
+  local name=$1 cap=$2 log=$3
+  shift 3
+  local t rc t0
+  t=$(left)
+  ((cap < t)) && t=$cap
+  echo
+  echo "=== $name (limit ${t}s, $(date -u +%H:%M:%S)) ==="
+  t0=$(date +%s)
+  if ((t < 10)); then
+    echo "not run: no time left in the ${BUDGET}s budget"
+    rc=125
+  else
+    timeout -k 10 "$t" "$@" 2>&1 | tee -a "$log"
+    rc=${PIPESTATUS[0]}
+  fi
+  NAMES+=("$name")
+  CODES+=("$rc")
+  TIMES+=("$(($(date +%s) - t0))")
+  echo "=== $name: exit $rc after $(($(date +%s) - t0))s ==="
+}
+
+# ------------------------------------------------------------------------------------ 1. setup
+if [[ -n "${SKIP_SETUP:-}" ]]; then
+  step setup 10 "$OUT/setup.log" echo "setup not run (SKIP_SETUP is set)"
+else
+  step setup "${SETUP_S:-150}" "$OUT/setup.log" bash scripts/setup.sh
+fi
+
+CUDA_OK="import torch, laue_live.pipeline; assert '$DEVICE' == 'cpu' or torch.cuda.is_available()"
+PY=""
+if [[ -x .venv/bin/python ]] && .venv/bin/python -c "$CUDA_OK" 2>/dev/null; then
+  PY=.venv/bin/python
+else
+  for cand in python3 /opt/torch/.venv/bin/python3; do
+    if command -v "$cand" >/dev/null 2>&1 && PYTHONPATH=$REPO "$cand" -c "$CUDA_OK" 2>/dev/null; then
+      PY=$cand
+      export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+      break
+    fi
+  done
+fi
+{
+  echo "python for the checks: ${PY:-NONE FOUND} (PYTHONPATH=${PYTHONPATH:-})"
+  [[ -n "$PY" ]] && "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
+} 2>&1 | tee -a "$OUT/setup.log"
+PY=${PY:-python3}
+export PY
+
+if [[ -z "${LAUE_LIVE_SHARED:-}" ]]; then
+  for d in "$REPO/.device-shared" "$REPO/shared" "$REPO/../shared"; do
+    if [[ -d "$d/data/bm32" ]]; then
+      export LAUE_LIVE_SHARED=$d
+      break
+    fi
+  done
+fi
+echo "real BM32 frames: ${LAUE_LIVE_SHARED:-not found (tests that need them skip)}" | tee -a "$OUT/setup.log"
+
+# -------------------------------------------------------------------------------------- 2. gpu
+cat >"$TMPD/gpu.py" <<'PYEOF'
+import torch
+
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print(torch.cuda.get_device_name(0), f"sm_{p.major}{p.minor}", p.multi_processor_count, "SMs",
+          round(p.total_memory / 2**30, 1), "GiB; cudnn", torch.backends.cudnn.version())
+else:
+    print("torch sees no CUDA device")
+PYEOF
+# shellcheck disable=SC2016
+step gpu 30 "$OUT/summary.txt" bash -c 'nvidia-smi; "$PY" "$1"' _ "$TMPD/gpu.py"
+
+# ------------------------------------------------------------------------------------ 3. smoke
+cat >"$TMPD/smoke.py" <<'PYEOF'
+"""FramePipeline on the device: does every path run, host syncs per batch, rough ms per frame."""
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from laue_live.pipeline import FramePipeline
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+device = sys.argv[1]
+cuda = device == "cuda"
+shared = os.environ.get("LAUE_LIVE_SHARED")
+frames = []
+if shared and (Path(shared) / "data/bm32").is_dir():
+    import tifffile
+
+    frames = [tifffile.imread(p) for p in sorted((Path(shared) / "data/bm32").glob("*.tif"))]
+if not frames:  # no real frames carried: one simulated BM32-size frame with ~1,500 spots
+    import pandas as pd
+
+    from laue_live.sim import RenderConfig, render_frame
+
+    rng = np.random.default_rng(0)
+    shape = (2018, 2016)
+    spots = pd.DataFrame({"row": rng.uniform(0, shape[0], 1500), "col": rng.uniform(0, shape[1], 1500),
+                          "intensity": np.exp(rng.uniform(np.log(1e-3), 0, 1500))})
+    frames = [render_frame(spots, RenderConfig(), rng=rng, frame_shape=shape).frame]
+print("frames:", [f.shape for f in frames], frames[0].dtype)
+batch = [frames[i % len(frames)] for i in range(16)]
+
+
+def count_syncs(pipe, frames):
+    if not cuda:
+        return pipe.process(frames), "n/a"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            out = pipe.process(frames)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return out, sum("synchroniz" in str(w.message) for w in caught)
+
+
+for method, kw in (("cnn", {}), ("cnn", {"cnn_compile": False}), ("fit", {})):
+    try:
+        t0 = time.perf_counter()
+        pipe = FramePipeline(method, device, batch_frames=16, **kw)
+        out = pipe.process(batch)  # warm-up: compiles the fp16 CNN for its bucket sizes
+        warm = time.perf_counter() - t0
+        out, n_sync = count_syncs(pipe, batch)
+        if cuda:
+            torch.cuda.synchronize()
+        reps = 5 if cuda else 1
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            out = pipe.process(batch)
+        dt = (time.perf_counter() - t0) / (reps * len(batch))
+        print(f"{pipe!r} compiled={getattr(pipe.cnn, 'compiled', None)}: first call {warm:.1f} s; "
+              f"{n_sync} host syncs per batch of 16; {1e3 * dt:.3f} ms/frame ({1 / dt:.0f} frames/s; "
+              f"process() calls do not overlap); {np.mean([len(t) for t in out]):.0f} spots/frame")
+    except Exception:
+        logging.exception("%s %s failed", method, kw)
+        sys.exit(1)
+if cuda:
+    print("max GPU memory allocated:", round(torch.cuda.max_memory_allocated() / 2**30, 2), "GiB")
+PYEOF
+step smoke "${SMOKE_S:-120}" "$OUT/smoke.log" "$PY" "$TMPD/smoke.py" "$DEVICE"
+
+# ----------------------------------------------------------------------------------- 4. pytest
+pytest_args=(-q tests/pipeline -p no:cacheprovider -rA --basetemp="$TMPD/pytest")
+"$PY" -c "import pytest_timeout" 2>/dev/null && pytest_args+=(--timeout 150)  # one hung test, not all
+step pytest "${PYTEST_S:-180}" "$OUT/pytest.log" "$PY" -m pytest "${pytest_args[@]}"
+
+# ------------------------------------------------------------------------------------ 5. bench
+# shellcheck disable=SC2206
+bench_args=(--device "$DEVICE" --json "$OUT/bench_cuda.json" --lauetools off ${BENCH_ARGS:-})
+if ! "$PY" -c "import tiled, zmq" 2>/dev/null; then
+  bench_args+=(--no-sinks)
+  echo "tiled/zmq missing in this python: the bench runs --no-sinks" | tee -a "$OUT/bench_stderr.log"
+fi
+if [[ "$PY" == .venv/bin/python && -x .venv/bin/laue-live ]]; then
+  bench_cmd=(.venv/bin/laue-live bench)
+else
+  bench_cmd=("$PY" -c "import sys; sys.argv[0] = 'laue-live'; from laue_live.cli import main; main()" bench)
+fi
+# the table (stdout) to bench_cuda.md; progress bars and logs (stderr) to bench_stderr.log only
+# shellcheck disable=SC2016
+step bench "$(left)" /dev/null bash -c 'md=$1 err=$2; shift 2; "$@" >"$md" 2>>"$err"' _ \
+  "$OUT/bench_cuda.md" "$OUT/bench_stderr.log" "${bench_cmd[@]}" "${bench_args[@]}"
+echo "--- bench_cuda.md ---"
+cat "$OUT/bench_cuda.md" 2>/dev/null
+echo "--- bench_stderr.log (last lines) ---"
+tail -n 5 "$OUT/bench_stderr.log" 2>/dev/null | tr '\r' '\n' | tail -n 5
+
+# ---------------------------------------------------------------------------------- summary
+failed=0
+for c in "${CODES[@]}"; do [[ "$c" == 0 ]] || failed=1; done
+{
+  echo
+  echo "=== device_check summary ($(date -u +%FT%TZ), device $DEVICE, $(($(date +%s) - START)) of ${BUDGET}s used) ==="
+  for i in "${!NAMES[@]}"; do
+    printf '%-7s exit %3s  %4ss\n' "${NAMES[$i]}" "${CODES[$i]}" "${TIMES[$i]}"
+  done
+  echo "(exit 124: timed out; 125: not run, no time left. setup fails on the offline device image,"
+  echo " which is expected: the checks then use that image's python3, see below)"
+  grep -h "^python for the checks\|^real BM32" "$OUT/setup.log" 2>/dev/null
+  grep -E "(passed|failed).* in [0-9.]+s" "$OUT/pytest.log" 2>/dev/null | tail -n 1
+  grep -h "host syncs" "$OUT/smoke.log" "$OUT/pytest.log" 2>/dev/null
+} | tee -a "$OUT/summary.txt"
+rm -rf "$TMPD"
+exit "$failed"

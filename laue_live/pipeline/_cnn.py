@@ -20,13 +20,16 @@ size, so every call is cut into pieces whose sizes come from a fixed set of buck
 ``chunk/4``, ``chunk/16``, ``chunk/64``) and only the last piece is zero-padded: at most four
 compilations whatever the number of spots, and at most one smallest bucket of wasted rows. If
 compiling or running the compiled network raises, a warning is logged once and the eager network
-is used from then on.
+is used from then on. Runners of one model file, device and precision share one compiled
+network (and its fallback).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -45,6 +48,20 @@ def cpu_has_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # older torch or no oneDNN
         return False
+
+
+@dataclass
+class _Compiled:
+    """A network and its ``torch.compile`` wrapper (None once compiling or running it failed)."""
+
+    network: torch.nn.Module
+    fn: Callable | None
+
+
+# Compiled networks shared by every runner of one (model file, device, precision): dynamo guards
+# and caches graphs per module, so a runner per pipeline would compile every bucket again, and
+# after 8 graphs of one function dynamo stops compiling and silently runs eagerly.
+_SHARED_COMPILED: dict[tuple[str, str, str], _Compiled] = {}
 
 
 def _bucket_sizes(chunk: int) -> tuple[int, ...]:
@@ -158,27 +175,35 @@ class CNNRunner:
         self.chunk = chunk or (16384 if self.device.type == "cuda" else 256)
         if compile == "auto":
             compile = self.device.type == "cuda" and precision in ("fp16", "bf16")
-        self._compiled = None
+        self._shared: _Compiled | None = None
         if compile and precision != "int8":
-            try:
-                # dynamic=False: one static graph per bucket size (no symbolic shapes to guard)
-                self._compiled = torch.compile(self.network, dynamic=False)
-            except Exception as exc:  # e.g. no compiler backend in this torch build
-                self._fall_back(exc)
+            key = (self.model_path, str(self.device), precision)
+            shared = _SHARED_COMPILED.get(key)
+            if shared is None:
+                shared = _SHARED_COMPILED[key] = _Compiled(self.network, None)
+                try:
+                    # dynamic=False: one static graph per bucket size (no symbolic shapes to guard)
+                    shared.fn = torch.compile(self.network, dynamic=False)
+                except Exception as exc:  # e.g. no compiler backend in this torch build
+                    self._shared = shared
+                    self._fall_back(exc)
+            self.network = shared.network  # the compiled graphs belong to this module
+            self._shared = shared
         log.info(
             "spot CNN on %s in %s, %d cutouts per pass%s",
             self.device,
             precision,
             self.chunk,
-            ", compiled" if self._compiled is not None else "",
+            ", compiled" if self.compiled else "",
         )
 
     @property
     def compiled(self) -> bool:
-        return self._compiled is not None
+        return self._shared is not None and self._shared.fn is not None
 
     def _fall_back(self, exc: BaseException) -> None:
-        self._compiled = None
+        assert self._shared is not None
+        self._shared.fn = None  # for every runner of this network: warned once
         log.warning(
             "torch.compile of the spot CNN failed on %s (%s: %s); running it eagerly",
             self.device,
@@ -191,11 +216,12 @@ class CNNRunner:
         """Network outputs (N, 5) float32 for raw cutouts (N, S, S) float32 (ADU) on the device."""
         n = cut.shape[0]
         out = torch.empty((n, 5), dtype=torch.float32, device=cut.device)
-        if self._compiled is not None and n:
+        fn = self._shared.fn if self._shared is not None else None
+        if fn is not None and n:
             try:
                 for i, rows, size in bucket_pieces(n, self.chunk):
                     x = self._input(cut[i : i + rows], size)
-                    out[i : i + rows] = self._compiled(x)[:rows].float()
+                    out[i : i + rows] = fn(x)[:rows].float()
                 return out
             except Exception as exc:  # compilation happens at the first call of each bucket size
                 self._fall_back(exc)

@@ -215,17 +215,27 @@ def test_bucket_pieces_cover_every_row_once(chunk):
     assert len(sizes) <= 4  # one compiled graph per size: under torch._dynamo's recompile limit
 
 
+@pytest.fixture
+def fresh_compile_cache(monkeypatch):
+    """An empty cache of compiled networks (runners share one per model file, device, precision)."""
+    from laue_live.pipeline import _cnn
+
+    monkeypatch.setattr(_cnn, "_SHARED_COMPILED", {})
+
+
 def _cutouts(n: int, seed: int = 0) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     return torch.from_numpy(rng.uniform(900, 5000, (n, 32, 32)).astype(np.float32))
 
 
-def test_compiled_cnn_runs_bucketed_padded_batches(cnn_model_file, monkeypatch):
+def test_compiled_cnn_runs_bucketed_padded_batches(cnn_model_file, monkeypatch, fresh_compile_cache):
     """Every compiled call sees a bucket size; padding rows never reach the outputs."""
     shapes: list[int] = []
+    wrapped = []
 
     def fake_compile(net, **kw):
         assert kw.get("dynamic") is False
+        wrapped.append(net)
         return lambda x: (shapes.append(x.shape[0]), net(x))[1]
 
     monkeypatch.setattr(torch, "compile", fake_compile)
@@ -239,9 +249,12 @@ def test_compiled_cnn_runs_bucketed_padded_batches(cnn_model_file, monkeypatch):
     shapes.clear()
     np.testing.assert_allclose(runner(cut[:5]).numpy(), eager(cut[:5]).numpy(), rtol=1e-5, atol=1e-6)
     assert shapes == [4, 4]
+    # a second runner of the same network shares the compiled one: no second compilation
+    other = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", chunk=256, compile=True)
+    assert other.compiled and other.network is runner.network and len(wrapped) == 1
 
 
-def test_compile_failure_falls_back_to_eager_once(cnn_model_file, monkeypatch, caplog):
+def test_compile_failure_falls_back_to_eager_once(cnn_model_file, monkeypatch, caplog, fresh_compile_cache):
     """A compiler that raises at wrap time or at the first call: a warning, then the eager network."""
     cut = _cutouts(20, seed=1)
     eager = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", compile=False)
@@ -267,13 +280,17 @@ def test_compile_failure_falls_back_to_eager_once(cnn_model_file, monkeypatch, c
         return run
 
     monkeypatch.setattr(torch, "compile", broken_at_call)
+    monkeypatch.setattr("laue_live.pipeline._cnn._SHARED_COMPILED", {})
     caplog.clear()
     with caplog.at_level("WARNING", logger="laue_live.pipeline._cnn"):
         r2 = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", compile=True)
         assert r2.compiled  # nothing failed yet: compiling happens at the first call
         np.testing.assert_array_equal(r2(cut).numpy(), expect)
         np.testing.assert_array_equal(r2(cut).numpy(), expect)
-    assert not r2.compiled and len(calls) == 1  # the second call went straight to eager
+        r3 = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", compile=True)
+        np.testing.assert_array_equal(r3(cut).numpy(), expect)
+    # the second call and the runner sharing the network went straight to eager, without a warning
+    assert not r2.compiled and not r3.compiled and len(calls) == 1
     warned = [r for r in caplog.records if "torch.compile" in r.getMessage()]
     assert len(warned) == 1 and "C compiler failed" in warned[0].getMessage()
 
@@ -286,7 +303,7 @@ def test_compile_auto_is_off_on_the_cpu_and_checked(cnn_model_file):
 
 
 @pytest.mark.slow
-def test_real_torch_compile_on_the_cpu_matches_eager(cnn_model_file):
+def test_real_torch_compile_on_the_cpu_matches_eager(cnn_model_file, fresh_compile_cache):
     """torch.compile for real (~30 s: one graph of 8 cutouts); the CUDA tests compile fp16 on a GPU."""
     cut = _cutouts(8, seed=2)
     eager = CNNRunner(torch.device("cpu"), str(cnn_model_file), precision="fp32", compile=False)

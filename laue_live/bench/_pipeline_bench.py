@@ -415,21 +415,16 @@ def _fit_throughput(cut: np.ndarray, device, n: int, dtype: str) -> dict[str, An
     }
 
 
-def _device_ceilings(cfg: BenchConfig, device, fit_iters: float, spots: dict[str, float]) -> dict[str, Any]:
-    """Measure the device's rates and turn them into the ceilings of this run's work."""
+def _device_rates(cfg: BenchConfig, device) -> dict[str, Any]:
+    """Measure the device's rates (the ceilings of this run's work are computed from them at the end)."""
     try:
         dev = measure_device(device, quick=cfg.quick, threads=cfg.threads or 1)
     except Exception as exc:  # noqa: BLE001 - recorded, the benchmark goes on
         log.error("device ceilings not measured: %r", exc)
+        _release(device)
         return {"measured": False, "device": str(device), "error": f"{type(exc).__name__}: {exc}"}
-    rates = measured_rates(dev)
-    return {
-        "measured": True,
-        "device": str(device),
-        "rates": dev,
-        "bm32": work_ceilings(BM32_SHAPE, spots["bm32"], fit_iters, rates),
-        "36mpx": work_ceilings(LARGE_SHAPE, spots["36mpx"], fit_iters, rates),
-    }
+    _release(device)  # the 1 GiB copy buffers and matrices: give them back before the pipelines run
+    return {"measured": True, "device": str(device), "rates": dev}
 
 
 def _guarded(what: str, device, fn, *args) -> dict[str, Any]:
@@ -444,6 +439,10 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
                   checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
     """Measure what :class:`BenchConfig` asks for; return a JSON-ready dict (see :func:`format_report`).
 
+    The parts run in the order of what a time-limited GPU run must not lose: the device's rates,
+    the sustained rows, the batched fit, then the batch-1 and stage rows, the references, LaueTools
+    and the service.
+
     Parameters
     ----------
     cfg
@@ -451,8 +450,9 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
     progress
         Show a progress bar (stderr).
     checkpoint
-        JSON file rewritten after every step with what is measured so far (``"complete": false``),
-        so that a run cut short (a lent machine's time limit) still leaves its numbers.
+        JSON file rewritten after every part and every sustained row with what is measured so far
+        (``"complete": false``, targets evaluated on it), so that a run cut short (a lent machine's
+        time limit) still leaves its numbers.
     """
     from tqdm.auto import tqdm
 
@@ -467,20 +467,25 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
         "environment": _environment(device),
         "paper_table5_ms_per_spot": PAPER_TABLE5_MS,
     }
-    steps = ["render", "fit", "cnn", "cnn fp32", "sustained", "reference", "fit throughput", "lauetools",
-             "sinks", "ceilings"]
+    steps = ["render", "device rates", "sustained", "fit throughput", "fit", "cnn", "cnn fp32", "reference",
+             "lauetools", "sinks", "ceilings"]
     bar = tqdm(steps, desc="bench", disable=not progress, leave=False)
     seconds: dict[str, float] = {}
     res["seconds"] = seconds
     res["complete"] = False
 
+    def save() -> None:
+        if checkpoint is None:
+            return
+        try:
+            res["targets"] = evaluate_targets(res)
+            write_json(res, checkpoint)
+        except Exception as exc:  # noqa: BLE001 - the measurement matters more than the file
+            log.warning("checkpoint %s not written: %r", checkpoint, exc)
+
     def step_done() -> None:
         bar.update()
-        if checkpoint is not None:
-            try:
-                write_json(res, checkpoint)
-            except (OSError, TypeError, ValueError) as exc:  # the measurement matters more than the file
-                log.warning("checkpoint %s not written: %r", checkpoint, exc)
+        save()
 
     with tempfile.TemporaryDirectory(prefix="laue-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -491,6 +496,16 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
         large = (_dense_frames(cfg, cfg.large_shape, cfg.large_spots, cfg.large_frames)
                  if cfg.large else [])
         seconds["render"] = time.perf_counter() - t0
+        step_done()
+        # the device's own rates first: seconds, and the ceilings need them whatever else runs
+        bar.set_postfix_str("device rates")
+        t0 = time.perf_counter()
+        if cfg.ceilings:
+            res["device_ceilings"] = _device_rates(cfg, device)
+        else:
+            res["device_ceilings"] = {"measured": False, "device": str(device),
+                                      "error": "disabled (--no-ceilings)"}
+        seconds["device_rates"] = time.perf_counter() - t0
         step_done()
         model, model_name = _model(cfg, tmp)
         res["model"] = model_name
@@ -503,6 +518,43 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
         }
         res["cnn_precision"] = pipes["cnn"].cnn.precision
         res["batch_frames"] = pipes["fit"].batch_frames
+        # sustained: a long sequence through pipe.stream with the pipeline's batching; the rows the
+        # targets are stated for first
+        bar.set_postfix_str("sustained")
+        t0 = time.perf_counter()
+        res["sustained"] = {}
+        plan = [(m, "dense") for m in ("cnn", "fit")]
+        plan += [(m, "36mpx") for m in ("cnn", "fit") if large]
+        lb = cfg.latency_batch
+        small = {}
+        if cuda and lb and lb != res["batch_frames"]:
+            small = {
+                "fit": FramePipeline("fit", device, **{**kw, "batch_frames": lb}),
+                "cnn": FramePipeline("cnn", device, cnn=pipes["cnn"].cnn, **{**kw, "batch_frames": lb}),
+            }
+            plan += [(m, f"dense@batch{lb}") for m in ("cnn", "fit")]
+        plan += [(m, "bm32_real") for m in ("cnn", "fit") if real]
+        for name, inp in plan:
+            frames = {"dense": dense, "36mpx": large, "bm32_real": real}.get(inp, dense)
+            pipe = small[name] if "@batch" in inp else pipes[name]
+            secs = cfg.sustained_seconds if inp != "bm32_real" else min(cfg.sustained_seconds, 1.0)
+            min_frames = 2 if inp == "36mpx" else cfg.sustained_min_frames
+            res["sustained"][f"{name}/{inp}"] = _guarded(
+                f"sustained {name}/{inp}", device, _sustained, pipe, frames, secs, min_frames)
+            save()
+        del small
+        seconds["sustained"] = time.perf_counter() - t0
+        step_done()
+        bar.set_postfix_str("fit throughput")
+        t0 = time.perf_counter()
+        all_cut = extract_cutouts(dense[0], find_peaks(dense[0]))
+        n_fit = cfg.fit_spots or (100_000 if cuda else 4_000)
+        res["fit_throughput"] = {
+            dt: _guarded(f"fit throughput {dt}", device, _fit_throughput, all_cut, device, n_fit, dt)
+            for dt in ("float64", "float32")
+        }
+        seconds["fit_throughput"] = time.perf_counter() - t0
+        step_done()
         # batch-1 latency: one frame handed over and its table back before the next (process([f]))
         res["end_to_end"], res["stages"] = {}, {}
         t0 = time.perf_counter()
@@ -518,29 +570,6 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
             res["stages"][name] = _stage_rows(pipe, dense, max(1, cfg.repeats // 2))
             step_done()
         seconds["batch1_and_stages"] = time.perf_counter() - t0
-        # sustained: a long sequence through pipe.stream with the pipeline's batching
-        bar.set_postfix_str("sustained")
-        t0 = time.perf_counter()
-        res["sustained"] = {}
-        sustained_inputs = {**inputs, **({"36mpx": large} if large else {})}
-        for name in ("fit", "cnn"):
-            for inp, frames in sustained_inputs.items():
-                secs = cfg.sustained_seconds if inp != "bm32_real" else min(cfg.sustained_seconds, 1.0)
-                res["sustained"][f"{name}/{inp}"] = _guarded(
-                    f"sustained {name}/{inp}", device, _sustained, pipes[name], frames, secs,
-                    cfg.sustained_min_frames if inp != "36mpx" else 2)
-        lb = cfg.latency_batch
-        if cuda and lb and lb != res["batch_frames"]:
-            small = {
-                "fit": FramePipeline("fit", device, **{**kw, "batch_frames": lb}),
-                "cnn": FramePipeline("cnn", device, cnn=pipes["cnn"].cnn, **{**kw, "batch_frames": lb}),
-            }
-            for name, pipe in small.items():
-                res["sustained"][f"{name}/dense@batch{lb}"] = _guarded(
-                    f"sustained {name}/dense@batch{lb}", device, _sustained, pipe, dense,
-                    cfg.sustained_seconds, cfg.sustained_min_frames)
-        seconds["sustained"] = time.perf_counter() - t0
-        step_done()
         bar.set_postfix_str("reference")
         t0 = time.perf_counter()
         lat, spots = [], []
@@ -557,16 +586,6 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
             lat.append(time.perf_counter() - t1)
         res["reference_analyze_frames_fit"] = _stats(lat, spots[: len(lat)])
         seconds["reference"] = time.perf_counter() - t0
-        step_done()
-        bar.set_postfix_str("fit throughput")
-        t0 = time.perf_counter()
-        all_cut = extract_cutouts(dense[0], find_peaks(dense[0]))
-        n_fit = cfg.fit_spots or (100_000 if cuda else 4_000)
-        res["fit_throughput"] = {
-            dt: _guarded(f"fit throughput {dt}", device, _fit_throughput, all_cut, device, n_fit, dt)
-            for dt in ("float64", "float32")
-        }
-        seconds["fit_throughput"] = time.perf_counter() - t0
         step_done()
         bar.set_postfix_str("lauetools")
         t0 = time.perf_counter()
@@ -585,7 +604,6 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
             seconds["sinks"] = time.perf_counter() - t0
         step_done()
         bar.set_postfix_str("ceilings")
-        t0 = time.perf_counter()
         fit_iters = res["same_cutouts"]["ours_fit"]["mean_iterations"]
         res["h100_ceilings"] = {
             "measured": False,
@@ -594,13 +612,12 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
             "bm32": work_ceilings(BM32_SHAPE, 1500, fit_iters, h100_rates()),
             "36mpx": work_ceilings(LARGE_SHAPE, 10000, fit_iters, h100_rates()),
         }
-        if cfg.ceilings:
-            res["device_ceilings"] = _device_ceilings(cfg, device, fit_iters, {"bm32": 1500, "36mpx": 10000})
-        else:
-            res["device_ceilings"] = {"measured": False, "device": str(device),
-                                      "error": "disabled (--no-ceilings)"}
-        seconds["ceilings"] = time.perf_counter() - t0
-        step_done()
+        dc = res["device_ceilings"]
+        if dc.get("measured"):
+            rates = measured_rates(dc["rates"])
+            dc["bm32"] = work_ceilings(BM32_SHAPE, 1500, fit_iters, rates)
+            dc["36mpx"] = work_ceilings(LARGE_SHAPE, 10000, fit_iters, rates)
+        bar.update()
     bar.close()
     res["environment"]["load_avg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     dense_fit = res["end_to_end"]["fit/dense"]

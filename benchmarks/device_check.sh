@@ -213,6 +213,18 @@ for method, kw in (("cnn", {}), ("cnn", {"cnn_compile": False}), ("fit", {})):
         sys.exit(1)
 if cuda:
     print("max GPU memory allocated:", round(torch.cuda.max_memory_allocated() / 2**30, 2), "GiB")
+    if batch[0].dtype == np.uint16:  # the host copy into the pinned staging buffer, per thread count
+        from laue_live.pipeline._pipeline import _fill_staging
+
+        host = torch.empty((len(batch), *batch[0].shape), dtype=torch.int16, pin_memory=True).numpy()
+        for threads in sorted({1, 2, 4, pipe.staging_threads}):
+            _fill_staging(host, batch, np.dtype(np.int16), threads)
+            t0 = time.perf_counter()
+            for _ in range(5):
+                _fill_staging(host, batch, np.dtype(np.int16), threads)
+            dt = (time.perf_counter() - t0) / (5 * len(batch))
+            print(f"staging copy into pinned memory, {threads} thread(s): {1e3 * dt:.3f} ms/frame"
+                  f"{' (the default)' if threads == pipe.staging_threads else ''}")
 PYEOF
 step smoke "${SMOKE_S:-120}" "$OUT/smoke.log" "$PY" "$TMPD/smoke.py" "$DEVICE"
 
@@ -255,7 +267,7 @@ for c in "${CODES[@]}"; do [[ "$c" == 0 ]] || failed=1; done
   echo " which is expected: the checks then use that image's python3, see below)"
   grep -h "^python for the checks\|^real BM32" "$OUT/setup.log" 2>/dev/null
   grep -E "(passed|failed).* in [0-9.]+s" "$OUT/pytest.log" 2>/dev/null | tail -n 1
-  grep -h "host syncs" "$OUT/smoke.log" "$OUT/pytest.log" 2>/dev/null
+  grep -h "host syncs\|staging copy\|compiled=" "$OUT/smoke.log" "$OUT/pytest.log" 2>/dev/null | sort -u
 } | tee -a "$OUT/summary.txt"
 rm -rf "$TMPD"
 exit "$failed"

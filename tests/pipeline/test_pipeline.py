@@ -334,3 +334,21 @@ def test_cuda_pipeline_syncs_the_host_a_few_times_per_batch(bm32_frame, cnn_mode
     assert len(out) == 8 and min(len(t) for t in out) > 50
     # expected 6 per batch (5 in the peak search, 1 for the edge cutouts); events are not counted
     assert len(syncs) <= 2 * 8, [str(w.message) for w in syncs]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_staging_copy_of_a_batch(threads):
+    """The CUDA path's copy into the pinned buffer (here a plain array): every frame, bit for bit."""
+    from laue_live.pipeline._pipeline import _fill_staging
+
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 65536, (700, 800), dtype=np.uint16) for _ in range(5)]
+    host = np.zeros((8, 700, 800), np.int16)  # a batch buffer longer than this (short) batch
+    _fill_staging(host[:5], frames, np.dtype(np.int16), threads)
+    for j, f in enumerate(frames):
+        np.testing.assert_array_equal(host[j].view(np.uint16), f)
+    assert not host[5:].any()
+    wide = [f.astype(np.uint32) + 70000 for f in frames[:3]]  # uint32 travels as int64
+    host64 = np.zeros((3, 700, 800), np.int64)
+    _fill_staging(host64, wide, np.dtype(np.int64), threads)
+    np.testing.assert_array_equal(host64, np.stack(wide).astype(np.int64))

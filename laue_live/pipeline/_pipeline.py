@@ -220,19 +220,23 @@ class FramePipeline:
     def stream(self, frames: Iterable[np.ndarray], frame_numbers: Iterable[int] | None = None) -> Iterator:
         """Spot tables of an iterable of frames, yielded in order as they are done.
 
-        The next batch is copied to the device while the current one is analysed, and the host
-        builds the tables of a batch while the device works on the next one. Frames are consumed
-        ``batch_frames`` (+ one batch of look-ahead) at a time, so an endless iterator works.
+        Per step: the device starts on batch ``i``; the host builds and yields the tables of batch
+        ``i - 1`` (finished meanwhile) while the device works; then it takes batch ``i + 1`` from
+        the iterator and starts its copy to the device, which overlaps the rest of batch ``i``.
+        So a frame's table comes out about one batch after the frame's batch was complete, and a
+        live iterator is never asked for frames beyond the next batch. A batch is handed on as
+        soon as it is full (a smaller one when the frame shape or dtype changes). An endless
+        iterator works.
         """
         batches = self._batches(frames, frame_numbers)
         staged = self._stage(next(batches, None))
         pending: _Result | None = None
         while staged is not None:
-            nxt = self._stage(next(batches, None))  # issued before the compute: the copy overlaps it
             result = self._compute(staged)
             if pending is not None:
                 yield from self._finish(pending)
-            pending, staged = result, nxt
+            # taken only now, so that a live source is not waited for before batch i - 1 is out
+            pending, staged = result, self._stage(next(batches, None))
         if pending is not None:
             yield from self._finish(pending)
 
@@ -269,12 +273,15 @@ class FramePipeline:
                 if self.on_error == "raise":
                     raise
                 arr, k = exc, key  # a failed frame rides along with its neighbours
-            if cur and (k != key or len(cur) >= self.batch_frames):
+            if cur and k != key:
                 yield nums, cur
                 cur, nums = [], []
             cur.append(arr)
             nums.append(num)
             key = k
+            if len(cur) >= self.batch_frames:  # hand a full batch on now, not when the next frame comes
+                yield nums, cur
+                cur, nums = [], []
         if cur:
             yield nums, cur
 

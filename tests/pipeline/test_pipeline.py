@@ -137,6 +137,25 @@ def test_stream_yields_in_order_and_records_bad_frames(sim_frames, device):
         FramePipeline("fit", "cpu").process([good, bad])
 
 
+def test_stream_does_not_wait_for_frames_it_does_not_need(sim_frames):
+    """A live source: the first table comes out before a third frame is asked for.
+
+    With batch_frames=1 the stream stages one batch ahead (the copy of the next batch overlaps the
+    compute of this one), so frame 0's table may wait for frame 1, never for frame 2.
+    """
+    pulled = []
+
+    def source():
+        for i in range(4):
+            pulled.append(i)
+            yield sim_frames[1]
+
+    tables = FramePipeline("fit", "cpu", batch_frames=1).stream(source())
+    first = next(tables)
+    assert len(first) > 20 and pulled == [0, 1]
+    assert len(list(tables)) == 3 and pulled == [0, 1, 2, 3]
+
+
 def test_empty_and_saturated_frames(device):
     frames = [np.full((64, 64), 1000, np.uint16), np.full((64, 64), 65535, np.uint16)]
     out = FramePipeline("fit", device, batch_frames=2).process(frames)

@@ -2,12 +2,15 @@
 # GPU check of the per-frame path (issue 8): one script for one call of the device tool.
 #
 # Steps, each under `timeout` so that one failure never loses the others' results:
-#   1. setup   - `bash scripts/setup.sh` (makes .venv; with nvidia-smi present it leaves torch to pip).
-#                The device image has CUDA torch in its own python3 but nothing can be fetched there,
-#                so when .venv ends up without a CUDA torch the check falls back to that python3 with
-#                PYTHONPATH=<repo>: laue_live.pipeline, its tests and `bench --no-sinks` need only
-#                numpy/scipy/pandas/torch/tifffile/typer/tqdm, all in the image (the sinks and
-#                tests/pipeline/test_bench.py's service test need tiled/zmq, which are not).
+#   1. bundle  - the device image has CUDA torch (and numpy/scipy/pandas/pyarrow/h5py/typer/...) in its
+#                own python3 but no tiled/pyzmq/bluesky/duckdb/..., and nothing can be fetched there:
+#                .device-wheels/site-py312.tar.xz (made here by benchmarks/device_wheels.sh, ~27 MB,
+#                carried) is unpacked into /tmp/laue-site and the checks run that python3 with
+#                PYTHONPATH=/tmp/laue-site:<repo>, so the bench runs WITH its sinks (local Tiled server
+#                + 0MQ) and tests/pipeline's service test runs too.
+#      or setup - without the bundle: `bash scripts/setup.sh` (fails offline on the device image, ~2 min
+#                lost), then that python3 with PYTHONPATH=<repo>: pipeline, tests and `bench --no-sinks`
+#                only (the sinks and tests/pipeline/test_bench.py's service test need tiled/zmq).
 #   2. gpu     - nvidia-smi and torch's view of the device (into summary.txt).
 #   3. smoke   - FramePipeline on CUDA with 16 BM32 frames: fp16 CNN compiled (or its fallback,
 #                logged), fp16 eager, exact fit; host syncs per batch (torch's sync debug mode) and
@@ -15,20 +18,29 @@
 #   4. pytest  - `python -m pytest -q tests/pipeline -p no:cacheprovider` (the cuda-parametrized
 #                tests: peaks identical to numpy, descriptors within tolerance, fp16 vs fp32).
 #   5. bench   - `laue-live bench --device cuda --json $OUT/bench_cuda.json --lauetools off` (no
-#                LaueTools venv can be made offline) + `--no-sinks` when tiled/zmq are missing +
-#                $BENCH_ARGS; its printed table goes to $OUT/bench_cuda.md.
+#                LaueTools venv can be made offline) + `--sinks` when tiled/zmq import (`--no-sinks`
+#                otherwise) + $BENCH_ARGS; its printed table goes to $OUT/bench_cuda.md.
+#   6. sinks   - (with --sinks) the service rows read back from bench_cuda.json: frames/s through
+#                analysis + Tiled + 0MQ, frames lost; fails if a row recorded an error (the bench
+#                itself exits 0 then).
 #   Last, a summary of every step's exit code (also in $OUT/summary.txt); exit 1 if any failed.
 #
 # Use, from a session whose task has a device:
 #   here, once:  bash benchmarks/device_check.sh --prepare
 #                (copies the real BM32 frames, ~16 MB, from ../shared/data/bm32 into .device-shared/,
-#                 ignored through .git/info/exclude: ../shared does not travel to the device)
-#   then:        run(command="bash benchmarks/device_check.sh", carry=[".device-shared"], timeout_s=540)
+#                 ignored through .git/info/exclude: ../shared does not travel to the device; and runs
+#                 benchmarks/device_wheels.sh: .device-wheels/, ~27 MB, ignored the same way. The
+#                 travelling tree, repo ~7.5 MB included, must stay under 64 MiB)
+#   then:        run(command="bash benchmarks/device_check.sh", carry=[".device-shared", ".device-wheels"],
+#                    timeout_s=540)
 #   Files back in $OUT (the tool returns at most 8): summary.txt, setup.log, smoke.log, pytest.log,
 #   bench_cuda.md, bench_cuda.json, bench_stderr.log.
-# Budget: DEVICE_CHECK_BUDGET_S (default 480 s) for all steps together; caps per step SETUP_S=150,
-# SMOKE_S=120, PYTEST_S=180; the bench gets whatever is left. A dry run without a GPU:
-#   OUT=/tmp/dc SKIP_SETUP=1 DEVICE_CHECK_DEVICE=cpu BENCH_ARGS=--quick bash benchmarks/device_check.sh
+# Budget: DEVICE_CHECK_BUDGET_S (default 480 s) for all steps together; caps per step BUNDLE_S=60 (or
+# SETUP_S=150), SMOKE_S=120, PYTEST_S=180; the bench gets whatever is left. DEVICE_CHECK_PYTHON names
+# the python to use (default: the image's python3). A dry run without a GPU, in a Python 3.12 venv
+# holding only packages of the image's list:
+#   OUT=/tmp/dc DEVICE_CHECK_PYTHON=/tmp/img312/bin/python DEVICE_CHECK_DEVICE=cpu BENCH_ARGS=--quick \
+#     bash benchmarks/device_check.sh
 set -u
 
 cd "$(dirname "$0")/.." || exit 2
@@ -47,7 +59,8 @@ if [[ "${1:-}" == "--prepare" ]]; then
     grep -qx '/.device-shared/' "$excl" 2>/dev/null || echo '/.device-shared/' >>"$excl"
   fi
   du -sh .device-shared
-  echo 'now: run(command="bash benchmarks/device_check.sh", carry=[".device-shared"], timeout_s=540)'
+  bash benchmarks/device_wheels.sh || exit 1
+  echo 'now: run(command="bash benchmarks/device_check.sh", carry=[".device-shared", ".device-wheels"], timeout_s=540)'
   exit 0
 fi
 
@@ -89,8 +102,19 @@ step() {
   echo "=== $name: exit $rc after $(($(date +%s) - t0))s ==="
 }
 
-# ------------------------------------------------------------------------------------ 1. setup
-if [[ -n "${SKIP_SETUP:-}" ]]; then
+# --------------------------------------------------------------------------- 1. bundle or setup
+BUNDLE=$REPO/.device-wheels/site-py312.tar.xz
+SITE=""
+if [[ -f "$BUNDLE" ]]; then
+  # what the image lacks, unpacked (not pip-installed: the wheels would not fit the 64 MiB tree)
+  SITE=${DEVICE_SITE:-/tmp/laue-site}
+  # shellcheck disable=SC2016
+  step bundle "${BUNDLE_S:-60}" "$OUT/setup.log" bash -c \
+    'rm -rf "$2" && mkdir -p "$2" &&
+     { tar -xJf "$1" -C "$2" || python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$1" "$2"; } &&
+     echo "unpacked $1 into $2: $(du -sh "$2" | cut -f1)" &&
+     { head -n 2 "$(dirname "$1")/MANIFEST.txt" 2>/dev/null || true; }' _ "$BUNDLE" "$SITE"
+elif [[ -n "${SKIP_SETUP:-}" ]]; then
   step setup 10 "$OUT/setup.log" echo "setup not run (SKIP_SETUP is set)"
 else
   step setup "${SETUP_S:-150}" "$OUT/setup.log" bash scripts/setup.sh
@@ -98,20 +122,30 @@ fi
 
 CUDA_OK="import torch, laue_live.pipeline; assert '$DEVICE' == 'cpu' or torch.cuda.is_available()"
 PY=""
-if [[ -x .venv/bin/python ]] && .venv/bin/python -c "$CUDA_OK" 2>/dev/null; then
-  PY=.venv/bin/python
-else
-  for cand in python3 /opt/torch/.venv/bin/python3; do
-    if command -v "$cand" >/dev/null 2>&1 && PYTHONPATH=$REPO "$cand" -c "$CUDA_OK" 2>/dev/null; then
+SITE_PATH="${SITE:+$SITE:}$REPO"
+use_image_python() {  # the first candidate that imports torch + the pipeline with PYTHONPATH=[bundle:]repo
+  local cand
+  for cand in "$@"; do
+    if command -v "$cand" >/dev/null 2>&1 && PYTHONPATH=$SITE_PATH "$cand" -c "$CUDA_OK" 2>/dev/null; then
       PY=$cand
-      export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-      break
+      export PYTHONPATH="$SITE_PATH${PYTHONPATH:+:$PYTHONPATH}"
+      return 0
     fi
   done
+  return 1
+}
+if [[ -n "${DEVICE_CHECK_PYTHON:-}" ]]; then
+  use_image_python "$DEVICE_CHECK_PYTHON"
+elif [[ -z "$SITE" && -x .venv/bin/python ]] && .venv/bin/python -c "$CUDA_OK" 2>/dev/null; then
+  PY=.venv/bin/python
+else
+  use_image_python python3 /opt/torch/.venv/bin/python3 ||
+    { [[ -x .venv/bin/python ]] && .venv/bin/python -c "$CUDA_OK" 2>/dev/null && PY=.venv/bin/python; }
 fi
 {
   echo "python for the checks: ${PY:-NONE FOUND} (PYTHONPATH=${PYTHONPATH:-})"
   [[ -n "$PY" ]] && "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
+  [[ -n "$PY" ]] && "$PY" -c "import tiled, zmq, bluesky, duckdb; print('sinks: tiled', tiled.__version__, 'pyzmq', zmq.__version__, 'bluesky', bluesky.__version__, 'duckdb', duckdb.__version__)"
 } 2>&1 | tee -a "$OUT/setup.log"
 PY=${PY:-python3}
 export PY
@@ -236,7 +270,11 @@ step pytest "${PYTEST_S:-180}" "$OUT/pytest.log" "$PY" -m pytest "${pytest_args[
 # ------------------------------------------------------------------------------------ 5. bench
 # shellcheck disable=SC2206
 bench_args=(--device "$DEVICE" --json "$OUT/bench_cuda.json" --lauetools off ${BENCH_ARGS:-})
-if ! "$PY" -c "import tiled, zmq" 2>/dev/null; then
+SINKS=""
+if "$PY" -c "import tiled, zmq" 2>/dev/null; then
+  SINKS=1
+  bench_args+=(--sinks)  # explicit: --quick alone turns them off
+else
   bench_args+=(--no-sinks)
   echo "tiled/zmq missing in this python: the bench runs --no-sinks" | tee -a "$OUT/bench_stderr.log"
 fi
@@ -254,6 +292,34 @@ cat "$OUT/bench_cuda.md" 2>/dev/null
 echo "--- bench_stderr.log (last lines) ---"
 tail -n 5 "$OUT/bench_stderr.log" 2>/dev/null | tr '\r' '\n' | tail -n 5
 
+# ------------------------------------------------------------------------------------ 6. sinks
+# the bench records a failed service row in its JSON and goes on (exit 0): fail the check here
+cat >"$TMPD/sinks.py" <<'PYEOF'
+import json
+import sys
+
+try:
+    rows = json.load(open(sys.argv[1])).get("sinks") or {}
+except (OSError, ValueError) as exc:
+    sys.exit(f"sinks: no bench JSON to read ({exc})")
+bad = not rows
+for mode, r in rows.items():
+    if "error" in r:
+        bad = True
+        print(f"sinks {mode}: FAILED {r['error']}")
+    else:
+        bad |= r.get("frames_lost", 1) != 0
+        print(f"sinks {mode}: {r['analysis_and_sinks_frames_per_s']:.1f} frames/s through analysis + Tiled"
+              f" + 0MQ ({r['frames']} frames; analysis alone {r['analysis_frames_per_s']:.1f}, sinks alone "
+              f"{r['sinks_only_frames_per_s']:.1f}), frames lost {r['frames_lost']}, limit {r['limit']}")
+if not rows:
+    print("sinks: no service rows in the JSON")
+sys.exit(1 if bad else 0)
+PYEOF
+if [[ -n "$SINKS" ]]; then
+  step sinks 30 "$TMPD/sinks.log" "$PY" "$TMPD/sinks.py" "$OUT/bench_cuda.json"
+fi
+
 # ---------------------------------------------------------------------------------- summary
 failed=0
 for c in "${CODES[@]}"; do [[ "$c" == 0 ]] || failed=1; done
@@ -263,9 +329,10 @@ for c in "${CODES[@]}"; do [[ "$c" == 0 ]] || failed=1; done
   for i in "${!NAMES[@]}"; do
     printf '%-7s exit %3s  %4ss\n' "${NAMES[$i]}" "${CODES[$i]}" "${TIMES[$i]}"
   done
-  echo "(exit 124: timed out; 125: not run, no time left. setup fails on the offline device image,"
-  echo " which is expected: the checks then use that image's python3, see below)"
-  grep -h "^python for the checks\|^real BM32" "$OUT/setup.log" 2>/dev/null
+  echo "(exit 124: timed out; 125: not run, no time left. setup, if run, fails on the offline device"
+  echo " image, which is expected: the checks then use that image's python3, see below)"
+  grep -h "^python for the checks\|^sinks: tiled\|^real BM32" "$OUT/setup.log" 2>/dev/null
+  grep -h "^sinks[ :]" "$TMPD/sinks.log" 2>/dev/null
   grep -E "(passed|failed).* in [0-9.]+s" "$OUT/pytest.log" 2>/dev/null | tail -n 1
   grep -h "host syncs\|staging copy\|compiled=" "$OUT/smoke.log" "$OUT/pytest.log" 2>/dev/null | sort -u
 } | tee -a "$OUT/summary.txt"

@@ -146,6 +146,9 @@ fi
   echo "python for the checks: ${PY:-NONE FOUND} (PYTHONPATH=${PYTHONPATH:-})"
   [[ -n "$PY" ]] && "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda)"
   [[ -n "$PY" ]] && "$PY" -c "import tiled, zmq, bluesky, duckdb; print('sinks: tiled', tiled.__version__, 'pyzmq', zmq.__version__, 'bluesky', bluesky.__version__, 'duckdb', duckdb.__version__)"
+  # the image's versions of what the bundle builds on (checked with numpy 2.5, pandas 3.1, typer 0.29)
+  [[ -n "$SITE" && -n "$PY" ]] && "$PY" -c "from importlib.metadata import version as v
+print('image:', ', '.join(f'{n} {v(n)}' for n in ('numpy', 'pandas', 'pyarrow', 'typer', 'click', 'typing_extensions', 'anyio', 'httpx', 'numba')))"
 } 2>&1 | tee -a "$OUT/setup.log"
 PY=${PY:-python3}
 export PY
@@ -331,7 +334,7 @@ for c in "${CODES[@]}"; do [[ "$c" == 0 ]] || failed=1; done
   done
   echo "(exit 124: timed out; 125: not run, no time left. setup, if run, fails on the offline device"
   echo " image, which is expected: the checks then use that image's python3, see below)"
-  grep -h "^python for the checks\|^sinks: tiled\|^real BM32" "$OUT/setup.log" 2>/dev/null
+  grep -h "^python for the checks\|^sinks: tiled\|^image:\|^real BM32" "$OUT/setup.log" 2>/dev/null
   grep -h "^sinks[ :]" "$TMPD/sinks.log" 2>/dev/null
   grep -E "(passed|failed).* in [0-9.]+s" "$OUT/pytest.log" 2>/dev/null | tail -n 1
   grep -h "host syncs\|staging copy\|compiled=" "$OUT/smoke.log" "$OUT/pytest.log" 2>/dev/null | sort -u

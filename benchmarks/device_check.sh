@@ -124,11 +124,18 @@ CUDA_OK="import torch, laue_live.pipeline; assert '$DEVICE' == 'cpu' or torch.cu
 PY=""
 SITE_PATH="${SITE:+$SITE:}$REPO"
 use_image_python() {  # the first candidate that imports torch + the pipeline with PYTHONPATH=[bundle:]repo
-  local cand
+  local cand path
   for cand in "$@"; do
-    if command -v "$cand" >/dev/null 2>&1 && PYTHONPATH=$SITE_PATH "$cand" -c "$CUDA_OK" 2>/dev/null; then
+    command -v "$cand" >/dev/null 2>&1 || continue
+    path=$SITE_PATH
+    # the bundle holds CPython 3.12 builds: on any other python they would break its imports
+    if [[ -n "$SITE" ]] && ! "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then
+      echo "$cand is not Python 3.12: the bundle is left out (no sinks)" | tee -a "$OUT/setup.log"
+      path=$REPO
+    fi
+    if PYTHONPATH=$path "$cand" -c "$CUDA_OK" 2>/dev/null; then
       PY=$cand
-      export PYTHONPATH="$SITE_PATH${PYTHONPATH:+:$PYTHONPATH}"
+      export PYTHONPATH="$path${PYTHONPATH:+:$PYTHONPATH}"
       return 0
     fi
   done
@@ -184,13 +191,12 @@ import logging
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from laue_live.pipeline import FramePipeline
+from laue_live.pipeline import FramePipeline, count_host_syncs
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 device = sys.argv[1]
@@ -216,16 +222,8 @@ batch = [frames[i % len(frames)] for i in range(16)]
 
 
 def count_syncs(pipe, frames):
-    if not cuda:
-        return pipe.process(frames), "n/a"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            out = pipe.process(frames)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    return out, sum("synchroniz" in str(w.message) for w in caught)
+    out, n = count_host_syncs(lambda: pipe.process(frames), pipe.device)
+    return out, "n/a" if n is None else n
 
 
 for method, kw in (("cnn", {}), ("cnn", {"cnn_compile": False}), ("fit", {})):

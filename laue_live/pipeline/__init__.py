@@ -16,6 +16,7 @@ from laue_live.pipeline._peaks import (
     uint16_to_float_,
 )
 from laue_live.pipeline._pipeline import STAGES, FramePipeline, resolve_device
+from laue_live.pipeline._syncs import count_host_syncs
 
 __all__ = [
     "CNNRunner",
@@ -25,6 +26,7 @@ __all__ = [
     "STAGES",
     "bucket_pieces",
     "cnn_columns",
+    "count_host_syncs",
     "cpu_has_bf16",
     "find_peaks_torch",
     "fit_columns",

@@ -335,24 +335,17 @@ def test_real_torch_compile_on_the_cpu_matches_eager(cnn_model_file, fresh_compi
 @needs_cuda
 def test_cuda_pipeline_syncs_the_host_a_few_times_per_batch(bm32_frame, cnn_model_file):
     """CNN path end to end on CUDA: host round trips per batch, counted by torch's sync debug mode."""
-    import warnings
+    from laue_live.pipeline import count_host_syncs
 
     frames = [bm32_frame, np.ascontiguousarray(bm32_frame[::-1])] * 4
     pipe = FramePipeline("cnn", "cuda", model=str(cnn_model_file), batch_frames=4, cnn_compile=False)
     pipe.process(frames)  # warm-up: pinned buffers, cuDNN plans, the disk of offsets
     torch.cuda.synchronize()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            out = pipe.process(frames)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    syncs = [w for w in caught if "synchroniz" in str(w.message)]
-    print(f"CUDA FramePipeline(cnn): {len(syncs)} host syncs for 2 batches of 4 BM32 frames")
+    out, syncs = count_host_syncs(lambda: pipe.process(frames), "cuda")
+    print(f"CUDA FramePipeline(cnn): {syncs} host syncs for 2 batches of 4 BM32 frames")
     assert len(out) == 8 and min(len(t) for t in out) > 50
     # expected 6 per batch (5 in the peak search, 1 for the edge cutouts); events are not counted
-    assert len(syncs) <= 2 * 8, [str(w.message) for w in syncs]
+    assert syncs <= 2 * 8
 
 
 @pytest.mark.parametrize("threads", [1, 3])
@@ -371,3 +364,10 @@ def test_staging_copy_of_a_batch(threads):
     host64 = np.zeros((3, 700, 800), np.int64)
     _fill_staging(host64, wide, np.dtype(np.int64), threads)
     np.testing.assert_array_equal(host64, np.stack(wide).astype(np.int64))
+
+
+def test_count_host_syncs_runs_the_call_and_counts_only_on_cuda():
+    from laue_live.pipeline import count_host_syncs
+
+    out, n = count_host_syncs(lambda: 41 + 1, "cpu")
+    assert (out, n) == (42, None)

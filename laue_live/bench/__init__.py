@@ -5,13 +5,8 @@ outside the science subpackages (which import none of those).
 """
 
 from laue_live.bench._device import H100, measure_device, work_ceilings
-from laue_live.bench._pipeline_bench import (
-    PAPER_TABLE5_MS,
-    BenchConfig,
-    format_report,
-    run_benchmark,
-    write_json,
-)
+from laue_live.bench._pipeline_bench import PAPER_TABLE5_MS, BenchConfig, run_benchmark
+from laue_live.bench._report import format_report, write_json
 from laue_live.bench._service import measure_service
 from laue_live.bench._targets import evaluate_targets
 

@@ -45,6 +45,14 @@ def _lat_ms(latencies) -> dict[str, float]:
             "latency_p99_ms": 1e3 * float(np.percentile(lat, 99))}
 
 
+def _worker_stats(worker) -> dict[str, Any]:
+    """Return the worker's counters with its latencies as p50/p99 in ms (not its own seconds)."""
+    stats = worker.stats.as_dict() | _lat_ms(worker.stats.latencies)
+    stats.pop("latency_p50_s", None)
+    stats.pop("latency_max_s", None)
+    return stats
+
+
 def measure_service(analyzer, frames: list[np.ndarray], n: int, tmp: Path, *, worker_batch: int = 8,
                     timeout_s: float = 300.0) -> dict[str, Any]:
     """Analysis alone, sinks alone and the whole service path, for one analyser.
@@ -98,9 +106,7 @@ def measure_service(analyzer, frames: list[np.ndarray], n: int, tmp: Path, *, wo
     dt, worker, comp = run_worker([])
     out["analysis_frames_per_s"] = n / dt
     out["rows"] = comp.spots_written
-    out["analysis_worker"] = worker.stats.as_dict() | _lat_ms(worker.stats.latencies)
-    out["analysis_worker"].pop("latency_p50_s", None)
-    out["analysis_worker"].pop("latency_max_s", None)
+    out["analysis_worker"] = _worker_stats(worker)
     tables = [analyzer([f])[0] for f in frames]  # for the sinks-alone run: the sinks get real tables
 
     with LocalTiledServer(tmp / "tiled") as server:
@@ -119,9 +125,7 @@ def measure_service(analyzer, frames: list[np.ndarray], n: int, tmp: Path, *, wo
                     emitted = time.perf_counter() - t0
                 else:
                     emitted, worker, comp = run_worker(sinks)
-                    out["worker"] = worker.stats.as_dict() | _lat_ms(worker.stats.latencies)
-                    out["worker"].pop("latency_p50_s", None)
-                    out["worker"].pop("latency_max_s", None)
+                    out["worker"] = _worker_stats(worker)
                 synced = writer.wait_synced(timeout_s)  # every row confirmed in Tiled
                 dt = time.perf_counter() - t0
                 writer.close(timeout=timeout_s)

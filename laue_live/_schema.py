@@ -89,7 +89,8 @@ SPOT_COLUMNS: tuple[Column, ...] = (
     Column("edge", "bool", "", "the 32 x 32 cutout crossed the frame edge and was padded"),
     Column("saturated", "bool", "", "the cutout holds at least one saturated pixel (65535)"),
     Column("converged", "bool", "", "the fit converged (always true for CNN predictions)"),
-    Column("parent", "int32", "", "for a component of a double spot: the spot index it came from; -1 otherwise"),
+    Column("parent", "int32", "",
+           "for a component of a double spot: the spot index it came from; -1 otherwise"),
     Column("component", "int8", "", "0 for a single spot, 1 or 2 for the components of a double spot"),
 )
 

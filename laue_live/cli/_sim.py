@@ -26,8 +26,8 @@ SAMPLES = ("single", "bent", "poly")
 
 def make_sample(kind: str, material: str, seed: int, shape_mix: str, det: Path | None = None):
     """Build a sample model for the CLI (``single``, ``bent`` or ``poly``)."""
-    from laue_live._calibration import BM32_CALIBRATION, read_det
     from laue_live._errors import SettingsError
+    from laue_live.geometry import BM32_CALIBRATION, read_det
     from laue_live.sim import BentCrystal, Polycrystal, RenderConfig, SingleCrystal
 
     cal, orientation = (BM32_CALIBRATION, None) if det is None else read_det(det)

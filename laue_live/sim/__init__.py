@@ -1,7 +1,8 @@
 """The Laue frame simulator.
 
 Physics-based spot lists, rendered frames with ground truth, sample models for raster scans, and a
-simulated ophyd detector and stage.
+simulated ophyd detector and stage. The geometry and the forward model it renders from live in
+:mod:`laue_live.geometry` (re-exported here).
 
 Used by the tests, the demo and CNN training; the service code never imports it. The ophyd
 pieces (:class:`SimLaueDetector`, :func:`make_sim_stage`) are imported lazily so that the science
@@ -13,14 +14,24 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from laue_live._calibration import BM32_CALIBRATION, Calibration, read_det
+from laue_live.geometry import (
+    BM32_CALIBRATION,
+    MATERIALS,
+    Calibration,
+    Material,
+    bm32_spectrum,
+    get_material,
+    pixel_to_angles,
+    project_to_detector,
+    random_rotation,
+    read_det,
+    rotation_matrix,
+    simulate_spots,
+)
 from laue_live.sim._cutouts import render_spot_cutouts
-from laue_live.sim._geometry import pixel_to_angles, project_to_detector, random_rotation, rotation_matrix
-from laue_live.sim._materials import MATERIALS, Material, get_material
 from laue_live.sim._render import SATURATION, RenderConfig, RenderedFrame, render_frame
 from laue_live.sim._samples import BentCrystal, Grain, Polycrystal, Sample, SingleCrystal
 from laue_live.sim._shapes import SHAPE_MIX_PRESETS, SHAPES
-from laue_live.sim._spots import bm32_spectrum, simulate_spots
 from laue_live.sim._truth import STORED_TRUTH_COLUMNS, read_ground_truth
 
 __all__ = [

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from laue_live._calibration import read_det
+from laue_live.geometry import read_det, simulate_spots
 from laue_live.sim._render import RenderConfig, render_frame
-from laue_live.sim._spots import simulate_spots
 
 __all__ = ["compare_figure"]
 

@@ -16,12 +16,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from laue_live._calibration import BM32_CALIBRATION, Calibration
 from laue_live._errors import SettingsError
-from laue_live.sim._geometry import random_rotation, rotation_matrix
-from laue_live.sim._materials import Material, get_material
+from laue_live.geometry import (
+    BM32_CALIBRATION,
+    Calibration,
+    Material,
+    get_material,
+    random_rotation,
+    rotation_matrix,
+    simulate_spots,
+)
 from laue_live.sim._render import RenderConfig, RenderedFrame, render_frame
-from laue_live.sim._spots import simulate_spots
 
 __all__ = ["Grain", "Sample", "SingleCrystal", "BentCrystal", "Polycrystal"]
 

@@ -71,7 +71,7 @@ def write_lauetools_dat(table, path, *, calibration=None, comments: str | None =
         Output file (``.dat`` is conventional).
     calibration
         Optional detector calibration written as LaueTools ``# key : value`` comments: a
-        :class:`laue_live._calibration.Calibration`, a dict with LaueTools keys, or 5-6 numbers
+        :class:`laue_live.geometry.Calibration`, a dict with LaueTools keys, or 5-6 numbers
         ``dd, xcen, ycen, xbet, xgam[, pixelsize]``.
     comments
         Optional extra comment line.

@@ -8,6 +8,6 @@ import pytest
 @pytest.fixture(scope="session")
 def bm32_calibration(bm32_dir):
     """calib.det's calibration and the Si orientation matrix of nw1_0000.tif."""
-    from laue_live._calibration import read_det
+    from laue_live.geometry import read_det
 
     return read_det(bm32_dir / "calib.det")

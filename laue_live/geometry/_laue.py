@@ -17,10 +17,10 @@ import logging
 import numpy as np
 import pandas as pd
 
-from laue_live._calibration import Calibration
 from laue_live._errors import SettingsError
-from laue_live.sim._geometry import HC_KEV_ANGSTROM, kf_unit_vectors, project_to_detector
-from laue_live.sim._materials import Material, get_material
+from laue_live.geometry._calibration import Calibration
+from laue_live.geometry._materials import Material, get_material
+from laue_live.geometry._projection import HC_KEV_ANGSTROM, kf_unit_vectors, project_to_detector
 
 __all__ = ["simulate_spots", "bm32_spectrum", "SPOT_LIST_COLUMNS"]
 
@@ -88,7 +88,7 @@ def simulate_spots(
         3 x 3 orientation matrix ``U`` (LaueTools frame: x along the beam, z up):
         ``q = U @ B @ (h, k, l)``, as in a LaueTools ``.det``/``.fit`` file.
     calibration
-        Detector geometry (:class:`laue_live._calibration.Calibration`).
+        Detector geometry (:class:`laue_live.geometry._calibration.Calibration`).
     energy_range
         ``(E_min, E_max)`` of the polychromatic beam, keV.
     strain

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from laue_live._calibration import Calibration
+from laue_live.geometry._calibration import Calibration
 
 __all__ = [
     "HC_KEV_ANGSTROM",

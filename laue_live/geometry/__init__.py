@@ -1,0 +1,40 @@
+"""Laue geometry: detector calibration, pixels <-> scattering angles, crystal lattices, the forward model.
+
+Plain numpy. Everything that turns a crystal orientation into detector pixels, or a pixel into
+``(2theta, chi)``, lives here, below the simulator (:mod:`laue_live.sim`, which renders frames from it)
+and the indexer, so that the live service can use the geometry without the simulator.
+
+Conventions are LaueTools': ``Calibration`` holds ``dd, xcen, ycen, xbet, xgam`` as a ``.det`` file
+writes them (X = column, Y = row, 1-based); spot positions in the project are 0-based ``(row, col)``.
+"""
+
+from laue_live.geometry._calibration import BM32_CALIBRATION, Calibration, read_det
+from laue_live.geometry._laue import SPOT_LIST_COLUMNS, bm32_spectrum, simulate_spots
+from laue_live.geometry._materials import MATERIALS, Material, get_material, reciprocal_basis
+from laue_live.geometry._projection import (
+    HC_KEV_ANGSTROM,
+    kf_unit_vectors,
+    pixel_to_angles,
+    project_to_detector,
+    random_rotation,
+    rotation_matrix,
+)
+
+__all__ = [
+    "BM32_CALIBRATION",
+    "Calibration",
+    "read_det",
+    "MATERIALS",
+    "Material",
+    "get_material",
+    "reciprocal_basis",
+    "HC_KEV_ANGSTROM",
+    "kf_unit_vectors",
+    "pixel_to_angles",
+    "project_to_detector",
+    "random_rotation",
+    "rotation_matrix",
+    "SPOT_LIST_COLUMNS",
+    "bm32_spectrum",
+    "simulate_spots",
+]

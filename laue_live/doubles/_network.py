@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from laue_live._errors import ModelError
+from laue_live._rules import CUTOUT_SIZE
 from laue_live.cnn._network import conv_trunk_and_head
 
 __all__ = ["DoubleArchitecture", "DoubleNet", "save_double_model", "load_double_model",
@@ -53,7 +54,7 @@ class DoubleArchitecture:
 
     widths: tuple[int, ...] = (16, 16, 32, 32, 64, 128)
     dense: tuple[int, ...] = (192, 96)
-    cutout: int = 32
+    cutout: int = CUTOUT_SIZE
 
     def to_dict(self) -> dict:
         """JSON-friendly form."""

@@ -10,6 +10,9 @@ import logging
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from laue_live.spots._validate import validate_frame
 
@@ -163,9 +166,6 @@ def _components(idx: np.ndarray, h: int, w: int) -> np.ndarray:
     components of that sparse graph are the components ``scipy.ndimage.label`` would give with a
     3 x 3 structure, at a cost proportional to the masked pixels rather than to the frame.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = idx.size
     col = idx % w
     src, dst = [], []
@@ -184,8 +184,6 @@ def _components(idx: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def _suppress(rc: np.ndarray, radius: float) -> np.ndarray:
     """Keep mask: drop each candidate within ``radius`` of an earlier (brighter) one."""
-    from scipy.spatial import cKDTree
-
     pairs = cKDTree(rc).query_pairs(radius, output_type="ndarray")
     keep = np.ones(len(rc), dtype=bool)
     if len(pairs):

@@ -13,8 +13,8 @@ import torch
 
 from laue_live._errors import FrameError, SettingsError
 from laue_live._schema import spot_column_names, spot_dtypes
+from laue_live.describe import analyze_frames
 from laue_live.pipeline import CNNRunner, FramePipeline, cpu_has_bf16
-from laue_live.spots import analyze_frames
 
 from .conftest import needs_cuda
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laue_live._rules import CUTOUT_SIZE, GOOD_DISTANCE, GOOD_SIM, SIM0_SPAN, SIM0_THRESHOLD
+from laue_live._rules import CUTOUT_SIZE, GOOD_DISTANCE, GOOD_SIM, SATURATION, SIM0_SPAN, SIM0_THRESHOLD
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -91,7 +91,7 @@ SPOT_COLUMNS: tuple[Column, ...] = (
     Column("good", "bool", "", f"good-quality spot: sim > {GOOD_SIM} and |Pos - s| <= {GOOD_DISTANCE} px"),
     Column("edge", "bool", "",
            f"the {CUTOUT_SIZE} x {CUTOUT_SIZE} cutout crossed the frame edge and was padded"),
-    Column("saturated", "bool", "", "the cutout holds at least one saturated pixel (65535)"),
+    Column("saturated", "bool", "", f"the cutout holds at least one saturated pixel ({SATURATION:g})"),
     Column("converged", "bool", "", "the fit converged (always true for CNN predictions)"),
     Column("parent", "int32", "",
            "for a component of a double spot: the spot index it came from; -1 otherwise"),

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from laue_live._rules import CUTOUT_SIZE
+
 __all__ = [
     "Architecture",
     "ARCHITECTURES",
@@ -40,7 +42,7 @@ class Architecture:
 
     widths: tuple[int, ...] = (16, 16, 32, 32, 64, 128)
     dense: tuple[int, ...] = (112, 56, 22)
-    cutout: int = 32
+    cutout: int = CUTOUT_SIZE
     n_out: int = field(default=5)
 
     def to_dict(self) -> dict:

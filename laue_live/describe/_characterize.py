@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from laue_live._rules import check_sim_variant
+from laue_live._rules import SATURATION, check_sim_variant
 from laue_live.describe._steps import cnn_describer
 from laue_live.spots import check_cutouts, fit_descriptors
 
@@ -24,7 +24,7 @@ def check_method(method: str) -> str:
 
 
 def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str = "background",
-                 saturation: float = 65535.0, **kw) -> pd.DataFrame:
+                 saturation: float = SATURATION, **kw) -> pd.DataFrame:
     """Descriptors of every cutout: one table row per cutout.
 
     Parameters

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from laue_live._errors import FrameError
+from laue_live._rules import SATURATION
 from laue_live._schema import empty_spot_table
 from laue_live._xp import resolve_device
 from laue_live.cnn import cnn_columns
@@ -434,7 +435,7 @@ class FramePipeline:
                 torch.zeros((0, 2), dtype=torch.bool, device=cut.device),
             )
         if self.method == "fit":
-            sat = float(self.peak_params["saturation"] or 65535.0)
+            sat = float(self.peak_params["saturation"] or SATURATION)
             fit = fit_gaussians(cut, device=self.device, **self.fit_options)
             cols = fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
         else:

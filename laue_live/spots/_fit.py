@@ -40,6 +40,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from laue_live._rules import CUTOUT_SIZE
 from laue_live._xp import ops_for, ops_of
 
 __all__ = ["GaussFit", "fit_gaussians", "gaussian_model", "moment_start"]
@@ -98,7 +99,7 @@ class GaussFit:
         return self.amplitude / (2 * np.pi * self.sigma_row * self.sigma_col)
 
 
-def gaussian_model(fit: GaussFit, size: int = 32) -> np.ndarray:
+def gaussian_model(fit: GaussFit, size: int = CUTOUT_SIZE) -> np.ndarray:
     """Evaluate ``beta + alpha * g`` of a fit on ``size x size`` cutouts.
 
     Returns

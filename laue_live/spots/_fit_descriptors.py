@@ -16,6 +16,7 @@ import pandas as pd
 from laue_live._errors import FrameError
 from laue_live._rules import (
     D_REPORT_RANGE,
+    SATURATION,
     check_sim_variant,
     shape_descriptors,
     sim0_separable,
@@ -60,7 +61,7 @@ def check_cutouts(cutouts) -> np.ndarray:
     return c
 
 
-def fit_columns(cutouts, fit: GaussFit, *, sim_variant: str = "background", saturation: float = 65535.0
+def fit_columns(cutouts, fit: GaussFit, *, sim_variant: str = "background", saturation: float = SATURATION
                 ) -> dict:
     """Descriptor columns of fitted cutouts, on numpy or on the cutouts' torch device.
 
@@ -116,7 +117,7 @@ def descriptor_table(columns: dict) -> pd.DataFrame:
                          for k in DESCRIPTOR_COLUMNS})
 
 
-def fit_descriptors(cutouts, *, device=None, sim_variant: str = "background", saturation: float = 65535.0,
+def fit_descriptors(cutouts, *, device=None, sim_variant: str = "background", saturation: float = SATURATION,
                     **fit_options) -> pd.DataFrame:
     """Descriptors of every cutout from the exact Gaussian fit: one table row per cutout.
 

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from laue_live._rules import SATURATION
 from laue_live.spots._cutouts import check_peaks
 from laue_live.spots._peaks import find_peaks
 
@@ -42,7 +43,7 @@ def frame_peaks(frame: np.ndarray, peaks=None, peak_params: dict | None = None, 
     if peaks is not None:
         return check_peaks(peaks)
     params = dict(peak_params or {})
-    saturation = params.get("saturation", 65535.0)
+    saturation = params.get("saturation", SATURATION)
     lo, hi = frame.min(), frame.max()
     if saturation is not None and lo >= saturation:
         log.warning("frame %d is all saturated (every pixel >= %g ADU): empty spot table", frame_number,

@@ -14,6 +14,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from laue_live._rules import SATURATION
 from laue_live.spots._validate import validate_frame
 
 __all__ = ["find_peaks", "estimate_background", "DEFAULT_PEAK_PARAMS"]
@@ -26,7 +27,7 @@ DEFAULT_PEAK_PARAMS: dict[str, float | int] = {
     "block": 16,
     "min_pixels": 2,
     "merge_radius": 4.0,
-    "saturation": 65535.0,
+    "saturation": SATURATION,
 }
 
 
@@ -73,7 +74,7 @@ def find_peaks(
     block: int = 16,
     min_pixels: int = 2,
     merge_radius: float = 4.0,
-    saturation: float | None = 65535.0,
+    saturation: float | None = SATURATION,
     validate: bool = True,
 ) -> np.ndarray:
     """Find the initial peak ``s`` of every spot: the brightest pixel of each bright component.

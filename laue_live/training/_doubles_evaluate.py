@@ -17,6 +17,7 @@ import pandas as pd
 import tifffile
 import torch
 
+from laue_live._rules import CUTOUT_CENTRE
 from laue_live.describe import analyze_frame
 from laue_live.doubles import (
     DoublePredictor,
@@ -235,9 +236,10 @@ def _plots(res: dict, real: dict | None, out_dir: Path) -> list[str]:
             c = e["cutout"].astype(float)
             a.imshow(np.log1p(np.clip(c - np.median(c), 0, None)), cmap="magma")
             sgl = e["single"]
-            a.plot(16 + sgl.d_col, 16 + sgl.d_row, "c+", ms=12, mew=1.5)
+            a.plot(CUTOUT_CENTRE + sgl.d_col, CUTOUT_CENTRE + sgl.d_row, "c+", ms=12, mew=1.5)
             for _, r in e["components"].iterrows():
-                a.plot(r.col - sgl.col0 + 16, r.row - sgl.row0 + 16, "x" if r.component == 1 else "o",
+                a.plot(r.col - sgl.col0 + CUTOUT_CENTRE, r.row - sgl.row0 + CUTOUT_CENTRE,
+                       "x" if r.component == 1 else "o",
                        c="lime" if r.good else "red", ms=9, mfc="none", mew=1.5)
             g = "".join("G" if v else "b" for v in e["components"]["good"])
             a.set_title(f"{e['frame'][:8]} spot {int(sgl.spot)}: single sim {sgl.sim:.2f}"

@@ -41,6 +41,35 @@ def bm32_frame(bm32_dir: Path):
     return tifffile.imread(bm32_dir / "nw1_0000.tif")
 
 
+# --- LaueTools itself (interop and cross-checks) ------------------------------------------------------
+# LaueTools 3.2.19 lives in a venv of its own (.lauetools-venv, numpy < 2.3); scripts/lauetools_env.sh
+# makes it and .ci/run runs that script, so in CI these tests run. They skip only where the venv has
+# not been made; a venv that exists but fails is a failure.
+
+LAUETOOLS_PY = REPO / ".lauetools-venv" / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def lauetools():
+    """Run a Python snippet under LaueTools: ``lauetools(script, payload) -> answer``.
+
+    The snippet reads its JSON payload from stdin and prints its JSON answer as its last line.
+    """
+    import json
+    import subprocess
+
+    if not LAUETOOLS_PY.exists():
+        pytest.skip(f"LaueTools venv not made ({LAUETOOLS_PY} missing): run `bash scripts/lauetools_env.sh`")
+
+    def run(script: str, payload=None):
+        out = subprocess.run([str(LAUETOOLS_PY), "-c", script], input=json.dumps(payload),
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"LaueTools snippet failed:\n{out.stderr[-3000:]}"
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    return run
+
+
 # --- Tiled catalog (laue_live.catalog) --------------------------------------------------------------
 # One real Tiled server process per session; each test gets its own raw/analysis containers on it.
 # Initialising a catalog costs ~3 s (tiled's migrations), so it is done once into a template that

@@ -30,6 +30,7 @@ __all__ = [
     "kf_unit_vectors",
     "project_to_detector",
     "pixel_to_angles",
+    "pixel_to_kf",
     "rotation_matrix",
     "random_rotation",
 ]
@@ -129,10 +130,12 @@ def project_to_detector(
     }
 
 
-def pixel_to_angles(
-    row: np.ndarray, col: np.ndarray, calibration: Calibration
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(2theta, chi)`` in degrees of 0-based pixel positions (inverse of :func:`project_to_detector`)."""
+def pixel_to_kf(row: np.ndarray, col: np.ndarray, calibration: Calibration) -> np.ndarray:
+    """Unit vectors of the scattered rays through 0-based pixel positions, in the LaueTools frame.
+
+    The inverse of :func:`project_to_detector` for the direction: ``(..., 3)`` unit vectors ``u_f``
+    (x along the beam, z up). The scattering vector of a spot points along ``u_f - (1, 0, 0)``.
+    """
     X = np.asarray(col, dtype=float) + 1.0
     Y = np.asarray(row, dtype=float) + 1.0
     xbet, xgam = np.radians(calibration.xbet), np.radians(calibration.xgam)
@@ -141,16 +144,24 @@ def pixel_to_angles(
     cg, sg = np.cos(-xgam), np.sin(-xgam)
     xca0 = cg * x1 - sg * y1
     yca0 = sg * x1 + cg * y1
+    # the point on the detector in LT2 (y along the beam), then back to the LaueTools frame
     m = np.stack(
         [
-            xca0,
             calibration.dd * np.sin(xbet) + yca0 * np.cos(xbet),
+            -xca0,
             calibration.dd * np.cos(xbet) - yca0 * np.sin(xbet),
         ],
         axis=-1,
     )
-    u = m / np.linalg.norm(m, axis=-1, keepdims=True)
-    return np.degrees(np.arccos(u[..., 1])), np.degrees(np.arctan(-u[..., 0] / u[..., 2]))
+    return m / np.linalg.norm(m, axis=-1, keepdims=True)
+
+
+def pixel_to_angles(
+    row: np.ndarray, col: np.ndarray, calibration: Calibration
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(2theta, chi)`` in degrees of 0-based pixel positions (inverse of :func:`project_to_detector`)."""
+    u = pixel_to_kf(row, col, calibration)
+    return np.degrees(np.arccos(u[..., 0])), np.degrees(np.arctan(u[..., 1] / u[..., 2]))
 
 
 def rotation_matrix(axis, angle_deg: float) -> np.ndarray:

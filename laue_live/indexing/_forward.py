@@ -1,0 +1,91 @@
+"""The spots a crystal orientation predicts on the detector, from the precomputed reflection table.
+
+Same physics as :func:`laue_live.geometry.simulate_spots` (Bragg energy in the band for some allowed
+harmonic, ray onto the frame), restricted to what the indexer needs (positions, Miller indices of the
+lowest allowed harmonic, energies) and fast enough to run for every candidate orientation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from laue_live.geometry import Calibration, kf_unit_vectors, project_to_detector
+from laue_live.indexing._tables import ReflectionTable, bragg_energy
+
+__all__ = ["Prediction", "predict_spots", "project_hkl"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted spots of one orientation: index into the reflection table, labels and positions.
+
+    Attributes
+    ----------
+    index
+        ``(n,)`` rows of the :class:`ReflectionTable`.
+    hkl
+        ``(n, 3)`` Miller indices of the lowest allowed harmonic in the band (the spot's label).
+    energy
+        ``(n,)`` its Bragg energy, keV.
+    row, col
+        ``(n,)`` 0-based pixel positions.
+    """
+
+    index: np.ndarray
+    hkl: np.ndarray
+    energy: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def predict_spots(
+    table: ReflectionTable, ub: np.ndarray, calibration: Calibration, energy_range: tuple[float, float]
+) -> Prediction:
+    """Spots of the crystal ``q = ub hkl`` that fall on the detector with an energy in the band.
+
+    Parameters
+    ----------
+    table
+        Reflections of the material.
+    ub
+        3 x 3 matrix (LaueTools frame, 1/Angstrom), e.g. ``U B`` or a strained one.
+    calibration
+        Detector geometry.
+    energy_range
+        ``(E_min, E_max)``, keV.
+    """
+    e_min, e_max = energy_range
+    q = table.hklf @ ub.T
+    e1 = bragg_energy(q)
+    idx = np.flatnonzero(np.isfinite(e1) & (e1 <= e_max))
+    e1 = e1[idx]
+    n_lo = np.clip(np.ceil(e_min / e1), 1, table.n_max + 1).astype(np.intp)
+    n_hi = np.floor(e_max / e1)
+    first = table.next_allowed[idx, n_lo]
+    ok = first <= n_hi
+    idx, e1, first = idx[ok], e1[ok], first[ok].astype(int)
+    uf, _ = kf_unit_vectors(q[idx])
+    det = project_to_detector(uf, calibration)
+    rows, cols = calibration.frame_shape
+    r, c = det["row"], det["col"]
+    on = det["hits"] & (r >= -0.5) & (r < rows - 0.5) & (c >= -0.5) & (c < cols - 0.5)
+    return Prediction(
+        index=idx[on],
+        hkl=table.hkl[idx[on]] * first[on, None],
+        energy=e1[on] * first[on],
+        row=r[on],
+        col=c[on],
+    )
+
+
+def project_hkl(ub: np.ndarray, hkl: np.ndarray, calibration: Calibration) -> tuple[np.ndarray, np.ndarray]:
+    """0-based ``(row, col)`` of the spots of given Miller indices (NaN where they do not diffract)."""
+    q = np.asarray(hkl, dtype=float) @ ub.T
+    uf, _ = kf_unit_vectors(q)
+    det = project_to_detector(uf, calibration)
+    return det["row"], det["col"]

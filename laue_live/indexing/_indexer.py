@@ -1,0 +1,633 @@
+"""Laue indexing: orientations and deviatoric strains of the grains that made a frame's spots.
+
+Method (classical Laue indexing, as LaueTools does, with a faster candidate ranking):
+
+1. Every spot's scattering direction ``q`` follows from its pixel and the calibration.
+2. For pairs of the brightest spots, the angle between their ``q`` is looked up in a table of
+   angles between low-index directions of the material (:mod:`laue_live.indexing._tables`); each
+   match gives a candidate orientation (the rotation taking the two crystal directions onto the two
+   observed ones).
+3. Candidates are ranked by how many of the brightest spots they explain as low-index directions
+   (one KD-tree query for all of them); the best few are verified by predicting their whole pattern
+   (:func:`~laue_live.indexing._forward.predict_spots`) and matching it to the spots within a radius
+   that shrinks as the orientation, then the deviatoric strain, are refined on the matched spots.
+4. A grain is accepted when enough spots match, with a small mean pixel deviation, a physical strain
+   and far more matches than chance would give; its spots are removed and the search repeats for the
+   next grain. When no candidate passes, the result says "no grain found" with the best candidate's
+   statistics, never a grain.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from laue_live._errors import SettingsError, SpotTableError
+from laue_live.geometry import (
+    HC_KEV_ANGSTROM,
+    Calibration,
+    Material,
+    get_material,
+    pixel_to_kf,
+    strained_ub,
+)
+from laue_live.indexing._forward import Prediction, predict_spots
+from laue_live.indexing._refine import best_rotation, refine_grain
+from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
+from laue_live.indexing._tables import build_angle_table, build_reflections
+
+__all__ = [
+    "IndexerSettings",
+    "Indexer",
+    "Grain",
+    "CandidateStats",
+    "IndexResult",
+    "index_spots",
+    "INTENSITY_COLUMNS",
+    "GRAIN_COLUMNS",
+]
+
+log = logging.getLogger(__name__)
+
+#: Columns tried, in order, to rank spots by brightness (spot tables, LaueTools .dat/.cor files).
+INTENSITY_COLUMNS = ("intensity", "amplitude", "peak_Itot", "peak_Isub", "Itot", "I", "peak_intensity")
+_STRAIN_KEYS = ("xx", "yy", "zz", "xy", "xz", "yz")
+_STRAIN_IJ = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+#: Columns of :meth:`IndexResult.grains_table` (one row per grain).
+GRAIN_COLUMNS = (
+    ("grain", "", "grain number within the frame, 0-based, in the order found"),
+    ("material", "", "material name"),
+    ("n_matched", "", "spots matched and used in the refinement"),
+    ("n_predicted", "", "spots the refined grain predicts on the detector in the energy band"),
+    ("matched_fraction", "", "n_matched / n_predicted"),
+    ("deviation_px", "px", "mean distance between observed and refined predicted positions"),
+    *((f"u{i + 1}{j + 1}", "", f"orientation matrix U[{i}, {j}] (q = U B hkl, LaueTools frame)")
+      for i in range(3) for j in range(3)),
+    *((f"strain_{k}", "", f"deviatoric strain {k} component, crystal frame") for k in _STRAIN_KEYS),
+    ("equivalent_strain", "", "von Mises equivalent of the deviatoric strain, sqrt(2/3 e:e)"),
+)
+
+
+@dataclass(frozen=True)
+class IndexerSettings:
+    """Tolerances and sizes of the indexing search; the defaults were tuned on the real frames.
+
+    Parameters
+    ----------
+    n_lut
+        About how many low-index directions (lowest ``|q|``, whole symmetry shells) enter the angle
+        look-up table.
+    n_score
+        About how many directions the candidate ranking accepts as "explained".
+    lut_tolerance_deg
+        Tolerance on the angle between two spots' scattering vectors, degrees.
+    score_tolerance_deg
+        Angular tolerance of the ranking, degrees.
+    n_brightest
+        Spots used to rank candidates (the brightest still unassigned).
+    n_pair_spots
+        Spots among the brightest whose pairs give candidates.
+    n_verify
+        Candidates verified per batch of pairs (best ranked first).
+    match_radii_px
+        Matching radii of the successive refinement stages (pixels): after the candidate, after the
+        rotation fit, then for the strain refinement and the final statistics.
+    min_matched
+        Fewest matched spots for a grain.
+    min_matched_fraction
+        Smallest ``n_matched / n_predicted`` for a grain.
+    max_deviation_px
+        Largest mean pixel deviation for a grain.
+    max_strain
+        Largest deviatoric strain component for a grain (larger means a wrong material or
+        calibration, not a strained crystal).
+    chance_factor
+        A grain needs at least this many times the matches that chance gives (predicted spots x
+        observed spot density x match area).
+    max_grains
+        Most grains searched per frame.
+    refine_strain
+        Refine the deviatoric strain (otherwise the orientation only).
+    good_only
+        Index with the spots of the table's ``good`` column only (when it has one); the others get
+        labels afterwards if they sit on a predicted spot.
+    """
+
+    n_lut: int = 1000
+    n_score: int = 4000
+    lut_tolerance_deg: float = 0.15
+    score_tolerance_deg: float = 0.25
+    n_brightest: int = 20
+    n_pair_spots: int = 10
+    n_verify: int = 4
+    match_radii_px: tuple[float, float, float] = (8.0, 4.0, 2.5)
+    min_matched: int = 8
+    min_matched_fraction: float = 0.1
+    max_deviation_px: float = 1.0
+    max_strain: float = 0.01
+    chance_factor: float = 5.0
+    max_grains: int = 5
+    refine_strain: bool = True
+    good_only: bool = True
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "match_radii_px":
+                if len(v) != 3 or not all(np.isfinite(r) and r > 0 for r in v):
+                    raise SettingsError(f"match_radii_px must be 3 positive numbers, got {v!r}")
+                object.__setattr__(self, f.name, tuple(float(r) for r in v))
+            elif isinstance(v, bool):
+                continue
+            elif not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
+                raise SettingsError(f"indexer setting {f.name} must be a number >= 0, got {v!r}")
+        if self.min_matched < 4 or self.n_brightest < 3 or self.n_pair_spots < 2:
+            raise SettingsError("min_matched must be >= 4, n_brightest >= 3, n_pair_spots >= 2")
+
+
+@dataclass
+class Grain:
+    """One indexed grain of a frame.
+
+    Attributes
+    ----------
+    U
+        3 x 3 rotation, LaueTools frame (x along the beam, z up): ``q = U (I + strain)^-1 B hkl``,
+        as the ``Umatrix`` of a LaueTools ``.fit`` file.
+    strain
+        3 x 3 deviatoric strain (symmetric, traceless) in the crystal frame of
+        :func:`laue_live.geometry.reciprocal_basis` (x along a*, z along c).
+    spots
+        The matched rows of the spot table (original index kept) with ``h, k, l`` (lowest allowed
+        harmonic in the band), ``energy_keV``, ``row_theo, col_theo`` (refined prediction) and
+        ``deviation_px``.
+    deviation_px
+        Mean pixel distance between observed and predicted positions of the matched spots.
+    matched_fraction
+        ``n_matched / n_predicted``.
+    n_predicted
+        Spots the refined grain predicts on the detector in the energy band.
+    material
+        Material name.
+    UB
+        ``U (I + strain)^-1 B`` (1/Angstrom; the hydrostatic scale is the reference lattice's).
+    index
+        Grain number within the frame (0-based, in the order found).
+    """
+
+    U: np.ndarray
+    strain: np.ndarray
+    spots: pd.DataFrame
+    deviation_px: float
+    matched_fraction: float
+    n_predicted: int
+    material: str
+    UB: np.ndarray
+    index: int = 0
+
+    @property
+    def n_matched(self) -> int:
+        """Number of matched spots."""
+        return len(self.spots)
+
+    @property
+    def equivalent_strain(self) -> float:
+        """von Mises equivalent strain ``sqrt(2/3 e:e)`` of the deviatoric strain."""
+        return float(np.sqrt(2.0 / 3.0 * np.sum(self.strain * self.strain)))
+
+    def to_record(self) -> dict:
+        """One row of :meth:`IndexResult.grains_table` (plain Python numbers)."""
+        rec = {
+            "grain": self.index,
+            "material": self.material,
+            "n_matched": self.n_matched,
+            "n_predicted": self.n_predicted,
+            "matched_fraction": float(self.matched_fraction),
+            "deviation_px": float(self.deviation_px),
+        }
+        rec.update({f"u{i + 1}{j + 1}": float(self.U[i, j]) for i in range(3) for j in range(3)})
+        rec.update({f"strain_{k}": float(self.strain[i, j]) for k, (i, j) in zip(_STRAIN_KEYS, _STRAIN_IJ,
+                                                                                   strict=True)})
+        rec["equivalent_strain"] = self.equivalent_strain
+        return rec
+
+    def __str__(self) -> str:
+        e = self.strain * 1e3
+        return (f"grain {self.index} ({self.material}): {self.n_matched} spots matched of "
+                f"{self.n_predicted} predicted ({100 * self.matched_fraction:.0f}%), mean deviation "
+                f"{self.deviation_px:.3f} px, deviatoric strain (1e-3, crystal frame) xx {e[0, 0]:.3f} "
+                f"yy {e[1, 1]:.3f} zz {e[2, 2]:.3f} xy {e[0, 1]:.3f} xz {e[0, 2]:.3f} yz {e[1, 2]:.3f}")
+
+
+@dataclass(frozen=True)
+class CandidateStats:
+    """Statistics of a verified candidate orientation, kept for the "no grain found" report.
+
+    Attributes
+    ----------
+    n_matched, n_predicted, matched_fraction, deviation_px
+        As for :class:`Grain`.
+    max_strain
+        Largest absolute deviatoric strain component after refinement.
+    expected_by_chance
+        Matches that chance would give: predicted spots x observed spot density x match area.
+    U
+        The candidate's refined orientation.
+    reason
+        Which acceptance test failed.
+    """
+
+    n_matched: int
+    n_predicted: int
+    matched_fraction: float
+    deviation_px: float
+    max_strain: float
+    expected_by_chance: float
+    U: np.ndarray = field(repr=False)
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return (f"best candidate: {self.n_matched} spots matched of {self.n_predicted} predicted "
+                f"({100 * self.matched_fraction:.0f}%), mean deviation {self.deviation_px:.3f} px, "
+                f"max strain {self.max_strain:.2e}, {self.expected_by_chance:.2f} matches expected by "
+                f"chance; rejected: {self.reason}")
+
+
+@dataclass
+class IndexResult:
+    """What :meth:`Indexer.index` found in one frame.
+
+    Attributes
+    ----------
+    grains
+        The grains, in the order found (empty: no grain found).
+    spots
+        The input table (same index and rows) with ``grain`` (int, -1 if unindexed), ``h, k, l``
+        (0 if unindexed) and ``deviation_px`` (NaN if unindexed) added.
+    best_rejected
+        When no grain was found: the best candidate's statistics and why it was rejected (``None``
+        when there was no candidate at all or a grain was found).
+    seconds
+        Time spent (wall clock).
+    """
+
+    grains: list[Grain]
+    spots: pd.DataFrame
+    best_rejected: CandidateStats | None = None
+    seconds: float = 0.0
+
+    def grains_table(self) -> pd.DataFrame:
+        """One row per grain, columns :data:`GRAIN_COLUMNS` (empty table with them if none)."""
+        cols = [c[0] for c in GRAIN_COLUMNS]
+        return pd.DataFrame([g.to_record() for g in self.grains], columns=cols)
+
+    def summary(self) -> str:
+        """Human-readable lines: one per grain, or "no grain found" with the best candidate."""
+        n = len(self.spots)
+        if not self.grains:
+            why = str(self.best_rejected) if self.best_rejected else "no candidate orientation"
+            return f"no grain found among {n} spots; {why}"
+        indexed = int((self.spots["grain"] >= 0).sum())
+        return "\n".join([f"{len(self.grains)} grain(s), {indexed} of {n} spots indexed"]
+                         + [str(g) for g in self.grains])
+
+
+@dataclass
+class _Verified:
+    u: np.ndarray
+    strain: np.ndarray
+    pred: Prediction
+    pred_k: np.ndarray  # matched predicted spots
+    obs_j: np.ndarray  # matched observed spots (indices into the frame's spot arrays)
+    dist: np.ndarray
+    stats: CandidateStats
+    accepted: bool
+
+
+def _match(pred: Prediction, tree: cKDTree, ids: np.ndarray, radius: float):
+    """One-to-one nearest matches within ``radius``: (predicted k, observed id, distance)."""
+    if len(pred) == 0 or tree.n == 0:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    d, j = tree.query(np.column_stack([pred.row, pred.col]), k=1, distance_upper_bound=radius)
+    k = np.flatnonzero(np.isfinite(d))
+    k = k[np.argsort(d[k], kind="stable")]
+    _, first = np.unique(j[k], return_index=True)
+    k = np.sort(k[first])
+    return k, ids[j[k]], d[k]
+
+
+class Indexer:
+    """Indexes spot tables of one material on one detector; build once, call per frame.
+
+    Holds the precomputed tables (reflections and their harmonics, the angle look-up table, the
+    symmetry of the pattern), so that :meth:`index` is fast. It is never modified after
+    construction: one indexer may serve several threads.
+
+    Parameters
+    ----------
+    material
+        A :class:`laue_live.geometry.Material` or a name of :data:`laue_live.geometry.MATERIALS`.
+    calibration
+        Detector geometry (e.g. from :func:`laue_live.geometry.read_det`).
+    energy_range
+        ``(E_min, E_max)`` of the beam, keV.
+    settings
+        Search tolerances (:class:`IndexerSettings`); defaults if ``None``.
+
+    Raises
+    ------
+    SettingsError
+        On a bad material, calibration, energy range or settings.
+    """
+
+    def __init__(
+        self,
+        material: str | Material,
+        calibration: Calibration,
+        energy_range: tuple[float, float] = (5.0, 23.0),
+        settings: IndexerSettings | None = None,
+    ) -> None:
+        self.material = get_material(material)
+        if not isinstance(calibration, Calibration):
+            raise SettingsError(f"calibration must be a Calibration, got {type(calibration).__name__}")
+        self.calibration = calibration
+        try:
+            e_min, e_max = (float(v) for v in energy_range)
+        except (TypeError, ValueError):
+            raise SettingsError(f"energy_range must be (E_min, E_max) in keV, got {energy_range!r}") from None
+        if not (0 < e_min < e_max < np.inf):
+            raise SettingsError(f"energy_range must be 0 < E_min < E_max (keV), got {energy_range!r}")
+        self.energy_range = (e_min, e_max)
+        self.settings = settings or IndexerSettings()
+        self.B = self.material.B
+        t0 = time.perf_counter()
+        q_max = 2.0 * e_max / HC_KEV_ANGSTROM * (1.0 + 2 * self.settings.max_strain)
+        self.reflections = build_reflections(self.material, q_max)
+        if len(self.reflections.hkl) < 3:
+            raise SettingsError(f"{self.material.name}: fewer than 3 reflections below {e_max} keV")
+        self.hkl_ops, self.rotations = pattern_rotations(self.material)
+        s = self.settings
+        self.angles = build_angle_table(self.reflections, self.B, self.hkl_ops, s.n_lut, s.n_score)
+        self._score_chord = 2 * np.sin(np.radians(s.score_tolerance_deg) / 2)
+        log.debug("indexer for %s: %d reflections, %d LUT entries, %d symmetry rotations, built in %.2f s",
+                  self.material.name, len(self.reflections.hkl), len(self.angles.angle),
+                  len(self.rotations), time.perf_counter() - t0)
+
+    # -- public -------------------------------------------------------------------------------
+    def index(self, spots: pd.DataFrame) -> IndexResult:
+        """Find the grains of one frame.
+
+        Parameters
+        ----------
+        spots
+            Spot table with at least ``row, col`` (0-based px). Optional: a brightness column
+            (:data:`INTENSITY_COLUMNS`, first found; otherwise the table's order is taken as
+            brightest first) and ``good`` (see :attr:`IndexerSettings.good_only`). Other columns
+            (``two_theta, chi``, ...) are carried along; the angles are always recomputed from
+            ``row, col`` with the indexer's calibration.
+
+        Returns
+        -------
+        IndexResult
+
+        Raises
+        ------
+        SpotTableError
+            If the table lacks ``row, col``.
+        """
+        t0 = time.perf_counter()
+        if not isinstance(spots, pd.DataFrame) or not {"row", "col"} <= set(spots.columns):
+            raise SpotTableError("indexing needs a spot table (DataFrame) with 'row' and 'col' columns")
+        s = self.settings
+        pos = spots[["row", "col"]].to_numpy(dtype=float)
+        finite = np.all(np.isfinite(pos), axis=1)
+        usable = finite.copy()
+        if s.good_only and "good" in spots.columns:
+            usable &= spots["good"].to_numpy(dtype=bool)
+        bright = next((c for c in INTENSITY_COLUMNS if c in spots.columns), None)
+        order = np.arange(len(spots))
+        if bright is not None:
+            inten = np.nan_to_num(spots[bright].to_numpy(dtype=float), nan=-np.inf)
+            order = np.argsort(-inten, kind="stable")
+        ranked = order[usable[order]]  # usable spots, brightest first
+        kf = pixel_to_kf(np.where(finite, pos[:, 0], 0.0), np.where(finite, pos[:, 1], 0.0), self.calibration)
+        q = kf - np.array([1.0, 0.0, 0.0])
+        qunit = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+
+        available = np.zeros(len(spots), dtype=bool)
+        available[ranked] = True
+        grains: list[_Verified] = []
+        best: _Verified | None = None
+        while len(grains) < s.max_grains and available.sum() >= s.min_matched:
+            found = self._search(ranked[available[ranked]], pos, qunit)
+            if found is None:
+                break
+            if not found.accepted:
+                if best is None or found.stats.n_matched > best.stats.n_matched:
+                    best = found
+                break
+            grains.append(found)
+            available[found.obs_j] = False
+        result = self._result(spots, pos, finite, grains, best if not grains else None)
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    # -- search ---------------------------------------------------------------------------------
+    def _search(self, ids: np.ndarray, pos: np.ndarray, qunit: np.ndarray) -> _Verified | None:
+        """Best verified candidate among the available spots ``ids`` (brightest first)."""
+        s = self.settings
+        top = ids[: s.n_brightest]
+        g = qunit[top]
+        n_pair = min(s.n_pair_spots, len(top))
+        tree = cKDTree(pos[ids])
+        density = len(ids) / float(np.prod(self.calibration.frame_shape))
+        min_score = min(4, len(top))
+        tried: list[np.ndarray] = []
+        best: _Verified | None = None
+        for j in range(1, n_pair):
+            pairs = np.array([(i, j) for i in range(j)])
+            cands = self._pair_candidates(g, pairs)
+            if len(cands) == 0:
+                continue
+            score = self._score(cands, g)
+            n_done = 0
+            for c in np.argsort(-score, kind="stable"):
+                if score[c] < min_score or n_done >= s.n_verify:
+                    break
+                u = cands[c]
+                if any(misorientation_deg(u, t, self.rotations) < 0.5 for t in tried):
+                    continue
+                tried.append(u)
+                n_done += 1
+                v = self._verify(u, ids, pos, qunit, tree, density)
+                if v.accepted:
+                    return v
+                if best is None or v.stats.n_matched > best.stats.n_matched:
+                    best = v
+        return best
+
+    def _pair_candidates(self, g: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """Candidate orientations ``(c, 3, 3)`` from the LUT matches of observed spot pairs."""
+        lut = self.angles
+        a, b = g[pairs[:, 0]], g[pairs[:, 1]]
+        theta = np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", a, b), -1, 1)))
+        tol = self.settings.lut_tolerance_deg
+        lo = np.searchsorted(lut.angle, theta - tol)
+        hi = np.searchsorted(lut.angle, theta + tol)
+        counts = hi - lo
+        if counts.sum() == 0:
+            return np.zeros((0, 3, 3))
+        which = np.repeat(np.arange(len(pairs)), counts)
+        entry = np.concatenate([np.arange(x, y) for x, y in zip(lo, hi, strict=True)])
+        c1, c2 = lut.unit[lut.first[entry]], lut.unit[lut.second[entry]]
+        l1, l2 = a[which], b[which]
+        crystal = np.concatenate([_frame(c1, c2), _frame(c1, c2)])
+        lab = np.concatenate([_frame(l1, l2), _frame(l2, l1)])
+        return lab @ np.swapaxes(crystal, 1, 2)
+
+    def _score(self, cands: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """How many of the spots ``g`` each candidate puts on a low-index direction."""
+        v = np.einsum("cji,kj->cki", cands, g).reshape(-1, 3)
+        d, _ = self.angles.score_tree.query(v, k=1, distance_upper_bound=self._score_chord)
+        return np.isfinite(d).reshape(len(cands), len(g)).sum(axis=1)
+
+    def _verify(self, u, ids, pos, qunit, tree, density) -> _Verified:
+        """Predict, match and refine a candidate; decide whether it is a grain."""
+        s = self.settings
+        r0, r1, r2 = s.match_radii_px
+        strain = np.zeros((3, 3))
+        pred = predict_spots(self.reflections, u @ self.B, self.calibration, self.energy_range)
+        k, j, d = _match(pred, tree, ids, r0)
+        if len(k) >= 3:
+            crystal = pred.hkl[k] @ self.B.T
+            crystal /= np.linalg.norm(crystal, axis=1, keepdims=True)
+            u = best_rotation(crystal, qunit[j])
+            pred = predict_spots(self.reflections, u @ self.B, self.calibration, self.energy_range)
+            k, j, d = _match(pred, tree, ids, r1)
+        if len(k) >= max(5, s.min_matched // 2):
+            previous = None
+            for radius in (r1, r2, r2):
+                with_strain = s.refine_strain and len(k) >= 8
+                u, strain = refine_grain(u, strain, self.B, pred.hkl[k], pos[j], self.calibration, with_strain)
+                pred = predict_spots(self.reflections, strained_ub(u, strain, self.B), self.calibration,
+                                     self.energy_range)
+                k, j, d = _match(pred, tree, ids, radius)
+                key = (radius, tuple(j))
+                if key == previous or len(k) < 5:
+                    break
+                previous = key
+        n_pred = len(pred)
+        n = len(k)
+        dev = float(d.mean()) if n else np.inf
+        frac = n / n_pred if n_pred else 0.0
+        chance = n_pred * density * np.pi * r2 * r2
+        max_strain = float(np.abs(strain).max())
+        reasons = []
+        if n < s.min_matched:
+            reasons.append(f"{n} < {s.min_matched} matched spots")
+        if frac < s.min_matched_fraction:
+            reasons.append(f"matched fraction {frac:.2f} < {s.min_matched_fraction}")
+        if dev > s.max_deviation_px:
+            reasons.append(f"mean deviation {dev:.2f} > {s.max_deviation_px} px")
+        if max_strain > s.max_strain:
+            reasons.append(f"strain {max_strain:.2e} > {s.max_strain}")
+        if n < s.chance_factor * chance:
+            reasons.append(f"{n} matches < {s.chance_factor} x {chance:.2f} expected by chance")
+        stats = CandidateStats(n, n_pred, frac, dev, max_strain, chance, u, "; ".join(reasons))
+        return _Verified(u, strain, pred, k, j, d, stats, not reasons)
+
+    # -- result -------------------------------------------------------------------------------
+    def _result(self, spots, pos, finite, found: list[_Verified], best: _Verified | None) -> IndexResult:
+        n = len(spots)
+        grain_col = np.full(n, -1, dtype=np.int32)
+        hkl = np.zeros((n, 3), dtype=np.int32)
+        dev = np.full(n, np.nan)
+        grains = []
+        r_final = self.settings.match_radii_px[2]
+        for gi, v in enumerate(found):
+            grain_col[v.obs_j] = gi
+            hkl[v.obs_j] = v.pred.hkl[v.pred_k]
+            dev[v.obs_j] = v.dist
+            rows = spots.iloc[v.obs_j].copy()
+            rows["h"], rows["k"], rows["l"] = (v.pred.hkl[v.pred_k, i].astype(np.int32) for i in range(3))
+            rows["energy_keV"] = v.pred.energy[v.pred_k]
+            rows["row_theo"] = v.pred.row[v.pred_k]
+            rows["col_theo"] = v.pred.col[v.pred_k]
+            rows["deviation_px"] = v.dist
+            grains.append(Grain(
+                U=v.u, strain=v.strain, spots=rows, deviation_px=float(v.dist.mean()),
+                matched_fraction=v.stats.matched_fraction, n_predicted=v.stats.n_predicted,
+                material=self.material.name, UB=strained_ub(v.u, v.strain, self.B), index=gi,
+            ))
+        # label the spots left out of the search (not good) that sit on a grain's unclaimed spot
+        rest = np.flatnonzero(finite & (grain_col < 0))
+        if found and len(rest):
+            tree = cKDTree(pos[rest])
+            for gi, v in enumerate(found):
+                free = np.setdiff1d(np.arange(len(v.pred)), v.pred_k)
+                sub = Prediction(v.pred.index[free], v.pred.hkl[free], v.pred.energy[free],
+                                 v.pred.row[free], v.pred.col[free])
+                k, j, d = _match(sub, tree, rest, r_final)
+                unclaimed = grain_col[j] < 0
+                k, j, d = k[unclaimed], j[unclaimed], d[unclaimed]
+                grain_col[j] = gi
+                hkl[j] = sub.hkl[k]
+                dev[j] = d
+        out = spots.copy()
+        out["grain"] = grain_col
+        out["h"], out["k"], out["l"] = hkl[:, 0], hkl[:, 1], hkl[:, 2]
+        out["deviation_px"] = dev
+        if not grains:
+            log.info("no grain found among %d spots; %s", n, best.stats if best else "no candidate")
+        return IndexResult(grains, out, best.stats if best else None)
+
+
+def _frame(v1: np.ndarray, v2: np.ndarray) -> np.ndarray:
+    """Orthonormal frames ``(n, 3, 3)`` (columns) built symmetrically from two directions."""
+    x = v1 + v2
+    y = v1 - v2
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y /= np.linalg.norm(y, axis=1, keepdims=True)
+    return np.stack([x, y, np.cross(x, y)], axis=2)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_indexer(material: Material, calibration: Calibration, energy_range, settings) -> Indexer:
+    return Indexer(material, calibration, energy_range, settings)
+
+
+def index_spots(
+    spots: pd.DataFrame,
+    material: str | Material,
+    calibration: Calibration,
+    energy_range: tuple[float, float] = (5.0, 23.0),
+    settings: IndexerSettings | None = None,
+) -> list[Grain]:
+    """Index one spot table: the grains found (an empty list: no grain found).
+
+    A convenience around :class:`Indexer` (built once per material, calibration, band and settings,
+    and cached); use an :class:`Indexer` directly for the full :class:`IndexResult` (per-spot labels,
+    the best rejected candidate).
+
+    Parameters
+    ----------
+    spots
+        Spot table with ``row, col`` (0-based px), see :meth:`Indexer.index`.
+    material
+        Material or its name.
+    calibration
+        Detector geometry.
+    energy_range
+        Beam band, keV.
+    settings
+        Search settings.
+    """
+    indexer = _cached_indexer(get_material(material), calibration,
+                              tuple(float(e) for e in energy_range), settings or IndexerSettings())
+    return indexer.index(spots).grains

@@ -1,0 +1,177 @@
+"""Precomputed tables of a material for indexing: reflections with their harmonics, angle look-up table.
+
+Built once per (material, energy band) by :class:`~laue_live.indexing.Indexer`; read-only afterwards,
+so that one indexer may serve several threads.
+
+* Reflections: every primitive direction ``hkl`` (gcd 1) whose scattering vector can diffract in the
+  band, with a table of its allowed harmonics ``n hkl`` (the spot of direction ``hkl`` shows when
+  some allowed harmonic has its Bragg energy in the band; it is labelled by the lowest one, as
+  LaueTools and :func:`laue_live.geometry.simulate_spots` do).
+* Angle look-up table (LUT): the angles between one representative of each symmetry family of
+  low-index directions and every low-index direction, sorted; two observed spots whose angle
+  matches an entry give a candidate orientation (classical Laue indexing, as LaueTools does).
+* Scoring directions: the unit vectors of the directions up to a larger index, in a KD-tree, to
+  count how many bright spots a candidate orientation explains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from laue_live.geometry import HC_KEV_ANGSTROM, Material
+
+__all__ = ["ReflectionTable", "AngleTable", "build_reflections", "build_angle_table"]
+
+_NO_HARMONIC = np.iinfo(np.int16).max
+
+
+@dataclass(frozen=True)
+class ReflectionTable:
+    """Primitive reflection directions of a material and their allowed harmonics.
+
+    Attributes
+    ----------
+    hkl
+        ``(m, 3)`` int primitive Miller indices, sorted by increasing ``|q|``.
+    hklf
+        The same as float.
+    q_norm
+        ``(m,)`` ``|B hkl|`` of the unstrained crystal, 1/Angstrom.
+    next_allowed
+        ``(m, n_max + 2)`` int16: ``next_allowed[i, n]`` is the lowest allowed harmonic ``>= n`` of
+        reflection ``i`` (``n >= 1``), or 32767 if there is none.
+    """
+
+    hkl: np.ndarray
+    hklf: np.ndarray
+    q_norm: np.ndarray
+    next_allowed: np.ndarray
+
+    @property
+    def n_max(self) -> int:
+        """Highest harmonic order tabulated."""
+        return self.next_allowed.shape[1] - 2
+
+
+def build_reflections(material: Material, q_max: float) -> ReflectionTable:
+    """Every primitive direction with an allowed harmonic of ``|q| <= q_max`` (1/Angstrom)."""
+    b = material.B
+    direct = np.linalg.inv(b).T
+    hmax = np.ceil(q_max * np.linalg.norm(direct, axis=0)).astype(int)
+    axes = [np.arange(-m, m + 1) for m in hmax]
+    hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    qn = np.linalg.norm(hkl @ b.T, axis=1)
+    keep = (qn <= q_max) & (qn > 0)
+    hkl, qn = hkl[keep], qn[keep]
+    allowed = material.allowed(hkl)
+    hkl, qn = hkl[allowed], qn[allowed]
+    g = np.gcd.reduce(np.abs(hkl), axis=1)
+    prim = hkl // g[:, None]
+    span = 2 * hmax + 1
+    keys = ((prim[:, 0] + hmax[0]) * span[1] + prim[:, 1] + hmax[1]) * span[2] + prim[:, 2] + hmax[2]
+    ukeys, inverse = np.unique(keys, return_inverse=True)
+    n_max = int(g.max()) if len(g) else 1
+    has = np.zeros((len(ukeys), n_max + 2), dtype=bool)
+    has[inverse, g] = True
+    nxt = np.full(has.shape, _NO_HARMONIC, dtype=np.int16)
+    for n in range(n_max, 0, -1):
+        nxt[:, n] = np.where(has[:, n], n, nxt[:, n + 1])
+    first = np.zeros(len(ukeys), dtype=int)
+    first[inverse] = np.arange(len(keys))  # any lattice point of each direction
+    p = prim[first]
+    pn = qn[first] / g[first]
+    order = np.argsort(pn, kind="stable")
+    return ReflectionTable(p[order], p[order].astype(float), pn[order], nxt[order])
+
+
+@dataclass(frozen=True)
+class AngleTable:
+    """Inter-planar angle look-up table and scoring directions (see the module docstring).
+
+    Attributes
+    ----------
+    unit
+        ``(n, 3)`` unit vectors (crystal frame) of the LUT directions (the first ``n`` reflections).
+    angle
+        Sorted angles (degrees) between a family representative and a LUT direction.
+    first, second
+        Indices into ``unit`` of the representative and of the other direction of each entry.
+    score_tree
+        KD-tree of the unit vectors of the first reflections up to the scoring size.
+    score_hkl
+        Their Miller indices.
+    """
+
+    unit: np.ndarray
+    angle: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    score_tree: cKDTree
+    score_hkl: np.ndarray
+
+
+def _closed_count(q_norm: np.ndarray, n: int) -> int:
+    """Number of leading reflections to take so that no |q| shell (symmetry family) is cut."""
+    if n >= len(q_norm):
+        return len(q_norm)
+    edge = q_norm[n - 1] * (1 + 1e-9)
+    return int(np.searchsorted(q_norm, edge, side="right"))
+
+
+def build_angle_table(
+    table: ReflectionTable, b: np.ndarray, hkl_ops: np.ndarray, n_lut: int, n_score: int
+) -> AngleTable:
+    """LUT of the ~``n_lut`` lowest-|q| directions and a KD-tree of the ~``n_score`` lowest.
+
+    Parameters
+    ----------
+    table
+        Reflections (sorted by ``|q|``).
+    b
+        Unstrained reciprocal basis.
+    hkl_ops
+        ``(s, 3, 3)`` integer symmetry operations on Miller indices (:func:`pattern_rotations`).
+    n_lut, n_score
+        Approximate numbers of directions (rounded up to whole ``|q|`` shells).
+    """
+    n = _closed_count(table.q_norm, n_lut)
+    hkl = table.hkl[:n]
+    vec = hkl @ b.T
+    unit = vec / np.linalg.norm(vec, axis=1, keepdims=True)
+    # symmetry families: the smallest index of any image under the operations
+    lookup = {tuple(h): i for i, h in enumerate(hkl.tolist())}
+    family = np.arange(n)
+    for m in hkl_ops:
+        images = hkl @ m.T
+        idx = np.array([lookup.get(tuple(h), -1) for h in images.tolist()])
+        family = np.where((idx >= 0) & (idx < family), idx, family)
+    reps = np.unique(family)
+    cos = np.clip(unit[reps] @ unit.T, -1.0, 1.0)
+    ang = np.degrees(np.arccos(cos))
+    first = np.repeat(reps, n)
+    second = np.tile(np.arange(n), len(reps))
+    ang = ang.ravel()
+    ok = (ang > 0.5) & (ang < 179.5)
+    order = np.argsort(ang[ok], kind="stable")
+    ns = _closed_count(table.q_norm, n_score)
+    svec = table.hklf[:ns] @ b.T
+    sunit = svec / np.linalg.norm(svec, axis=1, keepdims=True)
+    return AngleTable(
+        unit=unit,
+        angle=ang[ok][order],
+        first=first[ok][order].astype(np.int32),
+        second=second[ok][order].astype(np.int32),
+        score_tree=cKDTree(sunit),
+        score_hkl=table.hkl[:ns],
+    )
+
+
+def bragg_energy(q: np.ndarray) -> np.ndarray:
+    """Energy (keV) at which each ``q`` (LaueTools frame, 1/Angstrom) diffracts; NaN if ``q_x >= 0``."""
+    qx = q[:, 0]
+    q2 = np.einsum("ij,ij->i", q, q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(qx < 0, HC_KEV_ANGSTROM * q2 / (-2.0 * qx), np.nan)

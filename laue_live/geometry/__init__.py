@@ -20,6 +20,7 @@ from laue_live.geometry._materials import (
 )
 from laue_live.geometry._projection import (
     HC_KEV_ANGSTROM,
+    detector_pixels,
     kf_unit_vectors,
     pixel_to_angles,
     pixel_to_kf,
@@ -40,6 +41,7 @@ __all__ = [
     "get_material",
     "reciprocal_basis",
     "HC_KEV_ANGSTROM",
+    "detector_pixels",
     "kf_unit_vectors",
     "pixel_to_angles",
     "pixel_to_kf",

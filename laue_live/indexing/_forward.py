@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laue_live.geometry import Calibration, kf_unit_vectors, project_to_detector
+from laue_live.geometry import Calibration, detector_pixels, kf_unit_vectors
 from laue_live.indexing._tables import ReflectionTable, bragg_energy
 
 __all__ = ["Prediction", "predict_spots", "project_hkl"]
@@ -70,10 +70,10 @@ def predict_spots(
     ok = first <= n_hi
     idx, e1, first = idx[ok], e1[ok], first[ok].astype(int)
     uf, _ = kf_unit_vectors(q[idx])
-    det = project_to_detector(uf, calibration)
+    r, c = detector_pixels(uf, calibration)
     rows, cols = calibration.frame_shape
-    r, c = det["row"], det["col"]
-    on = det["hits"] & (r >= -0.5) & (r < rows - 0.5) & (c >= -0.5) & (c < cols - 0.5)
+    with np.errstate(invalid="ignore"):
+        on = (r >= -0.5) & (r < rows - 0.5) & (c >= -0.5) & (c < cols - 0.5)
     return Prediction(
         index=idx[on],
         hkl=table.hkl[idx[on]] * first[on, None],
@@ -87,5 +87,4 @@ def project_hkl(ub: np.ndarray, hkl: np.ndarray, calibration: Calibration) -> tu
     """0-based ``(row, col)`` of the spots of given Miller indices (NaN where they do not diffract)."""
     q = np.asarray(hkl, dtype=float) @ ub.T
     uf, _ = kf_unit_vectors(q)
-    det = project_to_detector(uf, calibration)
-    return det["row"], det["col"]
+    return detector_pixels(uf, calibration)

@@ -39,7 +39,7 @@ from laue_live.geometry import (
 )
 from laue_live.indexing._forward import Prediction, predict_spots
 from laue_live.indexing._refine import best_rotation, refine_grain
-from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
+from laue_live.indexing._symmetry import pattern_rotations
 from laue_live.indexing._tables import build_angle_table, build_reflections
 
 __all__ = [
@@ -95,6 +95,11 @@ class IndexerSettings:
         Spots among the brightest whose pairs give candidates.
     n_verify
         Candidates verified per batch of pairs (best ranked first).
+    max_verifications
+        Most candidates verified per grain searched (bounds the time spent on frames with no grain).
+    min_ranking_score
+        Fewest of the brightest spots a candidate must explain to be verified (the two spots of its
+        own pair included; random orientations explain 2 to 4 of 20).
     match_radii_px
         Matching radii of the successive refinement stages (pixels): after the candidate, after the
         rotation fit, then for the strain refinement and the final statistics.
@@ -126,6 +131,8 @@ class IndexerSettings:
     n_brightest: int = 20
     n_pair_spots: int = 10
     n_verify: int = 4
+    max_verifications: int = 12
+    min_ranking_score: int = 5
     match_radii_px: tuple[float, float, float] = (8.0, 4.0, 2.5)
     min_matched: int = 8
     min_matched_fraction: float = 0.1
@@ -447,23 +454,22 @@ class Indexer:
         n_pair = min(s.n_pair_spots, len(top))
         tree = cKDTree(pos[ids])
         density = len(ids) / float(np.prod(self.calibration.frame_shape))
-        min_score = min(4, len(top))
-        tried: list[np.ndarray] = []
+        min_score = min(s.min_ranking_score, len(top))
+        tried = np.zeros((0, 3, 3))
         best: _Verified | None = None
         for j in range(1, n_pair):
-            pairs = np.array([(i, j) for i in range(j)])
-            cands = self._pair_candidates(g, pairs)
+            cands = self._pair_candidates(g, np.array([(i, j) for i in range(j)]))
             if len(cands) == 0:
                 continue
             score = self._score(cands, g)
             n_done = 0
             for c in np.argsort(-score, kind="stable"):
-                if score[c] < min_score or n_done >= s.n_verify:
+                if score[c] < min_score or n_done >= s.n_verify or len(tried) >= s.max_verifications:
                     break
                 u = cands[c]
-                if any(misorientation_deg(u, t, self.rotations) < 0.5 for t in tried):
+                if self._near_any(u, tried):
                     continue
-                tried.append(u)
+                tried = np.concatenate([tried, u[None]])
                 n_done += 1
                 v = self._verify(u, ids, pos, qunit, tree, density)
                 if v.accepted:
@@ -471,6 +477,13 @@ class Indexer:
                 if best is None or v.stats.n_matched > best.stats.n_matched:
                     best = v
         return best
+
+    def _near_any(self, u: np.ndarray, others: np.ndarray, tol_deg: float = 0.5) -> bool:
+        """Whether ``u`` is within ``tol_deg`` of any of ``others`` up to the pattern's symmetry."""
+        if len(others) == 0:
+            return False
+        traces = np.einsum("tji,jk,nki->tn", others, u, self.rotations)
+        return bool(traces.max() >= 1.0 + 2.0 * np.cos(np.radians(tol_deg)))
 
     def _pair_candidates(self, g: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         """Candidate orientations ``(c, 3, 3)`` from the LUT matches of observed spot pairs."""

@@ -88,7 +88,8 @@ class IndexerSettings:
     lut_tolerance_deg
         Tolerance on the angle between two spots' scattering vectors, degrees.
     score_tolerance_deg
-        Angular tolerance of the ranking, degrees.
+        Angular tolerance of the ranking, degrees (approximate: see
+        :class:`~laue_live.indexing._tables.DirectionMask`).
     n_brightest
         Spots used to rank candidates (the brightest still unassigned).
     n_pair_spots
@@ -305,7 +306,7 @@ class IndexResult:
                          + [str(g) for g in self.grains])
 
 
-@dataclass
+@dataclass(eq=False)
 class _Verified:
     u: np.ndarray
     strain: np.ndarray
@@ -380,8 +381,8 @@ class Indexer:
             raise SettingsError(f"{self.material.name}: fewer than 3 reflections below {e_max} keV")
         self.hkl_ops, self.rotations = pattern_rotations(self.material)
         s = self.settings
-        self.angles = build_angle_table(self.reflections, self.B, self.hkl_ops, s.n_lut, s.n_score)
-        self._score_chord = 2 * np.sin(np.radians(s.score_tolerance_deg) / 2)
+        self.angles = build_angle_table(self.reflections, self.B, self.hkl_ops, s.n_lut, s.n_score,
+                                        s.score_tolerance_deg)
         log.debug("indexer for %s: %d reflections, %d LUT entries, %d symmetry rotations, built in %.2f s",
                   self.material.name, len(self.reflections.hkl), len(self.angles.angle),
                   len(self.rotations), time.perf_counter() - t0)
@@ -441,6 +442,7 @@ class Indexer:
                 break
             grains.append(found)
             available[found.obs_j] = False
+        grains = self._drop_shadows(grains, ranked, pos)
         result = self._result(spots, pos, finite, grains, best if not grains else None)
         result.seconds = time.perf_counter() - t0
         return result
@@ -507,8 +509,7 @@ class Indexer:
     def _score(self, cands: np.ndarray, g: np.ndarray) -> np.ndarray:
         """How many of the spots ``g`` each candidate puts on a low-index direction."""
         v = np.einsum("cji,kj->cki", cands, g).reshape(-1, 3)
-        d, _ = self.angles.score_tree.query(v, k=1, distance_upper_bound=self._score_chord)
-        return np.isfinite(d).reshape(len(cands), len(g)).sum(axis=1)
+        return self.angles.score_mask.contains(v).reshape(len(cands), len(g)).sum(axis=1)
 
     def _verify(self, u, ids, pos, qunit, tree, density) -> _Verified:
         """Predict, match and refine a candidate; decide whether it is a grain."""
@@ -524,17 +525,28 @@ class Indexer:
             pred = predict_spots(self.reflections, u @ self.B, self.calibration, self.energy_range)
             k, j, d = _match(pred, tree, ids, r1)
         if len(k) >= max(5, s.min_matched // 2):
-            previous = None
-            for radius in (r1, r2, r2):
-                with_strain = s.refine_strain and len(k) >= 8
-                u, strain = refine_grain(u, strain, self.B, pred.hkl[k], pos[j], self.calibration, with_strain)
-                pred = predict_spots(self.reflections, strained_ub(u, strain, self.B), self.calibration,
-                                     self.energy_range)
-                k, j, d = _match(pred, tree, ids, radius)
-                key = (radius, tuple(j))
-                if key == previous or len(k) < 5:
-                    break
-                previous = key
+            u, strain, pred, k, j, d = self._refine(u, strain, pred, k, j, pos, tree, ids, (r1, r2, r2))
+        return self._judge(u, strain, pred, k, j, d, density)
+
+    def _refine(self, u, strain, pred, k, j, pos, tree, ids, radii):
+        """Refine on the matched spots and re-match, once per radius (stops when nothing changes)."""
+        previous = None
+        for radius in radii:
+            with_strain = self.settings.refine_strain and len(k) >= 8
+            u, strain = refine_grain(u, strain, self.B, pred.hkl[k], pos[j], self.calibration, with_strain)
+            pred = predict_spots(self.reflections, strained_ub(u, strain, self.B), self.calibration,
+                                 self.energy_range)
+            k, j, d = _match(pred, tree, ids, radius)
+            key = (radius, tuple(j))
+            if key == previous or len(k) < 5:
+                break
+            previous = key
+        return u, strain, pred, k, j, d
+
+    def _judge(self, u, strain, pred, k, j, d, density) -> _Verified:
+        """Statistics of a refined candidate and the acceptance tests."""
+        s = self.settings
+        r2 = s.match_radii_px[2]
         n_pred = len(pred)
         n = len(k)
         dev = float(d.mean()) if n else np.inf
@@ -554,6 +566,43 @@ class Indexer:
             reasons.append(f"{n} matches < {s.chance_factor} x {chance:.2f} expected by chance")
         stats = CandidateStats(n, n_pred, frac, dev, max_strain, chance, u, "; ".join(reasons))
         return _Verified(u, strain, pred, k, j, d, stats, not reasons)
+
+    def _drop_shadows(self, grains: list[_Verified], ranked: np.ndarray, pos: np.ndarray) -> list[_Verified]:
+        """Remove grains whose spots another grain predicts too (e.g. a twin orientation found first).
+
+        A Sigma-3 twin of a cubic grain puts a third of its spots exactly on the grain's; found before
+        the grain, it takes them. A grain whose matched spots are mostly on another grain's predicted
+        spots is such a shadow: it is dropped and the other grain is matched and refined again with
+        the spots set free. A real twin keeps two thirds of its spots of its own and stays.
+        """
+        r2 = self.settings.match_radii_px[2]
+        changed = True
+        while changed and len(grains) > 1:
+            changed = False
+            for g in sorted(grains, key=lambda v: len(v.obs_j)):
+                mine = pos[g.obs_j]
+                for o in grains:
+                    if o is g or len(o.pred) == 0:
+                        continue
+                    d, _ = cKDTree(np.column_stack([o.pred.row, o.pred.col])).query(mine, k=1)
+                    if np.mean(d <= r2) < 0.7:
+                        continue
+                    grains = [v for v in grains if v is not g]
+                    claimed = np.zeros(len(pos), dtype=bool)
+                    for v in grains:
+                        if v is not o:
+                            claimed[v.obs_j] = True
+                    ids = ranked[~claimed[ranked]]
+                    tree = cKDTree(pos[ids])
+                    density = len(ids) / float(np.prod(self.calibration.frame_shape))
+                    k, j, dist = _match(o.pred, tree, ids, r2)
+                    fit = self._refine(o.u, o.strain, o.pred, k, j, pos, tree, ids, (r2, r2))
+                    grains[grains.index(o)] = self._judge(*fit, density)
+                    changed = True
+                    break
+                if changed:
+                    break
+        return grains
 
     # -- result -------------------------------------------------------------------------------
     def _result(self, spots, pos, finite, found: list[_Verified], best: _Verified | None) -> IndexResult:

@@ -10,8 +10,9 @@ so that one indexer may serve several threads.
 * Angle look-up table (LUT): the angles between one representative of each symmetry family of
   low-index directions and every low-index direction, sorted; two observed spots whose angle
   matches an entry give a candidate orientation (classical Laue indexing, as LaueTools does).
-* Scoring directions: the unit vectors of the directions up to a larger index, in a KD-tree, to
-  count how many bright spots a candidate orientation explains.
+* Scoring directions: the directions up to a larger index, painted on a cube map of the unit
+  sphere (:class:`DirectionMask`), to count in one array look-up how many bright spots a candidate
+  orientation puts on one of them.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from laue_live.geometry import HC_KEV_ANGSTROM, Material
 
-__all__ = ["ReflectionTable", "AngleTable", "build_reflections", "build_angle_table"]
+__all__ = ["ReflectionTable", "AngleTable", "DirectionMask", "build_reflections", "build_angle_table"]
 
 _NO_HARMONIC = np.iinfo(np.int16).max
 
@@ -99,18 +99,66 @@ class AngleTable:
         Sorted angles (degrees) between a family representative and a LUT direction.
     first, second
         Indices into ``unit`` of the representative and of the other direction of each entry.
-    score_tree
-        KD-tree of the unit vectors of the first reflections up to the scoring size.
-    score_hkl
-        Their Miller indices.
+    score_mask
+        The first reflections up to the scoring size, as a :class:`DirectionMask`.
     """
 
     unit: np.ndarray
     angle: np.ndarray
     first: np.ndarray
     second: np.ndarray
-    score_tree: cKDTree
-    score_hkl: np.ndarray
+    score_mask: DirectionMask
+
+
+class DirectionMask:
+    """Unit-sphere cube map marking the cells within ``tolerance`` of given directions.
+
+    Each face of the cube is cut into equal-angle cells of ``tolerance / 3``; a cell is marked when a
+    point of a disc of radius ``tolerance`` around a direction falls in it, so a look-up answers
+    "within about ``tolerance`` (at most ~1.5 x) of a direction" for any number of vectors at the cost
+    of a few array operations. Used to rank candidates, never to accept a grain.
+
+    Parameters
+    ----------
+    directions
+        ``(n, 3)`` unit vectors.
+    tolerance_deg
+        Angular radius, degrees.
+    """
+
+    def __init__(self, directions: np.ndarray, tolerance_deg: float) -> None:
+        tol = np.radians(tolerance_deg)
+        self.cell = tol / 3.0
+        self.n = int(np.ceil((np.pi / 2) / self.cell))
+        self.mask = np.zeros(6 * self.n * self.n, dtype=bool)
+        d = np.asarray(directions, dtype=float)
+        helper = np.where(np.abs(d[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+        e1 = np.cross(d, helper)
+        e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
+        e2 = np.cross(d, e1)
+        points = [d]
+        for frac, n_az in ((1 / 3, 8), (2 / 3, 16), (1.0, 24)):
+            az = np.linspace(0, 2 * np.pi, n_az, endpoint=False)
+            r = np.tan(frac * tol)
+            for a in az:
+                points.append(d + r * (np.cos(a) * e1 + np.sin(a) * e2))
+        self.mask[self._cells(np.concatenate(points))] = True
+
+    def _cells(self, v: np.ndarray) -> np.ndarray:
+        a = np.abs(v)
+        major = np.argmax(a, axis=1)
+        rows = np.arange(len(v))
+        m = v[rows, major]
+        o1 = v[rows, (major + 1) % 3] / np.abs(m)
+        o2 = v[rows, (major + 2) % 3] / np.abs(m)
+        face = major + 3 * (m < 0)
+        i = np.clip(((np.arctan(o1) + np.pi / 4) / self.cell).astype(np.intp), 0, self.n - 1)
+        j = np.clip(((np.arctan(o2) + np.pi / 4) / self.cell).astype(np.intp), 0, self.n - 1)
+        return (face * self.n + i) * self.n + j
+
+    def contains(self, v: np.ndarray) -> np.ndarray:
+        """Whether each of the ``(m, 3)`` vectors ``v`` (any length) is near a direction (bool)."""
+        return self.mask[self._cells(np.asarray(v, dtype=float))]
 
 
 def _closed_count(q_norm: np.ndarray, n: int) -> int:
@@ -122,7 +170,8 @@ def _closed_count(q_norm: np.ndarray, n: int) -> int:
 
 
 def build_angle_table(
-    table: ReflectionTable, b: np.ndarray, hkl_ops: np.ndarray, n_lut: int, n_score: int
+    table: ReflectionTable, b: np.ndarray, hkl_ops: np.ndarray, n_lut: int, n_score: int,
+    score_tolerance_deg: float,
 ) -> AngleTable:
     """LUT of the ~``n_lut`` lowest-|q| directions and a KD-tree of the ~``n_score`` lowest.
 
@@ -136,6 +185,8 @@ def build_angle_table(
         ``(s, 3, 3)`` integer symmetry operations on Miller indices (:func:`pattern_rotations`).
     n_lut, n_score
         Approximate numbers of directions (rounded up to whole ``|q|`` shells).
+    score_tolerance_deg
+        Angular tolerance of the scoring mask, degrees.
     """
     n = _closed_count(table.q_norm, n_lut)
     hkl = table.hkl[:n]
@@ -164,8 +215,7 @@ def build_angle_table(
         angle=ang[ok][order],
         first=first[ok][order].astype(np.int32),
         second=second[ok][order].astype(np.int32),
-        score_tree=cKDTree(sunit),
-        score_hkl=table.hkl[:ns],
+        score_mask=DirectionMask(sunit, score_tolerance_deg),
     )
 
 

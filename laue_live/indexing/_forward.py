@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laue_live.geometry import Calibration, detector_pixels, kf_unit_vectors
+from laue_live.geometry import HC_KEV_ANGSTROM, Calibration, bm32_spectrum, detector_pixels, kf_unit_vectors
 from laue_live.indexing._tables import ReflectionTable, bragg_energy
 
 __all__ = ["Prediction", "predict_spots", "project_hkl"]
@@ -31,6 +31,9 @@ class Prediction:
         ``(n,)`` its Bragg energy, keV.
     row, col
         ``(n,)`` 0-based pixel positions.
+    intensity
+        ``(n,)`` relative intensity of the labelled harmonic (the simulator's kinematic model,
+        ``S(E) lambda^4 |F|^2 P / sin^2 theta`` with BM32's spectrum), to weight matched fractions.
     """
 
     index: np.ndarray
@@ -38,6 +41,12 @@ class Prediction:
     energy: np.ndarray
     row: np.ndarray
     col: np.ndarray
+    intensity: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> Prediction:
+        """The predicted spots ``keep`` (index array or mask)."""
+        return Prediction(self.index[keep], self.hkl[keep], self.energy[keep], self.row[keep], self.col[keep],
+                          self.intensity[keep])
 
     def __len__(self) -> int:
         return len(self.index)
@@ -74,13 +83,13 @@ def predict_spots(
     rows, cols = calibration.frame_shape
     with np.errstate(invalid="ignore"):
         on = (r >= -0.5) & (r < rows - 0.5) & (c >= -0.5) & (c < cols - 0.5)
-    return Prediction(
-        index=idx[on],
-        hkl=table.hkl[idx[on]] * first[on, None],
-        energy=e1[on] * first[on],
-        row=r[on],
-        col=c[on],
-    )
+    idx, first, uf, r, c = idx[on], first[on], uf[on], r[on], c[on]
+    energy = e1[on] * first
+    sin2_theta = np.clip((1.0 - uf[:, 0]) / 2.0, 1e-6, None)  # 2theta = arccos(u_f . x)
+    intensity = (bm32_spectrum(energy) * (HC_KEV_ANGSTROM / energy) ** 4 * table.f2[idx, first]
+                 * (1.0 - uf[:, 1] ** 2) / sin2_theta)
+    return Prediction(index=idx, hkl=table.hkl[idx] * first[:, None], energy=energy, row=r, col=c,
+                      intensity=intensity)
 
 
 def project_hkl(ub: np.ndarray, hkl: np.ndarray, calibration: Calibration) -> tuple[np.ndarray, np.ndarray]:

@@ -66,6 +66,7 @@ GRAIN_COLUMNS = (
     ("n_matched", "", "spots matched and used in the refinement"),
     ("n_predicted", "", "spots the refined grain predicts on the detector in the energy band"),
     ("matched_fraction", "", "n_matched / n_predicted"),
+    ("intensity_fraction", "", "share of the predicted intensity (kinematic model) on matched spots"),
     ("deviation_px", "px", "mean distance between observed and refined predicted positions"),
     *((f"u{i + 1}{j + 1}", "", f"orientation matrix U[{i}, {j}] (q = U B hkl, LaueTools frame)")
       for i in range(3) for j in range(3)),
@@ -108,6 +109,10 @@ class IndexerSettings:
         Fewest matched spots for a grain.
     min_matched_fraction
         Smallest ``n_matched / n_predicted`` for a grain.
+    min_intensity_fraction
+        Smallest share of the grain's predicted intensity (kinematic model with BM32's spectrum) that
+        its matched spots must carry: a wrong lattice that happens to explain some spots leaves
+        strong predicted spots unobserved.
     max_deviation_px
         Largest mean pixel deviation for a grain.
     max_strain
@@ -136,7 +141,8 @@ class IndexerSettings:
     min_ranking_score: int = 5
     match_radii_px: tuple[float, float, float] = (8.0, 4.0, 2.5)
     min_matched: int = 8
-    min_matched_fraction: float = 0.1
+    min_matched_fraction: float = 0.2
+    min_intensity_fraction: float = 0.75
     max_deviation_px: float = 1.0
     max_strain: float = 0.01
     chance_factor: float = 5.0
@@ -181,6 +187,8 @@ class Grain:
         ``n_matched / n_predicted``.
     n_predicted
         Spots the refined grain predicts on the detector in the energy band.
+    intensity_fraction
+        Share of the predicted intensity carried by the matched spots.
     material
         Material name.
     UB
@@ -195,6 +203,7 @@ class Grain:
     deviation_px: float
     matched_fraction: float
     n_predicted: int
+    intensity_fraction: float
     material: str
     UB: np.ndarray
     index: int = 0
@@ -217,6 +226,7 @@ class Grain:
             "n_matched": self.n_matched,
             "n_predicted": self.n_predicted,
             "matched_fraction": float(self.matched_fraction),
+            "intensity_fraction": float(self.intensity_fraction),
             "deviation_px": float(self.deviation_px),
         }
         rec.update({f"u{i + 1}{j + 1}": float(self.U[i, j]) for i in range(3) for j in range(3)})
@@ -228,7 +238,8 @@ class Grain:
     def __str__(self) -> str:
         e = self.strain * 1e3
         return (f"grain {self.index} ({self.material}): {self.n_matched} spots matched of "
-                f"{self.n_predicted} predicted ({100 * self.matched_fraction:.0f}%), mean deviation "
+                f"{self.n_predicted} predicted ({100 * self.matched_fraction:.0f}%, "
+                f"{100 * self.intensity_fraction:.0f}% of the intensity), mean deviation "
                 f"{self.deviation_px:.3f} px, deviatoric strain (1e-3, crystal frame) xx {e[0, 0]:.3f} "
                 f"yy {e[1, 1]:.3f} zz {e[2, 2]:.3f} xy {e[0, 1]:.3f} xz {e[0, 2]:.3f} yz {e[1, 2]:.3f}")
 
@@ -241,6 +252,8 @@ class CandidateStats:
     ----------
     n_matched, n_predicted, matched_fraction, deviation_px
         As for :class:`Grain`.
+    intensity_fraction
+        Share of the predicted intensity (kinematic model) carried by the matched spots.
     max_strain
         Largest absolute deviatoric strain component after refinement.
     expected_by_chance
@@ -255,6 +268,7 @@ class CandidateStats:
     n_predicted: int
     matched_fraction: float
     deviation_px: float
+    intensity_fraction: float
     max_strain: float
     expected_by_chance: float
     U: np.ndarray = field(repr=False)
@@ -262,8 +276,8 @@ class CandidateStats:
 
     def __str__(self) -> str:
         return (f"best candidate: {self.n_matched} spots matched of {self.n_predicted} predicted "
-                f"({100 * self.matched_fraction:.0f}%), mean deviation {self.deviation_px:.3f} px, "
-                f"max strain {self.max_strain:.2e}, {self.expected_by_chance:.2f} matches expected by "
+                f"({100 * self.matched_fraction:.0f}%, {100 * self.intensity_fraction:.0f}% of the predicted "
+                f"intensity), mean deviation {self.deviation_px:.3f} px, max strain {self.max_strain:.2e}, {self.expected_by_chance:.2f} matches expected by "
                 f"chance; rejected: {self.reason}")
 
 
@@ -551,6 +565,8 @@ class Indexer:
         n = len(k)
         dev = float(d.mean()) if n else np.inf
         frac = n / n_pred if n_pred else 0.0
+        total = float(pred.intensity.sum())
+        ifrac = float(pred.intensity[k].sum()) / total if total > 0 else 0.0
         chance = n_pred * density * np.pi * r2 * r2
         max_strain = float(np.abs(strain).max())
         reasons = []
@@ -558,13 +574,15 @@ class Indexer:
             reasons.append(f"{n} < {s.min_matched} matched spots")
         if frac < s.min_matched_fraction:
             reasons.append(f"matched fraction {frac:.2f} < {s.min_matched_fraction}")
+        if ifrac < s.min_intensity_fraction:
+            reasons.append(f"matched intensity fraction {ifrac:.2f} < {s.min_intensity_fraction}")
         if dev > s.max_deviation_px:
             reasons.append(f"mean deviation {dev:.2f} > {s.max_deviation_px} px")
         if max_strain > s.max_strain:
             reasons.append(f"strain {max_strain:.2e} > {s.max_strain}")
         if n < s.chance_factor * chance:
             reasons.append(f"{n} matches < {s.chance_factor} x {chance:.2f} expected by chance")
-        stats = CandidateStats(n, n_pred, frac, dev, max_strain, chance, u, "; ".join(reasons))
+        stats = CandidateStats(n, n_pred, frac, dev, ifrac, max_strain, chance, u, "; ".join(reasons))
         return _Verified(u, strain, pred, k, j, d, stats, not reasons)
 
     def _drop_shadows(self, grains: list[_Verified], ranked: np.ndarray, pos: np.ndarray) -> list[_Verified]:
@@ -625,6 +643,7 @@ class Indexer:
             grains.append(Grain(
                 U=v.u, strain=v.strain, spots=rows, deviation_px=float(v.dist.mean()),
                 matched_fraction=v.stats.matched_fraction, n_predicted=v.stats.n_predicted,
+                intensity_fraction=v.stats.intensity_fraction,
                 material=self.material.name, UB=strained_ub(v.u, v.strain, self.B), index=gi,
             ))
         # label the spots left out of the search (not good) that sit on a grain's unclaimed spot
@@ -633,8 +652,7 @@ class Indexer:
             tree = cKDTree(pos[rest])
             for gi, v in enumerate(found):
                 free = np.setdiff1d(np.arange(len(v.pred)), v.pred_k)
-                sub = Prediction(v.pred.index[free], v.pred.hkl[free], v.pred.energy[free],
-                                 v.pred.row[free], v.pred.col[free])
+                sub = v.pred.subset(free)
                 k, j, d = _match(sub, tree, rest, r_final)
                 unclaimed = grain_col[j] < 0
                 k, j, d = k[unclaimed], j[unclaimed], d[unclaimed]

@@ -43,12 +43,16 @@ class ReflectionTable:
     next_allowed
         ``(m, n_max + 2)`` int16: ``next_allowed[i, n]`` is the lowest allowed harmonic ``>= n`` of
         reflection ``i`` (``n >= 1``), or 32767 if there is none.
+    f2
+        ``(m, n_max + 2)`` float32: ``|F(n hkl)|^2`` with the material's form-factor model (0 where
+        forbidden), for the predicted intensities.
     """
 
     hkl: np.ndarray
     hklf: np.ndarray
     q_norm: np.ndarray
     next_allowed: np.ndarray
+    f2: np.ndarray
 
     @property
     def n_max(self) -> int:
@@ -68,6 +72,7 @@ def build_reflections(material: Material, q_max: float) -> ReflectionTable:
     hkl, qn = hkl[keep], qn[keep]
     allowed = material.allowed(hkl)
     hkl, qn = hkl[allowed], qn[allowed]
+    f2_points = material.structure_factor_sq(hkl, qn / 2.0)
     g = np.gcd.reduce(np.abs(hkl), axis=1)
     prim = hkl // g[:, None]
     span = 2 * hmax + 1
@@ -76,6 +81,8 @@ def build_reflections(material: Material, q_max: float) -> ReflectionTable:
     n_max = int(g.max()) if len(g) else 1
     has = np.zeros((len(ukeys), n_max + 2), dtype=bool)
     has[inverse, g] = True
+    f2 = np.zeros(has.shape, dtype=np.float32)
+    f2[inverse, g] = f2_points
     nxt = np.full(has.shape, _NO_HARMONIC, dtype=np.int16)
     for n in range(n_max, 0, -1):
         nxt[:, n] = np.where(has[:, n], n, nxt[:, n + 1])
@@ -84,7 +91,7 @@ def build_reflections(material: Material, q_max: float) -> ReflectionTable:
     p = prim[first]
     pn = qn[first] / g[first]
     order = np.argsort(pn, kind="stable")
-    return ReflectionTable(p[order], p[order].astype(float), pn[order], nxt[order])
+    return ReflectionTable(p[order], p[order].astype(float), pn[order], nxt[order], f2[order])
 
 
 @dataclass(frozen=True)

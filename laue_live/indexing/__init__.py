@@ -6,6 +6,7 @@ frame (thread-safe); :func:`index_spots` is the one-call form. LaueTools ``.fit`
 and read by :func:`write_fit` and :func:`read_fit`.
 """
 
+from laue_live.indexing._fitfile import FitGrain, read_fit, write_fit
 from laue_live.indexing._indexer import (
     GRAIN_COLUMNS,
     INTENSITY_COLUMNS,
@@ -22,6 +23,7 @@ __all__ = [
     "GRAIN_COLUMNS",
     "INTENSITY_COLUMNS",
     "CandidateStats",
+    "FitGrain",
     "Grain",
     "Indexer",
     "IndexerSettings",
@@ -29,4 +31,6 @@ __all__ = [
     "index_spots",
     "misorientation_deg",
     "pattern_rotations",
+    "read_fit",
+    "write_fit",
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -456,7 +456,7 @@ class Indexer:
                 break
             grains.append(found)
             available[found.obs_j] = False
-        grains = self._drop_shadows(grains, ranked, pos)
+        grains = [self._canonical(g) for g in self._drop_shadows(grains, ranked, pos)]
         result = self._result(spots, pos, finite, grains, best if not grains else None)
         result.seconds = time.perf_counter() - t0
         return result
@@ -584,6 +584,24 @@ class Indexer:
             reasons.append(f"{n} matches < {s.chance_factor} x {chance:.2f} expected by chance")
         stats = CandidateStats(n, n_pred, frac, dev, ifrac, max_strain, chance, u, "; ".join(reasons))
         return _Verified(u, strain, pred, k, j, d, stats, not reasons)
+
+    def _canonical(self, v: _Verified) -> _Verified:
+        """The symmetry-equivalent description with ``U`` closest to the identity (stable across a map).
+
+        ``U' = U R`` (R a pattern rotation, R = B M B^-1), ``strain' = R^T strain R`` and
+        ``hkl' = M^-1 hkl`` describe the same grain and the same spots.
+        """
+        traces = np.einsum("ij,nji->n", v.u, self.rotations)
+        i = int(np.argmax(traces))
+        if i == 0:
+            return v
+        r = self.rotations[i]
+        m_inv = np.rint(np.linalg.inv(self.hkl_ops[i])).astype(int)
+        p = v.pred
+        pred = Prediction(p.index, p.hkl @ m_inv.T, p.energy, p.row, p.col, p.intensity)
+        u = v.u @ r
+        stats = replace(v.stats, U=u)
+        return _Verified(u, r.T @ v.strain @ r, pred, v.pred_k, v.obs_j, v.dist, stats, v.accepted)
 
     def _drop_shadows(self, grains: list[_Verified], ranked: np.ndarray, pos: np.ndarray) -> list[_Verified]:
         """Remove grains whose spots another grain predicts too (e.g. a twin orientation found first).

@@ -71,9 +71,10 @@ def run(job, workdir):
                          corfilename=cor, dirnameout_fitfile=workdir)
         seconds = time.perf_counter() - t0
     grains = []
-    summary = np.asarray(ds.getSummaryallData())
+    # columns: index, 2theta, chi, X, Y, intensity, [peak properties], h, k, l, energy, grain, isindexed
+    summary = np.asarray(ds.getSummaryallData(), dtype=float)
     for g in sorted(ds.indexedgrains):
-        rows = summary[summary[:, 1] == g] if summary.size else np.zeros((0, 11))
+        rows = summary[(summary[:, -1] == 1) & (summary[:, -2] == g)] if summary.size else np.zeros((0, 12))
         dev = getattr(ds, "dict_grain_devstrain", {}).get(g)
         grains.append({
             "UB": np.asarray(ds.dict_grain_matrix[g]).tolist(),
@@ -81,8 +82,9 @@ def run(job, workdir):
             "devstrain": None if dev is None else np.asarray(dev).tolist(),
             "matching_rate": float(np.ravel(ds.dict_grain_matching_rate.get(g, [np.nan, np.nan]))[-1]),
             "pixdev": float(np.mean(ds.pixelresidues)) if g == max(ds.indexedgrains) else None,
+            "n_indexed": int(len(rows)),
             # summary columns: spot index, grain, 2theta, chi, X, Y, I, h, k, l, energy
-            "spots": [[r[5] - 1, r[4] - 1, int(r[7]), int(r[8]), int(r[9])] for r in rows],
+            "spots": [[r[4] - 1, r[3] - 1, int(r[-6]), int(r[-5]), int(r[-4])] for r in rows],
         })
     return {"seconds": seconds, "grains": grains}
 

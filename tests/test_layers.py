@@ -16,7 +16,7 @@ PKG = Path(__file__).resolve().parents[1] / "laue_live"
 
 ECOSYSTEM = {"bluesky", "ophyd", "tiled", "zmq", "event_model", "databroker", "bluesky_tiled_plugins",
              "dask", "distributed"}
-SCIENCE = ["spots", "cnn", "doubles", "pipeline", "geometry", "_schema.py", "_errors.py"]
+SCIENCE = ["spots", "cnn", "doubles", "pipeline", "geometry", "indexing", "_schema.py", "_errors.py"]
 SCIENCE_MAY_NOT_IMPORT_PROJECT = {"laue_live.callbacks", "laue_live.catalog", "laue_live.stream",
                                   "laue_live.service", "laue_live.views", "laue_live.sim",
                                   "laue_live.analysis", "laue_live.parallel", "laue_live.cli"}

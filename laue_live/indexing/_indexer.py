@@ -65,8 +65,8 @@ GRAIN_COLUMNS = (
     ("material", "", "material name"),
     ("n_matched", "", "spots matched and used in the refinement"),
     ("n_predicted", "", "spots the refined grain predicts on the detector in the energy band"),
-    ("matched_fraction", "", "n_matched / n_predicted"),
-    ("intensity_fraction", "", "share of the predicted intensity (kinematic model) on matched spots"),
+    ("matched_fraction", "", "share of the predicted spots observed (a spot within the final radius)"),
+    ("intensity_fraction", "", "share of the predicted intensity (kinematic model) on observed spots"),
     ("deviation_px", "px", "mean distance between observed and refined predicted positions"),
     *((f"u{i + 1}{j + 1}", "", f"orientation matrix U[{i}, {j}] (q = U B hkl, LaueTools frame)")
       for i in range(3) for j in range(3)),
@@ -108,7 +108,8 @@ class IndexerSettings:
     min_matched
         Fewest matched spots for a grain.
     min_matched_fraction
-        Smallest ``n_matched / n_predicted`` for a grain.
+        Smallest share of the grain's predicted spots that are observed (a spot of the table, good or
+        not, within the final radius) for a grain.
     min_intensity_fraction
         Smallest share of the grain's predicted intensity (kinematic model with BM32's spectrum) that
         its matched spots must carry: a wrong lattice that happens to explain some spots leaves
@@ -184,11 +185,12 @@ class Grain:
     deviation_px
         Mean pixel distance between observed and predicted positions of the matched spots.
     matched_fraction
-        ``n_matched / n_predicted``.
+        Share of the predicted spots observed: a spot of the table (good or not, of this grain or
+        overlapping another's) within the final matching radius.
     n_predicted
         Spots the refined grain predicts on the detector in the energy band.
     intensity_fraction
-        Share of the predicted intensity carried by the matched spots.
+        Share of the predicted intensity (kinematic model) carried by the observed predicted spots.
     material
         Material name.
     UB
@@ -237,9 +239,9 @@ class Grain:
 
     def __str__(self) -> str:
         e = self.strain * 1e3
-        return (f"grain {self.index} ({self.material}): {self.n_matched} spots matched of "
-                f"{self.n_predicted} predicted ({100 * self.matched_fraction:.0f}%, "
-                f"{100 * self.intensity_fraction:.0f}% of the intensity), mean deviation "
+        return (f"grain {self.index} ({self.material}): {self.n_matched} spots matched, "
+                f"{100 * self.matched_fraction:.0f}% of {self.n_predicted} predicted observed "
+                f"({100 * self.intensity_fraction:.0f}% of the intensity), mean deviation "
                 f"{self.deviation_px:.3f} px, deviatoric strain (1e-3, crystal frame) xx {e[0, 0]:.3f} "
                 f"yy {e[1, 1]:.3f} zz {e[2, 2]:.3f} xy {e[0, 1]:.3f} xz {e[0, 2]:.3f} yz {e[1, 2]:.3f}")
 
@@ -253,7 +255,7 @@ class CandidateStats:
     n_matched, n_predicted, matched_fraction, deviation_px
         As for :class:`Grain`.
     intensity_fraction
-        Share of the predicted intensity (kinematic model) carried by the matched spots.
+        Share of the predicted intensity (kinematic model) carried by the observed predicted spots.
     max_strain
         Largest absolute deviatoric strain component after refinement.
     expected_by_chance
@@ -275,8 +277,8 @@ class CandidateStats:
     reason: str = ""
 
     def __str__(self) -> str:
-        return (f"best candidate: {self.n_matched} spots matched of {self.n_predicted} predicted "
-                f"({100 * self.matched_fraction:.0f}%, {100 * self.intensity_fraction:.0f}% of the predicted "
+        return (f"best candidate: {self.n_matched} spots matched, {100 * self.matched_fraction:.0f}% of "
+                f"{self.n_predicted} predicted observed ({100 * self.intensity_fraction:.0f}% of the "
                 f"intensity), mean deviation {self.deviation_px:.3f} px, max strain {self.max_strain:.2e}, {self.expected_by_chance:.2f} matches expected by "
                 f"chance; rejected: {self.reason}")
 
@@ -446,8 +448,9 @@ class Indexer:
         available[ranked] = True
         grains: list[_Verified] = []
         best: _Verified | None = None
+        seen = cKDTree(pos[finite]) if finite.any() else None
         while len(grains) < s.max_grains and available.sum() >= s.min_matched:
-            found = self._search(ranked[available[ranked]], pos, qunit)
+            found = self._search(ranked[available[ranked]], pos, qunit, seen)
             if found is None:
                 break
             if not found.accepted:
@@ -456,14 +459,18 @@ class Indexer:
                 break
             grains.append(found)
             available[found.obs_j] = False
-        grains = [self._canonical(g) for g in self._drop_shadows(grains, ranked, pos)]
+        grains = [self._canonical(g) for g in self._drop_shadows(grains, ranked, pos, seen)]
         result = self._result(spots, pos, finite, grains, best if not grains else None)
         result.seconds = time.perf_counter() - t0
         return result
 
     # -- search ---------------------------------------------------------------------------------
-    def _search(self, ids: np.ndarray, pos: np.ndarray, qunit: np.ndarray) -> _Verified | None:
-        """Best verified candidate among the available spots ``ids`` (brightest first)."""
+    def _search(self, ids: np.ndarray, pos: np.ndarray, qunit: np.ndarray, seen: cKDTree) -> _Verified | None:
+        """Best verified candidate among the available spots ``ids`` (brightest first).
+
+        ``seen`` holds every spot of the frame (good or not, assigned or not): a predicted spot with
+        one of them within the final radius counts as observed in the matched fractions.
+        """
         s = self.settings
         top = ids[: s.n_brightest]
         g = qunit[top]
@@ -487,7 +494,7 @@ class Indexer:
                     continue
                 tried = np.concatenate([tried, u[None]])
                 n_done += 1
-                v = self._verify(u, ids, pos, qunit, tree, density)
+                v = self._verify(u, ids, pos, qunit, tree, density, seen)
                 if v.accepted:
                     return v
                 if best is None or v.stats.n_matched > best.stats.n_matched:
@@ -525,7 +532,7 @@ class Indexer:
         v = np.einsum("cji,kj->cki", cands, g).reshape(-1, 3)
         return self.angles.score_mask.contains(v).reshape(len(cands), len(g)).sum(axis=1)
 
-    def _verify(self, u, ids, pos, qunit, tree, density) -> _Verified:
+    def _verify(self, u, ids, pos, qunit, tree, density, seen) -> _Verified:
         """Predict, match and refine a candidate; decide whether it is a grain."""
         s = self.settings
         r0, r1, r2 = s.match_radii_px
@@ -540,7 +547,7 @@ class Indexer:
             k, j, d = _match(pred, tree, ids, r1)
         if len(k) >= max(5, s.min_matched // 2):
             u, strain, pred, k, j, d = self._refine(u, strain, pred, k, j, pos, tree, ids, (r1, r2, r2))
-        return self._judge(u, strain, pred, k, j, d, density)
+        return self._judge(u, strain, pred, k, j, d, density, seen)
 
     def _refine(self, u, strain, pred, k, j, pos, tree, ids, radii):
         """Refine on the matched spots and re-match, once per radius (stops when nothing changes)."""
@@ -557,16 +564,21 @@ class Indexer:
             previous = key
         return u, strain, pred, k, j, d
 
-    def _judge(self, u, strain, pred, k, j, d, density) -> _Verified:
+    def _judge(self, u, strain, pred, k, j, d, density, seen) -> _Verified:
         """Statistics of a refined candidate and the acceptance tests."""
         s = self.settings
         r2 = s.match_radii_px[2]
         n_pred = len(pred)
         n = len(k)
         dev = float(d.mean()) if n else np.inf
-        frac = n / n_pred if n_pred else 0.0
+        observed = np.zeros(n_pred, dtype=bool)
+        observed[k] = True
+        if seen is not None and n_pred:
+            dist, _ = seen.query(np.column_stack([pred.row, pred.col]), k=1, distance_upper_bound=r2)
+            observed |= np.isfinite(dist)
+        frac = observed.sum() / n_pred if n_pred else 0.0
         total = float(pred.intensity.sum())
-        ifrac = float(pred.intensity[k].sum()) / total if total > 0 else 0.0
+        ifrac = float(pred.intensity[observed].sum()) / total if total > 0 else 0.0
         chance = n_pred * density * np.pi * r2 * r2
         max_strain = float(np.abs(strain).max())
         reasons = []
@@ -603,7 +615,8 @@ class Indexer:
         stats = replace(v.stats, U=u)
         return _Verified(u, r.T @ v.strain @ r, pred, v.pred_k, v.obs_j, v.dist, stats, v.accepted)
 
-    def _drop_shadows(self, grains: list[_Verified], ranked: np.ndarray, pos: np.ndarray) -> list[_Verified]:
+    def _drop_shadows(self, grains: list[_Verified], ranked: np.ndarray, pos: np.ndarray,
+                      seen: cKDTree) -> list[_Verified]:
         """Remove grains whose spots another grain predicts too (e.g. a twin orientation found first).
 
         A Sigma-3 twin of a cubic grain puts a third of its spots exactly on the grain's; found before
@@ -633,7 +646,7 @@ class Indexer:
                     density = len(ids) / float(np.prod(self.calibration.frame_shape))
                     k, j, dist = _match(o.pred, tree, ids, r2)
                     fit = self._refine(o.u, o.strain, o.pred, k, j, pos, tree, ids, (r2, r2))
-                    grains[grains.index(o)] = self._judge(*fit, density)
+                    grains[grains.index(o)] = self._judge(*fit, density, seen)
                     changed = True
                     break
                 if changed:

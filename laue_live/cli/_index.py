@@ -56,8 +56,8 @@ def _spots_of(path: Path, calibration, threshold: float):
         else:
             frame = load_frame(path)
         if calibration is not None and tuple(frame.shape) != tuple(calibration.frame_shape):
-            raise FrameError(f"{path}: frame is {frame.shape[0]} x {frame.shape[1]} px but the calibration is "
-                             f"for {calibration.frame_shape[0]} x {calibration.frame_shape[1]}")
+            raise FrameError(f"{path}: frame is {frame.shape[0]} x {frame.shape[1]} px but the calibration "
+                             f"is for {calibration.frame_shape[0]} x {calibration.frame_shape[1]}")
         table = analyze_frame(frame, "fit", peak_params={"threshold": threshold})
         table.attrs["calibration"] = {}
         return table, frame.shape
@@ -82,14 +82,17 @@ def index(
     cif: Annotated[Path | None, typer.Option(help="Material from a CIF file.")] = None,
     lattice: Annotated[str | None, typer.Option(
         help="Material from 'a b c alpha beta gamma' (Angstrom, degrees), with --space-group.")] = None,
-    space_group: Annotated[str | None, typer.Option(help="Space group of --lattice, e.g. Fd-3m, P6_3mc.")] = None,
+    space_group: Annotated[str | None, typer.Option(
+        help="Space group of --lattice, e.g. Fd-3m, P6_3mc.")] = None,
     det: Annotated[Path | None, typer.Option(
-        "--det", "-d", help="LaueTools .det calibration (default: the one a .cor/.dat file carries).")] = None,
+        "--det", "-d",
+        help="LaueTools .det calibration (default: the one a .cor/.dat file carries).")] = None,
     energy_min: Annotated[float, typer.Option(help="Lowest beam energy, keV.")] = 5.0,
     energy_max: Annotated[float, typer.Option(help="Highest beam energy, keV.")] = 23.0,
     max_grains: Annotated[int, typer.Option(help="Most grains searched per frame.")] = 5,
     strain: Annotated[bool, typer.Option(
-        "--strain/--orientation-only", help="Refine the deviatoric strain too, or the orientation only.")] = True,
+        "--strain/--orientation-only",
+        help="Refine the deviatoric strain too, or the orientation only.")] = True,
     threshold: Annotated[float, typer.Option(
         help="Peak-search threshold above the local background (frames only), ADU.")] = 50.0,
     out: Annotated[Path | None, typer.Option(
@@ -127,7 +130,8 @@ def index(
             spots, _ = _spots_of(path, calibration, threshold)
             cal = calibration or calibration_from_file_keys(spots.attrs.get("calibration", {}))
             if cal is None:
-                raise typer.BadParameter(f"{path.name} carries no calibration: give --det", param_hint="--det")
+                raise typer.BadParameter(f"{path.name} carries no calibration: give --det",
+                                         param_hint="--det")
             key = cal
             if key not in indexers:
                 indexers[key] = Indexer(mat, cal, (energy_min, energy_max), settings)
@@ -135,7 +139,8 @@ def index(
             typer.echo(f"{path.name}: {len(spots)} spots, {result.seconds * 1e3:.0f} ms")
             typer.echo("  " + result.summary().replace("\n", "\n  "))
             for g in result.grains:
-                typer.echo("  U = " + np.array2string(g.U, precision=6, suppress_small=True).replace("\n", "\n      "))
+                u = np.array2string(g.U, precision=6, suppress_small=True)
+                typer.echo("  U = " + u.replace("\n", "\n      "))
             table = result.grains_table()
             table.insert(0, "file", path.name)
             grains_rows.append(table)

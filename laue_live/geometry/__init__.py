@@ -1,4 +1,4 @@
-"""Laue geometry: detector calibration, pixels <-> scattering angles, crystal lattices, strain, the forward model.
+"""Laue geometry: calibration, pixels <-> scattering angles, crystal lattices, strain, the forward model.
 
 Plain numpy. Everything that turns a crystal orientation into detector pixels, or a pixel into
 ``(2theta, chi)``, lives here, below the simulator (:mod:`laue_live.sim`, which renders frames from it)

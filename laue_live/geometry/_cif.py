@@ -48,7 +48,8 @@ def read_cif(path: str | Path, name: str | None = None, block: str | None = None
     blocks = [b for b in doc if block is None or b.name == block]
     blocks = [b for b in blocks if b.find_value("_cell_length_a") is not None]
     if not blocks:
-        raise SettingsError(f"{path}: no data block with a unit cell" + (f" named {block!r}" if block else ""))
+        named = f" named {block!r}" if block else ""
+        raise SettingsError(f"{path}: no data block with a unit cell{named}")
     try:
         st = gemmi.make_small_structure_from_block(blocks[0])
     except (ValueError, RuntimeError) as exc:
@@ -59,8 +60,8 @@ def read_cif(path: str | Path, name: str | None = None, block: str | None = None
         raise SettingsError(f"{path}: missing or invalid cell lengths {lattice[:3]}")
     sg = st.spacegroup
     if sg is None:
-        raise SettingsError(f"{path}: no space group (_space_group_name_H-M_alt, _symmetry_space_group_name_H-M "
-                            "or symmetry operations)")
+        raise SettingsError(f"{path}: no space group (_space_group_name_H-M_alt, "
+                            "_symmetry_space_group_name_H-M or symmetry operations)")
     sites = st.get_all_unit_cell_sites()
     if not sites:
         raise SettingsError(f"{path}: no atom site (_atom_site_fract_x/y/z)")
@@ -68,7 +69,8 @@ def read_cif(path: str | Path, name: str | None = None, block: str | None = None
     for site in sites:
         z = site.element.atomic_number
         if z < 1:
-            raise SettingsError(f"{path}: atom site {site.label!r} has an unknown element {site.type_symbol!r}")
+            raise SettingsError(f"{path}: atom site {site.label!r} has an unknown element "
+                                f"{site.type_symbol!r}")
         by_z.setdefault(z, []).append(tuple(v % 1.0 for v in site.fract.tolist()))
     atoms = tuple((z, tuple(p)) for z, p in sorted(by_z.items()))
     return Material(name or blocks[0].name, lattice, atoms, 0.5, f"from {path.name}", sg.xhm())

@@ -110,7 +110,7 @@ class Material:
         atoms=None,
         debye_waller: float = 0.5,
     ) -> Material:
-        """A material from its lattice parameters and space group, optionally with its atoms.
+        """Make a material from its lattice parameters and space group, optionally with its atoms.
 
         Parameters
         ----------
@@ -140,7 +140,8 @@ class Material:
         try:
             lat = tuple(float(v) for v in lattice)
         except (TypeError, ValueError):
-            raise SettingsError(f"lattice must be 6 numbers (a, b, c, alpha, beta, gamma), got {lattice!r}") from None
+            raise SettingsError(f"lattice must be 6 numbers (a, b, c, alpha, beta, gamma), got {lattice!r}") \
+                from None
         if len(lat) != 6 or not all(np.isfinite(lat)) or min(lat[:3]) <= 0:
             raise SettingsError(f"lattice must be 6 finite numbers with a, b, c > 0, got {lattice!r}")
         cell = gemmi.UnitCell(*lat)
@@ -160,7 +161,7 @@ class Material:
 
     @property
     def space_group_operations(self):
-        """gemmi ``GroupOps`` of :attr:`space_group`, or ``None`` if it is not given."""
+        """Gemmi ``GroupOps`` of :attr:`space_group`, or ``None`` if it is not given."""
         return self._ops
 
     @property

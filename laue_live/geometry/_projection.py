@@ -153,7 +153,7 @@ def project_to_detector(
 
 
 def pixel_to_kf(row: np.ndarray, col: np.ndarray, calibration: Calibration) -> np.ndarray:
-    """Unit vectors of the scattered rays through 0-based pixel positions, in the LaueTools frame.
+    """Return the unit vectors of the scattered rays through 0-based pixel positions, LaueTools frame.
 
     The inverse of :func:`project_to_detector` for the direction: ``(..., 3)`` unit vectors ``u_f``
     (x along the beam, z up). The scattering vector of a spot points along ``u_f - (1, 0, 0)``.

@@ -16,7 +16,7 @@ __all__ = ["strained_ub", "decompose_ub", "deviatoric"]
 
 
 def deviatoric(strain) -> np.ndarray:
-    """The deviatoric part ``strain - tr(strain)/3 I`` of a 3 x 3 tensor."""
+    """Return the deviatoric part ``strain - tr(strain)/3 I`` of a 3 x 3 tensor."""
     e = np.asarray(strain, dtype=float)
     return e - np.trace(e) / 3.0 * np.eye(3)
 

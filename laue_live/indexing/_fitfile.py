@@ -73,11 +73,11 @@ def _grain_block(grain: Grain, calibration: Calibration, b0: np.ndarray, peak_fi
               "Bmatrix in q_lab= (U) (Bmatrix) B0 G* ", *_matrix(qr_b, 9),
               "(B-I)*1000 ", *_matrix((qr_b - np.eye(3)) * 1000.0, 3),
               "B0 matrix in q= UB (B0) G*", *_matrix(b0, 8),
-              "UBB0 matrix in q= (UB B0) G* i.e. recip. basis vectors are columns in LT frame: astar = UBB0[:,0], "
-              "bstar = UBB0[:,1], cstar = UBB0[:,2]. (abcstar as columns on xyzlab1, xlab1 = ui, ui = unit vector "
-              "along incident beam)", *_matrix(grain.UB, 8),
-              "deviatoric strain in direct crystal frame (10-3 unit)", *_matrix(_lt_crystal_frame(grain.strain, b0)
-                                                                            * 1000.0, 2),
+              "UBB0 matrix in q= (UB B0) G* i.e. recip. basis vectors are columns in LT frame: "
+              "astar = UBB0[:,0], bstar = UBB0[:,1], cstar = UBB0[:,2]. (abcstar as columns on xyzlab1, "
+              "xlab1 = ui, ui = unit vector along incident beam)", *_matrix(grain.UB, 8),
+              "deviatoric strain in direct crystal frame (10-3 unit)",
+              *_matrix(_lt_crystal_frame(grain.strain, b0) * 1000.0, 2),
               "equivalent (von Mises) strain sqrt(2/3 dev:dev), frame independent (10-3 unit)",
               f"{grain.equivalent_strain * 1000.0:.3f}",
               "laue_live U (polar decomposition, q = U (I + strain)^-1 B0 G*)", *_matrix(grain.U, 9),
@@ -163,7 +163,7 @@ class FitGrain:
     frame_shape: tuple[int, int] | None
 
     def calibration(self) -> Calibration | None:
-        """The file's detector parameters as a :class:`Calibration` (``None`` if incomplete)."""
+        """Return the file's detector parameters as a :class:`Calibration` (``None`` if incomplete)."""
         if self.detector is None or self.pixel_size is None:
             return None
         kw = {"frame_shape": self.frame_shape} if self.frame_shape else {}
@@ -188,7 +188,7 @@ def _read_matrix(lines: list[str], i: int) -> np.ndarray:
 
 
 def read_fit(path) -> list[FitGrain]:
-    """Read a LaueTools ``.fit`` file (LaueTools' own or :func:`write_fit`'s): one :class:`FitGrain` per block.
+    """Read a LaueTools ``.fit`` file (LaueTools' or :func:`write_fit`'s): a :class:`FitGrain` per block.
 
     Raises
     ------

@@ -14,7 +14,7 @@ import numpy as np
 from laue_live.geometry import HC_KEV_ANGSTROM, Calibration, bm32_spectrum, detector_pixels, kf_unit_vectors
 from laue_live.indexing._tables import ReflectionTable, bragg_energy
 
-__all__ = ["Prediction", "predict_spots", "project_hkl"]
+__all__ = ["Prediction", "predict_spots"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Prediction:
     intensity: np.ndarray
 
     def subset(self, keep: np.ndarray) -> Prediction:
-        """The predicted spots ``keep`` (index array or mask)."""
+        """Return the predicted spots ``keep`` (index array or mask)."""
         return Prediction(self.index[keep], self.hkl[keep], self.energy[keep], self.row[keep], self.col[keep],
                           self.intensity[keep])
 
@@ -91,9 +91,3 @@ def predict_spots(
     return Prediction(index=idx, hkl=table.hkl[idx] * first[:, None], energy=energy, row=r, col=c,
                       intensity=intensity)
 
-
-def project_hkl(ub: np.ndarray, hkl: np.ndarray, calibration: Calibration) -> tuple[np.ndarray, np.ndarray]:
-    """0-based ``(row, col)`` of the spots of given Miller indices (NaN where they do not diffract)."""
-    q = np.asarray(hkl, dtype=float) @ ub.T
-    uf, _ = kf_unit_vectors(q)
-    return detector_pixels(uf, calibration)

@@ -217,7 +217,7 @@ class Grain:
 
     @property
     def equivalent_strain(self) -> float:
-        """von Mises equivalent strain ``sqrt(2/3 e:e)`` of the deviatoric strain."""
+        """Von Mises equivalent strain ``sqrt(2/3 e:e)`` of the deviatoric strain."""
         return float(np.sqrt(2.0 / 3.0 * np.sum(self.strain * self.strain)))
 
     def to_record(self) -> dict:
@@ -279,7 +279,8 @@ class CandidateStats:
     def __str__(self) -> str:
         return (f"best candidate: {self.n_matched} spots matched, {100 * self.matched_fraction:.0f}% of "
                 f"{self.n_predicted} predicted observed ({100 * self.intensity_fraction:.0f}% of the "
-                f"intensity), mean deviation {self.deviation_px:.3f} px, max strain {self.max_strain:.2e}, {self.expected_by_chance:.2f} matches expected by "
+                f"intensity), mean deviation {self.deviation_px:.3f} px, max strain {self.max_strain:.2e}, "
+                f"{self.expected_by_chance:.2f} matches expected by "
                 f"chance; rejected: {self.reason}")
 
 
@@ -474,6 +475,7 @@ class Indexer:
         s = self.settings
         top = ids[: s.n_brightest]
         g = qunit[top]
+        g_all = qunit[ids]
         n_pair = min(s.n_pair_spots, len(top))
         tree = cKDTree(pos[ids])
         density = len(ids) / float(np.prod(self.calibration.frame_shape))
@@ -493,6 +495,10 @@ class Indexer:
                 if self._near_any(u, tried):
                     continue
                 tried = np.concatenate([tried, u[None]])
+                # cheap pre-check on every available spot: a grain puts at least min_matched of them
+                # on low-index directions, a chance orientation a few percent
+                if self.angles.score_mask.contains(g_all @ u).sum() < s.min_matched:
+                    continue
                 n_done += 1
                 v = self._verify(u, ids, pos, qunit, tree, density, seen)
                 if v.accepted:
@@ -539,7 +545,7 @@ class Indexer:
         strain = np.zeros((3, 3))
         pred = predict_spots(self.reflections, u @ self.B, self.calibration, self.energy_range)
         k, j, d = _match(pred, tree, ids, r0)
-        if len(k) >= 3:
+        if len(k) >= max(4, s.min_matched // 2):
             crystal = pred.hkl[k] @ self.B.T
             crystal /= np.linalg.norm(crystal, axis=1, keepdims=True)
             u = best_rotation(crystal, qunit[j])
@@ -598,7 +604,9 @@ class Indexer:
         return _Verified(u, strain, pred, k, j, d, stats, not reasons)
 
     def _canonical(self, v: _Verified) -> _Verified:
-        """The symmetry-equivalent description with ``U`` closest to the identity (stable across a map).
+        """Return the symmetry-equivalent description with ``U`` closest to the identity.
+
+        The choice is stable across a map (neighbouring pixels get neighbouring matrices).
 
         ``U' = U R`` (R a pattern rotation, R = B M B^-1), ``strain' = R^T strain R`` and
         ``hkl' = M^-1 hkl`` describe the same grain and the same spots.

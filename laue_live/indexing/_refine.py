@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import least_squares
 
-from laue_live.geometry import Calibration, deviatoric, strained_ub
-from laue_live.indexing._forward import project_hkl
+from laue_live.geometry import Calibration, detector_pixels, deviatoric, kf_unit_vectors, strained_ub
 
 __all__ = ["best_rotation", "refine_grain", "strain_from_params"]
 
 _MISS_PX = 1e3  # residual of a spot that no longer diffracts (keeps the least squares finite)
+_STEP = 1e-7  # finite-difference step of the Jacobian (rotation in rad, strain), ~1e-4 of the parameters
 
 
 def best_rotation(crystal: np.ndarray, lab: np.ndarray) -> np.ndarray:
@@ -84,18 +84,29 @@ def refine_grain(
     e0 = deviatoric(strain)
     n_par = 8 if with_strain else 3
     hkl = np.asarray(hkl, dtype=float)
-    obs = np.asarray(observed, dtype=float)
+    obs = np.concatenate([np.asarray(observed, dtype=float)[:, 0], np.asarray(observed, dtype=float)[:, 1]])
 
     def model(p):
         e = e0 + strain_from_params(p[3:]) if with_strain else e0
         return strained_ub(_rotation(p[:3]) @ u0, e, b)
 
-    def residuals(p):
-        r, c = project_hkl(model(p), hkl, calibration)
-        res = np.concatenate([r - obs[:, 0], c - obs[:, 1]])
-        return np.where(np.isfinite(res), res, _MISS_PX)
+    def pixels(ubs):  # (m, 3, 3) -> (m, 2n) predicted rows then cols, all models in one pass
+        q = np.einsum("mij,nj->mni", ubs, hkl).reshape(-1, 3)
+        uf, _ = kf_unit_vectors(q)
+        r, c = detector_pixels(uf, calibration)
+        out = np.concatenate([r.reshape(len(ubs), -1), c.reshape(len(ubs), -1)], axis=1)
+        return np.where(np.isfinite(out), out, _MISS_PX)
 
-    sol = least_squares(residuals, np.zeros(n_par), method="lm", x_scale=1e-3, xtol=1e-10, ftol=1e-10)
+    def residuals(p):
+        return pixels(model(p)[None])[0] - obs
+
+    def jacobian(p):
+        steps = np.vstack([p, p + _STEP * np.eye(n_par)])
+        px = pixels(np.stack([model(x) for x in steps]))
+        return ((px[1:] - px[0]) / _STEP).T
+
+    sol = least_squares(residuals, np.zeros(n_par), jac=jacobian, method="lm", x_scale=1e-3, xtol=1e-10,
+                        ftol=1e-10)
     p = sol.x
     u = _rotation(p[:3]) @ u0
     e = e0 + strain_from_params(p[3:]) if with_strain else e0

@@ -1,4 +1,4 @@
-"""Spot tables from files for indexing: LaueTools ``.dat`` and ``.cor`` peak lists, our CSV and Parquet tables.
+"""Spot tables from files for indexing: LaueTools ``.dat`` and ``.cor`` peak lists, our CSV and Parquet.
 
 Every reader returns a DataFrame with the project's 0-based ``row, col`` (px), a brightness column
 when the file has one, and ``attrs["calibration"]``: the calibration the file carries (LaueTools
@@ -75,7 +75,7 @@ def read_lauetools_cor(path) -> pd.DataFrame:
 
 
 def calibration_from_file_keys(keys: dict, frame_shape=None) -> Calibration | None:
-    """A :class:`Calibration` from LaueTools ``# key : value`` comments, or ``None`` if incomplete."""
+    """Return a :class:`Calibration` from LaueTools ``# key : value`` comments (``None`` if incomplete)."""
     if not all(k in keys for k in ("dd", "xcen", "ycen", "xbet", "xgam")):
         return None
     pix = keys.get("pixelsize", keys.get("xpixelsize"))
@@ -123,7 +123,8 @@ def read_spot_file(path) -> pd.DataFrame:
             raise SpotTableError(f"{path}: cannot read the table: {exc}") from None
         df.attrs["calibration"] = {}
     else:
-        raise SettingsError(f"unknown spot file type {suffix!r} ({path}): use one of {', '.join(SPOT_FILE_SUFFIXES)}")
+        kinds = ", ".join(SPOT_FILE_SUFFIXES)
+        raise SettingsError(f"unknown spot file type {suffix!r} ({path}): use one of {kinds}")
     if not {"row", "col"} <= set(df.columns):
         raise SpotTableError(f"{path}: the table has no 'row' and 'col' columns (0-based pixel positions)")
     df.attrs.setdefault("calibration", {})

@@ -169,7 +169,7 @@ class DirectionMask:
 
 
 def _closed_count(q_norm: np.ndarray, n: int) -> int:
-    """Number of leading reflections to take so that no |q| shell (symmetry family) is cut."""
+    """Count the leading reflections to take so that no |q| shell (symmetry family) is cut."""
     if n >= len(q_norm):
         return len(q_norm)
     edge = q_norm[n - 1] * (1 + 1e-9)

@@ -62,7 +62,8 @@ def simulated_spot_table(
     rows, cols = calibration.frame_shape
     if n_spurious:
         parts.append(pd.DataFrame({
-            "row_true": rng.uniform(0, rows - 1, n_spurious), "col_true": rng.uniform(0, cols - 1, n_spurious),
+            "row_true": rng.uniform(0, rows - 1, n_spurious),
+            "col_true": rng.uniform(0, cols - 1, n_spurious),
             "intensity": rng.uniform(0, 2 * min_intensity, n_spurious), "grain": -1, "h": 0, "k": 0, "l": 0,
         }))
     table = pd.concat(parts, ignore_index=True)

@@ -1,4 +1,4 @@
-"""Fixtures of the indexing tests: the two real indexed frames of LaueTools' examples (tests/data/indexing)."""
+"""Fixtures of the indexing tests: the two real indexed frames of LaueTools' examples."""
 
 from __future__ import annotations
 

@@ -74,9 +74,8 @@ def test_bad_input_one_line(args, message, tmp_path):
 
 def test_frame_input(tmp_path):
     """A rendered frame: peak search + fit + index, against the simulator's truth."""
-    from laue_live.geometry import BM32_CALIBRATION, random_rotation
+    from laue_live.geometry import BM32_CALIBRATION, get_material, random_rotation
     from laue_live.indexing import misorientation_deg, pattern_rotations
-    from laue_live.geometry import get_material
     from laue_live.sim import RenderConfig, render_frame, simulate_spots
 
     u = random_rotation(np.random.default_rng(4))

@@ -1,4 +1,4 @@
-"""LaueTools .fit files: ours round-trip, LaueTools' are read, and LaueTools reads ours (when its venv exists)."""
+"""LaueTools .fit files: ours round-trip, LaueTools' are read, LaueTools reads ours (when its venv exists)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 
 from laue_live._errors import SettingsError
 from laue_live.indexing import Indexer, read_fit, write_fit
-from tests.indexing.conftest import DATA
 
 REPO = Path(__file__).resolve().parents[2]
 LT_PY = REPO / ".lauetools-venv" / "bin" / "python"

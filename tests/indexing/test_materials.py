@@ -7,8 +7,8 @@ import pytest
 
 from laue_live._errors import SettingsError
 from laue_live.geometry import (
-    MATERIALS,
     BM32_CALIBRATION,
+    MATERIALS,
     Material,
     decompose_ub,
     deviatoric,

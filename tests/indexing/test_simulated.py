@@ -24,7 +24,8 @@ def _strained_case(seed: int):
     u = random_rotation(rng)
     e = rng.uniform(-2e-3, 2e-3, (3, 3))
     e = (e + e.T) / 2  # strain components up to 2e-3
-    spots = simulated_spot_table([("Si", u, e)], BM32_CALIBRATION, rng, position_noise_px=NOISE_PX, n_spurious=20)
+    spots = simulated_spot_table([("Si", u, e)], BM32_CALIBRATION, rng, position_noise_px=NOISE_PX,
+                                 n_spurious=20)
     return u, e, spots
 
 
@@ -46,7 +47,8 @@ def test_strained_single_grains(si_indexer):
         err.append(strain_error(si_indexer, g, u, e))
         # every matched spot is a true spot of the grain with its true hkl (up to the symmetry op)
         assert (spots.loc[g.spots.index, "grain"] == 0).all()
-    # measured (8 frames, 0.05 px noise): misorientation max 0.0037 deg, strain error max 5.2e-5, median 2.5e-5
+    # measured (8 frames, 0.05 px noise): misorientation max 0.0037 deg, strain error max 5.2e-5,
+    # median 2.5e-5
     # (0.1 px noise: 0.0075 deg, 1.04e-4, 5.1e-5; no noise: 2e-14 deg, 1.5e-6)
     assert max(mis) < 0.0056
     assert max(err) < 8e-5
@@ -95,8 +97,8 @@ def test_gan_grain():
     spots = simulated_spot_table([("GaN", u, None)], BM32_CALIBRATION, rng, position_noise_px=NOISE_PX)
     grains = index_spots(spots, "GaN", BM32_CALIBRATION)
     assert len(grains) == 1
-    from laue_live.indexing import pattern_rotations
     from laue_live.geometry import get_material
+    from laue_live.indexing import pattern_rotations
 
     _, rot = pattern_rotations(get_material("GaN"))
     assert misorientation_deg(grains[0].U, u, rot) < 0.01  # measured 0.002 deg

@@ -47,7 +47,9 @@ REAL = {
     "Si": ("AH12_CMT_r14_0200_LT_0.dat", "testcalib.det", "AH12_CMT_r14_0200_LT_0.fit"),
     "Ge": ("Ge_blanc_0000_LT_5.dat", "calibGe111.det", "Ge_blanc_0000_LT_5.fit"),
 }
-DAT_HEADER = "peak_X peak_Y peak_Itot peak_Isub peak_fwaxmaj peak_fwaxmin peak_inclination Xdev Ydev peak_bkg Ipixmax"
+DAT_HEADER = (
+    "peak_X peak_Y peak_Itot peak_Isub peak_fwaxmaj peak_fwaxmin peak_inclination Xdev Ydev peak_bkg Ipixmax"
+)
 
 
 def shared_dir() -> Path:
@@ -57,8 +59,13 @@ def shared_dir() -> Path:
 def lauetools_python() -> str | None:
     env_sh = shared_dir() / "tools" / "lauetools_env.sh"
     try:
-        out = subprocess.run(["bash", str(env_sh), str(REPO / ".lauetools-venv")], capture_output=True, text=True,
-                             check=True, timeout=900)
+        out = subprocess.run(
+            ["bash", str(env_sh), str(REPO / ".lauetools-venv")],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=900,
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         print(f"LaueTools environment unavailable: {exc}", file=sys.stderr)
         return None
@@ -73,14 +80,27 @@ def run_lauetools(jobs: list[dict]) -> list[dict]:
         jf, of = Path(tmp) / "jobs.json", Path(tmp) / "out.json"
         jf.write_text(json.dumps(jobs))
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        subprocess.run([py, str(REPO / "benchmarks" / "lauetools_index.py"), str(jf), str(of)], env=env,
-                       capture_output=True, check=True, timeout=3600)
+        subprocess.run(
+            [py, str(REPO / "benchmarks" / "lauetools_index.py"), str(jf), str(of)],
+            env=env,
+            capture_output=True,
+            check=True,
+            timeout=3600,
+        )
         return json.loads(of.read_text())
 
 
 def job(dat: Path, cal, material: str) -> dict:
-    return {"dat": str(dat), "calibration": cal.params, "pixel_size": cal.pixel_size,
-            "frame_shape": list(cal.frame_shape), "material": material, "emin": 5.0, "emax": 23.0, "grains": 1}
+    return {
+        "dat": str(dat),
+        "calibration": cal.params,
+        "pixel_size": cal.pixel_size,
+        "frame_shape": list(cal.frame_shape),
+        "material": material,
+        "emin": 5.0,
+        "emax": 23.0,
+        "grains": 1,
+    }
 
 
 def timed(indexer, tables, repeats=3):
@@ -106,19 +126,32 @@ def bench_real(lt_results) -> list[dict]:
         g = res.grains[0]
         ix_o = Indexer(mat, cal, settings=IndexerSettings(refine_strain=False))
         go = ix_o.index(spots).grains[0]
-        row = {"frame": f"{mat} ({dat})", "spots": len(spots), "ours_wall_ms": 1e3 * wall, "ours_cpu_ms": 1e3 * cpu,
-               "ours_matched": g.n_matched, "ours_deviation_px": g.deviation_px,
-               "fit_file_matched": len(fitg.spots), "fit_file_deviation_px": fitg.mean_deviation_px,
-               "mis_vs_fit_U_deg_strain": misorientation_deg(g.U, fitg.U, ix.rotations),
-               "mis_vs_fit_U_deg_orientation_only": misorientation_deg(go.U, fitg.U, ix.rotations),
-               "orientation_only_deviation_px": go.deviation_px}
+        row = {
+            "frame": f"{mat} ({dat})",
+            "spots": len(spots),
+            "ours_wall_ms": 1e3 * wall,
+            "ours_cpu_ms": 1e3 * cpu,
+            "ours_matched": g.n_matched,
+            "ours_deviation_px": g.deviation_px,
+            "fit_file_matched": len(fitg.spots),
+            "fit_file_deviation_px": fitg.mean_deviation_px,
+            "mis_vs_fit_U_deg_strain": misorientation_deg(g.U, fitg.U, ix.rotations),
+            "mis_vs_fit_U_deg_orientation_only": misorientation_deg(go.U, fitg.U, ix.rotations),
+            "orientation_only_deviation_px": go.deviation_px,
+        }
         lt = lt_results[k]
         if "error" not in lt and lt["grains"]:
             lg = lt["grains"][0]
             u_lt, e_lt = decompose_ub(np.array(lg["UB"]) @ np.array(lg["B0"]), ix.B)
-            row.update({"lauetools_wall_ms": 1e3 * lt["seconds"], "lauetools_cpu_ms": 1e3 * lt["cpu_seconds"],
-                        "lauetools_matched": lg["n_indexed"], "lauetools_deviation_px": lg["pixdev"],
-                        "mis_vs_lauetools_run_deg": misorientation_deg(g.U, u_lt, ix.rotations)})
+            row.update(
+                {
+                    "lauetools_wall_ms": 1e3 * lt["seconds"],
+                    "lauetools_cpu_ms": 1e3 * lt["cpu_seconds"],
+                    "lauetools_matched": lg["n_indexed"],
+                    "lauetools_deviation_px": lg["pixdev"],
+                    "mis_vs_lauetools_run_deg": misorientation_deg(g.U, u_lt, ix.rotations),
+                }
+            )
         rows.append(row)
     return rows
 
@@ -130,8 +163,15 @@ def strained_tables(n, noise, seed=0):
         u = random_rotation(rng)
         e = rng.uniform(-2e-3, 2e-3, (3, 3))
         e = (e + e.T) / 2
-        cases.append((u, e, simulated_spot_table([("Si", u, e)], BM32_CALIBRATION, rng, position_noise_px=noise,
-                                                 n_spurious=20)))
+        cases.append(
+            (
+                u,
+                e,
+                simulated_spot_table(
+                    [("Si", u, e)], BM32_CALIBRATION, rng, position_noise_px=noise, n_spurious=20
+                ),
+            )
+        )
     return cases
 
 
@@ -146,8 +186,13 @@ def accuracy(ix, cases, results):
         r = ix.rotations[int(np.argmax(traces))]
         mis.append(misorientation_deg(g.U, u, ix.rotations))
         err.append(float(np.abs(r @ g.strain @ r.T - deviatoric(e)).max()))
-    return {"frames": len(cases), "not_one_grain": missed, "misorientation_max_deg": max(mis),
-            "strain_error_max": max(err), "strain_error_median": float(np.median(err))}
+    return {
+        "frames": len(cases),
+        "not_one_grain": missed,
+        "misorientation_max_deg": max(mis),
+        "strain_error_max": max(err),
+        "strain_error_median": float(np.median(err)),
+    }
 
 
 def bench_simulated(n, n_lt, lt_py_ok) -> dict:
@@ -156,9 +201,13 @@ def bench_simulated(n, n_lt, lt_py_ok) -> dict:
     cases = strained_tables(n, 0.05)
     tables = [c[2] for c in cases]
     wall, cpu, results = timed(ix, tables)
-    out["single_grain"] = {"spots_per_frame": float(np.mean([len(t) for t in tables])),
-                           "ours_wall_ms": 1e3 * wall, "ours_cpu_ms": 1e3 * cpu, "ours_frames_per_s": 1 / wall,
-                           **accuracy(ix, cases, results)}
+    out["single_grain"] = {
+        "spots_per_frame": float(np.mean([len(t) for t in tables])),
+        "ours_wall_ms": 1e3 * wall,
+        "ours_cpu_ms": 1e3 * cpu,
+        "ours_frames_per_s": 1 / wall,
+        **accuracy(ix, cases, results),
+    }
     t0 = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(ix.index, tables))
@@ -186,11 +235,15 @@ def bench_simulated(n, n_lt, lt_py_ok) -> dict:
             lg = r["grains"][0]
             u_lt, _ = decompose_ub(np.array(lg["UB"]) @ np.array(lg["B0"]), ix.B)
             mis.append(misorientation_deg(u_lt, u, ix.rotations))
-        out["single_grain"].update({
-            "lauetools_frames": len(jobs), "lauetools_indexed": len(ok),
-            "lauetools_wall_ms": 1e3 * float(np.mean([r["seconds"] for r in ok])) if ok else None,
-            "lauetools_cpu_ms": 1e3 * float(np.mean([r["cpu_seconds"] for r in ok])) if ok else None,
-            "lauetools_misorientation_max_deg": max(mis) if mis else None})
+        out["single_grain"].update(
+            {
+                "lauetools_frames": len(jobs),
+                "lauetools_indexed": len(ok),
+                "lauetools_wall_ms": 1e3 * float(np.mean([r["seconds"] for r in ok])) if ok else None,
+                "lauetools_cpu_ms": 1e3 * float(np.mean([r["cpu_seconds"] for r in ok])) if ok else None,
+                "lauetools_misorientation_max_deg": max(mis) if mis else None,
+            }
+        )
     return out
 
 
@@ -202,15 +255,25 @@ def bench_polycrystal(n) -> dict:
     for _ in range(n):
         us = [random_rotation(rng) for _ in range(3)]
         truths.append(us)
-        tables.append(simulated_spot_table([("Si", u, None) for u in us], BM32_CALIBRATION, rng,
-                                           position_noise_px=0.05, n_spurious=20))
+        tables.append(
+            simulated_spot_table(
+                [("Si", u, None) for u in us], BM32_CALIBRATION, rng, position_noise_px=0.05, n_spurious=20
+            )
+        )
     wall, cpu, results = timed(ix, tables, repeats=1)
     for us, res in zip(truths, results, strict=True):
         hits = sum(any(misorientation_deg(g.U, u, ix.rotations) < 0.02 for g in res.grains) for u in us)
         found += hits
         extra += len(res.grains) - hits
-    return {"frames": n, "grains": 3 * n, "found": found, "extra": extra, "found_fraction": found / (3 * n),
-            "ours_wall_ms": 1e3 * wall, "ours_cpu_ms": 1e3 * cpu}
+    return {
+        "frames": n,
+        "grains": 3 * n,
+        "found": found,
+        "extra": extra,
+        "found_fraction": found / (3 * n),
+        "ours_wall_ms": 1e3 * wall,
+        "ours_cpu_ms": 1e3 * cpu,
+    }
 
 
 def bench_wrong() -> list[dict]:
@@ -220,8 +283,14 @@ def bench_wrong() -> list[dict]:
         spots = read_lauetools_dat(d / REAL[spots_of][0])
         cal = read_det(d / REAL[setup_of][1])[0]
         res = Indexer(setup_of, cal).index(spots)
-        rows.append({"spots": spots_of, "indexed_as": f"{setup_of} with {REAL[setup_of][1]}",
-                     "grains": len(res.grains), "best_rejected": str(res.best_rejected)})
+        rows.append(
+            {
+                "spots": spots_of,
+                "indexed_as": f"{setup_of} with {REAL[setup_of][1]}",
+                "grains": len(res.grains),
+                "best_rejected": str(res.best_rejected),
+            }
+        )
     return rows
 
 
@@ -236,34 +305,53 @@ def main() -> None:
     d = shared_dir() / "data" / "lauetools"
     lt_jobs = [job(d / dat, read_det(d / det)[0], m) for m, (dat, det, _) in REAL.items()]
     lt_real = run_lauetools(lt_jobs)
-    report = {"load_average_1min": load, "cpu_count": os.cpu_count(), "real": bench_real(lt_real),
-              "simulated": bench_simulated(a.frames, a.lauetools_frames, "error" not in lt_real[0]),
-              "polycrystal": bench_polycrystal(a.polycrystal_frames), "wrong_setup": bench_wrong()}
+    report = {
+        "load_average_1min": load,
+        "cpu_count": os.cpu_count(),
+        "real": bench_real(lt_real),
+        "simulated": bench_simulated(a.frames, a.lauetools_frames, "error" not in lt_real[0]),
+        "polycrystal": bench_polycrystal(a.polycrystal_frames),
+        "wrong_setup": bench_wrong(),
+    }
     print(f"# Indexing benchmark (load average {load:.1f} at start, {os.cpu_count()} CPUs)\n")
-    print("| frame | spots | ours ms (CPU) | LaueTools ms (CPU) | matched ours / LT run / .fit | "
-          "deviation px ours / LT run / .fit | U vs LT run | U vs .fit (strain / orient.-only) |")
+    print(
+        "| frame | spots | ours ms (CPU) | LaueTools ms (CPU) | matched ours / LT run / .fit | "
+        "deviation px ours / LT run / .fit | U vs LT run | U vs .fit (strain / orient.-only) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in report["real"]:
-        print(f"| {r['frame']} | {r['spots']} | {r['ours_wall_ms']:.1f} ({r['ours_cpu_ms']:.1f}) | "
-              f"{r.get('lauetools_wall_ms', float('nan')):.0f} ({r.get('lauetools_cpu_ms', float('nan')):.0f}) | "
-              f"{r['ours_matched']} / {r.get('lauetools_matched', '-')} / {r['fit_file_matched']} | "
-              f"{r['ours_deviation_px']:.3f} / {r.get('lauetools_deviation_px', float('nan')):.3f} / "
-              f"{r['fit_file_deviation_px']:.3f} | {r.get('mis_vs_lauetools_run_deg', float('nan')):.1e} deg | "
-              f"{r['mis_vs_fit_U_deg_strain']:.4f} / {r['mis_vs_fit_U_deg_orientation_only']:.4f} deg |")
+        print(
+            f"| {r['frame']} | {r['spots']} | {r['ours_wall_ms']:.1f} ({r['ours_cpu_ms']:.1f}) | "
+            f"{r.get('lauetools_wall_ms', float('nan')):.0f} "
+            f"({r.get('lauetools_cpu_ms', float('nan')):.0f}) | "
+            f"{r['ours_matched']} / {r.get('lauetools_matched', '-')} / {r['fit_file_matched']} | "
+            f"{r['ours_deviation_px']:.3f} / {r.get('lauetools_deviation_px', float('nan')):.3f} / "
+            f"{r['fit_file_deviation_px']:.3f} | {r.get('mis_vs_lauetools_run_deg', float('nan')):.1e} deg | "
+            f"{r['mis_vs_fit_U_deg_strain']:.4f} / {r['mis_vs_fit_U_deg_orientation_only']:.4f} deg |"
+        )
     s = report["simulated"]["single_grain"]
-    print(f"\nSimulated single-grain Si ({s['frames']} frames, {s['spots_per_frame']:.0f} spots each, 0.05 px noise, "
-          f"strain <= 2e-3): ours {s['ours_wall_ms']:.1f} ms/frame wall ({s['ours_cpu_ms']:.1f} CPU) = "
-          f"{s['ours_frames_per_s']:.1f} frames/s on one thread, {s['two_threads_frames_per_s']:.1f} frames/s with "
-          f"two threads; LaueTools {s.get('lauetools_wall_ms') or float('nan'):.0f} ms/frame "
-          f"({s.get('lauetools_indexed', 0)}/{s.get('lauetools_frames', 0)} indexed).")
+    print(
+        f"\nSimulated single-grain Si ({s['frames']} frames, {s['spots_per_frame']:.0f} spots each, "
+        "0.05 px noise, "
+        f"strain <= 2e-3): ours {s['ours_wall_ms']:.1f} ms/frame wall ({s['ours_cpu_ms']:.1f} CPU) = "
+        f"{s['ours_frames_per_s']:.1f} frames/s on one thread, "
+        f"{s['two_threads_frames_per_s']:.1f} frames/s with "
+        f"two threads; LaueTools {s.get('lauetools_wall_ms') or float('nan'):.0f} ms/frame "
+        f"({s.get('lauetools_indexed', 0)}/{s.get('lauetools_frames', 0)} indexed)."
+    )
     for key in ("single_grain", "accuracy_noise_0.1px", "accuracy_noise_0.15px"):
         acc = report["simulated"][key]
-        print(f"  {key}: misorientation max {acc['misorientation_max_deg']:.4f} deg, strain error max "
-              f"{acc['strain_error_max']:.1e} (median {acc['strain_error_median']:.1e}), "
-              f"{acc['not_one_grain']} frames without exactly one grain")
+        print(
+            f"  {key}: misorientation max {acc['misorientation_max_deg']:.4f} deg, strain error max "
+            f"{acc['strain_error_max']:.1e} (median {acc['strain_error_median']:.1e}), "
+            f"{acc['not_one_grain']} frames without exactly one grain"
+        )
     p = report["polycrystal"]
-    print(f"\nPolycrystal, 3 grains per frame: {p['found']}/{p['grains']} found ({100 * p['found_fraction']:.0f}%), "
-          f"{p['extra']} extra; {p['ours_wall_ms']:.0f} ms/frame")
+    print(
+        f"\nPolycrystal, 3 grains per frame: {p['found']}/{p['grains']} found "
+        f"({100 * p['found_fraction']:.0f}%), "
+        f"{p['extra']} extra; {p['ours_wall_ms']:.0f} ms/frame"
+    )
     print("\nWrong setups:")
     for w in report["wrong_setup"]:
         print(f"  {w['spots']} spots as {w['indexed_as']}: {w['grains']} grains; {w['best_rejected']}")

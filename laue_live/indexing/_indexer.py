@@ -397,6 +397,7 @@ class Indexer:
         if len(self.reflections.hkl) < 3:
             raise SettingsError(f"{self.material.name}: fewer than 3 reflections below {e_max} keV")
         self.hkl_ops, self.rotations = pattern_rotations(self.material)
+        self._rot_t_flat = np.swapaxes(self.rotations, 1, 2).reshape(len(self.rotations), 9).T  # trace(d R)
         s = self.settings
         self.angles = build_angle_table(self.reflections, self.B, self.hkl_ops, s.n_lut, s.n_score,
                                         s.score_tolerance_deg)
@@ -511,7 +512,8 @@ class Indexer:
         """Whether ``u`` is within ``tol_deg`` of any of ``others`` up to the pattern's symmetry."""
         if len(others) == 0:
             return False
-        traces = np.einsum("tji,jk,nki->tn", others, u, self.rotations)
+        d = np.swapaxes(others, 1, 2) @ u  # others^T u
+        traces = d.reshape(len(others), 9) @ self._rot_t_flat
         return bool(traces.max() >= 1.0 + 2.0 * np.cos(np.radians(tol_deg)))
 
     def _pair_candidates(self, g: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -535,7 +537,7 @@ class Indexer:
 
     def _score(self, cands: np.ndarray, g: np.ndarray) -> np.ndarray:
         """How many of the spots ``g`` each candidate puts on a low-index direction."""
-        v = np.einsum("cji,kj->cki", cands, g).reshape(-1, 3)
+        v = np.matmul(g, cands)  # rows: U_c^T g_k, the spots in each candidate's crystal frame
         return self.angles.score_mask.contains(v).reshape(len(cands), len(g)).sum(axis=1)
 
     def _verify(self, u, ids, pos, qunit, tree, density, seen) -> _Verified:

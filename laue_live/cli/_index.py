@@ -14,15 +14,11 @@ __all__ = ["index"]
 _FRAME_SUFFIXES = (".tif", ".tiff", ".npy", ".mccd")
 
 
-def _material(name, cif, lattice, space_group):
+def _materials(names, cifs, lattice, space_group) -> list:
+    """The materials to index with, in the order given: names, then CIF files, then --lattice."""
     from laue_live.geometry import Material, get_material, read_cif
 
-    given = [x is not None for x in (name, cif, lattice)]
-    if sum(given) != 1:
-        raise typer.BadParameter("give exactly one of --material, --cif or --lattice (with --space-group)",
-                                 param_hint="--material")
-    if cif is not None:
-        return read_cif(cif)
+    materials = [get_material(n) for n in names or []] + [read_cif(c) for c in cifs or []]
     if lattice is not None:
         try:
             values = [float(v) for v in lattice.replace(",", " ").split()]
@@ -31,8 +27,11 @@ def _material(name, cif, lattice, space_group):
                                      param_hint="--lattice") from None
         if space_group is None:
             raise typer.BadParameter("--lattice needs --space-group", param_hint="--space-group")
-        return Material.from_space_group("custom", values, space_group)
-    return get_material(name)
+        materials.append(Material.from_space_group("custom", values, space_group))
+    if not materials:
+        raise typer.BadParameter("give the material: --material, --cif or --lattice with --space-group",
+                                 param_hint="--material")
+    return materials
 
 
 def _spots_of(path: Path, calibration, threshold: float):
@@ -77,9 +76,10 @@ def index(
     inputs: Annotated[list[Path], typer.Argument(
         metavar="INPUT...", help="Spot files (.dat, .cor, .csv, .parquet; 0-based row, col in our tables) "
         "or frames (.tif, .tiff, .npy, .mccd: peak search and Gaussian fit first).")],
-    material: Annotated[str | None, typer.Option(
-        "--material", "-m", help="Material by name: Si, Ge, Cu, Al, Al2O3, GaN.")] = None,
-    cif: Annotated[Path | None, typer.Option(help="Material from a CIF file.")] = None,
+    material: Annotated[list[str] | None, typer.Option(
+        "--material", "-m", help="Material by name: Si, Ge, Cu, Al, Al2O3, GaN. Repeat for a frame of several "
+        "materials (tried in the order given, each on the spots the previous left).")] = None,
+    cif: Annotated[list[Path] | None, typer.Option(help="Material from a CIF file (repeatable).")] = None,
     lattice: Annotated[str | None, typer.Option(
         help="Material from 'a b c alpha beta gamma' (Angstrom, degrees), with --space-group.")] = None,
     space_group: Annotated[str | None, typer.Option(
@@ -114,14 +114,14 @@ def index(
 
     from laue_live._errors import LaueLiveError
     from laue_live.geometry import read_det
-    from laue_live.indexing import Indexer, IndexerSettings, write_fit
+    from laue_live.indexing import Indexer, IndexerSettings, index_materials, write_fit
     from laue_live.indexing._spotfiles import calibration_from_file_keys
 
     for path, hint in ((out, "--out"), (spots_out, "--spots-out")):
         if path is not None and path.suffix.lower() not in (".csv", ".parquet"):
             raise typer.BadParameter("table file must end in .csv or .parquet", param_hint=hint)
     try:
-        mat = _material(material, cif, lattice, space_group)
+        materials = _materials(material, cif, lattice, space_group)
         settings = IndexerSettings(max_grains=max_grains, refine_strain=strain)
         calibration = read_det(det)[0] if det is not None else None
         indexers: dict = {}
@@ -132,10 +132,9 @@ def index(
             if cal is None:
                 raise typer.BadParameter(f"{path.name} carries no calibration: give --det",
                                          param_hint="--det")
-            key = cal
-            if key not in indexers:
-                indexers[key] = Indexer(mat, cal, (energy_min, energy_max), settings)
-            result = indexers[key].index(spots)
+            if cal not in indexers:
+                indexers[cal] = [Indexer(m, cal, (energy_min, energy_max), settings) for m in materials]
+            result = index_materials(indexers[cal], spots)
             typer.echo(f"{path.name}: {len(spots)} spots, {result.seconds * 1e3:.0f} ms")
             typer.echo("  " + result.summary().replace("\n", "\n  "))
             for g in result.grains:

@@ -15,6 +15,7 @@ from laue_live.indexing._indexer import (
     Indexer,
     IndexerSettings,
     IndexResult,
+    index_materials,
     index_spots,
 )
 from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
@@ -28,6 +29,7 @@ __all__ = [
     "Indexer",
     "IndexerSettings",
     "IndexResult",
+    "index_materials",
     "index_spots",
     "misorientation_deg",
     "pattern_rotations",

@@ -49,6 +49,7 @@ __all__ = [
     "CandidateStats",
     "IndexResult",
     "index_spots",
+    "index_materials",
     "INTENSITY_COLUMNS",
     "GRAIN_COLUMNS",
 ]
@@ -752,3 +753,48 @@ def index_spots(
     indexer = _cached_indexer(get_material(material), calibration,
                               tuple(float(e) for e in energy_range), settings or IndexerSettings())
     return indexer.index(spots).grains
+
+
+def index_materials(indexers, spots: pd.DataFrame) -> IndexResult:
+    """Index a frame that holds several materials (e.g. a substrate and nanowires on it).
+
+    Each indexer (one material each, same calibration) runs in turn on the spots that the previous
+    ones left unindexed; grains are numbered in the order found across all materials.
+
+    Parameters
+    ----------
+    indexers
+        :class:`Indexer` objects, in the order to try (the material with the most or the brightest
+        spots first, usually the substrate).
+    spots
+        The frame's spot table.
+
+    Returns
+    -------
+    IndexResult
+        All grains; ``spots`` labelled as by :meth:`Indexer.index`; ``best_rejected`` of the last
+        material that found nothing, if no material found a grain.
+    """
+    t0 = time.perf_counter()
+    out = None
+    grains: list[Grain] = []
+    best = None
+    for ix in indexers:
+        todo = spots if out is None else spots.loc[out["grain"] < 0]
+        res = ix.index(todo)
+        for g in res.grains:
+            g.index = len(grains)
+            grains.append(g)
+        offset = len(grains) - len(res.grains)
+        labels = res.spots[["grain", "h", "k", "l", "deviation_px"]]
+        labels = labels.assign(grain=np.where(labels["grain"] >= 0, labels["grain"] + offset, -1))
+        if out is None:
+            out = res.spots
+        else:
+            out.loc[labels.index, labels.columns] = labels
+        if res.best_rejected is not None:
+            best = res.best_rejected
+    if out is None:
+        raise SettingsError("index_materials needs at least one indexer")
+    out["grain"] = out["grain"].astype(np.int32)
+    return IndexResult(grains, out, None if grains else best, time.perf_counter() - t0)

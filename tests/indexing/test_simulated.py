@@ -113,3 +113,36 @@ def test_broken_refinement_is_caught(si_indexer, monkeypatch):
     res = si_indexer.index(spots)
     errs = [strain_error(si_indexer, g, u, e) for g in res.grains]
     assert not errs or max(errs) > 1e-4
+
+
+def test_two_materials_in_one_frame():
+    """A Si substrate and a GaN grain on it: Si first, then GaN on the spots Si left."""
+    from laue_live.indexing import index_materials
+
+    rng = np.random.default_rng(12)
+    u_si, u_gan = random_rotation(rng), random_rotation(rng)
+    spots = simulated_spot_table([("Si", u_si, None), ("GaN", u_gan, None)], BM32_CALIBRATION, rng,
+                                 position_noise_px=NOISE_PX, n_spurious=10)
+    res = index_materials([Indexer("Si", BM32_CALIBRATION), Indexer("GaN", BM32_CALIBRATION)], spots)
+    assert [g.material for g in res.grains] == ["Si", "GaN"]
+    assert [g.index for g in res.grains] == [0, 1]
+    for g, truth in zip(res.grains, (0, 1), strict=True):
+        assert (spots.loc[g.spots.index, "grain"] == truth).mean() > 0.95
+        assert (res.spots.loc[g.spots.index, "grain"] == g.index).all()
+
+
+def test_real_substrate_and_nanowires(bm32_dir):
+    """nw1_0001 (BM32): the Si substrate and two GaN nanowire grains from LaueTools' peak list."""
+    import pandas as pd
+
+    from laue_live.geometry import read_det
+    from laue_live.indexing import index_materials
+
+    df = pd.read_csv(bm32_dir / "peaks_GaN_Si_nw1_0001_box16.csv")
+    spots = pd.DataFrame({"row": df["peak_Y"] - 1, "col": df["peak_X"] - 1, "intensity": df["peak_I"]})
+    cal, _ = read_det(bm32_dir / "calib.det")
+    res = index_materials([Indexer("Si", cal), Indexer("GaN", cal)], spots)
+    # measured: Si 83 spots 0.338 px, GaN 63 spots 0.148 px and 49 spots 0.309 px; 195 of 196 indexed
+    assert [g.material for g in res.grains] == ["Si", "GaN", "GaN"]
+    assert (res.spots["grain"] >= 0).sum() >= 185
+    assert all(g.deviation_px < 0.5 for g in res.grains)

@@ -15,7 +15,7 @@ _FRAME_SUFFIXES = (".tif", ".tiff", ".npy", ".mccd")
 
 
 def _materials(names, cifs, lattice, space_group) -> list:
-    """The materials to index with, in the order given: names, then CIF files, then --lattice."""
+    """Return the materials to index with, in the order given: names, then CIF files, then --lattice."""
     from laue_live.geometry import Material, get_material, read_cif
 
     materials = [get_material(n) for n in names or []] + [read_cif(c) for c in cifs or []]
@@ -77,8 +77,8 @@ def index(
         metavar="INPUT...", help="Spot files (.dat, .cor, .csv, .parquet; 0-based row, col in our tables) "
         "or frames (.tif, .tiff, .npy, .mccd: peak search and Gaussian fit first).")],
     material: Annotated[list[str] | None, typer.Option(
-        "--material", "-m", help="Material by name: Si, Ge, Cu, Al, Al2O3, GaN. Repeat for a frame of several "
-        "materials (tried in the order given, each on the spots the previous left).")] = None,
+        "--material", "-m", help="Material by name: Si, Ge, Cu, Al, Al2O3, GaN. Repeat for a frame of "
+        "several materials (tried in the order given, each on the spots the previous left).")] = None,
     cif: Annotated[list[Path] | None, typer.Option(help="Material from a CIF file (repeatable).")] = None,
     lattice: Annotated[str | None, typer.Option(
         help="Material from 'a b c alpha beta gamma' (Angstrom, degrees), with --space-group.")] = None,

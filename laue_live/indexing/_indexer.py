@@ -676,12 +676,14 @@ class Indexer:
             grain_col[v.obs_j] = gi
             hkl[v.obs_j] = v.pred.hkl[v.pred_k]
             dev[v.obs_j] = v.dist
-            rows = spots.iloc[v.obs_j].copy()
-            rows["h"], rows["k"], rows["l"] = (v.pred.hkl[v.pred_k, i].astype(np.int32) for i in range(3))
-            rows["energy_keV"] = v.pred.energy[v.pred_k]
-            rows["row_theo"] = v.pred.row[v.pred_k]
-            rows["col_theo"] = v.pred.col[v.pred_k]
-            rows["deviation_px"] = v.dist
+            o = np.argsort(v.obs_j, kind="stable")  # the table's order
+            k = v.pred_k[o]
+            rows = spots.iloc[v.obs_j[o]].copy()
+            rows["h"], rows["k"], rows["l"] = (v.pred.hkl[k, i].astype(np.int32) for i in range(3))
+            rows["energy_keV"] = v.pred.energy[k]
+            rows["row_theo"] = v.pred.row[k]
+            rows["col_theo"] = v.pred.col[k]
+            rows["deviation_px"] = v.dist[o]
             grains.append(Grain(
                 U=v.u, strain=v.strain, spots=rows, deviation_px=float(v.dist.mean()),
                 matched_fraction=v.stats.matched_fraction, n_predicted=v.stats.n_predicted,

@@ -44,7 +44,7 @@ def _spots_of(path: Path, calibration, threshold: float):
     if suffix in _FRAME_SUFFIXES:
         from laue_live._errors import FrameError
         from laue_live.cli._analyze import load_frame
-        from laue_live.spots import analyze_frame
+        from laue_live.describe import analyze_frame
 
         if suffix == ".mccd":  # a MarCCD file is a TIFF container
             import tifffile

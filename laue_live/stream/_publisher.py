@@ -16,6 +16,7 @@ import numpy as np
 import zmq
 
 from laue_live._errors import WireError
+from laue_live._schema import SPOT_COLUMNS
 from laue_live.stream._address import (
     LOOPBACK,
     CurveClient,
@@ -255,8 +256,6 @@ class SpotPublisher(_XPub):
 
     @staticmethod
     def _empty_table() -> dict[str, np.ndarray]:
-        from laue_live._schema import SPOT_COLUMNS
-
         return {c.name: np.empty(0, dtype=c.dtype) for c in SPOT_COLUMNS}
 
     # ------------------------------------------------------------------------------- direct API

@@ -20,6 +20,16 @@ def _spot_rows(docs):
     return sum(len(d["seq_num"]) for n, d in docs if n == "event_page")
 
 
+def _analysed_scan(RE, det, analyzer, n_frames: int, timeout: float = 60) -> list[dict]:
+    """Count ``n_frames`` frames of ``det`` with the live analysis subscribed; its ``frames`` rows."""
+    docs = []
+    router = make_run_router([lambda n, d: docs.append((n, d))], analyzer=analyzer)
+    RE.subscribe(router)
+    RE(count([det], n_frames))
+    assert router.wait(timeout)
+    return _rows(docs)
+
+
 def test_frames_in_event_pages(RE, inline_det, analyzer):
     """The same run, its events packed into one event_page, gives the same analysis."""
     raw = []
@@ -51,12 +61,7 @@ def test_frames_in_legacy_resource_datum_files(RE, tmp_path, analyzer):
     next(counter)  # SynSignal evaluated func once at construction: frame 0 is the first triggered
     counter = iter(range(100))
     det.sim_set_func(lambda: synthetic_frame(next(counter)))
-    docs = []
-    router = make_run_router([lambda n, d: docs.append((n, d))], analyzer=analyzer)
-    RE.subscribe(router)
-    RE(count([det], 3))
-    assert router.wait(60)
-    rows = _rows(docs)
+    rows = _analysed_scan(RE, det, analyzer, 3)
     assert [r["frame"] for r in rows] == [0, 1, 2]
     assert [r["n_spots"] for r in rows] == [n_spots(i) for i in range(3)]
     assert not any(r["failed"] for r in rows)
@@ -100,12 +105,7 @@ def test_simulator_legacy_ad_hdf5_files(RE, tmp_path, analyzer):
     from laue_live.sim import SimLaueDetector
 
     det = SimLaueDetector("laueleg", mode="hdf5_legacy", write_dir=tmp_path / "det")
-    docs = []
-    router = make_run_router([lambda n, d: docs.append((n, d))], analyzer=analyzer)
-    RE.subscribe(router)
-    RE(count([det], 2))
-    assert router.wait(120)
-    rows = _rows(docs)
+    rows = _analysed_scan(RE, det, analyzer, 2, timeout=120)
     assert [r["frame"] for r in rows] == [0, 1]
     assert not any(r["failed"] for r in rows), [r["error"] for r in rows]
     truth = det.truth.groupby("frame").size()

@@ -104,7 +104,7 @@ def _summary_row(key: str, md: dict) -> dict:
         else None,
         "sample": start.get("sample"),
         "material": start.get("material"),
-        "raw_uid": start.get("raw_uid"),
+        "raw_uid": start.get(RAW_UID),
         "method": start.get("method"),
         "model": model.get("name", start.get("model_name")) if isinstance(model, dict) else model,
         "model_version": model.get("version", start.get("model_version")) if isinstance(model, dict)

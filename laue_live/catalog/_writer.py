@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from laue_live._errors import LaueLiveError
 from laue_live._journal import DocumentJournal
-from laue_live._run import FRAMES_STREAM
+from laue_live._run import FRAMES_STREAM, SPOTS_STREAM
 from laue_live.catalog._layout import column_dtype, create_stream_table
 
 __all__ = ["AnalysisWriter", "CatalogWriteError", "make_analysis_writer"]
@@ -113,7 +113,7 @@ class AnalysisWriter:
     """
 
     def __init__(self, container, *, max_rows: int = 200_000, max_delay_s: float = 0.5,
-                 timestamps: bool | tuple[str, ...] = ("frames",), max_queue: int = 10_000,
+                 timestamps: bool | tuple[str, ...] = (FRAMES_STREAM,), max_queue: int = 10_000,
                  max_attempts: int = 3,
                  spool_dir: str | Path | None = None) -> None:
         from bluesky_tiled_plugins import TiledWriter  # lazy: it imports tiled's client, ~1.5-5 s
@@ -191,13 +191,13 @@ class AnalysisWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def frames_written(self, run_uid: str, stream: str = "spots") -> set[int]:
+    def frames_written(self, run_uid: str, stream: str = SPOTS_STREAM) -> set[int]:
         """Frame numbers of ``run_uid`` whose rows of ``stream`` are confirmed in Tiled."""
         with self._lock:
             return {f for s in self._streams.values() if s.run_uid == run_uid and s.name == stream
                     for f in s.frames_written}
 
-    def mark_written(self, run_uid: str, frames, stream: str = "spots") -> None:
+    def mark_written(self, run_uid: str, frames, stream: str = SPOTS_STREAM) -> None:
         """Declare ``frames`` of ``run_uid`` already in Tiled (e.g. on resume): their rows are skipped.
 
         May be called before the run's documents arrive; it applies when the stream's descriptor does.

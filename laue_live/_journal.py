@@ -178,10 +178,12 @@ class DocumentJournal:
             journal = self._journals.get(run)
             if journal is None:
                 journal = self._journals[run] = Journal(self.path(run), fsync=self.fsync)
-            journal.append({"name": name, "doc": doc}, sync=name == "stop")
-            if name == "stop":
+        # encoded and written outside this lock: the documents of other runs do not wait
+        journal.append({"name": name, "doc": doc}, sync=name == "stop")
+        if name == "stop":
+            with self._lock:
                 journal.close()
-                del self._journals[run]
+                self._journals.pop(run, None)
 
     def close(self) -> None:
         """Close every open journal file (runs without a stop document stay replayable)."""

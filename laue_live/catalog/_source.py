@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from laue_live._rules import CUTOUT_SIZE
 from laue_live._schema import SCHEMA_VERSION
 from laue_live.catalog._layout import image_array
 from laue_live.catalog._runs import oldest_first, search_runs
@@ -74,7 +75,7 @@ class CatalogCutoutSource:
     cache_dir
         Ground-truth cache; default ``$LAUE_LIVE_CACHE_DIR`` or ``~/.cache/laue-live/cutouts``.
     find_peaks_kwargs, fit_kwargs
-        Arguments of :func:`laue_live.spots.find_peaks` and :func:`laue_live.spots.characterize`;
+        Arguments of :func:`laue_live.spots.find_peaks` and :func:`laue_live.characterize`;
         part of the cache key.
     max_frames_per_run
         Read at most this many frames per run (the first ones).
@@ -104,8 +105,6 @@ class CatalogCutoutSource:
     @property
     def params_hash(self) -> str:
         """Hash of everything that changes the ground truth (peak search, fit, schema)."""
-        from laue_live.spots import CUTOUT_SIZE  # lazy: the spot science costs ~0.3 s to import
-
         params = {"find_peaks": self.find_peaks_kwargs, "fit": {"method": "fit", **self.fit_kwargs},
                   "cutout": CUTOUT_SIZE, "schema": SCHEMA_VERSION}
         blob = json.dumps(params, sort_keys=True, default=str).encode()
@@ -145,12 +144,13 @@ class CatalogCutoutSource:
     def _fit_frame(self, frame: np.ndarray, number: int):
         import pandas as pd  # lazy: pandas adds ~0.3 s to `import laue_live.catalog`
 
-        # lazy: the spot science costs ~0.3 s to import; only training reads it
-        from laue_live.spots import characterize, cutout_edge_mask, extract_cutouts, find_peaks
+        from laue_live.describe import characterize  # lazy: the science, ~0.3-1 s; only training needs it
+        from laue_live.spots import cutout_edge_mask, extract_cutouts, find_peaks  # lazy: as above
 
         peaks = np.asarray(find_peaks(frame, **self.find_peaks_kwargs), dtype=np.int64).reshape(-1, 2)
         if len(peaks) == 0:
-            return np.zeros((0, 32, 32), np.float32), pd.DataFrame({"frame": np.zeros(0, np.int64)})
+            empty = pd.DataFrame({"frame": np.zeros(0, np.int64)})
+            return np.zeros((0, CUTOUT_SIZE, CUTOUT_SIZE), np.float32), empty
         cutouts = np.asarray(extract_cutouts(frame, peaks), dtype=np.float32)
         table = characterize(cutouts, method="fit", **self.fit_kwargs)
         table["row0"] = peaks[:, 0].astype(np.int32)

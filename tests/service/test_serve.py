@@ -157,6 +157,65 @@ def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled
     assert len(tiled_client.analysis.search(Key("raw_uid") == raw_uids[2])) == 0
 
 
+@pytest.mark.slow
+def test_serve_with_the_cnn_publishes_the_tables_of_analyze_frame(tmp_path):
+    """`laue-live serve --method cnn` (shipped model): each published table equals analyze_frame's."""
+    import numpy as np
+
+    from laue_live.describe import analyze_frame
+    from laue_live.stream import decode_spot_table
+    from laue_live.testing import synthetic_frame
+
+    with SafeProxy() as proxy:
+        proxy.start_in_thread()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAUE_LIVE_", "TILED_"))}
+        cmd = [sys.executable, "-c", "from laue_live.cli import main; main()", "serve", "--no-tiled",
+               "--input", proxy.out_address, "--publish", "127.0.0.1:0", "--method", "cnn",
+               "--state-dir", str(tmp_path / "state"), "--status-interval", "3600", "--drain-timeout", "60"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            line = _read_line(proc, "spot tables on", WAIT)
+            sub = SpotSubscriber(line.split("spot tables on ")[1].split(",")[0].strip(), documents=True)
+            assert sub.wait_ready(WAIT), "the service's publisher did not welcome us"
+            RE = RunEngine({}, call_returns_result=False)
+            publisher = DocumentPublisher(proxy.in_address)
+            assert publisher.wait_for_subscribers(1, WAIT)
+            RE.subscribe(publisher)
+            x, y = SynAxis(name="stage_x"), SynAxis(name="stage_y")
+            RE(grid_scan([SmallDetector(name="laue")], y, 0, 1, 2, x, 0, 1, 2))  # 4 frames
+            publisher.close()
+            tables, start, stop = {}, None, None
+            deadline = time.monotonic() + WAIT
+            while stop is None:  # ends on the analysis run's stop document, within WAIT
+                message = sub.receive(max(deadline - time.monotonic(), 0))
+                assert message is not None, f"no stop document within {WAIT} s; frames {sorted(tables)}"
+                if message.topic == b"laue.spots":
+                    tables[message.payload["frame"]] = decode_spot_table(message.payload)
+                elif message.topic == b"laue.doc" and message.name == "start":
+                    start = message.payload["doc"]
+                elif message.topic == b"laue.doc" and message.name == "stop":
+                    stop = message.payload["doc"]
+            sub.close()
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err[-3000:]
+    assert start is not None and start["method"] == "cnn"
+    assert stop["frames_analysed"] == 4 and stop["frames_failed"] == 0
+    assert sorted(tables) == [0, 1, 2, 3]
+    for i, got in tables.items():
+        ref = analyze_frame(synthetic_frame(i), method="cnn", frame_number=i)
+        assert len(got) == len(ref) == n_spots(i)
+        got = got.sort_values("spot").reset_index(drop=True)
+        for c in ref.columns:
+            a, b = ref[c].to_numpy(), got[c].to_numpy()
+            if a.dtype.kind == "f":  # float32 rounding of the batched network, as through the callback
+                np.testing.assert_allclose(b, a, rtol=2e-7, atol=2e-7, err_msg=f"frame {i}, {c}")
+            else:
+                np.testing.assert_array_equal(b, a, err_msg=f"frame {i}, {c}")
+
+
 def test_service_survives_bad_input_and_stops_cleanly(tmp_path):
     """Pickled and malformed messages are counted and skipped; status on request; stop() drains."""
     import pickle

@@ -101,3 +101,39 @@ def test_torch_dtypes_are_accepted_like_their_names():
     np.testing.assert_array_equal(by_dtype.mu_row, by_name.mu_row)
     f32 = fit_gaussians(cut, backend="torch", dtype=torch.float32)
     assert f32.converged.all() and np.abs(f32.mu_row - by_name.mu_row).max() < 1.5e-4  # as test_fit
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_the_callers_cutouts_are_never_changed(backend):
+    """The fit centres its data in place: on its own copy, whatever the input's kind and dtype."""
+    cut, _ = random_gaussian_spots(4, seed=6)
+    for data in (cut.astype(np.float64), torch.as_tensor(cut.astype(np.float64)), cut.astype(np.float32)):
+        before = np.array(data, copy=True)
+        fit = fit_gaussians(data, backend=backend)
+        assert fit.converged.all()
+        np.testing.assert_array_equal(np.asarray(data), before)
+
+
+def test_tensor_input_on_the_numpy_backend_and_explicit_starts_on_torch():
+    cut, truth = random_gaussian_spots(5, seed=12)
+    ref = fit_gaussians(cut, backend="numpy")
+    from_tensor = fit_gaussians(torch.as_tensor(cut), backend="numpy")
+    np.testing.assert_array_equal(from_tensor.mu_row, ref.mu_row)
+    # one iteration from the truth is not one iteration from the moments: the start is used, the same
+    # on both backends
+    one_step = {}
+    for backend in ("numpy", "torch"):
+        from_truth = fit_gaussians(cut, backend=backend, start=truth, max_iter=1)
+        from_moments = fit_gaussians(cut, backend=backend, max_iter=1)
+        assert np.abs(from_truth.mu_row - from_moments.mu_row).max() > 1e-3
+        assert (from_truth.n_iter == 1).all() and not from_truth.converged.any()
+        one_step[backend] = from_truth.mu_row
+    np.testing.assert_allclose(one_step["torch"], one_step["numpy"], rtol=0, atol=1e-9)
+
+
+def test_empty_input_gives_empty_typed_fields():
+    for backend in ("numpy", "torch"):
+        f = fit_gaussians(np.zeros((0, 32, 32), np.float32), backend=backend)
+        for name, value in f.to_dict().items():
+            assert isinstance(value, np.ndarray) and value.shape == (0,), name
+        assert f.converged.dtype == bool and f.n_iter.dtype == np.int64 and f.mu_row.dtype == np.float64

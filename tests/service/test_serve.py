@@ -43,6 +43,13 @@ def _read_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
                          f"stderr: {proc.stderr.read() if proc.poll() is not None else ''}")
 
 
+def _terminate(proc: subprocess.Popen) -> tuple[str, str]:
+    """SIGTERM the service if it still runs (it drains and stops); its stdout and stderr."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=WAIT)
+
+
 def _aborting_plan(det, n_ok: int):
     @bpp.stage_decorator([det])
     @bpp.run_decorator(md={"purpose": "abort test"})
@@ -134,9 +141,7 @@ def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled
             assert status["frames_per_s"] >= 0
             sub.close()
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=WAIT)
+            out, err = _terminate(proc)
     assert proc.returncode == 0, err[-3000:]
     assert "stopped" in out
     final = json.loads((state / "status.json").read_text())
@@ -197,9 +202,7 @@ def test_serve_with_the_cnn_publishes_the_tables_of_analyze_frame(tmp_path):
                     stop = message.payload["doc"]
             sub.close()
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=WAIT)
+            out, err = _terminate(proc)
     assert proc.returncode == 0, err[-3000:]
     assert start is not None and start["method"] == "cnn"
     assert stop["frames_analysed"] == 4 and stop["frames_failed"] == 0

@@ -24,7 +24,7 @@ SCIENCE_MAY_NOT_IMPORT_PROJECT = {"laue_live.callbacks", "laue_live.catalog", "l
 TRAINING_DATA = {"cnn/_data.py", "cnn/_datasets.py", "doubles/_synth.py", "doubles/_train.py",
                  "doubles/_evaluate.py", "cnn/_evaluate.py", "cnn/_report.py"}
 # the simulator is for tests, the demo, training and the profiles, never for the live service
-SERVICE = ["callbacks", "catalog", "stream", "service", "analysis", "views"]
+SERVICE = ["callbacks", "catalog", "stream", "service", "analysis", "views", "dashboard"]
 
 
 def _modules(parts: list[str]):

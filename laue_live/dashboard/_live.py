@@ -180,6 +180,33 @@ class LiveState:
             run.add(frame, table, summary)
             self.version += 1
 
+    def backfill_from(self, reader) -> int:
+        """Read from Tiled the frames of live runs that the stream did not bring; returns frames added.
+
+        Runs are marked for this when the dashboard joined after their start, when the publisher's
+        sequence numbers show missed tables, or when a stop document counts more frames than seen.
+        A run whose read fails stays marked (the reader retries Tiled later).
+        """
+        added = 0
+        for uid in sorted(self.backfill):
+            try:
+                data = reader.run(uid)
+            except Exception as exc:  # noqa: BLE001 - Tiled away or the run not written yet: later
+                logger.info("frames of run %s not read from Tiled yet: %s", uid[:8], exc)
+                continue
+            with self.lock:
+                self.backfill.discard(uid)
+                run = self.runs.get(uid)
+                if run is None:
+                    continue
+                n = run.merge(data["frames"], data["values"], data["errors"])
+                if data.get("start") and not run.complete_start:
+                    run.start, run.complete_start = {**run.start, **data["start"]}, True
+                if n:
+                    self.version += 1
+                    added += n
+        return added
+
     def set_status(self, status: Mapping[str, Any]) -> None:
         """Take a service status report."""
         with self.lock:

@@ -84,14 +84,27 @@ class DashboardServer:
         self._server = uvicorn.Server(config)
         self.feed = LiveFeed(settings.stream, self.state, curve=curve) if settings.stream else None
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._backfill = threading.Thread(target=self._backfill_loop, name="laue-live-dashboard-backfill",
+                                          daemon=True)
+
+    def _backfill_loop(self) -> None:
+        # Frames the stream did not bring (joined late, missed tables) come from Tiled, off the feed.
+        while not self._stop.wait(2.0):
+            if self.state.backfill and self.reader.configured:
+                self.state.backfill_from(self.reader)
+
+    def _start_helpers(self) -> None:
+        if self.feed is not None:
+            self.feed.start()
+            self._backfill.start()
 
     def __repr__(self) -> str:
         return f"DashboardServer({self.url!r}, stream={self.settings.stream!r})"
 
     def start(self, timeout: float = 30.0) -> DashboardServer:
         """Serve on a background thread; returns once the server accepts connections (bounded wait)."""
-        if self.feed is not None:
-            self.feed.start()
+        self._start_helpers()
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name="laue-live-dashboard", daemon=True)
         self._thread.start()
@@ -105,8 +118,7 @@ class DashboardServer:
 
     def serve(self) -> None:
         """Serve in the foreground until SIGINT/SIGTERM (uvicorn handles both)."""
-        if self.feed is not None:
-            self.feed.start()
+        self._start_helpers()
         try:
             self._server.run(sockets=[self._sock])
         finally:
@@ -120,6 +132,8 @@ class DashboardServer:
         self.close()
 
     def close(self) -> None:
+        """Stop the feed and its helper, close the listening socket."""
+        self._stop.set()
         if self.feed is not None:
             self.feed.stop()
         self._sock.close()
@@ -157,6 +171,8 @@ class DashboardProcess:
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen | None = None
         self.url: str | None = None
+        self._lock = threading.Lock()  # start() may run on another thread than stop()
+        self._stopped = False
 
     @property
     def pid(self) -> int | None:
@@ -175,7 +191,9 @@ class DashboardProcess:
         cmd = [sys.executable, "-c", "from laue_live.cli import main; main()", "dashboard", *self.args]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as log:
+        with self._lock, open(self.log_path, "ab") as log:
+            if self._stopped:
+                raise RuntimeError("stopped before it started")
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -200,14 +218,17 @@ class DashboardProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the child (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
-        if self.process is None or self.process.poll() is not None:
+        with self._lock:
+            self._stopped = True
+            process = self.process
+        if process is None or process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+            process.kill()
+            process.wait(timeout)
 
     def detach(self) -> None:
         """Leave the child running after this process exits (``--keep-server``)."""

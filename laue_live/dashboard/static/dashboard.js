@@ -68,7 +68,8 @@ function runLabel(r) {
   if (r.sample) { parts.push(r.sample); }
   if (when) { parts.push(when); }
   parts.push(r.uid.slice(0, 8));
-  if (r.live) { parts.push(r.ended ? "live, ended" : "LIVE"); }
+  const ended = r.ended ?? (r.exit_status !== null && r.exit_status !== undefined);
+  if (r.live) { parts.push(ended ? "live, ended" : "LIVE"); }
   return parts.join(" · ");
 }
 
@@ -520,8 +521,9 @@ function renderHealth(h) {
   const badge = $("badge");
   const bad = h.service_silent || cat.error || st.frames_dropped > 0;
   const warn = st.frames_failed > 0 || (stream.address && !stream.connected) || zmq.dropped > 0;
-  badge.className = `badge ${bad ? "bad" : warn ? "warn" : "ok"}`;
-  badge.textContent = !hasStatus ? (stream.address ? "waiting for the service" : "past runs")
+  badge.className = `badge ${bad ? "bad" : warn ? "warn" : hasStatus || run.uid ? "ok" : ""}`;
+  badge.textContent = !hasStatus ? (run.uid ? "live stream, no service status"
+    : stream.address ? "waiting for the service" : "past runs")
     : `${st.state} · ${fmt(st.frames_per_s, 1)} frames/s`;
 }
 

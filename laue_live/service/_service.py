@@ -189,6 +189,9 @@ class AnalysisService:
         fps = (analysed + failed - n0) / (now - t0) if now - t0 > 0 else 0.0
         if self.state == "analysing" and current is None and depth == 0:
             self.state = "idle"
+        elif self.state == "idle" and current is not None:
+            # a report made between a run's start and its first frame said idle: the run is on now
+            self.state = "analysing"
         pub = self.publisher.stats() if not self.publisher.closed else {
             "sent": self.publisher.sent, "dropped": self.publisher.dropped, "subscribers": 0}
         return {

@@ -4,7 +4,7 @@ A real RunEngine scans a simulated stage with an HDF5-writing detector; the live
 a real Tiled server and publishes on real 0MQ; the dashboard (its own server, 127.0.0.1) follows it.
 The page must follow the new run by itself, fill the map, show a clicked frame's spots with the right
 count, and find an older run with the run picker; no request may leave the dashboard's origin.
-Set LAUE_LIVE_UPDATE_SCREENSHOTS=1 to refresh docs/images/dashboard.png from this test.
+Set LAUE_LIVE_UPDATE_SCREENSHOTS=1 to refresh docs/images/dashboard_test.png from this test.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ _CELL_POSITION = """([x, y]) => {
   const gd = document.getElementById('map');
   const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
   const xr = gd.layout.xaxis.range, yr = gd.layout.yaxis.range;
+  // an axis range runs from left to right, and from bottom to top (reversed for y: [last row, first])
   return [box.left + (x - xr[0]) / (xr[1] - xr[0]) * box.width,
-          box.top + (y - yr[0]) / (yr[1] - yr[0]) * box.height];
+          box.bottom - (y - yr[0]) / (yr[1] - yr[0]) * box.height];
 }"""
 
 
@@ -88,9 +89,9 @@ def test_live_scan_map_click_and_run_picker(browser_context, dashboard, module_c
         expected[frame // NX][frame % NX] = int(good)
     assert heatmap["z"] == expected
 
-    # a click on the cell of frame 5 (row 1, column 1: x = 2 µm, y = 3 µm) shows that frame's spots
-    frame = 5
-    x, y = page.evaluate(_CELL_POSITION, [2.0, 3.0])
+    # a click on the cell of frame 10 (row 2, column 2: x = 4 µm, y = 6 µm) shows that frame's spots
+    frame = 10
+    x, y = page.evaluate(_CELL_POSITION, [4.0, 6.0])
     page.mouse.click(x, y)
     page.wait_for_function("() => document.querySelector('#frame-title').textContent"
                            f".startsWith('frame {frame}:') && "
@@ -113,7 +114,7 @@ def test_live_scan_map_click_and_run_picker(browser_context, dashboard, module_c
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
     if os.environ.get("LAUE_LIVE_UPDATE_SCREENSHOTS"):
-        shutil.copyfile(shot, REPO / "docs" / "images" / "dashboard.png")
+        shutil.copyfile(shot, REPO / "docs" / "images" / "dashboard_test.png")
 
     # the run picker finds the older run by its scan id, and shows its map from Tiled
     old_uid, old_scan = older_run

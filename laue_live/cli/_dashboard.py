@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from laue_live.cli._app import app
+from laue_live.cli._options import ApiKeyFile, CatalogSettingsFile, DataDir, TiledUri
 
 __all__ = ["dashboard"]
 
@@ -39,16 +40,10 @@ def dashboard(
         help="Write a new random viewer key to FILE (mode 0600) and exit.")] = None,
     tiled: bool = typer.Option(True, "--tiled/--no-tiled", help="Read past runs, spot tables and frames "
                                "from Tiled."),
-    tiled_uri: str = typer.Option(None, "--tiled-uri", help="Tiled server (env LAUE_LIVE_TILED_URI; "
-                                  "default: the local laue-live catalog server)."),
-    api_key_file: Annotated[Path | None, typer.Option(
-        help="File holding the Tiled API key; a key with read scopes is enough "
-        "(env LAUE_LIVE_TILED_API_KEY(_FILE)).")] = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Data folder of the local laue-live catalog server.")] = None,
-    catalog_settings: Annotated[Path | None, typer.Option(
-        help="YAML/TOML catalog settings (uri, api_key_file, raw_path, analysis_path) "
-        "(env LAUE_LIVE_CATALOG_SETTINGS).")] = None,
+    tiled_uri: TiledUri = None,
+    api_key_file: ApiKeyFile = None,  # a key with read scopes is enough: the dashboard never writes
+    data_dir: DataDir = None,
+    catalog_settings: CatalogSettingsFile = None,
     push_interval: float = typer.Option(0.5, min=0.05, help="Seconds between two updates sent to a "
                                         "browser (what arrives in between is coalesced)."),
     latest_interval: float = typer.Option(2.0, min=0.2, help="Seconds between two pictures of the latest "

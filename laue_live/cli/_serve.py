@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from laue_live.cli._app import app
+from laue_live.cli._options import ApiKeyFile, CatalogSettingsFile, DataDir, TiledUri
 
 __all__ = ["serve", "proxy"]
 
@@ -45,16 +46,10 @@ def serve(
         "(env LAUE_LIVE_SERVE_STATE_DIR, default ./laue-live-service).")] = None,
     status_interval: float = typer.Option(5.0, help="Seconds between status reports."),
     tiled: bool = typer.Option(True, "--tiled/--no-tiled", help="Write analysis runs to Tiled."),
-    tiled_uri: str = typer.Option(None, "--tiled-uri", help="Tiled server (env LAUE_LIVE_TILED_URI; "
-                                  "default: the local laue-live catalog server)."),
-    api_key_file: Annotated[Path | None, typer.Option(
-        help="File holding the Tiled API key (never pass keys on the command line) "
-        "(env LAUE_LIVE_TILED_API_KEY(_FILE)).")] = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Data folder of the local laue-live catalog server.")] = None,
-    catalog_settings: Annotated[Path | None, typer.Option(
-        help="YAML/TOML catalog settings (uri, api_key_file, raw_path, analysis_path) "
-        "(env LAUE_LIVE_CATALOG_SETTINGS).")] = None,
+    tiled_uri: TiledUri = None,
+    api_key_file: ApiKeyFile = None,
+    data_dir: DataDir = None,
+    catalog_settings: CatalogSettingsFile = None,
     write_raw: bool = typer.Option(False, help="Also write the raw runs to Tiled (when nothing else does)."),
     recover: bool = typer.Option(False, help="On start, re-analyse from Tiled the runs that were being "
                                  "analysed when the service last stopped (see STATE_DIR/journal.jsonl)."),

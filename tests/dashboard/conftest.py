@@ -18,7 +18,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 
 
-def _browser_missing() -> str | None:
+def browser_missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         return f"Chromium not found at {CHROMIUM} (apt-get install chromium; .ci/run does it)"
     try:
@@ -31,7 +32,7 @@ def _browser_missing() -> str | None:
 @pytest.fixture(scope="module")
 def browser_context(tmp_path_factory):
     """A headless Chromium context with an empty profile; every request it makes is recorded."""
-    why = _browser_missing()
+    why = browser_missing()
     if why:
         pytest.skip(why)
     from playwright.sync_api import sync_playwright

@@ -20,9 +20,11 @@ from laue_live.dashboard import DashboardServer, DashboardSettings
 from laue_live.stream import SpotPublisher
 from laue_live.testing import make_hdf5_detector, n_spots
 
-from .conftest import run_scan
+from .conftest import browser_missing, run_scan
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# decided before any fixture: without a browser, no scan and no server are started for nothing
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_MS = 60_000  # bound on any wait in the page (a loaded 2-core CI machine)

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import importlib.resources
 import logging
+import re
 import tempfile
 import threading
 import time
@@ -43,6 +44,7 @@ _CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'
         "img-src 'self' data: blob:; connect-src 'self'; font-src 'self' data:; frame-ancestors 'none'; "
         "base-uri 'none'; form-action 'self'")
 _OPEN_PATHS = {"/login", "/static/dashboard.css", "/favicon.ico"}
+_UID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 _UNITS = {c.name: c.unit for c in SPOT_COLUMNS}
 #: Spot columns shown in the page's table, in order (the CSV and .dat downloads hold every column).
 TABLE_COLUMNS = ["spot", "row", "col", "sim", "good", "edge", "saturated", "intensity", "peak_intensity",
@@ -237,11 +239,15 @@ def create_app(settings: DashboardSettings, state: LiveState, reader: CatalogRea
     @app.middleware("http")
     async def guard(request: Request, call_next):
         path = request.url.path
+        uid = path.split("/")[3] if path.startswith("/api/run/") and path.count("/") >= 3 else None
         if path not in _OPEN_PATHS and not dash.authorized(request.cookies, request.headers):
             if path.startswith("/api/"):
                 response = _error(401, "a viewer key is needed: log in at /login")
             else:
                 response = RedirectResponse("/login", status_code=303)
+        elif uid is not None and not _UID.match(uid):
+            # a run is named by its uid (or a part of it): nothing else reaches the catalog
+            response = _error(404, f"not a run uid: {uid[:80]!r}")
         else:
             response = await call_next(request)
         response.headers["Content-Security-Policy"] = _CSP

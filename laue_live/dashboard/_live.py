@@ -145,6 +145,9 @@ class LiveState:
         with self.lock:
             self._run(doc, complete=True)
             self.current = str(doc["uid"])
+            for uid, run in self.runs.items():  # older runs' tables are in Tiled: bounded memory
+                if uid != self.current:
+                    run.tables.clear()
             self.version += 1
         logger.info("following analysis run %s (scan %s)", str(doc["uid"])[:8], doc.get("raw_scan_id"))
 

@@ -207,6 +207,8 @@ def test_live_updates_are_coalesced_and_complete():
             assert len(csv.text.strip().splitlines()) == 1 + 3 + 7 % 4
             missing = httpx.get(f"{server.url}api/run/no-such-run", timeout=30)
             assert missing.status_code == 503 and "no catalog" in missing.json()["error"]
+            for bad in ("a.b", "..%2F..%2Fraw", "x" * 100):  # only run uids reach the catalog
+                assert httpx.get(f"{server.url}api/run/{bad}/frame/1", timeout=30).status_code == 404
     finally:
         publisher.close()
 

@@ -226,3 +226,47 @@ def test_cli_refuses_a_public_address_without_a_key_in_one_line(tmp_path):
     assert r.exit_code == 0 and (tmp_path / "k").exists()
     r = runner.invoke(app, ["dashboard", "--key-file", str(tmp_path / "missing"), "--no-tiled"])
     assert r.exit_code == 2 and "cannot read the dashboard key file" in r.output
+
+
+# -- joining a run already under way ------------------------------------------------------------------
+def test_a_dashboard_started_mid_run_reads_the_frames_it_missed_from_tiled(tiled_client):
+    from websockets.sync.client import connect
+
+    from laue_live.callbacks import serialize_tiled_writes
+    from laue_live.catalog import make_analysis_writer
+
+    serialize_tiled_writes()
+    n = 20
+    docs = list(synthetic_analysis_documents(n, [2 + i % 3 for i in range(n)], shape=(4, 5),
+                                             metadata={"shape": [4, 5], "raw_scan_id": 9}))
+    uid = docs[0][1]["uid"]
+    halfway = next(i for i, (name, doc) in enumerate(docs) if name == "event" and doc["data"]["frame"] == 9)
+    writer = make_analysis_writer(tiled_client, max_delay_s=0.05)
+    publisher = SpotPublisher("127.0.0.1:0")
+    try:
+        for name, doc in docs[:halfway + 1]:  # frames 0-9 analysed before the dashboard starts
+            writer(name, doc)
+            publisher(name, doc)
+        writer.flush(timeout=60)
+        settings = DashboardSettings(port=0, stream=publisher.address, push_interval=0.2)
+        with DashboardServer(settings, catalog_settings=tiled_client.settings) as server:
+            assert publisher.wait_for_subscribers(1, 30)
+            with connect(server.url.replace("http://", "ws://") + "ws", open_timeout=30) as ws:
+                for name, doc in docs[halfway + 1:]:
+                    writer(name, doc)
+                    publisher(name, doc)
+                seen: set[int] = set()
+                while len(seen) < n:  # 10-19 from the stream, 0-9 read back from Tiled
+                    message = json.loads(ws.recv(timeout=60))
+                    if message["type"] == "frames" and message["uid"] == uid:
+                        seen.update(message["frames"])
+            run = httpx.get(f"{server.url}api/run/{uid}", timeout=30).json()
+            assert sorted(run["frames"]) == list(range(n)) and run["start"]["raw_scan_id"] == 9
+            by_frame = dict(zip(run["frames"], run["values"]["n_spots"], strict=True))
+            assert by_frame == {i: 2 + i % 3 for i in range(n)}
+            # the run picker lists it from Tiled, and finds it by scan id
+            listed = httpx.get(f"{server.url}api/runs", params={"scan_id": 9}, timeout=30).json()
+            assert [r["uid"] for r in listed["runs"]] == [uid] and listed["runs"][0]["live"]
+    finally:
+        writer.close()
+        publisher.close()

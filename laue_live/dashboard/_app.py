@@ -104,11 +104,13 @@ class _Dashboard:
     def authorized(self, cookies, headers) -> bool:
         if self.key is None:
             return True
+        # bytes: compare_digest refuses str with non-ASCII characters, which anyone may send
         cookie = cookies.get(SESSION_COOKIE)
-        if cookie and hmac.compare_digest(cookie, self.token):
+        if cookie and hmac.compare_digest(cookie.encode(), self.token.encode()):
             return True
         auth = headers.get("authorization", "")
-        return auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip(), self.key)
+        given = auth[7:].strip().encode() if auth.startswith("Bearer ") else b""
+        return bool(given) and hmac.compare_digest(given, self.key.encode())
 
     # -- runs ----------------------------------------------------------------------------------------
     def run_payload(self, uid: str) -> dict[str, Any]:

@@ -133,6 +133,8 @@ def test_the_viewer_key_guards_every_route_and_is_never_logged(caplog):
                                      headers={"content-type": "application/x-www-form-urlencoded"})
             assert refused.headers["location"] == "/login?refused=1" and not anonymous.cookies
         assert httpx.get(f"{base}/api/health", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        odd = {"Authorization": "Bearer é".encode()}  # non-ASCII: refused, not a server error
+        assert httpx.get(f"{base}/api/health", headers=odd).status_code == 401
         with httpx.Client(base_url=base, timeout=30) as viewer:
             ok = viewer.post("/login", content=f"key={KEY}",
                              headers={"content-type": "application/x-www-form-urlencoded"})

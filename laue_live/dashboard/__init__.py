@@ -8,7 +8,7 @@ See ``docs/dashboard.md``.
 """
 
 from laue_live.dashboard._app import SESSION_COOKIE, STATIC_DIR, TABLE_COLUMNS, create_app
-from laue_live.dashboard._geometry import LENGTH_UNITS_UM, scan_geometry
+from laue_live.dashboard._geometry import LENGTH_UNITS_UM, map_geometry
 from laue_live.dashboard._history import CatalogReader
 from laue_live.dashboard._images import DEFAULT_MAX_PX, render_frame
 from laue_live.dashboard._live import LiveFeed, LiveRun, LiveState
@@ -32,7 +32,7 @@ __all__ = [
     "LiveRun",
     "LiveFeed",
     "CatalogReader",
-    "scan_geometry",
+    "map_geometry",
     "LENGTH_UNITS_UM",
     "render_frame",
     "DEFAULT_MAX_PX",

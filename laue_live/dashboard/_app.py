@@ -27,7 +27,7 @@ import orjson
 
 from laue_live._errors import LaueLiveError
 from laue_live._schema import SPOT_COLUMNS
-from laue_live.dashboard._geometry import scan_geometry
+from laue_live.dashboard._geometry import map_geometry
 from laue_live.dashboard._history import CatalogReader, plain
 from laue_live.dashboard._images import DEFAULT_MAX_PX, render_frame
 from laue_live.dashboard._live import LiveState
@@ -133,7 +133,7 @@ class _Dashboard:
             data = self.reader.run(uid)
             ended = data["stop"] is not None
         start = data["start"]
-        geometry = scan_geometry(start, n_frames=(max(data["frames"]) + 1) if data["frames"] else 1)
+        geometry = map_geometry(start, n_frames=(max(data["frames"]) + 1) if data["frames"] else 1)
         return {"uid": uid, "live": live is not None, "ended": ended,
                 "start": {k: start[k] for k in _START_KEYS if k in start}, "stop": data["stop"],
                 "geometry": geometry, "frames": data["frames"], "values": data["values"],

@@ -9,7 +9,7 @@ import numpy as np
 
 from laue_live.views import scan_shape
 
-__all__ = ["LENGTH_UNITS_UM", "scan_geometry"]
+__all__ = ["LENGTH_UNITS_UM", "map_geometry"]
 
 #: Motor engineering units understood as lengths, and their size in micrometres.
 LENGTH_UNITS_UM = {"um": 1.0, "µm": 1.0, "μm": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
@@ -26,7 +26,7 @@ def _axis(start_stop, n: int) -> np.ndarray | None:
     return np.linspace(a, b, n) if n > 1 else np.array([a])
 
 
-def scan_geometry(start: Mapping[str, Any], n_frames: int | None = None) -> dict[str, Any]:
+def map_geometry(start: Mapping[str, Any], n_frames: int | None = None) -> dict[str, Any]:
     """Raster geometry of a scan for drawing maps: cell centres along both axes, in µm when known.
 
     Read from laue-live's raster metadata (``laue_live``: ``scan_shape``, ``x_range``, ``y_range``,

@@ -24,9 +24,9 @@ from laue_live.dashboard import (
     DashboardSettings,
     frame_values,
     make_viewer_key,
+    map_geometry,
     render_frame,
     run_values,
-    scan_geometry,
 )
 from laue_live.stream import SpotPublisher
 
@@ -38,7 +38,7 @@ def test_scan_geometry_in_micrometres_from_the_raster_metadata():
     start = {"shape": [3, 4], "laue_live": {"scan_shape": [3, 4], "x_range": [0.0, 0.003],
                                             "y_range": [0.01, 0.0], "units": "mm", "snake": True,
                                             "x_motor": "sx", "y_motor": "sy"}}
-    g = scan_geometry(start)
+    g = map_geometry(start)
     assert g["shape"] == (3, 4) and g["snake"] and g["unit"] == "µm" and g["known"]
     np.testing.assert_allclose(g["x"], [0.0, 1.0, 2.0, 3.0])
     np.testing.assert_allclose(g["y"], [10.0, 5.0, 0.0])
@@ -47,11 +47,11 @@ def test_scan_geometry_in_micrometres_from_the_raster_metadata():
 
 def test_scan_geometry_of_a_plain_grid_scan_and_of_an_unknown_raster():
     # bluesky's grid_scan records no unit: positions stay in motor units, and say so
-    g = scan_geometry({"shape": [2, 3], "extents": [[0, 1], [5, 7]], "motors": ["m2", "m1"],
+    g = map_geometry({"shape": [2, 3], "extents": [[0, 1], [5, 7]], "motors": ["m2", "m1"],
                        "snaking": [False, True]})
     assert g["unit"] == "motor units" and g["snake"] and g["x_label"] == "m1 (motor units)"
     np.testing.assert_allclose(g["x"], [5, 6, 7])
-    g = scan_geometry({}, n_frames=7)
+    g = map_geometry({}, n_frames=7)
     assert g["shape"] == (1, 7) and g["unit"] == "point" and not g["known"]
 
 

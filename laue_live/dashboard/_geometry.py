@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from laue_live.views import scan_shape
+from laue_live._run import scan_geometry
 
 __all__ = ["LENGTH_UNITS_UM", "map_geometry"]
 
@@ -49,7 +49,7 @@ def map_geometry(start: Mapping[str, Any], n_frames: int | None = None) -> dict[
         columns / rows), ``unit`` (``"µm"``, a motor unit or ``"point"``), ``x_label``/``y_label``
         (axis titles with the unit), ``known`` (the shape came from the document).
     """
-    shape = scan_shape(dict(start))
+    shape = scan_geometry(start).shape
     known = shape is not None
     if shape is None:
         shape = (1, max(int(n_frames or 0), 1))

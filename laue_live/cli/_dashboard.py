@@ -52,6 +52,8 @@ def dashboard(
                                      "(env LAUE_LIVE_CURVE_CLIENT_SECRET)."),
     curve_server: str = typer.Option(None, help="CURVE: the publisher's public certificate "
                                      "(env LAUE_LIVE_CURVE_SERVER_PUBLIC)."),
+    exit_with_parent: int = typer.Option(None, "--exit-with-parent", metavar="PID", hidden=True,
+                                         help="Stop when process PID is gone (set by `serve --dashboard`)."),
 ) -> None:
     from laue_live._errors import LaueLiveError
     from laue_live.dashboard import READY_LINE, DashboardServer, DashboardSettings, make_viewer_key
@@ -82,5 +84,5 @@ def dashboard(
              f"Tiled: {cat_settings.uri or 'local laue-live server'}" if cat_settings else "no Tiled",
              "viewer key required" if settings.key else "loopback only, no key"]
     typer.echo(f"{READY_LINE}{server.url} ({'; '.join(where)})", color=False)
-    server.serve()
+    server.serve(parent_pid=exit_with_parent)
     typer.echo("laue-live dashboard: stopped")

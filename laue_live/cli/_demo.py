@@ -71,7 +71,7 @@ def demo(
         print(f"loading the analysis ... ({analyzer.warm_up():.1f} s)", flush=True)
         server = _start_server(data_dir)
         if dashboard:
-            publisher, dash = _start_dashboard(server, data_dir, dashboard_port)
+            publisher, dash = _start_dashboard(server, data_dir, dashboard_port, keep=keep_server)
         _run_demo(server, analyzer, data_dir, nx=nx, ny=ny, material=material, grains=grains,
                   step=step, seed=seed, sinks=[publisher] if publisher is not None else [])
     except KeyboardInterrupt:
@@ -107,7 +107,7 @@ def _start_server(data_dir: Path):
     return server
 
 
-def _start_dashboard(server, data_dir: Path, port: int):
+def _start_dashboard(server, data_dir: Path, port: int, *, keep: bool = False):
     """Publish the analysis on a loopback 0MQ socket and start the dashboard on it (its own process).
 
     Returns the publisher and the :class:`~laue_live.dashboard.DashboardProcess`, or ``(None, None)``
@@ -122,7 +122,7 @@ def _start_dashboard(server, data_dir: Path, port: int):
     log = data_dir / "logs" / "dashboard.log"
     for p in dict.fromkeys((port, 0)):  # the port may be taken (a dashboard kept from a run before)
         args = ["--stream", publisher.address, "--port", str(p), "--data-dir", str(data_dir)]
-        dash = DashboardProcess(args, log, env=env)
+        dash = DashboardProcess(args, log, env=env, exit_with_parent=not keep)
         try:
             url = dash.start()
         except RuntimeError as exc:

@@ -116,13 +116,33 @@ class DashboardServer:
         logger.info("dashboard at %s", self.url)
         return self
 
-    def serve(self) -> None:
-        """Serve in the foreground until SIGINT/SIGTERM (uvicorn handles both)."""
+    def serve(self, *, parent_pid: int | None = None) -> None:
+        """Serve in the foreground until SIGINT/SIGTERM (uvicorn handles both).
+
+        Parameters
+        ----------
+        parent_pid
+            Stop as well when this process is gone (checked every second): a dashboard started
+            beside ``laue-live serve`` must not outlive it, even when the service is SIGKILLed and
+            cannot stop it.
+        """
         self._start_helpers()
+        if parent_pid is not None:
+            threading.Thread(target=self._exit_with_parent, args=(parent_pid,), daemon=True,
+                             name="laue-live-dashboard-parent").start()
         try:
             self._server.run(sockets=[self._sock])
         finally:
             self.close()
+
+    def _exit_with_parent(self, parent_pid: int) -> None:
+        # Re-parenting (the parent died) changes getppid(); polling is the portable way to see it.
+        while not self._stop.wait(1.0):
+            if os.getppid() != parent_pid:
+                logger.warning("the process that started the dashboard (pid %d) is gone: stopping",
+                               parent_pid)
+                self._server.should_exit = True
+                return
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving (bounded wait) and close the feed."""
@@ -162,11 +182,14 @@ class DashboardProcess:
     env
         Extra environment variables (``LAUE_LIVE_TILED_URI``, ``LAUE_LIVE_TILED_API_KEY``,
         ``LAUE_LIVE_DASHBOARD_KEY`` ...) on top of this process's.
+    exit_with_parent
+        The child stops when this process is gone, even if it was killed without a chance to stop
+        it; ``False`` for a dashboard meant to outlive its parent (``--keep-server``).
     """
 
     def __init__(self, args: Sequence[str], log_path: str | os.PathLike,
-                 env: Mapping[str, str] | None = None):
-        self.args = list(args)
+                 env: Mapping[str, str] | None = None, *, exit_with_parent: bool = True):
+        self.args = list(args) + (["--exit-with-parent", str(os.getpid())] if exit_with_parent else [])
         self.log_path = Path(log_path)
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen | None = None

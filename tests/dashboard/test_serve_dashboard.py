@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import httpx
+import psutil
 import pytest
 from bluesky import RunEngine
 from bluesky.plans import grid_scan
@@ -80,3 +81,29 @@ def test_serve_dashboard_follows_the_services_runs_and_health(tmp_path):
     # the dashboard went with the service
     with pytest.raises(httpx.TransportError):
         httpx.get(url, timeout=5)
+
+
+_PARENT = """
+import sys
+from laue_live.dashboard import DashboardProcess
+dash = DashboardProcess(["--no-live", "--no-tiled", "--port", "0"], sys.argv[1])
+print(dash.start(), dash.pid, flush=True)
+sys.stdin.read()  # until the test kills this process
+"""
+
+
+@pytest.mark.slow
+def test_dashboard_child_stops_when_its_parent_is_killed(tmp_path):
+    # `serve --dashboard` SIGKILLed cannot stop its dashboard: the child must notice on its own.
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(tmp_path / "dash.log")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        url, pid = read_line(parent, "http", WAIT).split()
+        child = psutil.Process(int(pid))
+        assert httpx.get(url, timeout=10).status_code in (200, 401)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(WAIT)
+        child.wait(timeout=30)  # the child polls its parent every second
+    finally:
+        parent.kill()
+    assert not psutil.pid_exists(int(pid)) or psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE

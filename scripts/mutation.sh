@@ -15,6 +15,8 @@ limit=${MUTATION_TIMEOUT:-3600}
 mutmut=$repo/.venv/bin/mutmut
 [[ -x $mutmut ]] || .venv/bin/pip install -q "mutmut==3.8.1"
 mkdir -p "$out"
+# the scratch copies live elsewhere: the real-frame tests still need ../shared of this checkout
+export LAUE_LIVE_SHARED=${LAUE_LIVE_SHARED:-$(cd "$repo/.." && pwd)/shared}
 
 # group -> files to mutate (globs) | tests that may kill them (mutmut runs, per mutant, only those
 # that execute the mutated function)

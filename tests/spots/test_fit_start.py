@@ -137,3 +137,16 @@ def test_empty_input_gives_empty_typed_fields():
         for name, value in f.to_dict().items():
             assert isinstance(value, np.ndarray) and value.shape == (0,), name
         assert f.converged.dtype == bool and f.n_iter.dtype == np.int64 and f.mu_row.dtype == np.float64
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_levenberg_marquardt_converges_in_few_iterations(backend):
+    """The optimiser's speed in iterations (deterministic, unlike time): a damping update, a stopping
+    test or a step that is subtly wrong still reaches the minimum, in many more iterations."""
+    from .synth import non_gaussian_spots
+
+    for cut, total, longest in ((random_gaussian_spots(60, seed=3)[0], 410, 22),  # measured 273, 15
+                                (non_gaussian_spots(6, seed=5)[0], 378, 33)):  # measured 252, 22
+        f = fit_gaussians(cut, backend=backend)
+        assert f.converged.all()
+        assert f.n_iter.sum() <= total and f.n_iter.max() <= longest, (f.n_iter.sum(), f.n_iter.max())

@@ -150,3 +150,20 @@ def test_levenberg_marquardt_converges_in_few_iterations(backend):
         f = fit_gaussians(cut, backend=backend)
         assert f.converged.all()
         assert f.n_iter.sum() <= total and f.n_iter.max() <= longest, (f.n_iter.sum(), f.n_iter.max())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_widths_stay_within_their_bounds(backend):
+    """A spot flat along one axis drives its width to the 150 px bound: held there, never converged;
+    a ramp drives the centre out of the cutout: not converged; a hot pixel is a narrow Gaussian."""
+    hot = np.full((32, 32), 1000.0)
+    hot[16, 16] = 9000.0
+    ramp = 1000 + np.outer(np.ones(32), np.linspace(0, 500, 32))
+    cut = np.stack([gauss(2e7, 1000, 0.0, 0.3, 400.0, 1.1), gauss(2e7, 1000, 0.2, 0.0, 1.3, 900.0), ramp, hot,
+                    gauss(5e4, 1000, 0.2, 0.1, 1.2, 1.0)])
+    f = fit_gaussians(cut, backend=backend)
+    assert f.converged.tolist() == [False, False, False, True, True]
+    np.testing.assert_allclose([f.sigma_row[0], f.sigma_col[1], f.sigma_row[2]], 150.0, rtol=1e-12)
+    assert np.abs(f.mu_col[2]) > 32  # the ramp's centre left the cutout (measured 32.3 px)
+    assert 0.05 < f.sigma_row[3] < 0.25 and np.isclose(f.sigma_row[3], f.sigma_col[3])  # measured 0.161 px
+    assert ((f.sigma_row >= 0.05) & (f.sigma_row <= 150) & (f.sigma_col >= 0.05) & (f.sigma_col <= 150)).all()

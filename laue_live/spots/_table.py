@@ -1,0 +1,97 @@
+"""Finishing a spot table: scattering angles of each spot, and one row per spot.
+
+Both the numpy path (:func:`laue_live.spots.analyze_frames`) and the torch pipeline
+(:class:`laue_live.pipeline.FramePipeline`) end with these functions, so that their tables agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SAME_SPOT_RADIUS", "spot_angles", "merge_same_spot_rows"]
+
+#: Two rows whose fitted positions lie closer than this (px) describe the same spot.
+SAME_SPOT_RADIUS = 1.5
+
+
+def spot_angles(row, col, calibration) -> tuple[np.ndarray, np.ndarray]:
+    """``(2theta, chi)`` of 0-based positions in LaueTools' convention, float32 degrees.
+
+    Parameters
+    ----------
+    row, col
+        Positions, px (0-based, pixel centres at integers).
+    calibration
+        :class:`laue_live.geometry.Calibration`, or None (then both are NaN).
+    """
+    row = np.asarray(row, dtype=np.float64)
+    if calibration is None:
+        nan = np.full(row.shape, np.nan, dtype=np.float32)
+        return nan, nan.copy()
+    from laue_live.geometry import pixel_to_angles  # geometry sits below spots; kept local: tiny
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tth, chi = pixel_to_angles(row, np.asarray(col, dtype=np.float64), calibration)
+    return np.asarray(tth, dtype=np.float32), np.asarray(chi, dtype=np.float32)
+
+
+def merge_same_spot_rows(table, radius: float = SAME_SPOT_RADIUS, *, return_kept: bool = False):
+    """Keep one row per spot: of rows whose positions lie within ``radius`` px, keep the best.
+
+    Two initial peaks further apart than the peak search's ``merge_radius`` can still be one spot:
+    a streak with two maxima, or a faint shoulder whose fit walks onto the main spot. Both fits
+    then converge to nearly the same position. Per frame, among single spots (``component == 0``),
+    a row is dropped when a better row lies within ``radius``: better is the smaller
+    ``|Pos - s|`` (the fit that stayed on its own brightest pixel), then the brighter
+    ``peak_intensity``, then the lower ``spot`` index. Dropped rows still exclude others (not a
+    greedy sweep). ``spot`` is renumbered 0, 1, ... in the kept order.
+
+    Parameters
+    ----------
+    table
+        Schema spot table (one or several frames).
+    radius
+        Same-spot distance, px.
+    return_kept
+        Also return the bool (len(table),) array of the rows kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table without the duplicate rows (the input object itself when none is found).
+    """
+    from scipy.spatial import cKDTree
+
+    if len(table) < 2:
+        return (table, np.ones(len(table), dtype=bool)) if return_kept else table
+    pos = table[["row", "col"]].to_numpy(np.float64)
+    single = (table["component"].to_numpy() == 0) & np.isfinite(pos).all(axis=1)
+    frame = table["frame"].to_numpy()
+    d = np.hypot(table["d_row"].to_numpy(np.float64), table["d_col"].to_numpy(np.float64))
+    rank = np.empty(len(table), dtype=np.int64)
+    rank[np.lexsort((table["spot"].to_numpy(), -table["peak_intensity"].to_numpy(np.float64),
+                     np.nan_to_num(d, nan=np.inf)))] = np.arange(len(table))
+    drop = np.zeros(len(table), dtype=bool)
+    for f in np.unique(frame[single]):
+        k = np.flatnonzero(single & (frame == f))
+        if k.size < 2:
+            continue
+        pairs = cKDTree(pos[k]).query_pairs(radius, output_type="ndarray")
+        if len(pairs):
+            a, b = k[pairs[:, 0]], k[pairs[:, 1]]
+            drop[np.where(rank[a] > rank[b], a, b)] = True
+    if not drop.any():
+        return (table, ~drop) if return_kept else table
+    out = table[~drop].copy()
+    # renumber per frame; components keep pointing at their parent's new index
+    for f in np.unique(out["frame"].to_numpy()):
+        sel = out["frame"].to_numpy() == f
+        old = out.loc[sel, "spot"].to_numpy()
+        new = np.arange(sel.sum(), dtype=np.int32)
+        remap = dict(zip(old.tolist(), new.tolist(), strict=True))
+        out.loc[sel, "spot"] = new
+        par = out.loc[sel, "parent"].to_numpy()
+        out.loc[sel, "parent"] = np.array([remap.get(int(p), -1) for p in par], dtype=np.int32)
+    out = out.reset_index(drop=True)
+    out.attrs.update(table.attrs)
+    return (out, ~drop) if return_kept else out

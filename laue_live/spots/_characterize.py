@@ -37,7 +37,7 @@ def _check_cutouts(cutouts) -> np.ndarray:
 
 
 def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str = "background",
-                 saturation: float = 65535.0, **kw):
+                 saturation: float = 65535.0, mask=None, **kw):
     """Descriptors of every cutout: one table row per cutout.
 
     Parameters
@@ -55,6 +55,10 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
         the paper's formula on the raw cutout. Recorded in ``DataFrame.attrs["sim_variant"]``.
     saturation
         Pixel value (ADU) counted as saturated.
+    mask
+        Optional bool (N, S, S), True for masked pixels (:func:`cutout_pixel_mask`): the fit gives
+        them zero weight and Sim0, ``intensity`` and ``saturated`` ignore them. The CNN sees the
+        cutouts as they are (masked pixels already filled by :func:`extract_cutouts`).
     **kw
         Passed to :func:`fit_gaussians` (``dtype``, ``max_iter``, ``xtol``, ``ftol``, ``start``,
         ``backend``, ``num_threads``) or, for
@@ -96,9 +100,15 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
                            for k in DESCRIPTOR_COLUMNS})
         df.attrs["sim_variant"] = sim_variant
         return df
-    fit = fit_gaussians(cut, device=device, **kw)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != cut.shape:
+            raise FrameError(f"cutout mask has shape {mask.shape}, cutouts {cut.shape}")
+        if not mask.any():
+            mask = None
+    fit = fit_gaussians(cut, device=device, mask=mask, **kw)
     with np.errstate(all="ignore"):
-        sim0, intensity = _sim0_separable(cut, fit, sim_variant)
+        sim0, intensity = _sim0_separable(cut, fit, sim_variant, mask)
         finite = np.isfinite(np.c_[fit.amplitude, fit.background, fit.mu_row, fit.mu_col, fit.sigma_row,
                                    fit.sigma_col]).all(axis=1)
         sim0 = np.where(finite, sim0, np.nan)
@@ -119,7 +129,7 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
         "converged": fit.converged & finite,
         "intensity": intensity.astype(np.float32),
         "peak_intensity": cut[:, s // 2, s // 2].astype(np.float32),
-        "saturated": (cut >= saturation).any(axis=(1, 2)),
+        "saturated": ((cut >= saturation) & (True if mask is None else ~mask)).any(axis=(1, 2)),
     })
     df.attrs["sim_variant"] = sim_variant
     n_bad = int((~df["converged"]).sum())
@@ -128,13 +138,14 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
     return df
 
 
-def _sim0_separable(cut: np.ndarray, fit, variant: str):
+def _sim0_separable(cut: np.ndarray, fit, variant: str, mask=None):
     """Sim0 and the integrated intensity without forming model images.
 
     With ``M = beta + A u v^T`` (``A`` the peak height, ``u``, ``v`` the 1-D profiles), every sum of
     the cosine similarity reduces to ``u^T I v``, ``sum I``, ``sum I^2`` and the 1-D sums of ``u``,
     ``v``: the same numbers as :func:`sim0_from_fit` on :func:`gaussian_model` (to rounding), in a
-    third of the passes over the cutouts.
+    third of the passes over the cutouts. With a pixel mask, the cutouts that hold masked pixels
+    use the sums over their unmasked pixels ``W``: ``u^T W v``, ``(u u)^T W (v v)``, ``sum W``.
 
     Returns
     -------
@@ -154,14 +165,26 @@ def _sim0_separable(cut: np.ndarray, fit, variant: str):
     uiv = np.einsum("ni,ni->n", u, (img @ v[:, :, None])[:, :, 0])  # u^T I v
     su, sv = u.sum(axis=1), v.sum(axis=1)
     g2 = a * a * (u * u).sum(axis=1) * (v * v).sum(axis=1)  # |A u v^T|^2
+    suv = su * sv
+    npix = np.full(n, float(npix))
+    if mask is not None:
+        k = np.flatnonzero(mask.any(axis=(1, 2)))
+        wk = (~mask[k]).astype(np.float64)
+        iw = img[k] * wk
+        s2[k] = (iw * img[k]).sum(axis=(1, 2))
+        s1[k] = iw.sum(axis=(1, 2))
+        uiv[k] = np.einsum("ni,nij,nj->n", u[k], iw, v[k])
+        suv[k] = np.einsum("ni,nij,nj->n", u[k], wk, v[k])
+        g2[k] = a[k] * a[k] * np.einsum("ni,nij,nj->n", u[k] * u[k], wk, v[k] * v[k])
+        npix[k] = wk.sum(axis=(1, 2))
     if variant == "background":
-        num = a * (uiv - beta * su * sv)
+        num = a * (uiv - beta * suv)
         ii = s2 - 2 * beta * s1 + npix * beta * beta
         mm = g2
     else:
         num = beta * s1 + a * uiv
         ii = s2
-        mm = npix * beta * beta + 2 * beta * a * su * sv + g2
+        mm = npix * beta * beta + 2 * beta * a * suv + g2
     den = np.sqrt(np.clip(ii, 0, None) * mm)
     sim0 = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     return np.clip(sim0, -1.0, 1.0), s1 - npix * beta

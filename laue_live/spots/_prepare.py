@@ -36,12 +36,18 @@ class PreparedFrame:
         bool (N,): the cutout crossed the frame edge.
     pixel_mask
         bool (N, 32, 32), True on masked detector pixels, or None when no cutout holds one.
+    shape
+        ``(rows, cols)`` of the frame.
+    mask
+        bool (rows, cols) pixel mask of the frame, or None.
     """
 
     peaks: np.ndarray
     cutouts: np.ndarray
     edge: np.ndarray
     pixel_mask: np.ndarray | None
+    shape: tuple[int, int] = (0, 0)
+    mask: np.ndarray | None = None
 
     @property
     def masked(self) -> np.ndarray:
@@ -103,4 +109,4 @@ def prepare_frame(frame: np.ndarray, *, peaks=None, peak_params: dict | None = N
     if pm is not None and not pm.any():
         pm = None
     edge = cutout_edge_mask(frame.shape, p, CUTOUT_SIZE)
-    return PreparedFrame(peaks=p, cutouts=cut, edge=edge, pixel_mask=pm)
+    return PreparedFrame(peaks=p, cutouts=cut, edge=edge, pixel_mask=pm, shape=frame.shape, mask=mask)

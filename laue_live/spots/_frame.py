@@ -183,7 +183,7 @@ def analyze_frames(frames: Sequence, method: str = "fit", *, frame_numbers: Sequ
         part.attrs = dict(desc.attrs)
         table = spot_table_from_descriptors(part, prep[i].peaks, prep[i].edge, numbers[i],
                                             masked=prep[i].masked, calibration=calibration)
-        table, kept = merge_same_spot_rows(table, return_kept=True)
+        table, kept = merge_same_spot_rows(table, shape=prep[i].shape, mask=prep[i].mask, return_kept=True)
         if doubles and n:
             # lazy: the double-spot network is loaded only by callers that ask for it
             from laue_live.doubles import describe_doubles

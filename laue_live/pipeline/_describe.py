@@ -52,7 +52,8 @@ def sim_from_sim0_torch(sim0: torch.Tensor) -> torch.Tensor:
 
 
 def fit_columns(
-    cut: torch.Tensor, fit, *, sim_variant: str = "background", saturation: float = 65535.0
+    cut: torch.Tensor, fit, *, sim_variant: str = "background", saturation: float = 65535.0,
+    mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Descriptor block of the exact fit.
 
@@ -66,6 +67,9 @@ def fit_columns(
         ``"background"`` (SCIENCE.md) or ``"raw"``: see :func:`laue_live.spots.sim0_from_fit`.
     saturation
         Pixel value counted as saturated, ADU.
+    mask
+        Optional bool (N, S, S), True on masked pixels: the sums of the windows that hold one run
+        over their other pixels (the reference's weighted formula).
 
     Returns
     -------
@@ -98,14 +102,29 @@ def fit_columns(
     uiv = (u * torch.bmm(i64, v[:, :, None])[:, :, 0]).sum(1)
     su, sv = u.sum(1), v.sum(1)
     g2 = height * height * (u * u).sum(1) * (v * v).sum(1)
+    suv = su * sv
+    npix = torch.full_like(s2, float(npix))
+    sat_px = cut >= saturation
+    if mask is not None:
+        k = torch.nonzero(mask.flatten(1).any(1)).squeeze(1)
+        if k.numel():
+            wk = (~mask[k]).to(f64)
+            iw = i64[k] * wk
+            s2[k] = (iw * i64[k]).sum(dim=(1, 2))
+            tot[k] = iw.sum(dim=(1, 2))
+            uiv[k] = torch.einsum("ni,nij,nj->n", u[k], iw, v[k])
+            suv[k] = torch.einsum("ni,nij,nj->n", u[k], wk, v[k])
+            g2[k] = height[k] * height[k] * torch.einsum("ni,nij,nj->n", u[k] * u[k], wk, v[k] * v[k])
+            npix[k] = wk.sum(dim=(1, 2))
+        sat_px = sat_px & ~mask
     if sim_variant == "background":
-        num = height * (uiv - beta * su * sv)
+        num = height * (uiv - beta * suv)
         ii = s2 - 2 * beta * tot + npix * beta * beta
         mm = g2
     elif sim_variant == "raw":
         num = beta * tot + height * uiv
         ii = s2
-        mm = npix * beta * beta + 2 * beta * height * su * sv + g2
+        mm = npix * beta * beta + 2 * beta * height * suv + g2
     else:
         raise ValueError(f"sim_variant must be 'background' or 'raw', got {sim_variant!r}")
     den = torch.sqrt(ii.clamp_min(0) * mm)
@@ -130,7 +149,7 @@ def fit_columns(
         ],
         dim=1,
     )
-    saturated = (cut >= saturation).flatten(1).any(1)
+    saturated = sat_px.flatten(1).any(1)
     return floats, torch.stack([conv & finite, saturated], dim=1)
 
 

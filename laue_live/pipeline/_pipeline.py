@@ -35,7 +35,7 @@ from laue_live._schema import SPOT_COLUMNS, empty_spot_table
 from laue_live.pipeline._cutouts import gather_cutouts
 from laue_live.pipeline._describe import HOST_FLOAT_COLUMNS, cnn_columns, fit_columns
 from laue_live.pipeline._peaks import frames_to_float, peaks_from_float
-from laue_live.spots import DEFAULT_PEAK_PARAMS
+from laue_live.spots import FrameCorrections, check_peak_params, merge_same_spot_rows, spot_angles
 
 __all__ = ["FramePipeline", "resolve_device", "STAGES"]
 
@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 #: Stage names of :attr:`FramePipeline.timings` (seconds per batch, recorded with ``profile=True``).
 STAGES = ("h2d", "peaks", "cutouts", "describe", "d2h", "table")
 
-# the CPU peak search's defaults: both paths must find the same peaks
-_PEAK_DEFAULTS = dict(DEFAULT_PEAK_PARAMS)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -75,6 +73,8 @@ class _Staged:
     good: list[int]  # positions of the frames that are in ``tensor``
     tensor: torch.Tensor | None = None
     event: Any = None
+    masks: list = field(default_factory=list)  # host pixel mask (or None) of each good frame
+    mask: torch.Tensor | None = None  # (B, H, W) bool on the device, None when no frame has one
 
 
 @dataclass
@@ -105,7 +105,12 @@ class FramePipeline:
         CUDA, where it amortises launches and synchronisations).
     peak_params
         Overrides of the peak-search parameters of :func:`laue_live.spots.find_peaks`
-        (``threshold``, ``block``, ``min_pixels``, ``merge_radius``, ``saturation``).
+        (``threshold``, ``block``, ``min_pixels``, ``merge_radius``, ``min_noise``, ``saturation``).
+    corrections
+        :class:`laue_live.spots.FrameCorrections` (dark, flat field, pixel mask), applied on the
+        host as :func:`laue_live.analyze_frames` does; default: the automatic mask only.
+    calibration
+        :class:`laue_live.geometry.Calibration` for the ``two_theta`` and ``chi`` columns.
     sim_variant
         ``"background"`` (default) or ``"raw"`` Sim0 (fit only; see :func:`laue_live.characterize`).
     fit_options
@@ -152,6 +157,8 @@ class FramePipeline:
         cnn=None,
         threads: int | None = 1,
         cnn_compile: bool | str = "auto",
+        corrections: FrameCorrections | None = None,
+        calibration=None,
     ) -> None:
         if method not in ("fit", "cnn"):
             raise ValueError(f"unknown method {method!r}: expected 'fit' or 'cnn'")
@@ -159,12 +166,12 @@ class FramePipeline:
             raise ValueError(f"sim_variant must be 'background' or 'raw', got {sim_variant!r}")
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
-        unknown = set(peak_params or {}) - set(_PEAK_DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown peak parameter(s) {sorted(unknown)}; known: {sorted(_PEAK_DEFAULTS)}")
         self.method = method
         self.device = resolve_device(device)
-        self.peak_params = {**_PEAK_DEFAULTS, **(peak_params or {})}
+        self.peak_params = check_peak_params(peak_params)
+        self.corrections = corrections if corrections is not None else FrameCorrections(
+            saturation=self.peak_params["saturation"])
+        self.calibration = calibration
         self.sim_variant = sim_variant
         self.fit_options = dict(fit_options or {})
         self.on_error = on_error
@@ -267,8 +274,8 @@ class FramePipeline:
         for i, f in enumerate(frames):
             num = int(next(numbers)) if numbers is not None else i
             try:
-                arr = validate_frame(f)
-                k = (arr.shape, arr.dtype)
+                arr = self._correct(validate_frame(f))
+                k = (arr[0].shape, arr[0].dtype)
             except FrameError as exc:
                 if self.on_error == "raise":
                     raise
@@ -285,6 +292,14 @@ class FramePipeline:
         if cur:
             yield nums, cur
 
+    def _correct(self, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Corrected image and pixel mask of a frame, as :func:`laue_live.spots.prepare_frame`."""
+        lo, hi = arr.min(), arr.max()
+        sat = self.peak_params["saturation"]
+        if lo == hi or (sat is not None and lo >= sat):  # no spots: nothing to correct
+            return arr, None
+        return self.corrections.apply(arr)
+
     def _stage(self, batch) -> _Staged | None:
         if batch is None:
             return None
@@ -294,8 +309,13 @@ class FramePipeline:
         st = _Staged(numbers=numbers, errors=errors, good=good)
         if not good:
             return st
-        arrs = [items[i] for i in good]
+        arrs = [items[i][0] for i in good]
+        st.masks = [items[i][1] for i in good]
         t0 = time.perf_counter()
+        if any(m is not None for m in st.masks):
+            host_mask = torch.from_numpy(np.stack([np.zeros(a.shape, bool) if m is None else m
+                                                   for a, m in zip(arrs, st.masks, strict=True)]))
+            st.mask = host_mask.to(self.device) if self.device.type != "cpu" else host_mask
         if not self._cuda:
             with warnings.catch_warnings():  # read-only frames (e.g. decoded from 0MQ) are only read
                 warnings.simplefilter("ignore", UserWarning)
@@ -385,19 +405,22 @@ class FramePipeline:
                 block=int(p["block"]),
                 min_pixels=int(p["min_pixels"]),
                 merge_radius=float(p["merge_radius"]),
+                min_noise=float(p["min_noise"]),
                 saturation=p["saturation"],
+                mask=st.mask,
             )
             t = self._tick("peaks", t)
-            cut, edge = gather_cutouts(xp, h, w, pk.frame, pk.row, pk.col)
+            cut, edge, cmask = gather_cutouts(xp, h, w, pk.frame, pk.row, pk.col, mask=st.mask)
             del xp
             t = self._tick("cutouts", t)
-            floats, flags = self._describe(cut)
+            floats, flags = self._describe(cut, cmask)
+            masked = cmask.flatten(1).any(1) if cmask is not None else torch.zeros_like(edge)
             t = self._tick("describe", t)
             # one float64 block (descriptors, frame/row/col, flags: all exact in float64) and the
             # per-frame counts: two device-to-host copies per batch instead of four
             block = torch.cat(
                 [floats, torch.stack([pk.frame, pk.row, pk.col], dim=1).to(floats.dtype),
-                 flags.to(floats.dtype), edge[:, None].to(floats.dtype)],
+                 flags.to(floats.dtype), edge[:, None].to(floats.dtype), masked[:, None].to(floats.dtype)],
                 dim=1,
             )
             if self._cuda:
@@ -412,7 +435,8 @@ class FramePipeline:
             self._tick("d2h", t)
         return res
 
-    def _describe(self, cut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _describe(self, cut: torch.Tensor, cmask: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
         n = cut.shape[0]
         if n == 0:
             return (
@@ -423,8 +447,8 @@ class FramePipeline:
         if self.method == "fit":
             from laue_live.spots import fit_gaussians
 
-            fit = fit_gaussians(cut, device=self.device, **self.fit_options)
-            return fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
+            fit = fit_gaussians(cut, device=self.device, mask=cmask, **self.fit_options)
+            return fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat, mask=cmask)
         return cnn_columns(self.cnn(cut), cut)
 
     def _finish(self, res: _Result) -> Iterator:
@@ -440,7 +464,8 @@ class FramePipeline:
             bounds = np.concatenate([[0], np.cumsum(counts)])
             for j, pos in enumerate(st.good):
                 a, b = bounds[j], bounds[j + 1]
-                tables[pos] = self._table(floats[a:b], ints[a:b], flags[a:b], st.numbers[pos])
+                tables[pos] = self._table(floats[a:b], ints[a:b], flags[a:b], st.numbers[pos],
+                                          st.masks[j], tuple(st.tensor.shape[1:]))
         for pos, why in st.errors.items():
             t = empty_spot_table()
             t.attrs["error"] = why
@@ -449,7 +474,8 @@ class FramePipeline:
         for pos in range(len(st.numbers)):
             yield tables[pos]
 
-    def _table(self, floats: np.ndarray, ints: np.ndarray, flags: np.ndarray, number: int):
+    def _table(self, floats: np.ndarray, ints: np.ndarray, flags: np.ndarray, number: int,
+               mask: np.ndarray | None = None, shape: tuple[int, int] | None = None):
         import pandas as pd
 
         n = len(floats)
@@ -470,15 +496,17 @@ class FramePipeline:
             **cols,
             "good": good,
             "edge": flags[:, 2].astype(bool),
+            "masked": flags[:, 3].astype(bool),
             "saturated": flags[:, 1].astype(bool),
             "converged": converged,
             "parent": np.full(n, -1, dtype=np.int32),
             "component": np.zeros(n, dtype=np.int8),
         }
+        data["two_theta"], data["chi"] = spot_angles(data["row"], data["col"], self.calibration)
         df = pd.DataFrame({c.name: data[c.name] for c in SPOT_COLUMNS}, copy=False)
         if self.method == "fit":
             df.attrs["sim_variant"] = self.sim_variant
-        return df
+        return merge_same_spot_rows(df, shape=shape, mask=mask)
 
 
 _POOL_LOCK = threading.Lock()

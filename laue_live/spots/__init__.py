@@ -18,7 +18,7 @@ from laue_live.spots._descriptors import (
 )
 from laue_live.spots._fit import GaussFit, fit_gaussians, gaussian_model, moment_start
 from laue_live.spots._frame import analyze_frame, analyze_frames, spot_table_from_descriptors
-from laue_live.spots._lauetools import read_lauetools_dat, write_lauetools_dat
+from laue_live.spots._lauetools import read_lauetools_dat, write_lauetools_cor, write_lauetools_dat
 from laue_live.spots._peaks import (
     DEFAULT_PEAK_PARAMS,
     PEAK_PARAM_HELP,
@@ -66,5 +66,6 @@ __all__ = [
     "spot_angles",
     "spot_table_from_descriptors",
     "validate_frame",
+    "write_lauetools_cor",
     "write_lauetools_dat",
 ]

@@ -197,6 +197,22 @@ def estimate_background(frame, block: int = 16, *, mask=None, min_noise: float =
     return _block_stats(x, valid, int(block), min_noise)
 
 
+def _integer_level(level: np.ndarray, dtype) -> np.ndarray:
+    """For an integer frame, ``floor(level)`` in the frame's dtype: ``x > level`` iff ``x > floor(level)``.
+
+    Comparing in the frame's own integer type avoids converting every pixel to float64; the result
+    is the same. Float frames, and levels below the dtype's range, keep the float64 level.
+    """
+    dt = np.dtype(dtype)
+    if dt.kind not in "iu":
+        return level
+    info = np.iinfo(dt)
+    fl = np.floor(level)
+    if (fl < info.min).any():
+        return level
+    return np.minimum(fl, info.max).astype(dt)
+
+
 def _above(x: np.ndarray, level: np.ndarray, block: int) -> np.ndarray:
     """Bool (h, w): ``x > level`` of its block, compared in block layout (no upsampled level map)."""
     h, w = x.shape
@@ -287,7 +303,7 @@ def find_peaks(
     valid = None if mask is None else ~np.asarray(mask, dtype=bool)
     bg, noise = _block_stats(frame, valid, block, min_noise)
     level = np.nan_to_num(bg + float(threshold) * noise, nan=np.inf)
-    cand = _above(frame, level, block)
+    cand = _above(frame, _integer_level(level, frame.dtype), block)
     if valid is not None:
         cand &= valid
     idx = np.flatnonzero(cand)
@@ -300,12 +316,15 @@ def find_peaks(
         idx, lab, val = idx[keep], lab[keep], val[keep]
         if idx.size == 0:
             return empty
-    order = np.lexsort((idx, -val, lab))
-    lab_sorted = lab[order]
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = lab_sorted[1:] != lab_sorted[:-1]
-    best = idx[order[first]]
-    best_val = frame.ravel()[best].astype(np.float64)
+    # brightest pixel of each component, ties to the lowest flat index (idx is sorted, so the first
+    # pixel at the component's maximum in idx order is it)
+    nlab = int(lab.max()) + 1
+    vmax = np.full(nlab, -np.inf)
+    np.maximum.at(vmax, lab, val)
+    at_max = np.flatnonzero(val == vmax[lab])
+    labs, first = np.unique(lab[at_max], return_index=True)
+    best = idx[at_max[first]]
+    best_val = vmax[labs]
     # brightest first (ties by flat index): suppression then only looks "up" the list
     o = np.lexsort((best, -best_val))
     best = best[o]
@@ -329,14 +348,20 @@ def _components(idx: np.ndarray, h: int, w: int) -> np.ndarray:
     n = idx.size
     col = idx % w
     src, dst = [], []
-    for off, col_ok in ((1, col < w - 1), (w - 1, col > 0), (w, None), (w + 1, col < w - 1)):
-        cand = idx + off
-        pos = np.minimum(np.searchsorted(idx, cand), n - 1)
-        hit = idx[pos] == cand
+    # right neighbour: the next masked pixel, if adjacent (idx is sorted)
+    right = np.flatnonzero((idx[1:] == idx[:-1] + 1) & (col[:-1] < w - 1))
+    src.append(right)
+    dst.append(right + 1)
+    # the three neighbours below are consecutive flat indices: one binary search finds them all
+    pos = np.searchsorted(idx, idx + (w - 1))
+    for off, col_ok in ((w - 1, col > 0), (w, None), (w + 1, col < w - 1)):
+        p = np.minimum(pos, n - 1)
+        hit = idx[p] == idx + off
+        pos = pos + hit  # the next target can only sit after a hit
         if col_ok is not None:
             hit &= col_ok
         src.append(np.flatnonzero(hit))
-        dst.append(pos[hit])
+        dst.append(p[hit])
     src, dst = np.concatenate(src), np.concatenate(dst)
     graph = coo_matrix((np.ones(src.size, dtype=np.int8), (src, dst)), shape=(n, n))
     return connected_components(graph, directed=False)[1]

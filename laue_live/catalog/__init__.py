@@ -10,6 +10,7 @@ from laue_live.catalog._client import (
     ensure_container,
     open_catalog,
 )
+from laue_live.catalog._import import IMPORT_IMAGE_KEY, frame_run_documents, import_frames, scan_positions
 from laue_live.catalog._plot import plot_quality_map
 from laue_live.catalog._query import (
     find_runs,
@@ -49,6 +50,10 @@ from laue_live.catalog._synthetic import (
 from laue_live.catalog._writer import AnalysisWriter, CatalogWriteError, make_analysis_writer
 
 __all__ = [
+    "IMPORT_IMAGE_KEY",
+    "frame_run_documents",
+    "import_frames",
+    "scan_positions",
     "TILED_TABLE_LOCK",
     "serialize_tiled_writes",
     # settings and connection

@@ -101,8 +101,8 @@ def real_rows(repeats: int, lt_py: str | None) -> list[dict]:
     import torch
     from conftest import read_fit_spots
 
+    from laue_live.describe import analyze_frame
     from laue_live.geometry import read_det
-    from laue_live.spots import analyze_frame
 
     torch.set_num_threads(1)
     d = shared_dir() / "data"
@@ -128,7 +128,8 @@ def real_rows(repeats: int, lt_py: str | None) -> list[dict]:
         if lt_py:
             env = {**os.environ, **ONE_THREAD_ENV}
             script = str(REPO / "benchmarks" / "_lauetools_peaksearch.py")
-            out = subprocess.run([lt_py, script, str(d / frame_f), ccd], capture_output=True, text=True, env=env)
+            out = subprocess.run([lt_py, script, str(d / frame_f), ccd], capture_output=True, text=True,
+                                 env=env)
             line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
             if out.returncode == 0 and line:
                 lt = json.loads(line[-1])
@@ -151,8 +152,8 @@ def spots_table(n: int, shape: tuple[int, int], seed: int) -> pd.DataFrame:
 
 
 def simulated_rows(repeats: int) -> list[dict]:
+    from laue_live.describe import analyze_frame
     from laue_live.sim import RenderConfig, render_frame
-    from laue_live.spots import analyze_frame
 
     out = []
     # the dense frame of the pipeline bench (1600 rendered, ~1,500 found), fit included

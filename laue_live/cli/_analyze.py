@@ -192,8 +192,9 @@ def analyze(
     if cor is not None and calibration is None:
         raise typer.BadParameter("a .cor file needs --calibration", param_hint="--cor")
 
+    from laue_live.describe import analyze_frame
     from laue_live.io import frame_sources, load_calibration, load_corrections
-    from laue_live.spots import analyze_frame, check_peak_params
+    from laue_live.spots import check_peak_params
 
     try:
         det = None

@@ -6,14 +6,19 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from laue_live._errors import FrameError
+from laue_live._rules import CUTOUT_SIZE
 
-__all__ = ["extract_cutouts", "cutout_edge_mask", "cutout_pixel_mask", "CUTOUT_SIZE"]
-
-#: Side of a cutout, px. The initial peak ``s`` sits at cutout index (16, 16).
-CUTOUT_SIZE = 32
+__all__ = ["extract_cutouts", "cutout_edge_mask", "cutout_pixel_mask", "check_peaks"]
 
 
-def _check_peaks(peaks) -> np.ndarray:
+def check_peaks(peaks) -> np.ndarray:
+    """Return initial peaks as an int64 (N, 2) array of (row, col); floats are rounded.
+
+    Raises
+    ------
+    FrameError
+        Not of shape (N, 2), not finite, or not numbers.
+    """
     p = np.asarray(peaks)
     if p.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
@@ -46,7 +51,7 @@ def cutout_edge_mask(frame_shape: tuple[int, int], peaks, size: int = CUTOUT_SIZ
         bool, shape (N,): True where rows ``s1 - size/2 .. s1 + size/2 - 1`` or the same columns
         leave ``0 .. frame_shape - 1``.
     """
-    p = _check_peaks(peaks)
+    p = check_peaks(peaks)
     h, w = int(frame_shape[0]), int(frame_shape[1])
     half = size // 2
     lo = p - half
@@ -75,7 +80,7 @@ def cutout_pixel_mask(mask, peaks, size: int = CUTOUT_SIZE) -> np.ndarray | None
     if mask is None:
         return None
     m = np.asarray(mask, dtype=bool)
-    p = _check_peaks(peaks)
+    p = check_peaks(peaks)
     h, w = m.shape
     off = np.arange(size, dtype=np.int64) - size // 2
     rows, cols = p[:, 0, None] + off, p[:, 1, None] + off
@@ -123,7 +128,7 @@ def extract_cutouts(frame, peaks, size: int = CUTOUT_SIZE, mask=None) -> np.ndar
     f = np.asarray(frame)
     if f.ndim != 2:
         raise FrameError(f"frame must be 2D, got shape {f.shape}")
-    p = _check_peaks(peaks)
+    p = check_peaks(peaks)
     n = len(p)
     if n == 0:
         return np.zeros((0, size, size), dtype=np.float32)

@@ -12,8 +12,12 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from laue_live._errors import SettingsError
+from laue_live._rules import SATURATION
 from laue_live.spots._validate import validate_frame
 
 __all__ = ["find_peaks", "estimate_background", "check_peak_params", "DEFAULT_PEAK_PARAMS", "PEAK_PARAM_HELP"]
@@ -27,7 +31,7 @@ DEFAULT_PEAK_PARAMS: dict[str, float | int] = {
     "min_pixels": 2,
     "merge_radius": 4.0,
     "min_noise": 1.0,
-    "saturation": 65535.0,
+    "saturation": SATURATION,
 }
 
 #: One line per parameter of :func:`find_peaks` (CLI ``--help``, service settings, docs).
@@ -241,7 +245,7 @@ def find_peaks(
     min_pixels: int = 2,
     merge_radius: float = 4.0,
     min_noise: float = 1.0,
-    saturation: float | None = 65535.0,
+    saturation: float | None = SATURATION,
     mask=None,
     validate: bool = True,
 ) -> np.ndarray:
@@ -342,9 +346,6 @@ def _components(idx: np.ndarray, h: int, w: int) -> np.ndarray:
     components of that sparse graph are the components ``scipy.ndimage.label`` would give with a
     3 x 3 structure, at a cost proportional to the masked pixels rather than to the frame.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = idx.size
     col = idx % w
     src, dst = [], []
@@ -369,8 +370,6 @@ def _components(idx: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def _suppress(rc: np.ndarray, radius: float) -> np.ndarray:
     """Keep mask: drop each candidate within ``radius`` of an earlier (brighter) one."""
-    from scipy.spatial import cKDTree
-
     pairs = cKDTree(rc).query_pairs(radius, output_type="ndarray")
     keep = np.ones(len(rc), dtype=bool)
     if len(pairs):

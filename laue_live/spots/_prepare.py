@@ -10,7 +10,7 @@ import numpy as np
 from laue_live.spots._corrections import FrameCorrections
 from laue_live.spots._cutouts import (
     CUTOUT_SIZE,
-    _check_peaks,
+    check_peaks,
     cutout_edge_mask,
     cutout_pixel_mask,
     extract_cutouts,
@@ -90,7 +90,7 @@ def prepare_frame(frame: np.ndarray, *, peaks=None, peak_params: dict | None = N
     saturation = params["saturation"]
     image, mask = frame, None
     if peaks is not None:
-        p = _check_peaks(peaks)
+        p = check_peaks(peaks)
         image, mask = corr.apply(frame)
     elif saturation is not None and lo >= saturation:
         log.warning("frame %d is all saturated (every pixel >= %g ADU): empty spot table", frame_number,

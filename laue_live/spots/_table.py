@@ -1,17 +1,18 @@
-"""Finishing a spot table: scattering angles of each spot, and one row per spot.
-
-Both the numpy path (:func:`laue_live.spots.analyze_frames`) and the torch pipeline
-(:class:`laue_live.pipeline.FramePipeline`) end with these functions, so that their tables agree.
-"""
+"""Descriptors + initial peaks -> a schema spot table: the one place where spot tables are assembled."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+import pandas as pd
 
-__all__ = ["SAME_SPOT_RADIUS", "spot_angles", "merge_same_spot_rows", "off_detector_rows"]
+from laue_live._rules import is_good_spot
+from laue_live._schema import SPOT_COLUMNS, empty_spot_table
+from laue_live.geometry import pixel_to_angles
+from laue_live.spots._fit_descriptors import DESCRIPTOR_COLUMNS
 
-#: Two rows whose fitted positions lie closer than this (px) describe the same spot.
-SAME_SPOT_RADIUS = 1.5
+__all__ = ["spot_table_from_descriptors", "spot_angles"]
 
 
 def spot_angles(row, col, calibration) -> tuple[np.ndarray, np.ndarray]:
@@ -28,121 +29,68 @@ def spot_angles(row, col, calibration) -> tuple[np.ndarray, np.ndarray]:
     if calibration is None:
         nan = np.full(row.shape, np.nan, dtype=np.float32)
         return nan, nan.copy()
-    from laue_live.geometry import pixel_to_angles  # geometry sits below spots; kept local: tiny
-
     with np.errstate(invalid="ignore", divide="ignore"):
         tth, chi = pixel_to_angles(row, np.asarray(col, dtype=np.float64), calibration)
     return np.asarray(tth, dtype=np.float32), np.asarray(chi, dtype=np.float32)
 
 
-def merge_same_spot_rows(table, radius: float = SAME_SPOT_RADIUS, *, shape: tuple[int, int] | None = None,
-                         mask=None, return_kept: bool = False):
-    """Keep one row per spot: of rows whose positions lie within ``radius`` px, keep the best.
+def spot_table_from_descriptors(desc: pd.DataFrame | Mapping, peaks, edge, frame_number: int = 0,
+                                attrs: Mapping | None = None, *, masked=None,
+                                calibration=None) -> pd.DataFrame:
+    """Assemble a schema spot table from descriptors and the initial peaks they came from.
 
-    Two initial peaks further apart than the peak search's ``merge_radius`` can still be one spot:
-    a streak with two maxima, or a faint shoulder whose fit walks onto the main spot. Both fits
-    then converge to nearly the same position. Per frame, among single spots (``component == 0``),
-    a row is dropped when a better row lies within ``radius``; so are rows whose position is off
-    the detector (:func:`off_detector_rows`, when ``shape`` is given). Better is the smaller
-    ``|Pos - s|`` (the fit that stayed on its own brightest pixel), then the brighter
-    ``peak_intensity``, then the lower ``spot`` index. Dropped rows still exclude others (not a
-    greedy sweep). ``spot`` is renumbered 0, 1, ... in the kept order.
+    Used by the CPU path (:func:`laue_live.analyze_frames`) and the torch pipeline alike.
 
     Parameters
     ----------
-    table
-        Schema spot table (one or several frames).
-    radius
-        Same-spot distance, px.
-    shape, mask
-        Frame shape and pixel mask (one frame's table): also drop :func:`off_detector_rows`.
-    return_kept
-        Also return the bool (len(table),) array of the rows kept.
+    desc
+        Descriptors, one row per peak: a DataFrame or a mapping of (N,) arrays holding
+        :data:`~laue_live.spots.DESCRIPTOR_COLUMNS` (as :func:`laue_live.characterize` returns).
+    peaks
+        (N, 2) int initial peaks ``s`` (row, col).
+    edge
+        (N,) bool: cutout padded at the frame edge.
+    frame_number
+        Value of the ``frame`` column.
+    attrs
+        ``DataFrame.attrs`` of the table (default: those of ``desc``).
+    masked
+        (N,) bool: the cutout holds masked detector pixels (default: none).
+    calibration
+        :class:`laue_live.geometry.Calibration` for ``two_theta`` and ``chi`` (NaN without).
 
     Returns
     -------
     pandas.DataFrame
-        The table without the duplicate rows (the input object itself when none is found).
+        Exactly :data:`laue_live._schema.SPOT_COLUMNS`: ``row, col = s + (d_row, d_col)``; ``good``
+        follows :func:`laue_live.is_good_spot` and additionally requires a converged fit;
+        ``parent`` -1 and ``component`` 0 (a single spot).
     """
-    from scipy.spatial import cKDTree
-
-    off = np.zeros(len(table), dtype=bool) if shape is None else off_detector_rows(table, shape, mask)
-    pos = table[["row", "col"]].to_numpy(np.float64)
-    single = (table["component"].to_numpy() == 0) & np.isfinite(pos).all(axis=1) & ~off
-    frame = table["frame"].to_numpy()
-    d = np.hypot(table["d_row"].to_numpy(np.float64), table["d_col"].to_numpy(np.float64))
-    rank = np.empty(len(table), dtype=np.int64)
-    rank[np.lexsort((table["spot"].to_numpy(), -table["peak_intensity"].to_numpy(np.float64),
-                     np.nan_to_num(d, nan=np.inf)))] = np.arange(len(table))
-    drop = off.copy()
-    for f in np.unique(frame[single]):
-        k = np.flatnonzero(single & (frame == f))
-        if k.size < 2:
-            continue
-        pairs = cKDTree(pos[k]).query_pairs(radius, output_type="ndarray")
-        if len(pairs):
-            a, b = k[pairs[:, 0]], k[pairs[:, 1]]
-            drop[np.where(rank[a] > rank[b], a, b)] = True
-    if not drop.any():
-        return (table, ~drop) if return_kept else table
-    out = _drop_rows(table, drop)
-    return (out, ~drop) if return_kept else out
-
-
-def off_detector_rows(table, shape: tuple[int, int], mask=None) -> np.ndarray:
-    """Rows whose fitted position lies where the detector has no usable pixels.
-
-    A spot detected on the inner side of a masked region (a MarCCD's round window, a beamstop) or
-    of the frame's edge can have its centre beyond it: its fit extrapolates from the visible wing.
-    Such a row is reported nowhere on the detector. A position counts as off the detector when
-    its pixel (rounded) is masked or outside the frame and so are at least 6 of the 9 pixels
-    around it (a spot centred on an isolated dead pixel or a 1-px dead line stays).
-
-    Parameters
-    ----------
-    table
-        Spot table (``row``, ``col``).
-    shape
-        ``(rows, cols)`` of the frame.
-    mask
-        bool pixel mask of the frame (True = masked), or None.
-
-    Returns
-    -------
-    numpy.ndarray
-        bool (len(table),): True for rows off the detector (NaN positions: False).
-    """
-    h, w = shape
-    pos = table[["row", "col"]].to_numpy(np.float64)
-    ok = np.isfinite(pos).all(axis=1)
-    r = np.rint(np.where(ok, pos[:, 0], 0)).astype(np.int64)
-    c = np.rint(np.where(ok, pos[:, 1], 0)).astype(np.int64)
-    m = None if mask is None else np.asarray(mask, dtype=bool)
-
-    def off(rr, cc):
-        out = (rr < 0) | (rr >= h) | (cc < 0) | (cc >= w)
-        if m is not None:
-            inside = ~out
-            out[inside] = m[rr[inside], cc[inside]]
-        return out
-
-    centre = off(r, c)
-    count = sum(off(r + dr, c + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1))
-    return ok & centre & (count >= 6)
-
-
-def _drop_rows(table, drop: np.ndarray):
-    """``table`` without the rows ``drop``, ``spot`` renumbered per frame (``parent`` follows)."""
-    out = table[~drop].copy()
-    # renumber per frame; components keep pointing at their parent's new index
-    for f in np.unique(out["frame"].to_numpy()):
-        sel = out["frame"].to_numpy() == f
-        old = out.loc[sel, "spot"].to_numpy()
-        new = np.arange(sel.sum(), dtype=np.int32)
-        remap = dict(zip(old.tolist(), new.tolist(), strict=True))
-        out.loc[sel, "spot"] = new
-        par = out.loc[sel, "parent"].to_numpy()
-        out.loc[sel, "parent"] = np.array([remap.get(int(p), -1) for p in par], dtype=np.int32)
-    out = out.reset_index(drop=True)
-    out.attrs.update(table.attrs)
-    return out
+    attrs = dict(getattr(desc, "attrs", {}) if attrs is None else attrs)
+    peaks = np.asarray(peaks)
+    n = len(peaks)
+    if n == 0:
+        table = empty_spot_table()
+        table.attrs.update(attrs)
+        return table
+    cols = {k: np.asarray(desc[k]) for k in DESCRIPTOR_COLUMNS}
+    d_row, d_col = cols["d_row"].astype(np.float64), cols["d_col"].astype(np.float64)
+    data = {
+        **cols,
+        "frame": np.full(n, frame_number, dtype=np.int64),
+        "spot": np.arange(n, dtype=np.int32),
+        "row0": peaks[:, 0],
+        "col0": peaks[:, 1],
+        "row": peaks[:, 0] + d_row,
+        "col": peaks[:, 1] + d_col,
+        "good": is_good_spot(cols["sim"], d_row, d_col) & cols["converged"].astype(bool),
+        "edge": np.asarray(edge, dtype=bool),
+        "masked": np.zeros(n, bool) if masked is None else np.asarray(masked, dtype=bool),
+        "parent": np.full(n, -1),
+        "component": np.zeros(n),
+    }
+    data["two_theta"], data["chi"] = spot_angles(data["row"], data["col"], calibration)
+    # one fresh array per column, not consolidated into blocks: 4x faster for 10^4 spots (measured)
+    table = pd.DataFrame({c.name: data[c.name].astype(c.dtype) for c in SPOT_COLUMNS}, copy=False)
+    table.attrs.update(attrs)
+    return table

@@ -15,7 +15,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from laue_live._schema import SPOT_COLUMNS, spot_column_names
-from laue_live.spots import analyze_frame, analyze_frames
+from laue_live.describe import analyze_frame, analyze_frames
 
 NAMES = ["nw1_0000", "nw1_0001", "AH12_CMT_r14_0200", "Ge_blanc_0000"]
 # measured on the crops (share of LaueTools' listed peaks found; median distance of the matched

@@ -9,7 +9,7 @@ writes them (X = column, Y = row, 1-based); spot positions in the project are 0-
 """
 
 from laue_live.geometry._calibration import BM32_CALIBRATION, Calibration, read_det
-from laue_live.geometry._detectors import DETECTORS, Detector, get_detector
+from laue_live.geometry._detectors import DETECTORS, Detector, get_detector, nominal_calibration
 from laue_live.geometry._laue import SPOT_LIST_COLUMNS, bm32_spectrum, simulate_spots
 from laue_live.geometry._materials import MATERIALS, Material, get_material, reciprocal_basis
 from laue_live.geometry._projection import (
@@ -28,6 +28,7 @@ __all__ = [
     "DETECTORS",
     "Detector",
     "get_detector",
+    "nominal_calibration",
     "MATERIALS",
     "Material",
     "get_material",

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from laue_live._errors import SettingsError
+from laue_live.geometry._calibration import BM32_CALIBRATION, Calibration
 
-__all__ = ["Detector", "DETECTORS", "get_detector"]
+__all__ = ["Detector", "DETECTORS", "get_detector", "nominal_calibration"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,18 @@ def get_detector(name: str | Detector) -> Detector:
             return d
     known = ", ".join(f"{d.name} ({', '.join(d.aliases)})" for d in DETECTORS.values())
     raise SettingsError(f"unknown detector {name!r}; known: {known}")
+
+
+def nominal_calibration(detector: str | Detector, dd: float | None = None) -> Calibration:
+    """Return a plausible calibration of a detector preset, for simulations without a ``.det`` file.
+
+    The BM32 sCMOS gets the real calibration of ``nw1_0000.tif`` (:data:`BM32_CALIBRATION`); any other
+    detector a top-reflection geometry with the normal to the detector through the frame's centre
+    (``xbet = xgam = 0``) at ``dd`` mm (default 70, as the MarCCD165 at BM32).
+    """
+    d = get_detector(detector)
+    if d.name == "sCMOS" and dd is None:
+        return BM32_CALIBRATION
+    rows, cols = d.frame_shape
+    return Calibration(dd=70.0 if dd is None else float(dd), xcen=(cols + 1) / 2, ycen=(rows + 1) / 2,
+                       xbet=0.0, xgam=0.0, pixel_size=d.pixel_size, frame_shape=d.frame_shape)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
+from laue_live.cli._app import _register
 
 FRAME_SHAPE = (96, 112)
 _SITES = [(24, 28), (24, 84), (70, 28), (70, 84)]
@@ -75,3 +78,19 @@ def write_analysis_run():
 def spots_in_small_frame():
     """``f(i) -> n``: how many spots frame ``i`` of the small detector holds."""
     return lambda i: len(_SITES[: 2 + i % 3])
+
+
+@pytest.fixture(scope="module")
+def cli():
+    _register()
+    return CliRunner()
+
+
+@pytest.fixture
+def cli_env(tiled_server, tiled_client, tmp_path):
+    """Environment + settings file that point the CLI at this test's containers (key from env only)."""
+    settings = tmp_path / "catalog.yml"
+    settings.write_text(f"raw_path: {tiled_client.settings.raw_path}\n"
+                        f"analysis_path: {tiled_client.settings.analysis_path}\n")
+    return {"LAUE_LIVE_TILED_URI": tiled_server.uri, "LAUE_LIVE_TILED_API_KEY": tiled_server.api_key,
+            "LAUE_LIVE_CATALOG_SETTINGS": str(settings)}

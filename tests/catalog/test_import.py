@@ -7,27 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from typer.testing import CliRunner
 
 from laue_live._errors import SettingsError
-from laue_live.cli._app import _register, app
+from laue_live.cli._app import app
 
 from .conftest import small_frame
-
-
-@pytest.fixture(scope="module")
-def cli():
-    _register()
-    return CliRunner()
-
-
-@pytest.fixture
-def cli_env(tiled_server, tiled_client, tmp_path):
-    settings = tmp_path / "catalog.yml"
-    settings.write_text(f"raw_path: {tiled_client.settings.raw_path}\n"
-                        f"analysis_path: {tiled_client.settings.analysis_path}\n")
-    return {"LAUE_LIVE_TILED_URI": tiled_server.uri, "LAUE_LIVE_TILED_API_KEY": tiled_server.api_key,
-            "LAUE_LIVE_CATALOG_SETTINGS": str(settings)}
 
 
 def test_folder_of_tiffs_becomes_a_raw_run_that_reprocess_and_maps_read(cli, cli_env, tiled_client, tmp_path):

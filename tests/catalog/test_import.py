@@ -10,17 +10,15 @@ import tifffile
 
 from laue_live._errors import SettingsError
 from laue_live.cli._app import app
-
-from .conftest import small_frame
+from laue_live.testing import n_spots, synthetic_frame
 
 
 def test_folder_of_tiffs_becomes_a_raw_run_that_reprocess_and_maps_read(cli, cli_env, tiled_client, tmp_path):
-    from laue_live.analysis import reprocess_run
-    from laue_live.catalog import quality_map
+    from laue_live.catalog import quality_map, reprocess_run
 
     folder = tmp_path / "scan"
     folder.mkdir()
-    frames = [small_frame(i) for i in range(6)]
+    frames = [synthetic_frame(i) for i in range(6)]
     for i, f in enumerate(frames):
         tifffile.imwrite(folder / f"frame_{i:04d}.tif", f)
     r = cli.invoke(app, ["import-frames", str(folder), "--grid", "3,2", "--step", "0.5,2", "--sample", "demo",
@@ -40,7 +38,7 @@ def test_folder_of_tiffs_becomes_a_raw_run_that_reprocess_and_maps_read(cli, cli
     np.testing.assert_allclose(table["y"], [0, 0, 0, 2, 2, 2])
     # the whole stack works on it: reprocess, quality map
     res = reprocess_run(tiled_client, uid, method="fit", progress=False)
-    assert res.stop["frames_analysed"] == 6 and res.stop["spots"] == sum(2 + i % 3 for i in range(6))
+    assert res.stop["frames_analysed"] == 6 and res.stop["spots"] == sum(n_spots(i) for i in range(6))
     m = quality_map(tiled_client.analysis[res.analysis_uid], "n_spots", catalog=tiled_client)
     assert m.tolist() == [[2, 3, 4], [2, 3, 4]]
 
@@ -48,7 +46,7 @@ def test_folder_of_tiffs_becomes_a_raw_run_that_reprocess_and_maps_read(cli, cli
 def test_hdf5_stack_with_positions_in_the_file_and_csv(cli, cli_env, tiled_client, tmp_path):
     h5 = tmp_path / "stack.h5"
     with h5py.File(h5, "w") as f:
-        f["/entry/data/data"] = np.stack([small_frame(i) for i in range(4)])
+        f["/entry/data/data"] = np.stack([synthetic_frame(i) for i in range(4)])
         f["/entry/measurement/sx"] = [1.0, 2.0, 3.0, 4.0]
         f["/entry/measurement/sy"] = [5.0, 5.0, 6.0, 6.0]
     r = cli.invoke(app, ["import-frames", f"{h5}::/entry/data/data", "--x-dataset", "/entry/measurement/sx",
@@ -73,7 +71,7 @@ def test_bad_inputs_one_line_and_a_truncated_frame_ends_the_run_cleanly(cli, cli
     folder = tmp_path / "scan"
     folder.mkdir()
     for i in range(3):
-        tifffile.imwrite(folder / f"f{i}.tif", small_frame(i))
+        tifffile.imwrite(folder / f"f{i}.tif", synthetic_frame(i))
     r = cli.invoke(app, ["import-frames", str(folder), "--grid", "2,2"], env=cli_env)
     assert r.exit_code == 1 and "grid 2 x 2 = 4 points, but there are 3 frames" in r.output
     csv = tmp_path / "p.csv"

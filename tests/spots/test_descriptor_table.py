@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from laue_live._errors import FrameError
@@ -148,7 +149,7 @@ def test_spot_table_columns_come_from_their_inputs():
     assert (t7["frame"] == 7).all() and t7.attrs == {"other": 1}
     # a mapping of arrays works like a DataFrame (no attrs)
     tm = spot_table_from_descriptors({k: desc[k].to_numpy() for k in desc.columns}, peaks, edge)
-    np.testing.assert_array_equal(tm.to_numpy(), t.to_numpy())
+    pd.testing.assert_frame_equal(tm, t, check_exact=True)
     assert tm.attrs == {}
 
 

@@ -29,7 +29,7 @@ FILES[fit]="laue_live/spots/_fit.py"
 # the fit runs in nearly every science test: only the ones that look at it (a surviving mutant runs
 # every selected test that calls the fit)
 TESTS[fit]="tests/spots/test_fit.py tests/spots/test_fit_start.py tests/spots/test_descriptors.py tests/spots/test_descriptor_table.py"
-FILES[peaks]="laue_live/spots/_peaks.py laue_live/spots/_cutouts.py laue_live/spots/_frame.py"
+FILES[peaks]="laue_live/spots/_peaks.py laue_live/spots/_cutouts.py laue_live/spots/_prepare.py"
 TESTS[peaks]="tests/spots tests/describe tests/pipeline/test_peaks.py"
 FILES[describe]="laue_live/describe/*.py"
 TESTS[describe]="tests/describe tests/spots tests/doubles/test_wiring.py"

@@ -11,6 +11,7 @@ from laue_live.catalog._client import (
     open_catalog,
 )
 from laue_live.catalog._plot import plot_quality_map
+from laue_live.catalog._postgres import LocalPostgres, find_postgres_bindir, postgres_unavailable_reason
 from laue_live.catalog._query import (
     find_runs,
     frame_summary,
@@ -23,15 +24,17 @@ from laue_live.catalog._query import (
     runs_query,
     search_runs,
 )
-from laue_live.catalog._serialize import TILED_TABLE_LOCK, serialize_tiled_writes
+from laue_live.catalog._serialize import TILED_TABLE_LOCK, serialize_tiled_writes, table_store
 from laue_live.catalog._server import (
+    TABULAR_STORES,
     LocalTiledServer,
     find_running_server,
     free_port,
     init_catalog,
+    running_server_tabular,
     write_server_config,
 )
-from laue_live.catalog._settings import CatalogSettings, generate_api_key, redact
+from laue_live.catalog._settings import CatalogSettings, generate_api_key, prepare_data_dir, redact
 from laue_live.catalog._source import CatalogCutoutSource, image_array, read_frames
 from laue_live.catalog._spool import (
     DocumentJournal,
@@ -51,10 +54,12 @@ from laue_live.catalog._writer import AnalysisWriter, CatalogWriteError, make_an
 __all__ = [
     "TILED_TABLE_LOCK",
     "serialize_tiled_writes",
+    "table_store",
     # settings and connection
     "CatalogSettings",
     "generate_api_key",
     "redact",
+    "prepare_data_dir",
     "Catalog",
     "open_catalog",
     "catalog_session",
@@ -66,6 +71,12 @@ __all__ = [
     "find_running_server",
     "free_port",
     "write_server_config",
+    "running_server_tabular",
+    "TABULAR_STORES",
+    # PostgreSQL for the embedded server
+    "LocalPostgres",
+    "find_postgres_bindir",
+    "postgres_unavailable_reason",
     # writing
     "AnalysisWriter",
     "CatalogWriteError",

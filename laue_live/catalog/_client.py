@@ -113,12 +113,12 @@ def open_catalog(settings: CatalogSettings | None = None, *, create: bool = True
         settings = settings.with_server(uri, settings.embedded_api_key())
     from laue_live.catalog._server import find_running_server, running_server_tabular
 
-    # Tiled 0.2.20 corrupts concurrent appends to DuckDB (see _serialize.py): writers take turns
-    # within this process, and across processes when the server is the embedded one on this machine
-    # and keeps its tables in DuckDB. PostgreSQL (and SQLite) writers append at once.
-    local_duckdb = (find_running_server(settings.data_dir) == settings.uri
-                    and running_server_tabular(settings.data_dir) == "duckdb")
-    serialize_tiled_writes(settings.data_dir / "tables.lock" if local_duckdb else None)
+    # Tiled 0.2.20 corrupts concurrent appends to DuckDB, and SQLite refuses them (see _serialize.py):
+    # writers take turns within this process, and across processes when the server is the embedded
+    # one on this machine and keeps its tables in a file. PostgreSQL writers append at once.
+    local_file_store = (find_running_server(settings.data_dir) == settings.uri
+                        and running_server_tabular(settings.data_dir) in ("duckdb", "sqlite"))
+    serialize_tiled_writes(settings.data_dir / "tables.lock" if local_file_store else None)
     try:
         # One quick probe first: tiled's client retries refused connections for ~25 s.
         httpx.get(f"{settings.uri}/api/v1/", timeout=connect_timeout_s)

@@ -12,8 +12,9 @@ between the writers of that process; with a lock file, writers in several proces
 both for the embedded server on DuckDB (lock file ``<data_dir>/tables.lock``). Writers on other machines need
 the server fixed, or PostgreSQL as the tabular store (docs/catalog.md).
 
-The lock is taken only for servers whose table storage is DuckDB (or not known yet): PostgreSQL and
-SQLite get a connection pool from Tiled, and their writers append at once. A process learns a
+The lock is taken only for servers whose table storage is a single file, DuckDB or SQLite (or not
+known yet): concurrent SQLite writes fail with "database is locked" (measured in
+``benchmarks/bench_tiled_sink.py``). PostgreSQL writers append at once. A process learns a
 server's store from the first table it touches (the table's asset URI, one request per server).
 """
 
@@ -38,8 +39,9 @@ _lock_fd: int | None = None  # open lock file shared with other processes, if an
 _depth = 0  # nesting of locked calls in the thread holding TILED_TABLE_LOCK
 #: Table store of each server this process has written to: API URI -> "duckdb", "postgresql", ...
 _STORES: dict[str, str] = {}
-#: Stores whose writers need no lock: Tiled pools their connections.
-_POOLED = frozenset({"postgresql", "sqlite"})
+#: Stores whose writers need no lock: a server that Tiled reaches through a connection pool.
+#: (SQLite also gets a pool, but its single-file writes then fail with "database is locked".)
+_POOLED = frozenset({"postgresql"})
 
 
 def _server_key(client) -> str | None:
@@ -112,7 +114,7 @@ def _call_locked(method, args, kwargs):
 def serialize_tiled_writes(lock_file: str | os.PathLike | None = None) -> threading.RLock:
     """Route every table append, table creation and table read of this process through one lock.
 
-    Only requests to servers whose table store is DuckDB (or not yet known) take the lock; see the
+    Only requests to servers whose table store is DuckDB or SQLite (or not yet known) take the lock; see the
     module docstring. Idempotent and process-wide (it wraps
     ``tiled.client.dataframe.DataFrameClient.append_partition``, ``.write_partition``, ``.read``
     and ``tiled.client.container.Container.create_appendable_table``).

@@ -5,9 +5,11 @@ It starts ``tiled serve catalog`` on 127.0.0.1 with a temporary catalog, file st
 storage (DuckDB by default), creates one appendable table per writer thread, lets the threads append
 at once through the ordinary Python client, then reads every table back and counts rows.
 
-    python tiled_duckdb_concurrent_appends.py                 # DuckDB: fails (exit code 1)
-    python tiled_duckdb_concurrent_appends.py --store sqlite  # same load on SQLite: passes
+    python tiled_duckdb_concurrent_appends.py                 # DuckDB, 4 writers: fails (exit code 1)
     python tiled_duckdb_concurrent_appends.py --writers 1     # DuckDB, one writer: passes
+    PGPASSWORD=... python tiled_duckdb_concurrent_appends.py --postgres postgresql://user@host:5432/db
+                                                              # same load on PostgreSQL: passes
+    python tiled_duckdb_concurrent_appends.py --store sqlite  # SQLite: fails too ("database is locked")
 
 Expected: every table holds exactly ``batches x rows`` rows, each (batch, i) once, no request fails.
 Seen on tiled 0.2.20 / duckdb 1.5.6 / adbc-driver-duckdb 1.13.0 with 4 writers: failed requests
@@ -52,18 +54,23 @@ def main() -> int:
     """Run the reproducer; return 0 when every row arrived once, 1 otherwise."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", choices=["duckdb", "sqlite"], default="duckdb")
+    p.add_argument("--postgres", metavar="URI", help="an empty PostgreSQL database as the table storage "
+                   "instead (password through PGPASSWORD)")
     p.add_argument("--writers", type=int, default=4, help="threads appending at once")
     p.add_argument("--batches", type=int, default=40, help="appends per writer")
     p.add_argument("--rows", type=int, default=2000, help="rows per append")
     a = p.parse_args()
 
+    # the client retries a failed request for up to 45 s by default; 10 s keeps a dead server's report short
+    os.environ.setdefault("TILED_RETRY_TIMEOUT", "10")
     import tiled
     from tiled.client import from_uri
 
     tmp = tempfile.mkdtemp(prefix="tiled-repro-")
     key, port = secrets.token_hex(8), _free_port()
     tiled_exe = shutil.which("tiled") or os.path.join(os.path.dirname(sys.executable), "tiled")
-    table_storage = f"{a.store}:///{tmp}/tables.{a.store}"
+    table_storage = a.postgres or f"{a.store}:///{tmp}/tables.{a.store}"
+    store = "postgresql" if a.postgres else a.store
     cmd = [tiled_exe, "serve", "catalog", f"{tmp}/catalog.db", "--init", "-w", f"{tmp}/data",
            "-w", table_storage, "--api-key", key, "--host", "127.0.0.1", "--port", str(port)]
     log = open(f"{tmp}/server.log", "wb")  # noqa: SIM115 - open for the server's lifetime
@@ -94,13 +101,17 @@ def main() -> int:
             c = from_uri(uri, api_key=key)  # one client per thread, as separate processes would have
             table = c[keys[w]]
             for b in range(a.batches):
+                if server.poll() is not None:  # the server died: its client would retry for minutes
+                    errors.append(f"writer {w} batch {b}: server exited with code {server.returncode}")
+                    return
                 batch = pa.table({"writer": np.full(a.rows, w), "batch": np.full(a.rows, b),
                                   "i": np.arange(a.rows), "x": np.random.default_rng(b).random(a.rows)},
                                  schema=schema)
                 try:
                     table.append_partition(0, batch)
                 except Exception as exc:  # noqa: BLE001 - counted and reported
-                    errors.append(f"writer {w} batch {b}: {type(exc).__name__}: {str(exc)[:120]}")
+                    first_line = str(exc).splitlines()[0][:110]
+                    errors.append(f"writer {w} batch {b}: {type(exc).__name__}: {first_line}")
 
         threads = [threading.Thread(target=writer, args=(w,)) for w in range(a.writers)]
         t0 = time.perf_counter()
@@ -110,11 +121,11 @@ def main() -> int:
             t.join()
         dt = time.perf_counter() - t0
 
-        print(f"tiled {tiled.__version__}, {a.store} table storage, {a.writers} writers x {a.batches} "
+        print(f"tiled {tiled.__version__}, {store} table storage, {a.writers} writers x {a.batches} "
               f"appends x {a.rows} rows, {dt:.1f} s")
         bad = bool(errors)
         alive = server.poll() is None
-        for k in keys:
+        for k in keys if alive else []:
             try:
                 df = from_uri(uri, api_key=key)[k].read()
             except Exception as exc:  # noqa: BLE001
@@ -125,7 +136,8 @@ def main() -> int:
             expected = a.batches * a.rows
             print(f"  {k}: {len(df)} rows (expected {expected}), {dup} duplicated rows")
             bad |= len(df) != expected or dup > 0
-        print(f"  failed requests: {len(errors)}; server {'alive' if alive else 'DEAD'}")
+        state = "alive" if alive else f"DEAD (exit code {server.returncode}; log {tmp}/server.log)"
+        print(f"  failed requests: {len(errors)}; server {state}")
         for e in errors[:5]:
             print(f"    {e}")
         bad |= not alive
@@ -138,7 +150,8 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if server.returncode in (0, -15):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

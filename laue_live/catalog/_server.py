@@ -258,6 +258,8 @@ def _running_info(data_dir: str | os.PathLike) -> dict | None:
 
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as uvicorn binds: SO_REUSEADDR, so that connections in TIME_WAIT do not count as "in use"
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

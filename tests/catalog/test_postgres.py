@@ -276,6 +276,6 @@ def test_two_services_a_live_scan_and_a_campaign_write_at_once(tmp_path, tiled_s
                 proc.send_signal(15)
             proc.communicate(timeout=WAIT)
         for proxy in proxies:
-            proxy.close()
+            proxy.stop()
     assert [p.returncode for p in services] == [0, 0]
     assert np.all([len(cat.analysis.search(Key("raw_uid") == u)) == 1 for u in expected])

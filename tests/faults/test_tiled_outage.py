@@ -113,6 +113,56 @@ def test_server_restart_mid_scan_journal_replayed(
     )
 
 
+def test_catalog_serve_restarted_on_its_port_under_a_live_scan(
+    tmp_path, tiled_data_dir, analyzer, RE, short_client_retries, fault_report
+):
+    """`laue-live catalog serve --port P` stopped by SIGTERM mid-scan and started again: the writer,
+    which knows only ``http://127.0.0.1:P``, reconnects by itself and loses nothing.
+    """
+    import subprocess
+    import sys
+
+    from laue_live.catalog import CatalogSettings, free_port
+
+    port = free_port()
+    cmd = [sys.executable, "-c", "from laue_live.cli import main; main()", "catalog", "serve",
+           "--data-dir", str(tiled_data_dir), "--port", str(port)]
+    procs = []
+
+    def start():
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(proc)
+        for line in iter(proc.stdout.readline, ""):  # bounded: the test's timeout; the line comes first
+            if "Tiled server running at" in line:
+                assert f"127.0.0.1:{port}" in line
+                return
+        raise AssertionError(f"catalog serve exited with {proc.wait()}")
+
+    def stop():
+        procs[-1].terminate()  # SIGTERM, as systemd sends
+        assert procs[-1].wait(60) == 0
+
+    start()
+    try:
+        settings = CatalogSettings(uri=f"http://127.0.0.1:{port}",
+                                   api_key=(tiled_data_dir / "api_key").read_text())
+        res = _scan_through_outage(open_catalog(settings), tmp_path / "spool", analyzer, RE, stop, start)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(60)
+            proc.stdout.close()
+    assert len(procs) == 2 and all(p.returncode == 0 for p in procs)
+    fault_report.add(
+        "Tiled",
+        "`laue-live catalog serve --port P` stopped by SIGTERM at frame 4 of 12, started again at frame 8",
+        f"the writer reconnected to the same address by itself; {res.frames_replayed} frames / "
+        f"{res.spot_rows_replayed} spot rows from the local journal; every frame once, no row twice",
+        0,
+    )
+
+
 def test_database_restart_mid_scan_journal_replayed(
     tmp_path, tiled_data_dir_pg, postgres_cluster, analyzer, RE, short_client_retries, fault_report
 ):

@@ -103,7 +103,7 @@ def bench_cnn_cpu(model_path: Path | None, cut: np.ndarray, do_compile: bool) ->
 
 
 def bench_fit(cut: np.ndarray) -> dict:
-    from laue_live.spots import characterize
+    from laue_live.describe import characterize
 
     n = len(cut)
     return {"exact_fit_ms": 1e3 * timeit(lambda: characterize(cut, method="fit"), reps=2) / n}

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from laue_live._errors import SettingsError
+from laue_live.catalog._process import log_tail, stop_child
 
 __all__ = ["LocalPostgres", "find_postgres_bindir", "postgres_unavailable_reason", "parent_death_signal"]
 
@@ -318,7 +319,7 @@ class LocalPostgres:
         last = ""
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                return f"exited with code {self.process.returncode}: {self._log_tail()}"
+                return f"exited with code {self.process.returncode}: {log_tail(self.log_path, 1500)}"
             try:
                 with pg.connect(self._login_uri("postgres")) as conn:
                     conn.close()
@@ -328,12 +329,6 @@ class LocalPostgres:
             time.sleep(0.05)  # polling an external process: bounded
         return f"no login within {self.startup_timeout_s:.0f} s ({last})"
 
-    def _log_tail(self, n: int = 1500) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
     def _login_uri(self, database: str) -> str:
         from urllib.parse import quote
 
@@ -342,14 +337,7 @@ class LocalPostgres:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the server (fast shutdown: open transactions roll back, committed data stays)."""
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                logger.warning("PostgreSQL (pid %d) ignored a fast shutdown; killing it", proc.pid)
-                proc.kill()
-                proc.wait(timeout=timeout_s)
+        stop_child(proc, "PostgreSQL", signal.SIGINT, timeout_s)
         if self._log is not None:
             self._log.close()
             self._log = None

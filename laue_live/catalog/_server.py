@@ -33,6 +33,7 @@ from pathlib import Path
 
 from laue_live._errors import SettingsError
 from laue_live.catalog._postgres import LocalPostgres, parent_death_signal
+from laue_live.catalog._process import log_tail, stop_child
 from laue_live.catalog._settings import CatalogSettings, prepare_data_dir, redact
 
 __all__ = ["LocalTiledServer", "init_catalog", "find_running_server", "free_port", "write_server_config",
@@ -448,7 +449,7 @@ class LocalTiledServer:
         delay = 0.05
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                return False, f"process exited with code {self.process.returncode}: {self._log_tail()}"
+                return False, f"process exited with code {self.process.returncode}: {log_tail(self.log_path)}"
             try:
                 r = httpx.get(f"{self.uri}/healthz", timeout=2.0)
                 if r.status_code == 200:
@@ -457,24 +458,11 @@ class LocalTiledServer:
                 pass
             time.sleep(delay)  # polling an external process: a bounded back-off, not a synchronisation
             delay = min(delay * 1.5, 0.5)
-        return False, f"no answer within {self.startup_timeout_s:.0f} s: {self._log_tail()}"
-
-    def _log_tail(self, n: int = 2000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        return False, f"no answer within {self.startup_timeout_s:.0f} s: {log_tail(self.log_path)}"
 
     def _terminate(self, timeout_s: float = 10.0) -> None:
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                logger.warning("Tiled server (pid %d) ignored SIGTERM; killing it", proc.pid)
-                proc.kill()
-                proc.wait(timeout=timeout_s)
+        stop_child(proc, "Tiled server", signal.SIGTERM, timeout_s)
         if self._log_thread is not None:
             self._log_thread.join(timeout_s)
             self._log_thread = None

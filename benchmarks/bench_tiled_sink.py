@@ -32,9 +32,11 @@ Run: ``.venv/bin/python benchmarks/bench_tiled_sink.py [--frames 300 --spots 100
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import tempfile
 import time
 
@@ -160,7 +162,9 @@ def bench_concurrent(stores, writer_counts, n_frames, spots, max_rows) -> list[t
             continue
         d = tempfile.mkdtemp(prefix=f"bench-{store}-")
         os.chmod(d, 0o755)  # PostgreSQL runs as another account when we are root: it must reach d
-        with LocalTiledServer(os.path.join(d, "data"), tabular=store) as server:
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(shutil.rmtree, d, True)  # after the server stopped (last in, first out)
+            server = cleanup.enter_context(LocalTiledServer(os.path.join(d, "data"), tabular=store))
             cat = open_catalog(server.settings)
             ceiling = bench_ceiling(cat.analysis, 4 * max_rows, max_rows)
             for n in writer_counts:

@@ -152,7 +152,10 @@ def test_catalog_serve_stops_everything_on_sigterm(store, tiled_data_dir, postgr
             w(name, doc)
         w.close(60)
         assert len(cat.analysis[docs[0][1]["uid"]]["spots"].base["internal"].read()) == 12
-        assert (data_dir / "tables.lock").exists() == (store == "duckdb"), "the lock file only for DuckDB"
+        if store == "postgresql":
+            assert not (data_dir / "tables.lock").exists(), "no lock file on PostgreSQL"
+        else:  # this process takes turns with the other writers of the machine (the first lock file wins)
+            assert serialize_mod._lock_fd is not None
         proc.send_signal(15)  # SIGTERM
         assert proc.wait(60) == 0
     finally:

@@ -22,6 +22,7 @@ a configuration file or a command line.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import glob
 import importlib.util
@@ -33,9 +34,11 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from laue_live._errors import SettingsError
 from laue_live.catalog._process import log_tail, stop_child
@@ -105,23 +108,17 @@ def parent_death_signal(sig: int = signal.SIGTERM) -> None:  # pragma: no cover 
     Covers a parent killed outright (SIGKILL), which no handler of the parent can clean up after.
     Runs after the switch to the server account, so the setting survives it.
     """
-    import ctypes
-
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig))
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def _port_free(port: int) -> bool:
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         # as servers bind: SO_REUSEADDR, so that connections in TIME_WAIT do not count as "in use"
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -313,7 +310,7 @@ class LocalPostgres:
         raise SettingsError(f"PostgreSQL (pid {pid}) still runs on {self.pgdata}; stop it first")
 
     def _wait_ready(self) -> str:
-        import adbc_driver_postgresql.dbapi as pg
+        import adbc_driver_postgresql.dbapi as pg  # lazy: loads libpq, needed only where PostgreSQL runs
 
         deadline = time.monotonic() + self.startup_timeout_s
         last = ""
@@ -330,8 +327,6 @@ class LocalPostgres:
         return f"no login within {self.startup_timeout_s:.0f} s ({last})"
 
     def _login_uri(self, database: str) -> str:
-        from urllib.parse import quote
-
         return f"postgresql://{SUPERUSER}:{quote(self.password)}@127.0.0.1:{self.port}/{database}"
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -362,7 +357,7 @@ class LocalPostgres:
 
     def execute(self, sql: str, database: str = "postgres") -> list[tuple]:
         """Run one SQL statement (autocommit) as the superuser; return its rows (if any)."""
-        import adbc_driver_postgresql.dbapi as pg
+        import adbc_driver_postgresql.dbapi as pg  # lazy: loads libpq, needed only where PostgreSQL runs
 
         with pg.connect(self._login_uri(database), autocommit=True) as conn, conn.cursor() as cur:
             cur.execute(sql)

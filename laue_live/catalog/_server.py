@@ -31,6 +31,9 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
+import yaml
+
 from laue_live._errors import SettingsError
 from laue_live.catalog._postgres import LocalPostgres, parent_death_signal
 from laue_live.catalog._process import log_tail, stop_child
@@ -136,8 +139,6 @@ def write_server_config(data_dir: Path, *, tabular: str | None = None,
     postgres
         The running PostgreSQL server of a ``"postgresql"`` catalog.
     """
-    import yaml
-
     data_dir = prepare_data_dir(Path(data_dir).resolve())
     storage = _storage(data_dir, tabular, [Path(p).resolve() for p in readable_storage or []])
     for p in [storage["writable"][0], *storage["readable"]]:
@@ -204,7 +205,7 @@ def init_catalog(data_dir: str | os.PathLike, *, tabular: str | None = None,
     Path or str
         The SQLite catalog file, or the PostgreSQL catalog database's URI.
     """
-    from tiled.catalog import from_uri as catalog_from_uri
+    from tiled.catalog import from_uri as catalog_from_uri  # lazy: tiled's server side, ~1-3 s to import
 
     data_dir = prepare_data_dir(Path(data_dir).resolve())
     prefix = "laue" if postgres is None else f"laue_{uuid.uuid4().hex[:10]}"
@@ -443,8 +444,6 @@ class LocalTiledServer:
             self.postgres.stop()
 
     def _wait_ready(self) -> tuple[bool, str]:
-        import httpx
-
         deadline = time.monotonic() + self.startup_timeout_s
         delay = 0.05
         while time.monotonic() < deadline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -58,8 +59,6 @@ def _tabular(tabular: str | None, postgres: bool, settings) -> str | None:
 
 def _stop_on_sigterm() -> None:
     """Turn SIGTERM (systemd, supervisors, ``kill``) into a clean stop, like Ctrl-C."""
-    import signal
-
     def handler(signum, frame):
         raise KeyboardInterrupt
 

@@ -56,7 +56,7 @@ def serve(
         "(env LAUE_LIVE_CATALOG_SETTINGS).")] = None,
     write_raw: bool = typer.Option(False, help="Also write the raw runs to Tiled (when nothing else does)."),
     recover: bool = typer.Option(False, help="On start, re-analyse from Tiled the runs that were being "
-                                 "analysed when the service last stopped (see STATE_DIR/journal.jsonl)."),
+                                 "analysed when the service last stopped (see STATE_DIR/runs.journal)."),
     curve_secret: Annotated[Path | None, typer.Option(
         help="CURVE: the publisher's secret certificate (.key_secret) "
         "(env LAUE_LIVE_CURVE_SERVER_SECRET).")] = None,

@@ -161,13 +161,21 @@ def test_service_survives_bad_input_and_stops_cleanly(tmp_path):
     """Pickled and malformed messages are counted and skipped; status on request; stop() drains."""
     import pickle
 
-    from laue_live.service import AnalysisService, ServiceSettings
+    from laue_live._journal import read_records
+    from laue_live.service import RUN_JOURNAL, AnalysisService, ServiceSettings, open_runs
 
+    state = tmp_path / "state"
+    state.mkdir()
+    # A run journal of the earlier JSON-lines format, cut by a crash: read once, then converted.
+    (state / "journal.jsonl").write_text("\n".join(json.dumps(e) for e in (
+        {"event": "start", "raw_uid": "r1", "time": 0}, {"event": "start", "raw_uid": "r2", "time": 1},
+        {"event": "stop", "raw_uid": "r2", "time": 2})) + '\n{"event": "st')
     with SafeProxy() as proxy:
         proxy.start_in_thread()
         settings = ServiceSettings(input_address=proxy.out_address, publish_address="127.0.0.1:0",
-                                   method="fit", state_dir=tmp_path / "state", status_interval=3600)
+                                   method="fit", state_dir=state, status_interval=3600)
         service = AnalysisService(settings, catalog=None)
+        assert service.unfinished_at_start == ["r1"] and not (state / "journal.jsonl").exists()
         thread = service.run_in_thread()
         with SpotSubscriber(service.publish_address, status=True) as sub, \
                 DocumentPublisher(proxy.in_address) as publisher:
@@ -190,6 +198,9 @@ def test_service_survives_bad_input_and_stops_cleanly(tmp_path):
     assert not thread.is_alive()
     assert service.state == "stopped"
     assert json.loads((tmp_path / "state" / "status.json").read_text())["state"] == "stopped"
+    records = list(read_records(state / RUN_JOURNAL))  # the run journal: compacted, then appended to
+    assert [(r["event"], r["raw_uid"]) for r in records] == [("start", "r1"), ("stop", "never-started")]
+    assert list(open_runs(records)) == ["r1"]
 
 
 def test_service_recovers_runs_it_did_not_finish(tmp_path, tiled_client):
@@ -197,7 +208,8 @@ def test_service_recovers_runs_it_did_not_finish(tmp_path, tiled_client):
     from bluesky_tiled_plugins import TiledWriter
     from tiled.queries import Key
 
-    from laue_live.service import AnalysisService, ServiceSettings
+    from laue_live._journal import Journal, read_records
+    from laue_live.service import RUN_JOURNAL, AnalysisService, ServiceSettings, open_runs
 
     RE = RunEngine({}, call_returns_result=False)
     RE.subscribe(TiledWriter(tiled_client.raw, batch_size=1))
@@ -205,13 +217,13 @@ def test_service_recovers_runs_it_did_not_finish(tmp_path, tiled_client):
     (raw_uid,) = RE(grid_scan([SmallDetector(name="laue")], y, 0, 1, 2, x, 0, 1, 2))
     state = tmp_path / "state"
     state.mkdir()
-    (state / "journal.jsonl").write_text(json.dumps({"event": "start", "raw_uid": raw_uid, "time": 0}) + "\n")
+    Journal(state / RUN_JOURNAL).append({"event": "start", "raw_uid": raw_uid, "time": 0})
     with SafeProxy() as proxy:
         proxy.start_in_thread()
         settings = ServiceSettings(input_address=proxy.out_address, publish_address="127.0.0.1:0",
                                    method="fit", state_dir=state, recover=True, status_interval=3600)
         service = AnalysisService(settings, catalog=tiled_client)
-        assert service.journal.unfinished_at_start == [raw_uid]
+        assert service.unfinished_at_start == [raw_uid]
         thread = service.run_in_thread()
         service.recovery_thread.join(WAIT)
         assert not service.recovery_thread.is_alive()
@@ -223,8 +235,7 @@ def test_service_recovers_runs_it_did_not_finish(tmp_path, tiled_client):
     frames = runs.values()[0]["spots"].read()["frame"].values
     assert len(frames) == sum(n_spots(i) for i in range(4))
     # The journal now records the run as done: a further restart has nothing to recover.
-    last = json.loads((state / "journal.jsonl").read_text().splitlines()[-1])
+    records = list(read_records(state / RUN_JOURNAL))
+    last = records[-1]
     assert last == {**last, "event": "stop", "raw_uid": raw_uid, "exit_status": "recovered"}
-    from laue_live.service._service import _Journal
-
-    assert _Journal(state / "journal.jsonl").unfinished_at_start == []
+    assert open_runs(records) == {}

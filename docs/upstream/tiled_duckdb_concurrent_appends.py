@@ -7,7 +7,7 @@ at once through the ordinary Python client, then reads every table back and coun
 
     python tiled_duckdb_concurrent_appends.py                 # DuckDB, 4 writers: fails (exit code 1)
     python tiled_duckdb_concurrent_appends.py --writers 1     # DuckDB, one writer: passes
-    PGPASSWORD=... python tiled_duckdb_concurrent_appends.py --postgres postgresql://user@host:5432/db
+    PGUSER=... PGPASSWORD=... python tiled_duckdb_concurrent_appends.py --postgres postgresql://host:5432/db
                                                               # same load on PostgreSQL: passes
     python tiled_duckdb_concurrent_appends.py --store sqlite  # SQLite: fails too ("database is locked")
 
@@ -54,8 +54,9 @@ def main() -> int:
     """Run the reproducer; return 0 when every row arrived once, 1 otherwise."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", choices=["duckdb", "sqlite"], default="duckdb")
-    p.add_argument("--postgres", metavar="URI", help="an empty PostgreSQL database as the table storage "
-                   "instead (password through PGPASSWORD)")
+    p.add_argument("--postgres", metavar="URI",
+                   help="an empty PostgreSQL database as the table storage, URI without user or password "
+                        "(tiled 0.2.20 turns a user without password into user:None): use PGUSER, PGPASSWORD")
     p.add_argument("--writers", type=int, default=4, help="threads appending at once")
     p.add_argument("--batches", type=int, default=40, help="appends per writer")
     p.add_argument("--rows", type=int, default=2000, help="rows per append")

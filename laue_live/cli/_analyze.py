@@ -18,7 +18,7 @@ def load_frame(path: Path):
     Raises
     ------
     laue_live.FrameError
-        If the file is missing or of an unknown kind.
+        If the file is missing, of an unknown kind, truncated or corrupt.
     """
     import numpy as np
 
@@ -28,12 +28,15 @@ def load_frame(path: Path):
     if not path.is_file():
         raise FrameError(f"no such frame file: {path}")
     suffix = path.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        import tifffile
+    try:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
 
-        return tifffile.imread(path)
-    if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+            return tifffile.imread(path)
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:  # tifffile's errors are ValueErrors
+        raise FrameError(f"cannot read {path}: truncated or corrupt file ({exc})") from None
     raise FrameError(f"unknown frame file type {suffix!r} ({path}): use .tif, .tiff or .npy")
 
 

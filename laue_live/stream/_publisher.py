@@ -24,7 +24,7 @@ from laue_live.stream._address import (
     CurveServer,
     apply_curve_client,
     apply_curve_server,
-    bound_address,
+    bind_socket,
     normalize_address,
 )
 from laue_live.stream._codec import (
@@ -176,11 +176,10 @@ class SpotPublisher(_XPub):
             self._auth = apply_curve_server(self._socket, curve)
             self._socket.setsockopt(zmq.XPUB_WELCOME_MSG, encode_message(
                 TOPIC_HELLO, "hello", {"publisher": "laue_live.SpotPublisher", "curve": curve is not None}))
-            self._socket.bind(normalize_address(address, bind=True))
+            self.address = bind_socket(self._socket, address)
         except Exception:
             self.close()
             raise
-        self.address = bound_address(self._socket)
         self.publish_documents = publish_documents
         self.seq = 0
         self.tables = 0

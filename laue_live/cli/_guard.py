@@ -38,7 +38,7 @@ class GuardedGroup(TyperGroup):
     """The root command group: turns laue-live's errors and usage errors into one clear line."""
 
     def invoke(self, ctx: Context):
-        """Run the command; a :class:`LaueLiveError` or a usage error becomes ``error: ...`` and an exit code."""
+        """Run the command; a LaueLiveError or a usage error becomes ``error: ...`` and an exit code."""
         try:
             return super().invoke(ctx)
         except NoArgsIsHelpError:

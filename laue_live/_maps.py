@@ -43,6 +43,8 @@ __all__ = [
     "frame_value",
     "frame_values",
     "run_values",
+    "map_title",
+    "draw_map",
 ]
 
 #: Motor engineering units understood as lengths, and their size in micrometres.
@@ -447,3 +449,71 @@ def _one_value(value: MapValue, summary, spots, frames: np.ndarray, failed: np.n
                 out[pos[int(f)]] = _statistic(part, value.statistic)
     out[failed] = np.nan
     return out
+
+
+# ------------------------------------------------------------------------------------------ drawing
+def map_title(value: MapValue, start: Mapping[str, Any], done: int | None = None,
+              total: int | None = None) -> str:
+    """Title of a map in words: what is mapped, of which scan and sample, how many frames are in.
+
+    E.g. ``"Good spots per frame: scan 12, Cu, fit analysis (34 of 100 frames)"``, on two lines
+    when long.
+    """
+    what = value.label + (" per frame" if value.unit == "per frame" else "")
+    scan = start.get("raw_scan_id", start.get("scan_id"))
+    parts = [f"scan {scan}" if scan is not None else None, start.get("sample") or None,
+             f"{start['method']} analysis" if start.get("method") else None]
+    text = what[:1].upper() + what[1:]
+    where = ", ".join(str(p) for p in parts if p)
+    if done is not None and total is not None:
+        where += f" ({done} of {total} frames)"
+    if where:
+        text += ("\n" if len(text) + len(where) > 60 else ": ") + where.strip()
+    return text
+
+
+def draw_map(ax, data, geometry: Mapping[str, Any], value: MapValue, *, title: str | None = None,
+             cmap: str = "viridis", clim: tuple[float, float] | None = None, colorbar=None):
+    """Draw a raster map on a matplotlib Axes, cells at their stage positions, with a labelled colour scale.
+
+    Parameters
+    ----------
+    ax
+        matplotlib Axes.
+    data
+        ``(rows, cols)`` values (NaN: no value: not analysed yet, or failed; drawn grey).
+    geometry
+        :func:`map_geometry` of the scan (axes in µm where the motor units are lengths).
+    value
+        What is mapped: the colour scale says it, with its unit.
+    title
+        Axes title (default none).
+    cmap, clim
+        Colour map and fixed colour limits (autoscaled if None).
+    colorbar
+        The colour bar of an earlier drawing on these axes, updated instead of adding another.
+
+    Returns
+    -------
+    tuple
+        ``(image, colorbar)``.
+    """
+    data = np.ma.masked_invalid(np.asarray(data, dtype=float))
+    ax.set_facecolor("0.82")  # masked cells show the axes: grey
+    image = ax.imshow(data, cmap=cmap, origin="upper", interpolation="nearest", extent=map_extent(geometry),
+                      aspect="equal" if geometry.get("unit") in ("µm", "point") else "auto")
+    if clim is not None:
+        image.set_clim(*clim)
+    elif data.count():
+        low, high = float(data.min()), float(data.max())
+        image.set_clim(low, high if high > low else low + 1)
+    if colorbar is None:
+        colorbar = ax.figure.colorbar(image, ax=ax, label=value.title)
+    else:
+        colorbar.update_normal(image)
+        colorbar.set_label(value.title)
+    ax.set_xlabel(geometry["x_label"])
+    ax.set_ylabel(geometry["y_label"])
+    if title:
+        ax.set_title(title, fontsize="medium")
+    return image, colorbar

@@ -22,7 +22,7 @@ from laue_live.catalog._layout import (
     written_frames,
 )
 from laue_live.catalog._plot import plot_quality_map
-from laue_live.catalog._query import frame_summary, get_spot_table, quality_map, raster_geometry
+from laue_live.catalog._query import frame_summary, get_spot_table, map_values, quality_map, raster_geometry
 from laue_live.catalog._reprocess import ReprocessResult, reprocess_run
 from laue_live.catalog._resume import ResumeSink
 from laue_live.catalog._runs import (
@@ -101,6 +101,7 @@ __all__ = [
     "frame_summary",
     "raster_geometry",
     "quality_map",
+    "map_values",
     "plot_quality_map",
     # training
     "CatalogCutoutSource",

@@ -186,28 +186,38 @@ def summary(
 def quality_map_cmd(
     ctx: typer.Context,
     run: Annotated[str, typer.Argument(help=RUN_HELP)],
-    value: Annotated[str, typer.Option(help="Per-frame value: n_good, n_spots, mean_sim, seconds, "
-                              "good_fraction.")] = "n_good",
+    value: Annotated[str, typer.Option(help=(
+        "What to map: a per-frame value (n_good, n_spots, good_fraction, mean_sim, total_intensity, "
+        "median_width, seconds, failed, or another numeric column of the run's frames table such as "
+        "an indexed fraction), or a spot-table column (sigma_row, intensity, sim, ...) with --spots "
+        "and --stat."))] = "n_good",
+    spots: Annotated[str | None, typer.Option(
+        help="With a spot column: which spots, all, good, bad, edge, saturated or double.")] = None,
+    stat: Annotated[str, typer.Option(
+        help="With a spot column: mean, median, min, max, sum or count per frame.")] = "mean",
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("quality_map.png"),
     csv: Annotated[Path | None, typer.Option(help="Also write the map as a CSV grid.")] = None,
 ) -> None:
-    """Draw a per-frame value over the raster of the scan (shape from the start documents) as a PNG."""
+    """Draw one value per frame over the raster of the scan, at the stage positions in µm, as a PNG."""
     import numpy as np
 
-    from laue_live.catalog import plot_quality_map, quality_map
+    from laue_live._errors import DocumentError
+    from laue_live._maps import map_value
+    from laue_live.catalog import frame_summary, plot_quality_map, quality_map
 
     with _session(ctx) as cat:
         r = _run(cat, run)
+        what = map_value(value, spots, stat, frame_columns=list(frame_summary(r).columns))
         try:
-            grid = quality_map(r, value, catalog=cat)
-            path = plot_quality_map(r, out, value, catalog=cat)
-        except KeyError as exc:
-            typer.echo(f"error: {exc.args[0]}", err=True)
-            raise typer.Exit(2) from None
-    typer.echo(f"{value} over a {grid.shape[0]} x {grid.shape[1]} raster: "
-               f"min {np.nanmin(grid) if np.isfinite(grid).any() else float('nan'):.3g}, "
-               f"max {np.nanmax(grid) if np.isfinite(grid).any() else float('nan'):.3g}, "
-               f"{int(np.isnan(grid).sum())} missing")
+            grid = quality_map(r, what, catalog=cat)
+        except KeyError as exc:  # no raster recorded for this run
+            raise DocumentError(f"{exc.args[0]}: this run has no map (a raster scan records its shape)") \
+                from None
+        path = plot_quality_map(r, out, what, catalog=cat)
+    finite = np.isfinite(grid)
+    low, high = (np.nanmin(grid), np.nanmax(grid)) if finite.any() else (float("nan"), float("nan"))
+    typer.echo(f"{what.title} over a {grid.shape[0]} x {grid.shape[1]} raster: min {low:.3g}, "
+               f"max {high:.3g}, {int((~finite).sum())} frame(s) without a value")
     typer.echo(f"wrote {path}")
     if csv:
         csv.parent.mkdir(parents=True, exist_ok=True)

@@ -262,7 +262,7 @@ def _report(cat, server, raw_uid: str, analysis_uid: str, data_dir: Path) -> Non
 
 
 def _frame_picture(cat, raw_uid: str, run, summary, path: Path) -> Path | None:
-    """Draw the frame with the most good spots, its spots marked by quality; returns the PNG path."""
+    """Draw the frame with the most good spots, its spots as fitted ellipses; return the PNG path."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -270,6 +270,7 @@ def _frame_picture(cat, raw_uid: str, run, summary, path: Path) -> Path | None:
     from matplotlib.figure import Figure
 
     from laue_live.catalog import get_spot_table
+    from laue_live.views import draw_frame
 
     ok = summary[~summary["failed"].astype(bool)]
     if not len(ok):
@@ -278,20 +279,12 @@ def _frame_picture(cat, raw_uid: str, run, summary, path: Path) -> Path | None:
     start = run.metadata["start"]
     frame = np.asarray(cat.raw[raw_uid][start.get("raw_stream", "primary")][start["image_field"]][i])
     spots = get_spot_table(run, frames=i)
-    fig = Figure(figsize=(7.5, 7.5), dpi=110)
+    fig = Figure(figsize=(8.2, 7.2), dpi=110, layout="constrained")
     ax = fig.add_subplot()
-    lo, hi = np.percentile(frame, [1, 99.8])
-    ax.imshow(frame, cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
-    good = spots["good"].astype(bool).to_numpy()
-    ax.scatter(spots["col"][good], spots["row"][good], s=60, facecolors="none", edgecolors="tab:green",
-               linewidths=0.8, label=f"good ({good.sum()})")
-    ax.scatter(spots["col"][~good], spots["row"][~good], s=60, facecolors="none", edgecolors="tab:red",
-               linewidths=0.8, label=f"bad ({(~good).sum()})")
-    ax.set_title(f"frame {i} of raw run {raw_uid[:8]}: spots by quality (Sim > 0.5, |Pos - s| <= 0.9 px)",
-                 fontsize=9)
-    ax.set_xlabel("column (px)")
-    ax.set_ylabel("row (px)")
-    ax.legend(loc="upper right", fontsize=8)
+    draw_frame(ax, frame, spots)
+    scan = start.get("raw_scan_id")
+    ax.set_title(f"Scan {scan}, frame {i}: {int(spots['good'].sum())} good of {len(spots)} spots "
+                 "(good: Sim > 0.5 and |Pos - s| <= 0.9 px)", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     return path

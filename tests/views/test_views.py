@@ -63,10 +63,11 @@ def test_live_map_gets_one_update_per_frame(tmp_path):
         cell = view.data[frame_index(frame, (3, 4), snaking=True)]
         assert (np.isnan(cell) and np.isnan(value)) or cell == value, frame
     assert view.n_draws >= 12  # documents came on the main thread: drawn at once
-    assert "11/12 frames" in view.ax.get_title()
+    assert view.ax.get_title() == "Good spots per frame: scan 42, fit analysis (11 of 12 frames)"
     # Cells centred on stage positions, in motor units, like LiveGrid: x 0..30 in 4, y 0..20 in 3.
     assert view._image.get_extent() == [-5.0, 35.0, 25.0, -5.0]
-    assert (view.ax.get_xlabel(), view.ax.get_ylabel()) == ("stage_x", "stage_y")
+    assert (view.ax.get_xlabel(), view.ax.get_ylabel()) == ("stage_x (motor units)", "stage_y (motor units)")
+    assert view._colorbar.ax.get_ylabel() == "good spots (per frame)"
     view.savefig(tmp_path / "map.png")
     assert (tmp_path / "map.png").stat().st_size > 1000
 
@@ -106,8 +107,9 @@ def test_live_frame_marks_spots_by_quality(tmp_path):
     assert int(latest["table"]["good"].sum()) == 2 and len(latest["table"]["row"]) == 5
     title = view.ax.get_title()
     assert "frame 2: 2 good / 5 spots" in title
-    labels = [t.get_text() for t in view.ax.get_legend().get_texts()]
-    assert labels == ["good (2)", "other (3)"]
+    legend = view.ax.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["good (2)", "bad (3)"] and legend.get_title().get_text().startswith("5 spots")
     view.savefig(tmp_path / "frame.png")
 
 

@@ -7,11 +7,11 @@ callback's sinks, or from the service's 0MQ stream with :func:`follow_stream`.
 
 from laue_live._run import frame_index
 from laue_live.views._base import LiveView
-from laue_live.views._draw import draw_frame, spot_counts
+from laue_live.views._draw import SPOT_STYLE, draw_frame, spot_counts
 from laue_live.views._follow import follow_stream
 from laue_live.views._frame import LiveSpotFrame
 from laue_live.views._map import LiveSpotMap
 from laue_live.views._text import FrameTicker
 
 __all__ = ["LiveView", "LiveSpotMap", "LiveSpotFrame", "FrameTicker", "follow_stream", "frame_index",
-           "draw_frame", "spot_counts"]
+           "draw_frame", "spot_counts", "SPOT_STYLE"]

@@ -39,13 +39,14 @@ def _flag(table: Mapping[str, Any], name: str, n: int) -> np.ndarray:
 def spot_counts(table: Mapping[str, Any]) -> dict[str, int]:
     """Return the spot counts as a frame's summary prints them.
 
-    ``spots``, ``good``, ``bad`` (= spots - good), and among them ``edge``, ``saturated`` and
-    ``double`` (components of double spots).
+    ``spots``, ``good``, ``bad`` (= spots - good), and among them ``edge``, ``masked`` (where the
+    table has that flag), ``saturated`` and ``double`` (components of double spots).
     """
     n = len(np.asarray(table["row"]))
     good = int(_flag(table, "good", n).sum())
     component = np.asarray(table["component"]) if "component" in table else np.zeros(n)
     return {"spots": n, "good": good, "bad": n - good, "edge": int(_flag(table, "edge", n).sum()),
+            "masked": int(_flag(table, "masked", n).sum()),
             "saturated": int(_flag(table, "saturated", n).sum()), "double": int((component > 0).sum())}
 
 
@@ -132,7 +133,8 @@ def _draw_spots(ax, table, color_by: str, colorbars: dict, legend: bool) -> None
             colorbars["spots"].update_normal(scale)
         else:
             colorbars["spots"] = ax.figure.colorbar(scale, ax=ax, fraction=0.046, pad=0.02, label=label)
-    styles = ["--" if e else "-" for e in edge]
+    masked = _flag(table, "masked", n)
+    styles = ["--" if e else ":" if m else "-" for e, m in zip(edge, masked, strict=True)]
     ellipses = EllipseCollection(widths, heights, np.zeros(n), units="xy", offsets=offsets,
                                  offset_transform=ax.transData, facecolors="none", linewidths=1.2,
                                  edgecolors=colors, linestyles=styles)
@@ -153,6 +155,9 @@ def _draw_spots(ax, table, color_by: str, colorbars: dict, legend: bool) -> None
         if counts["edge"]:
             handles.append(Line2D([], [], color="0.3", ls="--", lw=1.1,
                                   label=f"of these, at the frame edge ({counts['edge']})"))
+        if counts["masked"]:
+            handles.append(Line2D([], [], color="0.3", ls=":", lw=1.1,
+                                  label=f"of these, touching the mask ({counts['masked']})"))
         if counts["saturated"]:
             handles.append(Line2D([], [], ls="none", marker="+", color=SPOT_STYLE["saturated"], mew=1.2,
                                   label=f"of these, saturated ({counts['saturated']})"))

@@ -50,3 +50,23 @@ def test_ipython_profile_startup_gives_a_working_session_from_any_folder(tmp_pat
     assert result["frame_updates"] == 2 and result["frame_image"] == [2018, 2016]
     assert f"{result['n_good']} good" in result["title"]
     assert result["package"] == str(REPO / "laue_live" / "__init__.py")
+
+
+@pytest.mark.slow
+def test_session_without_plots_prints_a_table_row_per_frame(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("laue_live_session_under_test",
+                                                  REPO / "profiles" / "laue_live_session.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ns = module.make_session({"LAUE_LIVE_VIEWS": "0", "LAUE_LIVE_METHOD": "fit",
+                              "LAUE_LIVE_DATA_DIR": str(tmp_path / "no-server")})
+    assert "live_map" not in ns and ns["laue_session"]["views"] is False
+    ns["RE"](ns["raster_scan"]([ns["laue_detector"]], ns["stage_x"], 0, 10, 2, ns["stage_y"], 0, 10, 1))
+    assert ns["analysis"].wait(240), "analysis did not finish"
+    out = capsys.readouterr().out.splitlines()
+    rows = [line for line in out if line.startswith("| ") and not line.startswith("|  frame")]
+    assert [r.split("|")[1].strip() for r in rows] == ["0", "1"]
+    assert "positions in µm" in next(line for line in out if line.startswith("analysis run "))
+    assert ": 2 frames, " in out[-1] and out[-1].endswith(" 0 failed")  # the totals line

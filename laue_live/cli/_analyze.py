@@ -52,6 +52,10 @@ def summary_text(table, seconds: float | None = None, top: int = 10) -> str:
         f"Sim: median {table['sim'].median():.3f}; Sim0 median {table['sim0'].median():.3f} "
         f"({table.attrs.get('sim_variant', 'background')} variant)",
     ]
+    doubles = table.attrs.get("doubles")
+    if doubles:
+        lines.append(f"double spots: {doubles.get('n_split', 0)} bad spot(s) split into two components "
+                     "(rows with component 1 and 2; parent = the spot they replace)")
     if seconds is not None:
         lines.append(f"analysed in {seconds:.3f} s")
     cols = ["spot", "row", "col", "sim", "asp", "area", "amplitude", "good"]

@@ -54,7 +54,7 @@ def watch(
     )
     from laue_live.views import FrameTicker
 
-    if ":" not in address:  # "localhost": the host of the service, without its port
+    if ":" not in address and not address.isdigit():  # "localhost": a host without its port
         port = _DEFAULT.rsplit(":", 1)[1]
         raise SettingsError(f"address {address!r} lacks a port: write e.g. '{address}:{port}' "
                             f"(laue-live serve publishes on port {port} unless told otherwise)")

@@ -165,7 +165,7 @@ def _draw_spots(ax, table, color_by: str, colorbars: dict, legend: bool) -> None
             handles.append(Line2D([], [], ls="none", marker=".", color=SPOT_STYLE["double"],
                                   label=f"of these, double-spot components ({counts['double']})"))
         ax.legend(handles=handles, loc="upper right", fontsize="x-small", framealpha=0.85,
-                  title=f"{counts['spots']} spots (ellipses: {ELLIPSE_SIGMAS:g}σ of the fit)",
+                  title=f"{counts['spots']} spots (ellipses: {ELLIPSE_SIGMAS:g}σ of each Gaussian)",
                   title_fontsize="x-small")
 
 

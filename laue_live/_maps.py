@@ -403,7 +403,8 @@ def run_values(summary, spots=None, value: MapValue | None = None) -> dict[str, 
                   "seconds": summary["seconds"].to_numpy(dtype=float, copy=True) if "seconds" in summary
                   else np.full(len(frames), np.nan),
                   "failed": failed.astype(float)}
-    if spots is not None and len(spots):
+    needs_spots = value is None or value.name in ("total_intensity", "median_width")
+    if needs_spots and spots is not None and len(spots):
         with np.errstate(invalid="ignore"):
             width = np.sqrt(spots["sigma_row"].to_numpy(float) * spots["sigma_col"].to_numpy(float))
         grouped = spots.assign(_width=width).groupby("frame")

@@ -187,3 +187,13 @@ def test_live_map_of_a_spot_statistic_over_one_family_in_micrometres():
     assert view._image.get_extent() == pytest.approx([-5.0, 35.0, 25.0, -5.0])  # 10 µm steps
     with pytest.raises(ValueError, match="unknown spot family"):
         LiveSpotMap("sim", spots="weird")
+
+
+def test_ticker_rates_come_from_the_analysis_times_not_the_arrival():
+    ticker = FrameTicker(window=100.0)
+    run = {"uid": "b" * 8, "raw_uid": "r" * 8, "method": "fit"}
+    # ten tables analysed 0.5 s apart reach the terminal together (a late subscriber, a stalled link)
+    for i in range(10):
+        lines = ticker.lines(run, i, _table(i, 10, 8), {"n_spots": 10, "n_good": 8, "mean_sim": 0.8},
+                             now=1000.0, analysed_at=50.0 + 0.5 * i)
+    assert lines[-1].endswith("[   2.0 frames/s,       20 spots/s analysed]")

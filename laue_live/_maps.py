@@ -12,7 +12,7 @@ columns (a pandas DataFrame, a dict of arrays, a decoded 0MQ spot table).
   spots, spots, good fraction, mean Sim, total spot intensity, median spot width, analysis time,
   failed), or any other numeric column of a run's per-frame table (an indexed fraction, where the
   run has one), or a statistic (:data:`STATISTICS`) of one spot-table column over one spot family
-  (:data:`SPOT_FAMILIES`: all, good, bad, edge, saturated, double). :func:`map_value` names one;
+  (:data:`SPOT_FAMILIES`: all, good, bad, edge, masked, saturated, double). :func:`map_value` names one;
   :func:`frame_value` computes it for one frame, :func:`run_values` for every frame of a run.
 """
 
@@ -142,7 +142,8 @@ def map_extent(geometry: Mapping[str, Any]) -> tuple[float, float, float, float]
 # -------------------------------------------------------------------------------------------- what
 #: Spot families a spot-column statistic may be taken over: name -> what the legend says.
 SPOT_FAMILIES = {"all": "all spots", "good": "good spots", "bad": "bad spots",
-                 "edge": "spots at the frame edge", "saturated": "saturated spots",
+                 "edge": "spots at the frame edge", "masked": "spots touching the mask",
+                 "saturated": "saturated spots",
                  "double": "components of double spots"}
 #: Statistics of a spot column over a frame's spots of one family.
 STATISTICS = ("mean", "median", "min", "max", "sum", "count")
@@ -280,7 +281,7 @@ def spot_family(table, family: str) -> np.ndarray:
     if family == "double":
         values = _column(table, "component")
         return np.zeros(n, bool) if values is None else values > 0
-    if family in ("edge", "saturated"):
+    if family in ("edge", "masked", "saturated"):
         return flag(family)
     raise SettingsError(f"unknown spot family {family!r}: use {', '.join(SPOT_FAMILIES)}")
 

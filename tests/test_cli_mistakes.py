@@ -114,7 +114,7 @@ CASES = [
      "cannot create --data-dir"),
     # frames
     ("analyze-truncated-tiff", "analyze {dir}/truncated.tif", "none", {}, 1, "truncated or corrupt"),
-    ("analyze-not-a-tiff", "analyze {dir}/text.tif", "none", {}, 1, "truncated or corrupt"),
+    ("analyze-not-a-tiff", "analyze {dir}/text.tif", "none", {}, 1, "not a detector image format"),
     ("analyze-missing-frame", "analyze {dir}/nope.tif", "none", {}, 1, "no such frame file"),
     ("analyze-bad-method", "analyze {dir}/frame.npy --method bogus", "none", {}, 2,
      "Invalid value for --method"),

@@ -11,10 +11,11 @@ import logging
 
 import numpy as np
 
+from laue_live._errors import SettingsError
 from laue_live._maps import MapValue, map_value, run_values
 from laue_live._run import FRAMES_STREAM, SPOTS_STREAM, frame_index, scan_geometry
 from laue_live._schema import FRAME_COLUMNS, SPOT_COLUMNS, empty_spot_table
-from laue_live.catalog._layout import read_stream_table, stream_table_node
+from laue_live.catalog._layout import stream_table_node
 from laue_live.catalog._runs import get_raw_run, get_run
 
 __all__ = [
@@ -191,11 +192,17 @@ def map_values(run, value: str | MapValue = "n_good", *, spots: str | None = Non
     summary = frame_summary(run)
     if not isinstance(value, MapValue):
         value = map_value(value, spots, statistic, frame_columns=list(summary.columns))
-    table = None
+    wanted = []
     if value.per_spot:
-        table = read_stream_table(run, SPOTS_STREAM, list(dict.fromkeys(
-            ["frame", value.name, "good", "edge", "saturated", "component"])))
+        wanted = ["frame", value.name, "good", "edge", "masked", "saturated", "component"]
     elif value.name in ("total_intensity", "median_width"):
-        table = read_stream_table(run, SPOTS_STREAM, ["frame", "intensity", "sigma_row", "sigma_col"])
+        wanted = ["frame", "intensity", "sigma_row", "sigma_col"]
+    table = None
+    node = stream_table_node(run, SPOTS_STREAM) if wanted else None
+    if node is not None:
+        present = set(node.structure().columns)  # a run of an older schema lacks newer flags
+        if value.per_spot and value.name not in present:
+            raise SettingsError(f"the spot table of this run has no column {value.name!r}")
+        table = node.read(columns=[c for c in dict.fromkeys(wanted) if c in present])
     result = run_values(summary, table if table is not None and len(table) else None, value)
     return np.asarray(result["frames"], np.int64), np.asarray(result["values"][value.name], float)

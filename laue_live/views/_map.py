@@ -17,7 +17,8 @@ __all__ = ["LiveSpotMap"]
 logger = logging.getLogger(__name__)
 
 #: Spot columns kept per frame until its summary arrives: what any map value may need.
-_FAMILY_COLUMNS = ("frame", "good", "edge", "saturated", "component", "intensity", "sigma_row", "sigma_col")
+_FAMILY_COLUMNS = ("frame", "good", "edge", "masked", "saturated", "component", "intensity", "sigma_row",
+                   "sigma_col")
 
 
 class LiveSpotMap(LiveView):

@@ -23,6 +23,7 @@ from laue_live.catalog._layout import (
     written_frames,
 )
 from laue_live.catalog._plot import plot_quality_map
+from laue_live.catalog._postgres import LocalPostgres, find_postgres_bindir, postgres_unavailable_reason
 from laue_live.catalog._query import frame_summary, get_spot_table, map_values, quality_map, raster_geometry
 from laue_live.catalog._reprocess import ReprocessResult, reprocess_run
 from laue_live.catalog._resume import ResumeSink
@@ -36,15 +37,17 @@ from laue_live.catalog._runs import (
     runs_query,
     search_runs,
 )
-from laue_live.catalog._serialize import TILED_TABLE_LOCK, serialize_tiled_writes
+from laue_live.catalog._serialize import TILED_TABLE_LOCK, serialize_tiled_writes, table_store
 from laue_live.catalog._server import (
+    TABULAR_STORES,
     LocalTiledServer,
     find_running_server,
     free_port,
     init_catalog,
+    running_server_tabular,
     write_server_config,
 )
-from laue_live.catalog._settings import CatalogSettings, generate_api_key, redact
+from laue_live.catalog._settings import CatalogSettings, generate_api_key, prepare_data_dir, redact
 from laue_live.catalog._source import CatalogCutoutSource, TiledFrameLoader, read_frames
 from laue_live.catalog._spool import ReplayResult, SpooledAnalysisWriter, replay_journal, replay_spool
 from laue_live.catalog._synthetic import random_spot_table, synthetic_analysis_documents
@@ -57,10 +60,12 @@ __all__ = [
     "scan_positions",
     "TILED_TABLE_LOCK",
     "serialize_tiled_writes",
+    "table_store",
     # settings and connection
     "CatalogSettings",
     "generate_api_key",
     "redact",
+    "prepare_data_dir",
     "Catalog",
     "open_catalog",
     "catalog_session",
@@ -72,6 +77,12 @@ __all__ = [
     "find_running_server",
     "free_port",
     "write_server_config",
+    "running_server_tabular",
+    "TABULAR_STORES",
+    # PostgreSQL for the embedded server
+    "LocalPostgres",
+    "find_postgres_bindir",
+    "postgres_unavailable_reason",
     # writing
     "AnalysisWriter",
     "CatalogWriteError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -53,10 +54,17 @@ def _connection(
     ctx.obj = settings
 
 
+@contextlib.contextmanager
 def _session(ctx: typer.Context):
+    from laue_live._errors import SettingsError
     from laue_live.catalog import catalog_session
 
-    return catalog_session(ctx.obj)
+    try:
+        with catalog_session(ctx.obj) as cat:
+            yield cat
+    except SettingsError as exc:  # an unusable data directory, no server: one line, not a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _write(df, out: Path) -> None:

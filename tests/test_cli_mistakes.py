@@ -87,15 +87,17 @@ def _cuda() -> bool:
 #  extra environment, exit code, text the one line must hold)
 CASES = [
     # the catalog: a stopped server, no key, a wrong key, data directories that are not there
-    ("query-stopped-server", "query --uri http://127.0.0.1:{free} runs", "none", {}, 2, "cannot reach Tiled"),
-    ("query-no-key", "query runs", "catalog", NO_KEY, 2, "needs an API key: put it in a file and set "
+    ("query-stopped-server", "query --uri http://127.0.0.1:{free} runs", "none", {}, 1, "cannot reach Tiled"),
+    ("query-no-key", "query runs", "catalog", NO_KEY, 1, "needs an API key: put it in a file and set "
      "LAUE_LIVE_TILED_API_KEY_FILE"),
     ("query-wrong-key", "query runs", "catalog",
-     {"LAUE_LIVE_TILED_API_KEY": None, "LAUE_LIVE_TILED_API_KEY_FILE": "{dir}/wrong_key"}, 2,
+     {"LAUE_LIVE_TILED_API_KEY": None, "LAUE_LIVE_TILED_API_KEY_FILE": "{dir}/wrong_key"}, 1,
      "the API key was refused"),
-    ("query-data-dir-missing", "query --data-dir {dir}/nothing-here runs", "none", {}, 2,
+    ("query-data-dir-missing", "query --data-dir {dir}/nothing-here runs", "none", {}, 1,
      "no laue-live data directory at"),
-    ("query-data-dir-is-a-file", "query --data-dir {dir}/a_file runs", "none", {}, 2, "is a file"),
+    ("query-data-dir-is-a-file", "query --data-dir {dir}/a_file runs", "none", {}, 1, "is a file"),
+    ("reprocess-data-dir-under-a-file", "reprocess latest --data-dir {dir}/a_file/sub", "none", {}, 2,
+     "part of its path is a file"),
     ("query-scan-id-unknown", "query summary 99", "catalog", {}, 1, "no analysis run of scan id 99"),
     ("query-map-text-value", "query map latest --value error --out {dir}/m.png", "catalog", {}, 2,
      "'error' is an identifier or text, not a value to map"),
@@ -111,7 +113,7 @@ CASES = [
      "nothing to resume"),
     ("demo-data-dir-is-a-file", "demo --data-dir {dir}/a_file", "none", {}, 2, "is a file"),
     ("demo-data-dir-under-a-file", "demo --data-dir {dir}/a_file/sub", "none", {}, 2,
-     "cannot create --data-dir"),
+     "part of its path is a file"),
     # frames
     ("analyze-truncated-tiff", "analyze {dir}/truncated.tif", "none", {}, 1, "truncated or corrupt"),
     ("analyze-not-a-tiff", "analyze {dir}/text.tif", "none", {}, 1, "not a detector image format"),
@@ -165,7 +167,7 @@ def test_the_console_script_says_it_in_one_line_too(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAUE_LIVE_", "TILED_"))}
     proc = subprocess.run([str(script), "query", "--data-dir", str(tmp_path / "nothing-here"), "runs"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"error: no laue-live data directory at {tmp_path / 'nothing-here'}: give the one of your runs "
         "(--data-dir or LAUE_LIVE_DATA_DIR), or a server (--uri or LAUE_LIVE_TILED_URI)"]

@@ -60,7 +60,9 @@ def demo(
     from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
 
     logging.getLogger("bluesky").setLevel(logging.WARNING)
-    data_dir = _usable_data_dir(data_dir)
+    from laue_live.catalog import prepare_data_dir
+
+    data_dir = prepare_data_dir(data_dir.expanduser().resolve())  # a file in the way: one line
     analyzer = FrameAnalyzer(method, device=device, pipeline=pipeline)
     if runs_on_cuda(analyzer):
         analyzer = OOMFallbackAnalyzer(analyzer)  # GPU out of memory: split the batch, then the CPU
@@ -102,21 +104,6 @@ def demo(
     if failed:
         typer.echo(f"error: {failed}", err=True)
         raise typer.Exit(1)
-
-
-def _usable_data_dir(data_dir: Path) -> Path:
-    """Return the data directory, absolute and created; raise a SettingsError when it cannot be."""
-    from laue_live._errors import SettingsError
-
-    data_dir = data_dir.expanduser().resolve()
-    if data_dir.exists() and not data_dir.is_dir():
-        raise SettingsError(f"--data-dir {data_dir} is a file: give a directory (it is created if missing)")
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SettingsError(f"cannot create --data-dir {data_dir}: {exc.strerror}; give a directory you "
-                            "can write to") from None
-    return data_dir
 
 
 @dataclass

@@ -37,20 +37,24 @@ def _connection(
     data_dir: Annotated[Path | None, typer.Option(
         "--data-dir", help="Data directory of the embedded server.")] = None,
 ) -> None:
-    from laue_live._errors import SettingsError
     from laue_live.catalog import find_running_server
     from laue_live.cli._catalog import load_settings
 
     settings = load_settings(uri, settings_file, data_dir)
     if settings.uri is None and find_running_server(settings.data_dir) is None:
         # the embedded catalog: a query must not make an empty one where there is none
-        where = settings.data_dir
+        where, why = settings.data_dir, None
+        above = next((p for p in where.parents if p.exists()), None)
         if where.exists() and not where.is_dir():
-            raise SettingsError(f"--data-dir {where} is a file, not a laue-live data directory")
-        if not where.exists():
-            raise SettingsError(f"no laue-live data directory at {where}: give the one of your runs "
-                                "(--data-dir or LAUE_LIVE_DATA_DIR), or a server (--uri or "
-                                "LAUE_LIVE_TILED_URI)")
+            why = f"the data directory {where} is a file, not a laue-live data directory"
+        elif not where.exists() and above is not None and not above.is_dir():
+            why = f"there is no data directory {where}: part of its path, {above}, is a file"
+        elif not where.exists():
+            why = (f"no laue-live data directory at {where}: give the one of your runs (--data-dir or "
+                   "LAUE_LIVE_DATA_DIR), or a server (--uri or LAUE_LIVE_TILED_URI)")
+        if why:  # exit 1, as for a data directory catalog_session cannot use
+            typer.echo(f"error: {why}", err=True)
+            raise typer.Exit(1)
     ctx.obj = settings
 
 
@@ -59,12 +63,13 @@ def _session(ctx: typer.Context):
     from laue_live._errors import SettingsError
     from laue_live.catalog import catalog_session
 
-    try:
-        with catalog_session(ctx.obj) as cat:
-            yield cat
-    except SettingsError as exc:  # an unusable data directory, no server: one line, not a traceback
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    with contextlib.ExitStack() as stack:
+        try:
+            cat = stack.enter_context(catalog_session(ctx.obj))
+        except SettingsError as exc:  # an unusable data directory, no server, no key: one line, exit 1
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        yield cat  # a mistake inside the command (a bad value) is the root guard's: exit 2
 
 
 def _write(df, out: Path) -> None:

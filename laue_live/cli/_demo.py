@@ -58,10 +58,9 @@ def demo(
     import logging
 
     from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
-
-    logging.getLogger("bluesky").setLevel(logging.WARNING)
     from laue_live.catalog import prepare_data_dir
 
+    logging.getLogger("bluesky").setLevel(logging.WARNING)
     data_dir = prepare_data_dir(data_dir.expanduser().resolve())  # a file in the way: one line
     analyzer = FrameAnalyzer(method, device=device, pipeline=pipeline)
     if runs_on_cuda(analyzer):

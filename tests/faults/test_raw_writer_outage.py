@@ -23,6 +23,7 @@ DOWN_AT = 2  # the server stops before frame 2 is taken
 WAIT = 120.0  # seconds: bound on the slowest wait on a loaded 2-core machine
 
 
+@pytest.mark.filterwarnings("ignore:The callback:UserWarning")  # event_model on the writer's refused start
 def test_write_raw_sink_failing_is_logged_and_counted_not_fatal(tmp_path, tiled_data_dir, fault_report,
                                                                 short_client_retries):  # noqa: F811
     server = LocalTiledServer(tiled_data_dir).start()

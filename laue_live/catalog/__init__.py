@@ -24,7 +24,7 @@ from laue_live.catalog._layout import (
 )
 from laue_live.catalog._plot import plot_quality_map
 from laue_live.catalog._postgres import LocalPostgres, find_postgres_bindir, postgres_unavailable_reason
-from laue_live.catalog._query import frame_summary, get_spot_table, quality_map, raster_geometry
+from laue_live.catalog._query import frame_summary, get_spot_table, map_values, quality_map, raster_geometry
 from laue_live.catalog._reprocess import ReprocessResult, reprocess_run
 from laue_live.catalog._resume import ResumeSink
 from laue_live.catalog._runs import (
@@ -117,6 +117,7 @@ __all__ = [
     "frame_summary",
     "raster_geometry",
     "quality_map",
+    "map_values",
     "plot_quality_map",
     # training
     "CatalogCutoutSource",

@@ -127,12 +127,16 @@ def open_catalog(settings: CatalogSettings | None = None, *, create: bool = True
         root = from_uri(settings.uri, api_key=settings.api_key)
     except httpx.HTTPStatusError as exc:
         code = exc.response.status_code
-        why = "the API key was refused" if code in (401, 403) else f"HTTP {code}"
+        why = ("the API key was refused: check LAUE_LIVE_TILED_API_KEY_FILE (or LAUE_LIVE_TILED_API_KEY, "
+               "TILED_API_KEY)") if code in (401, 403) else f"HTTP {code}"
         raise SettingsError(f"cannot open Tiled catalog at {settings.uri}: {why}") from None
     except (httpx.HTTPError, OSError) as exc:
         raise SettingsError(f"cannot reach Tiled at {settings.uri}: "
                             f"{redact(str(exc), settings.api_key)}") from None
     except RuntimeError as exc:  # tiled: "requires API key" and the like
+        if "api key" in str(exc).lower():  # tiled's text suggests from_uri(..., api_key=...): not for a shell
+            raise SettingsError(f"Tiled at {settings.uri} needs an API key: put it in a file and set "
+                                "LAUE_LIVE_TILED_API_KEY_FILE=FILE (or LAUE_LIVE_TILED_API_KEY)") from None
         raise SettingsError(f"cannot open Tiled catalog at {settings.uri}: "
                             f"{redact(str(exc), settings.api_key)}") from None
 

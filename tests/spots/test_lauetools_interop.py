@@ -1,10 +1,12 @@
-"""LaueTools 3.2.19 itself reads our ``.dat`` peak lists, and we read the ones LaueTools writes.
+"""LaueTools 3.2.19 itself reads our ``.dat`` and ``.cor`` files, and we read the ``.dat`` it writes.
 
 LaueTools runs in its own venv (``scripts/lauetools_env.sh``, run by ``.ci/run``) through the
 ``lauetools`` fixture. What LaueTools does with our file is what an indexing run at a beamline
 does with it: ``IOLaueTools.read_Peaklist`` (the peak list), ``readCalibParametersInFile`` (the
 calibration comments) and ``LaueGeometry.Compute_data2thetachi`` (the scattering angles of every
-peak, the first step of ``.dat`` -> ``.cor``), compared with our table and our own geometry.
+peak, the first step of ``.dat`` -> ``.cor``), compared with our table and our own geometry; and
+``IOLaueTools.readfile_cor`` (the input of LaueTools' indexing) with ``LaueGeometry.calc_uflab``
+(LaueTools' angles of the file's own X, Y with the file's own calibration).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 
 from laue_live.describe import analyze_frame
 from laue_live.geometry import Calibration, pixel_to_angles
-from laue_live.spots import read_lauetools_dat, write_lauetools_dat
+from laue_live.spots import read_lauetools_dat, write_lauetools_cor, write_lauetools_dat
 from laue_live.spots._lauetools import DAT_COLUMNS
 
 _READ = """
@@ -33,6 +35,24 @@ for path in args["paths"]:
                 "calib": {k: v for k, v in calib.items() if isinstance(v, (int, float))},
                 "tth": np.atleast_1d(tth).tolist(), "chi": np.atleast_1d(chi).tolist(),
                 "x": np.atleast_1d(x).tolist(), "y": np.atleast_1d(y).tolist()})
+print(json.dumps(out))
+"""
+
+_READ_COR = """
+import json, sys
+import numpy as np
+from LaueTools import IOLaueTools as IO, LaueGeometry as LG
+out = []
+for path in json.loads(sys.stdin.read()):
+    alldata, theta, chi, x, y, inten, det, ccd = IO.readfile_cor(path, output_CCDparamsdict=True)
+    tth_lt, chi_lt = LG.calc_uflab(np.atleast_1d(x), np.atleast_1d(y), det, returnAngles=1,
+                                   pixelsize=ccd["pixelsize"], kf_direction=ccd["kf_direction"])
+    out.append({"tth": (2 * np.atleast_1d(theta)).tolist(), "chi": np.atleast_1d(chi).tolist(),
+                "x": np.atleast_1d(x).tolist(), "y": np.atleast_1d(y).tolist(),
+                "I": np.atleast_1d(inten).tolist(), "det": list(det),
+                "ccd": {k: ccd[k] for k in ("CCDLabel", "pixelsize", "kf_direction")},
+                "framedim": list(ccd["framedim"]),
+                "tth_lt": np.atleast_1d(tth_lt).tolist(), "chi_lt": np.atleast_1d(chi_lt).tolist()})
 print(json.dumps(out))
 """
 
@@ -128,3 +148,34 @@ def test_we_read_lauetools_own_peak_list(tmp_path, lauetools):
         np.testing.assert_allclose(df["d_row"], r2[:, 7], atol=1e-9)
         np.testing.assert_allclose(df["peak_bkg"], r2[:, 8], atol=1e-9)
         np.testing.assert_array_equal(df["Ipixmax"], ref[:, 9].astype(int))
+
+
+def test_lauetools_reads_our_cor_file(table, tmp_path, lauetools):
+    cal = Calibration()
+    full = write_lauetools_cor(table, tmp_path / "all.cor", cal)
+    one = write_lauetools_cor(table.iloc[:1], tmp_path / "one.cor", cal)  # LaueTools' 1-peak case
+    res = lauetools(_READ_COR, [str(full), str(one)])
+    for got, t in zip(res, (table, table.iloc[:1]), strict=True):
+        order = np.argsort(-(t["amplitude"] / (2 * np.pi * t["sigma_row"] * t["sigma_col"]) + t["background"])
+                           .to_numpy(), kind="stable")  # brightest first, as the file is written
+        t = t.iloc[order]
+        # X = col + 1, Y = row + 1, written with 5 decimals
+        np.testing.assert_allclose(got["x"], t["col"] + 1, rtol=0, atol=5e-6)
+        np.testing.assert_allclose(got["y"], t["row"] + 1, rtol=0, atol=5e-6)
+        height = t["amplitude"] / (2 * np.pi * t["sigma_row"] * t["sigma_col"])
+        np.testing.assert_allclose(got["I"], height + t["background"], rtol=0, atol=5e-3)
+        assert (np.diff(got["I"]) <= 0).all()
+        # the calibration block, as LaueTools' indexing takes it
+        assert got["det"] == [cal.dd, cal.xcen, cal.ycen, cal.xbet, cal.xgam]
+        assert got["ccd"] == {"CCDLabel": "sCMOS", "pixelsize": cal.pixel_size, "kf_direction": "Z>0"}
+        assert got["framedim"] == list(cal.frame_shape)
+        # the angles in the file are ours, written with 5 decimals (measured up to 4.9e-6 deg off)
+        tth, chi = pixel_to_angles(t["row"].to_numpy(), t["col"].to_numpy(), cal)
+        np.testing.assert_allclose(got["tth"], tth, rtol=0, atol=5e-6)
+        np.testing.assert_allclose(got["chi"], chi, rtol=0, atol=5e-6)
+        # LaueTools' own angles of the file's X, Y with the file's calibration are ours: one ulp
+        # measured (1.4e-14 deg), bounds of two ulps as for the .dat
+        x, y = np.asarray(got["x"]), np.asarray(got["y"])
+        tth_xy, chi_xy = pixel_to_angles(y - 1, x - 1, cal)
+        np.testing.assert_allclose(got["tth_lt"], tth_xy, rtol=0, atol=2.9e-14)
+        np.testing.assert_allclose(got["chi_lt"], chi_xy, rtol=0, atol=2.9e-14)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 from bluesky.plans import count, grid_scan
 from bluesky_tiled_plugins import TiledWriter
 from ophyd.sim import det1, motor1, motor2
 from tiled.queries import Key
 
+from laue_live.analysis import FrameAnalyzer
 from laue_live.callbacks import make_run_router
 from laue_live.catalog import make_analysis_writer
+from laue_live.describe import analyze_frame
 
-from .conftest import n_spots
+from .conftest import n_spots, synthetic_frame
 
 NX, NY = 3, 2
 
@@ -118,12 +121,6 @@ def _frame(i):
 
 def test_cnn_scan_through_the_callback_equals_analyze_frame(RE, catalog, inline_det):
     """The live path with the CNN ("auto" picks it): the rows in Tiled are analyze_frame(method="cnn")'s."""
-    import pandas as pd
-
-    from laue_live.analysis import FrameAnalyzer
-    from laue_live.describe import analyze_frame
-    from laue_live.testing import synthetic_frame
-
     cnn = FrameAnalyzer("cnn")  # the shipped model: a model that does not load fails here
     uid, router = _scan(RE, catalog, inline_det, cnn, batch_size=4)
     run = _analysis_run(catalog, uid)

@@ -2,7 +2,7 @@
 # Mutation testing of the science modules with mutmut (docs/testing.md): NOT part of the default test
 # run (it takes minutes to an hour per group); the tests that kill the mutants are.
 #   usage: bash scripts/mutation.sh GROUP [GROUP ...]      GROUP: rules descriptors fit peaks describe
-#                                                                 doubles pipeline, or all
+#                                                                 doubles pipeline cnn, or all
 # Each group runs in a scratch copy of the working tree (its git-tracked files, the models included),
 # niced, one mutant at a time, bounded by MUTATION_TIMEOUT seconds per group (default 3600). The
 # summary (killed / survived / timeout / no tests, score) goes to stdout and to
@@ -37,10 +37,14 @@ FILES[doubles]="laue_live/doubles/_describe.py laue_live/doubles/_fit.py laue_li
 TESTS[doubles]="tests/doubles"
 FILES[pipeline]="laue_live/pipeline/*.py"
 TESTS[pipeline]="tests/pipeline/test_pipeline.py tests/pipeline/test_peaks.py"
+# the spot CNN: what turns cutouts into its inputs and its outputs into descriptors, its trainer, its
+# scores (the network's layers are checked by the accuracy tests, whose model loads in a fixture)
+FILES[cnn]="laue_live/cnn/_descriptors.py laue_live/cnn/_normalise.py laue_live/cnn/_augment.py laue_live/cnn/_train.py laue_live/cnn/_metrics.py"
+TESTS[cnn]="tests/cnn"
 
 groups=("$@")
 [[ ${#groups[@]} -gt 0 ]] || { echo "usage: bash scripts/mutation.sh GROUP... (${!FILES[*]} or all)" >&2; exit 2; }
-[[ ${groups[0]} == all ]] && groups=(rules descriptors fit peaks describe doubles pipeline)
+[[ ${groups[0]} == all ]] && groups=(rules descriptors fit peaks describe doubles pipeline cnn)
 
 for g in "${groups[@]}"; do
   [[ -n ${FILES[$g]:-} ]] || { echo "unknown group $g (${!FILES[*]})" >&2; exit 2; }

@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
 __all__ = ["index"]
-
 
 
 def _materials(names, cifs, lattice, space_group) -> list:
@@ -63,7 +60,10 @@ def _write_table(df, path: Path) -> None:
         df.to_csv(path, index=False)
 
 
-@app.command("index")
+index_app = typer.Typer()
+
+
+@index_app.command("index")
 def index(
     inputs: Annotated[list[Path], typer.Argument(
         metavar="INPUT...", help="Spot files (.dat, .cor, .csv, .parquet; 0-based row, col in our tables) "

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
 __all__ = ["sim_app", "write", "figure", "make_sample"]
 
 sim_app = typer.Typer(
@@ -19,7 +17,6 @@ sim_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-app.add_typer(sim_app, name="sim")
 
 SAMPLES = ("single", "bent", "poly")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from laue_live.cli._app import app
+train_app = typer.Typer()
 
 
-@app.command("train")
+@train_app.command("train")
 def train_command(
     out: Path = typer.Option(  # noqa: B008
         Path("spot_cnn.safetensors"),

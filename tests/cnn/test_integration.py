@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from laue_live._errors import ModelError
+from laue_live import ModelError
 
 
 def test_characterize_cnn_has_the_fit_columns(tiny_model_file, toy_spots):

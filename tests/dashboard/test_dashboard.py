@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.catalog import synthetic_analysis_documents
 from laue_live.dashboard import (
     STATIC_DIR,

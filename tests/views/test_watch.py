@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from laue_live._schema import SPOT_COLUMNS
+from laue_live import SPOT_COLUMNS
 from laue_live.cli import app
 from laue_live.stream import SpotPublisher
 

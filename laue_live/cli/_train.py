@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -87,9 +90,7 @@ def train_command(
     plus the real BM32 frames), ground truth by the exact Gaussian fit; or ``--catalog URI``.
     Writes the model, a JSON card and a loss-curve PNG next to it.
     """
-    import json
-    import logging
-
+    # imported at run time: `laue-live --help` stays fast
     import torch
 
     from laue_live.cnn import SpotSet, TrainConfig, collect, plot_loss_curves, save_model, train
@@ -112,6 +113,7 @@ def train_command(
     )
     if catalog is not None:
         try:
+            # imported at run time: `laue-live --help` stays fast
             from laue_live.catalog import CatalogCutoutSource
         except ImportError as exc:
             typer.echo(
@@ -120,6 +122,7 @@ def train_command(
                 err=True,
             )
             raise typer.Exit(2) from exc
+        # imported at run time: `laue-live --help` stays fast
         from laue_live.catalog import CatalogSettings, catalog_session
 
         query = {k: v for k, v in {"sample": sample, "material": material, "since": since,
@@ -136,6 +139,7 @@ def train_command(
             typer.echo("error: --lodo needs the five datasets, not --catalog", err=True)
             raise typer.Exit(2)
     else:
+        # imported at run time: `laue-live --help` stays fast
         from laue_live.training import build_datasets
 
         typer.echo(f"datasets in {data_dir} (built if missing)")
@@ -165,8 +169,8 @@ def train_command(
             raise typer.Exit(1)
 
     if lodo is not None:
-        from dataclasses import replace
 
+        # imported at run time: `laue-live --help` stays fast
         import pandas as pd
 
         from laue_live.cnn import (

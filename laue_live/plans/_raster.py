@@ -25,6 +25,7 @@ reversed (``nx - 1 - i % nx``) on odd rows when ``snake`` is true.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import bluesky.plans as bp
@@ -91,8 +92,6 @@ def raster_scan(
     SettingsError
         For ``nx`` or ``ny`` < 1, non-finite limits or no detector.
     """
-    import math
-
     if not detectors:
         raise SettingsError("raster_scan needs at least one detector")
     for name, n in (("nx", nx), ("ny", ny)):

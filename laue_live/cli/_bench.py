@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
 __all__ = ["bench"]
 
 
-@app.command()
+bench_app = typer.Typer()
+
+
+@bench_app.command()
 def bench(
     quick: Annotated[bool, typer.Option(
         "--quick", help="Small run (one 768 x 768 frame, no sinks): seconds.")] = False,
@@ -72,8 +74,7 @@ def bench(
     On a GPU machine: `laue-live bench --device cuda --lauetools off --json out.json` (expected
     3-5 minutes; the JSON file is rewritten after every part, so a run cut short keeps its numbers).
     """
-    import logging
-
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.bench import BenchConfig, format_report, run_benchmark, write_json
 
     logging.getLogger("distributed").setLevel(logging.WARNING)

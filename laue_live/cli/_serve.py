@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from laue_live._errors import LaueLiveError
 from laue_live.cli._analyze import DetectorOptions
-from laue_live.cli._app import app
 from laue_live.cli._options import ApiKeyFile, CatalogSettingsFile, DataDir, TiledUri
 
 __all__ = ["serve", "proxy"]
 
 
-@app.command(help="""Run the analysis service: subscribe to a RunEngine's documents (0MQ proxy), analyse
+serve_app = typer.Typer()
+
+
+_SERVE_HELP = """Run the analysis service: subscribe to a RunEngine's documents (0MQ proxy), analyse
 every run that has frames, write analysis runs to Tiled and publish spot tables, until SIGINT/SIGTERM.
 
 The RunEngine side publishes with the safe codec, e.g.
@@ -25,7 +30,11 @@ No pickle is accepted. State (frames/s, queue depth, dropped messages, device) g
 --status-interval seconds, and on SIGUSR1, to STATE_DIR/status.json and as a `laue.status` message
 on the publish socket (`laue-live watch --status`). With --dashboard, the web dashboard
 (`laue-live dashboard`) runs beside it in its own process. Addresses are "host:port" strings;
-everything binds 127.0.0.1 unless told otherwise.""")
+everything binds 127.0.0.1 unless told otherwise."""
+
+
+@serve_app.command("serve", help=_SERVE_HELP,
+                   short_help="Run the analysis service: documents in over 0MQ, spot tables out.")
 def serve(
     input_address: str = typer.Option(None, "--input", help="Proxy output carrying the RunEngine's "
                                       "documents (env LAUE_LIVE_SERVE_INPUT, default 127.0.0.1:5578)."),
@@ -87,9 +96,8 @@ def serve(
                                        help="Where the dashboard listens (port 0: any free port); any host "
                                        "but loopback needs a viewer key in LAUE_LIVE_DASHBOARD_KEY_FILE."),
 ) -> None:
-    import signal
 
-    from laue_live._errors import LaueLiveError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.service import AnalysisService, ServiceSettings
     from laue_live.stream import CurveClient, CurveServer, SafeProxy
 
@@ -110,6 +118,7 @@ def serve(
             settings = dataclasses.replace(settings, peak_params={**settings.peak_params, **overrides})
         catalog = None
         if tiled:
+            # imported at run time: `laue-live --help` stays fast
             from laue_live.catalog import CatalogSettings, open_catalog
 
             catalog = open_catalog(CatalogSettings.load(uri=tiled_uri, api_key_file=api_key_file,
@@ -149,8 +158,7 @@ def _start_dashboard(service, settings, bind: str, *, tiled: bool, tiled_uri, ap
 
     A thread starts it and prints its address once it listens: the service does not wait for it.
     """
-    import threading
-
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.dashboard import DashboardProcess
 
     host, _, port = bind.rpartition(":")
@@ -174,10 +182,14 @@ def _start_dashboard(service, settings, bind: str, *, tiled: bool, tiled_uri, ap
     return dash
 
 
-@app.command(help="""Run a 0MQ proxy for bluesky documents: RunEngines publish to --in, consumers (the
+_PROXY_HELP = """Run a 0MQ proxy for bluesky documents: RunEngines publish to --in, consumers (the
 analysis service, RemoteDispatchers) subscribe to --out. Binds 127.0.0.1 by default, passes
 subscriptions upstream (publishers can wait for consumers instead of sleeping), never decodes
-payloads. A loopback-safe stand-in for `bluesky-0MQ-proxy`.""")
+payloads. A loopback-safe stand-in for `bluesky-0MQ-proxy`."""
+
+
+@serve_app.command("proxy", help=_PROXY_HELP,
+                   short_help="Run a loopback-safe 0MQ proxy for bluesky documents.")
 def proxy(
     in_address: str = typer.Option("127.0.0.1:5577", "--in", help="Address RunEngines publish to."),
     out_address: str = typer.Option("127.0.0.1:5578", "--out", help="Address consumers subscribe to."),
@@ -189,9 +201,8 @@ def proxy(
         help="CURVE: folder of the public .key files of allowed peers (default: any peer that knows "
         "the proxy's public key).")] = None,
 ) -> None:
-    import signal
 
-    from laue_live._errors import LaueLiveError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.stream import CurveServer, SafeProxy
 
     try:

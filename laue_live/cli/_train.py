@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
-from laue_live.cli._app import app
+train_app = typer.Typer()
 
 
-@app.command("train")
+@train_app.command("train")
 def train_command(
     out: Path = typer.Option(  # noqa: B008
         Path("spot_cnn.safetensors"),
@@ -87,13 +90,10 @@ def train_command(
     plus the real BM32 frames), ground truth by the exact Gaussian fit; or ``--catalog URI``.
     Writes the model, a JSON card and a loss-curve PNG next to it.
     """
-    import json
-    import logging
-
+    # imported at run time: `laue-live --help` stays fast
     import torch
 
-    from laue_live.cnn import SpotSet, TrainConfig, collect, save_model, train
-    from laue_live.cnn._report import plot_loss_curves
+    from laue_live.cnn import SpotSet, TrainConfig, collect, plot_loss_curves, save_model, train
 
     log = logging.getLogger("laue_live.cli.train")
     if threads > 0:
@@ -113,6 +113,7 @@ def train_command(
     )
     if catalog is not None:
         try:
+            # imported at run time: `laue-live --help` stays fast
             from laue_live.catalog import CatalogCutoutSource
         except ImportError as exc:
             typer.echo(
@@ -121,6 +122,7 @@ def train_command(
                 err=True,
             )
             raise typer.Exit(2) from exc
+        # imported at run time: `laue-live --help` stays fast
         from laue_live.catalog import CatalogSettings, catalog_session
 
         query = {k: v for k, v in {"sample": sample, "material": material, "since": since,
@@ -137,6 +139,7 @@ def train_command(
             typer.echo("error: --lodo needs the five datasets, not --catalog", err=True)
             raise typer.Exit(2)
     else:
+        # imported at run time: `laue-live --help` stays fast
         from laue_live.training import build_datasets
 
         typer.echo(f"datasets in {data_dir} (built if missing)")
@@ -166,12 +169,17 @@ def train_command(
             raise typer.Exit(1)
 
     if lodo is not None:
-        from dataclasses import replace
 
+        # imported at run time: `laue-live --help` stays fast
         import pandas as pd
 
-        from laue_live.cnn._evaluate import leave_one_dataset_out, resampled_sim
-        from laue_live.cnn._report import score_tables, write_model_card, write_report
+        from laue_live.cnn import (
+            leave_one_dataset_out,
+            resampled_sim,
+            score_tables,
+            write_model_card,
+            write_report,
+        )
 
         lconf = replace(config, epochs=lodo_epochs or epochs)
         res = leave_one_dataset_out(sets, work_dir, config=lconf, device=device)

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from laue_live.cli._app import app
+from laue_live._errors import LaueLiveError, SettingsError
 
 __all__ = ["watch"]
 
 _DEFAULT = "127.0.0.1:5579"  # where laue-live serve publishes unless told otherwise
 
 
-@app.command(help="""Watch the spot tables published by `laue-live serve` (or any SpotPublisher):
+watch_app = typer.Typer()
+
+
+_WATCH_HELP = """Watch the spot tables published by `laue-live serve` (or any SpotPublisher):
 one line per frame (good / all spots, mean Sim, and frames/s as the service analyses them, from the
 tables' analysis times, not from when they reach this terminal), WARNING lines for poor or failed frames
 (e.g. "frame 212: 3 good spots, mean Sim 0.12"), and the service's status reports with --status.
 With --map-png, the raster quality map is also written as a PNG (every --png-every frames and at
-the end of each run), for a look without a display. Ctrl-C to quit.""")
+the end of each run), for a look without a display. Ctrl-C to quit."""
+
+
+@watch_app.command("watch", help=_WATCH_HELP,
+                   short_help="Watch the published spot tables: a line per frame, warnings, a map PNG.")
 def watch(
     address: str = typer.Argument(_DEFAULT, help="host:port of the publisher."),
     min_good: int = typer.Option(5, help="Warn when a frame has fewer good spots."),
@@ -39,9 +48,8 @@ def watch(
     curve_server: str = typer.Option(None, help="CURVE: the publisher's public certificate "
                                      "(env LAUE_LIVE_CURVE_SERVER_PUBLIC)."),
 ) -> None:
-    from pathlib import Path
 
-    from laue_live._errors import LaueLiveError, SettingsError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.stream import (
         TOPIC_DOC,
         TOPIC_HELLO,
@@ -68,9 +76,11 @@ def watch(
     ticker = FrameTicker(min_good=min_good, min_mean_sim=min_sim, every=every)
     live_map = None
     if map_png:
+        # imported at run time: `laue-live --help` stays fast
         import matplotlib
 
         matplotlib.use("Agg")  # a file, never a window
+        # imported at run time: `laue-live --help` stays fast
         from laue_live.views import LiveSpotMap
 
         live_map = LiveSpotMap(map_column, spots=map_spots, statistic=map_stat)

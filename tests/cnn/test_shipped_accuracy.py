@@ -21,8 +21,7 @@ import torch
 
 from laue_live.cnn import Predictor, SpotCNN, default_model_path, load_model, save_model
 from laue_live.cnn._metrics import comparison_table, confusion, scores
-from laue_live.spots import fit_descriptors
-from laue_live.spots._prepare import prepare_frame
+from laue_live.spots import fit_descriptors, prepare_frame
 from tests.cnn.conftest import gaussian_cutouts
 from tests.conftest import CROP_NAMES, load_crop
 

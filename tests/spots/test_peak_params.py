@@ -13,9 +13,15 @@ import logging
 import numpy as np
 import pytest
 
-from laue_live._errors import SettingsError
-from laue_live.spots import DEFAULT_PEAK_PARAMS, FrameCorrections, check_peak_params, find_peaks
-from laue_live.spots._prepare import PreparedFrame, prepare_frame
+from laue_live import SettingsError
+from laue_live.spots import (
+    DEFAULT_PEAK_PARAMS,
+    FrameCorrections,
+    PreparedFrame,
+    check_peak_params,
+    find_peaks,
+    prepare_frame,
+)
 
 
 def test_defaults_are_complete_and_typed():

@@ -56,6 +56,33 @@ class RealCrop:
     calibration: object
 
 
+# --- accuracy bounds of the shipped networks (tests/cnn/test_shipped_accuracy.py, tests/doubles/) ---
+# BOUNDS: figure -> (bound, measured on the shipped network); every figure must stay below its bound.
+
+
+def out_of_bounds(fig: dict[str, float], bounds: dict[str, tuple[float, float]]) -> list[str]:
+    """The figures of ``fig`` that are not below their bound."""
+    return [k for k, (bound, _) in bounds.items() if not fig[k] < bound]
+
+
+def bounds_report(fig: dict[str, float], bounds: dict[str, tuple[float, float]]) -> str:
+    """Every figure, measured now, beside its bound and the shipped network's value (failure messages)."""
+    lines = [f"  {k}: measured {fig[k]:.4g} (bound {b:.4g}, shipped model {m:.4g})"
+             for k, (b, m) in bounds.items()]
+    return "\n".join([f"{out_of_bounds(fig, bounds)} out of bounds:", *lines])
+
+
+def perturb_weights(net, scale: float = 0.3, seed: int = 0):
+    """Multiply every weight of a torch network by N(1, scale) in place (issue 16's broken model)."""
+    import torch  # heavy: only the tests of the networks need it
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1 + scale * torch.randn(p.shape, generator=gen))
+    return net
+
+
 def read_fit_spots(path: Path):
     """The indexed spots of a LaueTools ``.fit`` file: 0-based ``row, col`` of ``Xexp, Yexp``, ``h, k, l``
     and the theoretical ``two_theta, chi`` (deg)."""

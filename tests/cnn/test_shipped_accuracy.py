@@ -23,7 +23,7 @@ from laue_live.cnn import Predictor, SpotCNN, default_model_path, load_model, sa
 from laue_live.cnn._metrics import comparison_table, confusion, scores
 from laue_live.spots import fit_descriptors, prepare_frame
 from tests.cnn.conftest import gaussian_cutouts
-from tests.conftest import CROP_NAMES, load_crop
+from tests.conftest import CROP_NAMES, bounds_report, load_crop, out_of_bounds, perturb_weights
 
 # figure -> (bound, measured on the shipped network); every figure must stay below its bound
 BOUNDS = {
@@ -88,33 +88,21 @@ def _figures(model, cases) -> dict[str, float]:
     }
 
 
-def _report(fig: dict[str, float]) -> str:
-    return "\n".join(f"  {k}: measured {fig[k]:.4g} (bound {b:.4g}, shipped model {m:.4g})"
-                     for k, (b, m) in BOUNDS.items())
-
-
-def _out_of_bounds(fig: dict[str, float]) -> list[str]:
-    return [k for k, (bound, _) in BOUNDS.items() if not fig[k] < bound]
-
-
 def test_shipped_spot_cnn_meets_its_measured_accuracy(cases):
     fig = _figures(default_model_path(), cases)
-    assert not _out_of_bounds(fig), f"{_out_of_bounds(fig)} out of bounds:\n{_report(fig)}"
+    assert not out_of_bounds(fig, BOUNDS), bounds_report(fig, BOUNDS)
 
 
 def test_a_perturbed_spot_cnn_fails_the_bounds(cases, tmp_path):
     """The shipped weights times N(1, 0.3) (issue 16's break): the test above must reject it."""
     net, meta = load_model(default_model_path())
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.mul_(1 + 0.3 * torch.randn(p.shape, generator=gen))
+    perturb_weights(net)
     broken = save_model(tmp_path / "broken.safetensors", net, normalisation=meta["normalisation"],
                         info=meta.get("info"), calibration=meta.get("calibration_inputs"))
     fig = _figures(broken, cases)
-    bad = _out_of_bounds(fig)
+    bad = out_of_bounds(fig, BOUNDS)
     # measured: 14 of 15 figures out (PosErr mean 0.385 px on real spots, 0.544 px on Gaussians)
-    assert len(bad) >= 12 and "real, good spots: PosErr mean (px)" in bad, _report(fig)
+    assert len(bad) >= 12 and "real, good spots: PosErr mean (px)" in bad, bounds_report(fig, BOUNDS)
 
 
 def test_an_untrained_spot_cnn_fails_the_bounds(cases, tmp_path):
@@ -123,6 +111,6 @@ def test_an_untrained_spot_cnn_fails_the_bounds(cases, tmp_path):
     untrained = save_model(tmp_path / "untrained.safetensors", SpotCNN(net.arch).eval(),
                            normalisation=meta["normalisation"], calibration=meta.get("calibration_inputs"))
     fig = _figures(untrained, cases)
-    bad = _out_of_bounds(fig)
+    bad = out_of_bounds(fig, BOUNDS)
     # measured: 14 of 15 figures out (PosErr mean 0.419 px on real spots, 0.466 px on Gaussians)
-    assert len(bad) >= 12 and "Gaussians vs truth: median (px)" in bad, _report(fig)
+    assert len(bad) >= 12 and "Gaussians vs truth: median (px)" in bad, bounds_report(fig, BOUNDS)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from laue_live.doubles import (
     DoublePredictor,
@@ -24,6 +23,7 @@ from laue_live.doubles import (
     match_errors,
     save_double_model,
 )
+from tests.conftest import bounds_report, out_of_bounds, perturb_weights
 
 # figure -> (bound, measured on the shipped network); every figure must stay below its bound
 BOUNDS = {
@@ -88,29 +88,17 @@ def _figures(model, cases) -> dict[str, float]:
     }
 
 
-def _report(fig: dict[str, float]) -> str:
-    return "\n".join(f"  {k}: measured {fig[k]:.3g} (bound {b:.3g}, shipped model {m:.3g})"
-                     for k, (b, m) in BOUNDS.items())
-
-
-def _out_of_bounds(fig: dict[str, float]) -> list[str]:
-    return [k for k, (bound, _) in BOUNDS.items() if not fig[k] < bound]
-
-
 def test_shipped_double_network_meets_its_measured_accuracy(cases):
     fig = _figures(default_double_model_path(), cases)
-    assert not _out_of_bounds(fig), f"{_out_of_bounds(fig)} out of bounds:\n{_report(fig)}"
+    assert not out_of_bounds(fig, BOUNDS), bounds_report(fig, BOUNDS)
 
 
 def test_a_perturbed_double_network_fails_the_bounds(cases, tmp_path):
     """The shipped weights times N(1, 0.3): the accuracy test above must reject such a model."""
     net, meta = load_double_model(default_double_model_path())
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.mul_(1 + 0.3 * torch.randn(p.shape, generator=gen))
+    perturb_weights(net)
     broken = save_double_model(tmp_path / "broken.safetensors", net, info=meta.get("info"))
     fig = _figures(broken, cases)
-    bad = _out_of_bounds(fig)
+    bad = out_of_bounds(fig, BOUNDS)
     # the network's own figures collapse; the exact polish (started from it) may still rescue a few
-    assert len(bad) >= 4 and "network vs truth, median (px)" in bad, _report(fig)
+    assert len(bad) >= 4 and "network vs truth, median (px)" in bad, bounds_report(fig, BOUNDS)

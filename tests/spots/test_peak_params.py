@@ -149,10 +149,33 @@ def test_prepare_frame_masked_pixels_reach_the_cutouts():
     assert pf.pixel_mask is not None and pf.pixel_mask.shape == (2, 32, 32)
     assert pf.pixel_mask[0, 19, 19] and pf.pixel_mask.sum() == 1
     assert pf.masked.tolist() == [True, False]
+    # the masked pixel is filled with the median of the cutout's other pixels, not its own value
+    others = np.delete(frame[14:46, 25:57].astype(np.float32).ravel(), 19 * 32 + 19)
+    assert pf.cutouts[0, 19, 19] == np.float32(np.median(others)) != frame[33, 44]
     # a mask that touches no cutout leaves no pixel mask
     far = np.zeros(frame.shape, dtype=bool)
     far[0, 79] = True
     assert prepare_frame(frame, corrections=FrameCorrections(mask=far)).pixel_mask is None
+
+
+def test_prepare_frame_masked_spot_is_no_peak_and_hot_pixels_follow_the_saturation():
+    frame = _frame()
+    mask = np.zeros(frame.shape, dtype=bool)
+    mask[66:75, 8:17] = True  # the whole second spot
+    assert prepare_frame(frame, corrections=FrameCorrections(mask=mask)).peaks.tolist() == [[30, 41]]
+    # an isolated pixel at the detector's saturation is masked as hot: the automatic mask uses the
+    # saturation of the peak parameters
+    frame[50, 60] = 20000
+    pf = prepare_frame(frame, peak_params={"saturation": 20000})
+    assert pf.mask is not None and pf.mask[50, 60] and pf.mask.sum() == 1
+    assert prepare_frame(frame).mask is None  # 20000 ADU is no saturation for a 16-bit detector
+
+
+def test_prepare_frame_logs_frame_0_by_default(caplog):
+    with caplog.at_level(logging.WARNING, logger="laue_live.spots._prepare"):
+        prepare_frame(np.full((40, 40), 7, dtype=np.uint16))
+    line = "frame 0 is constant (7 ADU everywhere): empty spot table"
+    assert [r.getMessage() for r in caplog.records] == [line]
 
 
 @pytest.mark.parametrize(("frame", "params", "line"), [

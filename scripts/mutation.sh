@@ -7,6 +7,9 @@
 # niced, one mutant at a time, bounded by MUTATION_TIMEOUT seconds per group (default 3600). The
 # summary (killed / survived / timeout / no tests, score) goes to stdout and to
 # $MUTATION_OUT/<group>.txt (default out/mutation), with the diff of every surviving mutant.
+# MUTATION_SURVIVORS=1 runs again only the mutants that survived the group's last run (listed in
+# $MUTATION_OUT/<group>.results), e.g. after adding tests: a killed mutant stays killed (tests are only
+# added), so the group's score is the last run's with these mutants' new results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -65,10 +68,28 @@ for g in "${groups[@]}"; do
   start=$(date +%s)
   # one thread per process: torch and BLAS thread pools do not survive fork() well, and the
   # machine is shared
+  names=()
+  if [[ -n ${MUTATION_SURVIVORS:-} ]]; then
+    mapfile -t names < <(grep -E ": (survived|no tests)$" "$out/$g.results" | cut -d: -f1 | tr -d ' ')
+    cp "$out/$g.results" "$out/$g.results.before"
+    echo "   again only the ${#names[@]} mutants that survived the last run"
+  fi
   (cd "$work" && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 timeout "$limit" nice -n 15 "$mutmut" run --max-children 1 \
-     >"$out/$g.log" 2>&1) || echo "   (mutmut stopped: exit $? - timeout $limit s or error, see $out/$g.log)"
+     "${names[@]}" >"$out/$g.log" 2>&1) || echo "   (mutmut stopped: exit $? - timeout $limit s or error, see $out/$g.log)"
   secs=$(( $(date +%s) - start ))
   (cd "$work" && "$mutmut" results --all true 2>/dev/null) > "$out/$g.results" || true
+  if [[ -n ${MUTATION_SURVIVORS:-} ]]; then  # the last run's results, with the rerun mutants' new ones
+    "$repo/.venv/bin/python" - "$out/$g.results.before" "$out/$g.results" <<'PY'
+import sys
+def read(path):
+    return {k.strip(): v.strip() for k, v in (line.rsplit(":", 1) for line in open(path) if ":" in line)}
+before, now = read(sys.argv[1]), read(sys.argv[2])
+for name, status in before.items():
+    if status in ("survived", "no tests") and now.get(name, "not checked") != "not checked":
+        before[name] = now[name]
+open(sys.argv[2], "w").write("".join(f"    {k}: {v}\n" for k, v in before.items()))
+PY
+  fi
   {
     echo "group $g: ${FILES[$g]}"
     echo "tests: ${TESTS[$g]}"

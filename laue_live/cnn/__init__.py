@@ -4,6 +4,7 @@
 ``laue_live.characterize(cutouts, method="cnn")`` calls.
 """
 
+from laue_live.cnn._architectures import DESIGNS, NetDesign, SpotNet, count_flops, make_network
 from laue_live.cnn._augment import augment_batch, dihedral, shift
 from laue_live.cnn._data import (
     TARGET_COLUMNS,
@@ -34,7 +35,10 @@ from laue_live.cnn._predictor import (
     get_predictor,
     resolve_device,
 )
+from laue_live.cnn._hybrid import polish, start_from_desc
+from laue_live.cnn._stream_data import SceneStream
 from laue_live.cnn._train import TrainConfig, TrainResult, prepare_training_set, train
+from laue_live.cnn._train_stream import SHIPPED_STREAM_CONFIG, StreamConfig, train_stream
 
 __all__ = [
     "ARCHITECTURES",
@@ -43,6 +47,17 @@ __all__ = [
     "CutoutSource",
     "DEFAULT_MODEL_NAME",
     "DESC_NAMES",
+    "DESIGNS",
+    "NetDesign",
+    "SHIPPED_STREAM_CONFIG",
+    "SceneStream",
+    "SpotNet",
+    "StreamConfig",
+    "count_flops",
+    "make_network",
+    "polish",
+    "start_from_desc",
+    "train_stream",
     "FrameCutoutSource",
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",

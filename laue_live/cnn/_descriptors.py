@@ -26,6 +26,12 @@ DESC_NAMES = ("sim", "pos_star_row", "pos_star_col", "asp", "area_star")
 POS_CLIP = 1.1
 #: Area* clips the area to AREA_CLIP px^2 (5 pi).
 AREA_CLIP = 5 * np.pi
+#: ln(sigma) range of the width outputs ``W*`` of networks that have them (sigma 0.25 - 8 px).
+WIDTH_LOG_RANGE = (float(np.log(0.25)), float(np.log(8.0)))
+#: Area* from which a network with width outputs reports the area of its widths instead.
+AREA_WIDTHS_FROM = 0.95
+#: Reporting clip of the area (SCIENCE.md), px^2.
+AREA_REPORT_MAX = 25 * np.pi
 #: Saturation value of the 16-bit detector, ADU.
 SATURATION = 65535
 
@@ -93,16 +99,19 @@ def _row_wider(
 
 
 def table_from_desc(desc: np.ndarray, cutouts: np.ndarray) -> pd.DataFrame:
-    """Build the spot columns of ``characterize`` from predicted ``Desc`` ``(N, 5)`` and the raw cutouts.
+    """Build the spot columns of ``characterize`` from predicted ``Desc`` and the raw cutouts.
 
-    Predicted: ``sim``, ``d_row``, ``d_col``, ``asp``, ``area`` (through the inverse transforms;
-    positions saturate at +-1.1 px and areas at 5 pi px^2, the ranges the network is trained on).
-    Derived, documented in ``docs/cnn.md``:
+    ``desc`` is ``(N, 5)`` (``Desc``) or ``(N, 7)`` (``Desc`` then the width outputs ``W*_row,
+    W*_col`` of a :class:`~laue_live.cnn.SpotNet`). Predicted: ``sim``, ``d_row``, ``d_col``,
+    ``asp``, ``area`` (through the inverse transforms; positions saturate at +-1.1 px and areas at
+    5 pi px^2, the ranges the network is trained on; with width outputs, an ``Area*`` of 0.95 or
+    more gives the area of the predicted widths instead, up to 25 pi). Derived, documented in
+    ``docs/cnn.md``:
 
     * ``sim0 = 0.85 + 0.15 * sim`` (for ``sim`` ~ 0 only the bound ``sim0 <= 0.85`` is known);
     * ``sigma_row, sigma_col``: ``sqrt(area * asp / pi)`` and ``sqrt(area / (pi * asp))``, the larger
-      one put along the axis with the larger second moment of the background-subtracted cutout
-      (the CNN predicts Asp, not the orientation);
+      one along the axis the width outputs call wider, or (without width outputs) along the axis
+      with the larger second moment of the background-subtracted cutout;
     * ``background``: median of the cutout's border pixels; ``intensity``: sum of the cutout minus
       that background; ``amplitude`` (alpha, the Gaussian's integral) = ``intensity``;
       ``peak_intensity``, ``saturated`` from the raw pixels; ``converged`` is always true.
@@ -114,13 +123,20 @@ def table_from_desc(desc: np.ndarray, cutouts: np.ndarray) -> pd.DataFrame:
     d_col = desc[:, 2] * 2 * POS_CLIP - POS_CLIP
     asp = np.clip(desc[:, 3], 1e-3, 1.0)
     area = np.clip(desc[:, 4], 1e-4, 1.0) * AREA_CLIP
-    s_small = np.sqrt(area * asp / np.pi)
-    s_large = np.sqrt(area / (np.pi * asp))
     cols = cutout_columns(cutouts)
-    if len(cutouts):
+    if desc.shape[1] >= 7:  # a network with width outputs: widths along rows and columns predicted
+        lo, hi = WIDTH_LOG_RANGE
+        s_row, s_col = np.exp(lo + (hi - lo) * desc[:, 5]), np.exp(lo + (hi - lo) * desc[:, 6])
+        row_wide = s_row >= s_col
+        # Area* saturates at 5 pi: beyond it the widths tell the area (up to the report clip 25 pi)
+        wide = desc[:, 4] >= AREA_WIDTHS_FROM
+        area = np.where(wide, np.clip(np.pi * s_row * s_col, area, AREA_REPORT_MAX), area)
+    elif len(cutouts):
         row_wide = _row_wider(cutouts, cols["background"].astype(np.float64), d_row, d_col)
     else:
         row_wide = np.zeros(0, dtype=bool)
+    s_small = np.sqrt(area * asp / np.pi)
+    s_large = np.sqrt(area / (np.pi * asp))
     return pd.DataFrame(
         {
             "sim0": (0.85 + 0.15 * sim).astype(np.float32),

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from laue_live._errors import ModelError
+from laue_live.cnn._architectures import NetDesign, SpotNet
 from laue_live.cnn._network import Architecture, SpotCNN
 from laue_live.cnn._normalise import NORMALISATIONS
 
@@ -41,7 +42,7 @@ CALIBRATION_KEY = "calibration.inputs"
 
 def save_model(
     path: str | Path,
-    model: SpotCNN,
+    model: SpotCNN | SpotNet,
     *,
     normalisation: str = "minmax",
     info: dict[str, Any] | None = None,
@@ -72,7 +73,8 @@ def save_model(
         "format_version": MODEL_FORMAT_VERSION,
         "architecture": model.arch.to_dict(),
         "normalisation": normalisation,
-        "outputs": ["sim", "pos_star_row", "pos_star_col", "asp", "area_star"],
+        "outputs": ["sim", "pos_star_row", "pos_star_col", "asp", "area_star"]
+        + (["width_star_row", "width_star_col"] if getattr(model.arch, "widths_out", False) else []),
         "info": info or {},
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -125,7 +127,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_model(path: str | Path, *, expect: Architecture | None = None) -> tuple[SpotCNN, dict[str, Any]]:
+def load_model(
+    path: str | Path, *, expect: Architecture | NetDesign | None = None
+) -> tuple[SpotCNN | SpotNet, dict[str, Any]]:
     """Load a model file written by :func:`save_model`.
 
     Parameters
@@ -151,8 +155,9 @@ def load_model(path: str | Path, *, expect: Architecture | None = None) -> tuple
 
     meta = read_metadata(path)
     try:
-        arch = Architecture.from_dict(meta["architecture"])
-    except (KeyError, TypeError, ValueError) as exc:
+        spec = meta["architecture"]
+        arch = NetDesign.from_dict(spec) if spec.get("kind") == "spotnet" else Architecture.from_dict(spec)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"model file {path}: invalid architecture in metadata ({exc})") from exc
     if expect is not None and arch != expect:
         raise ModelError(
@@ -165,7 +170,7 @@ def load_model(path: str | Path, *, expect: Architecture | None = None) -> tuple
     cal = state.pop(CALIBRATION_KEY, None)
     if cal is not None:
         meta["calibration_inputs"] = cal.float()
-    model = SpotCNN(arch)
+    model = SpotNet(arch) if isinstance(arch, NetDesign) else SpotCNN(arch)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

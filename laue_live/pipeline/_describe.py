@@ -41,6 +41,8 @@ _AREA_REPORT_MAX = 25 * math.pi
 _D_RANGE = (-16.0, 15.0)
 _POS_CLIP = 1.1
 _AREA_CLIP = 5 * math.pi
+_AREA_WIDTHS_FROM = 0.95  # as laue_live.cnn's AREA_WIDTHS_FROM
+_W_LO, _W_HI = math.log(0.25), math.log(8.0)  # ln(sigma) range of the width outputs, as laue_live.cnn's
 
 
 def sim_from_sim0_torch(sim0: torch.Tensor) -> torch.Tensor:
@@ -149,7 +151,8 @@ def cnn_columns(
     Parameters
     ----------
     desc
-        (N, 5) network output ``(Sim, Pos*_row, Pos*_col, Asp, Area*)`` in [0, 1].
+        (N, 5) network output ``(Sim, Pos*_row, Pos*_col, Asp, Area*)`` in [0, 1], or (N, 7) with
+        the width outputs ``W*_row, W*_col`` after them.
     cut
         (N, S, S) float32 raw cutouts on the same device, ADU.
     saturation
@@ -168,20 +171,26 @@ def cnn_columns(
     d_col = desc[:, 2] * 2 * _POS_CLIP - _POS_CLIP
     asp = desc[:, 3].clamp(1e-3, 1.0)
     area = desc[:, 4].clamp(1e-4, 1.0) * _AREA_CLIP
-    s_small = torch.sqrt(area * asp / math.pi)
-    s_large = torch.sqrt(area / (math.pi * asp))
     border = torch.cat([cut[:, 0, :], cut[:, -1, :], cut[:, 1:-1, 0], cut[:, 1:-1, -1]], dim=1)
     bg32 = _median_lower_upper(border)  # float32, as numpy's median of a float32 array
     bg = bg32.to(f64)
     flat = cut.reshape(n, -1)
     intensity = flat.to(f64).sum(1) - bg * (h * w)
-    # which axis is wider: second moments of the background-subtracted cutout about Pos
-    xpos = (cut - bg32[:, None, None]).clamp_min(0).to(f64)
-    r = torch.arange(h, dtype=f64, device=cut.device)[None, :] - (h // 2 + d_row[:, None])
-    c = torch.arange(w, dtype=f64, device=cut.device)[None, :] - (w // 2 + d_col[:, None])
-    var_r = torch.einsum("nij,ni->n", xpos, r * r)
-    var_c = torch.einsum("nij,nj->n", xpos, c * c)
-    row_wide = var_r >= var_c
+    if desc.shape[1] >= 7:  # width outputs: the wider axis, and the area beyond Area*'s range
+        s_row = torch.exp(_W_LO + (_W_HI - _W_LO) * desc[:, 5])
+        s_col = torch.exp(_W_LO + (_W_HI - _W_LO) * desc[:, 6])
+        row_wide = s_row >= s_col
+        wide_area = torch.minimum(torch.maximum(math.pi * s_row * s_col, area), torch.full_like(area, _AREA_REPORT_MAX))
+        area = torch.where(desc[:, 4] >= _AREA_WIDTHS_FROM, wide_area, area)
+    else:  # which axis is wider: second moments of the background-subtracted cutout about Pos
+        xpos = (cut - bg32[:, None, None]).clamp_min(0).to(f64)
+        r = torch.arange(h, dtype=f64, device=cut.device)[None, :] - (h // 2 + d_row[:, None])
+        c = torch.arange(w, dtype=f64, device=cut.device)[None, :] - (w // 2 + d_col[:, None])
+        var_r = torch.einsum("nij,ni->n", xpos, r * r)
+        var_c = torch.einsum("nij,nj->n", xpos, c * c)
+        row_wide = var_r >= var_c
+    s_small = torch.sqrt(area * asp / math.pi)
+    s_large = torch.sqrt(area / (math.pi * asp))
     floats = torch.stack(
         [
             0.85 + 0.15 * sim,

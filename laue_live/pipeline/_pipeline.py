@@ -425,7 +425,16 @@ class FramePipeline:
 
             fit = fit_gaussians(cut, device=self.device, **self.fit_options)
             return fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
-        return cnn_columns(self.cnn(cut), cut)
+        desc = self.cnn(cut)
+        if self.cnn.polish:  # the network's prediction starts a few iterations of the exact fit
+            from laue_live.cnn import start_from_desc
+            from laue_live.spots import fit_gaussians
+
+            opts = {k: v for k, v in self.fit_options.items() if k not in ("max_iter", "start")}
+            fit = fit_gaussians(cut, device=self.device, start=start_from_desc(desc, cut).double(),
+                                max_iter=self.cnn.polish, **opts)
+            return fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
+        return cnn_columns(desc, cut)
 
     def _finish(self, res: _Result) -> Iterator:
         st = res.staged

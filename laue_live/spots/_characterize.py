@@ -58,7 +58,8 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
     **kw
         Passed to :func:`fit_gaussians` (``dtype``, ``max_iter``, ``xtol``, ``ftol``, ``start``,
         ``backend``, ``num_threads``) or, for
-        the CNN, ``model``.
+        the CNN, ``model`` and ``polish`` (iterations of the fit started at the network's
+        prediction; default: the model's recommendation, see :class:`laue_live.cnn.Predictor`).
 
     Returns
     -------
@@ -167,11 +168,11 @@ def _sim0_separable(cut: np.ndarray, fit, variant: str):
     return np.clip(sim0, -1.0, 1.0), s1 - npix * beta
 
 
-def _characterize_cnn(cut: np.ndarray, *, device=None, model=None, **kw):
+def _characterize_cnn(cut: np.ndarray, *, device=None, model=None, polish=None, **kw):
     try:
         from laue_live.cnn import get_predictor
     except ImportError as exc:
         raise ModelError(f"method='cnn' needs laue_live.cnn, which cannot be imported: {exc}") from exc
     if kw:
         raise TypeError(f"characterize(method='cnn') got unexpected argument(s) {sorted(kw)}")
-    return get_predictor(model=model, device=device or "auto").predict(cut)
+    return get_predictor(model=model, device=device or "auto", polish=polish).predict(cut)

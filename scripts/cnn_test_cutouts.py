@@ -1,0 +1,51 @@
+"""Write tests/data/cnn/real_cutouts.npz: 32 x 32 cutouts of the four real frames in ../shared.
+
+Run from the repository root: ``.venv/bin/python scripts/cnn_test_cutouts.py``. For each frame:
+peak search (``laue_live.spots.find_peaks``, default parameters), cutouts, the exact fit; then up
+to 60 spots the fit calls good and 30 it calls bad, drawn with a fixed seed. Stored: the raw
+cutouts (uint16, ADU), the frame each comes from and its initial peak (row, col, 0-based), so that
+the tests label them with the exact fit of the code under test. Provenance and license: README.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from laue_live.cnn import good_mask
+from laue_live.spots import characterize, extract_cutouts, find_peaks
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+FRAMES = {
+    "nw1_0000": SHARED / "bm32" / "nw1_0000.tif",
+    "nw1_0001": SHARED / "bm32" / "nw1_0001.tif",
+    "AH12_CMT_r14_0200": SHARED / "lauetools" / "AH12_CMT_r14_0200.tif",
+    "Ge_blanc_0000": SHARED / "lauetools" / "Ge_blanc_0000.mccd",
+}
+
+
+def main() -> None:
+    cut, frame, peak = [], [], []
+    for i, (name, path) in enumerate(FRAMES.items()):
+        f = tifffile.imread(path)
+        pk = np.asarray(find_peaks(f), dtype=np.int64).reshape(-1, 2)
+        c = extract_cutouts(f, pk)
+        t = characterize(c, method="fit")
+        good = good_mask(t["sim"].to_numpy(), t["d_row"].to_numpy(), t["d_col"].to_numpy())
+        rng = np.random.default_rng(i)
+        pick = np.sort(np.concatenate([rng.permutation(np.flatnonzero(good))[:60],
+                                       rng.permutation(np.flatnonzero(~good))[:30]]))
+        cut.append(c[pick].astype(np.uint16))
+        frame += [name] * len(pick)
+        peak.append(pk[pick])
+        print(f"{name}: {len(pk)} peaks, {int(good.sum())} good; kept {len(pick)}")
+    out = ROOT / "tests" / "data" / "cnn" / "real_cutouts.npz"
+    np.savez_compressed(out, cutouts=np.concatenate(cut), frame=np.array(frame), peak=np.concatenate(peak))
+    print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB)")
+
+
+if __name__ == "__main__":
+    main()

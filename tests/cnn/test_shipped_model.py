@@ -1,0 +1,119 @@
+"""The shipped default model, as ``method="cnn"`` runs it on a CPU, against the exact fit and the truth.
+
+Bounds are about 1.5x the figures measured when the model was shipped (each in a comment); a
+failure prints the measured figures. The model must be there: a missing, broken or untrained model
+fails, it never skips (the last test shows that the checks reject an untrained network).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from laue_live.cnn import Predictor, SpotNet, default_model_path, save_model
+from laue_live.cnn._accuracy import band_errors, clean_gaussians, frame_scores
+from laue_live.spots import characterize
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "cnn" / "real_cutouts.npz"
+
+# measured at shipping (int8 network + the recommended polish), see docs/report/REPORT.md
+REAL_BOUNDS = {  # per frame: mean and p95 position error (px) on good spots, vs the exact fit
+    "nw1_0000": (0.011, 0.021),
+    "nw1_0001": (0.009, 0.022),
+    "AH12_CMT_r14_0200": (0.033, 0.15),
+    "Ge_blanc_0000": (0.003, 0.01),
+}
+NETWORK_BOUNDS = {  # the network alone (polish=0), all real crops pooled
+    "pos_err_mean": 0.06,
+    "pos_err_p95": 0.2,
+    "mae_sim": 0.065,
+    "mae_area": 0.2,
+    "mae_asp": 0.045,
+}
+TRUTH_MEDIAN_BOUND = 0.045  # px, clean Gaussians, network alone, worst width band
+TRUTH_MEDIAN_POLISHED = 0.006  # px, with the polish: the fit's own figure
+
+
+@pytest.fixture(scope="module")
+def real():
+    with np.load(DATA, allow_pickle=False) as z:
+        cut, frame = z["cutouts"].astype(np.float32), z["frame"].astype(str)
+    return cut, frame, characterize(cut, method="fit")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Predictor(default_model_path(), "cpu")  # no skip: a missing model is a failure
+
+
+def _real_scores(pred: Predictor, real, polish=None) -> dict[str, dict]:
+    cut, frame, fit = real
+    table = pred.predict(cut, polish=polish)
+    out = {}
+    for name in np.unique(frame):
+        m = frame == name
+        out[name] = frame_scores(fit[m].reset_index(drop=True), table[m].reset_index(drop=True))
+    out["all"] = frame_scores(fit, table)
+    return out
+
+
+def _check_real(scores: dict[str, dict]) -> list[str]:
+    bad = []
+    for name, (mean_b, p95_b) in REAL_BOUNDS.items():
+        s = scores[name]
+        if not (s["pos_err_mean"] < mean_b and s["pos_err_p95"] < p95_b):
+            bad.append(f"{name}: PosErr mean {s['pos_err_mean']:.4f} (< {mean_b}), p95 {s['pos_err_p95']:.4f} "
+                       f"(< {p95_b})")
+    a = scores["all"]
+    if not (a["mae_sim"] < 0.01 and a["pct_bad_as_good"] < 1.3 and a["pct_good_as_bad"] < 2.1):
+        bad.append(f"all: MAE Sim {a['mae_sim']:.4f}, bad as good {a['pct_bad_as_good']:.2f}%, good as bad "
+                   f"{a['pct_good_as_bad']:.2f}%")
+    return bad
+
+
+def test_shipped_model_is_a_width_network_with_a_polish(shipped):
+    assert shipped.n_out == 7 and shipped.polish >= 1 and shipped.quantized
+
+
+def test_shipped_model_matches_the_fit_on_real_frames(shipped, real):
+    bad = _check_real(_real_scores(shipped, real))
+    assert not bad, "; ".join(bad)
+
+
+def test_shipped_network_alone_on_real_frames(shipped, real):
+    a = _real_scores(shipped, real, polish=0)["all"]
+    bad = {k: round(a[k], 4) for k, b in NETWORK_BOUNDS.items() if not a[k] < b}
+    assert not bad, f"network alone, all real crops: {bad} (bounds {NETWORK_BOUNDS})"
+
+
+def test_shipped_model_against_truth_on_clean_gaussians(shipped):
+    cut, truth = clean_gaussians(60, seed=7)
+    alone = band_errors(*shipped.predict(cut, polish=0)[["d_row", "d_col"]].to_numpy().T, truth)
+    polished = band_errors(*shipped.predict(cut)[["d_row", "d_col"]].to_numpy().T, truth)
+    assert alone["median"].max() < TRUTH_MEDIAN_BOUND, f"network alone:\n{alone}"
+    assert polished["median"].max() < TRUTH_MEDIAN_POLISHED, f"polished:\n{polished}"
+
+
+def test_shipped_model_on_fixed_simulated_scenes(shipped):
+    from laue_live.sim import render_spot_scenes
+
+    cut, _ = render_spot_scenes(600, rng=2024)
+    fit = characterize(cut, method="fit")
+    s = frame_scores(fit, shipped.predict(cut, polish=0))
+    p = frame_scores(fit, shipped.predict(cut))
+    assert s["pos_err_mean"] < 0.09 and s["mae_sim"] < 0.09, f"network alone: {s}"
+    assert p["pos_err_mean"] < 0.03 and p["mae_sim"] < 0.01, f"polished: {p}"
+
+
+def test_the_checks_reject_an_untrained_network(real, tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    net = SpotNet(Predictor(default_model_path(), "cpu").arch).eval()
+    path = save_model(tmp_path / "untrained.safetensors", net, info={"polish": 1},
+                      calibration=real[0][:64])
+    p = Predictor(path, "cpu")
+    assert _check_real(_real_scores(p, real)), "an untrained network passed the real-frame checks"
+    a = _real_scores(p, real, polish=0)["all"]
+    assert any(not a[k] < b for k, b in NETWORK_BOUNDS.items()), pd.Series(a)

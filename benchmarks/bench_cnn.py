@@ -72,7 +72,7 @@ def bench_cnn_cpu(model_path: Path | None, cut: np.ndarray, rounds: int) -> dict
     """
     from laue_live.cnn import ARCHITECTURES, DESIGNS, Predictor, count_flops, make_network, save_model
     from laue_live.cnn._pareto import Method, time_methods
-    from laue_live.spots import characterize
+    from laue_live.describe import characterize
 
     methods = [Method("exact fit", lambda c: characterize(c, method="fit"), kind="fit")]
     if model_path is not None and model_path.is_file():

@@ -98,7 +98,8 @@ def bench_per_frame(repeats):
     import tifffile
     import torch
 
-    from laue_live.spots import analyze_frame, extract_cutouts, find_peaks, fit_gaussians
+    from laue_live.describe import analyze_frame
+    from laue_live.spots import extract_cutouts, find_peaks, fit_gaussians
 
     torch.set_num_threads(1)
     frames = [tifffile.imread(shared_dir() / "data" / "bm32" / n) for n in ("nw1_0000.tif", "nw1_0001.tif")]

@@ -1,49 +1,40 @@
 """laue-live: live characterization of Laue microdiffraction spots.
 
-The science API (plain numpy / torch, no bluesky, tiled or zmq) is re-exported here; the
-ecosystem adapters live in :mod:`laue_live.callbacks`, :mod:`laue_live.catalog`,
-:mod:`laue_live.zmq` and :mod:`laue_live.service`, the simulator in :mod:`laue_live.sim`.
+The science API (plain numpy / torch, no bluesky, tiled or zmq) and the error classes are
+re-exported here; the ecosystem adapters live in :mod:`laue_live.callbacks`,
+:mod:`laue_live.catalog`, :mod:`laue_live.stream` and :mod:`laue_live.service`, the simulator in
+:mod:`laue_live.sim`.
 
-Names are imported lazily so that ``import laue_live`` stays cheap and a command-line call pays
-only for what it uses.
+The error classes are imported at once (they need nothing); every other name is imported on first
+use, so that ``import laue_live`` stays cheap and a command-line call pays only for what it uses.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+
+from laue_live import _errors
+from laue_live._errors import *  # noqa: F403  (the error classes, listed in laue_live._errors.__all__)
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
-_EXPORTS: dict[str, str] = {
-    "SCHEMA_VERSION": "laue_live._schema",
-    "SPOT_COLUMNS": "laue_live._schema",
-    "FRAME_COLUMNS": "laue_live._schema",
-    "empty_spot_table": "laue_live._schema",
-    "conform_spot_table": "laue_live._schema",
-    "spot_arrow_schema": "laue_live._schema",
-    "find_peaks": "laue_live.spots",
-    "extract_cutouts": "laue_live.spots",
-    "characterize": "laue_live.spots",
-    "analyze_frame": "laue_live.spots",
-    "validate_frame": "laue_live.spots",
-    "fit_gaussians": "laue_live.spots",
-    "pos_star": "laue_live.spots",
-    "pos_from_star": "laue_live.spots",
-    "area_star": "laue_live.spots",
-    "area_from_star": "laue_live.spots",
-    "sim_from_sim0": "laue_live.spots",
-    "is_good_spot": "laue_live.spots",
-    "write_lauetools_dat": "laue_live.spots",
-    "read_lauetools_dat": "laue_live.spots",
+# module -> the public names it defines, imported on first access
+_LAZY: dict[str, tuple[str, ...]] = {
+    "laue_live._schema": ("SCHEMA_VERSION", "SPOT_COLUMNS", "FRAME_COLUMNS", "empty_spot_table",
+                          "conform_spot_table", "spot_arrow_schema"),
+    "laue_live._rules": ("pos_star", "pos_from_star", "area_star", "area_from_star", "sim_from_sim0",
+                         "sim0_from_fit", "is_good_spot"),
+    "laue_live.spots": ("find_peaks", "extract_cutouts", "validate_frame", "fit_gaussians",
+                        "write_lauetools_dat", "read_lauetools_dat"),
+    "laue_live.describe": ("characterize", "analyze_frame", "analyze_frames"),
 }
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", *_errors.__all__, *_MODULE_OF]
 
 
 def __getattr__(name: str):
-    module = _EXPORTS.get(name)
+    module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'laue_live' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
@@ -53,30 +44,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(__all__)
-
-
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from laue_live._schema import (  # noqa: F401
-        FRAME_COLUMNS,
-        SCHEMA_VERSION,
-        SPOT_COLUMNS,
-        conform_spot_table,
-        empty_spot_table,
-        spot_arrow_schema,
-    )
-    from laue_live.spots import (  # noqa: F401
-        analyze_frame,
-        area_from_star,
-        area_star,
-        characterize,
-        extract_cutouts,
-        find_peaks,
-        fit_gaussians,
-        is_good_spot,
-        pos_from_star,
-        pos_star,
-        read_lauetools_dat,
-        sim_from_sim0,
-        validate_frame,
-        write_lauetools_dat,
-    )

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from laue_live._rules import CUTOUT_SIZE, GOOD_DISTANCE, GOOD_SIM, SATURATION, SIM0_SPAN, SIM0_THRESHOLD
+
 __all__ = [
     "SCHEMA_VERSION",
     "SPOT_TABLE_NAME",
@@ -75,7 +77,8 @@ SPOT_COLUMNS: tuple[Column, ...] = (
     Column("d_col", "float32", "px", "Pos - s along columns (mu2 of the fit)"),
     Column("sim0", "float32", "",
            "cosine similarity of the background-subtracted cutout and the Gaussian model"),
-    Column("sim", "float32", "", "Sim = 0 if sim0 <= 0.85 else (sim0 - 0.85) / 0.15, in [0, 1]"),
+    Column("sim", "float32", "", f"Sim = 0 if sim0 <= {SIM0_THRESHOLD} else (sim0 - {SIM0_THRESHOLD}) / "
+           f"{SIM0_SPAN:g}, in [0, 1]"),
     Column("asp", "float32", "", "aspect ratio min(sigma)/max(sigma), in (0, 1]"),
     Column("area", "float32", "px^2", "pi * sigma_row * sigma_col"),
     Column("sigma_row", "float32", "px", "Gaussian standard deviation along rows"),
@@ -85,9 +88,10 @@ SPOT_COLUMNS: tuple[Column, ...] = (
     Column("intensity", "float32", "ADU",
            "integrated intensity: sum of background-subtracted cutout pixels"),
     Column("peak_intensity", "float32", "ADU", "value of the brightest pixel (raw, background included)"),
-    Column("good", "bool", "", "good-quality spot: sim > 0.5 and |Pos - s| <= 0.9 px"),
-    Column("edge", "bool", "", "the 32 x 32 cutout crossed the frame edge and was padded"),
-    Column("saturated", "bool", "", "the cutout holds at least one saturated pixel (65535)"),
+    Column("good", "bool", "", f"good-quality spot: sim > {GOOD_SIM} and |Pos - s| <= {GOOD_DISTANCE} px"),
+    Column("edge", "bool", "",
+           f"the {CUTOUT_SIZE} x {CUTOUT_SIZE} cutout crossed the frame edge and was padded"),
+    Column("saturated", "bool", "", f"the cutout holds at least one saturated pixel ({SATURATION:g})"),
     Column("converged", "bool", "", "the fit converged (always true for CNN predictions)"),
     Column("parent", "int32", "",
            "for a component of a double spot: the spot index it came from; -1 otherwise"),
@@ -120,7 +124,7 @@ def spot_dtypes() -> dict[str, np.dtype]:
 
 def empty_spot_table():
     """Return an empty spot table (pandas DataFrame) with every column at its schema dtype."""
-    import pandas as pd
+    import pandas as pd  # why: pandas (~0.5 s) loads with the first table, not with the column lists
 
     return pd.DataFrame({c.name: np.empty(0, dtype=c.dtype) for c in SPOT_COLUMNS})
 
@@ -141,7 +145,7 @@ def conform_spot_table(df, frame: int | None = None):
     ValueError
         If a schema column is missing.
     """
-    import pandas as pd
+    import pandas as pd  # why: pandas (~0.5 s) loads with the first table, not with the column lists
 
     df = df.copy() if frame is None else df.assign(frame=frame)
     missing = [c.name for c in SPOT_COLUMNS if c.name not in df.columns]
@@ -153,14 +157,14 @@ def conform_spot_table(df, frame: int | None = None):
 
 
 def _arrow_type(dtype: str):
-    import pyarrow as pa
+    import pyarrow as pa  # why: only the Arrow schemas need pyarrow
 
     return pa.string() if dtype == "str" else pa.from_numpy_dtype(np.dtype(dtype))
 
 
 def spot_arrow_schema():
     """Return the spot table as a :class:`pyarrow.Schema` (Tiled appendable tables, Arrow IPC)."""
-    import pyarrow as pa
+    import pyarrow as pa  # why: only the Arrow schemas need pyarrow
 
     return pa.schema([(c.name, _arrow_type(c.dtype)) for c in SPOT_COLUMNS],
                      metadata={"laue_live_schema_version": str(SCHEMA_VERSION)})
@@ -168,7 +172,7 @@ def spot_arrow_schema():
 
 def frame_arrow_schema():
     """Return the per-frame summary as a :class:`pyarrow.Schema`."""
-    import pyarrow as pa
+    import pyarrow as pa  # why: only the Arrow schemas need pyarrow
 
     return pa.schema([(c.name, _arrow_type(c.dtype)) for c in FRAME_COLUMNS],
                      metadata={"laue_live_schema_version": str(SCHEMA_VERSION)})

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from laue_live.cnn import good_mask
-from laue_live.spots import characterize, extract_cutouts, find_peaks
+from laue_live._rules import is_good_spot
+from laue_live.spots import extract_cutouts, find_peaks, fit_descriptors
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -33,8 +33,8 @@ def main() -> None:
         f = tifffile.imread(path)
         pk = np.asarray(find_peaks(f), dtype=np.int64).reshape(-1, 2)
         c = extract_cutouts(f, pk)
-        t = characterize(c, method="fit")
-        good = good_mask(t["sim"].to_numpy(), t["d_row"].to_numpy(), t["d_col"].to_numpy())
+        t = fit_descriptors(c)
+        good = is_good_spot(t["sim"].to_numpy(), t["d_row"].to_numpy(), t["d_col"].to_numpy())
         rng = np.random.default_rng(i)
         pick = np.sort(np.concatenate([rng.permutation(np.flatnonzero(good))[:60],
                                        rng.permutation(np.flatnonzero(~good))[:30]]))

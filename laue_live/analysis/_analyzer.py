@@ -75,12 +75,12 @@ class FrameAnalyzer:
     func
         Replace the analysis function ``func(frames) -> list[DataFrame]`` (tests inject faults here).
     pipeline
-        ``"numpy"``: :func:`laue_live.spots.analyze_frames`; ``"torch"``:
+        ``"numpy"``: :func:`laue_live.analyze_frames`; ``"torch"``:
         :class:`laue_live.pipeline.FramePipeline` on ``device`` (the whole per-frame path on the
         device; same tables, ``tests/pipeline``); ``"auto"`` (default): ``"torch"`` when a CUDA
         device is present, else ``"numpy"``. With ``func`` it is only recorded.
     **params
-        Passed to :func:`laue_live.spots.analyze_frames`, or to :class:`~laue_live.pipeline.FramePipeline`
+        Passed to :func:`laue_live.analyze_frames`, or to :class:`~laue_live.pipeline.FramePipeline`
         (``peak_params``, ``sim_variant``, ``precision``, ``batch_frames``, ``fit_options``).
 
     Attributes
@@ -121,7 +121,7 @@ class FrameAnalyzer:
         if self.pipeline == "torch":
             with self._pipe_lock:
                 return self._pipe.process(list(frames))
-        spots = importlib.import_module("laue_live.spots")
+        spots = importlib.import_module("laue_live.describe")
         batch = getattr(spots, "analyze_frames", None)
         if batch is not None:
             return list(batch(list(frames), method=self.method, **self._kwargs()))

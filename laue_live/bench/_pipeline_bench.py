@@ -456,8 +456,9 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
     """
     from tqdm.auto import tqdm
 
-    from laue_live.pipeline._pipeline import FramePipeline, resolve_device
-    from laue_live.spots import analyze_frames, extract_cutouts, find_peaks
+    from laue_live.describe import analyze_frames
+    from laue_live.pipeline import FramePipeline, resolve_device
+    from laue_live.spots import extract_cutouts, find_peaks
 
     t_bench = time.perf_counter()
     device = resolve_device(cfg.device)

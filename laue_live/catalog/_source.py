@@ -79,7 +79,7 @@ class CatalogCutoutSource:
     cache_dir
         Ground-truth cache; default ``$LAUE_LIVE_CACHE_DIR`` or ``~/.cache/laue-live/cutouts``.
     find_peaks_kwargs, fit_kwargs
-        Arguments of :func:`laue_live.spots.find_peaks` and :func:`laue_live.spots.characterize`;
+        Arguments of :func:`laue_live.spots.find_peaks` and :func:`laue_live.characterize`;
         part of the cache key.
     max_frames_per_run
         Read at most this many frames per run (the first ones).
@@ -109,7 +109,7 @@ class CatalogCutoutSource:
     @property
     def params_hash(self) -> str:
         """Hash of everything that changes the ground truth (peak search, fit, schema)."""
-        from laue_live.spots._cutouts import CUTOUT_SIZE
+        from laue_live._rules import CUTOUT_SIZE
 
         params = {"find_peaks": self.find_peaks_kwargs, "fit": {"method": "fit", **self.fit_kwargs},
                   "cutout": CUTOUT_SIZE, "schema": SCHEMA_VERSION}
@@ -151,8 +151,8 @@ class CatalogCutoutSource:
         os.replace(tmp, path)  # atomic: a killed training never leaves a half-written entry
 
     def _fit_frame(self, frame: np.ndarray, number: int):
-        from laue_live.spots import characterize, extract_cutouts, find_peaks
-        from laue_live.spots._cutouts import cutout_edge_mask
+        from laue_live.describe import characterize
+        from laue_live.spots import cutout_edge_mask, extract_cutouts, find_peaks
 
         peaks = np.asarray(find_peaks(frame, **self.find_peaks_kwargs), dtype=np.int64).reshape(-1, 2)
         if len(peaks) == 0:

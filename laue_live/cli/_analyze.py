@@ -146,7 +146,8 @@ def analyze(
         raise typer.BadParameter("must be 'fit' or 'cnn'", param_hint="--method")
     if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
         raise typer.BadParameter("table file must end in .csv or .parquet", param_hint="--out")
-    from laue_live.spots import analyze_frame, write_lauetools_dat
+    from laue_live.describe import analyze_frame
+    from laue_live.spots import write_lauetools_dat
 
     try:
         frame = load_frame(frame_path)

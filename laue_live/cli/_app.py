@@ -36,6 +36,7 @@ def _register() -> None:
         _bench,  # noqa: F401
         _catalog,  # noqa: F401
         _demo,  # noqa: F401
+        _index,  # noqa: F401
         _query,  # noqa: F401
         _reprocess,  # noqa: F401
         _serve,  # noqa: F401

@@ -188,7 +188,7 @@ def train_command(
             typer.echo("error: --lodo needs the five datasets, not --catalog", err=True)
             raise typer.Exit(2)
     else:
-        from laue_live.cnn._datasets import build_datasets
+        from laue_live.training import build_datasets
 
         typer.echo(f"datasets in {data_dir} (built if missing)")
         sets = build_datasets(data_dir, n_spots=n_spots)

@@ -26,7 +26,7 @@ def shared_frames() -> list[Path]:
 def _frame_set(path: Path):
     """Cutouts of a real frame with the exact fit's table (a ``SpotSet`` named after the file)."""
     from laue_live.cnn import collect
-    from laue_live.cnn._datasets import RealFrameSource
+    from laue_live.training import RealFrameSource
 
     return collect(RealFrameSource((str(path),), path.stem), drop_invalid=False)
 
@@ -38,7 +38,8 @@ def train_stream_command(*, out: Path, network: str | None, samples: int | None,
     """Train on the scene stream (see ``laue-live train --help``); write the model and, if asked, the report."""
     import torch
 
-    from laue_live.cnn import DESIGNS, SHIPPED_STREAM_CONFIG, StreamConfig, save_model, train_stream
+    from laue_live.cnn import DESIGNS, save_model
+    from laue_live.training import SHIPPED_STREAM_CONFIG, StreamConfig, train_stream
     from laue_live.cnn._stream_report import machine_description
 
     torch.set_num_threads(threads if threads > 0 else 1)
@@ -63,7 +64,7 @@ def train_stream_command(*, out: Path, network: str | None, samples: int | None,
     real = [_frame_set(p) for p in real_frames]
     sets, frames = [], {}
     if report is not None:
-        from laue_live.cnn._datasets import build_datasets
+        from laue_live.training import build_datasets
 
         typer.echo(f"evaluation datasets D1-D5 in {datasets_dir} (built if missing)")
         sets = build_datasets(datasets_dir, n_spots=n_spots)
@@ -109,7 +110,7 @@ def train_stream_command(*, out: Path, network: str | None, samples: int | None,
 
 
 def _stream_version() -> int:
-    from laue_live.cnn._stream_data import STREAM_VERSION
+    from laue_live.training import STREAM_VERSION
 
     return STREAM_VERSION
 
@@ -121,15 +122,15 @@ def _report(out: Path, report: Path, sets, frames, history, info, compare, confi
     from laue_live.cnn import save_model
     from laue_live.cnn._io import load_model
     from laue_live.cnn._pareto import pareto_table, standard_methods
-    from laue_live.cnn._stream_data import SceneStream
+    from laue_live.training import SceneStream
     from laue_live.cnn._stream_report import write_stream_model_card, write_stream_report
-    from laue_live.spots import characterize
+    from laue_live.spots import fit_descriptors
 
     models = {f"{info['network']} (shipped)": str(out), **dict(s.split("=", 1) for s in compare)}
     pareto, _ = pareto_table(standard_methods(models), frames)
     fit_self = {}
     for name, (c, t) in frames.items():
-        longer = characterize(c, method="fit", max_iter=200)
+        longer = fit_descriptors(c, max_iter=200)
         good = ((t["sim"] > 0.5) & (np.hypot(t["d_row"], t["d_col"]) <= 0.9)).to_numpy()
         e = np.hypot(longer["d_row"] - t["d_row"], longer["d_col"] - t["d_col"]).to_numpy()[good]
         fit_self[name] = {"n_good": int(good.sum()), "not converged": int((~t["converged"].to_numpy())[good].sum()),

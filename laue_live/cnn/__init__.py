@@ -1,7 +1,9 @@
 """The spot CNN: network, inference, training and evaluation (science layer: torch/numpy/pandas only).
 
 ``get_predictor(model=None, device="auto").predict(cutouts)`` is what
-``laue_live.characterize(cutouts, method="cnn")`` calls.
+``laue_live.characterize(cutouts, method="cnn")`` calls. Above :mod:`laue_live.spots` (the exact
+fit is the ground truth of training); never imports the simulator (its training sources are in
+:mod:`laue_live.training`).
 """
 
 from laue_live.cnn._architectures import DESIGNS, NetDesign, SpotNet, count_flops, make_network
@@ -11,17 +13,25 @@ from laue_live.cnn._data import (
     ArraySource,
     CutoutSource,
     FrameCutoutSource,
-    SimulatorCutoutSource,
     SpotSet,
     collect,
     resample_uniform,
 )
-from laue_live.cnn._descriptors import DESC_NAMES, cutout_columns, desc_from_table, good_mask, table_from_desc
+from laue_live.cnn._descriptors import (
+    DESC_NAMES,
+    WIDTH_LOG_RANGE,
+    cnn_columns,
+    desc_from_table,
+    table_from_desc,
+    width_from_star,
+    width_star,
+)
 from laue_live.cnn._io import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_metadata, save_model
 from laue_live.cnn._network import (
     ARCHITECTURES,
     Architecture,
     SpotCNN,
+    conv_trunk_and_head,
     fuse_batchnorm,
     int8_available,
     keras_parameter_count,
@@ -33,12 +43,9 @@ from laue_live.cnn._predictor import (
     Predictor,
     default_model_path,
     get_predictor,
-    resolve_device,
 )
 from laue_live.cnn._hybrid import polish, start_from_desc
-from laue_live.cnn._stream_data import SceneStream
 from laue_live.cnn._train import TrainConfig, TrainResult, prepare_training_set, train
-from laue_live.cnn._train_stream import SHIPPED_STREAM_CONFIG, StreamConfig, train_stream
 
 __all__ = [
     "ARCHITECTURES",
@@ -49,21 +56,19 @@ __all__ = [
     "DESC_NAMES",
     "DESIGNS",
     "NetDesign",
-    "SHIPPED_STREAM_CONFIG",
-    "SceneStream",
     "SpotNet",
-    "StreamConfig",
     "count_flops",
     "make_network",
     "polish",
     "start_from_desc",
-    "train_stream",
+    "WIDTH_LOG_RANGE",
+    "width_from_star",
+    "width_star",
     "FrameCutoutSource",
     "MODEL_FORMAT",
     "MODEL_FORMAT_VERSION",
     "NORMALISATIONS",
     "Predictor",
-    "SimulatorCutoutSource",
     "SpotCNN",
     "SpotSet",
     "TARGET_COLUMNS",
@@ -71,13 +76,13 @@ __all__ = [
     "TrainResult",
     "augment_batch",
     "collect",
-    "cutout_columns",
+    "conv_trunk_and_head",
+    "cnn_columns",
     "default_model_path",
     "desc_from_table",
     "dihedral",
     "fuse_batchnorm",
     "get_predictor",
-    "good_mask",
     "int8_available",
     "keras_parameter_count",
     "quantize_int8",
@@ -87,7 +92,6 @@ __all__ = [
     "prepare_training_set",
     "read_metadata",
     "resample_uniform",
-    "resolve_device",
     "save_model",
     "shift",
     "table_from_desc",

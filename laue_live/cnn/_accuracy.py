@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import erf
 
-from laue_live.cnn._descriptors import good_mask
+from laue_live._rules import is_good_spot
 
 __all__ = ["WIDTH_BANDS", "TARGETS", "clean_gaussians", "frame_scores", "band_errors", "meets_targets"]
 
@@ -96,8 +96,8 @@ def frame_scores(fit: pd.DataFrame, pred: pd.DataFrame) -> dict[str, float]:
     """
     f = {c: fit[c].to_numpy(np.float64) for c in ("sim", "d_row", "d_col", "asp", "area")}
     p = {c: pred[c].to_numpy(np.float64) for c in ("sim", "d_row", "d_col", "asp", "area")}
-    good = good_mask(f["sim"], f["d_row"], f["d_col"])
-    good_p = good_mask(p["sim"], p["d_row"], p["d_col"])
+    good = is_good_spot(f["sim"], f["d_row"], f["d_col"])
+    good_p = is_good_spot(p["sim"], p["d_row"], p["d_col"])
     e = np.hypot(p["d_row"] - f["d_row"], p["d_col"] - f["d_col"])[good]
     clip = 25 * np.pi
     n = max(len(good), 1)

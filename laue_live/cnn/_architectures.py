@@ -38,33 +38,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from laue_live.cnn._descriptors import WIDTH_LOG_RANGE
 
-__all__ = [
-    "NetDesign",
-    "DESIGNS",
-    "SpotNet",
-    "make_network",
-    "fold_batchnorm",
-    "WIDTH_LOG_RANGE",
-    "width_star",
-    "width_from_star",
-    "count_flops",
-]
+__all__ = ["NetDesign", "DESIGNS", "SpotNet", "make_network", "fold_batchnorm", "count_flops"]
 
-
-
-def width_star(sigma: torch.Tensor) -> torch.Tensor:
-    """Map a width (px) to ``W* = (ln sigma - ln 0.25) / (ln 8 - ln 0.25)`` clipped to [0, 1]."""
-    lo, hi = WIDTH_LOG_RANGE
-    return ((torch.log(sigma.clamp_min(1e-6)) - lo) / (hi - lo)).clamp(0, 1)
-
-
-def width_from_star(w):
-    """Inverse of :func:`width_star` (numpy or torch): sigma in px."""
-    lo, hi = WIDTH_LOG_RANGE
-    x = lo + (hi - lo) * w
-    return torch.exp(x) if isinstance(x, torch.Tensor) else math.e ** x
 
 
 @dataclass(frozen=True)

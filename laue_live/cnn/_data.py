@@ -1,10 +1,10 @@
 """Training data: spot sets (cutouts + fit descriptors), replaceable sources, Sim resampling.
 
 A :class:`CutoutSource` is anything that yields chunks of raw cutouts with the exact fit's
-descriptors; the trainer only ever sees :class:`SpotSet`. Sources here: in-memory arrays, the
-simulator (``laue_live.sim``, imported lazily), and real frames (peak search + exact fit of
-``laue_live.spots``). ``laue_live.catalog.CatalogCutoutSource`` (historical runs in Tiled) plugs in
-the same way.
+descriptors; the trainer only ever sees :class:`SpotSet`. Sources here: in-memory arrays and real
+frames (peak search + exact fit of ``laue_live.spots``). The simulator's sources live in
+:mod:`laue_live.training` (the live path never imports the simulator);
+``laue_live.catalog.CatalogCutoutSource`` (historical runs in Tiled) plugs in the same way.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+import tifffile
 
 from laue_live.cnn._descriptors import desc_from_table
+from laue_live.spots import extract_cutouts, find_peaks, fit_descriptors
 
 __all__ = [
     "TARGET_COLUMNS",
     "SpotSet",
     "CutoutSource",
     "ArraySource",
-    "SimulatorCutoutSource",
     "FrameCutoutSource",
     "collect",
     "resample_uniform",
@@ -154,72 +155,6 @@ class ArraySource:
         yield np.asarray(self.cutouts, dtype=np.float32), self.table
 
 
-def _fit_table(cutouts: np.ndarray) -> pd.DataFrame:
-    from laue_live.spots import characterize
-
-    return characterize(cutouts, method="fit")
-
-
-@dataclass
-class SimulatorCutoutSource:
-    """Simulated spot cutouts (``laue_live.sim.render_spot_cutouts``) with the exact fit as truth.
-
-    The simulator's true offsets are kept as ``true_d_row`` / ``true_d_col`` when it returns them.
-
-    Parameters
-    ----------
-    n
-        Number of cutouts.
-    shape_mix
-        Passed to ``render_spot_cutouts`` (which kinds of spot shapes, in what proportions).
-    seed
-        Seed of the simulator's random generator.
-    chunk
-        Cutouts rendered and fitted per chunk.
-    kwargs
-        Further keyword arguments of ``render_spot_cutouts`` (material, strain, ...).
-    """
-
-    n: int
-    shape_mix: object = None
-    seed: int = 0
-    name: str = "sim"
-    chunk: int = 2000
-    kwargs: dict = field(default_factory=dict)
-
-    def chunks(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
-        """Render, fit, yield."""
-        from laue_live.sim import render_spot_cutouts
-
-        rng = np.random.default_rng(self.seed)
-        done = 0
-        while done < self.n:
-            m = min(self.chunk, self.n - done)
-            kw = dict(self.kwargs)
-            if self.shape_mix is not None:
-                kw["shape_mix"] = self.shape_mix
-            res = render_spot_cutouts(m, rng=rng, **kw)
-            cutouts, truth = _split_sim_result(res)
-            table = _fit_table(cutouts)
-            if truth is not None:
-                for src, dst in (("d_row", "true_d_row"), ("d_col", "true_d_col")):
-                    if src in truth:
-                        table[dst] = np.asarray(truth[src], dtype=np.float64)
-            done += m
-            yield cutouts, table
-
-
-def _split_sim_result(res) -> tuple[np.ndarray, pd.DataFrame | None]:
-    """``render_spot_cutouts`` may return the cutouts alone or ``(cutouts, truth table)``."""
-    if isinstance(res, tuple):
-        cutouts, truth = res[0], res[1]
-        return np.asarray(cutouts, dtype=np.float32), pd.DataFrame(truth) if truth is not None else None
-    if hasattr(res, "cutouts"):
-        truth = getattr(res, "truth", None)
-        return np.asarray(res.cutouts, dtype=np.float32), pd.DataFrame(truth) if truth is not None else None
-    return np.asarray(res, dtype=np.float32), None
-
-
 @dataclass
 class FrameCutoutSource:
     """Cutouts of whole frames (real or simulated): peak search, cutouts, exact fit.
@@ -241,18 +176,14 @@ class FrameCutoutSource:
 
     def chunks(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
         """One chunk per frame."""
-        from laue_live.spots import extract_cutouts, find_peaks
-
         for frame in self.frames:
             if isinstance(frame, (str, Path)):
-                import tifffile
-
                 frame = tifffile.imread(frame)
             peaks = _peaks_array(find_peaks(frame, **self.find_peaks_kwargs))
             if len(peaks) == 0:
                 continue
             cutouts = extract_cutouts(frame, peaks)
-            table = _fit_table(cutouts)
+            table = fit_descriptors(cutouts)
             table["row0"] = peaks[:, 0]
             table["col0"] = peaks[:, 1]
             yield cutouts, table

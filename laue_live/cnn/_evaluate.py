@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from laue_live.cnn._data import SpotSet
+from laue_live.cnn._data import SpotSet, resample_uniform
 from laue_live.cnn._io import save_model
 from laue_live.cnn._metrics import comparison_table
 from laue_live.cnn._predictor import Predictor
@@ -107,8 +107,6 @@ def leave_one_dataset_out(
 
 def resampled_sim(sets: Sequence[SpotSet], config: TrainConfig | None = None) -> dict[str, np.ndarray]:
     """Sim of each set after the training resampling (for the paper's Figure 4, bottom row)."""
-    from laue_live.cnn._data import resample_uniform
-
     config = config or TrainConfig()
     rng = np.random.default_rng(config.seed)
     out = {}

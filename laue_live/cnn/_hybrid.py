@@ -4,7 +4,7 @@ The exact fit (:func:`laue_live.spots.fit_gaussians`) starts from moment estimat
 iterations on typical spots, up to its limit of 50 on irregular ones. A network that predicts the
 fit's centre and its widths along rows and columns (:class:`~laue_live.cnn.SpotNet` with
 ``widths_out``) puts the start next to the minimum; ``polish`` more iterations then give the fit's
-own answer, Sim included, and the table is the fit's (``characterize(method="fit")``) with the
+own answer, Sim included, and the table is the fit's (:func:`laue_live.spots.fit_descriptors`) with the
 network's start. Whether that is faster than the fit alone at the fit's accuracy is measured in
 ``docs/report/REPORT.md`` (the Pareto table).
 """
@@ -15,8 +15,11 @@ import math
 
 import numpy as np
 import pandas as pd
+import torch
 
-from laue_live.cnn._descriptors import POS_CLIP, WIDTH_LOG_RANGE
+from laue_live._rules import POS_CLIP
+from laue_live.cnn._descriptors import WIDTH_LOG_RANGE
+from laue_live.spots import fit_descriptors, moment_start
 
 __all__ = ["start_from_desc", "polish"]
 
@@ -42,10 +45,6 @@ def start_from_desc(desc, cutouts):
     torch.Tensor
         ``(N, 6)`` float32 on the cutouts' device, the ``start`` of :func:`laue_live.spots.fit_gaussians`.
     """
-    import torch
-
-    from laue_live.spots import moment_start
-
     c = torch.as_tensor(cutouts).float()
     d = torch.as_tensor(desc, device=c.device).float()
     if d.ndim != 2 or d.shape[1] < 7:
@@ -87,7 +86,7 @@ def polish(cutouts: np.ndarray, desc: np.ndarray, steps: int = 3, **kw) -> pd.Da
     steps
         Levenberg-Marquardt iterations (spots that meet the fit's tolerance stop earlier).
     **kw
-        Further arguments of ``characterize(method="fit")`` (``sim_variant``, ``saturation``, ...).
+        Further arguments of :func:`laue_live.spots.fit_descriptors` (``sim_variant``, ``saturation``, ...).
 
     Returns
     -------
@@ -95,9 +94,7 @@ def polish(cutouts: np.ndarray, desc: np.ndarray, steps: int = 3, **kw) -> pd.Da
         The columns of ``characterize(method="fit")``; ``converged`` is the fit's flag after the
         polish (False for spots that would have needed more iterations).
     """
-    from laue_live.spots import characterize
-
     if int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps!r}")
     start = start_from_desc(desc, cutouts).double().numpy()
-    return characterize(cutouts, method="fit", start=start, max_iter=int(steps), **kw)
+    return fit_descriptors(cutouts, start=start, max_iter=int(steps), **kw)

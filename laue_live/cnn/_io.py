@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from laue_live._errors import ModelError
 from laue_live.cnn._architectures import NetDesign, SpotNet
 from laue_live.cnn._network import Architecture, SpotCNN
-from laue_live.cnn._normalise import NORMALISATIONS
+from laue_live.cnn._normalise import NORMALISATIONS, normalise_torch
 
 __all__ = [
     "MODEL_FORMAT",
@@ -64,8 +66,6 @@ def save_model(
         Optional raw cutouts ``(K, 32, 32)`` (K ~ 256, typical of the training data), stored
         normalised as float16: the predictor calibrates int8 quantization on them at load time.
     """
-    from safetensors.torch import save_file
-
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {normalisation!r}")
     meta = {
@@ -79,8 +79,6 @@ def save_model(
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if calibration is not None:
-        from laue_live.cnn._normalise import normalise_torch
-
         cal = normalise_torch(torch.as_tensor(calibration, dtype=torch.float32), normalisation)
         tensors[CALIBRATION_KEY] = cal.reshape(-1, 1, *cal.shape[-2:]).to(torch.float16).contiguous()
     path = Path(path)
@@ -97,8 +95,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     ModelError
         If the file is missing, not a safetensors file, corrupted, or not a laue-live spot CNN.
     """
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist")
@@ -151,8 +147,6 @@ def load_model(
         Missing, corrupted or truncated file, foreign metadata, another architecture than ``expect``,
         or weights that do not match the architecture the header declares.
     """
-    from safetensors.torch import load_file
-
     meta = read_metadata(path)
     try:
         spec = meta["architecture"]

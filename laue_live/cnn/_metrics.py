@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from laue_live.cnn._descriptors import good_mask
+from laue_live._rules import AREA_REPORT_MAX, D_REPORT_RANGE, is_good_spot
 
 __all__ = ["r2", "comparison_table", "scores", "confusion", "position_error_vs_truth"]
-
-#: Reporting clips of SCIENCE.md: Area <= 25 pi px^2, Pos - s in [-16, 15] px.
-AREA_REPORT_CLIP = 25 * np.pi
-POS_REPORT_CLIP = (-16.0, 15.0)
 
 
 def r2(y: np.ndarray, yhat: np.ndarray) -> float:
@@ -34,18 +30,18 @@ def comparison_table(truth: pd.DataFrame, pred: pd.DataFrame) -> pd.DataFrame:
         {
             "sim": t["sim"],
             "sim_pred": p["sim"],
-            "d_row": np.clip(t["d_row"], *POS_REPORT_CLIP),
-            "d_col": np.clip(t["d_col"], *POS_REPORT_CLIP),
+            "d_row": np.clip(t["d_row"], *D_REPORT_RANGE),
+            "d_col": np.clip(t["d_col"], *D_REPORT_RANGE),
             "d_row_pred": p["d_row"],
             "d_col_pred": p["d_col"],
             "asp": t["asp"],
             "asp_pred": p["asp"],
-            "area": np.minimum(t["area"], AREA_REPORT_CLIP),
+            "area": np.minimum(t["area"], AREA_REPORT_MAX),
             "area_pred": p["area"],
         }
     )
-    out["good"] = good_mask(t["sim"], t["d_row"], t["d_col"])
-    out["good_pred"] = good_mask(p["sim"], p["d_row"], p["d_col"])
+    out["good"] = is_good_spot(t["sim"], t["d_row"], t["d_col"])
+    out["good_pred"] = is_good_spot(p["sim"], p["d_row"], p["d_col"])
     for c in ("true_d_row", "true_d_col"):
         if c in truth:
             out[c] = truth[c].to_numpy(np.float64)

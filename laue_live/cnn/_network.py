@@ -6,10 +6,13 @@ vector ``Desc = (Sim, Pos*_row, Pos*_col, Asp, Area*)`` of ``SCIENCE.md``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+
+from laue_live._rules import CUTOUT_SIZE
 
 __all__ = [
     "Architecture",
@@ -39,7 +42,7 @@ class Architecture:
 
     widths: tuple[int, ...] = (16, 16, 32, 32, 64, 128)
     dense: tuple[int, ...] = (112, 56, 22)
-    cutout: int = 32
+    cutout: int = CUTOUT_SIZE
     n_out: int = field(default=5)
 
     def to_dict(self) -> dict:
@@ -173,8 +176,7 @@ def quantize_int8(model: SpotCNN, calibration: torch.Tensor) -> nn.Module:
     project's CPUs (AVX-512 VNNI) it runs ~4-8x faster than float32 on one thread; the error
     introduced is measured in ``docs/report/REPORT.md``.
     """
-    import warnings
-
+    # why: torch.ao's FX quantization (torch.fx, ~0.3 s) loads only when an int8 network is built
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 

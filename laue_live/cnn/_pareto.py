@@ -167,12 +167,12 @@ def standard_methods(models: Mapping[str, str], *, polish_steps=(1, 2, 3), fit_s
     from laue_live.cnn._hybrid import polish
     from laue_live.cnn._io import load_model
     from laue_live.cnn._predictor import Predictor
-    from laue_live.spots import characterize
+    from laue_live.spots import fit_descriptors
 
-    out = [Method("exact fit", lambda c: characterize(c, method="fit"), kind="fit")]
+    out = [Method("exact fit", fit_descriptors, kind="fit")]
     for k in fit_steps:
         out.append(Method(f"fit, {k} iteration{'s' if k > 1 else ''}",
-                          lambda c, k=k: characterize(c, method="fit", max_iter=k), kind="fit"))
+                          lambda c, k=k: fit_descriptors(c, max_iter=k), kind="fit"))
     for label, path in models.items():
         net, _ = load_model(path)
         mflop = count_flops(net) / 1e6

@@ -14,13 +14,14 @@ import pandas as pd
 import torch
 
 from laue_live._errors import ModelError
+from laue_live._xp import resolve_device
 from laue_live.cnn._architectures import SpotNet
 from laue_live.cnn._descriptors import table_from_desc
 from laue_live.cnn._io import load_model
 from laue_live.cnn._network import fuse_batchnorm, int8_available, quantize_int8
 from laue_live.cnn._normalise import normalise_torch
 
-__all__ = ["DEFAULT_MODEL_NAME", "Predictor", "get_predictor", "default_model_path", "resolve_device"]
+__all__ = ["DEFAULT_MODEL_NAME", "Predictor", "get_predictor", "default_model_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,19 +53,6 @@ def default_model_path() -> Path:
         f"the default spot-CNN model {DEFAULT_MODEL_NAME} is not installed (looked in "
         f"{', '.join(map(str, candidates))}); pass model=<path to a .safetensors file>"
     )
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else the CPU (with a log line); anything else as given."""
-    if isinstance(device, str) and device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        logger.info("CUDA is not available: the spot CNN runs on the CPU")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r} requested but CUDA is not available; use device='auto' or 'cpu'")
-    return dev
 
 
 class Predictor:

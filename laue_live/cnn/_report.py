@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from laue_live._rules import AREA_CLIP, CUTOUT_SIZE, GOOD_DISTANCE, GOOD_SIM, POS_CLIP, is_good_spot
 from laue_live.cnn._data import SpotSet
+from laue_live.cnn._io import read_metadata
 from laue_live.cnn._metrics import confusion, position_error_vs_truth, scores
+from laue_live.cnn._network import Architecture, SpotCNN, keras_parameter_count
 
 __all__ = [
     "PAPER_TABLE3",
@@ -49,13 +53,14 @@ PAPER_TABLE2 = {"pct_bad_as_good": 1.3, "pct_good_as_bad": 2.1}
 #: Paper Table 5, ms per spot.
 PAPER_TABLE5 = {"cnn_gpu": 0.027, "cnn_cpu": 0.647, "lauetools": 2.089}
 
+_GOOD = f"Sim > {GOOD_SIM} and ||Pos - s|| <= {GOOD_DISTANCE} px"
 _COLS = ["n", "mae_sim", "r2_sim", "pos_err", "r2_pos", "mae_area", "r2_area", "mae_asp", "r2_asp"]
 _LOWER_BETTER = {"mae_sim", "pos_err", "mae_area", "mae_asp"}
 _INT_COLS = {"n", "good_as_good", "good_as_bad", "bad_as_good", "bad_as_bad"}
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # why: matplotlib (~0.5 s with pyplot) loads only for the report's figures
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -108,7 +113,7 @@ def plot_sim_histograms(
 def plot_error_histograms(cmp: pd.DataFrame, path: str | Path) -> Path:
     """2-D histograms of true Sim vs absolute errors of Area, Asp, Sim and position (Figure 6)."""
     plt = _plt()
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import LogNorm  # why: with matplotlib, only for the figures
 
     err = {
         "|error| Area (px$^2$)": np.abs(cmp["area"] - cmp["area_pred"]),
@@ -232,7 +237,7 @@ def write_report(
     ]
     for s in sets:
         t = s.table
-        good = ((t["sim"] > 0.5) & (np.hypot(t["d_row"], t["d_col"]) <= 0.9)).mean()
+        good = is_good_spot(t["sim"], t["d_row"], t["d_col"]).mean()
         n_real = int(t["real"].sum()) if "real" in t else 0
         lines.append(
             f"| {s.name} | {len(s):,} | {100 * good:.1f}% | {n_real} | {s.meta.get('description', '')} |"
@@ -248,8 +253,8 @@ def write_report(
         "",
         _md(tabs["table1"]),
         "",
-        "## Table 2: good / bad confusion (good: Sim > 0.5 and ||Pos - s|| <= 0.9 px; truth from the fit, "
-        "prediction from the CNN; % of all spots)",
+        f"## Table 2: good / bad confusion (good: {_GOOD}; truth from the fit, prediction from the CNN; "
+        "% of all spots)",
         "",
         _md(t2view, ".2f"),
         "",
@@ -261,7 +266,7 @@ def write_report(
         "## Table 3: good spots",
         "",
         "As in the paper's text, Table 3 restricts Table 1 to the spots the CNN predicts good "
-        "(predicted Sim > 0.5 and predicted ||Pos - s|| <= 0.9 px):",
+        f"(predicted {_GOOD}):",
         "",
         _md(tabs["table3"]),
         "",
@@ -365,9 +370,6 @@ def write_model_card(
     report: str = "docs/report/REPORT.md",
 ) -> Path:
     """Write a Markdown model card for ``model_path``: data, protocol, normalisation, version, metrics."""
-    from laue_live.cnn._io import read_metadata
-    from laue_live.cnn._network import Architecture, SpotCNN, keras_parameter_count
-
     meta = read_metadata(model_path)
     info = meta.get("info", {})
     arch = Architecture.from_dict(meta["architecture"])
@@ -431,9 +433,9 @@ def write_model_card(
         "## Limits",
         "",
         "- Trained on simulated frames plus two real BM32 frames; check on new detectors/distances (spots "
-        "must fit in 32 x 32 px).",
-        "- Positions saturate at +-1.1 px and areas at 5 pi px^2 (the training ranges); spots beyond are "
-        "bad by definition.",
+        f"must fit in {CUTOUT_SIZE} x {CUTOUT_SIZE} px).",
+        f"- Positions saturate at +-{POS_CLIP} px and areas at {AREA_CLIP / math.pi:g} pi px^2 (the training "
+        "ranges); spots beyond are bad by definition.",
         "",
     ]
     path = Path(path)

@@ -157,12 +157,12 @@ def write_stream_report(
     real = real_frame_table({"int8 (CPU)": p8, "float32": p32}, frames)
     real.to_csv(out / "real_frames.csv")
     gc, gt = clean_gaussians(200, seed=11)
-    from laue_live.spots import characterize
+    from laue_live.spots import fit_descriptors
 
     bands = pd.DataFrame({
         "network int8": band_errors(*p8.predict(gc)[["d_row", "d_col"]].to_numpy().T, gt).set_index("band")["median"],
         "network float32": band_errors(*p32.predict(gc)[["d_row", "d_col"]].to_numpy().T, gt).set_index("band")["median"],
-        "exact fit": band_errors(*characterize(gc)[["d_row", "d_col"]].to_numpy().T, gt).set_index("band")["median"],
+        "exact fit": band_errors(*fit_descriptors(gc)[["d_row", "d_col"]].to_numpy().T, gt).set_index("band")["median"],
     })
     bands["target"] = TARGETS["truth_median_per_band"]
     agg3 = tabs["table3"].loc["Aggregated"].to_dict()

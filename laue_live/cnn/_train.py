@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from laue_live._rules import area_star, pos_star
+from laue_live._xp import resolve_device
 from laue_live.cnn._augment import augment_batch
 from laue_live.cnn._data import CutoutSource, SpotSet, collect, resample_uniform
-from laue_live.cnn._descriptors import AREA_CLIP, POS_CLIP
 from laue_live.cnn._network import ARCHITECTURES, Architecture, SpotCNN
 from laue_live.cnn._normalise import normalise_torch
-from laue_live.cnn._predictor import resolve_device
 
 __all__ = ["TrainConfig", "TrainResult", "train", "prepare_training_set"]
 
@@ -112,9 +113,7 @@ def prepare_training_set(sets: Sequence[SpotSet], config: TrainConfig) -> SpotSe
 
 
 def _targets(sim, d_row, d_col, asp, area) -> torch.Tensor:
-    pr = ((d_row + POS_CLIP) / (2 * POS_CLIP)).clamp(0, 1)
-    pc = ((d_col + POS_CLIP) / (2 * POS_CLIP)).clamp(0, 1)
-    return torch.stack([sim, pr, pc, asp, (area / AREA_CLIP).clamp(0, 1)], dim=1)
+    return torch.stack([sim, pos_star(d_row), pos_star(d_col), asp, area_star(area)], dim=1)
 
 
 class _Tensors:
@@ -162,8 +161,6 @@ def train(
         Final-epoch model (eval mode, on the CPU) and a history with ``epoch, train_loss, val_loss,
         seconds`` (mean absolute error over the five descriptors).
     """
-    from tqdm.auto import tqdm
-
     config = config or TrainConfig()
     for k, v in overrides.items():
         if not hasattr(config, k):

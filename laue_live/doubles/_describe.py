@@ -10,28 +10,20 @@ import pandas as pd
 import torch
 
 from laue_live._errors import SpotTableError
+from laue_live._rules import CUTOUT_CENTRE, cosine_similarity, is_good_spot, shape_descriptors, sim_from_sim0
 from laue_live._schema import conform_spot_table
 from laue_live.doubles._fit import fit_two_gaussians
+from laue_live.doubles._predict import get_double_predictor
 
 __all__ = ["describe_doubles", "component_descriptors"]
 
 logger = logging.getLogger(__name__)
-
-_SIM0_THRESHOLD = 0.85
-_AREA_MAX = 25 * np.pi
 
 
 def _gauss(rr, cc, amp, r, c, sr, sc):
     return amp[:, None, None] / (2 * np.pi * sr * sc)[:, None, None] * np.exp(
         -0.5 * (((rr - r[:, None, None]) / sr[:, None, None]) ** 2
                 + ((cc - c[:, None, None]) / sc[:, None, None]) ** 2))
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-    den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
-    with np.errstate(all="ignore"):
-        return np.where(den > 0, (a * b).sum(1) / den, np.nan)
 
 
 def component_descriptors(cutouts: np.ndarray, comp: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -65,11 +57,11 @@ def component_descriptors(cutouts: np.ndarray, comp: pd.DataFrame) -> dict[str, 
     sub = x - bg[:, None, None]
     models = {k: _gauss(rr, cc, *(comp[f"{p}{k}"].to_numpy(np.float64) for p in
                                   ("amp", "row", "col", "sigma_row", "sigma_col"))) for k in (1, 2)}
-    pair = _cos(sub, models[1] + models[2])
+    pair = cosine_similarity(sub, models[1] + models[2])
     out = {}
     for k, other in ((1, 2), (2, 1)):
         own = sub - models[other]
-        sim0 = _cos(own, models[k])
+        sim0 = cosine_similarity(own, models[k])
         r, c = comp[f"row{k}"].to_numpy(np.float64), comp[f"col{k}"].to_numpy(np.float64)
         near = ((rr - r[:, None, None]) ** 2 + (cc - c[:, None, None]) ** 2) <= 1.5 ** 2
         masked = np.where(near, own, -np.inf).reshape(n, -1)
@@ -79,13 +71,14 @@ def component_descriptors(cutouts: np.ndarray, comp: pd.DataFrame) -> dict[str, 
         c0 = np.where(none, np.clip(np.rint(c), 0, w - 1), idx % w).astype(np.int64)
         sr, sc = comp[f"sigma_row{k}"].to_numpy(np.float64), comp[f"sigma_col{k}"].to_numpy(np.float64)
         with np.errstate(all="ignore"):
-            sim = np.where(sim0 > _SIM0_THRESHOLD, (sim0 - _SIM0_THRESHOLD) / (1 - _SIM0_THRESHOLD), 0.0)
+            sim = sim_from_sim0(sim0)
+            asp, area = shape_descriptors(sr, sc)
         out[k] = pd.DataFrame({
             "r0": r0, "c0": c0, "row": r, "col": c,
-            "sim0": sim0, "sim": np.clip(np.nan_to_num(sim), 0, 1),
+            "sim0": sim0, "sim": sim,
             "sigma_row": sr, "sigma_col": sc,
-            "asp": np.minimum(sr, sc) / np.maximum(sr, sc),
-            "area": np.minimum(np.pi * sr * sc, _AREA_MAX),
+            "asp": asp,
+            "area": area,
             "amplitude": comp[f"amp{k}"].to_numpy(np.float64),
             "intensity": own.sum(axis=(1, 2)),
             "peak_intensity": x[np.arange(n), np.clip(r0, 0, h - 1), np.clip(c0, 0, w - 1)],
@@ -157,8 +150,6 @@ def describe_doubles(cutouts, table: pd.DataFrame, *, predictor=None, model: str
     SpotTableError
         If the table and the cutouts do not match or a schema column is missing.
     """
-    from laue_live.doubles._predict import get_double_predictor
-
     cut = np.asarray(cutouts)
     if cut.ndim != 3 or cut.shape[0] != len(table):
         raise SpotTableError(f"describe_doubles needs one cutout per table row: {cut.shape} vs "
@@ -209,15 +200,15 @@ def describe_doubles(cutouts, table: pd.DataFrame, *, predictor=None, model: str
         par = parents.iloc[j]
         for k in (1, 2):
             d = desc[k].iloc[j]
-            s_row = int(par.row0) - 16 + int(d.r0)
-            s_col = int(par.col0) - 16 + int(d.c0)
+            s_row = int(par.row0) - CUTOUT_CENTRE + int(d.r0)
+            s_col = int(par.col0) - CUTOUT_CENTRE + int(d.c0)
             d_row, d_col = d.row - d.r0, d.col - d.c0
             f = int(par.frame)
             next_spot[f] += 1
-            good = bool(d.sim > 0.5 and np.hypot(d_row, d_col) <= 0.9 and converged[j])
+            good = bool(is_good_spot(d.sim, d_row, d_col) and converged[j])
             new_rows.append({
                 "frame": f, "spot": next_spot[f], "row0": s_row, "col0": s_col,
-                "row": int(par.row0) - 16 + d.row, "col": int(par.col0) - 16 + d.col,
+                "row": int(par.row0) - CUTOUT_CENTRE + d.row, "col": int(par.col0) - CUTOUT_CENTRE + d.col,
                 "d_row": d_row, "d_col": d_col, "sim0": d.sim0, "sim": d.sim, "asp": d.asp,
                 "area": d.area, "sigma_row": d.sigma_row, "sigma_col": d.sigma_col,
                 "amplitude": d.amplitude, "background": comp["background"].iat[j],

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from laue_live._rules import CUTOUT_SIZE
+
 __all__ = [
     "TwoGaussianFit",
     "fit_two_gaussians",
@@ -95,7 +97,7 @@ def _model_jac(q: torch.Tensor, rr: torch.Tensor, cc: torch.Tensor, jac: bool = 
     return model, torch.stack(cols, dim=-1)
 
 
-def gaussian_model(params, shape=(32, 32)) -> np.ndarray:
+def gaussian_model(params, shape=(CUTOUT_SIZE, CUTOUT_SIZE)) -> np.ndarray:
     """Evaluate the K-component model for physical parameters.
 
     Parameters

@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from laue_live._errors import ModelError
-from laue_live.cnn._network import conv_trunk_and_head
+from laue_live._rules import CUTOUT_SIZE
+from laue_live.cnn import conv_trunk_and_head
 
 __all__ = ["DoubleArchitecture", "DoubleNet", "save_double_model", "load_double_model",
            "DOUBLE_MODEL_FORMAT", "POS_SCALE", "N_OUT"]
@@ -53,7 +56,7 @@ class DoubleArchitecture:
 
     widths: tuple[int, ...] = (16, 16, 32, 32, 64, 128)
     dense: tuple[int, ...] = (192, 96)
-    cutout: int = 32
+    cutout: int = CUTOUT_SIZE
 
     def to_dict(self) -> dict:
         """JSON-friendly form."""
@@ -84,8 +87,6 @@ class DoubleNet(nn.Module):
 
 def save_double_model(path: str | Path, model: DoubleNet, *, info: dict[str, Any] | None = None) -> Path:
     """Write ``model`` as safetensors with a JSON metadata header (architecture, normalisation, info)."""
-    from safetensors.torch import save_file
-
     meta = {"format": DOUBLE_MODEL_FORMAT, "format_version": DOUBLE_MODEL_FORMAT_VERSION,
             "architecture": model.arch.to_dict(), "normalisation": "minmax",
             "pos_scale": POS_SCALE, "info": info or {}}
@@ -104,9 +105,6 @@ def load_double_model(path: str | Path) -> tuple[DoubleNet, dict[str, Any]]:
     ModelError
         Missing, unreadable or corrupted file, foreign format, or weights not matching the header.
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"double-spot model {path} does not exist")

@@ -12,8 +12,12 @@ import pandas as pd
 import torch
 
 from laue_live._errors import ModelError
+from laue_live._rules import CUTOUT_CENTRE
+from laue_live._xp import resolve_device
+from laue_live.cnn import fuse_batchnorm, int8_available, quantize_int8
 from laue_live.doubles._fit import fit_two_gaussians
 from laue_live.doubles._network import POS_SCALE, load_double_model
+from laue_live.doubles._synth import make_doubles
 
 __all__ = ["DoublePredictor", "get_double_predictor", "decode_outputs", "linear_amplitudes",
            "default_double_model_path",
@@ -56,7 +60,7 @@ def decode_outputs(out: np.ndarray, threshold: float = 0.5, min_separation: floa
     swap = dbl & (frac < 0.5)
     a[swap], b[swap] = out[swap, 5:9], out[swap, 1:5]
     f1 = np.where(swap, 1 - frac, frac)
-    c = 16.0
+    c = float(CUTOUT_CENTRE)
     df = pd.DataFrame({
         "p_double": p, "n_components": np.where(dbl, 2, 1),
         "row1": c + POS_SCALE * a[:, 0], "col1": c + POS_SCALE * a[:, 1],
@@ -133,11 +137,7 @@ class DoublePredictor:
                  quantize: bool = False) -> None:
         self.path = Path(model) if model is not None else default_double_model_path()
         net, self.metadata = load_double_model(self.path)
-        from laue_live.cnn import resolve_device
-
         self.device = resolve_device(device)
-        from laue_live.cnn import fuse_batchnorm
-
         # same trunk layout as the spot CNN: fold batch norm into the convolutions for inference
         self.arch = net.arch
         self.quantized = bool(quantize)
@@ -151,10 +151,6 @@ class DoublePredictor:
         self._lock = threading.Lock()
 
     def _int8(self, net):
-        from laue_live.cnn import quantize_int8
-        from laue_live.cnn._network import int8_available
-        from laue_live.doubles._synth import make_doubles
-
         if self.device.type != "cpu" or not int8_available():
             raise ModelError(f"int8 inference needs the CPU and an int8 engine (device={self.device})")
         # deterministic calibration set: simulated singles and doubles from a fixed seed

@@ -24,30 +24,31 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tifffile
 
+from laue_live._rules import (
+    CUTOUT_CENTRE,
+    CUTOUT_SIZE,
+    SATURATION,
+    cosine_similarity,
+    is_good_spot,
+    sim_from_sim0,
+)
 from laue_live.doubles._fit import fit_one_gaussian
 
-__all__ = ["RealSpotBank", "make_doubles", "TRUTH_COLUMNS", "CUTOUT", "sim0_background_subtracted"]
+__all__ = ["RealSpotBank", "make_doubles", "TRUTH_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
-CUTOUT = 32
 _CANVAS = 64
 _C = _CANVAS // 2
-SATURATION = 65535.0
+# the brightest pixel of a canvas is sought where a whole cutout around it fits
+_INSIDE = slice(CUTOUT_CENTRE, _CANVAS - CUTOUT_SIZE + CUTOUT_CENTRE + 1)
 
 #: Columns of the truth table returned by :func:`make_doubles` (cutout coordinates, px; ADU px^2).
 TRUTH_COLUMNS = ("n_spots", "row1", "col1", "sigma_row1", "sigma_col1", "amp1",
                  "row2", "col2", "sigma_row2", "sigma_col2", "amp2",
                  "separation", "ratio", "real")
-
-
-def sim0_background_subtracted(cutout: np.ndarray, model_no_bg: np.ndarray, background: float) -> float:
-    """SCIENCE.md's Sim0 on the background-subtracted cutout (cosine similarity with the model)."""
-    a = cutout.astype(np.float64).ravel() - background
-    m = model_no_bg.astype(np.float64).ravel()
-    den = np.sqrt((a * a).sum() * (m * m).sum())
-    return float((a * m).sum() / den) if den > 0 else 0.0
 
 
 @dataclass
@@ -84,8 +85,6 @@ class RealSpotBank:
         device
             Torch device of the single-Gaussian fits.
         """
-        import tifffile
-
         data_dir = Path(data_dir)
         frames, rows = [], []
         for fi, tif in enumerate(sorted(data_dir.glob("nw1_*.tif"))):
@@ -111,22 +110,23 @@ class RealSpotBank:
         if not rows:
             return cls(frames, pd.DataFrame())
         idx = np.array(rows)
-        cut = np.stack([frames[f][r - 16:r + 16, c - 16:c + 16] for f, r, c in idx])
+        lo, hi = CUTOUT_CENTRE, CUTOUT_SIZE - CUTOUT_CENTRE
+        cut = np.stack([frames[f][r - lo:r + hi, c - lo:c + hi] for f, r, c in idx])
         fit = fit_one_gaussian(cut, device=device)
         p = fit.params
-        model = _render(p[:, None, :5], (CUTOUT, CUTOUT))
-        sim0 = np.array([sim0_background_subtracted(cut[i], model[i], p[i, 5]) for i in range(len(cut))])
+        model = _render(p[:, None, :5], (CUTOUT_SIZE, CUTOUT_SIZE))
+        sim0 = cosine_similarity(cut - p[:, 5, None, None], model)  # SCIENCE.md's background-subtracted Sim0
         border = np.concatenate([cut[:, :3].reshape(len(cut), -1), cut[:, -3:].reshape(len(cut), -1)], 1)
         noise = 1.4826 * np.median(np.abs(border - np.median(border, 1, keepdims=True)), 1)
         height = p[:, 0] / (2 * np.pi * p[:, 3] * p[:, 4])
         df = pd.DataFrame({
             "frame": idx[:, 0], "row0": idx[:, 1], "col0": idx[:, 2],
-            "row": idx[:, 1] - 16 + p[:, 1], "col": idx[:, 2] - 16 + p[:, 2],
+            "row": idx[:, 1] - CUTOUT_CENTRE + p[:, 1], "col": idx[:, 2] - CUTOUT_CENTRE + p[:, 2],
             "sigma_row": p[:, 3], "sigma_col": p[:, 4], "amp": p[:, 0], "background": p[:, 5],
             "noise": np.maximum(noise, 1.0), "sim0": sim0, "height": height,
         })
-        d = np.hypot(p[:, 1] - 16, p[:, 2] - 16)
-        good = (fit.converged & (sim0 > 0.925) & (d <= 0.9) & (height >= min_peak)
+        d_row, d_col = p[:, 1] - CUTOUT_CENTRE, p[:, 2] - CUTOUT_CENTRE
+        good = (fit.converged & is_good_spot(sim_from_sim0(sim0), d_row, d_col) & (height >= min_peak)
                 & (cut.max(axis=(1, 2)) < SATURATION) & (p[:, 3] < 4) & (p[:, 4] < 4))
         df = df[good].reset_index(drop=True)
         logger.info("real spot bank: %d good isolated spots of %d listed", len(df), len(idx))
@@ -205,7 +205,7 @@ def make_doubles(n: int, *, rng: np.random.Generator, bank: RealSpotBank | None 
     seps = sep if sep is not None else rng.uniform(*sep_range, size=n)
     ratios = ratio if ratio is not None else np.exp(rng.uniform(*np.log(ratio_range), size=n))
     theta = rng.uniform(0, 2 * np.pi, size=n)
-    out = np.empty((n, CUTOUT, CUTOUT), np.float32)
+    out = np.empty((n, CUTOUT_SIZE, CUTOUT_SIZE), np.float32)
     truth = np.full((n, len(TRUTH_COLUMNS)), np.nan)
     for i in range(n):
         if is_real[i]:
@@ -218,12 +218,13 @@ def make_doubles(n: int, *, rng: np.random.Generator, bank: RealSpotBank | None 
         comps[:, 1:3] = pts
         if k % 2:  # an odd number of quarter turns swaps the row and column widths
             comps[:, [3, 4]] = comps[:, [4, 3]]
-        centre = canvas[16:49, 16:49]
+        centre = canvas[_INSIDE, _INSIDE]
         j = int(np.argmax(centre))
-        pr, pc = 16 + j // centre.shape[1], 16 + j % centre.shape[1]
-        out[i] = canvas[pr - 16:pr + 16, pc - 16:pc + 16]
-        comps[:, 1] -= pr - 16
-        comps[:, 2] -= pc - 16
+        pr, pc = _INSIDE.start + j // centre.shape[1], _INSIDE.start + j % centre.shape[1]
+        top, left = pr - CUTOUT_CENTRE, pc - CUTOUT_CENTRE
+        out[i] = canvas[top:top + CUTOUT_SIZE, left:left + CUTOUT_SIZE]
+        comps[:, 1] -= top
+        comps[:, 2] -= left
         order = np.argsort(-comps[:, 0])
         comps = comps[order]
         row = truth[i]

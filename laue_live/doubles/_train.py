@@ -8,6 +8,7 @@ no example is seen twice; the real spots of one frame are held out for validatio
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import time
@@ -17,9 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
+from laue_live._rules import CUTOUT_CENTRE
+from laue_live.cnn import load_model
 from laue_live.doubles._network import POS_SCALE, DoubleArchitecture, DoubleNet, save_double_model
-from laue_live.doubles._synth import CUTOUT, RealSpotBank, make_doubles
+from laue_live.doubles._predict import decode_outputs
+from laue_live.doubles._synth import RealSpotBank, make_doubles
 
 __all__ = ["DoubleTrainConfig", "train_double_net", "targets_from_truth", "double_loss", "split_bank",
            "normalise"]
@@ -72,7 +77,7 @@ def normalise(cutouts) -> torch.Tensor:
 
 def targets_from_truth(truth: pd.DataFrame) -> dict[str, torch.Tensor]:
     """Training targets from a :func:`make_doubles` truth table."""
-    c = CUTOUT // 2
+    c = CUTOUT_CENTRE
     dbl = truth["n_spots"].to_numpy() == 2
     slots = np.zeros((len(truth), 2, 4), np.float32)
     for k in (1, 2):
@@ -114,16 +119,12 @@ def split_bank(bank: RealSpotBank, val_frame: int = 0) -> tuple[RealSpotBank, Re
 
 
 def _load_trunk(net: DoubleNet, path: str) -> None:
-    from laue_live.cnn import load_model
-
     spot, _ = load_model(path)
     net.features.load_state_dict(spot.features.state_dict())
 
 
 @torch.no_grad()
 def _validate(net: DoubleNet, x: torch.Tensor, truth: pd.DataFrame) -> dict[str, float]:
-    from laue_live.doubles._predict import decode_outputs
-
     net.eval()
     out = torch.cat([net(x[i:i + 512]) for i in range(0, len(x), 512)]).numpy()
     net.train()
@@ -147,8 +148,6 @@ def train_double_net(config: DoubleTrainConfig, bank: RealSpotBank | None, out_p
         Training record (config, steps, examples, history of validation metrics), also stored in
         the model file's metadata.
     """
-    from tqdm.auto import tqdm
-
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -208,8 +207,6 @@ def train_double_net(config: DoubleTrainConfig, bank: RealSpotBank | None, out_p
 
 
 def _main(argv: list[str] | None = None) -> None:
-    import argparse
-
     p = argparse.ArgumentParser(description="Train the double-spot network on synthetic doubles made from "
                                 "real BM32 spots (frame nw1_0001; nw1_0000 held out) and simulated spots.")
     p.add_argument("--data", default="../shared/data/bm32", help="folder with the BM32 frames and peak lists")

@@ -30,6 +30,8 @@ __all__ = [
     "kf_unit_vectors",
     "project_to_detector",
     "pixel_to_angles",
+    "pixel_to_kf",
+    "detector_pixels",
     "rotation_matrix",
     "random_rotation",
 ]
@@ -62,6 +64,46 @@ def kf_unit_vectors(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uf, HC_KEV_ANGSTROM * inv_lambda
 
 
+def _plane_pixels(u: np.ndarray, calibration: Calibration, source_offset: float = 0.0):
+    """LaueTools ``X, Y`` where unit rays ``u`` (LT2 frame) from the sample meet the detector plane.
+
+    Also returns ``u . n`` (n the plane normal): the ray goes towards the plane where it is > 0.
+    """
+    xbet, xgam = np.radians(calibration.xbet), np.radians(calibration.xgam)
+    n = np.array([0.0, np.sin(xbet), np.cos(xbet)])
+    dd = calibration.dd
+    scal = u @ n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if source_offset:
+            # source at I' = I + offset * beam (LT2 y); distance of I' to the plane along n shrinks
+            src = np.array([0.0, source_offset, 0.0])
+            dist = dd - src @ n
+            im = u * (dist / scal)[:, None] + src
+        else:
+            im = u * (dd / scal)[:, None]
+    om = im - dd * n
+    xca0 = om[:, 0]
+    yca0 = om[:, 1] / np.cos(xbet)  # in-plane coordinate along the plane's "up-the-beam" axis
+    cg, sg = np.cos(-xgam), np.sin(-xgam)
+    X = calibration.xcen + (cg * xca0 + sg * yca0) / calibration.pixel_size
+    Y = calibration.ycen + (-sg * xca0 + cg * yca0) / calibration.pixel_size
+    return X, Y, scal
+
+
+def detector_pixels(uf: np.ndarray, calibration: Calibration) -> tuple[np.ndarray, np.ndarray]:
+    """0-based ``(row, col)`` where rays along ``uf`` (LaueTools frame, any length) hit the detector.
+
+    The lean form of :func:`project_to_detector` for fits that call it many times; NaN where a ray
+    does not go towards the detector plane.
+    """
+    uf = np.asarray(uf, dtype=float)
+    u = np.stack([-uf[:, 1], uf[:, 0], uf[:, 2]], axis=1)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    X, Y, scal = _plane_pixels(u, calibration)
+    ok = scal > 1e-9
+    return np.where(ok, Y - 1.0, np.nan), np.where(ok, X - 1.0, np.nan)
+
+
 def project_to_detector(
     uf: np.ndarray, calibration: Calibration, source_offset: float = 0.0
 ) -> dict[str, np.ndarray]:
@@ -89,27 +131,8 @@ def project_to_detector(
     # LaueTools frame -> LT2 frame
     u = np.stack([-uf[:, 1], uf[:, 0], uf[:, 2]], axis=1)
     u /= np.linalg.norm(u, axis=1, keepdims=True)
-    xbet, xgam = np.radians(calibration.xbet), np.radians(calibration.xgam)
-    n = np.array([0.0, np.sin(xbet), np.cos(xbet)])
-    dd = calibration.dd
-    scal = u @ n
+    X, Y, scal = _plane_pixels(u, calibration, source_offset)
     hits = scal > 1e-9
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if source_offset:
-            # source at I' = I + offset * beam (LT2 y); distance of I' to the plane along n shrinks
-            src = np.array([0.0, source_offset, 0.0])
-            dist = dd - src @ n
-            im = u * (dist / scal)[:, None] + src
-        else:
-            im = u * (dd / scal)[:, None]
-    om = im - dd * n
-    xca0 = om[:, 0]
-    yca0 = om[:, 1] / np.cos(xbet)  # in-plane coordinate along the plane's "up-the-beam" axis
-    cg, sg = np.cos(-xgam), np.sin(-xgam)
-    x1 = cg * xca0 + sg * yca0
-    y1 = -sg * xca0 + cg * yca0
-    X = calibration.xcen + x1 / calibration.pixel_size
-    Y = calibration.ycen + y1 / calibration.pixel_size
     two_theta = np.degrees(np.arccos(np.clip(u[:, 1], -1, 1)))
     with np.errstate(divide="ignore", invalid="ignore"):
         chi = np.degrees(np.arctan(-u[:, 0] / u[:, 2]))
@@ -129,10 +152,12 @@ def project_to_detector(
     }
 
 
-def pixel_to_angles(
-    row: np.ndarray, col: np.ndarray, calibration: Calibration
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(2theta, chi)`` in degrees of 0-based pixel positions (inverse of :func:`project_to_detector`)."""
+def pixel_to_kf(row: np.ndarray, col: np.ndarray, calibration: Calibration) -> np.ndarray:
+    """Return the unit vectors of the scattered rays through 0-based pixel positions, LaueTools frame.
+
+    The inverse of :func:`project_to_detector` for the direction: ``(..., 3)`` unit vectors ``u_f``
+    (x along the beam, z up). The scattering vector of a spot points along ``u_f - (1, 0, 0)``.
+    """
     X = np.asarray(col, dtype=float) + 1.0
     Y = np.asarray(row, dtype=float) + 1.0
     xbet, xgam = np.radians(calibration.xbet), np.radians(calibration.xgam)
@@ -141,16 +166,24 @@ def pixel_to_angles(
     cg, sg = np.cos(-xgam), np.sin(-xgam)
     xca0 = cg * x1 - sg * y1
     yca0 = sg * x1 + cg * y1
+    # the point on the detector in LT2 (y along the beam), then back to the LaueTools frame
     m = np.stack(
         [
-            xca0,
             calibration.dd * np.sin(xbet) + yca0 * np.cos(xbet),
+            -xca0,
             calibration.dd * np.cos(xbet) - yca0 * np.sin(xbet),
         ],
         axis=-1,
     )
-    u = m / np.linalg.norm(m, axis=-1, keepdims=True)
-    return np.degrees(np.arccos(u[..., 1])), np.degrees(np.arctan(-u[..., 0] / u[..., 2]))
+    return m / np.linalg.norm(m, axis=-1, keepdims=True)
+
+
+def pixel_to_angles(
+    row: np.ndarray, col: np.ndarray, calibration: Calibration
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(2theta, chi)`` in degrees of 0-based pixel positions (inverse of :func:`project_to_detector`)."""
+    u = pixel_to_kf(row, col, calibration)
+    return np.degrees(np.arccos(u[..., 0])), np.degrees(np.arctan(u[..., 1] / u[..., 2]))
 
 
 def rotation_matrix(axis, angle_deg: float) -> np.ndarray:

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
+from laue_live.cnn import get_predictor, normalise_torch
+
 __all__ = ["CNNRunner", "bucket_pieces", "cpu_has_bf16"]
 
 #: Number of bucket sizes of the compiled network: ``chunk // 4**k`` for ``k < _N_BUCKETS``; it stays
@@ -132,8 +134,6 @@ class CNNRunner:
         predictor=None,
         compile: bool | str = "auto",
     ) -> None:
-        from laue_live.cnn import get_predictor
-
         self.device = torch.device(device)
         dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
         if compile not in ("auto", True, False):
@@ -241,8 +241,6 @@ class CNNRunner:
 
         ``rows`` > ``len(cut)`` pads with zero cutouts (a valid input: normalised zeros).
         """
-        from laue_live.cnn import normalise_torch
-
         x = normalise_torch(cut, self.normalisation).to(self.dtype)
         if rows is not None and rows > len(x):
             x = torch.cat([x, x.new_zeros((rows - len(x), *x.shape[1:]))])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from laue_live._rules import CUTOUT_SIZE
+
 __all__ = ["gather_cutouts"]
 
 
@@ -14,7 +16,7 @@ def gather_cutouts(
     frame: torch.Tensor,
     row: torch.Tensor,
     col: torch.Tensor,
-    size: int = 32,
+    size: int = CUTOUT_SIZE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut ``size x size`` windows around peaks of a batch of frames, in one gather.
 

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from laue_live._rules import SATURATION
+
 __all__ = ["PeakBatch", "find_peaks_torch", "frames_to_float", "peaks_from_float", "uint16_to_float_"]
 
 log = logging.getLogger(__name__)
@@ -198,7 +200,7 @@ def find_peaks_torch(
     block: int = 16,
     min_pixels: int = 2,
     merge_radius: float = 4.0,
-    saturation: float | None = 65535.0,
+    saturation: float | None = SATURATION,
 ) -> PeakBatch:
     """Find the initial peak ``s`` of every spot of a batch of frames, on the frames' device.
 
@@ -250,7 +252,7 @@ def peaks_from_float(
     block: int = 16,
     min_pixels: int = 2,
     merge_radius: float = 4.0,
-    saturation: float | None = 65535.0,
+    saturation: float | None = SATURATION,
 ) -> PeakBatch:
     """:func:`find_peaks_torch` on frames already converted by :func:`frames_to_float`.
 

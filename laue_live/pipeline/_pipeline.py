@@ -4,18 +4,23 @@ Per batch of frames: host ``uint16`` -> device (pinned staging buffers and a cop
 so that the copy of batch ``i + 1`` overlaps the compute of batch ``i``) -> float conversion and
 block background -> threshold and sparse connected components -> cutouts gathered on the device ->
 exact fit or CNN -> one descriptor block ``(N, 18)`` float64 (12 descriptors, frame/row/col, 3
-flags) and the per-frame counts back to the host in two copies -> one schema DataFrame per frame.
+flags) and the per-frame counts back to the host in two copies -> one schema DataFrame per frame
+(:func:`laue_live.spots.spot_table_from_descriptors`, as on the CPU path) -> with ``doubles=True``,
+the double-spot step of :mod:`laue_live.doubles` on each frame's table.
 There is no per-spot Python; the host waits on the device only where a size is data-dependent
 (the number of masked pixels and of peaks, the convergence of the labelling and of the fit): with
 the CNN 7 times per batch (see :mod:`laue_live.pipeline._peaks`; the exact fit adds its own),
 never per frame when frames are batched.
 
-The results equal :func:`laue_live.analyze_frames` (same peaks, same cutouts, same descriptors up
-to float rounding; the CNN in reduced precision differs by a few 1e-3): ``tests/pipeline``.
+The descriptor columns are those of the CPU path, written once against the array layer
+(:func:`laue_live.spots.fit_columns`, :func:`laue_live.cnn.cnn_columns`), so the results equal
+:func:`laue_live.analyze_frames` (same peaks, same cutouts, same descriptors up to float rounding;
+the CNN in reduced precision differs by a few 1e-3): ``tests/pipeline``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -30,40 +35,37 @@ from typing import Any
 import numpy as np
 import torch
 
-from laue_live._errors import FrameError, SettingsError
-from laue_live._schema import SPOT_COLUMNS, empty_spot_table
+from laue_live._errors import FrameError
+from laue_live._rules import SATURATION
+from laue_live._schema import empty_spot_table
+from laue_live._xp import resolve_device
+from laue_live.cnn import cnn_columns, start_from_desc
+from laue_live.doubles import describe_doubles, get_double_predictor
+from laue_live.pipeline._cnn import CNNRunner
 from laue_live.pipeline._cutouts import gather_cutouts
-from laue_live.pipeline._describe import HOST_FLOAT_COLUMNS, cnn_columns, fit_columns
 from laue_live.pipeline._peaks import frames_to_float, peaks_from_float
-from laue_live.spots import DEFAULT_PEAK_PARAMS
+from laue_live.spots import (
+    DEFAULT_PEAK_PARAMS,
+    DESCRIPTOR_COLUMNS,
+    FLAG_COLUMNS,
+    fit_columns,
+    fit_gaussians,
+    spot_table_from_descriptors,
+    validate_frame,
+)
 
-__all__ = ["FramePipeline", "resolve_device", "STAGES"]
+__all__ = ["FramePipeline", "HOST_FLOAT_COLUMNS", "STAGES"]
 
 log = logging.getLogger(__name__)
 
 #: Stage names of :attr:`FramePipeline.timings` (seconds per batch, recorded with ``profile=True``).
 STAGES = ("h2d", "peaks", "cutouts", "describe", "d2h", "table")
 
+#: Float columns of the descriptor block, in the order of the (N, 12) float64 array sent to the host.
+HOST_FLOAT_COLUMNS = tuple(c for c in DESCRIPTOR_COLUMNS if c not in FLAG_COLUMNS)
+
 # the CPU peak search's defaults: both paths must find the same peaks
 _PEAK_DEFAULTS = dict(DEFAULT_PEAK_PARAMS)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: the first CUDA device if there is one, else the CPU; otherwise as given.
-
-    Raises
-    ------
-    SettingsError
-        A CUDA device is asked for but CUDA is not available.
-    """
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SettingsError(
-            f"device {str(device)!r} requested but CUDA is not available here; use 'cpu' or 'auto'"
-        )
-    return dev
 
 
 @dataclass
@@ -81,6 +83,7 @@ class _Staged:
 class _Result:
     staged: _Staged
     host: tuple[torch.Tensor, ...] | None = None  # block, counts (maybe still copying)
+    cutouts: torch.Tensor | None = None  # on the host, for the double-spot step (maybe still copying)
     event: Any = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -110,6 +113,13 @@ class FramePipeline:
         ``"background"`` (default) or ``"raw"`` Sim0 (fit only; see :func:`laue_live.characterize`).
     fit_options
         Passed to :func:`laue_live.spots.fit_gaussians` (``dtype``, ``max_iter``, ``xtol``, ``ftol``).
+    doubles
+        Describe overlapping spots as :func:`laue_live.analyze_frames` does with ``doubles=True``:
+        each spot the single-spot model calls bad is examined by the double-spot model
+        (:func:`laue_live.doubles.describe_doubles`, on ``device``), and a double becomes two rows.
+        The cutouts of each batch then come back to the host too.
+    doubles_model
+        Weights of the double-spot model (default: the shipped one).
     on_error
         ``"raise"`` (default, as :func:`laue_live.analyze_frames`): an invalid frame raises
         :class:`~laue_live.FrameError`; ``"record"``: it gets an empty table whose
@@ -147,6 +157,8 @@ class FramePipeline:
         peak_params: dict | None = None,
         sim_variant: str = "background",
         fit_options: dict | None = None,
+        doubles: bool = False,
+        doubles_model=None,
         on_error: str = "raise",
         profile: bool = False,
         cnn=None,
@@ -175,9 +187,13 @@ class FramePipeline:
             raise ValueError("batch_frames must be >= 1")
         self.cnn = None
         if method == "cnn":
-            from laue_live.pipeline._cnn import CNNRunner
-
             self.cnn = cnn or CNNRunner(self.device, model, precision=precision, compile=cnn_compile)
+        self.doubles = bool(doubles)
+        self._doubles = None
+        if self.doubles:  # loaded now: a missing or broken model is a clear error here, not failed frames
+            self._doubles = functools.partial(
+                describe_doubles, predictor=get_double_predictor(doubles_model, device=str(self.device)),
+                device=self.device)
         self.timings: dict[str, list[float]] = defaultdict(list)
         self._cuda = self.device.type == "cuda"
         #: Threads that copy a batch's frames into the pinned staging buffer (CUDA only).
@@ -211,8 +227,6 @@ class FramePipeline:
         if frame_numbers is not None and len(frame_numbers) != len(frames):
             raise ValueError(f"{len(frames)} frames but {len(frame_numbers)} frame numbers")
         if self.on_error == "raise":
-            from laue_live.spots import validate_frame
-
             for f in frames:
                 validate_frame(f)
         return list(self.stream(frames, frame_numbers))
@@ -258,8 +272,6 @@ class FramePipeline:
     # ------------------------------------------------------------------------------ internals
     def _batches(self, frames, frame_numbers) -> Iterator[tuple[list[int], list]]:
         """Group frames into batches of ``batch_frames`` frames of one shape and dtype."""
-        from laue_live.spots import validate_frame
-
         numbers = iter(frame_numbers) if frame_numbers is not None else None
         cur: list = []
         nums: list[int] = []
@@ -405,10 +417,13 @@ class FramePipeline:
                 # _to_copy), so the copies really are asynchronous; _finish waits on the event
                 # before reading them
                 res.host = (block.to("cpu", non_blocking=True), pk.counts.to("cpu", non_blocking=True))
+                if self.doubles:
+                    res.cutouts = cut.to("cpu", non_blocking=True)
                 res.event = torch.cuda.Event()
                 res.event.record(self._compute_stream)
             else:
                 res.host = (block, pk.counts)
+                res.cutouts = cut if self.doubles else None
             self._tick("d2h", t)
         return res
 
@@ -419,22 +434,22 @@ class FramePipeline:
                 torch.zeros((0, len(HOST_FLOAT_COLUMNS)), dtype=torch.float64, device=cut.device),
                 torch.zeros((0, 2), dtype=torch.bool, device=cut.device),
             )
-        sat = float(self.peak_params["saturation"] or 65535.0)
         if self.method == "fit":
-            from laue_live.spots import fit_gaussians
-
+            sat = float(self.peak_params["saturation"] or SATURATION)
             fit = fit_gaussians(cut, device=self.device, **self.fit_options)
-            return fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
-        desc = self.cnn(cut)
-        if self.cnn.polish:  # the network's prediction starts a few iterations of the exact fit
-            from laue_live.cnn import start_from_desc
-            from laue_live.spots import fit_gaussians
-
-            opts = {k: v for k, v in self.fit_options.items() if k not in ("max_iter", "start")}
-            fit = fit_gaussians(cut, device=self.device, start=start_from_desc(desc, cut).double(),
-                                max_iter=self.cnn.polish, **opts)
-            return fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
-        return cnn_columns(desc, cut)
+            cols = fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
+        else:
+            desc = self.cnn(cut)
+            if self.cnn.polish:  # the network's prediction starts a few iterations of the exact fit
+                sat = float(self.peak_params["saturation"] or SATURATION)
+                opts = {k: v for k, v in self.fit_options.items() if k not in ("max_iter", "start")}
+                fit = fit_gaussians(cut, device=self.device, start=start_from_desc(desc, cut).double(),
+                                    max_iter=self.cnn.polish, **opts)
+                cols = fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
+            else:
+                cols = cnn_columns(desc, cut)
+        floats = torch.stack([cols[c].to(torch.float64) for c in HOST_FLOAT_COLUMNS], dim=1)
+        return floats, torch.stack([cols[c] for c in FLAG_COLUMNS], dim=1)
 
     def _finish(self, res: _Result) -> Iterator:
         st = res.staged
@@ -444,12 +459,16 @@ class FramePipeline:
             if res.event is not None:
                 res.event.synchronize()
             block, counts = (a.numpy() for a in res.host)
+            cutouts = res.cutouts.numpy() if res.cutouts is not None else None
             nf = len(HOST_FLOAT_COLUMNS)
             floats, ints, flags = block[:, :nf], block[:, nf : nf + 3].astype(np.int64), block[:, nf + 3 :]
             bounds = np.concatenate([[0], np.cumsum(counts)])
             for j, pos in enumerate(st.good):
                 a, b = bounds[j], bounds[j + 1]
-                tables[pos] = self._table(floats[a:b], ints[a:b], flags[a:b], st.numbers[pos])
+                table = self._table(floats[a:b], ints[a:b], flags[a:b], st.numbers[pos])
+                if self._doubles is not None and b > a:
+                    table = self._doubles(cutouts[a:b], table)
+                tables[pos] = table
         for pos, why in st.errors.items():
             t = empty_spot_table()
             t.attrs["error"] = why
@@ -459,35 +478,11 @@ class FramePipeline:
             yield tables[pos]
 
     def _table(self, floats: np.ndarray, ints: np.ndarray, flags: np.ndarray, number: int):
-        import pandas as pd
-
-        n = len(floats)
-        cols: dict[str, np.ndarray] = {
-            name: floats[:, k].astype(np.float32) for k, name in enumerate(HOST_FLOAT_COLUMNS)
-        }
-        d_row, d_col = cols["d_row"].astype(np.float64), cols["d_col"].astype(np.float64)
-        converged = flags[:, 0].astype(bool)
-        with np.errstate(invalid="ignore"):
-            good = (cols["sim"].astype(np.float64) > 0.5) & (np.hypot(d_row, d_col) <= 0.9) & converged
-        data = {
-            "frame": np.full(n, number, dtype=np.int64),
-            "spot": np.arange(n, dtype=np.int32),
-            "row0": ints[:, 1].astype(np.int32),
-            "col0": ints[:, 2].astype(np.int32),
-            "row": ints[:, 1] + d_row,
-            "col": ints[:, 2] + d_col,
-            **cols,
-            "good": good,
-            "edge": flags[:, 2].astype(bool),
-            "saturated": flags[:, 1].astype(bool),
-            "converged": converged,
-            "parent": np.full(n, -1, dtype=np.int32),
-            "component": np.zeros(n, dtype=np.int8),
-        }
-        df = pd.DataFrame({c.name: data[c.name] for c in SPOT_COLUMNS}, copy=False)
-        if self.method == "fit":
-            df.attrs["sim_variant"] = self.sim_variant
-        return df
+        """One frame's schema table from its rows of the host block (float32 descriptors, as on the CPU)."""
+        desc = {name: floats[:, k].astype(np.float32) for k, name in enumerate(HOST_FLOAT_COLUMNS)}
+        desc.update(zip(FLAG_COLUMNS, flags[:, :2].astype(bool).T, strict=True))
+        attrs = {"sim_variant": self.sim_variant} if self.method == "fit" else {}
+        return spot_table_from_descriptors(desc, ints[:, 1:3], flags[:, 2].astype(bool), number, attrs=attrs)
 
 
 _POOL_LOCK = threading.Lock()

@@ -33,6 +33,7 @@ from laue_live.sim._render import SATURATION, RenderConfig, RenderedFrame, rende
 from laue_live.sim._scenes import SceneConfig, render_spot_scenes
 from laue_live.sim._samples import BentCrystal, Grain, Polycrystal, Sample, SingleCrystal
 from laue_live.sim._shapes import SHAPE_MIX_PRESETS, SHAPES
+from laue_live.sim._spot_tables import simulated_spot_table
 from laue_live.sim._truth import STORED_TRUTH_COLUMNS, read_ground_truth
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Material",
     "get_material",
     "simulate_spots",
+    "simulated_spot_table",
     "bm32_spectrum",
     "project_to_detector",
     "pixel_to_angles",

@@ -134,8 +134,8 @@ def sim_histogram_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from laue_live.describe import characterize
     from laue_live.sim._cutouts import render_spot_cutouts
-    from laue_live.spots import characterize
 
     fig, axes = plt.subplots(
         1, len(presets), figsize=(3.2 * len(presets), 3.2), sharey=True, layout="constrained"

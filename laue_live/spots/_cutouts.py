@@ -5,14 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from laue_live._errors import FrameError
+from laue_live._rules import CUTOUT_SIZE
 
-__all__ = ["extract_cutouts", "cutout_edge_mask", "CUTOUT_SIZE"]
-
-#: Side of a cutout, px. The initial peak ``s`` sits at cutout index (16, 16).
-CUTOUT_SIZE = 32
+__all__ = ["extract_cutouts", "cutout_edge_mask", "check_peaks"]
 
 
-def _check_peaks(peaks) -> np.ndarray:
+def check_peaks(peaks) -> np.ndarray:
+    """Return initial peaks as an int64 (N, 2) array of (row, col); floats are rounded.
+
+    Raises
+    ------
+    FrameError
+        Not of shape (N, 2), not finite, or not numbers.
+    """
     p = np.asarray(peaks)
     if p.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
@@ -45,7 +50,7 @@ def cutout_edge_mask(frame_shape: tuple[int, int], peaks, size: int = CUTOUT_SIZ
         bool, shape (N,): True where rows ``s1 - size/2 .. s1 + size/2 - 1`` or the same columns
         leave ``0 .. frame_shape - 1``.
     """
-    p = _check_peaks(peaks)
+    p = check_peaks(peaks)
     h, w = int(frame_shape[0]), int(frame_shape[1])
     half = size // 2
     lo = p - half
@@ -88,7 +93,7 @@ def extract_cutouts(frame, peaks, size: int = CUTOUT_SIZE) -> np.ndarray:
     f = np.asarray(frame)
     if f.ndim != 2:
         raise FrameError(f"frame must be 2D, got shape {f.shape}")
-    p = _check_peaks(peaks)
+    p = check_peaks(peaks)
     n = len(p)
     if n == 0:
         return np.zeros((0, size, size), dtype=np.float32)

@@ -18,7 +18,7 @@ data ``D`` (``D @ 1`` is precomputed) and a 4 x 32 x 4 product. The residual ima
 ~10 kFLOP per spot and Levenberg-Marquardt iteration instead of ~100 k, on a whole batch at once;
 spots that have finished are dropped from the working set.
 
-The algorithm is written once against a tiny array interface (:mod:`laue_live.spots._xp`) and runs
+The algorithm is written once against a tiny array interface (:mod:`laue_live._xp`) and runs
 on numpy (the CPU default: ~2x lower per-call overhead than torch on these small batched arrays) or
 on torch (any device, e.g. a GPU).
 
@@ -39,6 +39,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import numpy as np
+
+from laue_live._rules import CUTOUT_SIZE
+from laue_live._xp import ops_for, ops_of
 
 __all__ = ["GaussFit", "fit_gaussians", "gaussian_model", "moment_start"]
 
@@ -96,7 +99,7 @@ class GaussFit:
         return self.amplitude / (2 * np.pi * self.sigma_row * self.sigma_col)
 
 
-def gaussian_model(fit: GaussFit, size: int = 32) -> np.ndarray:
+def gaussian_model(fit: GaussFit, size: int = CUTOUT_SIZE) -> np.ndarray:
     """Evaluate ``beta + alpha * g`` of a fit on ``size x size`` cutouts.
 
     Returns
@@ -112,7 +115,7 @@ def gaussian_model(fit: GaussFit, size: int = 32) -> np.ndarray:
 
 @contextmanager
 def _cpu_threads(n: int | None):
-    import torch
+    import torch  # why: torch (~1.5 s to import) loads only when the fit runs on torch
 
     if n is None or torch.get_num_threads() == n:
         yield
@@ -123,15 +126,6 @@ def _cpu_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(old)
-
-
-def _ops_of(data):
-    """Pick the backend matching an array: torch for tensors, numpy otherwise."""
-    from laue_live.spots._xp import NumpyOps, TorchOps
-
-    if type(data).__module__.startswith("torch"):
-        return TorchOps(data.dtype, data.device)
-    return NumpyOps(data.dtype)
 
 
 def moment_start(data, c: int):
@@ -155,7 +149,7 @@ def moment_start(data, c: int):
     numpy.ndarray or torch.Tensor
         (N, 6), same kind, dtype and device as ``data``.
     """
-    xp = _ops_of(data)
+    xp = ops_of(data)
     borders = xp.sort(xp.stack([data[:, 0, :].mean(axis=1), data[:, -1, :].mean(axis=1),
                                 data[:, :, 0].mean(axis=1), data[:, :, -1].mean(axis=1)], 1), 1)
     beta = 0.5 * (borders[:, 1] + borders[:, 2])
@@ -234,8 +228,6 @@ def fit_gaussians(
     GaussFit
         numpy arrays (float64), ``mu`` relative to the cutout centre ``S // 2``.
     """
-    from laue_live.spots._xp import ops_for
-
     dtype = str(dtype).replace("torch.", "")
     xp = ops_for(backend, dtype, device)
     if check_every is None:

@@ -16,6 +16,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from laue_live._errors import SpotTableError
 
@@ -133,8 +134,6 @@ def read_lauetools_dat(path):
     SpotTableError
         If the file has no recognisable header or malformed rows.
     """
-    import pandas as pd
-
     path = Path(path)
     text = path.read_text(errors="replace").splitlines()
     if not text:

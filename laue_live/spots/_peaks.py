@@ -10,7 +10,11 @@ import logging
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
+from laue_live._rules import SATURATION
 from laue_live.spots._validate import validate_frame
 
 __all__ = ["find_peaks", "estimate_background", "DEFAULT_PEAK_PARAMS"]
@@ -23,7 +27,7 @@ DEFAULT_PEAK_PARAMS: dict[str, float | int] = {
     "block": 16,
     "min_pixels": 2,
     "merge_radius": 4.0,
-    "saturation": 65535.0,
+    "saturation": SATURATION,
 }
 
 
@@ -70,7 +74,7 @@ def find_peaks(
     block: int = 16,
     min_pixels: int = 2,
     merge_radius: float = 4.0,
-    saturation: float | None = 65535.0,
+    saturation: float | None = SATURATION,
     validate: bool = True,
 ) -> np.ndarray:
     """Find the initial peak ``s`` of every spot: the brightest pixel of each bright component.
@@ -163,9 +167,6 @@ def _components(idx: np.ndarray, h: int, w: int) -> np.ndarray:
     components of that sparse graph are the components ``scipy.ndimage.label`` would give with a
     3 x 3 structure, at a cost proportional to the masked pixels rather than to the frame.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = idx.size
     col = idx % w
     src, dst = [], []
@@ -184,8 +185,6 @@ def _components(idx: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def _suppress(rc: np.ndarray, radius: float) -> np.ndarray:
     """Keep mask: drop each candidate within ``radius`` of an earlier (brighter) one."""
-    from scipy.spatial import cKDTree
-
     pairs = cKDTree(rc).query_pairs(radius, output_type="ndarray")
     keep = np.ones(len(rc), dtype=bool)
     if len(pairs):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from laue_live._errors import FrameError
+from laue_live._rules import CUTOUT_SIZE
 
 __all__ = ["validate_frame", "MIN_FRAME_SIZE"]
 
-#: Smallest accepted frame side, in pixels (one 32 x 32 cutout).
-MIN_FRAME_SIZE = 32
+#: Smallest accepted frame side, in pixels (one cutout).
+MIN_FRAME_SIZE = CUTOUT_SIZE
 
 
 def validate_frame(frame, *, min_size: int = MIN_FRAME_SIZE) -> np.ndarray:

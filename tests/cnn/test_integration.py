@@ -5,7 +5,7 @@ from laue_live._errors import ModelError
 
 
 def test_characterize_cnn_has_the_fit_columns(tiny_model_file, toy_spots):
-    from laue_live.spots import characterize
+    from laue_live.describe import characterize
 
     cut, _ = toy_spots
     fit = characterize(cut[:8], method="fit")
@@ -22,8 +22,8 @@ def test_characterize_cnn_has_the_fit_columns(tiny_model_file, toy_spots):
 def test_descriptor_transforms_agree_with_spots():
     import pandas as pd
 
+    from laue_live import area_from_star, area_star, pos_from_star, pos_star
     from laue_live.cnn import desc_from_table, table_from_desc
-    from laue_live.spots import area_from_star, area_star, pos_from_star, pos_star
 
     d = np.array([-2.0, -1.1, -0.3, 0.0, 0.7, 1.5])
     area = np.array([1.0, 3.0, 10.0, 5 * np.pi, 30.0, 2.0])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from laue_live._errors import ModelError
+from laue_live._errors import ModelError, SettingsError
 from laue_live.cnn import (
     ARCHITECTURES,
     Architecture,
@@ -79,7 +79,7 @@ def test_foreign_safetensors_file_raises_model_error(tmp_path):
 def test_predictor_cpu_fallback_logs_and_predicts(tiny_model_file, toy_spots, monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cut, _ = toy_spots
-    with caplog.at_level(logging.INFO, logger="laue_live.cnn"):
+    with caplog.at_level(logging.INFO, logger="laue_live"):
         p = Predictor(tiny_model_file, device="auto", batch_size=10)
     assert p.device.type == "cpu" and p.amp is False
     assert any("CPU" in r.getMessage() for r in caplog.records)
@@ -102,7 +102,8 @@ def test_predictor_cpu_fallback_logs_and_predicts(tiny_model_file, toy_spots, mo
 
 def test_explicit_cuda_without_cuda_is_a_clear_error(tiny_model_file, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ModelError, match="CUDA is not available"):
+    # one resolve_device for the whole package (laue_live._xp): a device setting is a SettingsError
+    with pytest.raises(SettingsError, match="CUDA is not available"):
         Predictor(tiny_model_file, device="cuda")
 
 

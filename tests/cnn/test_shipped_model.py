@@ -13,7 +13,7 @@ import pytest
 
 from laue_live.cnn import Predictor, SpotNet, default_model_path, save_model
 from laue_live.cnn._accuracy import band_errors, clean_gaussians, frame_scores
-from laue_live.spots import characterize
+from laue_live.spots import fit_descriptors
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cnn" / "real_cutouts.npz"
 
@@ -39,7 +39,7 @@ TRUTH_MEDIAN_POLISHED = 0.006  # px, with the polish: the fit's own figure
 def real():
     with np.load(DATA, allow_pickle=False) as z:
         cut, frame = z["cutouts"].astype(np.float32), z["frame"].astype(str)
-    return cut, frame, characterize(cut, method="fit")
+    return cut, frame, fit_descriptors(cut)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_shipped_model_on_fixed_simulated_scenes(shipped):
     from laue_live.sim import render_spot_scenes
 
     cut, _ = render_spot_scenes(600, rng=2024)
-    fit = characterize(cut, method="fit")
+    fit = fit_descriptors(cut)
     s = frame_scores(fit, shipped.predict(cut, polish=0))
     p = frame_scores(fit, shipped.predict(cut))
     assert s["pos_err_mean"] < 0.09 and s["mae_sim"] < 0.09, f"network alone: {s}"

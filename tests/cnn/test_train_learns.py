@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from laue_live.cnn import SpotSet, StreamConfig, normalise_torch, train_stream
-from laue_live.cnn import _train_stream as ts
+from laue_live.cnn import SpotSet, normalise_torch
+from laue_live.training import StreamConfig, train_stream
+from laue_live.training import _train_stream as ts
 from laue_live.cnn._accuracy import clean_gaussians
-from laue_live.cnn._stream_data import SceneStream
-from laue_live.spots import characterize
+from laue_live.training import SceneStream
+from laue_live.spots import fit_descriptors
 
 CHUNK = 1024
 # 1.5x the measured figures of the honest run (measured: see _check), and well under what an
@@ -37,7 +38,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def heldout():
     cut, _ = clean_gaussians(60, seed=3)
-    return SpotSet(cut, characterize(cut), "heldout")
+    return SpotSet(cut, fit_descriptors(cut), "heldout")
 
 
 def _config() -> StreamConfig:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from laue_live.doubles import DoublePredictor, make_doubles
-from laue_live.doubles._evaluate import match_errors
-from laue_live.doubles._train import split_bank
+from laue_live.doubles import DoublePredictor, make_doubles, match_errors, split_bank
 
 
 def test_easy_doubles_and_singles_are_classified(double_model, real_bank):

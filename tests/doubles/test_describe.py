@@ -8,8 +8,9 @@ import pytest
 
 from laue_live._errors import ModelError, SpotTableError
 from laue_live._schema import spot_column_names
+from laue_live.describe import characterize
 from laue_live.doubles import DoublePredictor, describe_doubles, linear_amplitudes, make_doubles
-from laue_live.spots import characterize, read_lauetools_dat, spot_table_from_descriptors, write_lauetools_dat
+from laue_live.spots import read_lauetools_dat, spot_table_from_descriptors, write_lauetools_dat
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from laue_live._errors import FrameError, SettingsError
+from laue_live._errors import FrameError, ModelError, SettingsError
 from laue_live._schema import spot_column_names, spot_dtypes
+from laue_live.describe import analyze_frames
 from laue_live.pipeline import CNNRunner, FramePipeline, cpu_has_bf16
-from laue_live.spots import analyze_frames
 
 from .conftest import needs_cuda
 
@@ -169,6 +169,28 @@ def test_profile_records_every_stage(sim_frames, device):
     s = pipe.summary()
     assert {"h2d", "peaks", "cutouts", "describe", "table"} <= set(s)
     assert s["peaks"]["batches"] == 2
+
+
+def test_doubles_match_analyze_frames(bm32_frame, sim_frames, device, tmp_path):
+    """doubles=True on the torch path gives the tables of analyze_frames(..., doubles=True)."""
+    frames = [bm32_frame, sim_frames[1]]
+    single = FramePipeline("fit", device).process(frames, frame_numbers=[3, 4])
+    out = FramePipeline("fit", device, doubles=True).process(frames, frame_numbers=[3, 4])
+    for s, o in zip(single, out, strict=True):
+        assert list(o.columns) == spot_column_names()
+        comps, kept = o[o.component > 0], o[o.component == 0]
+        # components come in pairs whose parent was a bad single spot; every other spot is kept
+        assert (comps.groupby("parent").size() == 2).all()
+        assert set(comps.parent) <= set(s.loc[~s.good, "spot"])
+        assert len(kept) + comps.parent.nunique() == len(s)
+    assert out[0].attrs["doubles"]["n_split"] >= 3  # measured: 6 double spots split on nw1_0000
+    if device == "cpu":
+        ref = analyze_frames(frames, "fit", frame_numbers=[3, 4], doubles=True)
+        for r, o in zip(ref, out, strict=True):
+            assert_tables_equal(r, o)
+            assert o.attrs["doubles"] == r.attrs["doubles"]
+    with pytest.raises(ModelError):  # the double-spot model is loaded when the pipeline is built
+        FramePipeline("fit", device, doubles=True, doubles_model=tmp_path / "missing.safetensors")
 
 
 def test_bad_arguments():

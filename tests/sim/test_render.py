@@ -125,8 +125,8 @@ def test_bad_spot_list():
 
 @pytest.mark.slow
 def test_spot_analysis_recovers_the_truth(si_spots):
-    """laue_live.spots.analyze_frame finds the simulated spots where the truth puts them."""
-    from laue_live.spots import analyze_frame
+    """laue_live.analyze_frame finds the simulated spots where the truth puts them."""
+    from laue_live.describe import analyze_frame
 
     r = render_frame(si_spots, RenderConfig(shape_mix="clean"), rng=0)
     table = analyze_frame(r.frame)

@@ -10,7 +10,8 @@ import pytest
 
 from laue_live._errors import FrameError, ModelError
 from laue_live._schema import spot_column_names
-from laue_live.spots import analyze_frame, analyze_frames, characterize, find_peaks, validate_frame
+from laue_live.describe import analyze_frame, analyze_frames, characterize
+from laue_live.spots import find_peaks, validate_frame
 
 
 def _spot_frame(shape=(128, 128)):

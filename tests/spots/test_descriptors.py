@@ -4,17 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laue_live._schema import spot_column_names
-from laue_live.spots import (
-    DESCRIPTOR_COLUMNS,
+from laue_live._rules import (
     area_from_star,
     area_star,
-    characterize,
     is_good_spot,
     pos_from_star,
     pos_star,
+    sim0_from_fit,
     sim_from_sim0,
 )
+from laue_live._schema import spot_column_names
+from laue_live.describe import characterize
+from laue_live.spots import DESCRIPTOR_COLUMNS, fit_gaussians, gaussian_model
 
 from .synth import gauss, random_gaussian_spots
 
@@ -110,8 +111,6 @@ def test_characterize_method_errors():
 
 @pytest.mark.parametrize("variant", ["background", "raw"])
 def test_separable_sim0_equals_model_image_formula(variant):
-    from laue_live.spots import fit_gaussians, gaussian_model, sim0_from_fit
-
     from .synth import non_gaussian_spots
 
     cut = np.concatenate([random_gaussian_spots(20, seed=4)[0], non_gaussian_spots(3, seed=2)[0]])

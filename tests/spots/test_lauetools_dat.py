@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from laue_live._errors import SpotTableError
+from laue_live.describe import analyze_frame
 from laue_live.geometry import Calibration
-from laue_live.spots import analyze_frame, read_lauetools_dat, write_lauetools_dat
+from laue_live.spots import read_lauetools_dat, write_lauetools_dat
 
 # the exact layout LaueTools 3.2's IOLaueTools.writefile_Peaklist writes (2 decimals)
 LAUETOOLS_DAT = (

@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from laue_live._schema import SPOT_COLUMNS, spot_column_names
-from laue_live.spots import analyze_frame, analyze_frames
+from laue_live.describe import analyze_frame, analyze_frames
 
 FRAMES = ["0000", "0001"]
 

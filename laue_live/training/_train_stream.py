@@ -4,7 +4,7 @@ What :func:`train_stream` does, step by step (every random choice seeded by ``co
 the step or chunk, so a run is reproducible on one device and thread count, and a resumed run
 continues exactly where the interrupted one stopped):
 
-1. The stream's ``n_chunks`` chunks (:class:`~laue_live.cnn.SceneStream`: simulated scenes,
+1. The stream's ``n_chunks`` chunks (:class:`~laue_live.training.SceneStream`: simulated scenes,
    labelled by the exact fit) are visited in a new random order every pass; missing chunks are
    rendered by worker processes while the network trains on the ones already there.
 2. Each batch: ``batch_size * (1 - real_fraction)`` cutouts of the current chunk drawn so that Sim
@@ -37,13 +37,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from laue_live.cnn._architectures import SpotNet, make_network, width_star
-from laue_live.cnn._augment import dihedral
-from laue_live.cnn._data import SpotSet
-from laue_live.cnn._descriptors import AREA_CLIP, POS_CLIP, good_mask
-from laue_live.cnn._normalise import normalise_torch
-from laue_live.cnn._stream_data import SceneStream
-from laue_live.cnn._train import TrainResult
+from laue_live._rules import AREA_CLIP, POS_CLIP, is_good_spot
+from laue_live.cnn import SpotNet, SpotSet, TrainResult, dihedral, make_network, normalise_torch, width_star
+from laue_live.training._scene_stream import SceneStream
 
 __all__ = ["StreamConfig", "SHIPPED_STREAM_CONFIG", "train_stream", "targets_of"]
 
@@ -191,7 +187,7 @@ def _validate(model, val: dict[str, torch.Tensor], config: StreamConfig, w: torc
     p = torch.cat(preds)
     y = targets_of(val, p.shape[1])
     loss = float(((p - y).abs() * w).sum(dim=1).mean())
-    good = torch.as_tensor(good_mask(val["sim"].numpy(), val["d_row"].numpy(), val["d_col"].numpy()))
+    good = torch.as_tensor(is_good_spot(val["sim"].numpy(), val["d_row"].numpy(), val["d_col"].numpy()))
     dpos = (p[:, 1:3] - y[:, 1:3]) * 2 * POS_CLIP
     pos = float(dpos[good].norm(dim=1).mean()) if good.any() else float("nan")
     model.train()

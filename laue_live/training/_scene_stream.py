@@ -1,15 +1,15 @@
 """Training cutouts generated on the fly: simulator scenes labelled by the exact fit, in chunks.
 
 Chunk ``k`` of a stream with seed ``s`` is :func:`laue_live.sim.render_spot_scenes` with the random
-generator seeded by ``(s, k)``, labelled by ``characterize(method="fit")`` (the paper's ground
+generator seeded by ``(s, k)``, labelled by the exact fit (:func:`laue_live.spots.fit_descriptors`, the paper's ground
 truth), the simulator's truth kept beside it: the same chunk on every machine. Chunks are written
 to a cache folder as compressed ``.npz`` files (uint16 cutouts, no pickle) by worker *processes*
-(``python -m laue_live.cnn._stream_data``), ahead of the trainer, so that rendering and fitting run
+(``python -m laue_live.training._scene_stream``), ahead of the trainer, so that rendering and fitting run
 beside the network instead of in front of it; a second training on the same stream reads them back.
 A worker reports each finished chunk on its stdout; a chunk is written to a temporary name and
 renamed, so a killed worker never leaves a half-written chunk behind.
 
-The simulator is imported by the worker only (the live service never imports it).
+Lives in :mod:`laue_live.training`, the only science package that imports the simulator.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from laue_live.cnn._data import SpotSet
+from laue_live.cnn import SpotSet
+from laue_live.sim import SHAPES, render_spot_scenes
+from laue_live.spots import fit_descriptors
 
 __all__ = ["SceneStream", "render_chunk", "chunk_path", "STREAM_VERSION"]
 
@@ -54,13 +56,9 @@ def render_chunk(seed: int, k: int, size: int) -> tuple[np.ndarray, pd.DataFrame
     true_sigma_row, true_sigma_col, true_peak_height, true_n_neighbours, true_mask`` and ``shape``
     (index into :data:`laue_live.sim.SHAPES`).
     """
-    from laue_live.sim import SHAPES
-    from laue_live.sim._scenes import render_spot_scenes
-    from laue_live.spots import characterize
-
     rng = np.random.default_rng([int(seed), int(k)])
     cut, truth = render_spot_scenes(size, rng)
-    fit = characterize(cut, method="fit")
+    fit = fit_descriptors(cut)
     table = pd.DataFrame({c: fit[c].to_numpy() for c in _FIT_COLUMNS})
     for c in _TRUTH_COLUMNS:
         table[f"true_{c}"] = truth[c].to_numpy()
@@ -134,7 +132,7 @@ class SceneStream:
         procs = []
         for w in range(min(self.workers, len(missing))):
             mine = missing[w :: self.workers]
-            cmd = [sys.executable, "-m", "laue_live.cnn._stream_data", "--cache", str(self.cache),
+            cmd = [sys.executable, "-m", "laue_live.training._scene_stream", "--cache", str(self.cache),
                    "--seed", str(self.seed), "--chunk", str(self.chunk), "--nice", str(self.nice),
                    "--ks", ",".join(map(str, mine))]
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,

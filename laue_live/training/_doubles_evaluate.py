@@ -1,11 +1,12 @@
 """Evaluation of the double-spot model: the numbers and pictures of ``docs/report/doubles/``.
 
-``nice python -m laue_live.doubles._evaluate --help``. Synthetic test doubles use the real spots of
+``nice python -m laue_live.training._doubles_evaluate --help``. Synthetic test doubles use the real spots of
 frame ``nw1_0000`` only (the network was trained on those of ``nw1_0001``) plus simulated spots.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import time
@@ -13,34 +14,28 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tifffile
+import torch
 
-from laue_live.doubles._fit import fit_two_gaussians
-from laue_live.doubles._predict import DoublePredictor
-from laue_live.doubles._synth import RealSpotBank, make_doubles
-from laue_live.doubles._train import split_bank
+from laue_live._rules import CUTOUT_CENTRE
+from laue_live.describe import analyze_frame
+from laue_live.doubles import (
+    DoublePredictor,
+    RealSpotBank,
+    describe_doubles,
+    fit_two_gaussians,
+    make_doubles,
+    match_errors,
+    split_bank,
+)
+from laue_live.spots import extract_cutouts
 
-__all__ = ["match_errors", "synthetic_evaluation", "real_frame_evaluation", "write_report"]
+__all__ = ["synthetic_evaluation", "real_frame_evaluation", "write_report"]
 
 logger = logging.getLogger(__name__)
 
 SEP_BINS = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.5])
 RATIO_BINS = np.array([1.0, 2.0, 5.0, 10.0, 20.0001])
-
-
-def match_errors(pred: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Position errors (px) of components 1 and 2, the predicted pair matched to the true pair.
-
-    The assignment (1-1, 2-2 or swapped) that gives the smaller summed error is used, so a swap of
-    two nearly equal components is not counted as an error.
-    """
-    def d(a, b):
-        return np.hypot(pred[f"row{a}"].to_numpy() - truth[f"row{b}"].to_numpy(),
-                        pred[f"col{a}"].to_numpy() - truth[f"col{b}"].to_numpy())
-
-    same = (d(1, 1), d(2, 2))
-    swap = (d(2, 1), d(1, 2))
-    use_swap = swap[0] + swap[1] < same[0] + same[1]
-    return np.where(use_swap, swap[0], same[0]), np.where(use_swap, swap[1], same[1])
 
 
 def synthetic_evaluation(predictor: DoublePredictor, bank: RealSpotBank | None, *, n_doubles: int = 4000,
@@ -131,11 +126,6 @@ def real_frame_evaluation(data_dir: Path, predictor: DoublePredictor, *, method:
         Per frame: numbers of spots, bad spots, bad spots split, and bad spots recovered as two good
         components; plus the cutouts and rows of the recovered spots (for the picture).
     """
-    import tifffile
-
-    from laue_live.doubles._describe import describe_doubles
-    from laue_live.spots import analyze_frame, extract_cutouts
-
     out = {"frames": [], "examples": []}
     for tif in sorted(Path(data_dir).glob("nw1_*.tif")):
         frame = tifffile.imread(tif)
@@ -162,7 +152,7 @@ def real_frame_evaluation(data_dir: Path, predictor: DoublePredictor, *, method:
 
 
 def _plots(res: dict, real: dict | None, out_dir: Path) -> list[str]:
-    import matplotlib
+    import matplotlib  # why: matplotlib (~0.5 s with pyplot) loads only for the report's pictures
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -246,9 +236,10 @@ def _plots(res: dict, real: dict | None, out_dir: Path) -> list[str]:
             c = e["cutout"].astype(float)
             a.imshow(np.log1p(np.clip(c - np.median(c), 0, None)), cmap="magma")
             sgl = e["single"]
-            a.plot(16 + sgl.d_col, 16 + sgl.d_row, "c+", ms=12, mew=1.5)
+            a.plot(CUTOUT_CENTRE + sgl.d_col, CUTOUT_CENTRE + sgl.d_row, "c+", ms=12, mew=1.5)
             for _, r in e["components"].iterrows():
-                a.plot(r.col - sgl.col0 + 16, r.row - sgl.row0 + 16, "x" if r.component == 1 else "o",
+                a.plot(r.col - sgl.col0 + CUTOUT_CENTRE, r.row - sgl.row0 + CUTOUT_CENTRE,
+                       "x" if r.component == 1 else "o",
                        c="lime" if r.good else "red", ms=9, mfc="none", mew=1.5)
             g = "".join("G" if v else "b" for v in e["components"]["good"])
             a.set_title(f"{e['frame'][:8]} spot {int(sgl.spot)}: single sim {sgl.sim:.2f}"
@@ -346,8 +337,6 @@ def write_report(res: dict, real: dict | None, out_dir: str | Path, meta: dict) 
 
 
 def _main(argv: list[str] | None = None) -> None:
-    import argparse
-
     p = argparse.ArgumentParser(description="Evaluate the double-spot network and write "
                                 "docs/report/doubles/.")
     p.add_argument("--data", default="../shared/data/bm32", help="folder with the BM32 frames and peak lists")
@@ -360,8 +349,6 @@ def _main(argv: list[str] | None = None) -> None:
     p.add_argument("--notes", default=None, help="Markdown file appended to the report (discussion)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    import torch
-
     torch.set_num_threads(1)  # shared 2-core machine: one thread wastes no CPU on spinning
     pred = DoublePredictor(a.model)
     bank = RealSpotBank.from_bm32(a.data)

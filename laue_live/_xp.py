@@ -1,16 +1,29 @@
-"""The few array operations the Gaussian fit needs, on numpy (CPU) or torch (CPU or GPU).
+"""The array layer: the few operations the science needs, on numpy (CPU) or torch (CPU or GPU).
 
-The fit is written once against this interface. On the CPU numpy runs it about twice as fast as
-torch (its per-call overhead on small batched arrays is 2-3x lower, measured); torch runs the same
-code on a GPU. Arithmetic operators, ``@``, slicing and boolean indexing are shared by both
-libraries and used directly.
+The Gaussian fit (:mod:`laue_live.spots`), the paper's rules (:mod:`laue_live._rules`) and the
+descriptor columns of the fit and of the CNN are written once against this interface and run on
+numpy (the CPU path, :func:`laue_live.analyze_frames`) or on torch (any device,
+:class:`laue_live.pipeline.FramePipeline`). On the CPU numpy runs the fit about twice as fast as
+torch (its per-call overhead on small batched arrays is 2-3x lower, measured). Arithmetic
+operators, ``@``, slicing and boolean indexing are shared by both libraries and used directly;
+where the two libraries' fastest spelling of a reduction differs (``sum_squares``, ``rowdot``,
+``row_sums``, ``median_rows``), each class keeps its own, so that each path computes exactly what
+it computed before the rules moved here.
+
+:func:`resolve_device` is the one place that turns a device setting into a torch device.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
-__all__ = ["NumpyOps", "TorchOps", "ops_for"]
+from laue_live._errors import SettingsError
+
+__all__ = ["NumpyOps", "TorchOps", "ops_for", "ops_of", "resolve_device"]
+
+log = logging.getLogger(__name__)
 
 
 class NumpyOps:
@@ -39,12 +52,45 @@ class NumpyOps:
     def full_bool(self, shape, value):
         return np.full(shape, value, dtype=bool)
 
+    @staticmethod
+    def mask(a):
+        """Return host values as a boolean array."""
+        return np.asarray(a, dtype=bool)
+
     exp = staticmethod(np.exp)
     log = staticmethod(np.log)
     sqrt = staticmethod(np.sqrt)
     abs = staticmethod(np.abs)
     maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
     where = staticmethod(np.where)
+    isfinite = staticmethod(np.isfinite)
+    einsum = staticmethod(np.einsum)
+
+    @staticmethod
+    def nan_to_num(a):
+        return np.nan_to_num(a, nan=0.0)
+
+    @staticmethod
+    def sum_squares(a):
+        """``sum a^2`` over all but the first axis, as one batched matrix product (no temporary)."""
+        flat = a.reshape(len(a), 1, _row_size(a))
+        return (flat @ flat.swapaxes(1, 2)).reshape(len(a))
+
+    @staticmethod
+    def rowdot(a, b):
+        """``sum_i a[n, i] b[n, i]`` of two (N, K) arrays."""
+        return np.einsum("ni,ni->n", a, b)
+
+    @staticmethod
+    def row_sums(a):
+        """Sum of each row of ``a`` (N, ...) in float64, whatever the dtype of ``a``."""
+        return a.reshape(len(a), _row_size(a)).sum(axis=1, dtype=np.float64)
+
+    @staticmethod
+    def median_rows(a):
+        """Median of each row of ``a`` (N, K), in the dtype of ``a``."""
+        return np.median(a, axis=1)
 
     @staticmethod
     def stack(arrays, axis):
@@ -118,7 +164,7 @@ class TorchOps:
     name = "torch"
 
     def __init__(self, dtype, device):
-        import torch
+        import torch  # why: torch (~1.5 s to import) loads only when a torch path is asked for
 
         self.torch = torch
         self.dtype = dtype
@@ -142,6 +188,10 @@ class TorchOps:
     def full_bool(self, shape, value):
         return self.torch.full(shape, value, dtype=self.torch.bool, device=self.device)
 
+    def mask(self, a):
+        """Return host values as a boolean tensor on the device."""
+        return self.torch.as_tensor(np.asarray(a, dtype=bool), device=self.device)
+
     def exp(self, a):
         return self.torch.exp(a)
 
@@ -157,8 +207,38 @@ class TorchOps:
     def maximum(self, a, b):
         return self.torch.maximum(a, b)
 
+    def minimum(self, a, b):
+        return self.torch.minimum(a, b)
+
     def where(self, c, a, b):
         return self.torch.where(c, a, b)
+
+    def isfinite(self, a):
+        return self.torch.isfinite(a)
+
+    def einsum(self, spec, *operands):
+        return self.torch.einsum(spec, *operands)
+
+    def nan_to_num(self, a):
+        return self.torch.nan_to_num(a, nan=0.0)
+
+    def sum_squares(self, a):
+        """``sum a^2`` over all but the first axis."""
+        return (a * a).sum(dim=tuple(range(1, a.ndim)))
+
+    def rowdot(self, a, b):
+        """``sum_i a[n, i] b[n, i]`` of two (N, K) tensors."""
+        return (a * b).sum(1)
+
+    def row_sums(self, a):
+        """Sum of each row of ``a`` (N, ...) in float64."""
+        return a.reshape(len(a), _row_size(a)).to(self.torch.float64).sum(1)
+
+    def median_rows(self, a):
+        """Numpy's median of each row of ``a`` (N, K): the mean of the two middle values for even K."""
+        srt = a.sort(dim=1).values
+        k = a.shape[1]
+        return (srt[:, (k - 1) // 2] + srt[:, k // 2]) / 2
 
     def stack(self, arrays, axis):
         return self.torch.stack(arrays, dim=axis)
@@ -203,6 +283,11 @@ class TorchOps:
         return a.detach().cpu().numpy()
 
 
+def _row_size(a) -> int:
+    """Elements per row of ``a`` (N, ...): ``reshape(N, -1)`` cannot infer it when N is 0."""
+    return int(np.prod(a.shape[1:]))
+
+
 def ops_for(backend: str, dtype: str, device=None):
     """Pick the implementation: ``backend`` ``"auto"`` is numpy on the CPU and torch elsewhere.
 
@@ -225,14 +310,69 @@ def ops_for(backend: str, dtype: str, device=None):
         raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
     cpu = device is None or str(device) == "cpu"
     if device == "auto":
-        import torch
-
-        cpu = not torch.cuda.is_available()
-        device = "cpu" if cpu else "cuda"
+        device = str(resolve_device("auto", quiet=True))
+        cpu = device == "cpu"
     if backend == "numpy" and not cpu:
         raise ValueError(f"backend 'numpy' runs on the CPU only, not on device {device!r}")
     if backend == "numpy" or (backend == "auto" and cpu):
         return NumpyOps(dtype)
-    import torch
+    import torch  # why: torch (~1.5 s to import) loads only when a torch path is asked for
 
     return TorchOps(getattr(torch, dtype), torch.device(device or "cpu"))
+
+
+def ops_of(a, dtype=None, *, keep_tensor_dtype: bool = False):
+    """Pick the implementation matching an array: torch for a tensor (on its device), else numpy.
+
+    Parameters
+    ----------
+    a
+        numpy array, scalar, sequence or torch tensor.
+    dtype
+        Working dtype (numpy dtype or its name; default: that of ``a``, float64 for non-arrays).
+    keep_tensor_dtype
+        A tensor keeps its own dtype whatever ``dtype`` says (for the transforms, which work in
+        the caller's precision on a device but in float64 on the host).
+    """
+    if type(a).__module__.startswith("torch"):
+        ops = TorchOps(a.dtype, a.device)
+        if dtype is not None and not keep_tensor_dtype:
+            ops.dtype = getattr(ops.torch, np.dtype(dtype).name)
+        return ops
+    return NumpyOps(dtype if dtype is not None else getattr(a, "dtype", np.float64))
+
+
+def resolve_device(device="auto", *, quiet: bool = False):
+    """Return the torch device of a device setting.
+
+    Parameters
+    ----------
+    device
+        ``"auto"`` (the first CUDA device if there is one, else the CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:1"`` or a :class:`torch.device`.
+    quiet
+        Do not log that ``"auto"`` fell back to the CPU.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    SettingsError
+        A CUDA device is asked for but CUDA is not available here.
+    """
+    import torch  # why: torch (~1.5 s to import) loads only when a torch path is asked for
+
+    if isinstance(device, str) and device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if not quiet:
+            log.info("CUDA is not available: running on the CPU")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SettingsError(
+            f"device {str(device)!r} requested but CUDA is not available here; use 'cpu' or 'auto'"
+        )
+    return dev

@@ -5,7 +5,7 @@ Each dataset is a set of whole frames run through the same pipeline as live data
 centres (``true_d_row``, ``true_d_col``: truth position minus initial peak, px). They differ as the
 paper's do: material, strain and spot-shape mix, and D2 is nearly all bad spots.
 
-The simulator is imported lazily: only training and evaluation use it, never the service.
+The simulator is used here, in :mod:`laue_live.training`, and never by the live path.
 """
 
 from __future__ import annotations
@@ -17,8 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tifffile
+from tqdm.auto import tqdm
 
-from laue_live.cnn._data import SpotSet, _fit_table
+from laue_live._rules import is_good_spot
+from laue_live.cnn import SpotSet, collect
+from laue_live.sim import BM32_CALIBRATION, RenderConfig, random_rotation, render_frame, simulate_spots
+from laue_live.spots import extract_cutouts, find_peaks, fit_descriptors
 
 __all__ = ["DatasetSpec", "DATASETS", "SimFrameSource", "RealFrameSource", "build_dataset", "build_datasets"]
 
@@ -154,15 +159,6 @@ class SimFrameSource:
 
     def chunks(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
         """Render frames until ``n_spots`` candidates were found; yield cutouts + fit + truth per frame."""
-        from laue_live.sim import (
-            BM32_CALIBRATION,
-            RenderConfig,
-            random_rotation,
-            render_frame,
-            simulate_spots,
-        )
-        from laue_live.spots import extract_cutouts, find_peaks
-
         spec = self.spec
         target = self.n_spots or spec.n_spots
         rng = np.random.default_rng(spec.seed)
@@ -187,7 +183,7 @@ class SimFrameSource:
             if len(peaks) == 0:
                 continue
             cut = extract_cutouts(rf.frame, peaks)
-            table = _fit_table(cut)
+            table = fit_descriptors(cut)
             table["true_d_row"], table["true_d_col"] = _match_truth(peaks, rf.truth)
             table["real"] = False
             found += len(cut)
@@ -203,15 +199,11 @@ class RealFrameSource:
 
     def chunks(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
         """One chunk per frame."""
-        import tifffile
-
-        from laue_live.spots import extract_cutouts, find_peaks
-
         for p in self.paths:
             frame = tifffile.imread(p)
             peaks = np.asarray(find_peaks(frame), dtype=np.int64).reshape(-1, 2)
             cut = extract_cutouts(frame, peaks)
-            table = _fit_table(cut)
+            table = fit_descriptors(cut)
             table["true_d_row"] = np.nan
             table["true_d_col"] = np.nan
             table["real"] = True
@@ -222,8 +214,6 @@ def build_dataset(
     spec: DatasetSpec, *, n_spots: int | None = None, bm32_dir: str | Path | None = None
 ) -> SpotSet:
     """Render, peak-search and fit one dataset (failed fits dropped)."""
-    from laue_live.cnn._data import collect
-
     parts = []
     if spec.real_frames:
         root = Path(bm32_dir) if bm32_dir else Path(_bm32("x")).parent
@@ -249,8 +239,6 @@ def build_datasets(
     progress: bool = True,
 ) -> list[SpotSet]:
     """Build (or load if cached in ``out_dir``) every dataset; cached as ``<name>.npz``."""
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     sets = []
     for spec in tqdm(specs, desc="datasets", disable=not progress):
@@ -267,6 +255,6 @@ def build_datasets(
             "%s: %d spots, %.0f%% good",
             spec.name,
             len(s),
-            100 * ((s.table["sim"] > 0.5) & (np.hypot(s.table["d_row"], s.table["d_col"]) <= 0.9)).mean(),
+            100 * is_good_spot(s.table["sim"], s.table["d_row"], s.table["d_col"]).mean(),
         )
     return sets

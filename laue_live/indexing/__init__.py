@@ -1,0 +1,38 @@
+"""Laue indexing: grains' orientations and deviatoric strains from a frame's spot table.
+
+Pure numpy/scipy science on top of :mod:`laue_live.geometry` (no bluesky, tiled or zmq, no simulator).
+Build an :class:`Indexer` once per material and calibration and call :meth:`Indexer.index` per
+frame (thread-safe); :func:`index_spots` is the one-call form. LaueTools ``.fit`` files are written
+and read by :func:`write_fit` and :func:`read_fit`.
+"""
+
+from laue_live.indexing._fitfile import FitGrain, read_fit, write_fit
+from laue_live.indexing._indexer import (
+    GRAIN_COLUMNS,
+    INTENSITY_COLUMNS,
+    CandidateStats,
+    Grain,
+    Indexer,
+    IndexerSettings,
+    IndexResult,
+    index_materials,
+    index_spots,
+)
+from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
+
+__all__ = [
+    "GRAIN_COLUMNS",
+    "INTENSITY_COLUMNS",
+    "CandidateStats",
+    "FitGrain",
+    "Grain",
+    "Indexer",
+    "IndexerSettings",
+    "IndexResult",
+    "index_materials",
+    "index_spots",
+    "misorientation_deg",
+    "pattern_rotations",
+    "read_fit",
+    "write_fit",
+]

@@ -180,7 +180,8 @@ def main() -> None:
     if lt:
         print(f"{'LaueTools gaussfit (leastsq), same cutouts':52s} {'':6s} {'':8s} {lt:8.4f} "
               f"{res['cpu']['exact fit']['ms_cpu'] / lt:8.2f}")
-    print(f"paper Table 5 (ms/spot): CNN on one CPU core {PAPER['cnn_cpu_ms']}, LaueTools {PAPER['lauetools_ms']}, "
+    print(f"paper Table 5 (ms/spot): CNN on one CPU core {PAPER['cnn_cpu_ms']}, "
+          f"LaueTools {PAPER['lauetools_ms']}, "
           f"CNN on an RTX 2080 Super {PAPER['cnn_gpu_ms']}")
     if res["gpu"].get("gpu"):
         for k, v in res["gpu"].items():

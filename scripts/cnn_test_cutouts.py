@@ -28,6 +28,7 @@ FRAMES = {
 
 
 def main() -> None:
+    """Write the cutouts (see the module docstring)."""
     cut, frame, peak = [], [], []
     for i, (name, path) in enumerate(FRAMES.items()):
         f = tifffile.imread(path)
@@ -36,8 +37,11 @@ def main() -> None:
         t = fit_descriptors(c)
         good = is_good_spot(t["sim"].to_numpy(), t["d_row"].to_numpy(), t["d_col"].to_numpy())
         rng = np.random.default_rng(i)
-        pick = np.sort(np.concatenate([rng.permutation(np.flatnonzero(good))[:60],
-                                       rng.permutation(np.flatnonzero(~good))[:30]]))
+        pick = np.sort(
+            np.concatenate(
+                [rng.permutation(np.flatnonzero(good))[:60], rng.permutation(np.flatnonzero(~good))[:30]]
+            )
+        )
         cut.append(c[pick].astype(np.uint16))
         frame += [name] * len(pick)
         peak.append(pk[pick])

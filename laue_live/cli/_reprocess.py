@@ -14,7 +14,8 @@ from laue_live.cli._app import app
 def reprocess(
     run: Annotated[str, typer.Argument(help="Raw run: uid, uid prefix, scan id, or 'latest' (or `-- -1`).")],
     method: Annotated[str, typer.Option(
-        help="fit (exact Gaussian fit), cnn, or auto (cnn if the default model is installed).")] = "auto",
+        help="fit (exact Gaussian fit), cnn, or auto (the one measured better on this device; see the "
+             "README).")] = "auto",
     model: Annotated[str | None, typer.Option(help="CNN model name or weights file (method cnn).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Complete the interrupted analysis run of this raw run (no stop document) "

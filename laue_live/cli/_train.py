@@ -49,7 +49,8 @@ def train_command(
         None, "--network", help="Stream protocol: the network, a laue_live.cnn.DESIGNS name, 'paper' or "
         "'lean' (default: the shipped model's)."),
     samples: int = typer.Option(
-        None, "--samples", help="Stream protocol: training cutouts seen in all (default: the shipped model's)."),
+        None, "--samples",
+        help="Stream protocol: training cutouts seen in all (default: the shipped model's)."),
     chunks: int = typer.Option(128, "--chunks", help="Stream protocol: chunks of 8,192 scenes in the pool."),
     stream_dir: Path = typer.Option(  # noqa: B008
         Path("laue-live-data/cnn-stream"), "--stream-dir",
@@ -58,7 +59,8 @@ def train_command(
     real_frames: list[Path] = typer.Option(  # noqa: B008
         None, "--real-frames", help="Stream protocol: real frames (TIFF/MarCCD) whose cutouts, labelled by "
         "the exact fit, join every batch (repeat the option; default none)."),
-    real_fraction: float = typer.Option(0.1, "--real-fraction", help="Share of each batch from --real-frames."),
+    real_fraction: float = typer.Option(
+        0.1, "--real-fraction", help="Share of each batch from --real-frames."),
     time_limit: float | None = typer.Option(
         None, "--time-limit", help="Stop after this many seconds with a checkpoint; the same command "
         "resumes it."),

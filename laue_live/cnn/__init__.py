@@ -26,6 +26,7 @@ from laue_live.cnn._descriptors import (
     width_from_star,
     width_star,
 )
+from laue_live.cnn._hybrid import polish, start_from_desc
 from laue_live.cnn._io import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_metadata, save_model
 from laue_live.cnn._network import (
     ARCHITECTURES,
@@ -44,7 +45,6 @@ from laue_live.cnn._predictor import (
     default_model_path,
     get_predictor,
 )
-from laue_live.cnn._hybrid import polish, start_from_desc
 from laue_live.cnn._train import TrainConfig, TrainResult, prepare_training_set, train
 
 __all__ = [

@@ -52,14 +52,18 @@ def clean_gaussians(n_per_band: int = 200, seed: int = 0, size: int = 32) -> tup
     rows = []
     for b, (lo, hi) in enumerate(WIDTH_BANDS):
         m = n_per_band
-        rows.append(pd.DataFrame({
-            "band": np.full(m, b),
-            "d_row": rng.uniform(-0.5, 0.5, m),
-            "d_col": rng.uniform(-0.5, 0.5, m),
-            "sigma_row": rng.uniform(lo, hi, m),
-            "sigma_col": rng.uniform(lo, hi, m),
-            "peak": np.exp(rng.uniform(np.log(2000), np.log(30000), m)),
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "band": np.full(m, b),
+                    "d_row": rng.uniform(-0.5, 0.5, m),
+                    "d_col": rng.uniform(-0.5, 0.5, m),
+                    "sigma_row": rng.uniform(lo, hi, m),
+                    "sigma_col": rng.uniform(lo, hi, m),
+                    "peak": np.exp(rng.uniform(np.log(2000), np.log(30000), m)),
+                }
+            )
+        )
     t = pd.concat(rows, ignore_index=True)
     edges = np.arange(size + 1, dtype=np.float64) - size // 2 - 0.5  # pixel edges relative to the centre
 
@@ -81,8 +85,14 @@ def band_errors(d_row, d_col, truth: pd.DataFrame) -> pd.DataFrame:
     out = []
     for b, (lo, hi) in enumerate(WIDTH_BANDS):
         sel = truth["band"].to_numpy() == b
-        out.append({"band": f"{lo:g}-{hi:g}", "n": int(sel.sum()), "median": float(np.median(e[sel])),
-                    "p95": float(np.percentile(e[sel], 95))})
+        out.append(
+            {
+                "band": f"{lo:g}-{hi:g}",
+                "n": int(sel.sum()),
+                "median": float(np.median(e[sel])),
+                "p95": float(np.percentile(e[sel], 95)),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -108,7 +118,8 @@ def frame_scores(fit: pd.DataFrame, pred: pd.DataFrame) -> dict[str, float]:
         "pos_err_p95": float(np.percentile(e, 95)) if len(e) else float("nan"),
         "mae_sim": float(np.abs(p["sim"] - f["sim"])[good].mean()) if len(e) else float("nan"),
         "mae_area": float(np.abs(np.minimum(p["area"], clip) - np.minimum(f["area"], clip))[good].mean())
-        if len(e) else float("nan"),
+        if len(e)
+        else float("nan"),
         "mae_asp": float(np.abs(p["asp"] - f["asp"])[good].mean()) if len(e) else float("nan"),
         "pct_bad_as_good": 100.0 * float((~good & good_p).sum()) / n,
         "pct_good_as_bad": 100.0 * float((good & ~good_p).sum()) / n,

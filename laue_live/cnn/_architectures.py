@@ -32,15 +32,12 @@ multiply-adds) run in float32.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-
 __all__ = ["NetDesign", "DESIGNS", "SpotNet", "make_network", "fold_batchnorm", "count_flops"]
-
 
 
 @dataclass(frozen=True)
@@ -126,21 +123,33 @@ DESIGNS: dict[str, NetDesign] = {
     # the smallest: two-scale input, strided convs, centroid-relative positions
     "tiny": NetDesign(convs=((8, 1), (16, 2), (32, 2)), dense=(64,), input="twoscale", centroid=True),
     "tiny-nocentroid": NetDesign(convs=((8, 1), (16, 2), (32, 2)), dense=(64,), input="twoscale"),
-    "small": NetDesign(convs=((16, 1), (16, 1), (32, 2), (32, 1), (64, 2)), dense=(64,), input="twoscale",
-                       centroid=True),
-    "small-coords": NetDesign(convs=((16, 1), (16, 1), (32, 2), (32, 1), (64, 2)), dense=(64,),
-                              input="twoscale", centroid=True, coords=True),
-    "tiny-parabola": NetDesign(convs=((8, 1), (16, 2), (32, 2)), dense=(64,), input="twoscale", centroid=True,
-                               parabola=True),
-    "small-parabola": NetDesign(convs=((16, 1), (16, 1), (32, 2), (32, 1), (64, 2)), dense=(64,),
-                                input="twoscale", centroid=True, parabola=True),
+    "small": NetDesign(
+        convs=((16, 1), (16, 1), (32, 2), (32, 1), (64, 2)), dense=(64,), input="twoscale", centroid=True
+    ),
+    "small-coords": NetDesign(
+        convs=((16, 1), (16, 1), (32, 2), (32, 1), (64, 2)),
+        dense=(64,),
+        input="twoscale",
+        centroid=True,
+        coords=True,
+    ),
+    "tiny-parabola": NetDesign(
+        convs=((8, 1), (16, 2), (32, 2)), dense=(64,), input="twoscale", centroid=True, parabola=True
+    ),
+    "small-parabola": NetDesign(
+        convs=((16, 1), (16, 1), (32, 2), (32, 1), (64, 2)),
+        dense=(64,),
+        input="twoscale",
+        centroid=True,
+        parabola=True,
+    ),
     "full": NetDesign(convs=((8, 1), (16, 2), (16, 1), (32, 2), (64, 2)), dense=(64,), centroid=True),
     "full-nocentroid": NetDesign(convs=((8, 1), (16, 2), (16, 1), (32, 2), (64, 2)), dense=(64,)),
 }
 
 
 def _moments(x: torch.Tensor) -> torch.Tensor:
-    """Moment estimates ``(A, beta, mu_row, mu_col, ln s_row, ln s_col)`` of normalised cutouts ``(N, S, S)``."""
+    """Moment estimates ``(A, beta, mu_row, mu_col, ln s_row, ln s_col)`` of normalised ``(N, S, S)``."""
     from laue_live.spots import moment_start  # spots < cnn; kept local: it imports the fit's array layer
 
     return moment_start(x.detach().float(), x.shape[-1] // 2).to(x.dtype)
@@ -156,10 +165,15 @@ def _parabola(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     c = x.shape[-1] // 2
     win = torch.log((x[:, c - 1 : c + 2, c - 1 : c + 2] - beta[:, None, None]).clamp_min(1e-3))
     out = []
-    for lm, l0, lp in ((win[:, 0, 1], win[:, 1, 1], win[:, 2, 1]), (win[:, 1, 0], win[:, 1, 1], win[:, 1, 2])):
+    for lm, l0, lp in (
+        (win[:, 0, 1], win[:, 1, 1], win[:, 2, 1]),
+        (win[:, 1, 0], win[:, 1, 1], win[:, 1, 2]),
+    ):
         k = lm - 2 * l0 + lp
         peak = k < -1e-6
-        vertex = torch.where(peak, (lm - lp) / (2 * torch.where(peak, k, -torch.ones_like(k))), torch.zeros_like(k))
+        vertex = torch.where(
+            peak, (lm - lp) / (2 * torch.where(peak, k, -torch.ones_like(k))), torch.zeros_like(k)
+        )
         out += [vertex.clamp(-1.5, 1.5), torch.log((-k).clamp_min(1e-3))]
     return torch.stack([out[0], out[2], out[1], out[3]], dim=1)
 
@@ -177,8 +191,11 @@ class SpotNet(nn.Module):
         layers: list[nn.Module] = []
         c_in, side = design.input_channels(), design.input_side()
         for c_out, stride in design.convs:
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm2d(c_out),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
             c_in, side = c_out, (side + 2 - 3) // stride + 1
         layers.append(nn.Flatten())
         self.features = nn.Sequential(*layers)
@@ -191,7 +208,9 @@ class SpotNet(nn.Module):
         self.head = nn.Sequential(*head)
         s = design.input_side()
         g = torch.linspace(-1, 1, s)
-        self.register_buffer("coords", torch.stack(torch.meshgrid(g, g, indexing="ij"))[None], persistent=False)
+        self.register_buffer(
+            "coords", torch.stack(torch.meshgrid(g, g, indexing="ij"))[None], persistent=False
+        )
 
     def folded(self) -> SpotNet:
         """Inference copy (eval mode) with batch norm folded into the convolutions: same outputs."""
@@ -218,7 +237,9 @@ class SpotNet(nn.Module):
         xin = out.trunk_input(calibration.float())
         with warnings.catch_warnings():  # FX quantization warns about its own deprecation
             warnings.simplefilter("ignore")
-            prepared = prepare_fx(out.features, get_default_qconfig_mapping(engine), example_inputs=(xin[:2],))
+            prepared = prepare_fx(
+                out.features, get_default_qconfig_mapping(engine), example_inputs=(xin[:2],)
+            )
             with torch.no_grad():
                 for i in range(0, len(xin), 64):
                     prepared(xin[i : i + 64])
@@ -226,13 +247,15 @@ class SpotNet(nn.Module):
         return out
 
     def trunk_input(self, x: torch.Tensor) -> torch.Tensor:
-        """The trunk's input from normalised cutouts ``(N, 1, S, S)``."""
+        """Return the trunk's input from normalised cutouts ``(N, 1, S, S)``."""
         d = self.arch
         if d.input == "twoscale":
             s = d.cutout
             q = s // 4
             # 2 x 2 means by four strided slices: 3x faster than avg_pool2d on the CPU
-            pooled = (x[:, :, 0::2, 0::2] + x[:, :, 1::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 1::2]) * 0.25
+            pooled = (
+                x[:, :, 0::2, 0::2] + x[:, :, 1::2, 0::2] + x[:, :, 0::2, 1::2] + x[:, :, 1::2, 1::2]
+            ) * 0.25
             x = torch.cat([x[:, :, q : s - q, q : s - q], pooled], dim=1)
         if d.coords:
             x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1).to(x.dtype)], dim=1)
@@ -288,8 +311,11 @@ def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
 
 
 def make_network(design) -> nn.Module:
-    """A fresh network: ``"paper"``/``"lean"`` or an :class:`~laue_live.cnn.Architecture` give a
-    :class:`~laue_live.cnn.SpotCNN`; a :data:`DESIGNS` name or a :class:`NetDesign` a :class:`SpotNet`."""
+    """Return a fresh network for ``design``.
+
+    ``"paper"``/``"lean"`` or an :class:`~laue_live.cnn.Architecture` give a
+    :class:`~laue_live.cnn.SpotCNN`; a :data:`DESIGNS` name or a :class:`NetDesign` a :class:`SpotNet`.
+    """
     from laue_live.cnn._network import ARCHITECTURES, Architecture, SpotCNN
 
     if isinstance(design, str):

@@ -25,8 +25,16 @@ from laue_live._rules import (
 from laue_live._xp import ops_of
 from laue_live.spots import descriptor_table
 
-__all__ = ["DESC_NAMES", "WIDTH_LOG_RANGE", "AREA_WIDTHS_FROM", "width_star", "width_from_star", "desc_from_table",
-           "cnn_columns", "table_from_desc"]
+__all__ = [
+    "DESC_NAMES",
+    "WIDTH_LOG_RANGE",
+    "AREA_WIDTHS_FROM",
+    "width_star",
+    "width_from_star",
+    "desc_from_table",
+    "cnn_columns",
+    "table_from_desc",
+]
 
 #: Names of the five network outputs, in order.
 DESC_NAMES = ("sim", "pos_star_row", "pos_star_col", "asp", "area_star")

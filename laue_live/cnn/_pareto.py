@@ -20,7 +20,15 @@ import pandas as pd
 
 from laue_live.cnn._accuracy import band_errors, clean_gaussians, frame_scores
 
-__all__ = ["Method", "time_methods", "pareto_table", "standard_methods"]
+__all__ = [
+    "Method",
+    "time_methods",
+    "pareto_table",
+    "standard_methods",
+    "method_label",
+    "recommend_polish",
+    "meets_all",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +94,13 @@ def time_methods(methods: list[Method], cutouts: np.ndarray, rounds: int = 5) ->
                     wall[m.name].append((time.perf_counter() - t) / n * 1e3)
     finally:
         torch.set_num_threads(old)
-    return pd.DataFrame({
-        "ms_cpu": {k: min(v) for k, v in cpu.items()},
-        "ms_cpu_median": {k: float(np.median(v)) for k, v in cpu.items()},
-        "ms_wall": {k: min(v) for k, v in wall.items()},
-    })
+    return pd.DataFrame(
+        {
+            "ms_cpu": {k: min(v) for k, v in cpu.items()},
+            "ms_cpu_median": {k: float(np.median(v)) for k, v in cpu.items()},
+            "ms_wall": {k: min(v) for k, v in wall.items()},
+        }
+    )
 
 
 def pareto_table(
@@ -153,8 +163,49 @@ def pareto_table(
     return table, per_frame
 
 
-def standard_methods(models: Mapping[str, str], *, polish_steps=(1, 2, 3), fit_steps=(1, 2, 3)) -> list[Method]:
-    """The fit, the fit stopped early, each model (int8 and float32) and each width model + polish.
+def method_label(label: str, int8: bool, polish: int) -> str:
+    """Row label of a model's method in :func:`standard_methods`' table."""
+    base = f"{label} {'int8' if int8 else 'fp32'}"
+    return base if polish == 0 else f"{base} + {polish} fit iteration{'s' if polish > 1 else ''}"
+
+
+def meets_all(row) -> list[str]:
+    """Return the accuracy targets a Pareto row misses (worst real frame, pooled, clean Gaussians)."""
+    from laue_live.cnn._accuracy import TARGETS
+
+    checks = {
+        "worst_pos_err_mean": TARGETS["pos_err_mean"],
+        "worst_pos_err_p95": TARGETS["pos_err_p95"],
+        "mae_sim": TARGETS["mae_sim"],
+        "mae_area": TARGETS["mae_area"],
+        "mae_asp": TARGETS["mae_asp"],
+        "pct_bad_as_good": TARGETS["pct_bad_as_good"],
+        "pct_good_as_bad": TARGETS["pct_good_as_bad"],
+        "truth_median_worst_band": TARGETS["truth_median_per_band"],
+    }
+    return [f"{k} {float(row[k]):.3f} (target < {t})" for k, t in checks.items() if not float(row[k]) < t]
+
+
+def recommend_polish(table: pd.DataFrame, label: str, steps=(0, 1, 2, 3)) -> int:
+    """Fit iterations to recommend for a model: the fastest of its int8 rows meeting every target.
+
+    Where none does, the most accurate one (the largest number of iterations measured).
+    """
+    rows = {
+        k: table.loc[method_label(label, True, k)]
+        for k in steps
+        if method_label(label, True, k) in table.index
+    }
+    ok = [k for k, r in rows.items() if not meets_all(r)]
+    if ok:
+        return min(ok, key=lambda k: float(rows[k]["ms_cpu"]))
+    return max(rows)
+
+
+def standard_methods(
+    models: Mapping[str, str], *, polish_steps=(1, 2, 3), fit_steps=(1, 2, 3)
+) -> list[Method]:
+    """Return the fit, the fit stopped early, each model (int8 and float32) and each width model + polish.
 
     Parameters
     ----------
@@ -171,16 +222,27 @@ def standard_methods(models: Mapping[str, str], *, polish_steps=(1, 2, 3), fit_s
 
     out = [Method("exact fit", fit_descriptors, kind="fit")]
     for k in fit_steps:
-        out.append(Method(f"fit, {k} iteration{'s' if k > 1 else ''}",
-                          lambda c, k=k: fit_descriptors(c, max_iter=k), kind="fit"))
+        out.append(
+            Method(
+                f"fit, {k} iteration{'s' if k > 1 else ''}",
+                lambda c, k=k: fit_descriptors(c, max_iter=k),
+                kind="fit",
+            )
+        )
     for label, path in models.items():
         net, _ = load_model(path)
         mflop = count_flops(net) / 1e6
         for quantize in (True, False):
-            p = Predictor(path, "cpu", quantize=quantize)
-            out.append(Method(f"{label} {'int8' if quantize else 'fp32'}", p.predict, mflop))
+            p = Predictor(path, "cpu", quantize=quantize, polish=0)
+            out.append(Method(method_label(label, quantize, 0), p.predict, mflop))
             if isinstance(net, SpotNet) and net.arch.widths_out and quantize:
                 for k in polish_steps:
-                    out.append(Method(f"{label} int8 + {k} fit iteration{'s' if k > 1 else ''}",
-                                      lambda c, p=p, k=k: polish(c, p.predict_desc(c), k), mflop, "hybrid"))
+                    out.append(
+                        Method(
+                            method_label(label, True, k),
+                            lambda c, p=p, k=k: polish(c, p.predict_desc(c), k),
+                            mflop,
+                            "hybrid",
+                        )
+                    )
     return out

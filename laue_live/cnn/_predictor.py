@@ -154,8 +154,10 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_desc(self, cutouts: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Raw network outputs ``(N, n_out)`` float32: ``Desc = (Sim, Pos*_row, Pos*_col, Asp, Area*)``,
-        then ``W*_row, W*_col`` for networks with width outputs (see :class:`~laue_live.cnn.SpotNet`).
+        """Return the raw network outputs ``(N, n_out)`` float32.
+
+        ``Desc = (Sim, Pos*_row, Pos*_col, Asp, Area*)``, then ``W*_row, W*_col`` for networks with
+        width outputs (see :class:`~laue_live.cnn.SpotNet`).
 
         Parameters
         ----------

@@ -17,7 +17,7 @@ import pandas as pd
 
 from laue_live.cnn._accuracy import TARGETS, WIDTH_BANDS, band_errors, clean_gaussians, frame_scores
 from laue_live.cnn._data import SpotSet
-from laue_live.cnn._metrics import comparison_table, position_error_vs_truth
+from laue_live.cnn._metrics import confusion, position_error_vs_truth, scores
 from laue_live.cnn._report import (
     PAPER_TABLE2,
     PAPER_TABLE3,
@@ -29,11 +29,23 @@ from laue_live.cnn._report import (
     score_tables,
 )
 
-__all__ = ["plot_stream_curves", "real_frame_table", "write_stream_report", "write_stream_model_card",
-           "machine_description"]
+__all__ = [
+    "plot_stream_curves",
+    "real_frame_table",
+    "write_stream_report",
+    "write_stream_model_card",
+    "machine_description",
+]
 
-_TARGET_COLS = ("pos_err_mean", "pos_err_p95", "mae_sim", "mae_area", "mae_asp", "pct_bad_as_good",
-                "pct_good_as_bad")
+_TARGET_COLS = (
+    "pos_err_mean",
+    "pos_err_p95",
+    "mae_sim",
+    "mae_area",
+    "mae_asp",
+    "pct_bad_as_good",
+    "pct_good_as_bad",
+)
 
 
 def machine_description() -> str:
@@ -74,8 +86,9 @@ def plot_stream_curves(history: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def real_frame_table(predictors: Mapping[str, object], frames: Mapping[str, tuple[np.ndarray, pd.DataFrame]]
-                     ) -> pd.DataFrame:
+def real_frame_table(
+    predictors: Mapping[str, object], frames: Mapping[str, tuple[np.ndarray, pd.DataFrame]]
+) -> pd.DataFrame:
     """Scores against the exact fit per real frame and pooled, for each predictor (``.predict``)."""
     rows = {}
     pooled_c = np.concatenate([c for c, _ in frames.values()])
@@ -93,8 +106,9 @@ def _targets_row() -> dict:
 
 
 def _met(df: pd.DataFrame) -> pd.Series:
-    return pd.Series({i: "yes" if all(float(r[k]) < TARGETS[k] for k in _TARGET_COLS) else "no"
-                      for i, r in df.iterrows()})
+    return pd.Series(
+        {i: "yes" if all(float(r[k]) < TARGETS[k] for k in _TARGET_COLS) else "no" for i, r in df.iterrows()}
+    )
 
 
 def write_stream_report(
@@ -137,15 +151,22 @@ def write_stream_report(
     """
     from laue_live.cnn._evaluate import evaluate
     from laue_live.cnn._predictor import Predictor
+    from laue_live.spots import fit_descriptors
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    p8 = Predictor(model_path, "cpu", quantize=True)
-    p32 = Predictor(model_path, "cpu", quantize=False)
+    shipped = Predictor(model_path, "cpu")  # int8 on the CPU, with the model's recommended polish
+    p8 = Predictor(model_path, "cpu", quantize=True, polish=0)
+    p32 = Predictor(model_path, "cpu", quantize=False, polish=0)
+    k = shipped.polish
+    shipped_label = (
+        f"shipped: network int8 + {k} fit iteration{'s' if k != 1 else ''}" if k else "shipped: int8"
+    )
     cmps = {s.name: evaluate(p8, s) for s in sets}
     tabs = score_tables(cmps)
-    for k, v in tabs.items():
-        v.to_csv(out / f"{k}.csv")
+    for name, v in tabs.items():
+        v.to_csv(out / f"{name}.csv")
+    shipped_cmp = pd.concat([evaluate(shipped, s) for s in sets], ignore_index=True)
     original = {s.name: s.table["sim"].to_numpy() for s in sets}
     resampled = dict(original)
     if stream_sim is not None:
@@ -154,21 +175,41 @@ def write_stream_report(
     plot_stream_curves(history, out / "fig5_loss_curves.png")
     allcmp = pd.concat(list(cmps.values()), ignore_index=True)
     plot_error_histograms(allcmp, out / "fig6_error_histograms.png")
-    real = real_frame_table({"int8 (CPU)": p8, "float32": p32}, frames)
+    rows = (
+        {shipped_label: shipped, "network alone, int8": p8, "network alone, float32": p32}
+        if k
+        else {shipped_label: shipped, "network alone, float32": p32}
+    )
+    real = real_frame_table(rows, frames)
     real.to_csv(out / "real_frames.csv")
     gc, gt = clean_gaussians(200, seed=11)
-    from laue_live.spots import fit_descriptors
 
-    bands = pd.DataFrame({
-        "network int8": band_errors(*p8.predict(gc)[["d_row", "d_col"]].to_numpy().T, gt).set_index("band")["median"],
-        "network float32": band_errors(*p32.predict(gc)[["d_row", "d_col"]].to_numpy().T, gt).set_index("band")["median"],
-        "exact fit": band_errors(*fit_descriptors(gc)[["d_row", "d_col"]].to_numpy().T, gt).set_index("band")["median"],
-    })
+    def med(table):
+        return band_errors(*table[["d_row", "d_col"]].to_numpy().T, gt).set_index("band")["median"]
+
+    bands = pd.DataFrame(
+        {
+            shipped_label: med(shipped.predict(gc)),
+            "network alone, int8": med(p8.predict(gc)),
+            "network alone, float32": med(p32.predict(gc)),
+            "exact fit": med(fit_descriptors(gc)),
+        }
+    )
     bands["target"] = TARGETS["truth_median_per_band"]
+    bands.to_csv(out / "clean_gaussians.csv")
     agg3 = tabs["table3"].loc["Aggregated"].to_dict()
     t2 = tabs["table2"]
-    t2view = t2[["n", "good_as_good", "good_as_bad", "bad_as_good", "bad_as_bad", "pct_good_as_bad",
-                 "pct_bad_as_good"]]
+    t2view = t2[
+        [
+            "n",
+            "good_as_good",
+            "good_as_bad",
+            "bad_as_good",
+            "bad_as_bad",
+            "pct_good_as_bad",
+            "pct_bad_as_good",
+        ]
+    ]
     real_view = real[list(_TARGET_COLS) + ["n", "n_good"]].copy()
     real_view.loc["target"] = {**_targets_row(), "n": np.nan, "n_good": np.nan}
     real_view["all met"] = _met(real_view.drop(index="target")).reindex(real_view.index).fillna("")
@@ -177,7 +218,7 @@ def write_stream_report(
         "",
         notes,
         "",
-        "## The shipped model on real frames it never saw (against the exact fit, good spots)",
+        "## The CNN on real frames it never saw (against the exact fit, good spots)",
         "",
         "Good spots: those the exact fit calls good (Sim > 0.5 and ||Pos - s|| <= 0.9 px); PosErr is "
         "||Pos_CNN - Pos_fit|| in px over them; MAE of Sim, Area (px^2) and Asp over them; misclassified "
@@ -205,9 +246,22 @@ def write_stream_report(
         "",
     ]
     if pareto is not None:
-        cols = ["kind", "mflop", "ms_cpu", "ms_wall", "pos_err_mean", "pos_err_p95", "worst_pos_err_mean",
-                "worst_pos_err_p95", "mae_sim", "mae_area", "mae_asp", "pct_bad_as_good", "pct_good_as_bad",
-                "truth_median_worst_band"]
+        cols = [
+            "kind",
+            "mflop",
+            "ms_cpu",
+            "ms_wall",
+            "pos_err_mean",
+            "pos_err_p95",
+            "worst_pos_err_mean",
+            "worst_pos_err_p95",
+            "mae_sim",
+            "mae_area",
+            "mae_asp",
+            "pct_bad_as_good",
+            "pct_good_as_bad",
+            "truth_median_worst_band",
+        ]
         lines += [
             "## Pareto table: accuracy against time per spot, one run, one thread",
             "",
@@ -224,7 +278,7 @@ def write_stream_report(
             "",
         ]
     if auto:
-        lines += ["## What `method=\"auto\"` picks", "", *[f"- **{k}**: {v}" for k, v in auto.items()], ""]
+        lines += ['## What `method="auto"` picks', "", *[f"- **{k}**: {v}" for k, v in auto.items()], ""]
     lines += [
         "## The paper's datasets' structure: D1-D5",
         "",
@@ -241,7 +295,9 @@ def write_stream_report(
         t = s.table
         good = ((t["sim"] > 0.5) & (np.hypot(t["d_row"], t["d_col"]) <= 0.9)).mean()
         n_real = int(t["real"].sum()) if "real" in t else 0
-        lines.append(f"| {s.name} | {len(s):,} | {100 * good:.1f}% | {n_real} | {s.meta.get('description', '')} |")
+        lines.append(
+            f"| {s.name} | {len(s):,} | {100 * good:.1f}% | {n_real} | {s.meta.get('description', '')} |"
+        )
     lines += [
         "",
         "![Figure 4](fig4_sim_histograms.png)",
@@ -250,7 +306,7 @@ def write_stream_report(
         "the last column is one chunk of the training stream before and after the draw that makes "
         "Sim ~uniform (12 bins of equal probability).",
         "",
-        "### Table 1: all spots (int8 inference, as `method=\"cnn\"` runs on a CPU)",
+        "### Table 1: all spots (the network alone, int8 as on a CPU: what the paper's CNN predicts)",
         "",
         _md(tabs["table1"]),
         "",
@@ -273,6 +329,20 @@ def write_stream_report(
         "Against the paper's Table 3 (aggregated, predicted-good spots):",
         "",
         _md(_vs_paper(agg3, PAPER_TABLE3)),
+        "",
+        f"The CNN as shipped ({shipped_label}), aggregated over D1-D5:",
+        "",
+        _md(
+            pd.DataFrame(
+                {
+                    "all spots": scores(shipped_cmp),
+                    "predicted good": scores(shipped_cmp[shipped_cmp["good_pred"]]),
+                    "fit-good": scores(shipped_cmp[shipped_cmp["good"]]),
+                }
+            ).T
+        ),
+        "",
+        _md(pd.DataFrame({"confusion": confusion(shipped_cmp)}).T[t2view.columns], ".2f"),
         "",
     ]
     pe = position_error_vs_truth(allcmp[allcmp["good"]])
@@ -305,8 +375,14 @@ def write_stream_report(
     return path
 
 
-def write_stream_model_card(path: str | Path, model_path: str | Path, *, real: pd.DataFrame | None = None,
-                            bands: pd.DataFrame | None = None, report: str = "docs/report/REPORT.md") -> Path:
+def write_stream_model_card(
+    path: str | Path,
+    model_path: str | Path,
+    *,
+    real: pd.DataFrame | None = None,
+    bands: pd.DataFrame | None = None,
+    report: str = "docs/report/REPORT.md",
+) -> Path:
     """Write the Markdown model card of a stream-trained model (from its metadata and measured scores)."""
     from laue_live.cnn._architectures import SpotNet, count_flops
     from laue_live.cnn._io import load_model
@@ -318,14 +394,16 @@ def write_stream_model_card(path: str | Path, model_path: str | Path, *, real: p
     lines = [
         f"# Model card: `{Path(model_path).name}`",
         "",
-        f"- **Version**: {info.get('version', 'unknown')} (file format {meta['format']} v{meta['format_version']})",
+        f"- **Version**: {info.get('version', 'unknown')} "
+        f"(file format {meta['format']} v{meta['format_version']})",
         "- **Task**: predict the exact Gaussian fit's descriptors `Desc = (Sim, Pos*_row, Pos*_col, Asp, "
         "Area*)` and the widths along rows and columns from a raw 32 x 32 cutout centred on the initial "
         "peak (index 16, 16).",
         f"- **Network**: `{info.get('network', '?')}`: `{json.dumps(design)}`; "
         f"{keras_parameter_count(net):,} parameters; {count_flops(net) / 1e6:.2f} MFLOP per cutout"
         + (" (SpotNet, `laue_live.cnn.SpotNet`)." if isinstance(net, SpotNet) else "."),
-        f"- **Input normalisation**: `{meta['normalisation']}` (per-cutout (I - min) / (max - min), flat -> 0).",
+        f"- **Input normalisation**: `{meta['normalisation']}` "
+        "(per-cutout (I - min) / (max - min), flat -> 0).",
         "- **Inference**: BN folded; int8 trunk (static quantization, calibrated on 256 training cutouts "
         "stored in the file) on the CPU, float32 head; float16 autocast on CUDA.",
         f"- **Training data**: {info.get('data', '?')}",
@@ -338,9 +416,14 @@ def write_stream_model_card(path: str | Path, model_path: str | Path, *, real: p
         "",
     ]
     if real is not None:
-        lines += ["## On real frames it never saw (against the exact fit, good spots)", "",
-                  _md(real[list(_TARGET_COLS) + ["n_good"]], ".3f"), "",
-                  "Targets: " + ", ".join(f"{k} < {TARGETS[k]}" for k in _TARGET_COLS) + ".", ""]
+        lines += [
+            "## On real frames it never saw (against the exact fit, good spots)",
+            "",
+            _md(real[list(_TARGET_COLS) + ["n_good"]], ".3f"),
+            "",
+            "Targets: " + ", ".join(f"{k} < {TARGETS[k]}" for k in _TARGET_COLS) + ".",
+            "",
+        ]
     if bands is not None:
         lines += ["## Clean Gaussians against truth (median position error, px)", "", _md(bands, ".4f"), ""]
     lines += [

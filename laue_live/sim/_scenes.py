@@ -97,13 +97,27 @@ class SceneConfig:
         self.p_neighbours, self.p_jitter = float(p_neighbours), float(p_jitter)
         self.p_dead_edge, self.p_frame_edge = float(p_dead_edge), float(p_frame_edge)
         self.p_bad_pixels = float(p_bad_pixels)
-        probs = (self.p_wide, self.p_sharp, self.p_wide + self.p_sharp, self.p_slope, self.p_hump, self.p_neighbours, self.p_jitter,
-                 self.p_dead_edge, self.p_frame_edge, self.p_bad_pixels)
+        probs = (
+            self.p_wide,
+            self.p_sharp,
+            self.p_wide + self.p_sharp,
+            self.p_slope,
+            self.p_hump,
+            self.p_neighbours,
+            self.p_jitter,
+            self.p_dead_edge,
+            self.p_frame_edge,
+            self.p_bad_pixels,
+        )
         if not all(0.0 <= p <= 1.0 for p in probs):
             raise SettingsError(f"probabilities must be in [0, 1], got {probs}")
-        for name, (lo, hi) in (("width_range", self.width_range), ("sharp_range", self.sharp_range),
-                               ("peak_range", self.peak_range),
-                               ("pedestal_range", self.pedestal_range), ("gain_range", self.gain_range)):
+        for name, (lo, hi) in (
+            ("width_range", self.width_range),
+            ("sharp_range", self.sharp_range),
+            ("peak_range", self.peak_range),
+            ("pedestal_range", self.pedestal_range),
+            ("gain_range", self.gain_range),
+        ):
             if not 0 < lo <= hi:
                 raise SettingsError(f"{name} must be 0 < min <= max, got {(lo, hi)}")
         if not 0 <= self.read_noise_range[0] <= self.read_noise_range[1]:
@@ -177,7 +191,9 @@ def _background(rng, n: int, cfg: SceneConfig, peak) -> np.ndarray:
     if slope.any():
         g = rng.normal(0, 1, (n, 2)) * _log_uniform(rng, 0.05, 0.005 * peak + 0.1, n)[:, None]
         g[~slope] = 0
-        bg += (g[:, 0, None, None] * x[None, :, None] + g[:, 1, None, None] * x[None, None, :]).astype(np.float32)
+        bg += (g[:, 0, None, None] * x[None, :, None] + g[:, 1, None, None] * x[None, None, :]).astype(
+            np.float32
+        )
         bg -= bg.min(axis=(1, 2), keepdims=True)
     hump = rng.random(n) < cfg.p_hump
     if hump.any():
@@ -277,8 +293,12 @@ def render_spot_scenes(
         gain = _log_uniform(rng, *cfg.gain_range, m).astype(np.float32)
         read = rng.uniform(*cfg.read_noise_range, m).astype(np.float32)
         pedestal = _log_uniform(rng, *cfg.pedestal_range, m).astype(np.float32)
-        img = rng.poisson(np.maximum(signal, 0) / gain[:, None, None]).astype(np.float32) * gain[:, None, None]
-        img += pedestal[:, None, None] + rng.standard_normal(img.shape, dtype=np.float32) * read[:, None, None]
+        img = (
+            rng.poisson(np.maximum(signal, 0) / gain[:, None, None]).astype(np.float32) * gain[:, None, None]
+        )
+        img += (
+            pedestal[:, None, None] + rng.standard_normal(img.shape, dtype=np.float32) * read[:, None, None]
+        )
         img = np.clip(np.rint(img), 0, SATURATION)
         # s: brightest pixel of the main spot's footprint, now and then one pixel off
         foot = main >= 0.05 * main.reshape(m, -1).max(axis=1)[:, None, None]
@@ -295,22 +315,27 @@ def render_spot_scenes(
         saturated = (cut >= SATURATION).any(axis=(1, 2))
         mask = _mask(rng, cut, cfg)
         cutouts[a : a + m] = cut
-        s_r, s_c = _sigma_rowcol(params["w_major"].to_numpy(), params["w_minor"].to_numpy(),
-                                 params["angle_deg"].to_numpy())
-        parts.append(pd.DataFrame({
-            "shape": params["shape"].to_numpy(),
-            "d_row": row - sr,
-            "d_col": col - sc,
-            "sigma_row": s_r,
-            "sigma_col": s_c,
-            "peak_height": peak,
-            "pedestal": pedestal,
-            "gain": gain,
-            "read_noise": read,
-            "n_neighbours": np.bincount(owner, minlength=m) if len(owner) else np.zeros(m, np.int64),
-            "jitter": jit,
-            "mask": mask,
-            "saturated": saturated,
-        }))
+        s_r, s_c = _sigma_rowcol(
+            params["w_major"].to_numpy(), params["w_minor"].to_numpy(), params["angle_deg"].to_numpy()
+        )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "shape": params["shape"].to_numpy(),
+                    "d_row": row - sr,
+                    "d_col": col - sc,
+                    "sigma_row": s_r,
+                    "sigma_col": s_c,
+                    "peak_height": peak,
+                    "pedestal": pedestal,
+                    "gain": gain,
+                    "read_noise": read,
+                    "n_neighbours": np.bincount(owner, minlength=m) if len(owner) else np.zeros(m, np.int64),
+                    "jitter": jit,
+                    "mask": mask,
+                    "saturated": saturated,
+                }
+            )
+        )
     truth = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return cutouts, truth

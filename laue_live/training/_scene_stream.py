@@ -1,12 +1,13 @@
 """Training cutouts generated on the fly: simulator scenes labelled by the exact fit, in chunks.
 
-Chunk ``k`` of a stream with seed ``s`` is :func:`laue_live.sim.render_spot_scenes` with the random
-generator seeded by ``(s, k)``, labelled by the exact fit (:func:`laue_live.spots.fit_descriptors`, the paper's ground
-truth), the simulator's truth kept beside it: the same chunk on every machine. Chunks are written
-to a cache folder as compressed ``.npz`` files (uint16 cutouts, no pickle) by worker *processes*
-(``python -m laue_live.training._scene_stream``), ahead of the trainer, so that rendering and fitting run
-beside the network instead of in front of it; a second training on the same stream reads them back.
-A worker reports each finished chunk on its stdout; a chunk is written to a temporary name and
+Chunk ``k`` of a stream with seed ``s`` is :func:`laue_live.sim.render_spot_scenes` with the
+random generator seeded by ``(s, k)``, labelled by the exact fit
+(:func:`laue_live.spots.fit_descriptors`, the paper's ground truth), the simulator's truth kept
+beside it: the same chunk on every machine. Chunks are written to a cache folder as compressed
+``.npz`` files (uint16 cutouts, no pickle) by worker *processes* (``python -m
+laue_live.training._scene_stream``), ahead of the trainer, so that rendering and fitting run beside
+the network instead of in front of it; a second training on the same stream reads them back. A
+worker reports each finished chunk on its stdout; a chunk is written to a temporary name and
 renamed, so a killed worker never leaves a half-written chunk behind.
 
 Lives in :mod:`laue_live.training`, the only science package that imports the simulator.
@@ -39,8 +40,19 @@ logger = logging.getLogger(__name__)
 STREAM_VERSION = 2
 
 #: Columns of the exact fit kept per cutout, and of the simulator's truth (prefixed ``true_``).
-_FIT_COLUMNS = ("sim0", "sim", "d_row", "d_col", "asp", "area", "sigma_row", "sigma_col", "amplitude",
-                "background", "converged")
+_FIT_COLUMNS = (
+    "sim0",
+    "sim",
+    "d_row",
+    "d_col",
+    "asp",
+    "area",
+    "sigma_row",
+    "sigma_col",
+    "amplitude",
+    "background",
+    "converged",
+)
 _TRUTH_COLUMNS = ("d_row", "d_col", "sigma_row", "sigma_col", "peak_height", "n_neighbours", "mask")
 
 
@@ -132,11 +144,29 @@ class SceneStream:
         procs = []
         for w in range(min(self.workers, len(missing))):
             mine = missing[w :: self.workers]
-            cmd = [sys.executable, "-m", "laue_live.training._scene_stream", "--cache", str(self.cache),
-                   "--seed", str(self.seed), "--chunk", str(self.chunk), "--nice", str(self.nice),
-                   "--ks", ",".join(map(str, mine))]
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
-                                          env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}))
+            cmd = [
+                sys.executable,
+                "-m",
+                "laue_live.training._scene_stream",
+                "--cache",
+                str(self.cache),
+                "--seed",
+                str(self.seed),
+                "--chunk",
+                str(self.chunk),
+                "--nice",
+                str(self.nice),
+                "--ks",
+                ",".join(map(str, mine)),
+            ]
+            procs.append(
+                subprocess.Popen(
+                    cmd,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+                )
+            )
         owner = {k: procs[i % len(procs)] for i, k in enumerate(missing)}
         try:
             for k in ks:

@@ -110,7 +110,7 @@ class StreamConfig:
 
 
 def targets_of(t: dict[str, torch.Tensor], n_out: int) -> torch.Tensor:
-    """Network targets ``(N, n_out)`` from fit columns ``sim, d_row, d_col, asp, area[, sigma_row, sigma_col]``."""
+    """Return the targets ``(N, n_out)`` from fit columns ``sim, d_row, d_col, asp, area`` (and widths)."""
     pr = ((t["d_row"] + POS_CLIP) / (2 * POS_CLIP)).clamp(0, 1)
     pc = ((t["d_col"] + POS_CLIP) / (2 * POS_CLIP)).clamp(0, 1)
     cols = [t["sim"].clamp(0, 1), pr, pc, t["asp"].clamp(0, 1), (t["area"] / AREA_CLIP).clamp(0, 1)]
@@ -130,14 +130,19 @@ def _columns(s: SpotSet, idx: np.ndarray) -> dict[str, torch.Tensor]:
 
 
 def _valid(s: SpotSet) -> SpotSet:
-    """Rows with finite fit descriptors, converged or not: the label is what the fit reports
-    (pixel-sharp spots stall with widths ~0.3 px before the tolerance is met, yet are good spots)."""
-    ok = np.isfinite(s.table[list(_COLS)].to_numpy(np.float64)).all(axis=1) & np.isfinite(s.cutouts).all(axis=(1, 2))
+    """Keep the rows with finite fit descriptors, converged or not.
+
+    The label is what the fit reports: pixel-sharp spots stall with widths ~0.3 px before the
+    tolerance is met, yet are good spots.
+    """
+    ok = np.isfinite(s.table[list(_COLS)].to_numpy(np.float64)).all(axis=1) & np.isfinite(s.cutouts).all(
+        axis=(1, 2)
+    )
     return s.subset(np.flatnonzero(ok))
 
 
 def _augment(b: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """A random one of the 8 rotations/reflections per cutout; quarter turns swap the row/col widths."""
+    """Apply a random one of the 8 rotations/reflections per cutout (quarter turns swap the widths)."""
     g = torch.randint(0, 8, (len(b["x"]),), generator=gen)
     out = {k: v.clone() for k, v in b.items()}
     for e in range(1, 8):
@@ -178,7 +183,9 @@ def _forward(model, x: torch.Tensor, normalisation: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _validate(model, val: dict[str, torch.Tensor], config: StreamConfig, w: torch.Tensor) -> tuple[float, float]:
+def _validate(
+    model, val: dict[str, torch.Tensor], config: StreamConfig, w: torch.Tensor
+) -> tuple[float, float]:
     """Weighted MAE and the mean position error (px) of the spots the fit calls good."""
     model.eval()
     preds = []
@@ -284,15 +291,31 @@ def train_stream(
     val = _columns(vset, np.arange(len(vset)))
     watched = {m.name: _columns(_valid(m), np.arange(len(_valid(m)))) for m in monitor}
     real_set = _valid(SpotSet.concat(list(real), name="real")) if real else None
-    n_real = int(round(config.batch_size * config.real_fraction)) if real_set is not None and len(real_set) else 0
+    n_real = (
+        int(round(config.batch_size * config.real_fraction)) if real_set is not None and len(real_set) else 0
+    )
     n_sim = config.batch_size - n_real
 
-    state = {"step": 0, "epoch": 0, "pos": 0, "history": [], "best_val": float("inf"), "seconds": 0.0,
-             "cpu_seconds": 0.0, "worker_cpu_seconds": 0.0}
+    state = {
+        "step": 0,
+        "epoch": 0,
+        "pos": 0,
+        "history": [],
+        "best_val": float("inf"),
+        "seconds": 0.0,
+        "cpu_seconds": 0.0,
+        "worker_cpu_seconds": 0.0,
+    }
     best: dict | None = None
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.is_file():
         state, best = _load_checkpoint(ckpt, model, opt)
+        saved = {k: v for k, v in state.get("config", {}).items() if k != "workers"}
+        if saved and saved != {k: v for k, v in config.to_dict().items() if k != "workers"}:
+            raise ValueError(
+                f"checkpoint {ckpt} belongs to another training protocol ({saved}); "
+                "delete it or train into another checkpoint"
+            )
         logger.info("resuming %s at step %d", ckpt, state["step"])
     model.train()
     t0 = time.perf_counter() - state["seconds"]
@@ -300,8 +323,13 @@ def train_stream(
     kids0 = _children_cpu() - state.get("worker_cpu_seconds", 0.0)
     t_run, t_ckpt = time.perf_counter(), time.perf_counter()
     run_loss, run_n = 0.0, 0
-    bar = tqdm(total=config.steps, initial=state["step"], desc=f"training {config.network}", unit="step",
-               disable=not progress)
+    bar = tqdm(
+        total=config.steps,
+        initial=state["step"],
+        desc=f"training {config.network}",
+        unit="step",
+        disable=not progress,
+    )
     stopped = False
 
     def chunk_order(epoch: int) -> np.ndarray:
@@ -351,15 +379,22 @@ def train_stream(
             last = state["step"] == config.steps
             if state["step"] % config.val_every == 0 or last:
                 vloss, vpos = _validate(model, val, config, w)
-                state["history"].append({
-                    "step": state["step"], "samples": state["step"] * config.batch_size,
-                    "lr": _lr_at(config, step), "train_loss": run_loss / max(run_n, 1), "val_loss": vloss,
-                    "val_pos_err_px": vpos, "seconds": time.perf_counter() - t0,
-                    **{f"loss_{k}": _validate(model, v, config, w)[0] for k, v in watched.items()},
-                })
+                state["history"].append(
+                    {
+                        "step": state["step"],
+                        "samples": state["step"] * config.batch_size,
+                        "lr": _lr_at(config, step),
+                        "train_loss": run_loss / max(run_n, 1),
+                        "val_loss": vloss,
+                        "val_pos_err_px": vpos,
+                        "seconds": time.perf_counter() - t0,
+                        **{f"loss_{k}": _validate(model, v, config, w)[0] for k, v in watched.items()},
+                    }
+                )
                 run_loss, run_n = 0.0, 0
-                bar.set_postfix(train=f"{state['history'][-1]['train_loss']:.4f}", val=f"{vloss:.4f}",
-                                pos=f"{vpos:.3f}px")
+                bar.set_postfix(
+                    train=f"{state['history'][-1]['train_loss']:.4f}", val=f"{vloss:.4f}", pos=f"{vpos:.3f}px"
+                )
                 if vloss < state["best_val"]:
                     state["best_val"] = vloss
                     best = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -372,8 +407,9 @@ def train_stream(
             # the rest of this chunk is redrawn on resume: the same draws, from step j on
             state["resume_skip"] = j + 1
         skip = 0
-        if ckpt is not None and (stopped or time.perf_counter() - t_ckpt > checkpoint_every
-                                 or state["step"] >= config.steps):
+        if ckpt is not None and (
+            stopped or time.perf_counter() - t_ckpt > checkpoint_every or state["step"] >= config.steps
+        ):
             state["seconds"] = time.perf_counter() - t0
             state["cpu_seconds"] = time.process_time() - cpu0
             state["worker_cpu_seconds"] = _children_cpu() - kids0
@@ -392,8 +428,13 @@ def train_stream(
     first = stream.get(0)
     cal_idx = np.sort(np.random.default_rng([config.seed, 4]).choice(len(first), 256, replace=False))
     return TrainResult(
-        model, hist, config, state["step"] * config.batch_size, [f"scenes-{config.stream_seed}"]
-        + ([real_set.name] if real_set is not None else []), time.perf_counter() - t0, first.cutouts[cal_idx]
+        model,
+        hist,
+        config,
+        state["step"] * config.batch_size,
+        [f"scenes-{config.stream_seed}"] + ([real_set.name] if real_set is not None else []),
+        time.perf_counter() - t0,
+        first.cutouts[cal_idx],
     )
 
 

@@ -63,12 +63,16 @@ def _check_real(scores: dict[str, dict]) -> list[str]:
     for name, (mean_b, p95_b) in REAL_BOUNDS.items():
         s = scores[name]
         if not (s["pos_err_mean"] < mean_b and s["pos_err_p95"] < p95_b):
-            bad.append(f"{name}: PosErr mean {s['pos_err_mean']:.4f} (< {mean_b}), p95 {s['pos_err_p95']:.4f} "
-                       f"(< {p95_b})")
+            bad.append(
+                f"{name}: PosErr mean {s['pos_err_mean']:.4f} (< {mean_b}), p95 {s['pos_err_p95']:.4f} "
+                f"(< {p95_b})"
+            )
     a = scores["all"]
     if not (a["mae_sim"] < 0.01 and a["pct_bad_as_good"] < 1.3 and a["pct_good_as_bad"] < 2.1):
-        bad.append(f"all: MAE Sim {a['mae_sim']:.4f}, bad as good {a['pct_bad_as_good']:.2f}%, good as bad "
-                   f"{a['pct_good_as_bad']:.2f}%")
+        bad.append(
+            f"all: MAE Sim {a['mae_sim']:.4f}, bad as good {a['pct_bad_as_good']:.2f}%, good as bad "
+            f"{a['pct_good_as_bad']:.2f}%"
+        )
     return bad
 
 
@@ -111,8 +115,7 @@ def test_the_checks_reject_an_untrained_network(real, tmp_path):
 
     torch.manual_seed(0)
     net = SpotNet(Predictor(default_model_path(), "cpu").arch).eval()
-    path = save_model(tmp_path / "untrained.safetensors", net, info={"polish": 1},
-                      calibration=real[0][:64])
+    path = save_model(tmp_path / "untrained.safetensors", net, info={"polish": 1}, calibration=real[0][:64])
     p = Predictor(path, "cpu")
     assert _check_real(_real_scores(p, real)), "an untrained network passed the real-frame checks"
     a = _real_scores(p, real, polish=0)["all"]

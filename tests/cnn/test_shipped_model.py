@@ -17,22 +17,28 @@ from laue_live.spots import fit_descriptors
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cnn" / "real_cutouts.npz"
 
-# measured at shipping (int8 network + the recommended polish), see docs/report/REPORT.md
-REAL_BOUNDS = {  # per frame: mean and p95 position error (px) on good spots, vs the exact fit
-    "nw1_0000": (0.011, 0.021),
-    "nw1_0001": (0.009, 0.022),
-    "AH12_CMT_r14_0200": (0.033, 0.15),
-    "Ge_blanc_0000": (0.003, 0.01),
+# Measured at shipping (int8 network + the recommended polish of 1 fit iteration; docs/report/REPORT.md
+# has the same on the whole frames). Per frame, good spots, vs the exact fit: mean and p95 position
+# error (px); measured nw1_0000 0.0067/0.0148, nw1_0001 0.0053/0.0206, AH12 0.0204/0.0985,
+# Ge 0.0017/0.0041.
+REAL_BOUNDS = {
+    "nw1_0000": (0.010, 0.022),
+    "nw1_0001": (0.008, 0.031),
+    "AH12_CMT_r14_0200": (0.031, 0.15),
+    "Ge_blanc_0000": (0.0026, 0.0062),
 }
-NETWORK_BOUNDS = {  # the network alone (polish=0), all real crops pooled
-    "pos_err_mean": 0.06,
-    "pos_err_p95": 0.2,
-    "mae_sim": 0.065,
-    "mae_area": 0.2,
-    "mae_asp": 0.045,
+# The network alone (polish=0), all real crops pooled; measured 0.030, 0.084, 0.035, 0.119, 0.028.
+NETWORK_BOUNDS = {
+    "pos_err_mean": 0.045,
+    "pos_err_p95": 0.126,
+    "mae_sim": 0.053,
+    "mae_area": 0.18,
+    "mae_asp": 0.042,
 }
-TRUTH_MEDIAN_BOUND = 0.045  # px, clean Gaussians, network alone, worst width band
-TRUTH_MEDIAN_POLISHED = 0.006  # px, with the polish: the fit's own figure
+# Clean Gaussians vs truth, worst width band, median px: network alone measured 0.0254, polished
+# 0.0043 (the fit's own figure).
+TRUTH_MEDIAN_BOUND = 0.038
+TRUTH_MEDIAN_POLISHED = 0.0065
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +73,8 @@ def _check_real(scores: dict[str, dict]) -> list[str]:
                 f"{name}: PosErr mean {s['pos_err_mean']:.4f} (< {mean_b}), p95 {s['pos_err_p95']:.4f} "
                 f"(< {p95_b})"
             )
-    a = scores["all"]
-    if not (a["mae_sim"] < 0.01 and a["pct_bad_as_good"] < 1.3 and a["pct_good_as_bad"] < 2.1):
+    a = scores["all"]  # measured: MAE Sim 0.0003, no spot misclassified
+    if not (a["mae_sim"] < 0.005 and a["pct_bad_as_good"] < 1.3 and a["pct_good_as_bad"] < 2.1):
         bad.append(
             f"all: MAE Sim {a['mae_sim']:.4f}, bad as good {a['pct_bad_as_good']:.2f}%, good as bad "
             f"{a['pct_good_as_bad']:.2f}%"
@@ -106,8 +112,9 @@ def test_shipped_model_on_fixed_simulated_scenes(shipped):
     fit = fit_descriptors(cut)
     s = frame_scores(fit, shipped.predict(cut, polish=0))
     p = frame_scores(fit, shipped.predict(cut))
-    assert s["pos_err_mean"] < 0.09 and s["mae_sim"] < 0.09, f"network alone: {s}"
-    assert p["pos_err_mean"] < 0.03 and p["mae_sim"] < 0.01, f"polished: {p}"
+    # measured: network alone 0.029 px, MAE Sim 0.026; polished 0.0068 px, MAE Sim 0.0004
+    assert s["pos_err_mean"] < 0.043 and s["mae_sim"] < 0.039, f"network alone: {s}"
+    assert p["pos_err_mean"] < 0.010 and p["mae_sim"] < 0.002, f"polished: {p}"
 
 
 def test_the_checks_reject_an_untrained_network(real, tmp_path):

@@ -139,7 +139,7 @@ def train_command(
             out=out, network=network, samples=samples, chunks=chunks, stream_dir=stream_dir, workers=workers,
             real_frames=real_frames or [], real_fraction=real_fraction, time_limit=time_limit, report=report,
             compare=compare or [], eval_frames=eval_frames or [], datasets_dir=data_dir, n_spots=n_spots,
-            batch_size=batch_size, lr=lr, seed=seed, threads=threads,
+            batch_size=batch_size, lr=lr, seed=seed, threads=threads, notes_file=notes_file,
         )
         return
     batch_size = batch_size or 32

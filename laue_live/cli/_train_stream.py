@@ -55,6 +55,7 @@ def train_stream_command(
     lr: float | None,
     seed: int,
     threads: int,
+    notes_file: Path | None = None,
 ) -> None:
     """Train on the scene stream (``laue-live train --help``); write the model and, if asked, the report."""
     import torch
@@ -152,7 +153,8 @@ def train_stream_command(
     )
     if report is None:
         return
-    _report(out, report, sets, frames, res.history, info, compare, config, stream_dir)
+    notes = notes_file.read_text() if notes_file is not None and notes_file.is_file() else ""
+    _report(out, report, sets, frames, res.history, info, compare, config, stream_dir, notes)
 
 
 def _stream_version() -> int:
@@ -161,7 +163,9 @@ def _stream_version() -> int:
     return STREAM_VERSION
 
 
-def _report(out: Path, report: Path, sets, frames, history, info, compare, config, stream_dir) -> None:
+def _report(
+    out: Path, report: Path, sets, frames, history, info, compare, config, stream_dir, notes: str = ""
+) -> None:
     import numpy as np
     import pandas as pd
 
@@ -212,6 +216,7 @@ def _report(out: Path, report: Path, sets, frames, history, info, compare, confi
         stream_sim=(sim, drawn),
         fit_self=pd.DataFrame(fit_self).T,
         auto=auto["why"],
+        notes=notes,
     )
     real = pd.read_csv(report / "real_frames.csv", index_col=0)
     bands = pd.read_csv(report / "clean_gaussians.csv", index_col=0)

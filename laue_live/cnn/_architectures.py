@@ -37,7 +37,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-__all__ = ["NetDesign", "DESIGNS", "SpotNet", "make_network", "fold_batchnorm", "count_flops"]
+from laue_live.cnn._network import ARCHITECTURES, Architecture, SpotCNN, fold_batchnorm
+
+__all__ = ["NetDesign", "DESIGNS", "SpotNet", "make_network", "count_flops"]
 
 
 @dataclass(frozen=True)
@@ -288,36 +290,12 @@ class SpotNet(nn.Module):
         return y
 
 
-def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
-    """Copy of a conv/BN/ReLU sequence with every BatchNorm folded into the convolution before it."""
-    out: list[nn.Module] = []
-    mods = list(seq)
-    i = 0
-    while i < len(mods):
-        m = mods[i]
-        if isinstance(m, nn.Conv2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d):
-            bn = mods[i + 1]
-            conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding)
-            scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-            conv.weight.data = m.weight.detach() * scale[:, None, None, None]
-            bias = m.bias.detach() if m.bias is not None else torch.zeros_like(bn.running_mean)
-            conv.bias.data = (bias - bn.running_mean) * scale + bn.bias.detach()
-            out.append(conv)
-            i += 2
-            continue
-        out.append(m)
-        i += 1
-    return nn.Sequential(*out).eval()
-
-
 def make_network(design) -> nn.Module:
     """Return a fresh network for ``design``.
 
     ``"paper"``/``"lean"`` or an :class:`~laue_live.cnn.Architecture` give a
     :class:`~laue_live.cnn.SpotCNN`; a :data:`DESIGNS` name or a :class:`NetDesign` a :class:`SpotNet`.
     """
-    from laue_live.cnn._network import ARCHITECTURES, Architecture, SpotCNN
-
     if isinstance(design, str):
         if design in ARCHITECTURES:
             return SpotCNN(ARCHITECTURES[design])

@@ -19,11 +19,13 @@ from laue_live.cnn._accuracy import TARGETS, WIDTH_BANDS, band_errors, clean_gau
 from laue_live.cnn._data import SpotSet
 from laue_live.cnn._metrics import confusion, position_error_vs_truth, scores
 from laue_live.cnn._report import (
+    CONFUSION_COLUMNS,
     PAPER_TABLE2,
     PAPER_TABLE3,
     _md,
     _plt,
     _vs_paper,
+    dataset_rows,
     plot_error_histograms,
     plot_sim_histograms,
     score_tables,
@@ -49,18 +51,15 @@ _TARGET_COLS = (
 
 
 def machine_description() -> str:
-    """CPU model and core count of this machine, one line."""
+    """Return the CPU model and core count of this machine, one line."""
     import os
 
-    model = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+        lines = []
+    names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
+    return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def plot_stream_curves(history: pd.DataFrame, path: str | Path) -> Path:
@@ -199,17 +198,7 @@ def write_stream_report(
     bands.to_csv(out / "clean_gaussians.csv")
     agg3 = tabs["table3"].loc["Aggregated"].to_dict()
     t2 = tabs["table2"]
-    t2view = t2[
-        [
-            "n",
-            "good_as_good",
-            "good_as_bad",
-            "bad_as_good",
-            "bad_as_bad",
-            "pct_good_as_bad",
-            "pct_bad_as_good",
-        ]
-    ]
+    t2view = t2[list(CONFUSION_COLUMNS)]
     real_view = real[list(_TARGET_COLS) + ["n", "n_good"]].copy()
     real_view.loc["target"] = {**_targets_row(), "n": np.nan, "n_good": np.nan}
     real_view["all met"] = _met(real_view.drop(index="target")).reindex(real_view.index).fillna("")
@@ -288,16 +277,8 @@ def write_stream_report(
         "scene stream only, so every dataset is unseen (the paper's leave-one-dataset-out asks this "
         "of each fold's model).",
         "",
-        "| set | spots | good (fit) | real frames | description |",
-        "|---|---|---|---|---|",
+        *dataset_rows(sets),
     ]
-    for s in sets:
-        t = s.table
-        good = ((t["sim"] > 0.5) & (np.hypot(t["d_row"], t["d_col"]) <= 0.9)).mean()
-        n_real = int(t["real"].sum()) if "real" in t else 0
-        lines.append(
-            f"| {s.name} | {len(s):,} | {100 * good:.1f}% | {n_real} | {s.meta.get('description', '')} |"
-        )
     lines += [
         "",
         "![Figure 4](fig4_sim_histograms.png)",

@@ -41,18 +41,11 @@ def heldout():
     return SpotSet(cut, fit_descriptors(cut), "heldout")
 
 
-def _config() -> StreamConfig:
-    return StreamConfig(
-        network="tiny-nocentroid",
-        samples=64 * 240,
-        batch_size=64,
-        chunk=CHUNK,
-        n_chunks=2,
-        warmup_steps=20,
-        val_every=80,
-        workers=0,
-        seed=3,
-    )
+def _config(**kw) -> StreamConfig:
+    base = {"network": "tiny-nocentroid", "samples": 64 * 240, "batch_size": 64, "chunk": CHUNK,
+            "n_chunks": 2,
+            "warmup_steps": 20, "val_every": 80, "workers": 0, "seed": 3}
+    return StreamConfig(**{**base, **kw})
 
 
 def _check(model, s: SpotSet) -> tuple[float, float]:
@@ -136,17 +129,7 @@ def test_a_miswired_trainer_fails_the_check(cache, heldout, monkeypatch, sabotag
 
 def test_an_interrupted_training_resumes_where_it_stopped(cache, tmp_path):
     torch.set_num_threads(1)
-    cfg = StreamConfig(
-        network="tiny",
-        samples=32 * 24,
-        batch_size=32,
-        chunk=CHUNK,
-        n_chunks=2,
-        warmup_steps=4,
-        val_every=8,
-        workers=0,
-        seed=5,
-    )
+    cfg = _config(network="tiny", samples=32 * 24, batch_size=32, warmup_steps=4, val_every=8, seed=5)
     whole = train_stream(cfg, cache=cache, progress=False)
     ckpt = tmp_path / "run.ckpt"
     first = train_stream(cfg, cache=cache, checkpoint=ckpt, time_limit=0.0, progress=False)

@@ -99,3 +99,74 @@ def tiled_client(tiled_server):
                                data_dir=tiled_server.data_dir, raw_path=f"{prefix}/raw",
                                analysis_path=f"{prefix}/analysis")
     return open_catalog(settings)
+
+
+@pytest.fixture
+def catalog(tiled_client):
+    """``tiled_client`` with table requests serialised, as the demo does (Tiled 0.2.20 DuckDB race).
+
+    See docs/live.md.
+    """
+    from laue_live.catalog import serialize_tiled_writes
+
+    serialize_tiled_writes()
+    return tiled_client
+
+
+# --- the live path (analysis, callbacks, reprocessing, faults) ---------------------------------------
+# Frames are small synthetic ones (laue_live.testing): frame ``i`` holds ``n_spots(i) = 2 + i % 3``
+# bright, well separated Gaussian spots, so that every test knows how many spot rows each frame gives.
+
+
+@pytest.fixture(scope="session")
+def analyzer():
+    """The real analysis (exact Gaussian fit of laue_live.spots), one shared instance."""
+    from laue_live.analysis import FrameAnalyzer
+
+    return FrameAnalyzer("fit")
+
+
+@pytest.fixture
+def RE():
+    """A real RunEngine, halted after the test if a scan was left running."""
+    from bluesky import RunEngine
+
+    re = RunEngine({}, call_returns_result=False)
+    yield re
+    if re.state != "idle":
+        re.halt()
+
+
+@pytest.fixture
+def inline_det():
+    """Frames inline in the events: frame ``i`` of every run is ``laue_live.testing.synthetic_frame(i)``."""
+    from laue_live.testing import SHAPE, make_inline_detector, synthetic_frame
+
+    return make_inline_detector("laue", synthetic_frame, SHAPE)
+
+
+@pytest.fixture
+def hdf5_det(tmp_path):
+    """Frames in an HDF5 file announced by StreamResource/StreamDatum documents, as area detectors do."""
+    from laue_live.testing import make_hdf5_detector
+
+    return make_hdf5_detector("laueh5", tmp_path / "detector")
+
+
+# --- 0MQ -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def curve_certs(tmp_path_factory):
+    """Server and client certificates made by zmq.auth, plus a stranger's."""
+    import zmq.auth
+
+    d = tmp_path_factory.mktemp("curve")
+    server_pub, server_sec = zmq.auth.create_certificates(d, "server")
+    clients = d / "clients"
+    clients.mkdir()
+    client_pub, client_sec = zmq.auth.create_certificates(d, "client")
+    (clients / "client.key").write_bytes(open(client_pub, "rb").read())
+    _, stranger_sec = zmq.auth.create_certificates(d, "stranger")
+    return {"server_public": server_pub, "server_secret": server_sec, "client_secret": client_sec,
+            "client_keys_dir": clients, "stranger_secret": stranger_sec}

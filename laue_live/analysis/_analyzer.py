@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +32,7 @@ def default_method(device: str | None = None, model: str | None = None) -> str:
     The CNN where the model's evaluation measured it accurate and faster than the exact fit on that
     kind of device, else the fit (the README says which and why).
     """
-    from laue_live.describe import choose_method
+    from laue_live.describe import choose_method  # lazy: describe loads pandas and scipy (~0.3 s)
 
     return choose_method(device, model)
 
@@ -39,10 +42,7 @@ def _model_info(method: str, model: str | None) -> dict[str, str]:
         return {"name": "gaussian-fit", "version": laue_live.__version__}
     info = {"name": str(model or "default"), "version": "unknown"}
     try:
-        import hashlib
-        from pathlib import Path
-
-        cnn = importlib.import_module("laue_live.cnn")
+        cnn = importlib.import_module("laue_live.cnn")  # lazy: the CNN package imports torch (~1 s)
         path = Path(model) if model and Path(str(model)).is_file() else cnn.default_model_path()
         meta = cnn.read_metadata(path)
         info["name"] = str(meta.get("name") or path.stem)
@@ -119,14 +119,14 @@ class FrameAnalyzer:
         if self.pipeline == "torch":
             with self._pipe_lock:
                 return self._pipe.process(list(frames))
-        spots = importlib.import_module("laue_live.describe")
+        spots = importlib.import_module("laue_live.describe")  # lazy: pandas, scipy and the CNN, ~0.3-1 s
         batch = getattr(spots, "analyze_frames", None)
         if batch is not None:
             return list(batch(list(frames), method=self.method, **self._kwargs()))
         return [spots.analyze_frame(f, method=self.method, **self._kwargs()) for f in frames]
 
     def _make_pipeline(self):
-        from laue_live.pipeline import FramePipeline
+        from laue_live.pipeline import FramePipeline  # lazy: the torch pipeline imports torch (~1 s)
 
         pipe = FramePipeline(self.method, self.device or "auto", model=self.model, **self.params)
         logger.info("analysis on the torch pipeline, device %s, %d frames per batch", pipe.device,
@@ -141,8 +141,6 @@ class FrameAnalyzer:
         float
             Seconds it took.
         """
-        import time
-
         t0 = time.perf_counter()
         r, c = np.mgrid[:64, :64]
         frame = (1000 + 5000 * np.exp(-((r - 32) ** 2 + (c - 30) ** 2) / 4.0)).astype(np.uint16)
@@ -163,7 +161,7 @@ class FrameAnalyzer:
 
 def _cuda_present() -> bool:
     try:
-        import torch
+        import torch  # lazy: ~1 s to import, only to ask whether CUDA is there
     except ImportError:
         return False
     return bool(torch.cuda.is_available())

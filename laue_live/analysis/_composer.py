@@ -1,9 +1,10 @@
 """Compose the analysis run of one raw run (event_model documents) and hand them to the sinks.
 
-One raw run -> one analysis run: a start document linked to the raw run (``raw_uid``), a ``frames``
-stream (one event per frame, :data:`laue_live._schema.FRAME_COLUMNS`) and a ``spots`` stream (one
-event page per frame, a row per spot, :data:`laue_live._schema.SPOT_COLUMNS`), and a stop document
-that counts the frames analysed, failed and dropped.
+One raw run -> one analysis run (the contract is :mod:`laue_live._run`): a start document linked to
+the raw run (``raw_uid``), a ``frames`` stream (one event per frame,
+:data:`laue_live._schema.FRAME_COLUMNS`) and a ``spots`` stream (one event page per frame, a row per
+spot, :data:`laue_live._schema.SPOT_COLUMNS`), and a stop document that counts the frames analysed,
+failed and dropped.
 """
 
 from __future__ import annotations
@@ -14,23 +15,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import event_model
 import numpy as np
 
 import laue_live
+from laue_live._run import ANALYSIS_KIND, FRAMES_STREAM, RAW_KEYS_COPIED, RAW_UID, SPOTS_STREAM
 from laue_live._schema import FRAME_COLUMNS, SCHEMA_VERSION, SPOT_COLUMNS, conform_spot_table
 
-__all__ = ["AnalysisRunComposer", "Sink", "ANALYSIS_KIND", "RAW_KEYS_COPIED"]
+__all__ = ["AnalysisRunComposer", "Sink", "analysis_data_keys"]
 
 logger = logging.getLogger(__name__)
 
 Sink = Callable[[str, dict], Any]
-
-#: ``kind`` of every analysis run's start document (query it with ``Key("kind") == ANALYSIS_KIND``).
-ANALYSIS_KIND = "laue-spots"
-
-#: Keys of the raw run's start document copied into the analysis run's start document.
-RAW_KEYS_COPIED = ("laue_live", "sample", "material", "shape", "extents", "motors", "snaking", "plan_name",
-                   "scan_id", "detectors", "raster", "proposal", "beamline_id", "operator")
 
 _JSON_DTYPE = {"i": "integer", "u": "integer", "f": "number", "b": "boolean"}
 
@@ -44,6 +40,16 @@ def _data_key(col, source: str) -> dict[str, Any]:
     if col.unit:
         dk["units"] = col.unit
     return {k: v for k, v in dk.items() if v is not None}
+
+
+def analysis_data_keys(stream: str, source: str = "laue_live") -> dict[str, dict]:
+    """Event-descriptor ``data_keys`` of the ``"spots"`` or ``"frames"`` stream of an analysis run.
+
+    The one layout of both streams: the composer's descriptors, and any other writer of analysis
+    documents (the synthetic runs of :mod:`laue_live.catalog` for tests and benchmarks).
+    """
+    cols = {SPOTS_STREAM: SPOT_COLUMNS, FRAMES_STREAM: FRAME_COLUMNS}[stream]
+    return {c.name: _data_key(c, source) for c in cols}
 
 
 def _clean(md: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,8 +85,6 @@ class AnalysisRunComposer:
     def __init__(self, sinks: Iterable[Sink], raw_start: Mapping[str, Any], analyzer_md: Mapping[str, Any],
                  *, image_field: str | None = None, metadata: Mapping[str, Any] | None = None,
                  uid: str | None = None) -> None:
-        import event_model
-
         self.sinks = list(sinks)
         self.sink_errors = 0
         self.raw_start = dict(raw_start)
@@ -88,7 +92,7 @@ class AnalysisRunComposer:
         model = dict(analyzer_md.get("model", {}))
         md: dict[str, Any] = {
             "kind": ANALYSIS_KIND,
-            "raw_uid": raw_uid,
+            RAW_UID: raw_uid,
             "original_run_uid": raw_uid,
             "method": analyzer_md.get("method"),
             "model": model,
@@ -111,10 +115,10 @@ class AnalysisRunComposer:
         self.start_doc = self._bundle.start_doc
         self.uid = self.start_doc["uid"]
         self._frames = self._bundle.compose_descriptor(
-            name="frames", data_keys={c.name: _data_key(c, "laue_live") for c in FRAME_COLUMNS},
+            name=FRAMES_STREAM, data_keys=analysis_data_keys(FRAMES_STREAM),
             hints={"laue_live": {"fields": ["n_spots", "n_good", "mean_sim"]}}, validate=False)
         self._spots = self._bundle.compose_descriptor(
-            name="spots", data_keys={c.name: _data_key(c, "laue_live") for c in SPOT_COLUMNS},
+            name=SPOTS_STREAM, data_keys=analysis_data_keys(SPOTS_STREAM),
             hints={"laue_live": {"fields": ["sim", "row", "col"]}}, validate=False)
         self.frames_analysed = 0
         self.frames_failed = 0
@@ -160,7 +164,7 @@ class AnalysisRunComposer:
         self.start_doc = dict(start_doc)
         self._started = True
         counters = self._frames.compose_event.event_counters
-        counters["frames"], counters["spots"] = frame_rows + 1, spot_rows + 1
+        counters[FRAMES_STREAM], counters[SPOTS_STREAM] = frame_rows + 1, spot_rows + 1
         self.frames_analysed, self.frames_failed, self.frames_dropped = analysed, failed, dropped
         self.spots_written = spot_rows
         self.emit("descriptor", self._frames.descriptor_doc)

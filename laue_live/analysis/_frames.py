@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import h5py
 import numpy as np
 
 from laue_live._errors import DocumentError, FrameError
@@ -24,12 +25,9 @@ __all__ = [
     "FrameTask",
     "HDF5FrameLoader",
     "NpyFrameLoader",
-    "TiledFrameLoader",
     "path_from_stream_resource",
     "loader_from_stream_resource",
     "loader_from_resource",
-    "find_image_field",
-    "scan_axes",
     "RESOURCE_HANDLERS",
 ]
 
@@ -154,8 +152,6 @@ class HDF5FrameLoader:
     timeout: float = 2.0
 
     def _read(self) -> np.ndarray:
-        import h5py
-
         f = None
         # SWMR read when the writer allows it; the file-locking mode must match a writer that has
         # the file open in this same process (HDF5 refuses mismatched flags), so try both.
@@ -193,17 +189,6 @@ class NpyFrameLoader:
 
     def __call__(self) -> np.ndarray:
         return _retrying(lambda: np.load(self.path, allow_pickle=False), self.path, self.timeout)
-
-
-@dataclass(frozen=True, slots=True)
-class TiledFrameLoader:
-    """Read frame ``index`` of an array node of a Tiled client (used by reprocessing)."""
-
-    node: Any
-    index: int
-
-    def __call__(self) -> np.ndarray:
-        return np.asarray(self.node[self.index])
 
 
 def _path_from_uri(uri: str) -> str:
@@ -278,41 +263,3 @@ def loader_from_resource(resource: Mapping[str, Any], datum: Mapping[str, Any], 
     if handler is None:
         raise DocumentError(f"no frame handler for resource spec {spec!r} (known: {sorted(table)})")
     return handler(resource, datum.get("datum_kwargs") or {})
-
-
-def _is_image_shape(shape) -> bool:
-    dims = [d for d in (shape or []) if d != 1]
-    return len(dims) == 2 and all(d is None or d > 1 for d in dims)
-
-
-def find_image_field(data_keys: Mapping[str, Mapping[str, Any]], configured: str | None = None) -> str | None:
-    """Return the data key of a descriptor that holds detector frames, or None.
-
-    Parameters
-    ----------
-    data_keys
-        The descriptor's ``data_keys``.
-    configured
-        A name given by the user: used if present in ``data_keys``.
-
-    Returns
-    -------
-    str or None
-        ``configured`` if present, else the key with a 2-D shape (``(H, W)`` or ``(1, H, W)``),
-        preferring names ending in ``_image``; None if the stream holds no frames.
-    """
-    if configured is not None:
-        return configured if configured in data_keys else None
-    candidates = [k for k, v in data_keys.items() if _is_image_shape(v.get("shape"))]
-    if not candidates:
-        return None
-    preferred = [k for k in candidates if k.endswith("_image")]
-    return (preferred or candidates)[0]
-
-
-def scan_axes(start: Mapping[str, Any]) -> list[str]:
-    """Return the (x, y) stage motor names: laue_live raster metadata, else the first two ``motors``."""
-    laue = start.get("laue_live") or {}
-    if isinstance(laue, Mapping) and laue.get("x_motor") and laue.get("y_motor"):
-        return [laue["x_motor"], laue["y_motor"]]
-    return list(start.get("motors") or [])[:2]

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 def is_out_of_memory(exc: BaseException) -> bool:
     """Tell whether ``exc`` is a GPU out-of-memory error (``torch.cuda.OutOfMemoryError`` or its message)."""
     try:
-        import torch
+        import torch  # lazy: ~1 s to import; the analysis package must stay cheap to import
 
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             return True
@@ -35,7 +35,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def _empty_cache() -> None:
     try:
-        import torch
+        import torch  # lazy: ~1 s to import; the analysis package must stay cheap to import
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -93,7 +93,7 @@ def runs_on_cuda(analyzer) -> bool:
     if device.startswith("cuda"):
         return True
     if device == "auto":
-        import torch
+        import torch  # lazy: ~1 s to import; the analysis package must stay cheap to import
 
         return torch.cuda.is_available()
     return False

@@ -29,7 +29,7 @@ def _raw_start() -> dict[str, Any]:
 
 def _count_in_tiled(cat, run_uid: str) -> tuple[set[int], int]:
     """Frame numbers with a ``frames`` row, and the number of ``spots`` rows, of a run in Tiled."""
-    from laue_live.analysis import read_stream_table
+    from laue_live.catalog import read_stream_table
 
     run = cat.analysis[run_uid]
     frames = read_stream_table(run, "frames", ["frame"])

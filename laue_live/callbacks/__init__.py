@@ -12,7 +12,7 @@ from laue_live.callbacks._router import (
     laue_spot_callback_factory,
     make_run_router,
 )
-from laue_live.catalog._serialize import TILED_TABLE_LOCK, serialize_tiled_writes
+from laue_live.catalog import TILED_TABLE_LOCK, serialize_tiled_writes
 
 __all__ = [
     "LaueSpotCallback",

@@ -11,16 +11,15 @@ from typing import Any
 
 from event_model import DocumentRouter
 
+from laue_live._run import find_image_field, position_fields
 from laue_live.analysis import (
     AnalysisRunComposer,
     AnalysisWorker,
     FrameAnalyzer,
     FrameTask,
-    find_image_field,
     loader_from_resource,
     loader_from_stream_resource,
     make_analyzer,
-    scan_axes,
 )
 
 __all__ = ["LaueSpotCallback"]
@@ -157,13 +156,7 @@ class LaueSpotCallback(DocumentRouter):
     def _positions(self, data_keys: Mapping[str, Any]) -> tuple[str | None, str | None]:
         if self.position_fields:
             return tuple(k if k in data_keys else None for k in self.position_fields)  # type: ignore[return-value]
-        found: list[str | None] = []
-        for motor in scan_axes(self.raw_start or {}):
-            cands = [motor, f"{motor}_user_readback", f"{motor}_readback"]
-            cands += [k for k in data_keys if k.startswith(f"{motor}_") and not k.endswith("_setpoint")]
-            found.append(next((k for k in cands if k in data_keys), None))
-        found += [None] * (2 - len(found))
-        return found[0], found[1]
+        return position_fields(self.raw_start or {}, data_keys)
 
     def descriptor(self, doc):
         if self.raw_start is None:

@@ -1,8 +1,12 @@
-"""The Tiled catalog of laue-live: settings, the embedded server, the analysis-run writer, queries.
+"""The Tiled catalog of laue-live: settings, the embedded server, writing, recovery, queries.
 
-Tiled itself is imported only inside the functions, so ``import laue_live.catalog`` stays cheap.
+Everything that knows Tiled lives here: the analysis-run writer, the recovery of interrupted runs
+(resume, reprocessing from Tiled, the local journal replayed after an outage), queries, and the
+training source. Where a run's data are in Tiled is known to one module, ``_layout``. Tiled itself
+is imported only inside the functions, so ``import laue_live.catalog`` stays cheap.
 """
 
+from laue_live._journal import DocumentJournal, read_journal
 from laue_live.catalog._client import (
     BLUESKY_CATALOG_SPEC,
     Catalog,
@@ -10,16 +14,24 @@ from laue_live.catalog._client import (
     ensure_container,
     open_catalog,
 )
+from laue_live.catalog._layout import (
+    NotInCatalogError,
+    image_array,
+    read_stream_table,
+    stream_table_node,
+    written_frames,
+)
 from laue_live.catalog._plot import plot_quality_map
-from laue_live.catalog._query import (
+from laue_live.catalog._query import frame_summary, get_spot_table, quality_map, raster_geometry
+from laue_live.catalog._reprocess import ReprocessResult, reprocess_run
+from laue_live.catalog._resume import ResumeSink
+from laue_live.catalog._runs import (
+    find_analysis_runs,
     find_runs,
-    frame_summary,
     get_raw_run,
     get_run,
-    get_spot_table,
     list_analysis_runs,
-    quality_map,
-    raster_geometry,
+    run_finished,
     runs_query,
     search_runs,
 )
@@ -32,20 +44,9 @@ from laue_live.catalog._server import (
     write_server_config,
 )
 from laue_live.catalog._settings import CatalogSettings, generate_api_key, redact
-from laue_live.catalog._source import CatalogCutoutSource, image_array, read_frames
-from laue_live.catalog._spool import (
-    DocumentJournal,
-    ReplayResult,
-    SpooledAnalysisWriter,
-    read_journal,
-    replay_journal,
-    replay_spool,
-)
-from laue_live.catalog._synthetic import (
-    analysis_data_keys,
-    random_spot_table,
-    synthetic_analysis_documents,
-)
+from laue_live.catalog._source import CatalogCutoutSource, TiledFrameLoader, read_frames
+from laue_live.catalog._spool import ReplayResult, SpooledAnalysisWriter, replay_journal, replay_spool
+from laue_live.catalog._synthetic import random_spot_table, synthetic_analysis_documents
 from laue_live.catalog._writer import AnalysisWriter, CatalogWriteError, make_analysis_writer
 
 __all__ = [
@@ -70,23 +71,32 @@ __all__ = [
     "AnalysisWriter",
     "CatalogWriteError",
     "make_analysis_writer",
-    "analysis_data_keys",
     "random_spot_table",
     "synthetic_analysis_documents",
-    # local journal replayed on reconnection
+    # recovery: resume, reprocessing, the local journal replayed on reconnection
+    "ResumeSink",
+    "ReprocessResult",
+    "reprocess_run",
     "DocumentJournal",
     "ReplayResult",
     "SpooledAnalysisWriter",
     "read_journal",
     "replay_journal",
     "replay_spool",
-    # queries
+    # finding runs
+    "NotInCatalogError",
     "runs_query",
     "search_runs",
     "find_runs",
     "list_analysis_runs",
+    "find_analysis_runs",
+    "run_finished",
     "get_run",
     "get_raw_run",
+    # reading results
+    "stream_table_node",
+    "read_stream_table",
+    "written_frames",
     "get_spot_table",
     "frame_summary",
     "raster_geometry",
@@ -94,6 +104,7 @@ __all__ = [
     "plot_quality_map",
     # training
     "CatalogCutoutSource",
+    "TiledFrameLoader",
     "read_frames",
     "image_array",
 ]

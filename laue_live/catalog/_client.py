@@ -8,8 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from laue_live._errors import SettingsError
 from laue_live.catalog._serialize import serialize_tiled_writes
+from laue_live.catalog._server import LocalTiledServer, find_running_server
 from laue_live.catalog._settings import CatalogSettings, redact
 
 __all__ = ["Catalog", "open_catalog", "catalog_session", "ensure_container", "BLUESKY_CATALOG_SPEC"]
@@ -25,7 +28,7 @@ def ensure_container(parent, path: str):
     The last level carries the ``CatalogOfBlueskyRuns`` spec so that its client offers
     ``c[-1]``, ``c[scan_id]``, search by start-document keys, and ``TiledWriter`` accepts it.
     """
-    from tiled.structures.core import Spec
+    from tiled.structures.core import Spec  # lazy: tiled costs ~0.3-3 s to import
 
     node = parent
     parts = [p for p in path.split("/") if p]
@@ -98,21 +101,16 @@ def open_catalog(settings: CatalogSettings | None = None, *, create: bool = True
     SettingsError
         No URI is set, the server cannot be reached or refuses the key.
     """
-    import httpx
-    from tiled.client import from_uri
+    from tiled.client import from_uri  # lazy: tiled costs ~0.3-3 s to import
 
     settings = settings or CatalogSettings.load()
     if settings.uri is None:
-        from laue_live.catalog._server import find_running_server
-
         uri = find_running_server(settings.data_dir)
         if uri is None:
             raise SettingsError(
                 "no Tiled URI set (LAUE_LIVE_TILED_URI) and no laue-live server runs on "
                 f"{settings.data_dir}; start one with `laue-live catalog serve` or use catalog_session()")
         settings = settings.with_server(uri, settings.embedded_api_key())
-    from laue_live.catalog._server import find_running_server
-
     # Tiled 0.2.20 corrupts concurrent appends (see _serialize.py): take turns within this process,
     # and across processes when the server is the embedded one on this machine.
     local = find_running_server(settings.data_dir) == settings.uri
@@ -156,8 +154,6 @@ def catalog_session(settings: CatalogSettings | None = None, **server_kwargs) ->
     already runs on ``settings.data_dir``, or starts a :class:`LocalTiledServer` for the block.
     ``server_kwargs`` go to :class:`LocalTiledServer`.
     """
-    from laue_live.catalog._server import LocalTiledServer, find_running_server
-
     settings = settings or CatalogSettings.load()
     if settings.uri is not None or find_running_server(settings.data_dir):
         yield open_catalog(settings)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from laue_live.catalog._query import get_run, quality_map, raster_geometry
+from laue_live._run import imshow_extent
+from laue_live.catalog._query import quality_map, raster_geometry
+from laue_live.catalog._runs import get_run
 
 __all__ = ["plot_quality_map"]
 
@@ -41,23 +43,16 @@ def plot_quality_map(run, path: str | Path, value: str = "n_good", *, catalog=No
     pathlib.Path
         The PNG written.
     """
-    import matplotlib
+    import matplotlib  # lazy: matplotlib's figure and pyplot cost ~0.4 s to import
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt  # lazy: as above
+    from matplotlib.figure import Figure  # lazy: as above
 
     run = get_run(catalog, run)
     geom = raster_geometry(run, catalog=catalog)
     data = quality_map(run, value, catalog=catalog)
-    extent = None
-    ext = geom.get("extents")
-    if ext and len(ext) == 2 and all(len(e) == 2 for e in ext):
-        (r0, r1), (c0, c1) = ext
-        # pixel edges half a step beyond the first and last positions
-        dr = (r1 - r0) / max(data.shape[0] - 1, 1) / 2
-        dc = (c1 - c0) / max(data.shape[1] - 1, 1) / 2
-        extent = (c0 - dc, c1 + dc, r1 + dr, r0 - dr)
+    extent = imshow_extent(geom.get("extents"), data.shape)  # cells centred on the stage positions
     fig = Figure(figsize=(6.4, 5.2), dpi=100)
     ax = fig.add_subplot()
     cm = plt.get_cmap(cmap).with_extremes(bad="0.8")  # missing or failed frames in grey

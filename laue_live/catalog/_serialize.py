@@ -78,8 +78,8 @@ def serialize_tiled_writes(lock_file: str | os.PathLike | None = None) -> thread
                 _lock_fd = os.open(os.fspath(lock_file), os.O_RDWR | os.O_CREAT, 0o600)
         if _installed:
             return TILED_TABLE_LOCK
-        from tiled.client.container import Container
-        from tiled.client.dataframe import DataFrameClient
+        from tiled.client.container import Container  # lazy: tiled costs ~0.3-3 s to import
+        from tiled.client.dataframe import DataFrameClient  # lazy: as above
 
         for cls, name in ((DataFrameClient, "append_partition"), (DataFrameClient, "write_partition"),
                           (DataFrameClient, "read"), (Container, "create_appendable_table")):

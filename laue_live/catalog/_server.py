@@ -26,6 +26,9 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
+import yaml
+
 from laue_live._errors import SettingsError
 from laue_live.catalog._settings import CatalogSettings, redact
 
@@ -88,8 +91,6 @@ def write_server_config(data_dir: Path, *, tabular: str = "duckdb",
     public
         Allow anonymous reads (writes still need the key).
     """
-    import yaml
-
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     storage = _storage(data_dir, tabular, [Path(p).resolve() for p in readable_storage or []])
@@ -124,7 +125,7 @@ def init_catalog(data_dir: str | os.PathLike, *, tabular: str = "duckdb") -> Pat
     Takes ~3 s (tiled runs its database migrations). A test suite initialises one template and
     copies ``catalog.db`` + ``storage.json`` per test instead.
     """
-    from tiled.catalog import from_uri as catalog_from_uri
+    from tiled.catalog import from_uri as catalog_from_uri  # lazy: tiled's server side, ~1-3 s to import
 
     data_dir = Path(data_dir).resolve()
     storage = _storage(data_dir, tabular, [])
@@ -244,8 +245,6 @@ class LocalTiledServer:
                            f" (log: {self.log_path})")
 
     def _wait_ready(self) -> tuple[bool, str]:
-        import httpx
-
         deadline = time.monotonic() + self.startup_timeout_s
         delay = 0.05
         while time.monotonic() < deadline:

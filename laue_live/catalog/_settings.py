@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from laue_live._errors import SettingsError
 
 __all__ = ["CatalogSettings", "generate_api_key", "redact"]
@@ -90,8 +92,6 @@ def _load_file(path: Path) -> dict[str, Any]:
             data = tomllib.loads(text)
             data = data.get("catalog", data)
         else:
-            import yaml
-
             data = yaml.safe_load(text) or {}
             if isinstance(data, dict):
                 data = data.get("catalog", data)

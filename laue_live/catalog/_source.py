@@ -19,31 +19,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from laue_live._rules import CUTOUT_SIZE
 from laue_live._schema import SCHEMA_VERSION
+from laue_live.catalog._layout import image_array
+from laue_live.catalog._runs import oldest_first, search_runs
 
-__all__ = ["CatalogCutoutSource", "read_frames", "image_array"]
+__all__ = ["CatalogCutoutSource", "TiledFrameLoader", "read_frames"]
 
 logger = logging.getLogger(__name__)
 
 
-def image_array(run, stream: str = "primary", image_field: str | None = None):
-    """Return the Tiled array client of a raw run's frames, shape ``(N, H, W)`` or ``(N, 1, H, W)``.
+@dataclass(frozen=True, slots=True)
+class TiledFrameLoader:
+    """Frame loader (a ``FrameTask.source``): frame ``index`` of a Tiled array node."""
 
-    Raises
-    ------
-    KeyError
-        The run has no such stream or no 2-D image field in it.
-    """
-    from laue_live.analysis._frames import find_image_field
+    node: Any
+    index: int
 
-    node = run[stream]
-    base = getattr(node, "base", node)
-    data_keys = dict(base.metadata.get("data_keys", {}))
-    field_name = find_image_field(data_keys, image_field) if data_keys else image_field
-    if field_name is None:
-        raise KeyError(f"run {run.metadata['start']['uid'][:8]} stream {stream!r} has no image field")
-    return base[field_name]
+    def __call__(self) -> np.ndarray:
+        return np.asarray(self.node[self.index])
 
 
 def read_frames(run, stream: str = "primary", image_field: str | None = None,
@@ -109,8 +105,6 @@ class CatalogCutoutSource:
     @property
     def params_hash(self) -> str:
         """Hash of everything that changes the ground truth (peak search, fit, schema)."""
-        from laue_live._rules import CUTOUT_SIZE
-
         params = {"find_peaks": self.find_peaks_kwargs, "fit": {"method": "fit", **self.fit_kwargs},
                   "cutout": CUTOUT_SIZE, "schema": SCHEMA_VERSION}
         blob = json.dumps(params, sort_keys=True, default=str).encode()
@@ -118,8 +112,6 @@ class CatalogCutoutSource:
 
     def select_runs(self) -> list:
         """Return the raw-run clients selected by ``query`` and ``runs``, oldest first."""
-        from laue_live.catalog._query import search_runs
-
         container = self.client["raw"] if hasattr(self.client, "raw") else self.client
         if isinstance(self.query, dict):
             result = search_runs(container, None, **self.query)
@@ -130,14 +122,13 @@ class CatalogCutoutSource:
             result = search_runs(container, qs)
         if self.runs is not None:
             return [result[uid] for uid in self.runs]
-        runs = list(result.values())
-        return sorted(runs, key=lambda r: r.metadata["start"].get("time", 0))
+        return oldest_first(result)
 
     def _cache_path(self, uid: str, frame: int) -> Path:
         return Path(self.cache_dir) / uid / f"{frame:06d}-{self.params_hash}.npz"
 
     def _load(self, path: Path):
-        import pandas as pd
+        import pandas as pd  # lazy: pandas adds ~0.3 s to `import laue_live.catalog`
 
         with np.load(path, allow_pickle=False) as z:
             table = pd.DataFrame({k[4:]: z[k] for k in z.files if k.startswith("col_")})
@@ -151,14 +142,15 @@ class CatalogCutoutSource:
         os.replace(tmp, path)  # atomic: a killed training never leaves a half-written entry
 
     def _fit_frame(self, frame: np.ndarray, number: int):
-        from laue_live.describe import characterize
-        from laue_live.spots import cutout_edge_mask, extract_cutouts, find_peaks
+        import pandas as pd  # lazy: pandas adds ~0.3 s to `import laue_live.catalog`
+
+        from laue_live.describe import characterize  # lazy: the science, ~0.3-1 s; only training needs it
+        from laue_live.spots import cutout_edge_mask, extract_cutouts, find_peaks  # lazy: as above
 
         peaks = np.asarray(find_peaks(frame, **self.find_peaks_kwargs), dtype=np.int64).reshape(-1, 2)
         if len(peaks) == 0:
-            import pandas as pd
-
-            return np.zeros((0, 32, 32), np.float32), pd.DataFrame({"frame": np.zeros(0, np.int64)})
+            empty = pd.DataFrame({"frame": np.zeros(0, np.int64)})
+            return np.zeros((0, CUTOUT_SIZE, CUTOUT_SIZE), np.float32), empty
         cutouts = np.asarray(extract_cutouts(frame, peaks), dtype=np.float32)
         table = characterize(cutouts, method="fit", **self.fit_kwargs)
         table["row0"] = peaks[:, 0].astype(np.int32)
@@ -169,8 +161,6 @@ class CatalogCutoutSource:
 
     def chunks(self) -> Iterator[tuple[np.ndarray, Any]]:
         """Yield ``(cutouts, table)`` for every frame of every selected run (one frame per chunk)."""
-        from tqdm.auto import tqdm
-
         runs = self.select_runs()
         plan = []
         for run in runs:

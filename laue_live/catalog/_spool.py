@@ -9,111 +9,31 @@ While the server is unreachable the check is retried with a bounded back-off, so
 during an outage is completed on reconnection. Journals left by a process that died are replayed
 by :func:`replay_spool` (``laue-live serve`` at start-up, or by hand).
 
-Journal format (no pickle): a sequence of records ``uint32 big-endian length + msgpack payload``,
-the payload being laue-live's wire map ``{"v": 1, "name": ..., "doc": ...}`` (numpy arrays as
-typed buffers, :mod:`laue_live.stream`). A torn last record (a crash mid-write) is ignored.
+The journal is a :class:`laue_live._journal.DocumentJournal` (length-prefixed msgpack records in
+laue-live's encoding, no pickle; a torn last record, a crash mid-write, is ignored).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from laue_live._errors import LaueLiveError
+import numpy as np
 
-__all__ = ["DocumentJournal", "ReplayResult", "SpooledAnalysisWriter", "read_journal", "replay_journal",
-           "replay_spool"]
+from laue_live._errors import LaueLiveError
+from laue_live._journal import JOURNAL_SUFFIX, DocumentJournal, read_journal
+from laue_live._run import FRAMES_STREAM, SPOTS_STREAM
+from laue_live.catalog._layout import ensure_stream_nodes, written_frames
+from laue_live.catalog._resume import ResumeSink
+from laue_live.catalog._writer import make_analysis_writer
+
+__all__ = ["ReplayResult", "SpooledAnalysisWriter", "replay_journal", "replay_spool"]
 
 logger = logging.getLogger(__name__)
-
-_HEADER = struct.Struct(">I")
-_SUFFIX = ".journal"
-
-
-# ------------------------------------------------------------------------------------------- journal
-class DocumentJournal:
-    """Document sink ``(name, doc)`` that appends each run's documents to ``<directory>/<uid>.journal``.
-
-    Parameters
-    ----------
-    directory
-        Folder of the journal files (created if missing).
-    fsync
-        ``os.fsync`` after the stop document of each run (the file is flushed after every
-        document in any case, so a crash of this process loses nothing the OS already has).
-    """
-
-    def __init__(self, directory: str | os.PathLike, *, fsync: bool = True) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.fsync = fsync
-        self._files: dict[str, Any] = {}  # run uid -> open file
-        self._desc_run: dict[str, str] = {}  # descriptor uid -> run uid
-        self._lock = threading.Lock()
-
-    def path(self, run_uid: str) -> Path:
-        """Journal file of a run."""
-        return self.directory / f"{run_uid}{_SUFFIX}"
-
-    def _run_of(self, name: str, doc: dict) -> str | None:
-        if name == "start":
-            return doc.get("uid")
-        if name in ("descriptor", "stop"):
-            run = doc.get("run_start")
-            if name == "descriptor" and run:
-                self._desc_run[doc["uid"]] = run
-            return run
-        return self._desc_run.get(doc.get("descriptor", ""))
-
-    def __call__(self, name: str, doc: dict) -> None:
-        """Append one document to its run's journal (raises on a full disk: the caller logs it)."""
-        from laue_live.stream import pack_payload
-
-        record = pack_payload({"name": name, "doc": doc})
-        with self._lock:
-            run = self._run_of(name, doc)
-            if run is None:
-                logger.warning("journal: %s document of no known run skipped", name)
-                return
-            f = self._files.get(run)
-            if f is None:
-                f = self._files[run] = open(self.path(run), "ab")  # noqa: SIM115 - kept open per run
-            f.write(_HEADER.pack(len(record)) + record)
-            f.flush()
-            if name == "stop":
-                if self.fsync:
-                    os.fsync(f.fileno())
-                f.close()
-                del self._files[run]
-
-    def close(self) -> None:
-        """Close every open journal file (runs without a stop document stay replayable)."""
-        with self._lock:
-            for f in self._files.values():
-                f.close()
-            self._files.clear()
-
-
-def read_journal(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
-    """Yield the ``(name, doc)`` records of a journal; a torn last record ends the iteration."""
-    from laue_live.stream import unpack_payload
-
-    data = Path(path).read_bytes()
-    pos = 0
-    while pos + _HEADER.size <= len(data):
-        (n,) = _HEADER.unpack_from(data, pos)
-        if pos + _HEADER.size + n > len(data):
-            logger.warning("journal %s: torn last record ignored (%d bytes)", path, len(data) - pos)
-            return
-        payload = unpack_payload(memoryview(data)[pos + _HEADER.size: pos + _HEADER.size + n])
-        pos += _HEADER.size + n
-        yield payload["name"], payload["doc"]
 
 
 # -------------------------------------------------------------------------------------------- replay
@@ -154,8 +74,6 @@ def _frames_of(name: str, doc: dict) -> list[int]:
 
 def _filter_page(doc: dict, skip: set[int]) -> dict | None:
     """Return the event page without the rows of frames in ``skip`` (None if nothing is left)."""
-    import numpy as np
-
     frames = np.asarray(doc["data"]["frame"], dtype=np.int64)
     keep = ~np.isin(frames, np.fromiter(skip, dtype=np.int64, count=len(skip)))
     if keep.all():
@@ -171,23 +89,6 @@ def _filter_page(doc: dict, skip: set[int]) -> dict | None:
             "data": {k: take(v) for k, v in doc["data"].items()},
             "timestamps": {k: take(v) for k, v in doc.get("timestamps", {}).items()},
             "filled": {k: take(v) for k, v in doc.get("filled", {}).items()}}
-
-
-def _ensure_streams(run, descriptors: list[dict]) -> None:
-    """Create the stream containers whose descriptor never reached Tiled, as TiledWriter would."""
-    from tiled.structures.core import Spec
-
-    for doc in descriptors:
-        name = doc["name"]
-        try:
-            run[name]
-            continue
-        except KeyError:
-            pass
-        metadata = {k: v for k, v in doc.items() if k not in {"name", "object_keys", "run_start"}}
-        run.create_container(key=name, metadata=metadata,
-                             specs=[Spec("BlueskyEventStream", version="3.0"), Spec("composite")])
-        logger.info("run %s: stream %r created from the journal", doc["run_start"][:8], name)
 
 
 def replay_journal(path: str | os.PathLike, container, *, timeout: float = 120.0) -> ReplayResult:
@@ -211,9 +112,6 @@ def replay_journal(path: str | os.PathLike, container, *, timeout: float = 120.0
     CatalogWriteError
         If Tiled refused or could not be reached (the journal is kept; try again later).
     """
-    from laue_live.analysis import ResumeSink, written_frames
-    from laue_live.catalog._writer import make_analysis_writer
-
     docs = list(read_journal(path))
     if not docs or docs[0][0] != "start":
         raise LaueLiveError(f"journal {path} does not begin with a start document")
@@ -222,7 +120,7 @@ def replay_journal(path: str | os.PathLike, container, *, timeout: float = 120.0
     result.stopped = any(n == "stop" for n, _ in docs)
     stream_of = {d["uid"]: d["name"] for n, d in docs if n == "descriptor"}
     for n, d in docs:
-        if n in ("event", "event_page") and stream_of.get(d["descriptor"]) == "frames":
+        if n in ("event", "event_page") and stream_of.get(d["descriptor"]) == FRAMES_STREAM:
             result.frames.update(_frames_of(n, d))
     result.frames_in_journal = len(result.frames)
     try:
@@ -237,11 +135,13 @@ def replay_journal(path: str | os.PathLike, container, *, timeout: float = 120.0
         writer.close(timeout)  # raises CatalogWriteError on any failure
         result.created = True
         result.frames_replayed = result.frames_in_journal
-        result.spot_rows_replayed = sum(len(d["seq_num"]) for n, d in docs
-                                        if n == "event_page" and stream_of.get(d["descriptor"]) == "spots")
+        result.spot_rows_replayed = sum(
+            len(d["seq_num"]) for n, d in docs
+            if n == "event_page" and stream_of.get(d["descriptor"]) == SPOTS_STREAM)
         return result
-    _ensure_streams(run, [d for n, d in docs if n == "descriptor"])
-    have = dict(zip(("frames", "spots"), written_frames(run), strict=True))
+    for name in ensure_stream_nodes(run, [d for n, d in docs if n == "descriptor"]):
+        logger.info("run %s: stream %r created from the journal", start["uid"][:8], name)
+    have = dict(zip((FRAMES_STREAM, SPOTS_STREAM), written_frames(run), strict=True))
     sink = ResumeSink(run)
     for n, d in docs:
         if n == "start":
@@ -257,17 +157,16 @@ def replay_journal(path: str | os.PathLike, container, *, timeout: float = 120.0
                 if d is None:
                     continue
             rows = 1 if n == "event" else len(d["seq_num"])
-            if stream == "frames":
+            if stream == FRAMES_STREAM:
                 result.frames_replayed += rows
-            elif stream == "spots":
+            elif stream == SPOTS_STREAM:
                 result.spot_rows_replayed += rows
         if n == "stop" and run.metadata.get("stop") and not (result.frames_replayed
                                                              or result.spot_rows_replayed):
             continue  # complete already
         sink(n, d)
     if not result.stopped:
-        for stream in list(sink._buf):  # a run cut short: write its rows, leave it without a stop
-            sink._flush(stream)
+        sink.flush()  # a run cut short: write its rows, leave it without a stop
     return result
 
 
@@ -279,7 +178,7 @@ def replay_spool(directory: str | os.PathLike, container, *, remove: bool = True
     follow. A journal that cannot be replayed is logged and kept.
     """
     results = []
-    for path in sorted(Path(directory).glob(f"*{_SUFFIX}")):
+    for path in sorted(Path(directory).glob(f"*{JOURNAL_SUFFIX}")):
         try:
             res = replay_journal(path, container)
         except Exception as exc:  # noqa: BLE001 - keep the journal, go on with the others
@@ -316,8 +215,6 @@ class SpooledAnalysisWriter:
 
     def __init__(self, container, spool_dir: str | os.PathLike, *, retry_interval_s: float = 0.5,
                  max_retry_interval_s: float = 30.0, **writer_kwargs: Any) -> None:
-        from laue_live.catalog._writer import make_analysis_writer
-
         self.container = getattr(container, "analysis", container)
         self.journal = DocumentJournal(spool_dir)
         writer_kwargs.setdefault("max_attempts", 1)
@@ -410,8 +307,8 @@ class SpooledAnalysisWriter:
                 logger.warning("run %s: %d frame rows and %d spot rows written from the journal",
                                run[:8], res.frames_replayed, res.spot_rows_replayed)
             path.unlink(missing_ok=True)
-            for p in (self.journal.directory / "rows").glob(f"{run}-*.parquet"):
-                p.unlink()  # the writer's copies of failed appends: the journal made up for them
+            # the writer's own journal of its failed appends: this journal made up for them
+            (self.journal.directory / "rows" / f"{run}{JOURNAL_SUFFIX}").unlink(missing_ok=True)
             with self._cond:
                 self.results.append(res)
                 self._pending.remove(run)

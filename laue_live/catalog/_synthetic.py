@@ -1,8 +1,8 @@
 """Analysis-run documents as the live callback composes them, for tests and benchmarks.
 
-:func:`analysis_data_keys` is the data-key layout of the ``spots`` and ``frames`` streams; any
-composer (the live callback, reprocess) may use it so that every analysis run has the same
-descriptors. :func:`synthetic_analysis_documents` yields a whole run of random spot tables.
+:func:`synthetic_analysis_documents` yields a whole run of random spot tables, with the data keys of
+the live composer (:func:`laue_live.analysis.analysis_data_keys`) and the run contract of
+:mod:`laue_live._run`.
 """
 
 from __future__ import annotations
@@ -11,25 +11,13 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
+from event_model import compose_run
 
-from laue_live._schema import FRAME_COLUMNS, SPOT_COLUMNS
+from laue_live._run import ANALYSIS_KIND, FRAMES_STREAM, RAW_UID, SPOTS_STREAM
+from laue_live._schema import SPOT_COLUMNS
+from laue_live.analysis import analysis_data_keys
 
-__all__ = ["analysis_data_keys", "synthetic_analysis_documents", "random_spot_table"]
-
-
-def _data_key(c, source: str) -> dict:
-    kind = np.dtype(c.dtype).kind if c.dtype != "str" else "U"
-    dtype = {"b": "boolean", "i": "integer", "u": "integer", "f": "number"}.get(kind, "string")
-    dk = {"source": source, "dtype": dtype, "shape": [], "units": c.unit, "description": c.description}
-    if dtype != "string":
-        dk["dtype_numpy"] = np.dtype(c.dtype).str
-    return dk
-
-
-def analysis_data_keys(stream: str, source: str = "laue_live") -> dict[str, dict]:
-    """Event-descriptor ``data_keys`` of the ``"spots"`` or ``"frames"`` stream of an analysis run."""
-    cols = {"spots": SPOT_COLUMNS, "frames": FRAME_COLUMNS}[stream]
-    return {c.name: _data_key(c, source) for c in cols}
+__all__ = ["synthetic_analysis_documents", "random_spot_table"]
 
 
 def random_spot_table(frame: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -74,16 +62,14 @@ def synthetic_analysis_documents(
     as_lists
         Page columns as Python lists (what ``compose_event_page`` validates) or numpy arrays.
     """
-    from event_model import compose_run
-
     rng = np.random.default_rng(seed)
     counts = [spots_per_frame] * n_frames if isinstance(spots_per_frame, int) else list(spots_per_frame)
-    md = {"raw_uid": raw_uid, "kind": "laue-spots", "model": {"name": "fit", "version": "0"},
+    md = {RAW_UID: raw_uid, "kind": ANALYSIS_KIND, "model": {"name": "fit", "version": "0"},
           "method": "fit", **(metadata or {})}
     run = compose_run(metadata=md)
     yield "start", run.start_doc
-    spots = run.compose_descriptor(name="spots", data_keys=analysis_data_keys("spots"))
-    frames = run.compose_descriptor(name="frames", data_keys=analysis_data_keys("frames"))
+    spots = run.compose_descriptor(name=SPOTS_STREAM, data_keys=analysis_data_keys(SPOTS_STREAM))
+    frames = run.compose_descriptor(name=FRAMES_STREAM, data_keys=analysis_data_keys(FRAMES_STREAM))
     yield "descriptor", spots.descriptor_doc
     yield "descriptor", frames.descriptor_doc
     seq = 1

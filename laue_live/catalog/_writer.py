@@ -14,7 +14,14 @@ table with TiledWriter's columns (``seq_num``, ``time``, the data keys, and ``ts
 streams named in ``timestamps``): readers and ``run["spots"].read()`` see one ordinary TiledWriter
 run (``run.documents()`` needs ``timestamps=True``, see :class:`AnalysisWriter`). Rows are
 coalesced across frames and appended by size (``max_rows``) or age (``max_delay_s``) on a
-background thread, so the caller never waits on HTTP.
+background thread, so the caller never waits on HTTP. Tiled's layout itself is known to
+:mod:`laue_live.catalog._layout` only.
+
+Rows whose appends failed ``max_attempts`` times are given up, never dropped: kept in memory
+(:attr:`AnalysisWriter.unwritten`) or, with ``spool_dir``, written to a local journal
+``<spool_dir>/<run uid>.journal`` (:class:`laue_live._journal.DocumentJournal`: the run's start, the
+stream's descriptor, the rows as event pages, the stop) that :func:`laue_live.catalog.replay_spool`
+writes into Tiled once it is back.
 """
 
 from __future__ import annotations
@@ -29,15 +36,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from laue_live._errors import LaueLiveError
+from laue_live._journal import DocumentJournal
+from laue_live._run import FRAMES_STREAM, SPOTS_STREAM
+from laue_live.catalog._layout import column_dtype, create_stream_table
 
 __all__ = ["AnalysisWriter", "CatalogWriteError", "make_analysis_writer"]
 
 logger = logging.getLogger(__name__)
 
 _STOP = object()
-_SUMMARY = "frames"  # the stream of per-frame summary rows: written after the frame's other rows
+_SUMMARY = FRAMES_STREAM  # the stream of per-frame summary rows: written after the frame's other rows
 
 
 class CatalogWriteError(LaueLiveError, RuntimeError):
@@ -57,6 +69,7 @@ class _Stream:
     name: str
     data_keys: dict[str, dict]
     batched: bool  # False: stream handed to TiledWriter unchanged (array-valued or external data)
+    descriptor: dict = field(default_factory=dict)
     chunks: list[dict[str, np.ndarray]] = field(default_factory=list)
     chunk_frames: list[np.ndarray] = field(default_factory=list)
     n_pending: int = 0
@@ -66,15 +79,6 @@ class _Stream:
     frames_seen: set[int] = field(default_factory=set)
     frames_written: set[int] = field(default_factory=set)
     rows_written: int = 0
-
-
-def _dtype_of(data_key: dict) -> np.dtype | None:
-    """Return the numpy dtype declared for a data key; None (let numpy infer) for strings and objects."""
-    dt = data_key.get("dtype_numpy")
-    if not dt or data_key.get("dtype") == "string":
-        return None  # "<U0" and the like would truncate every string
-    dt = np.dtype(dt)
-    return None if dt.kind in "USO" else dt
 
 
 class AnalysisWriter:
@@ -104,15 +108,15 @@ class AnalysisWriter:
         Appends of one batch tried (with a short back-off) before it is given up and spilled to
         ``spool_dir``.
     spool_dir
-        Where batches that could not be appended are saved as Parquet (none are lost); default:
-        kept in memory, see :attr:`unwritten`.
+        Where batches that could not be appended are journaled (none are lost; see the module
+        docstring); default: kept in memory, see :attr:`unwritten`.
     """
 
     def __init__(self, container, *, max_rows: int = 200_000, max_delay_s: float = 0.5,
-                 timestamps: bool | tuple[str, ...] = ("frames",), max_queue: int = 10_000,
+                 timestamps: bool | tuple[str, ...] = (FRAMES_STREAM,), max_queue: int = 10_000,
                  max_attempts: int = 3,
                  spool_dir: str | Path | None = None) -> None:
-        from bluesky_tiled_plugins import TiledWriter
+        from bluesky_tiled_plugins import TiledWriter  # lazy: it imports tiled's client, ~1.5-5 s
 
         if max_rows < 1 or max_delay_s <= 0:
             raise ValueError("max_rows must be >= 1 and max_delay_s > 0")
@@ -132,6 +136,9 @@ class AnalysisWriter:
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
         self.unwritten: list[Any] = []  # pyarrow tables given up on (when no spool_dir)
+        self._dead_letters: DocumentJournal | None = None  # the journal of spool_dir, once needed
+        self._starts: dict[str, dict] = {}  # run uid -> start document (kept while spool_dir is set)
+        self._journaled: set[str] = set()  # run and descriptor uids already in the spool journal
         self.stats = {"documents": 0, "appends": 0, "rows_written": 0, "append_seconds": 0.0,
                       "duplicates_skipped": 0, "errors": 0, "rows_of_failed_runs": 0}
         self._closed = False
@@ -184,13 +191,13 @@ class AnalysisWriter:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def frames_written(self, run_uid: str, stream: str = "spots") -> set[int]:
+    def frames_written(self, run_uid: str, stream: str = SPOTS_STREAM) -> set[int]:
         """Frame numbers of ``run_uid`` whose rows of ``stream`` are confirmed in Tiled."""
         with self._lock:
             return {f for s in self._streams.values() if s.run_uid == run_uid and s.name == stream
                     for f in s.frames_written}
 
-    def mark_written(self, run_uid: str, frames, stream: str = "spots") -> None:
+    def mark_written(self, run_uid: str, frames, stream: str = SPOTS_STREAM) -> None:
         """Declare ``frames`` of ``run_uid`` already in Tiled (e.g. on resume): their rows are skipped.
 
         May be called before the run's documents arrive; it applies when the stream's descriptor does.
@@ -249,6 +256,9 @@ class AnalysisWriter:
     def _handle(self, name: str, doc: dict) -> None:
         if name == "start":
             self._tw(name, doc)
+            if self.spool_dir is not None:
+                with self._lock:
+                    self._starts[doc["uid"]] = doc
         elif name == "descriptor":
             if doc.get("run_start") in self._failed_runs:
                 self._failed_descriptors.add(doc["uid"])
@@ -257,7 +267,7 @@ class AnalysisWriter:
             keys = doc.get("data_keys", {})
             batched = all(not dk.get("shape") and "external" not in dk for dk in keys.values())
             with self._lock:
-                s = self._streams[doc["uid"]] = _Stream(doc["run_start"], doc["name"], keys, batched)
+                s = self._streams[doc["uid"]] = _Stream(doc["run_start"], doc["name"], keys, batched, doc)
                 preset = self._preset.get((s.run_uid, s.name), set())
                 s.frames_seen.update(preset)
                 s.frames_written.update(preset)
@@ -286,6 +296,11 @@ class AnalysisWriter:
                     except Exception as exc:  # noqa: BLE001
                         logger.debug("close_stream of %s/%s failed: %r", run, s.name, exc)
             self._tw(name, doc)
+            with self._lock:
+                self._starts.pop(run, None)
+                journaled = run in self._journaled
+            if journaled:  # rows of this run were given up: the stop completes their journal
+                self._dead_letters("stop", doc)
         else:  # stream_resource, stream_datum, resource, datum...: TiledWriter's business
             self._tw(name, doc)
 
@@ -300,7 +315,7 @@ class AnalysisWriter:
         }
         for key, dk in s.data_keys.items():
             if key in data:
-                cols[key] = np.asarray(data[key], dtype=_dtype_of(dk))
+                cols[key] = np.asarray(data[key], dtype=column_dtype(dk))
         if self.timestamps is True or (self.timestamps and s.name in self.timestamps):
             ts = page.get("timestamps", {})
             for key in s.data_keys:
@@ -354,8 +369,6 @@ class AnalysisWriter:
                 return
 
     def _make_table(self, s: _Stream):
-        import pyarrow as pa
-
         chunks, s.chunks = s.chunks, []
         frames = np.unique(np.concatenate(s.chunk_frames)) if s.chunk_frames else np.empty(0, np.int64)
         s.chunk_frames, s.n_pending = [], 0
@@ -416,9 +429,6 @@ class AnalysisWriter:
 
     def _hold_back(self, s: _Stream, table, frames):
         """Give up the summary rows of frames whose spot rows were given up (kept with them)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         held = self._held[s.run_uid]
         held_arr = pa.array(sorted(held), type=table.schema.field("frame").type)
         out = pc.is_in(table["frame"], value_set=held_arr)
@@ -438,29 +448,36 @@ class AnalysisWriter:
         self.stats["append_seconds"] += time.perf_counter() - t0
 
     def _create_table(self, s: _Stream, schema):
-        run = self.container[s.run_uid]
-        node = run[s.name]
-        node = getattr(node, "base", node)  # the composite stream client -> its plain container
         metadata = {k: v for k, v in s.data_keys.items() if k in schema.names}
-        try:
-            return node.create_appendable_table(schema, key="internal", metadata=metadata)
-        except Exception:  # noqa: BLE001 - it exists already (e.g. TiledWriter made it): use it
-            try:
-                return node["internal"]
-            except KeyError:
-                raise
+        return create_stream_table(self.container[s.run_uid], s.name, schema, metadata)
 
     def _give_up(self, s: _Stream, table) -> None:
-        if self.spool_dir is not None:
-            import pyarrow.parquet as pq
-
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-            path = self.spool_dir / f"{s.run_uid}-{s.name}-{time.time_ns()}.parquet"
-            pq.write_table(table, path)
-            logger.error("saved %d unwritten %s rows of run %s to %s", table.num_rows, s.name,
-                         s.run_uid, path)
-        else:
+        if self.spool_dir is None:
             self.unwritten.append(table)
+            return
+        with self._lock:
+            if self._dead_letters is None:
+                self._dead_letters = DocumentJournal(self.spool_dir)
+            first_of_run = s.run_uid not in self._journaled
+            first_of_stream = s.descriptor["uid"] not in self._journaled
+            self._journaled.update((s.run_uid, s.descriptor["uid"]))
+            start = self._starts.get(s.run_uid)
+        if first_of_run and start is not None:
+            self._dead_letters("start", start)
+        if first_of_stream:
+            self._dead_letters("descriptor", s.descriptor)
+        self._dead_letters("event_page", _page_of(s, table))
+        logger.error("saved %d unwritten %s rows of run %s to %s", table.num_rows, s.name, s.run_uid,
+                     self._dead_letters.path(s.run_uid))
+
+
+def _page_of(s: _Stream, table) -> dict:
+    """Return the rows of an Arrow table of ``s`` (TiledWriter's columns) as an event page."""
+    cols = {n: table.column(n).to_numpy(zero_copy_only=False) for n in table.column_names}
+    seq_num, times = cols.pop("seq_num"), cols.pop("time")
+    timestamps = {n[3:]: cols.pop(n) for n in list(cols) if n.startswith("ts_") and n[3:] in s.data_keys}
+    return {"descriptor": s.descriptor["uid"], "seq_num": seq_num, "time": times, "data": cols,
+            "timestamps": timestamps, "filled": {}}
 
 
 def _pack(event: dict) -> dict:

@@ -41,8 +41,7 @@ def reprocess(
     live analysis that was interrupted.
     """
     from laue_live._errors import LaueLiveError
-    from laue_live.analysis import reprocess_run
-    from laue_live.catalog import catalog_session
+    from laue_live.catalog import catalog_session, reprocess_run
     from laue_live.cli._catalog import load_settings
 
     settings = load_settings(uri, settings_file, data_dir)

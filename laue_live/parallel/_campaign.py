@@ -2,7 +2,7 @@
 
 One task per raw run. A task opens the catalog, reads the run's frames from Tiled, analyses them
 with the fast :class:`~laue_live.pipeline.FramePipeline` and writes one analysis run back through
-:func:`laue_live.analysis.reprocess_run` (the same writer and layout as live analysis).
+:func:`laue_live.catalog.reprocess_run` (the same writer and layout as live analysis).
 
 No duplicated rows, whatever fails:
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -32,7 +33,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from laue_live.catalog import CatalogSettings
+from tqdm.auto import tqdm
+
+from laue_live.analysis import FrameAnalyzer
+from laue_live.catalog import (
+    CatalogSettings,
+    find_analysis_runs,
+    get_run,
+    open_catalog,
+    reprocess_run,
+    run_finished,
+)
+from laue_live.parallel._cluster import gpu_count, open_cluster
 
 __all__ = ["CampaignResult", "reprocess_campaign", "reprocess_task"]
 
@@ -55,7 +67,7 @@ def _local_dask_reads() -> Iterator[None]:
     campaign hung in CI. ``dask.config.set`` is process-wide, so tasks running side by side in one process
     (thread workers) share one reference-counted setting instead of restoring each other's.
     """
-    import dask
+    import dask  # lazy: Dask costs ~0.1-0.5 s to import; only campaigns need it
 
     global _sync_users, _sync_saved
     with _sync_lock:
@@ -121,13 +133,11 @@ def _worker_device(device: str) -> str:
     """``"auto"`` on a LocalCluster worker with several visible GPUs: worker ``k`` takes ``cuda:k``."""
     if device != "auto":
         return device
-    from laue_live.parallel._cluster import gpu_count
-
     n = gpu_count()
     if n <= 1:
         return "cuda" if n == 1 else "cpu"
     try:
-        from distributed import get_worker
+        from distributed import get_worker  # lazy: distributed costs ~0.3-1.4 s to import
 
         name = get_worker().name
         k = int(name) if str(name).isdigit() else abs(hash(name))
@@ -137,7 +147,7 @@ def _worker_device(device: str) -> str:
 
 
 def _pipeline(method: str, device: str, model: str | None, precision: str, batch_frames: int | None):
-    from laue_live.pipeline import FramePipeline
+    from laue_live.pipeline import FramePipeline  # lazy: the torch pipeline imports torch (~1 s)
 
     key = (method, device, model, precision, batch_frames)
     cache = getattr(_local, "pipelines", None)
@@ -192,23 +202,14 @@ def reprocess_task(
     dict
         See :attr:`CampaignResult.runs`.
     """
-    import torch
-
-    from laue_live.analysis import (
-        FrameAnalyzer,
-        find_analysis_runs,
-        reprocess_run,
-        resolve_raw_run,
-        run_finished,
-    )
-    from laue_live.catalog import open_catalog
+    import torch  # lazy: ~1 s to import; the campaign's client process never needs it
 
     t0 = time.perf_counter()
     if torch_threads:
         torch.set_num_threads(int(torch_threads))
     worker = threading.current_thread().name
     try:
-        from distributed import get_worker
+        from distributed import get_worker  # lazy: distributed costs ~0.3-1.4 s to import
 
         worker = str(get_worker().address)
     except (ValueError, ImportError):
@@ -221,7 +222,7 @@ def reprocess_task(
         analysis_path=settings["analysis_path"],
     )
     catalog = open_catalog(cat_settings, create=False)
-    raw_uid = resolve_raw_run(catalog.raw, raw_id).metadata["start"]["uid"]
+    raw_uid = get_run(catalog, raw_id, "raw").metadata["start"]["uid"]
     out: dict[str, Any] = {
         "raw_uid": raw_uid,
         "analysis_uid": None,
@@ -234,7 +235,7 @@ def reprocess_task(
     }
     mine = [
         r
-        for r in find_analysis_runs(catalog.analysis, raw_uid)
+        for r in find_analysis_runs(catalog, raw_uid)
         if r.metadata["start"].get("analysis_params", {}).get("campaign") == campaign
     ]
     finished = [r for r in mine if run_finished(r)]  # a stop marked interrupted is unfinished
@@ -336,12 +337,6 @@ def reprocess_campaign(
     -------
     CampaignResult
     """
-    import os
-
-    from tqdm.auto import tqdm
-
-    from laue_live.parallel._cluster import open_cluster
-
     if settings.uri is None:
         raise ValueError("reprocess_campaign needs a catalog URI that the workers can reach (settings.uri)")
     campaign = campaign or f"campaign-{uuid.uuid4().hex[:12]}"
@@ -372,7 +367,7 @@ def reprocess_campaign(
             ): rid
             for rid in ids
         }
-        from distributed import as_completed
+        from distributed import as_completed  # lazy: distributed costs ~0.3-1.4 s to import
 
         for fut in tqdm(
             as_completed(futures),

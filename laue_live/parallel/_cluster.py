@@ -22,7 +22,7 @@ NO_PROFILER = {"distributed.worker.profile.enabled": False}
 def gpu_count() -> int:
     """Count the CUDA devices visible to this process (0 without CUDA)."""
     try:
-        import torch
+        import torch  # lazy: ~1 s to import, only to count the GPUs
 
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except Exception:  # noqa: BLE001 - a broken CUDA install counts as no GPU
@@ -67,8 +67,8 @@ def open_cluster(
         ``info`` holds ``kind`` (``"scheduler"``, ``"local-cuda"``, ``"local"``), ``n_workers``,
         ``gpus`` and ``address``.
     """
-    import dask
-    from distributed import Client
+    import dask  # lazy: Dask costs ~0.1-0.5 s to import
+    from distributed import Client  # lazy: distributed costs ~0.3-1.4 s to import
 
     if scheduler:
         client = Client(scheduler)
@@ -84,7 +84,7 @@ def open_cluster(
 
 
 def _local_cluster(n_workers, threads_per_worker, processes, *, n_gpu: int, dashboard: bool):
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # lazy: distributed costs ~0.3-1.4 s to import
 
     # None still lets distributed try its fixed port 8787: a free loopback port either way
     dash = "127.0.0.1:0"
@@ -94,7 +94,8 @@ def _local_cluster(n_workers, threads_per_worker, processes, *, n_gpu: int, dash
         common["host"] = "127.0.0.1"  # sockets on loopback only (thread workers talk in-process)
     if n_gpu > 0 and processes:
         try:
-            from dask_cuda import LocalCUDACluster  # one worker per GPU, CUDA_VISIBLE_DEVICES set for each
+            # lazy and optional: dask-cuda gives one worker per GPU, CUDA_VISIBLE_DEVICES set for each
+            from dask_cuda import LocalCUDACluster
         except ImportError:
             LocalCUDACluster = None
             log.info("dask-cuda is not installed: one LocalCluster worker per GPU, worker k on cuda:k")

@@ -5,7 +5,8 @@ A RunEngine publishes its documents through a 0MQ proxy; :class:`AnalysisService
 publishes spot tables, and reports its state.
 """
 
-from laue_live.service._service import AnalysisService
+from laue_live.service._service import RUN_JOURNAL, AnalysisService, open_runs
 from laue_live.service._settings import DEFAULT_INPUT, DEFAULT_PUBLISH, ServiceSettings
 
-__all__ = ["AnalysisService", "ServiceSettings", "DEFAULT_INPUT", "DEFAULT_PUBLISH"]
+__all__ = ["AnalysisService", "ServiceSettings", "DEFAULT_INPUT", "DEFAULT_PUBLISH", "RUN_JOURNAL",
+           "open_runs"]

@@ -9,47 +9,47 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from laue_live._journal import Journal
+from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
+from laue_live.callbacks import make_run_router
+from laue_live.catalog import SpooledAnalysisWriter, replay_spool, reprocess_run
 from laue_live.service._settings import ServiceSettings
+from laue_live.stream import SafeRemoteDispatcher, SpotPublisher
 
-__all__ = ["AnalysisService"]
+__all__ = ["AnalysisService", "RUN_JOURNAL", "open_runs"]
 
 logger = logging.getLogger(__name__)
 
+#: File (in the state directory) of the service's journal of the raw runs it started and ended.
+RUN_JOURNAL = "runs.journal"
+_LEGACY_JOURNAL = "journal.jsonl"  # the same records as JSON lines (earlier versions): read once
 
-class _Journal:
-    """Append-only record of the raw runs started and finished, so that a restart knows what it missed."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.open_runs: dict[str, dict[str, Any]] = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash
-                if entry.get("event") == "start":
-                    self.open_runs[entry["raw_uid"]] = entry
-                elif entry.get("event") == "stop":
-                    self.open_runs.pop(entry.get("raw_uid"), None)
-        self.unfinished_at_start = sorted(self.open_runs)
-        # Rewrite compactly: only what is still open, then append from here on.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w") as f:
-            for entry in self.open_runs.values():
-                f.write(json.dumps(entry) + "\n")
+def open_runs(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Return the raw runs started and not ended in a sequence of run-journal records, by uid, in order."""
+    runs: dict[str, dict[str, Any]] = {}
+    for entry in records:
+        if entry.get("event") == "start":
+            runs[entry["raw_uid"]] = entry
+        elif entry.get("event") == "stop":
+            runs.pop(entry.get("raw_uid"), None)
+    return runs
 
-    def record(self, event: str, raw_uid: str, **extra: Any) -> None:
-        entry = {"event": event, "raw_uid": raw_uid, "time": time.time(), **extra}
-        if event == "start":
-            self.open_runs[raw_uid] = entry
-        else:
-            self.open_runs.pop(raw_uid, None)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+
+def _legacy_records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+    return records
 
 
 class AnalysisService:
@@ -77,10 +77,6 @@ class AnalysisService:
     """
 
     def __init__(self, settings: ServiceSettings, *, catalog=None, analyzer=None, extra_sinks=()):
-        from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
-        from laue_live.callbacks import make_run_router
-        from laue_live.stream import SafeRemoteDispatcher, SpotPublisher
-
         self.settings = settings
         self.state = "starting"
         self._started = time.time()
@@ -94,11 +90,18 @@ class AnalysisService:
         self.last_status: dict[str, Any] = {}
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.status_path = settings.state_dir / "status.json"
-        self.journal = _Journal(settings.state_dir / "journal.jsonl")
-        if self.journal.unfinished_at_start:
+        # The raw runs started and not ended when the service last stopped; the journal is
+        # rewritten compactly with only those, then appended to from here on.
+        self.journal = Journal(settings.state_dir / RUN_JOURNAL, fsync=False)
+        legacy = settings.state_dir / _LEGACY_JOURNAL
+        unfinished = open_runs([*_legacy_records(legacy), *self.journal.records()])
+        self.journal.rewrite(unfinished.values())
+        legacy.unlink(missing_ok=True)
+        self.unfinished_at_start = sorted(unfinished)
+        if self.unfinished_at_start:
             logger.warning("runs that were being analysed when the service last stopped: %s; reprocess "
                            "them with `laue-live reprocess RAW_UID`", ", ".join(
-                               u[:8] for u in self.journal.unfinished_at_start))
+                               u[:8] for u in self.unfinished_at_start))
         opts = {k: v for k, v in (("device", settings.device), ("model", settings.model)) if v}
         if analyzer is None:
             # One analyser (one model load) shared by every run the service sees.
@@ -115,15 +118,13 @@ class AnalysisService:
         self.recovery_thread: threading.Thread | None = None
         # set once run() has started its helper threads, so callers may join or inspect them
         self._running = threading.Event()
-        if settings.recover and self.journal.unfinished_at_start:
+        if settings.recover and self.unfinished_at_start:
             if getattr(catalog, "raw", None) is None:
                 logger.error("cannot recover unfinished runs: no catalog with raw runs")
             else:  # started by run(), with the dispatcher
                 self.recovery_thread = threading.Thread(target=self._recover, name="laue-live-recover",
                                                         daemon=True)
         if catalog is not None:
-            from laue_live.catalog import SpooledAnalysisWriter, replay_spool
-
             # Every document is journaled locally first: a Tiled outage loses no spot table, and
             # journals left by a previous process that died are replayed before new work starts.
             spool = settings.state_dir / "spool"
@@ -131,7 +132,7 @@ class AnalysisService:
                 logger.info("replayed spooled analysis run: %s", res)
             self.writer = SpooledAnalysisWriter(catalog, spool)
             if settings.write_raw:
-                from bluesky_tiled_plugins import TiledWriter
+                from bluesky_tiled_plugins import TiledWriter  # lazy: it imports tiled's client, ~1.5-5 s
 
                 self.raw_writer = TiledWriter(getattr(catalog, "raw", catalog), batch_size=1)
         sinks = [s for s in (self.writer, self.publisher, *extra_sinks) if s is not None]
@@ -151,16 +152,22 @@ class AnalysisService:
                     self.device, "on" if self.writer is not None else "off")
 
     # -- document bookkeeping ---------------------------------------------------------------------
+    def _record(self, event: str, raw_uid: str, **extra: Any) -> None:
+        try:
+            self.journal.append({"event": event, "raw_uid": raw_uid, "time": time.time(), **extra})
+        except Exception:  # a full disk must not stop the analysis: only a restart would miss the run
+            logger.exception("run journal: cannot record the %s of raw run %s", event, raw_uid[:8])
+
     def _track(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
             self.runs_seen += 1
-            self.journal.record("start", doc["uid"], scan_id=doc.get("scan_id"), plan=doc.get("plan_name"))
+            self._record("start", doc["uid"], scan_id=doc.get("scan_id"), plan=doc.get("plan_name"))
             logger.info("raw run %s started (scan %s, %s)", doc["uid"][:8], doc.get("scan_id"),
                         doc.get("plan_name"))
             self.state = "analysing"
         elif name == "stop":
             self.runs_ended += 1
-            self.journal.record("stop", doc.get("run_start", ""), exit_status=doc.get("exit_status"))
+            self._record("stop", doc.get("run_start", ""), exit_status=doc.get("exit_status"))
             log = logger.info if doc.get("exit_status") == "success" else logger.warning
             log("raw run %s ended: %s %s", str(doc.get("run_start", ""))[:8], doc.get("exit_status"),
                 doc.get("reason", ""))
@@ -171,12 +178,13 @@ class AnalysisService:
         """Return the service's state now: rates, queue depth, dropped and rejected messages, device, runs."""
         now = time.time()
         callbacks = list(self.router.callbacks)
-        analysed = failed = dropped = depth = 0
+        analysed = failed = dropped = depth = acquired = 0
         current = None
         for cb in callbacks:
             worker = cb.worker
             if worker is None:
                 continue
+            acquired += worker.stats.submitted
             analysed += worker.stats.analysed
             failed += worker.stats.failed
             dropped += worker.stats.dropped
@@ -188,6 +196,9 @@ class AnalysisService:
         fps = (analysed + failed - n0) / (now - t0) if now - t0 > 0 else 0.0
         if self.state == "analysing" and current is None and depth == 0:
             self.state = "idle"
+        elif self.state == "idle" and current is not None:
+            # a report made between a run's start and its first frame said idle: the run is on now
+            self.state = "analysing"
         pub = self.publisher.stats() if not self.publisher.closed else {
             "sent": self.publisher.sent, "dropped": self.publisher.dropped, "subscribers": 0}
         return {
@@ -196,12 +207,29 @@ class AnalysisService:
             "publish": self.publish_address, "method": self.analyzer.method, "device": self.device,
             "runs_seen": self.runs_seen, "runs_ended": self.runs_ended,
             "analysis_runs": len(self.router.factory.analysis_uids), "current_run": current,
-            "frames_analysed": analysed, "frames_failed": failed, "frames_dropped": dropped,
+            "frames_acquired": acquired, "frames_analysed": analysed, "frames_failed": failed,
+            "frames_dropped": dropped, "status_interval": self.settings.status_interval,
             "frames_per_s": round(fps, 3), "queue_depth": depth,
             "messages_received": self.dispatcher.received, "messages_rejected": self.dispatcher.rejected,
             "dropped": pub["dropped"], "published": pub["sent"], "subscribers": pub.get("subscribers", 0),
-            "unfinished_at_start": self.journal.unfinished_at_start, "recovery": dict(self.recovery),
+            "unfinished_at_start": self.unfinished_at_start, "recovery": dict(self.recovery),
+            "sinks": self._sinks_state(pub),
         }
+
+    def _sinks_state(self, pub: dict[str, Any]) -> dict[str, Any]:
+        """State of each output: Tiled (runs not yet confirmed, write errors) and the 0MQ publisher."""
+        sinks: dict[str, Any] = {"zmq": {"state": "ok" if not pub["dropped"] else "dropping",
+                                         "published": pub["sent"], "dropped": pub["dropped"],
+                                         "subscribers": pub.get("subscribers", 0)}}
+        if self.writer is not None:
+            stats = self.writer.writer.stats
+            pending = len(self.writer.pending)
+            sinks["tiled"] = {"state": "ok" if not stats["errors"] else "retrying from the spool",
+                              "rows_written": stats["rows_written"], "errors": stats["errors"],
+                              "runs_pending": pending, "journal_errors": self.writer.journal_errors}
+        else:
+            sinks["tiled"] = {"state": "off"}
+        return sinks
 
     def request_status(self) -> None:
         """Report the state at the next opportunity (thread- and signal-safe)."""
@@ -232,9 +260,7 @@ class AnalysisService:
 
     # -- life cycle ----------------------------------------------------------------------------------
     def _recover(self) -> None:
-        from laue_live.analysis import reprocess_run
-
-        for raw_uid in self.journal.unfinished_at_start:
+        for raw_uid in self.unfinished_at_start:
             if self._stop.is_set():
                 return
             try:
@@ -244,7 +270,7 @@ class AnalysisService:
                 logger.error("recovery of raw run %s failed: %s", raw_uid[:8], exc)
                 self.recovery[raw_uid] = f"failed: {exc}"
                 continue
-            self.journal.record("stop", raw_uid, exit_status="recovered")
+            self._record("stop", raw_uid, exit_status="recovered")
             self.recovery[raw_uid] = getattr(result, "analysis_uid", None) or "done"
             logger.info("raw run %s recovered from Tiled", raw_uid[:8])
 
@@ -291,6 +317,7 @@ class AnalysisService:
             except Exception:
                 logger.exception("closing the Tiled writer failed (see spool/unwritten rows)")
         self.state = "stopped"
+        self.journal.close()
         try:
             self.report()
         finally:

@@ -45,7 +45,7 @@ class ServiceSettings:
         ``"numpy"``, ``"torch"`` (:class:`laue_live.pipeline.FramePipeline` on ``device``) or
         ``"auto"`` (torch when a CUDA device is present).
     state_dir
-        Folder of the status file (``status.json``) and the run journal (``journal.jsonl``).
+        Folder of the status file (``status.json``) and the run journal (``runs.journal``).
     status_interval
         Seconds between status reports (file and ``laue.status`` message).
     max_backlog, max_bytes

@@ -7,6 +7,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
 from laue_live._errors import SettingsError
 
 __all__ = [
@@ -79,8 +83,6 @@ def normalize_address(address: str, *, bind: bool) -> str:
 
 def bound_address(socket) -> str:
     """Return the ``host:port`` (or ``ipc://...``) a bound socket listens on, port 0 resolved."""
-    import zmq
-
     endpoint = socket.getsockopt(zmq.LAST_ENDPOINT).decode()
     return endpoint.removeprefix("tcp://")
 
@@ -122,8 +124,6 @@ class CurveClient:
 
 
 def _load(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
-    import zmq.auth
-
     try:
         public, secret_key = zmq.auth.load_certificate(str(path))
     except (OSError, ValueError) as exc:
@@ -153,10 +153,6 @@ def apply_curve_server(socket, curve: CurveServer | None, *, auth=None, domain: 
     """
     if curve is None:
         return auth
-    import zmq
-    import zmq.auth
-    from zmq.auth.thread import ThreadAuthenticator
-
     public, secret = _load(Path(curve.secret_file), secret=True)
     if curve.client_keys_dir is not None:
         # Without a ZAP handler libzmq accepts any client that completes the handshake; the

@@ -16,6 +16,8 @@ import numpy as np
 import zmq
 
 from laue_live._errors import WireError
+from laue_live._run import FRAMES_STREAM, RAW_UID, SPOTS_STREAM
+from laue_live._schema import SPOT_COLUMNS
 from laue_live.stream._address import (
     LOOPBACK,
     CurveClient,
@@ -225,21 +227,21 @@ class SpotPublisher(_XPub):
 
     @staticmethod
     def _run_header(doc: dict[str, Any]) -> dict[str, Any]:
-        keep = ("uid", "raw_uid", "raw_scan_id", "plan_name", "shape", "snaking", "extents", "model_name",
+        keep = ("uid", RAW_UID, "raw_scan_id", "plan_name", "shape", "snaking", "extents", "model_name",
                 "method", "sample", "material")
         return {k: doc[k] for k in keep if k in doc and doc[k] is not None}
 
     def _event_page(self, page: dict[str, Any]) -> None:
         run, stream = self._streams.get(page.get("descriptor", ""), ("", ""))
         data = page.get("data", {})
-        if stream == "spots":
+        if stream == SPOTS_STREAM:
             # Held until the frame's summary event, which the analysis emits right after its spot
             # page: the table then goes out with its summary (position, counts, failure) in the header.
             frames = np.asarray(data.get("frame", []))
             for frame in dict.fromkeys(frames.tolist()):
                 rows = frames == frame
                 self._held[(run, int(frame))] = {k: np.asarray(v)[rows] for k, v in data.items()}
-        elif stream == "frames":
+        elif stream == FRAMES_STREAM:
             keys = list(data)
             for i, frame in enumerate(np.asarray(data.get("frame", [])).tolist()):
                 summary = {k: _plain(data[k][i]) for k in keys}
@@ -255,8 +257,6 @@ class SpotPublisher(_XPub):
 
     @staticmethod
     def _empty_table() -> dict[str, np.ndarray]:
-        from laue_live._schema import SPOT_COLUMNS
-
         return {c.name: np.empty(0, dtype=c.dtype) for c in SPOT_COLUMNS}
 
     # ------------------------------------------------------------------------------- direct API

@@ -6,5 +6,7 @@ whose spot count is known exactly, so that a test of the live path can check row
 
 from laue_live.testing._detector import make_hdf5_detector, make_inline_detector
 from laue_live.testing._frames import SHAPE, SPOT_SITES, n_spots, synthetic_frame
+from laue_live.testing._process import read_line
 
-__all__ = ["SHAPE", "SPOT_SITES", "make_hdf5_detector", "make_inline_detector", "n_spots", "synthetic_frame"]
+__all__ = ["SHAPE", "SPOT_SITES", "make_hdf5_detector", "make_inline_detector", "n_spots", "read_line",
+           "synthetic_frame"]

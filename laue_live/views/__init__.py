@@ -5,11 +5,11 @@ conventions (subscribe them, they draw as documents arrive); feed them in-proces
 callback's sinks, or from the service's 0MQ stream with :func:`follow_stream`.
 """
 
-from laue_live.views._base import LiveView, frame_index, scan_shape
+from laue_live._run import frame_index
+from laue_live.views._base import LiveView
 from laue_live.views._follow import follow_stream
 from laue_live.views._frame import LiveSpotFrame
 from laue_live.views._map import LiveSpotMap
 from laue_live.views._text import FrameTicker
 
-__all__ = ["LiveView", "LiveSpotMap", "LiveSpotFrame", "FrameTicker", "follow_stream", "frame_index",
-           "scan_shape"]
+__all__ = ["LiveView", "LiveSpotMap", "LiveSpotFrame", "FrameTicker", "follow_stream", "frame_index"]

@@ -1,4 +1,4 @@
-"""Shared plumbing of the live views: analysis-run detection and GUI-thread-safe redraws."""
+"""Shared plumbing of the live views: GUI-thread-safe redraws (the run contract is :mod:`laue_live._run`)."""
 
 from __future__ import annotations
 
@@ -6,61 +6,13 @@ import logging
 import threading
 from typing import Any
 
-import numpy as np
+import matplotlib
 
-__all__ = ["ANALYSIS_KIND", "LiveView", "scan_shape", "frame_index", "scan_extent"]
+__all__ = ["LiveView"]
 
 logger = logging.getLogger(__name__)
 
-#: ``kind`` of an analysis run's start document (see laue_live.analysis).
-ANALYSIS_KIND = "laue-spots"
-
-
-def scan_shape(start: dict[str, Any]) -> tuple[int, int] | None:
-    """Return the raster shape ``(rows, cols)`` of a scan from a start document, or ``None`` if unknown.
-
-    The analysis start document copies the raw run's ``shape`` (bluesky's ``grid_scan`` convention:
-    first motor slow). A 1-D shape ``[n]`` is one row.
-    """
-    nested = start.get("laue_live") if isinstance(start.get("laue_live"), dict) else {}
-    candidates = (start.get("shape"), start.get("raw_shape"), start.get("scan_shape"),
-                  nested.get("scan_shape"))
-    for shape in candidates:
-        if isinstance(shape, list | tuple) and 1 <= len(shape) <= 2 and all(
-                isinstance(n, int | np.integer) and n > 0 for n in shape):
-            return (1, int(shape[0])) if len(shape) == 1 else (int(shape[0]), int(shape[1]))
-    return None
-
-
-def scan_extent(start: dict[str, Any], shape: tuple[int, int]) -> tuple[float, float, float, float] | None:
-    """Return the ``imshow`` extent (left, right, bottom, top) in motor units from ``extents``, or ``None``.
-
-    bluesky's ``grid_scan`` records ``extents = [[slow_start, slow_stop], [fast_start, fast_stop]]``;
-    each cell is centred on its stage position (as ``LiveGrid`` draws it).
-    """
-    extents = start.get("extents")
-    try:
-        (y0, y1), (x0, x1) = [(float(a), float(b)) for a, b in extents]
-    except (TypeError, ValueError):
-        return None
-    rows, cols = shape
-    hx = abs(x1 - x0) / (2 * (cols - 1)) if cols > 1 else 0.5
-    hy = abs(y1 - y0) / (2 * (rows - 1)) if rows > 1 else 0.5
-    sx = 1.0 if x1 >= x0 else -1.0
-    sy = 1.0 if y1 >= y0 else -1.0
-    return (x0 - sx * hx, x1 + sx * hx, y1 + sy * hy, y0 - sy * hy)
-
-
-def frame_index(frame: int, shape: tuple[int, int], snaking: bool = False) -> tuple[int, int]:
-    """Grid cell ``(row, col)`` of frame ``frame`` (0-based) in a raster of ``shape``.
-
-    Frames fill row after row (the first scan axis is the slow one); with ``snaking`` every odd row
-    runs backwards, as bluesky's ``grid_scan(..., snake_axes=True)`` moves.
-    """
-    row, col = divmod(int(frame), shape[1])
-    if snaking and row % 2 == 1:
-        col = shape[1] - 1 - col
-    return row, col
+_FILE_BACKENDS = ("agg", "pdf", "svg", "ps")  # nothing is on screen: no timer, no draw_idle
 
 
 class LiveView:
@@ -90,15 +42,13 @@ class LiveView:
     # -- figure ------------------------------------------------------------------------------------
     def _ensure_axes(self):
         if self.ax is None:
-            import matplotlib.pyplot as plt
+            import matplotlib.pyplot as plt  # lazy: pyplot loads a GUI backend, ~0.4 s
 
             _, self.ax = plt.subplots()
         return self.ax
 
     def _start_timer(self) -> None:
-        import matplotlib
-
-        if self._timer is not None or matplotlib.get_backend().lower() in ("agg", "pdf", "svg", "ps"):
+        if self._timer is not None or matplotlib.get_backend().lower() in _FILE_BACKENDS:
             return
         try:
             self._timer = self.ax.figure.canvas.new_timer(interval=int(self.redraw_interval * 1000))
@@ -122,10 +72,8 @@ class LiveView:
             self._dirty = False
             self._draw()
         self.n_draws += 1
-        import matplotlib
-
         # Nobody looks at an Agg canvas until savefig, which draws anyway: skip the full render.
-        if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps"):
+        if matplotlib.get_backend().lower() not in _FILE_BACKENDS:
             self.ax.figure.canvas.draw_idle()
 
     def _draw(self) -> None:  # pragma: no cover - overridden

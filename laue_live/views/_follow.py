@@ -6,6 +6,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
+from laue_live.stream import TOPIC_DOC, SpotSubscriber
+
 __all__ = ["follow_stream"]
 
 logger = logging.getLogger(__name__)
@@ -34,8 +36,6 @@ def follow_stream(address: str, callbacks: Iterable[Callable[[str, dict], None]]
     -------
     (thread, stop)
     """
-    from laue_live.stream import TOPIC_DOC, SpotSubscriber
-
     callbacks = list(callbacks)
     stop = stop or threading.Event()
     sub = SpotSubscriber(address, documents=True, curve=curve)

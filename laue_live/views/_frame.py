@@ -8,16 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from laue_live.views._base import ANALYSIS_KIND, LiveView
+from laue_live._run import ANALYSIS_KIND, FRAMES_STREAM, RAW_UID, SPOTS_STREAM, find_image_field
+from laue_live.analysis import loader_from_stream_resource
+from laue_live.views._base import LiveView
 
 __all__ = ["LiveSpotFrame"]
 
 logger = logging.getLogger(__name__)
-
-
-def _image_key(data_keys: dict[str, Any]) -> str | None:
-    keys = [k for k, v in data_keys.items() if len(v.get("shape") or []) >= 2 and not v.get("external")]
-    return next((k for k in keys if k.endswith("_image")), keys[0] if keys else None)
 
 
 class LiveSpotFrame(LiveView):
@@ -79,7 +76,8 @@ class LiveSpotFrame(LiveView):
         if run in self._analysis:
             self._streams[doc["uid"]] = (run, doc.get("name", ""))
             return
-        key = _image_key(doc.get("data_keys", {}))
+        # frames inline in the events (external ones are read through stream_resource/stream_datum)
+        key = find_image_field({k: v for k, v in doc.get("data_keys", {}).items() if not v.get("external")})
         if key is not None:
             self._raw_fields[doc["uid"]] = key
             self._raw_run[doc["uid"]] = run
@@ -103,13 +101,13 @@ class LiveSpotFrame(LiveView):
             return
         run, stream = self._streams.get(desc, ("", ""))
         data = doc.get("data", {})
-        if stream == "spots":
+        if stream == SPOTS_STREAM:
             frames = np.asarray(data["frame"])
             for frame in np.unique(frames):
                 sel = frames == frame
                 self._tables[(run, int(frame))] = {k: np.asarray(v)[sel] for k, v in data.items()
                                                    if k in ("row", "col", "good", "sim", self.color_by)}
-        elif stream == "frames":
+        elif stream == FRAMES_STREAM:
             for i, frame in enumerate(data["frame"]):
                 summary = {k: v[i] for k, v in data.items()}
                 self._show(run, int(frame), summary)
@@ -117,9 +115,9 @@ class LiveSpotFrame(LiveView):
     def _show(self, run: str, frame: int, summary: dict[str, Any]) -> None:
         start = self._analysis.get(run, {})
         table = self._tables.pop((run, frame), None)
-        image = self._images.get((start.get("raw_uid", ""), frame))
+        image = self._images.get((start.get(RAW_UID, ""), frame))
         if image is None:
-            image = self._load_external(start.get("raw_uid", ""), frame)
+            image = self._load_external(start.get(RAW_UID, ""), frame)
         with self._lock:
             self.latest = {"frame": frame, "summary": summary, "table": table, "image": image,
                            "scan": start.get("raw_scan_id", "")}
@@ -134,8 +132,6 @@ class LiveSpotFrame(LiveView):
         if where is None or where[0] not in self._resources:
             return None
         try:
-            from laue_live.analysis import loader_from_stream_resource
-
             loader = loader_from_stream_resource(self._resources[where[0]], where[1], timeout=0.5)
             image = np.asarray(loader())
         except Exception as exc:  # the view must never fail the acquisition

@@ -7,8 +7,16 @@ from typing import Any
 
 import numpy as np
 
+from laue_live._run import (
+    ANALYSIS_KIND,
+    FRAMES_STREAM,
+    SPOTS_STREAM,
+    frame_index,
+    imshow_extent,
+    scan_geometry,
+)
 from laue_live._schema import FRAME_COLUMNS, SPOT_COLUMNS
-from laue_live.views._base import ANALYSIS_KIND, LiveView, frame_index, scan_extent, scan_shape
+from laue_live.views._base import LiveView
 
 __all__ = ["LiveSpotMap"]
 
@@ -76,16 +84,16 @@ class LiveSpotMap(LiveView):
     def start(self, doc: dict[str, Any]) -> None:
         if doc.get("kind") != ANALYSIS_KIND:
             return  # a raw run or another analysis: not ours
+        geom = scan_geometry(doc)
         with self._lock:
             self.run_uid = doc["uid"]
-            self.shape = self._shape_override or scan_shape(doc) or (1, 16)
-            self._fixed_shape = self._shape_override is not None or scan_shape(doc) is not None
-            self.extent = scan_extent(doc, self.shape) if self._fixed_shape else None
-            motors = doc.get("motors") or []
+            self.shape = self._shape_override or geom.shape or (1, 16)
+            self._fixed_shape = self._shape_override is not None or geom.shape is not None
+            self.extent = imshow_extent(geom.extents, self.shape) if self._fixed_shape else None
+            motors = geom.motors or []
             self.axis_labels = (str(motors[1]), str(motors[0])) if len(motors) == 2 else (
                 "second scan axis (point)", "first scan axis (point)")
-            snaking = doc.get("snaking") or [False]
-            self.snaking = bool(snaking[-1]) if isinstance(snaking, list | tuple) else bool(snaking)
+            self.snaking = geom.snaking[1]  # bluesky snakes the fast axis
             self.data = np.full(self.shape, np.nan)
             self._descriptors, self._spot_means = {}, {}
             scan = doc.get("raw_scan_id", "")
@@ -105,14 +113,14 @@ class LiveSpotMap(LiveView):
     def event_page(self, doc: dict[str, Any]) -> None:
         stream = self._descriptors.get(doc.get("descriptor", ""))
         data = doc.get("data", {})
-        if stream == "spots" and self.column in _SPOT_NAMES:
+        if stream == SPOTS_STREAM and self.column in _SPOT_NAMES:
             frames = np.asarray(data["frame"])
             values = np.asarray(data[self.column], dtype=float)
             keep = np.asarray(data["good"], dtype=bool) if self.good_only else np.ones(len(values), bool)
             for frame in np.unique(frames):
                 sel = (frames == frame) & keep
                 self._spot_means[int(frame)] = float(values[sel].mean()) if sel.any() else np.nan
-        elif stream == "frames":
+        elif stream == FRAMES_STREAM:
             for i, frame in enumerate(data["frame"]):
                 if self.column in _FRAME_NAMES:
                     value = data[self.column][i]

@@ -1,16 +1,12 @@
-"""Frames delivered every way Bluesky delivers them: event pages, legacy Resource/Datum; queue policies."""
+"""Frames delivered every way Bluesky delivers them: event pages, legacy Resource/Datum, files."""
 
 from __future__ import annotations
 
-import threading
-
 import event_model
 import numpy as np
-import pytest
 from bluesky.plans import count, grid_scan
 from ophyd.sim import SynSignalWithRegistry, motor1, motor2
 
-from laue_live.analysis import AnalysisRunComposer, AnalysisWorker, FrameTask
 from laue_live.callbacks import LaueSpotCallback, make_run_router
 
 from .conftest import n_spots, synthetic_frame
@@ -22,6 +18,16 @@ def _rows(docs, stream_uid=None):
 
 def _spot_rows(docs):
     return sum(len(d["seq_num"]) for n, d in docs if n == "event_page")
+
+
+def _analysed_scan(RE, det, analyzer, n_frames: int, timeout: float = 60) -> list[dict]:
+    """Count ``n_frames`` frames of ``det`` with the live analysis subscribed; its ``frames`` rows."""
+    docs = []
+    router = make_run_router([lambda n, d: docs.append((n, d))], analyzer=analyzer)
+    RE.subscribe(router)
+    RE(count([det], n_frames))
+    assert router.wait(timeout)
+    return _rows(docs)
 
 
 def test_frames_in_event_pages(RE, inline_det, analyzer):
@@ -55,12 +61,7 @@ def test_frames_in_legacy_resource_datum_files(RE, tmp_path, analyzer):
     next(counter)  # SynSignal evaluated func once at construction: frame 0 is the first triggered
     counter = iter(range(100))
     det.sim_set_func(lambda: synthetic_frame(next(counter)))
-    docs = []
-    router = make_run_router([lambda n, d: docs.append((n, d))], analyzer=analyzer)
-    RE.subscribe(router)
-    RE(count([det], 3))
-    assert router.wait(60)
-    rows = _rows(docs)
+    rows = _analysed_scan(RE, det, analyzer, 3)
     assert [r["frame"] for r in rows] == [0, 1, 2]
     assert [r["n_spots"] for r in rows] == [n_spots(i) for i in range(3)]
     assert not any(r["failed"] for r in rows)
@@ -81,48 +82,6 @@ def test_missing_external_file_is_a_failed_frame(RE, hdf5_det, analyzer):
     rows = _rows(docs)
     assert len(rows) == 2 and all(r["failed"] for r in rows)
     assert "/nonexistent/dir/frames.h5" in rows[0]["error"]
-
-
-class _Gate:
-    """An analyser that holds its first call until released: a slow analysis, deterministically."""
-
-    def __init__(self, analyzer):
-        self.analyzer = analyzer
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, frames):
-        self.entered.set()
-        assert self.release.wait(30), "gate never released"
-        return self.analyzer(frames)
-
-
-@pytest.mark.parametrize("policy", ["spill", "drop_newest"])
-def test_queue_full_policy(policy, analyzer):
-    docs = []
-    start = {"uid": "raw-uid-1", "time": 0.0}
-    composer = AnalysisRunComposer([lambda n, d: docs.append((n, d))], start, {"method": "fit"})
-    gate = _Gate(analyzer)
-    worker = AnalysisWorker(composer, gate, queue_size=1, policy=policy, block_timeout=0.01, batch_size=1)
-    worker.submit(FrameTask(0, source=synthetic_frame(0)))
-    assert gate.entered.wait(30)  # frame 0 is being analysed, the queue is empty
-    kept = [worker.submit(FrameTask(i, source=synthetic_frame(i))) for i in range(1, 5)]
-    gate.release.set()
-    worker.close("success")
-    assert worker.join(60)
-    rows = {r["frame"]: r for r in _rows(docs)}
-    assert sorted(rows) == [0, 1, 2, 3, 4]  # every frame is in the frames stream
-    stop = worker.stop_doc
-    if policy == "spill":
-        assert kept == [True] * 4 and worker.stats.spilled == 3 and worker.stats.dropped == 0
-        assert all(not r["failed"] and r["n_spots"] == n_spots(i) for i, r in rows.items())
-        assert stop["frames_analysed"] == 5 and stop["exit_status"] == "success"
-    else:
-        assert kept == [True, False, False, False] and worker.stats.dropped == 3
-        dropped = [i for i, r in rows.items() if r["failed"]]
-        assert dropped == [2, 3, 4] and rows[2]["error"].startswith("dropped")
-        assert stop["frames_dropped"] == 3 and stop["frames_analysed"] == 2
-        assert stop["exit_status"] == "fail"
 
 
 def test_callback_never_raises_into_the_run_engine(analyzer):
@@ -146,12 +105,7 @@ def test_simulator_legacy_ad_hdf5_files(RE, tmp_path, analyzer):
     from laue_live.sim import SimLaueDetector
 
     det = SimLaueDetector("laueleg", mode="hdf5_legacy", write_dir=tmp_path / "det")
-    docs = []
-    router = make_run_router([lambda n, d: docs.append((n, d))], analyzer=analyzer)
-    RE.subscribe(router)
-    RE(count([det], 2))
-    assert router.wait(120)
-    rows = _rows(docs)
+    rows = _analysed_scan(RE, det, analyzer, 2, timeout=120)
     assert [r["frame"] for r in rows] == [0, 1]
     assert not any(r["failed"] for r in rows), [r["error"] for r in rows]
     truth = det.truth.groupby("frame").size()

@@ -1,36 +1,20 @@
 """Catalog-test fixtures: analysis runs written by the real writer, raw runs from a real RunEngine.
 
-Raw frames are small (96 x 112 uint16) with a few well separated Gaussian spots, so that the real
-peak search and exact fit of laue_live.spots run in milliseconds.
+Raw frames are the small synthetic ones of :mod:`laue_live.testing` (``n_spots(i)`` well separated
+Gaussian spots), so that the real peak search and exact fit of laue_live.spots run in milliseconds.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-FRAME_SHAPE = (96, 112)
-_SITES = [(24, 28), (24, 84), (70, 28), (70, 84)]
-
-
-def small_frame(i: int) -> np.ndarray:
-    """Frame ``i``: 1000 ADU pedestal, 3 ADU read noise, ``2 + i % 3`` Gaussian spots."""
-    rng = np.random.default_rng(100 + i)
-    r, c = np.mgrid[: FRAME_SHAPE[0], : FRAME_SHAPE[1]]
-    img = np.full(FRAME_SHAPE, 1000.0)
-    for r0, c0 in _SITES[: 2 + i % 3]:
-        img += 6000.0 * np.exp(-0.5 * (((r - r0 - rng.uniform(-.4, .4)) / 1.4) ** 2
-                                      + ((c - c0 - rng.uniform(-.4, .4)) / 1.7) ** 2))
-    # sCMOS-like read noise (~3 ADU rms) so that the default peak threshold finds only the spots
-    return (img + rng.normal(0.0, 3.0, FRAME_SHAPE)).round().clip(0, 65535).astype(np.uint16)
+from laue_live.testing import SHAPE, make_inline_detector, n_spots, synthetic_frame
 
 
 @pytest.fixture(scope="session")
 def small_detector():
     """An ophyd detector whose ``image`` is a new small uint16 frame at each trigger (inline)."""
-    from laue_live.testing import make_inline_detector
-
-    return make_inline_detector("det", small_frame, FRAME_SHAPE)
+    return make_inline_detector("det", synthetic_frame, SHAPE)
 
 
 @pytest.fixture
@@ -74,4 +58,4 @@ def write_analysis_run():
 @pytest.fixture(scope="session")
 def spots_in_small_frame():
     """``f(i) -> n``: how many spots frame ``i`` of the small detector holds."""
-    return lambda i: len(_SITES[: 2 + i % 3])
+    return n_spots

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from laue_live.catalog import CatalogCutoutSource, read_frames
+from laue_live.testing import SHAPE
 
 pytest.importorskip("laue_live.spots")
 
@@ -17,7 +18,7 @@ def test_catalog_source_streams_frames_and_caches_the_fit(tiled_client, write_ra
     write_raw_run(tiled_client.raw, rows=1, cols=2, sample="GaN", material="GaN")  # not selected
     frames = list(read_frames(tiled_client.raw[si]))
     assert [i for i, _ in frames] == [0, 1, 2, 3]
-    assert frames[0][1].dtype == np.uint16 and frames[0][1].shape == (96, 112)
+    assert frames[0][1].dtype == np.uint16 and frames[0][1].shape == SHAPE  # as the detector wrote it
 
     src = CatalogCutoutSource(tiled_client, query={"sample": "Si"}, cache_dir=tmp_path / "cache",
                               progress=False)

@@ -142,9 +142,9 @@ def test_bluesky_clients_read_the_run(tiled_client):
 
 
 def test_failed_appends_are_retried_then_spooled_not_lost(tiled_client, tmp_path, monkeypatch):
-    import pyarrow.parquet as pq
+    import pandas as pd
 
-    from laue_live.catalog import AnalysisWriter
+    from laue_live.catalog import AnalysisWriter, read_journal, replay_spool
 
     real_append = AnalysisWriter._append
     calls = {"n": 0}
@@ -163,13 +163,28 @@ def test_failed_appends_are_retried_then_spooled_not_lost(tiled_client, tmp_path
         w(name, doc)
     with pytest.raises(CatalogWriteError, match="4 error"):
         w.close()
-    # Frame 0's batch failed 3 times and went to the spool; the others were retried into Tiled.
-    spooled = [pq.read_table(f).to_pandas() for f in (tmp_path / "spool").glob("*-spots-*.parquet")]
+    # Frame 0's batch failed 3 times and went to the spool (a journal of the run's documents: its
+    # start, the descriptors, the rows as event pages, its stop); the others were retried into Tiled.
+    uid = docs[0][1]["uid"]
+    journaled = list(read_journal(tmp_path / "spool" / f"{uid}.journal"))
+    assert [n for n, _ in journaled][0] == "start" and journaled[-1][0] == "stop"
+    streams = {d["uid"]: d["name"] for n, d in journaled if n == "descriptor"}
+    pages = {name: [pd.DataFrame(d["data"]) for n, d in journaled
+                    if n == "event_page" and streams[d["descriptor"]] == name]
+             for name in ("spots", "frames")}
+    spooled = pages["spots"]
     # frame 0's summary is held back with its spot rows: a summary in Tiled means its spots are there
-    (summary,) = [pq.read_table(f).to_pandas() for f in (tmp_path / "spool").glob("*-frames-*.parquet")]
+    (summary,) = pages["frames"]
     assert summary["frame"].tolist() == [0]
     assert sorted(tiled_client.analysis[docs[0][1]["uid"]]["frames"].read()["frame"]) == [1, 2]
     written = get_spot_table(tiled_client.analysis[docs[0][1]["uid"]])
     assert sum(len(df) for df in spooled) + len(written) == 15
     assert sorted(set(written["frame"])) == [1, 2] and {0} == set().union(*(set(d["frame"]) for d in spooled))
     assert w.frames_written(docs[0][1]["uid"]) == {1, 2}
+    # Once Tiled takes appends again, the spool is replayed: the run is whole, no row twice.
+    (res,) = replay_spool(tmp_path / "spool", tiled_client.analysis)
+    assert res.stopped and res.frames_replayed == 1 and res.spot_rows_replayed == 5
+    assert not list((tmp_path / "spool").glob("*.journal"))
+    whole = get_spot_table(tiled_client.analysis[uid])
+    assert len(whole) == 15 and not whole.duplicated(["frame", "spot"]).any()
+    assert sorted(tiled_client.analysis[uid]["frames"].read()["frame"]) == [0, 1, 2]

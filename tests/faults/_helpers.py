@@ -1,57 +1,29 @@
-"""Small real parts for the fault tests: synthetic frames with a known spot count, ophyd detectors."""
+"""Small real parts for the fault tests: a detector with a fault hook, a sink that keeps everything."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import numpy as np
-from ophyd import Component as Cpt
-from ophyd import Device
-from ophyd.sim import SynSignal
 
-# the frames themselves are shared with the other test areas
-from laue_live.testing import SHAPE, n_spots, synthetic_frame  # noqa: F401
+# the frames and the detector are shared with the other test areas
+from laue_live.testing import SHAPE, make_inline_detector, n_spots, synthetic_frame  # noqa: F401
 
 
-class InlineDetector(Device):
-    """Frames inline in the events; ``on_trigger(i)`` runs before frame ``i`` (fault injection)."""
+def InlineDetector(  # noqa: N802 - used like the device class it stands for
+    name: str,
+    *,
+    on_trigger: Callable[[int], None] | None = None,
+    frame: Callable[[int], np.ndarray] = synthetic_frame,
+):
+    """Frames inline in the events; ``on_trigger(i)`` runs before frame ``i`` is taken (fault injection)."""
 
-    image = Cpt(SynSignal, kind="hinted")
+    def hooked(i: int) -> np.ndarray:
+        if on_trigger is not None:
+            on_trigger(i)
+        return frame(i)
 
-    def __init__(
-        self,
-        *args,
-        on_trigger: Callable[[int], None] | None = None,
-        frame: Callable[[int], np.ndarray] = synthetic_frame,
-        **kwargs,
-    ):
-        super().__init__(*args, **kwargs)
-        self._counter = itertools.count()
-        self.on_trigger = on_trigger
-        self._frame = frame
-        self.image.sim_set_func(self._next)
-        self.image.trigger()
-        self._counter = itertools.count()
-
-    def _next(self):
-        i = next(self._counter)
-        if self.on_trigger is not None:
-            self.on_trigger(i)
-        return self._frame(i)
-
-    def stage(self):
-        self._counter = itertools.count()
-        return super().stage()
-
-    def trigger(self):
-        return self.image.trigger()
-
-    def describe(self):
-        d = super().describe()
-        for v in d.values():
-            v["dtype_numpy"] = "<u2"
-        return d
+    return make_inline_detector(name, hooked, SHAPE)
 
 
 class Collect:

@@ -63,21 +63,3 @@ def fault_report(request):
 def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("LAUE_LIVE_WRITE_REPORT") == "1" and _REPORT.rows:
         REPORT.write_text(_REPORT.markdown())
-
-
-@pytest.fixture(scope="session")
-def analyzer():
-    """The real analysis (exact Gaussian fit), one shared instance."""
-    from laue_live.analysis import FrameAnalyzer
-
-    return FrameAnalyzer("fit")
-
-
-@pytest.fixture
-def RE():
-    from bluesky import RunEngine
-
-    re = RunEngine({}, call_returns_result=False)
-    yield re
-    if re.state != "idle":
-        re.halt()

@@ -13,7 +13,7 @@ from bluesky.plans import count
 from bluesky_tiled_plugins import TiledWriter
 from tiled.queries import Key
 
-from laue_live.analysis import reprocess_run
+from laue_live.catalog import reprocess_run
 
 from ._helpers import InlineDetector, n_spots
 
@@ -25,8 +25,8 @@ N = 24
 # (simulated work) so that the kill lands in the middle of the run.
 _CHILD = """
 import os, sys, time
-from laue_live.analysis import FrameAnalyzer, reprocess_run
-from laue_live.catalog import CatalogSettings, open_catalog
+from laue_live.analysis import FrameAnalyzer
+from laue_live.catalog import CatalogSettings, open_catalog, reprocess_run
 real = FrameAnalyzer("fit")
 def slow(frames):
     time.sleep(0.15 * len(frames))

@@ -166,21 +166,15 @@ def test_sockets_bind_loopback_by_default(tiled_server, fault_report):
     )
 
 
-def test_curve_encrypts_and_admits_only_listed_clients(tmp_path, fault_report):
-    import zmq.auth
+def test_curve_encrypts_and_admits_only_listed_clients(curve_certs, fault_report):
+    import numpy as np
 
     from laue_live.catalog import random_spot_table
     from laue_live.stream import CurveClient, CurveServer, SpotPublisher, SpotSubscriber
 
-    d = tmp_path
-    server_pub, server_sec = zmq.auth.create_certificates(d, "server")
-    allowed = d / "allowed"
-    allowed.mkdir()
-    client_pub, client_sec = zmq.auth.create_certificates(d, "client")
-    (allowed / "client.key").write_bytes(open(client_pub, "rb").read())
-    _, stranger_sec = zmq.auth.create_certificates(d, "stranger")
-    import numpy as np
-
+    server_pub, server_sec = curve_certs["server_public"], curve_certs["server_secret"]
+    client_sec, stranger_sec = curve_certs["client_secret"], curve_certs["stranger_secret"]
+    allowed = curve_certs["client_keys_dir"]
     table = random_spot_table(0, 10, np.random.default_rng(0))
     with SpotPublisher(curve=CurveServer(secret_file=server_sec, client_keys_dir=allowed)) as pub:
         good = SpotSubscriber(pub.address, curve=CurveClient(client_sec, server_pub))

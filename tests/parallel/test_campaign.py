@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from laue_live.analysis import find_analysis_runs, read_stream_table
+from laue_live.catalog import find_analysis_runs, read_stream_table
 from laue_live.parallel import reprocess_campaign
 
 from .conftest import n_spots
@@ -26,8 +26,8 @@ def crash_once_factory(settings: dict, marker: str, after_calls: int = 2):
         import os
         import time as _time
 
-        from laue_live.analysis import FrameAnalyzer, find_analysis_runs, written_frames
-        from laue_live.catalog import CatalogSettings, open_catalog
+        from laue_live.analysis import FrameAnalyzer
+        from laue_live.catalog import CatalogSettings, find_analysis_runs, open_catalog, written_frames
         from laue_live.pipeline import FramePipeline
 
         pipe = FramePipeline(method, "cpu")
@@ -158,7 +158,7 @@ def test_campaign_on_threads_and_a_bad_run_id(tiled_client, write_raw_run):
 
 
 def test_a_campaign_retry_completes_a_run_whose_loop_raised(tiled_client, write_raw_run, monkeypatch):
-    from laue_live.analysis import _reprocess
+    from laue_live.catalog import _reprocess
 
     catalog = tiled_client
     uid = write_raw_run(catalog.raw, N_FRAMES)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -18,29 +17,11 @@ from bluesky.plans import count, grid_scan
 from ophyd.sim import SynAxis, SynGauss
 
 from laue_live.stream import DocumentPublisher, SafeProxy, SpotSubscriber
+from laue_live.testing import read_line
 
 from .conftest import SmallDetector, n_spots
 
 WAIT = 120.0  # seconds: bound on the slowest wait (service start imports torch and tiled)
-
-
-def _read_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
-    """The first stdout line containing ``needle``, waiting at most ``timeout`` seconds (no sleeps)."""
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        if not sel.select(deadline - time.monotonic()):
-            break
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return line
-    raise AssertionError(f"{needle!r} not printed within {timeout} s; got {seen!r}; "
-                         f"stderr: {proc.stderr.read() if proc.poll() is not None else ''}")
 
 
 def _aborting_plan(det, n_ok: int):
@@ -73,7 +54,7 @@ def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled
                "--state-dir", str(state), "--status-interval", "3600", "--drain-timeout", "60"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:
-            line = _read_line(proc, "spot tables on", WAIT)
+            line = read_line(proc, "spot tables on", WAIT)
             publish = line.split("spot tables on ")[1].split(",")[0].strip()
             assert publish.startswith("127.0.0.1:")
 
@@ -161,13 +142,21 @@ def test_service_survives_bad_input_and_stops_cleanly(tmp_path):
     """Pickled and malformed messages are counted and skipped; status on request; stop() drains."""
     import pickle
 
-    from laue_live.service import AnalysisService, ServiceSettings
+    from laue_live._journal import read_records
+    from laue_live.service import RUN_JOURNAL, AnalysisService, ServiceSettings, open_runs
 
+    state = tmp_path / "state"
+    state.mkdir()
+    # A run journal of the earlier JSON-lines format, cut by a crash: read once, then converted.
+    (state / "journal.jsonl").write_text("\n".join(json.dumps(e) for e in (
+        {"event": "start", "raw_uid": "r1", "time": 0}, {"event": "start", "raw_uid": "r2", "time": 1},
+        {"event": "stop", "raw_uid": "r2", "time": 2})) + '\n{"event": "st')
     with SafeProxy() as proxy:
         proxy.start_in_thread()
         settings = ServiceSettings(input_address=proxy.out_address, publish_address="127.0.0.1:0",
-                                   method="fit", state_dir=tmp_path / "state", status_interval=3600)
+                                   method="fit", state_dir=state, status_interval=3600)
         service = AnalysisService(settings, catalog=None)
+        assert service.unfinished_at_start == ["r1"] and not (state / "journal.jsonl").exists()
         thread = service.run_in_thread()
         with SpotSubscriber(service.publish_address, status=True) as sub, \
                 DocumentPublisher(proxy.in_address) as publisher:
@@ -190,6 +179,9 @@ def test_service_survives_bad_input_and_stops_cleanly(tmp_path):
     assert not thread.is_alive()
     assert service.state == "stopped"
     assert json.loads((tmp_path / "state" / "status.json").read_text())["state"] == "stopped"
+    records = list(read_records(state / RUN_JOURNAL))  # the run journal: compacted, then appended to
+    assert [(r["event"], r["raw_uid"]) for r in records] == [("start", "r1"), ("stop", "never-started")]
+    assert list(open_runs(records)) == ["r1"]
 
 
 def test_service_recovers_runs_it_did_not_finish(tmp_path, tiled_client):
@@ -197,7 +189,8 @@ def test_service_recovers_runs_it_did_not_finish(tmp_path, tiled_client):
     from bluesky_tiled_plugins import TiledWriter
     from tiled.queries import Key
 
-    from laue_live.service import AnalysisService, ServiceSettings
+    from laue_live._journal import Journal, read_records
+    from laue_live.service import RUN_JOURNAL, AnalysisService, ServiceSettings, open_runs
 
     RE = RunEngine({}, call_returns_result=False)
     RE.subscribe(TiledWriter(tiled_client.raw, batch_size=1))
@@ -205,13 +198,13 @@ def test_service_recovers_runs_it_did_not_finish(tmp_path, tiled_client):
     (raw_uid,) = RE(grid_scan([SmallDetector(name="laue")], y, 0, 1, 2, x, 0, 1, 2))
     state = tmp_path / "state"
     state.mkdir()
-    (state / "journal.jsonl").write_text(json.dumps({"event": "start", "raw_uid": raw_uid, "time": 0}) + "\n")
+    Journal(state / RUN_JOURNAL).append({"event": "start", "raw_uid": raw_uid, "time": 0})
     with SafeProxy() as proxy:
         proxy.start_in_thread()
         settings = ServiceSettings(input_address=proxy.out_address, publish_address="127.0.0.1:0",
                                    method="fit", state_dir=state, recover=True, status_interval=3600)
         service = AnalysisService(settings, catalog=tiled_client)
-        assert service.journal.unfinished_at_start == [raw_uid]
+        assert service.unfinished_at_start == [raw_uid]
         thread = service.run_in_thread()
         service.recovery_thread.join(WAIT)
         assert not service.recovery_thread.is_alive()
@@ -223,8 +216,7 @@ def test_service_recovers_runs_it_did_not_finish(tmp_path, tiled_client):
     frames = runs.values()[0]["spots"].read()["frame"].values
     assert len(frames) == sum(n_spots(i) for i in range(4))
     # The journal now records the run as done: a further restart has nothing to recover.
-    last = json.loads((state / "journal.jsonl").read_text().splitlines()[-1])
+    records = list(read_records(state / RUN_JOURNAL))
+    last = records[-1]
     assert last == {**last, "event": "stop", "raw_uid": raw_uid, "exit_status": "recovered"}
-    from laue_live.service._service import _Journal
-
-    assert _Journal(state / "journal.jsonl").unfinished_at_start == []
+    assert open_runs(records) == {}

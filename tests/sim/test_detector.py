@@ -13,7 +13,14 @@ from bluesky.plans import count
 from laue_live._errors import SettingsError
 from laue_live.plans import LAUE_MD_KEY, raster_scan
 from laue_live.plans._raster import map_index
-from laue_live.sim import Polycrystal, SimLaueDetector, SingleCrystal, make_sim_stage, read_ground_truth
+from laue_live.sim import (
+    SHAPES,
+    Polycrystal,
+    SimLaueDetector,
+    SingleCrystal,
+    make_sim_stage,
+    read_ground_truth,
+)
 
 
 def _run(det, plan):
@@ -111,16 +118,7 @@ def test_hdf5_stream_resource_scan(stage, tmp_path):
     truth = read_ground_truth(path)
     assert sorted(truth["frame"].unique()) == [0, 1, 2, 3]
     assert read_ground_truth(path, frame=2)["frame"].eq(2).all()
-    assert set(truth["shape"]) - {""} <= {
-        "gaussian",
-        "lorentzian",
-        "pseudo_voigt",
-        "elongated",
-        "streaked",
-        "asymmetric",
-        "split",
-        "saturated",
-    }
+    assert set(truth["shape"]) - {""} <= set(SHAPES)
     # the frame in the file is what the truth says: spots where the truth puts them
     t2 = truth[(truth["frame"] == 2) & (truth["peak_height"] > 2000)]
     vals = [frame2[int(round(r)), int(round(c))] for r, c in zip(t2["row"], t2["col"], strict=True)]

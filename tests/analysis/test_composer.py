@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from laue_live._schema import SPOT_COLUMNS
-from laue_live.analysis import AnalysisRunComposer, ResumeSink, read_stream_table
-from laue_live.catalog import make_analysis_writer
+from laue_live.analysis import AnalysisRunComposer
+from laue_live.catalog import ResumeSink, make_analysis_writer, read_stream_table
 from laue_live.stream import dumps, loads
 
 from .conftest import n_spots, synthetic_frame

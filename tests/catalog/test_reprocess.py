@@ -6,11 +6,10 @@ from bluesky.plans import grid_scan
 from bluesky_tiled_plugins import TiledWriter
 from ophyd.sim import motor1, motor2
 
-from laue_live.analysis import AnalysisRunComposer, find_analysis_runs, read_stream_table, reprocess_run
+from laue_live.analysis import AnalysisRunComposer
 from laue_live.callbacks import make_run_router
-from laue_live.catalog import make_analysis_writer
-
-from .conftest import n_spots, synthetic_frame
+from laue_live.catalog import find_analysis_runs, make_analysis_writer, read_stream_table, reprocess_run
+from laue_live.testing import n_spots, synthetic_frame
 
 N = 4
 
@@ -135,7 +134,7 @@ def test_resume_after_spots_written_but_summaries_lost(RE, catalog, inline_det, 
 
 def _fail_at(monkeypatch, frame: int):
     """Make the reprocessing loop raise when it reaches ``frame`` (injected fault), once."""
-    from laue_live.analysis import _reprocess
+    from laue_live.catalog import _reprocess
 
     real = _reprocess.FrameTask
     state = {"armed": True}

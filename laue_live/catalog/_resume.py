@@ -1,10 +1,11 @@
-"""Continue writing an analysis run that is already in Tiled (recovery of an interrupted live analysis).
+"""Continue writing an analysis run that is already in Tiled (recovery of an interrupted analysis).
 
-A run written by :func:`laue_live.catalog.make_analysis_writer` keeps each stream's rows in
-``<run>/<stream>/internal``, an appendable SQL table with TiledWriter's columns (``seq_num``,
-``time``, data keys, ``ts_<key>``). :class:`ResumeSink` appends the missing frames' rows to those
+A run written by :func:`laue_live.catalog.make_analysis_writer` keeps each stream's rows in an
+appendable SQL table with TiledWriter's columns (``seq_num``, ``time``, data keys, ``ts_<key>``;
+:mod:`laue_live.catalog._layout`). :class:`ResumeSink` appends the missing frames' rows to those
 same tables and finally writes the stop document into the run's metadata, so the recovered run
-looks exactly like one written in one go, with no row twice.
+looks exactly like one written in one go, with no row twice. Used by :func:`reprocess_run` with
+``resume`` and by the replay of journals (:func:`replay_journal`).
 """
 
 from __future__ import annotations
@@ -13,31 +14,14 @@ import logging
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from laue_live.catalog._query import stream_table_node
+from laue_live._run import FRAMES_STREAM
+from laue_live.catalog._layout import column_dtype, create_stream_table, stream_table_node
 
-__all__ = ["ResumeSink", "read_stream_table", "written_frames"]
+__all__ = ["ResumeSink"]
 
 logger = logging.getLogger(__name__)
-
-
-def read_stream_table(run, stream: str, columns: list[str] | None = None):
-    """Read the rows of ``stream`` of a run in Tiled as a DataFrame (empty if none yet)."""
-    import pandas as pd
-
-    table = stream_table_node(run, stream)
-    if table is None:
-        return pd.DataFrame()
-    return table.read(columns=columns) if columns else table.read()
-
-
-def written_frames(run) -> tuple[set[int], set[int]]:
-    """Frame numbers that have a ``frames`` row, and those that have ``spots`` rows."""
-    frames = read_stream_table(run, "frames", ["frame"])
-    spots = read_stream_table(run, "spots", ["frame"])
-    f = set(frames["frame"].astype(int).tolist()) if len(frames) else set()
-    s = set(spots["frame"].astype(int).tolist()) if len(spots) else set()
-    return f, s
 
 
 class ResumeSink:
@@ -76,7 +60,7 @@ class ResumeSink:
             self._add(doc["descriptor"], {"seq_num": doc["seq_num"], "time": doc["time"], **doc["data"],
                                           **{f"ts_{k}": v for k, v in doc["timestamps"].items()}})
         elif name == "stop":
-            self._flush_all()
+            self.flush()
             self.run.update_metadata(metadata={"stop": doc}, drop_revision=True)
 
     def _add(self, desc_uid: str, cols: dict[str, Any]) -> None:
@@ -84,19 +68,22 @@ class ResumeSink:
         self._buf.setdefault(stream, []).append(cols)
         self._n[stream] = self._n.get(stream, 0) + len(cols["seq_num"])
         if self._n[stream] >= self.max_rows:
-            if stream == "frames":
-                self._flush_all()
+            if stream == FRAMES_STREAM:
+                self.flush()
             else:
                 self._flush(stream)
 
-    def _flush_all(self) -> None:
-        # Summaries (``frames``) last: a summary row in Tiled means the frame's spot rows are there.
-        for stream in sorted(self._buf, key=lambda name: name == "frames"):
+    @property
+    def pending(self) -> int:
+        """Rows buffered, not yet appended."""
+        return sum(self._n.values())
+
+    def flush(self) -> None:
+        """Append every buffered row now (summaries last: a summary row means its spot rows are there)."""
+        for stream in sorted(self._buf, key=lambda name: name == FRAMES_STREAM):
             self._flush(stream)
 
     def _flush(self, stream: str) -> None:
-        import pyarrow as pa
-
         chunks = self._buf.pop(stream, [])
         self._n[stream] = 0
         if not chunks:
@@ -106,19 +93,15 @@ class ResumeSink:
         arrays = {}
         for k in names:
             dk = keys.get(k, {})
-            string = dk.get("dtype") == "string"
-            dt = np.dtype(dk["dtype_numpy"]) if dk.get("dtype_numpy") and not string else None
-            if string:
+            if dk.get("dtype") == "string":
                 arrays[k] = [v for c in chunks for v in c[k]]
             else:  # columns arrive as lists (events) or numpy arrays (spot pages)
+                dt = column_dtype(dk)
                 arrays[k] = np.concatenate([np.asarray(c[k], dtype=dt) for c in chunks])
         table = stream_table_node(self.run, stream)
         new = pa.table(arrays)
         if table is None:
-            node = self.run[stream]
-            node = getattr(node, "base", node)
-            table = node.create_appendable_table(new.schema, key="internal",
-                                                 metadata={k: v for k, v in keys.items()})
+            table = create_stream_table(self.run, stream, new.schema, dict(keys))
         else:
             schema = table.structure().arrow_schema_decoded
             new = new.select([n for n in schema.names if n in new.column_names]).cast(

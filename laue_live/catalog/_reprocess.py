@@ -1,4 +1,9 @@
-"""Re-analyse a raw run already in Tiled, or finish an analysis run that was interrupted."""
+"""Re-analyse a raw run already in Tiled, or finish an analysis run that was interrupted.
+
+The frames are read from the raw run in Tiled, analysed by the same worker and composer as the live
+analysis (:mod:`laue_live.analysis`), and written by the same writer (:func:`make_analysis_writer`);
+an interrupted analysis run is completed in place through a :class:`ResumeSink`.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from laue_live._errors import DocumentError
-from laue_live.analysis._analyzer import FrameAnalyzer, make_analyzer
-from laue_live.analysis._composer import ANALYSIS_KIND, AnalysisRunComposer
-from laue_live.analysis._frames import FrameTask, find_image_field, scan_axes
-from laue_live.analysis._resume import ResumeSink, read_stream_table, written_frames
-from laue_live.analysis._worker import AnalysisWorker
+from laue_live._run import ANALYSIS_KIND, FRAMES_STREAM, RAW_UID, SPOTS_STREAM, position_fields
+from laue_live.analysis import AnalysisRunComposer, AnalysisWorker, FrameAnalyzer, FrameTask, make_analyzer
+from laue_live.catalog._layout import frames_node, read_stream_table, written_frames
+from laue_live.catalog._resume import ResumeSink
+from laue_live.catalog._runs import find_analysis_runs, get_run, run_finished
+from laue_live.catalog._writer import make_analysis_writer
 
-__all__ = ["ReprocessResult", "reprocess_run", "find_analysis_runs", "resolve_raw_run", "run_finished"]
+__all__ = ["ReprocessResult", "reprocess_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,43 +53,12 @@ class ReprocessResult:
     stop: dict
 
 
-def resolve_raw_run(raw_container, run_id: str | int):
-    """Return the raw run client for a uid, a uid prefix, a scan id (negative: from the end) or "latest"."""
-    key: Any = run_id
-    if isinstance(run_id, str) and run_id.lower() in ("latest", "last"):
-        key = -1
-    elif isinstance(run_id, str) and run_id.lstrip("-").isdigit():
-        key = int(run_id)
-    try:
-        return raw_container[key]
-    except (KeyError, IndexError, ValueError) as exc:
-        raise DocumentError(f"raw run {run_id!r} not found in the catalog") from exc
-
-
-def find_analysis_runs(analysis_container, raw_uid: str) -> list:
-    """Analysis runs of ``raw_uid``, oldest first."""
-    from tiled.queries import Key
-
-    res = analysis_container.search(Key("raw_uid") == raw_uid)
-    runs = [res[k] for k in res]
-    return sorted(runs, key=lambda r: r.metadata.get("start", {}).get("time", 0.0))
-
-
-def run_finished(run) -> bool:
-    """Return True if an analysis run has a stop document that does not mark it interrupted.
-
-    A run without a stop (its process died) or with ``interrupted: True`` in its stop (the
-    reprocessing loop raised) lacks frames: ``reprocess_run(resume=...)`` completes it.
-    """
-    stop = run.metadata.get("stop") or {}
-    return bool(stop) and not stop.get("interrupted", False)
-
-
-def _positions(stream, n: int, start: dict) -> tuple[np.ndarray, np.ndarray]:
+def _positions(raw, stream: str, n: int, start: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Stage positions (x, y) of the ``n`` frames of a raw run, from its stream's table (NaN if unknown)."""
     x = np.full(n, math.nan)
     y = np.full(n, math.nan)
     try:
-        table = stream.base["internal"].read()
+        table = read_stream_table(raw, stream)
     except Exception as exc:  # no scalar table: positions unknown
         logger.info("no position table in the raw run (%s)", exc)
         return x, y
@@ -90,8 +66,7 @@ def _positions(stream, n: int, start: dict) -> tuple[np.ndarray, np.ndarray]:
         return x, y
     idx = table["seq_num"].to_numpy().astype(int) - 1
     ok = (idx >= 0) & (idx < n)
-    for out, motor in zip((x, y), scan_axes(start), strict=False):
-        col = next((c for c in (motor, f"{motor}_user_readback", f"{motor}_readback") if c in table), None)
+    for out, col in zip((x, y), position_fields(start, table.columns), strict=True):
         if col is not None:
             out[idx[ok]] = table[col].to_numpy()[ok]
     return x, y
@@ -127,7 +102,7 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
     progress
         Show a tqdm progress bar.
     writer_kwargs
-        Passed to :func:`laue_live.catalog.make_analysis_writer` (new runs only).
+        Passed to :func:`make_analysis_writer` (new runs only).
 
     Returns
     -------
@@ -135,43 +110,32 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
 
     Raises
     ------
-    DocumentError
-        If the raw run, its stream or its image field cannot be found.
+    NotInCatalogError
+        (a :class:`~laue_live._errors.DocumentError`) If the raw run, its stream or its image field
+        cannot be found.
     """
-    from tqdm.auto import tqdm
-
-    from laue_live.catalog import make_analysis_writer
-
-    raw = resolve_raw_run(catalog.raw, run_id)
+    raw = get_run(catalog, run_id, "raw")
     start = dict(raw.metadata["start"])
-    try:
-        frames_stream = raw[stream]
-    except KeyError:
-        raise DocumentError(f"raw run {start['uid']} has no stream {stream!r}") from None
-    field = find_image_field(frames_stream.metadata.get("data_keys", {}), image_field)
-    if field is None:
-        raise DocumentError(f"stream {stream!r} of raw run {start['uid']} has no image field")
-    frames_node = frames_stream[field]
-    n = int(frames_node.shape[0])
-    xs, ys = _positions(frames_stream, n, start)
+    field, frames = frames_node(raw, stream, image_field)
+    n = int(frames.shape[0])
+    xs, ys = _positions(raw, stream, n, start)
     analyzer = make_analyzer(method, analyzer, model=model, **analyzer_kwargs)
 
     target = None
     if resume:
         if isinstance(resume, str):
-            target = catalog.analysis[resume]
+            target = get_run(catalog, resume, "analysis")
         else:
-            open_runs = [r for r in find_analysis_runs(catalog.analysis, start["uid"])
-                         if not run_finished(r)]
+            open_runs = [r for r in find_analysis_runs(catalog, start["uid"]) if not run_finished(r)]
             target = open_runs[-1] if open_runs else None
     writer = None
     skip: set[int] = set()
     if target is not None:
         tstart = dict(target.metadata["start"])
-        if tstart.get("kind") != ANALYSIS_KIND or tstart.get("raw_uid") != start["uid"]:
+        if tstart.get("kind") != ANALYSIS_KIND or tstart.get(RAW_UID) != start["uid"]:
             raise DocumentError(f"{tstart.get('uid')} is not an analysis run of raw run {start['uid']}")
         done_frames, done_spots = written_frames(target)
-        frames_tab = read_stream_table(target, "frames", ["frame", "failed", "n_spots"])
+        frames_tab = read_stream_table(target, FRAMES_STREAM, ["frame", "failed", "n_spots"])
         # A summary row whose spot rows never arrived (the process died between the two appends):
         # analyse that frame again and write only its spot rows.
         redo: set[int] = set()
@@ -186,7 +150,7 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
              "params": tstart.get("analysis_params", {})},
             image_field=field, uid=tstart["uid"])
         composer.resume(tstart, frame_rows=len(frames_tab),
-                        spot_rows=len(read_stream_table(target, "spots", ["frame"])),
+                        spot_rows=len(read_stream_table(target, SPOTS_STREAM, ["frame"])),
                         analysed=len(frames_tab) - n_failed - len(redo), failed=n_failed)
         # Frames whose spot rows are written but whose summary row is not: summarise from the rows.
         _summarise_orphans(composer, target, done_spots - done_frames, xs, ys)
@@ -208,7 +172,7 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
         for i in tqdm(todo, desc=f"reprocess {start['uid'][:8]}", unit="frame", disable=not progress):
             task = FrameTask(i, float(xs[i]), float(ys[i]))
             try:
-                task.source = np.asarray(frames_node[i])  # read here, analysed in the worker thread
+                task.source = np.asarray(frames[i])  # read here, analysed in the worker thread
             except Exception as exc:
                 task.error = f"cannot read frame from Tiled: {type(exc).__name__}: {exc}"
             worker.submit(task)
@@ -237,7 +201,7 @@ class _SkipSummaries:
     def __call__(self, name: str, doc: dict) -> None:
         if name == "descriptor":
             self._names[doc["uid"]] = doc.get("name")
-        elif (name == "event" and self.frames and self._names.get(doc["descriptor"]) == "frames"
+        elif (name == "event" and self.frames and self._names.get(doc["descriptor"]) == FRAMES_STREAM
               and int(doc["data"]["frame"]) in self.frames):
             return
         self.sink(name, doc)
@@ -246,7 +210,7 @@ class _SkipSummaries:
 def _summarise_orphans(composer: AnalysisRunComposer, run, frames: set[int], xs, ys) -> None:
     if not frames:
         return
-    spots = read_stream_table(run, "spots", ["frame", "good", "sim"])
+    spots = read_stream_table(run, SPOTS_STREAM, ["frame", "good", "sim"])
     for f in sorted(frames):
         rows = spots[spots["frame"] == f]
         composer.summary({"frame": f, "x": float(xs[f]) if f < len(xs) else math.nan,

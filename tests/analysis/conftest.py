@@ -1,0 +1,6 @@
+"""The analysis tests use the shared fixtures of tests/conftest.py (analyzer, RE, inline_det, catalog)."""
+
+from __future__ import annotations
+
+# the frames themselves are shared with the other test areas
+from laue_live.testing import SHAPE, n_spots, synthetic_frame  # noqa: F401

@@ -32,12 +32,15 @@ multiply-adds) run in float32.
 
 from __future__ import annotations
 
+import copy
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from laue_live.cnn._network import ARCHITECTURES, Architecture, SpotCNN, fold_batchnorm
+from laue_live.spots import moment_start
 
 __all__ = ["NetDesign", "DESIGNS", "SpotNet", "make_network", "count_flops"]
 
@@ -152,8 +155,6 @@ DESIGNS: dict[str, NetDesign] = {
 
 def _moments(x: torch.Tensor) -> torch.Tensor:
     """Moment estimates ``(A, beta, mu_row, mu_col, ln s_row, ln s_col)`` of normalised ``(N, S, S)``."""
-    from laue_live.spots import moment_start  # spots < cnn; kept local: it imports the fit's array layer
-
     return moment_start(x.detach().float(), x.shape[-1] // 2).to(x.dtype)
 
 
@@ -216,8 +217,6 @@ class SpotNet(nn.Module):
 
     def folded(self) -> SpotNet:
         """Inference copy (eval mode) with batch norm folded into the convolutions: same outputs."""
-        import copy
-
         out = copy.deepcopy(self).eval()
         out.features = fold_batchnorm(self.eval().features)
         return out
@@ -228,8 +227,7 @@ class SpotNet(nn.Module):
         ``calibration``: normalised cutouts ``(K, 1, S, S)`` on which activation ranges are set.
         The input transform, the moments and the head stay float32.
         """
-        import warnings
-
+        # lazy: torch's quantization toolkit (~0.5 s to import) loads only for int8 inference
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 

@@ -13,12 +13,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
-from laue_live.cnn._accuracy import band_errors, clean_gaussians, frame_scores
+from laue_live.cnn._accuracy import TARGETS, band_errors, clean_gaussians, frame_scores
+from laue_live.cnn._architectures import SpotNet, count_flops
+from laue_live.cnn._hybrid import polish
+from laue_live.cnn._io import load_model
+from laue_live.cnn._predictor import Predictor
+from laue_live.spots import fit_descriptors
 
 __all__ = [
     "Method",
@@ -61,8 +68,6 @@ def _limit_blas_threads():
 
         return threadpool_limits(1)
     except ImportError:  # OPENBLAS_NUM_THREADS=1 in the environment does the same
-        from contextlib import nullcontext
-
         return nullcontext()
 
 
@@ -75,8 +80,6 @@ def time_methods(methods: list[Method], cutouts: np.ndarray, rounds: int = 5) ->
         Index: method names; ``ms_cpu`` (best round's CPU time of this thread per spot), ``ms_wall``
         (best round's wall time per spot), ``ms_cpu_median``.
     """
-    import torch
-
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     cpu: dict[str, list[float]] = {m.name: [] for m in methods}
@@ -171,8 +174,6 @@ def method_label(label: str, int8: bool, polish: int) -> str:
 
 def meets_all(row) -> list[str]:
     """Return the accuracy targets a Pareto row misses (worst real frame, pooled, clean Gaussians)."""
-    from laue_live.cnn._accuracy import TARGETS
-
     checks = {
         "worst_pos_err_mean": TARGETS["pos_err_mean"],
         "worst_pos_err_p95": TARGETS["pos_err_p95"],
@@ -214,12 +215,6 @@ def standard_methods(
     polish_steps, fit_steps
         Iteration counts of the hybrid rows and of the stopped-fit rows.
     """
-    from laue_live.cnn._architectures import SpotNet, count_flops
-    from laue_live.cnn._hybrid import polish
-    from laue_live.cnn._io import load_model
-    from laue_live.cnn._predictor import Predictor
-    from laue_live.spots import fit_descriptors
-
     out = [Method("exact fit", fit_descriptors, kind="fit")]
     for k in fit_steps:
         out.append(

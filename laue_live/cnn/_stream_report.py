@@ -8,6 +8,7 @@ Gaussians against truth per width band, and the Pareto table (:mod:`laue_live.cn
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,8 +17,13 @@ import numpy as np
 import pandas as pd
 
 from laue_live.cnn._accuracy import TARGETS, WIDTH_BANDS, band_errors, clean_gaussians, frame_scores
+from laue_live.cnn._architectures import SpotNet, count_flops
 from laue_live.cnn._data import SpotSet
+from laue_live.cnn._evaluate import evaluate
+from laue_live.cnn._io import load_model
 from laue_live.cnn._metrics import confusion, position_error_vs_truth, scores
+from laue_live.cnn._network import keras_parameter_count
+from laue_live.cnn._predictor import Predictor
 from laue_live.cnn._report import (
     CONFUSION_COLUMNS,
     PAPER_TABLE2,
@@ -30,6 +36,7 @@ from laue_live.cnn._report import (
     plot_sim_histograms,
     score_tables,
 )
+from laue_live.spots import fit_descriptors
 
 __all__ = [
     "plot_stream_curves",
@@ -52,8 +59,6 @@ _TARGET_COLS = (
 
 def machine_description() -> str:
     """Return the CPU model and core count of this machine, one line."""
-    import os
-
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
@@ -148,10 +153,6 @@ def write_stream_report(
     auto
         What ``method="auto"`` picks per device and why.
     """
-    from laue_live.cnn._evaluate import evaluate
-    from laue_live.cnn._predictor import Predictor
-    from laue_live.spots import fit_descriptors
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shipped = Predictor(model_path, "cpu")  # int8 on the CPU, with the model's recommended polish
@@ -365,10 +366,6 @@ def write_stream_model_card(
     report: str = "docs/report/REPORT.md",
 ) -> Path:
     """Write the Markdown model card of a stream-trained model (from its metadata and measured scores)."""
-    from laue_live.cnn._architectures import SpotNet, count_flops
-    from laue_live.cnn._io import load_model
-    from laue_live.cnn._network import keras_parameter_count
-
     net, meta = load_model(model_path)
     info = meta.get("info", {})
     design = meta["architecture"]

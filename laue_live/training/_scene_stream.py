@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from laue_live.cnn import SpotSet
 from laue_live.sim import SHAPES, render_spot_scenes
@@ -195,8 +196,6 @@ def _main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.nice:
         os.nice(a.nice)
-    import torch
-
     torch.set_num_threads(1)
     for k in (int(v) for v in a.ks.split(",") if v):
         p = chunk_path(Path(a.cache), a.seed, k, a.chunk)

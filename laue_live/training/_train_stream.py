@@ -36,6 +36,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from laue_live._rules import AREA_CLIP, POS_CLIP, is_good_spot
 from laue_live.cnn import SpotNet, SpotSet, TrainResult, dihedral, make_network, normalise_torch, width_star
@@ -202,8 +205,6 @@ def _validate(
 
 
 def _save_checkpoint(path: Path, model, best: dict | None, opt, state: dict) -> None:
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if best is not None:
         tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in best.items()})
@@ -216,9 +217,6 @@ def _save_checkpoint(path: Path, model, best: dict | None, opt, state: dict) -> 
 
 
 def _load_checkpoint(path: Path, model, opt) -> tuple[dict, dict | None]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     with safe_open(str(path), framework="pt") as f:
         state = json.loads(f.metadata()["state"])
     t = load_file(str(path))
@@ -278,8 +276,6 @@ def train_stream(
         ``wall_seconds``, ``cpu_seconds`` (this process) and ``worker_cpu_seconds`` (the scene
         workers), summed over resumed runs.
     """
-    from tqdm.auto import tqdm
-
     torch.manual_seed(config.seed)
     model = make_network(config.network)
     n_out = model.arch.n_out if isinstance(model, SpotNet) else 5

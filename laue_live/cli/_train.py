@@ -42,7 +42,7 @@ def train_command(
     protocol: str = typer.Option(
         "stream", "--protocol",
         help="'stream' (default): the network of --network on simulated scenes rendered and fitted on "
-        "the fly (laue_live.cnn.train_stream); 'paper': the paper's protocol on the datasets D1-D5 "
+        "the fly (laue_live.training.train_stream); 'paper': the paper's protocol on the datasets D1-D5 "
         "(--arch, --epochs, --steps; also what --catalog and --lodo use).",
     ),
     network: str = typer.Option(
@@ -117,13 +117,15 @@ def train_command(
     sloped and humped backgrounds, masked pixels, Poisson and read noise) rendered and labelled by
     the exact fit in worker processes, cached in --stream-dir; Sim drawn ~uniform, rotations and
     reflections, weighted MAE, AdamW with warm-up and cosine decay, the best-validation weights
-    kept; resumable (checkpoint next to --out). With --report, also the evaluation report.
+    kept; resumable (checkpoint in --stream-dir). With --report, also the evaluation report, the
+    Pareto table, the recommended polish and what method='auto' picks on a CPU (stored in the model).
 
     Paper protocol (--protocol paper, --catalog, --lodo): the five datasets D1-D5 (or --catalog URI),
     Sim resampled per dataset, shifts/rotations/reflections, MAE loss, Adam, 70 epochs x 100 steps
     of 32 cutouts.
 
-    Writes the model, a JSON card and a loss-curve PNG next to it.
+    Writes the model and a JSON card next to it (paper protocol: also a loss-curve PNG). The shipped
+    model: `laue-live train --out models/spot_cnn.safetensors --report docs/report`.
     """
     import json
     import logging

@@ -388,7 +388,8 @@ def write_stream_model_card(
         f"- **Protocol**: `{json.dumps(info.get('protocol', {}))}`",
         f"- **Training**: {info.get('n_train', '?'):,} cutouts seen; {info.get('wall_seconds', '?')} s wall, "
         f"{info.get('cpu_seconds', '?')} s CPU (trainer) + {info.get('worker_cpu_seconds', '?')} s CPU "
-        f"(scene workers) on {info.get('hardware', '?')}, {info.get('threads', '?')} torch thread(s); "
+        f"(scene workers; 0 when every chunk came from the cache) on {info.get('hardware', '?')}, "
+        f"{info.get('threads', '?')} torch thread(s); "
         f"best validation loss {info.get('best_val_loss', float('nan')):.4f}.",
         f"- **Reproduce**: `{info.get('command', '?')}`",
         "",

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 import laue_live
+from laue_live._errors import SettingsError
+from laue_live._xp import resolve_device
 
 __all__ = ["FrameAnalyzer", "make_analyzer", "default_method", "PIPELINES"]
 
@@ -65,11 +67,13 @@ class FrameAnalyzer:
     ----------
     method
         ``"fit"`` (exact Gaussian fit) or ``"cnn"``; ``"auto"``: the one measured better on
-        ``device`` (:func:`laue_live.describe.choose_method`).
+        ``device`` (:func:`laue_live.describe.choose_method`). Without ``func``, any other name is a
+        :class:`SettingsError`.
     model
         CNN model name or path (``method="cnn"`` only); None for the default.
     device
-        torch device for the analysis (``"cpu"``, ``"cuda"``, ``"auto"``).
+        torch device for the analysis (``"cpu"``, ``"cuda"``, ``"auto"``); a CUDA device on a
+        machine without CUDA is a :class:`SettingsError`.
     func
         Replace the analysis function ``func(frames) -> list[DataFrame]`` (tests inject faults here).
     pipeline
@@ -90,7 +94,15 @@ class FrameAnalyzer:
     def __init__(self, method: str = "fit", *, model: str | None = None, device: str | None = None,
                  func: AnalyzeFn | None = None, pipeline: str = "auto", **params: Any) -> None:
         if pipeline not in PIPELINES:
-            raise ValueError(f"pipeline must be one of {PIPELINES}, not {pipeline!r}")
+            raise SettingsError(f"pipeline must be one of {', '.join(PIPELINES)}, not {pipeline!r}")
+        if func is None:
+            # a bad method or device is one clear error here, not a failure of every frame
+            describe = importlib.import_module("laue_live.describe")  # lazy: pandas, scipy, ~0.3-1 s
+            if method != "auto" and method not in describe.METHODS:
+                raise SettingsError(f"unknown analysis method {method!r}: use "
+                                    f"{', '.join(describe.METHODS)} or auto")
+            if device is not None:
+                resolve_device(device)
         self.method = default_method(device or "auto", model) if method == "auto" else method
         self.model = model
         self.device = device
@@ -153,6 +165,16 @@ class FrameAnalyzer:
     def describe(self) -> dict[str, Any]:
         """Metadata recorded in the analysis run's start document."""
         params = {k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool))}
+        if isinstance(self.params.get("peak_params"), dict):
+            params["peak_params"] = dict(self.params["peak_params"])
+        cal = self.params.get("calibration")
+        if cal is not None and hasattr(cal, "to_dict"):
+            params["calibration"] = cal.to_dict()
+        corr = self.params.get("corrections")
+        if corr is not None:
+            params["corrections"] = {"mask": corr.mask is not None, "dark": corr.dark is not None,
+                                     "flat": corr.flat is not None, "auto_mask": bool(corr.auto),
+                                     "beamstop": list(corr.beamstop) if corr.beamstop else None}
         params["pipeline"] = self.pipeline
         if self.device is not None:
             params.setdefault("device", str(self.device))

@@ -14,6 +14,7 @@ from laue_live.catalog._client import (
     ensure_container,
     open_catalog,
 )
+from laue_live.catalog._import import IMPORT_IMAGE_KEY, frame_run_documents, import_frames, scan_positions
 from laue_live.catalog._layout import (
     NotInCatalogError,
     image_array,
@@ -22,7 +23,8 @@ from laue_live.catalog._layout import (
     written_frames,
 )
 from laue_live.catalog._plot import plot_quality_map
-from laue_live.catalog._query import frame_summary, get_spot_table, quality_map, raster_geometry
+from laue_live.catalog._postgres import LocalPostgres, find_postgres_bindir, postgres_unavailable_reason
+from laue_live.catalog._query import frame_summary, get_spot_table, map_values, quality_map, raster_geometry
 from laue_live.catalog._reprocess import ReprocessResult, reprocess_run
 from laue_live.catalog._resume import ResumeSink
 from laue_live.catalog._runs import (
@@ -35,27 +37,35 @@ from laue_live.catalog._runs import (
     runs_query,
     search_runs,
 )
-from laue_live.catalog._serialize import TILED_TABLE_LOCK, serialize_tiled_writes
+from laue_live.catalog._serialize import TILED_TABLE_LOCK, serialize_tiled_writes, table_store
 from laue_live.catalog._server import (
+    TABULAR_STORES,
     LocalTiledServer,
     find_running_server,
     free_port,
     init_catalog,
+    running_server_tabular,
     write_server_config,
 )
-from laue_live.catalog._settings import CatalogSettings, generate_api_key, redact
+from laue_live.catalog._settings import CatalogSettings, generate_api_key, prepare_data_dir, redact
 from laue_live.catalog._source import CatalogCutoutSource, TiledFrameLoader, read_frames
 from laue_live.catalog._spool import ReplayResult, SpooledAnalysisWriter, replay_journal, replay_spool
 from laue_live.catalog._synthetic import random_spot_table, synthetic_analysis_documents
 from laue_live.catalog._writer import AnalysisWriter, CatalogWriteError, make_analysis_writer
 
 __all__ = [
+    "IMPORT_IMAGE_KEY",
+    "frame_run_documents",
+    "import_frames",
+    "scan_positions",
     "TILED_TABLE_LOCK",
     "serialize_tiled_writes",
+    "table_store",
     # settings and connection
     "CatalogSettings",
     "generate_api_key",
     "redact",
+    "prepare_data_dir",
     "Catalog",
     "open_catalog",
     "catalog_session",
@@ -67,6 +77,12 @@ __all__ = [
     "find_running_server",
     "free_port",
     "write_server_config",
+    "running_server_tabular",
+    "TABULAR_STORES",
+    # PostgreSQL for the embedded server
+    "LocalPostgres",
+    "find_postgres_bindir",
+    "postgres_unavailable_reason",
     # writing
     "AnalysisWriter",
     "CatalogWriteError",
@@ -101,6 +117,7 @@ __all__ = [
     "frame_summary",
     "raster_geometry",
     "quality_map",
+    "map_values",
     "plot_quality_map",
     # training
     "CatalogCutoutSource",

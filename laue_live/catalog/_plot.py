@@ -7,21 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
-from laue_live._run import imshow_extent
-from laue_live.catalog._query import quality_map, raster_geometry
+from laue_live._maps import MapValue, draw_map, map_extent, map_geometry, map_title, map_value
+from laue_live.catalog._query import frame_summary, quality_map, raster_geometry
 from laue_live.catalog._runs import get_run
 
 __all__ = ["plot_quality_map"]
 
 logger = logging.getLogger(__name__)
 
-_LABELS = {"n_good": "good spots per frame", "n_spots": "spots per frame", "mean_sim": "mean Sim",
-           "seconds": "analysis time per frame (s)", "good_fraction": "fraction of good spots"}
 
-
-def plot_quality_map(run, path: str | Path, value: str = "n_good", *, catalog=None,
-                     title: str | None = None, cmap: str = "viridis") -> Path:
-    """Draw :func:`quality_map` over the raster's motor extents and save it as a PNG.
+def plot_quality_map(run, path: str | Path, value: str | MapValue = "n_good", *, catalog=None,
+                     title: str | None = None, cmap: str = "viridis", spots: str | None = None,
+                     statistic: str = "mean") -> Path:
+    """Draw :func:`quality_map` at the stage positions (µm when the motors' units are lengths) as a PNG.
 
     Parameters
     ----------
@@ -29,41 +27,45 @@ def plot_quality_map(run, path: str | Path, value: str = "n_good", *, catalog=No
         Analysis-run client (or uid with ``catalog``).
     path
         Output PNG path (parent folders are created).
-    value
-        Per-frame value to map (see :func:`quality_map`).
+    value, spots, statistic
+        What to map (see :func:`quality_map`); the colour scale is labelled with it and its unit.
     catalog
         Catalog holding the raw run, used for the raster geometry when needed.
     title
-        Figure title; default: sample, uid and value.
+        Figure title; default: the value in words, the scan id, sample and analysis method.
     cmap
-        Matplotlib colour map; missing or failed frames are grey.
+        Matplotlib colour map; frames not analysed or failed are grey.
 
     Returns
     -------
     pathlib.Path
         The PNG written.
     """
-    import matplotlib  # lazy: matplotlib's figure and pyplot cost ~0.4 s to import
+    import matplotlib  # lazy: matplotlib's figure costs ~0.4 s to import
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt  # lazy: as above
     from matplotlib.figure import Figure  # lazy: as above
 
     run = get_run(catalog, run)
+    if not isinstance(value, MapValue):
+        value = map_value(value, spots, statistic, frame_columns=list(frame_summary(run).columns))
     geom = raster_geometry(run, catalog=catalog)
     data = quality_map(run, value, catalog=catalog)
-    extent = imshow_extent(geom.get("extents"), data.shape)  # cells centred on the stage positions
-    fig = Figure(figsize=(6.4, 5.2), dpi=100)
+    geometry = map_geometry(geom["start"])
+    start = dict(run.metadata["start"])
+    left, right, bottom, top = map_extent(geometry)
+    aspect = abs(bottom - top) / max(abs(right - left), 1e-12) if geometry["unit"] in ("µm", "point") else 0.8
+    width = 6.4  # the map's height follows the sample's: room for the title, labels and colour bar
+    fig = Figure(figsize=(width, min(max((width - 1.6) * aspect + 1.4, 3.0), 9.0)), dpi=100,
+                 layout="constrained")
     ax = fig.add_subplot()
-    cm = plt.get_cmap(cmap).with_extremes(bad="0.8")  # missing or failed frames in grey
-    im = ax.imshow(np.ma.masked_invalid(data), cmap=cm, extent=extent, origin="upper",
-                   interpolation="nearest", aspect="auto" if extent else "equal")
-    fig.colorbar(im, ax=ax, label=_LABELS.get(value, value))
-    motors = geom.get("motors") or []
-    ax.set_xlabel(motors[1] if len(motors) > 1 else "column (fast axis)")
-    ax.set_ylabel(motors[0] if motors else "row (slow axis)")
-    start = run.metadata["start"]
-    ax.set_title(title or f"{start.get('sample', '')} {start['uid'][:8]}: {_LABELS.get(value, value)}")
+    missing = int(np.isnan(data).sum())
+    draw_map(ax, data, geometry, value, cmap=cmap,
+             title=title or map_title(value, start, data.size - missing, data.size))
+    if missing:
+        ax.annotate(f"grey: {missing} frame(s) without a value (failed, not analysed, or no such spots)",
+                    (0, 0), xycoords="figure fraction", xytext=(4, 4), textcoords="offset points",
+                    fontsize="x-small", color="0.3")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")

@@ -11,6 +11,8 @@ import logging
 
 import numpy as np
 
+from laue_live._errors import SettingsError
+from laue_live._maps import MapValue, map_value, run_values
 from laue_live._run import FRAMES_STREAM, SPOTS_STREAM, frame_index, scan_geometry
 from laue_live._schema import FRAME_COLUMNS, SPOT_COLUMNS, empty_spot_table
 from laue_live.catalog._layout import stream_table_node
@@ -21,6 +23,7 @@ __all__ = [
     "frame_summary",
     "raster_geometry",
     "quality_map",
+    "map_values",
 ]
 
 logger = logging.getLogger(__name__)
@@ -108,7 +111,8 @@ def raster_geometry(run, *, catalog=None) -> dict:
     -------
     dict
         ``shape`` (rows, cols), ``extents`` ((row_start, row_stop), (col_start, col_stop)) or None,
-        ``snaking`` (bool, bool), ``motors`` (names, slow axis first) or None.
+        ``snaking`` (bool, bool), ``motors`` (names, slow axis first) or None, and ``start``: the
+        start document they were read from (for :func:`laue_live._maps.map_geometry`).
 
     Raises
     ------
@@ -124,30 +128,44 @@ def raster_geometry(run, *, catalog=None) -> dict:
         geom = scan_geometry(start)
         if geom.ndim == 2:
             return {"shape": geom.shape, "extents": geom.extents, "snaking": geom.snaking,
-                    "motors": geom.motors}
+                    "motors": geom.motors, "start": start}
     raise KeyError("no 2-D raster shape in the start document of the run or of its raw run")
 
 
-def quality_map(run, value: str = "n_good", *, catalog=None, shape: tuple[int, int] | None = None,
-                snaking: tuple[bool, bool] | None = None) -> np.ndarray:
-    """Return a per-frame value as a 2-D array over the raster (rows: slow motor, columns: fast motor).
+def quality_map(run, value: str | MapValue = "n_good", *, catalog=None, shape: tuple[int, int] | None = None,
+                snaking: tuple[bool, bool] | None = None, spots: str | None = None,
+                statistic: str = "mean") -> np.ndarray:
+    """Return one value per frame as a 2-D array over the raster (rows: slow motor, columns: fast motor).
 
     Parameters
     ----------
     run
         Analysis-run client (or uid with ``catalog``).
     value
-        Column of the per-frame summary (``n_good``, ``n_spots``, ``mean_sim``, ``seconds``...), or
-        ``good_fraction`` (n_good / n_spots).
+        What to map (:func:`laue_live._maps.map_value`): a per-frame value (``n_good``, ``n_spots``,
+        ``good_fraction`` in %, ``mean_sim``, ``total_intensity``, ``median_width``, ``seconds``,
+        ``failed``), another numeric column of the run's per-frame table, or a spot-table column
+        (``sigma_row``, ``intensity``...) summarised per frame by ``statistic`` over the ``spots``
+        family; or a :class:`~laue_live._maps.MapValue`.
     catalog
         Used to read the raw run's start document when the analysis run lacks the raster shape.
     shape, snaking
         Override the raster read from the start documents.
+    spots, statistic
+        For a spot column: the family (``all``, ``good``, ``bad``, ``edge``, ``saturated``,
+        ``double``) and the statistic (``mean``, ``median``, ``min``, ``max``, ``sum``, ``count``).
 
     Returns
     -------
     numpy.ndarray
         float64 ``shape``-sized array; NaN where a frame is missing or failed.
+
+    Raises
+    ------
+    laue_live.SettingsError
+        An unknown value, family or statistic (the message lists what may be mapped).
+    KeyError
+        No 2-D raster shape is recorded (and ``shape`` is not given).
     """
     if isinstance(run, (str, int)):
         run = get_run(catalog, run)
@@ -155,21 +173,36 @@ def quality_map(run, value: str = "n_good", *, catalog=None, shape: tuple[int, i
         geom = raster_geometry(run, catalog=catalog)
         shape, snaking = geom["shape"], snaking or geom["snaking"]
     snaking = snaking or (False, False)
-    df = frame_summary(run)
-    if value == "good_fraction":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = df["n_good"].to_numpy(float) / df["n_spots"].to_numpy(float)
-    elif value in df.columns:
-        values = df[value].to_numpy(float)
-    else:
-        raise KeyError(f"unknown per-frame value {value!r}; known: {list(df.columns)} or good_fraction")
-    if "failed" in df:
-        values = np.where(df["failed"].to_numpy(bool), np.nan, values)
+    frames, values = map_values(run, value, spots=spots, statistic=statistic)
     out = np.full(shape, np.nan)
-    frames = df["frame"].to_numpy(np.int64)
     ok = (frames >= 0) & (frames < shape[0] * shape[1])
     if not ok.all():
         logger.warning("%d frame(s) outside the %s raster ignored", int((~ok).sum()), shape)
     rows, cols = frame_index(frames[ok], shape, snaking[1])  # bluesky snakes the fast axis
     out[rows, cols] = values[ok]
     return out
+
+
+def map_values(run, value: str | MapValue = "n_good", *, spots: str | None = None,
+               statistic: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(frames, values)``: one value per analysed frame of a run (see :func:`quality_map`).
+
+    Only the spot columns the value needs are read from Tiled.
+    """
+    summary = frame_summary(run)
+    if not isinstance(value, MapValue):
+        value = map_value(value, spots, statistic, frame_columns=list(summary.columns))
+    wanted = []
+    if value.per_spot:
+        wanted = ["frame", value.name, "good", "edge", "masked", "saturated", "component"]
+    elif value.name in ("total_intensity", "median_width"):
+        wanted = ["frame", "intensity", "sigma_row", "sigma_col"]
+    table = None
+    node = stream_table_node(run, SPOTS_STREAM) if wanted else None
+    if node is not None:
+        present = set(node.structure().columns)  # a run of an older schema lacks newer flags
+        if value.per_spot and value.name not in present:
+            raise SettingsError(f"the spot table of this run has no column {value.name!r}")
+        table = node.read(columns=[c for c in dict.fromkeys(wanted) if c in present])
+    result = run_values(summary, table if table is not None and len(table) else None, value)
+    return np.asarray(result["frames"], np.int64), np.asarray(result["values"][value.name], float)

@@ -6,8 +6,11 @@ import logging
 
 import typer
 
+from laue_live.cli._guard import GuardedGroup
+
 app = typer.Typer(
     name="laue-live",
+    cls=GuardedGroup,  # laue-live's errors and usage errors: one line on stderr, an exit code
     help=(
         "Live characterization of Laue microdiffraction spots: peak search, Gaussian fit or CNN "
         "descriptors per spot, spot tables in Tiled and over ZeroMQ."
@@ -37,6 +40,7 @@ def _register() -> None:
         _catalog,  # noqa: F401
         _dashboard,  # noqa: F401
         _demo,  # noqa: F401
+        _import,  # noqa: F401
         _index,  # noqa: F401
         _query,  # noqa: F401
         _reprocess,  # noqa: F401

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from laue_live.cli._analyze import DetectorOptions
 from laue_live.cli._app import app
 from laue_live.cli._options import ApiKeyFile, CatalogSettingsFile, DataDir, TiledUri
 
@@ -67,6 +69,18 @@ def serve(
         "(env LAUE_LIVE_INPUT_CURVE_SERVER_PUBLIC).")] = None,
     max_backlog: int = typer.Option(1000, help="Input messages held while busy before the proxy drops."),
     drain_timeout: float = typer.Option(120.0, help="On stop, seconds to finish queued frames."),
+    detector: DetectorOptions.Detector = None,
+    calibration: DetectorOptions.Calibration = None,
+    mask: DetectorOptions.Mask = None,
+    dark: DetectorOptions.Dark = None,
+    flat: DetectorOptions.Flat = None,
+    auto_mask: DetectorOptions.AutoMask = True,
+    beamstop: DetectorOptions.Beamstop = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="Peak search: local noise sigmas above the local background (default 7; env "
+             "LAUE_LIVE_PEAK_PARAMS, a JSON object, sets any peak parameter).")] = None,
+    min_pixels: Annotated[int | None, typer.Option(help="Peak search: smallest number of connected "
+                                                   "pixels above the threshold (default 2).")] = None,
     dashboard: bool = typer.Option(False, "--dashboard", help="Also serve the web dashboard (`laue-live "
                                    "dashboard`, its own process: it never slows the analysis)."),
     dashboard_bind: str = typer.Option("127.0.0.1:8765", "--dashboard-bind", metavar="HOST:PORT",
@@ -89,7 +103,11 @@ def serve(
             status_interval=status_interval,
             write_raw=write_raw, recover=recover, publish_curve=curve, input_curve=input_curve,
             max_backlog=max_backlog,
-            drain_timeout=drain_timeout)
+            drain_timeout=drain_timeout, detector=detector, calibration_file=calibration, mask_file=mask,
+            dark_file=dark, flat_file=flat, auto_mask=auto_mask, beamstop=beamstop)
+        overrides = {k: v for k, v in (("threshold", threshold), ("min_pixels", min_pixels)) if v is not None}
+        if overrides:
+            settings = dataclasses.replace(settings, peak_params={**settings.peak_params, **overrides})
         catalog = None
         if tiled:
             from laue_live.catalog import CatalogSettings, open_catalog

@@ -24,14 +24,20 @@ app.add_typer(sim_app, name="sim")
 SAMPLES = ("single", "bent", "poly")
 
 
-def make_sample(kind: str, material: str, seed: int, shape_mix: str, det: Path | None = None):
-    """Build a sample model for the CLI (``single``, ``bent`` or ``poly``)."""
+def make_sample(kind: str, material: str, seed: int, shape_mix: str, det: Path | None = None,
+                detector: str | None = None):
+    """Build a sample model for the CLI (``single``, ``bent`` or ``poly``) on a detector preset."""
     from laue_live._errors import SettingsError
-    from laue_live.geometry import BM32_CALIBRATION, read_det
+    from laue_live.geometry import BM32_CALIBRATION, nominal_calibration, read_det
     from laue_live.sim import BentCrystal, Polycrystal, RenderConfig, SingleCrystal
 
-    cal, orientation = (BM32_CALIBRATION, None) if det is None else read_det(det)
-    common = dict(calibration=cal, render_config=RenderConfig(shape_mix=shape_mix), seed=seed)
+    if det is not None:
+        cal, orientation = read_det(det)
+    else:
+        cal, orientation = (BM32_CALIBRATION if detector is None else nominal_calibration(detector)), None
+    render = RenderConfig(shape_mix=shape_mix) if detector is None else RenderConfig.for_detector(
+        detector, shape_mix=shape_mix)
+    common = dict(calibration=cal, render_config=render, seed=seed)
     if kind == "single":
         return SingleCrystal(material, orientation, **common)
     if kind == "bent":
@@ -60,6 +66,8 @@ def write(
     step: Annotated[float, typer.Option(help="Stage step between frames along x, micrometres.")] = 1.0,
     seed: Annotated[int, typer.Option(min=0, help="Seed: same seed, same frames.")] = 0,
     det: Annotated[Path | None, typer.Option(help="LaueTools .det: calibration, orientation.")] = None,
+    detector: Annotated[str | None, typer.Option(
+        help="Detector preset: sCMOS (BM32, default) or MARCCD165 (round window, ~10 ADU offset).")] = None,
 ) -> None:
     """Write N simulated frames and their ground truth (truth.parquet, truth.csv; 0-based row, col)."""
     import json
@@ -75,7 +83,7 @@ def write(
     if fmt not in ("tiff", "hdf5"):
         raise typer.BadParameter(f"--format must be tiff or hdf5, not {fmt!r}")
     try:
-        smp = make_sample(sample, material, seed, shape_mix, det)
+        smp = make_sample(sample, material, seed, shape_mix, det, detector)
     except LaueLiveError as exc:
         raise typer.BadParameter(str(exc)) from exc
     outdir.mkdir(parents=True, exist_ok=True)
@@ -125,24 +133,34 @@ def write(
 def figure(
     real: Annotated[Path, typer.Option(help="Real BM32 frame (.tif), e.g. shared/data/bm32/nw1_0000.tif.")],
     det: Annotated[Path, typer.Option(help="Its LaueTools .det calibration with the orientation matrix.")],
-    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("docs/images/sim_vs_real.png"),
+    out: Annotated[Path, typer.Option(help="PNG to write (the README's is docs/images/sim_vs_real.png).")
+                   ] = Path("sim_vs_real.png"),
     material: Annotated[str, typer.Option(help="Material of the calibrated crystal.")] = "Si",
     seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated frame.")] = 0,
 ) -> None:
     """Draw a simulated frame next to a real one (same calibration and orientation), labelled."""
     import tifffile
 
+    from laue_live._errors import FrameError, SettingsError
     from laue_live.sim._figure import compare_figure
 
-    path = compare_figure(
-        tifffile.imread(real), det, out, material=material, seed=seed, real_label=f"real: {real.name} (BM32)"
-    )
+    if not real.is_file():
+        raise FrameError(f"no such frame file: {real}")
+    if not det.is_file():
+        raise SettingsError(f"no such calibration file: {det}")
+    try:
+        image = tifffile.imread(real)
+    except (OSError, ValueError) as exc:  # tifffile's errors are ValueErrors
+        raise FrameError(f"cannot read {real}: truncated or corrupt file ({exc})") from None
+    path = compare_figure(image, det, out, material=material, seed=seed,
+                          real_label=f"real: {real.name} (BM32)")
     typer.echo(f"wrote {path}")
 
 
 @sim_app.command()
 def histogram(
-    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("docs/images/sim_histograms.png"),
+    out: Annotated[Path, typer.Option(help="PNG to write (the docs' is docs/images/sim_histograms.png).")
+                   ] = Path("sim_histograms.png"),
     n: Annotated[int, typer.Option("--n", min=10, help="Cutouts per preset.")] = 2000,
     seed: Annotated[int, typer.Option(min=0, help="Seed.")] = 0,
 ) -> None:

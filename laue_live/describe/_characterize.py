@@ -6,7 +6,8 @@ import logging
 
 import pandas as pd
 
-from laue_live._rules import SATURATION, check_sim_variant
+from laue_live._errors import FrameError
+from laue_live._rules import CUTOUT_SIZE, SATURATION, check_sim_variant
 from laue_live.describe._steps import cnn_describer
 from laue_live.spots import check_cutouts, fit_descriptors
 
@@ -77,14 +78,15 @@ def choose_method(device=None, model=None) -> str:
 
 
 def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str = "background",
-                 saturation: float = SATURATION, **kw) -> pd.DataFrame:
+                 saturation: float = SATURATION, mask=None, **kw) -> pd.DataFrame:
     """Descriptors of every cutout: one table row per cutout.
 
     Parameters
     ----------
     cutouts
         (N, S, S) array, ADU, the initial peak ``s`` at index ``(S // 2, S // 2)`` (as made by
-        :func:`laue_live.spots.extract_cutouts`, S = 32).
+        :func:`laue_live.spots.extract_cutouts`, S = 32). The fit takes any S >= 4; the CNN
+        needs S = 32.
     method
         ``"fit"``: exact least-squares Gaussian fit (:func:`laue_live.spots.fit_descriptors`);
         ``"cnn"``: the network of :mod:`laue_live.cnn` (``model=`` selects the weights).
@@ -95,6 +97,10 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
         the paper's formula on the raw cutout. Recorded in ``DataFrame.attrs["sim_variant"]``.
     saturation
         Pixel value (ADU) counted as saturated.
+    mask
+        Optional bool (N, S, S), True on masked detector pixels: the fit gives them zero weight and
+        Sim0, ``intensity``, ``saturated`` ignore them. The CNN sees the cutouts as they are (masked
+        pixels already filled with the local median by :func:`laue_live.spots.extract_cutouts`).
     **kw
         Passed to :func:`laue_live.spots.fit_gaussians` (``dtype``, ``max_iter``, ``xtol``,
         ``ftol``, ``start``, ``backend``, ``num_threads``) or, for the CNN, ``model`` and ``polish``
@@ -127,6 +133,10 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
         if method == "fit":
             kw.pop("model", None)
             kw.pop("polish", None)
+    if method == "cnn" and cut.shape[1] != CUTOUT_SIZE:
+        raise FrameError(f"the CNN reads {CUTOUT_SIZE} x {CUTOUT_SIZE} cutouts (its training window), got "
+                         f"{cut.shape[1]} x {cut.shape[2]}: cut them with laue_live.spots.extract_cutouts, "
+                         "or use method='fit', which takes any size")
     if method == "cnn":
         model, polish = kw.pop("model", None), kw.pop("polish", None)
         if kw:
@@ -135,4 +145,5 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
     unknown = set(kw) - set(_FIT_KEYS)
     if unknown:
         raise TypeError(f"characterize(method='fit') got unexpected argument(s) {sorted(unknown)}")
-    return fit_descriptors(cut, device=device, sim_variant=sim_variant, saturation=saturation, **kw)
+    return fit_descriptors(cut, device=device, sim_variant=sim_variant, saturation=saturation, mask=mask,
+                           **kw)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from laue_live._errors import SettingsError
+from laue_live.geometry import get_detector
+from laue_live.io import load_calibration, load_corrections
+from laue_live.spots import check_peak_params
 from laue_live.stream import (
     DEFAULT_MAX_BYTES,
     CurveClient,
@@ -59,6 +63,17 @@ class ServiceSettings:
         stopped (journal), completing their analysis runs (needs the raw runs in Tiled).
     publish_curve, input_curve
         CURVE keys of the publisher (server) and of the input connection (client), or ``None``.
+    peak_params
+        Peak-search parameters (:func:`laue_live.spots.check_peak_params`: ``threshold`` in local
+        noise sigmas, ``block``, ``min_pixels``, ``merge_radius``, ``min_noise``, ``saturation``).
+    detector
+        Detector preset name (:func:`laue_live.geometry.get_detector`): its saturation, and the
+        shape that mask, dark and flat must have.
+    calibration_file
+        LaueTools ``.det`` calibration: spot tables carry ``two_theta`` and ``chi``.
+    mask_file, dark_file, flat_file, auto_mask, beamstop
+        Detector corrections (:func:`laue_live.io.load_corrections`): a mask file, a dark frame, a
+        flat field, the automatic mask of 0-reading and hot pixels, a ``"row,col,radius"`` beamstop.
     """
 
     input_address: str = DEFAULT_INPUT
@@ -78,6 +93,14 @@ class ServiceSettings:
     recover: bool = False
     publish_curve: CurveServer | None = field(default=None)
     input_curve: CurveClient | None = field(default=None)
+    peak_params: dict = field(default_factory=dict)
+    detector: str | None = None
+    calibration_file: Path | None = None
+    mask_file: Path | None = None
+    dark_file: Path | None = None
+    flat_file: Path | None = None
+    auto_mask: bool = True
+    beamstop: str | None = None
 
     def __post_init__(self) -> None:
         normalize_address(self.input_address, bind=False)
@@ -89,13 +112,46 @@ class ServiceSettings:
         if self.status_interval <= 0 or self.publish_hwm < 1 or self.max_backlog < 1:
             raise SettingsError("status_interval, publish_hwm and max_backlog must be positive")
         object.__setattr__(self, "state_dir", Path(self.state_dir).expanduser())
+        params = self.peak_params
+        if isinstance(params, str):
+            try:
+                params = json.loads(params)
+            except ValueError:
+                raise SettingsError(f"peak_params must be a JSON object, got {self.peak_params!r}") from None
+        if not isinstance(params, Mapping):
+            raise SettingsError(f"peak_params must be a mapping of peak-search parameters, got {params!r}")
+        check_peak_params(dict(params))
+        object.__setattr__(self, "peak_params", dict(params))
+        if self.detector is not None:
+            get_detector(self.detector)
+
+    def analysis_options(self) -> dict:
+        """Peak parameters, detector corrections and calibration for the analyser, read from the files.
+
+        Raises
+        ------
+        SettingsError, FrameFileError
+            A file that cannot be read, a mask or dark of the wrong shape, a bad beamstop.
+        """
+        det = None if self.detector is None else get_detector(self.detector)
+        params = dict(self.peak_params)
+        if det is not None:
+            params.setdefault("saturation", det.saturation)
+        return {
+            "peak_params": check_peak_params(params),
+            "corrections": load_corrections(self.mask_file, self.dark_file, self.flat_file,
+                                            auto=self.auto_mask, beamstop=self.beamstop, detector=det),
+            "calibration": load_calibration(self.calibration_file, det),
+        }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServiceSettings:
         """Build settings from the environment; explicit ``overrides`` (not ``None``) win.
 
         Reads ``LAUE_LIVE_SERVE_INPUT``, ``LAUE_LIVE_SERVE_PUBLISH``, ``LAUE_LIVE_SERVE_STATE_DIR``,
-        ``LAUE_LIVE_DEVICE``, ``LAUE_LIVE_METHOD``, ``LAUE_LIVE_PIPELINE`` and the CURVE variables (see
+        ``LAUE_LIVE_DEVICE``, ``LAUE_LIVE_METHOD``, ``LAUE_LIVE_PIPELINE``, ``LAUE_LIVE_PEAK_PARAMS``
+        (a JSON object), ``LAUE_LIVE_DETECTOR``, ``LAUE_LIVE_CALIBRATION``, ``LAUE_LIVE_MASK``,
+        ``LAUE_LIVE_DARK``, ``LAUE_LIVE_FLAT`` and the CURVE variables (see
         :func:`laue_live.stream.curve_server_from_env`).
         """
         env = os.environ if env is None else env
@@ -106,6 +162,12 @@ class ServiceSettings:
             "device": env.get("LAUE_LIVE_DEVICE"),
             "method": env.get("LAUE_LIVE_METHOD"),
             "pipeline": env.get("LAUE_LIVE_PIPELINE"),
+            "peak_params": env.get("LAUE_LIVE_PEAK_PARAMS"),
+            "detector": env.get("LAUE_LIVE_DETECTOR"),
+            "calibration_file": env.get("LAUE_LIVE_CALIBRATION"),
+            "mask_file": env.get("LAUE_LIVE_MASK"),
+            "dark_file": env.get("LAUE_LIVE_DARK"),
+            "flat_file": env.get("LAUE_LIVE_FLAT"),
         }
         if env is os.environ:
             values["publish_curve"] = curve_server_from_env()

@@ -4,25 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from laue_live.cli._app import _register, app
-
-
-@pytest.fixture(scope="module")
-def cli():
-    _register()
-    return CliRunner()
-
-
-@pytest.fixture
-def cli_env(tiled_server, tiled_client, tmp_path):
-    """Environment + settings file that point the CLI at this test's containers (key from env only)."""
-    settings = tmp_path / "catalog.yml"
-    settings.write_text(f"raw_path: {tiled_client.settings.raw_path}\n"
-                        f"analysis_path: {tiled_client.settings.analysis_path}\n")
-    return {"LAUE_LIVE_TILED_URI": tiled_server.uri, "LAUE_LIVE_TILED_API_KEY": tiled_server.api_key,
-            "LAUE_LIVE_CATALOG_SETTINGS": str(settings)}
+from laue_live.cli._app import app
 
 
 def test_query_commands(cli, cli_env, tiled_client, write_analysis_run, tmp_path):
@@ -66,3 +49,19 @@ def test_cli_errors_are_clear(cli, cli_env):
     assert r.exit_code == 2 and "alphanumeric" in r.output
     r = cli.invoke(app, ["query", "runs", "--since", "yesterday-ish"], env=cli_env)
     assert r.exit_code == 2 and "ISO" in r.output
+
+
+@pytest.mark.parametrize("command", [["catalog", "serve"], ["catalog", "init"], ["query", "runs"]])
+@pytest.mark.parametrize("bad", ["file", "under-a-file"])
+def test_a_data_dir_that_cannot_be_made_is_one_line(cli, tmp_path, command, bad):
+    (tmp_path / "f").write_text("not a directory")
+    data_dir = tmp_path / "f" if bad == "file" else tmp_path / "f" / "data"
+    env = {"LAUE_LIVE_TILED_URI": "", "LAUE_LIVE_DATA_DIR": ""}
+    args = [*command[:1], "--data-dir", str(data_dir), *command[1:]] if command[0] == "query" else \
+        [*command, "--data-dir", str(data_dir)]
+    r = cli.invoke(app, args, env=env)
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(data_dir) in lines[0], r.output
+    assert "file" in lines[0]

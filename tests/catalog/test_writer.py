@@ -161,8 +161,9 @@ def test_failed_appends_are_retried_then_spooled_not_lost(tiled_client, tmp_path
                              spool_dir=tmp_path / "spool")
     for name, doc in docs:
         w(name, doc)
-    with pytest.raises(CatalogWriteError, match="4 error"):
+    with pytest.raises(CatalogWriteError, match="1 error"):  # the batch given up; not the retries
         w.close()
+    assert w.stats["retries"] == 3 and w.stats["errors"] == 1
     # Frame 0's batch failed 3 times and went to the spool (a journal of the run's documents: its
     # start, the descriptors, the rows as event pages, its stop); the others were retried into Tiled.
     uid = docs[0][1]["uid"]
@@ -188,3 +189,53 @@ def test_failed_appends_are_retried_then_spooled_not_lost(tiled_client, tmp_path
     whole = get_spot_table(tiled_client.analysis[uid])
     assert len(whole) == 15 and not whole.duplicated(["frame", "spot"]).any()
     assert sorted(tiled_client.analysis[uid]["frames"].read()["frame"]) == [0, 1, 2]
+
+
+def test_an_append_that_succeeds_on_retry_is_no_error_at_close(tiled_client, monkeypatch):
+    from laue_live.catalog import AnalysisWriter
+
+    real_append = AnalysisWriter._append
+    calls = {"n": 0}
+
+    def flaky_once(self, s, table):  # the server refuses the first spot append only (injected fault)
+        if s.name == "spots" and calls["n"] == 0:
+            calls["n"] += 1
+            raise OSError("injected: connection reset")
+        return real_append(self, s, table)
+
+    monkeypatch.setattr(AnalysisWriter, "_append", flaky_once)
+    docs = list(synthetic_analysis_documents(2, 4, seed=7))
+    w = make_analysis_writer(tiled_client, max_delay_s=0.2, max_attempts=3)
+    for name, doc in docs:
+        w(name, doc)
+    w.close()  # nothing was lost: no CatalogWriteError
+    assert calls["n"] == 1 and w.stats["retries"] == 1 and w.stats["errors"] == 0 and not w.unwritten
+    assert len(get_spot_table(tiled_client.analysis[docs[0][1]["uid"]])) == 8
+
+
+def test_an_append_whose_response_is_lost_is_not_written_twice(tiled_client, monkeypatch):
+    import httpx
+
+    from laue_live.catalog import AnalysisWriter
+
+    real_append = AnalysisWriter._append
+    calls = {"n": 0}
+
+    def lost_response(self, s, table):  # the server takes the rows, the response never arrives
+        real_append(self, s, table)
+        if calls["n"] < 2:  # once for the spot rows, once for the summaries (injected fault)
+            calls["n"] += 1
+            raise httpx.ReadTimeout("injected: the response was lost after the server appended")
+
+    monkeypatch.setattr(AnalysisWriter, "_append", lost_response)
+    docs = list(synthetic_analysis_documents(3, 4, seed=8))
+    w = make_analysis_writer(tiled_client, max_delay_s=0.2, max_attempts=3)
+    for name, doc in docs:
+        w(name, doc)
+    w.close()  # the rows are in: no error, nothing spooled
+    assert calls["n"] == 2 and w.stats["retries"] == 2 and w.stats["errors"] == 0 and not w.unwritten
+    run = tiled_client.analysis[docs[0][1]["uid"]]
+    spots = get_spot_table(run)
+    assert len(spots) == 12 and not spots.duplicated(["frame", "spot"]).any()
+    assert sorted(run["frames"].read()["frame"]) == [0, 1, 2]
+    assert w.frames_written(docs[0][1]["uid"]) == {0, 1, 2}

@@ -35,18 +35,16 @@ PAPER = {"cnn_gpu_ms": 0.027, "cnn_cpu_ms": 0.647, "lauetools_ms": 2.089}
 
 
 def cutouts(n: int) -> np.ndarray:
-    import tifffile
-
+    from laue_live.io import read_frame
     from laue_live.sim import render_spot_cutouts
-    from laue_live.spots import extract_cutouts, find_peaks
+    from laue_live.spots import prepare_frame
 
     parts = []
     data = ROOT.parent / "shared" / "data"
     for f in ("bm32/nw1_0000.tif", "bm32/nw1_0001.tif", "lauetools/AH12_CMT_r14_0200.tif",
               "lauetools/Ge_blanc_0000.mccd"):
-        if (data / f).is_file():
-            frame = tifffile.imread(data / f)
-            parts.append(extract_cutouts(frame, find_peaks(frame)))
+        if (data / f).is_file():  # the cutouts the live path hands over (issue 14's peak search)
+            parts.append(prepare_frame(read_frame(data / f)).cutouts)
     have = sum(len(p) for p in parts)
     if have < n:
         parts.append(render_spot_cutouts(n - have, "bm32", rng=0)[0])

@@ -21,6 +21,7 @@ from laue_live.training._datasets import (
     SimFrameSource,
     build_dataset,
     build_datasets,
+    frame_cutouts,
 )
 from laue_live.training._doubles_evaluate import real_frame_evaluation, synthetic_evaluation
 from laue_live.training._scene_stream import STREAM_VERSION, SceneStream, render_chunk
@@ -37,6 +38,7 @@ __all__ = [
     "SceneStream",
     "SimulatorCutoutSource",
     "StreamConfig",
+    "frame_cutouts",
     "render_chunk",
     "train_stream",
     "build_dataset",

@@ -68,8 +68,16 @@ def bench_cnn_cpu(model_path: Path | None, cut: np.ndarray, rounds: int) -> dict
     and 2 iterations of the fit); each network design with random weights (int8 and float32, the
     network's outputs only: speed does not depend on the weights).
     """
-    from laue_live.cnn import ARCHITECTURES, DESIGNS, Predictor, count_flops, make_network, save_model
-    from laue_live.cnn._pareto import Method, time_methods
+    from laue_live.cnn import (
+        ARCHITECTURES,
+        DESIGNS,
+        Method,
+        Predictor,
+        count_flops,
+        make_network,
+        save_model,
+        time_methods,
+    )
     from laue_live.describe import characterize
 
     methods = [Method("exact fit", lambda c: characterize(c, method="fit"), kind="fit")]

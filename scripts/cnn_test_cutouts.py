@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from laue_live._rules import is_good_spot
+from laue_live import is_good_spot
 from laue_live.io import read_frame
 from laue_live.spots import prepare_frame
 from laue_live.training import frame_cutouts
@@ -51,8 +51,8 @@ def main() -> None:
         peak.append(pk[pick])
         print(f"{name}: {len(pk)} peaks, {int(good.sum())} good; kept {len(pick)}")
     out = ROOT / "tests" / "data" / "cnn" / "real_cutouts.npz"
-    np.savez_compressed(out, cutouts=np.concatenate(cut), pixel_mask=np.concatenate(masks), frame=np.array(frame),
-                        peak=np.concatenate(peak))
+    np.savez_compressed(out, cutouts=np.concatenate(cut), pixel_mask=np.concatenate(masks),
+                        frame=np.array(frame), peak=np.concatenate(peak))
     print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB)")
 
 

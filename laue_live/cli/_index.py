@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
 __all__ = ["index"]
-
 
 
 def _materials(names, cifs, lattice, space_group) -> list:
@@ -35,7 +32,7 @@ def _materials(names, cifs, lattice, space_group) -> list:
 
 def _spots_of(path: Path, calibration, threshold: float):
     """Spot table of a spot file, or of a frame (peak search + Gaussian fit)."""
-    from laue_live.indexing._spotfiles import SPOT_FILE_SUFFIXES, read_spot_file
+    from laue_live.indexing import SPOT_FILE_SUFFIXES, read_spot_file
     from laue_live.io import FRAME_SUFFIXES, read_frame
 
     suffix = path.suffix.lower()
@@ -63,7 +60,10 @@ def _write_table(df, path: Path) -> None:
         df.to_csv(path, index=False)
 
 
-@app.command("index")
+index_app = typer.Typer()
+
+
+@index_app.command("index")
 def index(
     inputs: Annotated[list[Path], typer.Argument(
         metavar="INPUT...", help="Spot files (.dat, .cor, .csv, .parquet; 0-based row, col in our tables) "
@@ -107,8 +107,13 @@ def index(
 
     from laue_live._errors import LaueLiveError
     from laue_live.geometry import read_det
-    from laue_live.indexing import Indexer, IndexerSettings, index_materials, write_fit
-    from laue_live.indexing._spotfiles import calibration_from_file_keys
+    from laue_live.indexing import (
+        Indexer,
+        IndexerSettings,
+        calibration_from_file_keys,
+        index_materials,
+        write_fit,
+    )
 
     for path, hint in ((out, "--out"), (spots_out, "--spots-out")):
         if path is not None and path.suffix.lower() not in (".csv", ".parquet"):

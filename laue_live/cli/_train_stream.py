@@ -60,8 +60,7 @@ def train_stream_command(
     """Train on the scene stream (``laue-live train --help``); write the model and, if asked, the report."""
     import torch
 
-    from laue_live.cnn import DESIGNS, save_model
-    from laue_live.cnn._stream_report import machine_description
+    from laue_live.cnn import DESIGNS, machine_description, save_model
     from laue_live.training import SHIPPED_STREAM_CONFIG, StreamConfig, train_stream
 
     torch.set_num_threads(threads if threads > 0 else 1)
@@ -169,10 +168,15 @@ def _report(
     import numpy as np
     import pandas as pd
 
-    from laue_live.cnn import save_model
-    from laue_live.cnn._io import load_model
-    from laue_live.cnn._pareto import pareto_table, recommend_polish, standard_methods
-    from laue_live.cnn._stream_report import write_stream_model_card, write_stream_report
+    from laue_live.cnn import (
+        load_model,
+        pareto_table,
+        recommend_polish,
+        save_model,
+        standard_methods,
+        write_stream_model_card,
+        write_stream_report,
+    )
     from laue_live.spots import fit_descriptors
     from laue_live.training import SceneStream
 
@@ -228,7 +232,7 @@ def _report(
 def _calibration_of(path: Path):
     from safetensors.torch import load_file
 
-    from laue_live.cnn._io import CALIBRATION_KEY
+    from laue_live.cnn import CALIBRATION_KEY
 
     cal = load_file(str(path)).get(CALIBRATION_KEY)
     return None if cal is None else cal.float()[:, 0]
@@ -243,7 +247,7 @@ def decide_auto(pareto, label: str, polish: int) -> dict:
     ``{"decision": {"cpu": "cnn" | "fit", "accuracy_met": bool}, "why": {"CPU": ..., "CUDA": ...}}``
     (``decision`` is stored in the model file, where :func:`laue_live.describe.choose_method` reads it).
     """
-    from laue_live.cnn._pareto import meets_all, method_label
+    from laue_live.cnn import meets_all, method_label
 
     name = method_label(label, True, polish)
     row, fit = pareto.loc[name], pareto.loc["exact fit"]

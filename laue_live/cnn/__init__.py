@@ -26,8 +26,16 @@ from laue_live.cnn._descriptors import (
     width_from_star,
     width_star,
 )
+from laue_live.cnn._evaluate import leave_one_dataset_out, resampled_sim
 from laue_live.cnn._hybrid import polish, start_from_desc
-from laue_live.cnn._io import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_metadata, save_model
+from laue_live.cnn._io import (
+    CALIBRATION_KEY,
+    MODEL_FORMAT,
+    MODEL_FORMAT_VERSION,
+    load_model,
+    read_metadata,
+    save_model,
+)
 from laue_live.cnn._network import (
     ARCHITECTURES,
     Architecture,
@@ -39,15 +47,51 @@ from laue_live.cnn._network import (
     quantize_int8,
 )
 from laue_live.cnn._normalise import NORMALISATIONS, normalise_numpy, normalise_torch
+from laue_live.cnn._pareto import (
+    Method,
+    meets_all,
+    method_label,
+    pareto_table,
+    recommend_polish,
+    standard_methods,
+    time_methods,
+)
 from laue_live.cnn._predictor import (
     DEFAULT_MODEL_NAME,
     Predictor,
     default_model_path,
     get_predictor,
 )
+from laue_live.cnn._report import plot_loss_curves, score_tables, write_model_card, write_report
+from laue_live.cnn._stream_report import (
+    machine_description,
+    plot_stream_curves,
+    real_frame_table,
+    write_stream_model_card,
+    write_stream_report,
+)
 from laue_live.cnn._train import TrainConfig, TrainResult, prepare_training_set, train
 
 __all__ = [
+    "CALIBRATION_KEY",
+    "Method",
+    "machine_description",
+    "meets_all",
+    "method_label",
+    "pareto_table",
+    "plot_stream_curves",
+    "real_frame_table",
+    "recommend_polish",
+    "standard_methods",
+    "time_methods",
+    "write_stream_model_card",
+    "write_stream_report",
+    "plot_loss_curves",
+    "score_tables",
+    "write_model_card",
+    "write_report",
+    "leave_one_dataset_out",
+    "resampled_sim",
     "ARCHITECTURES",
     "Architecture",
     "ArraySource",

@@ -18,9 +18,13 @@ from laue_live.indexing._indexer import (
     index_materials,
     index_spots,
 )
+from laue_live.indexing._spotfiles import SPOT_FILE_SUFFIXES, calibration_from_file_keys, read_spot_file
 from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
 
 __all__ = [
+    "SPOT_FILE_SUFFIXES",
+    "calibration_from_file_keys",
+    "read_spot_file",
     "GRAIN_COLUMNS",
     "INTENSITY_COLUMNS",
     "CandidateStats",

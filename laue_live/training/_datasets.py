@@ -1,10 +1,11 @@
-"""The five evaluation datasets (like the paper's D1-D5) from simulated frames and the real BM32 frames.
+"""The five evaluation datasets (like the paper's D1-D5): simulated frames and the real BM32 frames.
 
 Each dataset is a set of whole frames run through the same pipeline as live data
 (:func:`laue_live.spots.prepare_frame`: automatic mask, peak search, 32 x 32 cutouts with masked
-pixels filled by the local median -> exact Gaussian fit with the pixel mask = ground truth); simulated frames also give the true spot
-centres (``true_d_row``, ``true_d_col``: truth position minus initial peak, px). They differ as the
-paper's do: material, strain and spot-shape mix, and D2 is nearly all bad spots.
+pixels filled by the local median -> exact Gaussian fit with the pixel mask = ground truth);
+simulated frames also give the true spot centres (``true_d_row``, ``true_d_col``: truth position
+minus initial peak, px). They differ as the paper's do: material, strain and spot-shape mix, and D2
+is nearly all bad spots.
 
 The simulator is used here, in :mod:`laue_live.training`, and never by the live path.
 """
@@ -22,8 +23,8 @@ from tqdm.auto import tqdm
 
 from laue_live._rules import is_good_spot
 from laue_live.cnn import SpotSet, collect
-from laue_live.sim import BM32_CALIBRATION, RenderConfig, random_rotation, render_frame, simulate_spots
 from laue_live.io import read_frame
+from laue_live.sim import BM32_CALIBRATION, RenderConfig, random_rotation, render_frame, simulate_spots
 from laue_live.spots import fit_descriptors, prepare_frame
 
 __all__ = [
@@ -193,7 +194,7 @@ class SimFrameSource:
 
 
 def frame_cutouts(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """The cutouts the live path hands over for ``frame``, and the exact fit of each.
+    """Return the cutouts the live path hands over for ``frame``, and the exact fit of each.
 
     :func:`laue_live.spots.prepare_frame` with its defaults (automatic mask of saturated pixels,
     local background/noise peak search, masked pixels filled with the local median), then
@@ -206,8 +207,10 @@ def frame_cutouts(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, pd.DataFra
 
 @dataclass
 class RealFrameSource:
-    """A :class:`~laue_live.cnn.CutoutSource` of real frames (any file :func:`laue_live.io.read_frame`
-    reads): no truth, the exact fit as ground truth."""
+    """A :class:`~laue_live.cnn.CutoutSource` of real frames: no truth, the exact fit as ground truth.
+
+    ``paths``: any frame file :func:`laue_live.io.read_frame` reads.
+    """
 
     paths: tuple[str, ...]
     name: str = "real"

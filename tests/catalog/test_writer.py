@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from laue_live._schema import SPOT_COLUMNS
+from laue_live import SPOT_COLUMNS
 from laue_live.catalog import (
     CatalogWriteError,
     get_spot_table,

@@ -78,6 +78,10 @@ def bench(
     from laue_live.bench import BenchConfig, format_report, run_benchmark, write_json
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    _check_options(json_out=json_out, model=model, seconds=seconds,
+                   counts={"--frames": frames, "--spots": spots, "--repeats": repeats, "--threads": threads,
+                           "--batch-frames": batch_frames, "--fit-spots": fit_spots,
+                           "--sink-frames": sink_frames})
     kw = {"device": device, "frames": frames, "spots": spots, "repeats": repeats, "sinks": sinks,
           "lauetools": lauetools, "model": str(model) if model else None, "threads": threads,
           "batch_frames": batch_frames, "sustained_seconds": seconds, "large": large,
@@ -89,3 +93,22 @@ def bench(
     print(format_report(res))
     if json_out is not None:
         print(f"\nnumbers written to {write_json(res, json_out)}")
+
+
+def _check_options(*, json_out: Path | None, model: Path | None, seconds: float | None,
+                   counts: dict[str, int | None]) -> None:
+    """Refuse what cannot work with one line, before anything is rendered or measured."""
+    from laue_live._errors import SettingsError
+
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise SettingsError(f"{name} must be >= 1, got {value}")
+    if seconds is not None and seconds < 0:
+        raise SettingsError(f"--seconds must be >= 0, got {seconds}")
+    if json_out is not None and (json_out.is_dir() or any(p.is_file() for p in json_out.parents)):
+        raise SettingsError(f"--json {json_out} cannot be written: it is a folder, or part of its path is "
+                            "a file")
+    if model is not None:
+        from laue_live.cnn import read_metadata  # why: torch loads only when a model is named
+
+        read_metadata(model)  # a missing or unreadable model file: its one-line ModelError here

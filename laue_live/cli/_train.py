@@ -132,6 +132,17 @@ def train_command(
 
     import torch
 
+    from laue_live.cli._train_stream import check_counts, check_paths
+
+    # every count, rate and path checked before anything is built, trained or written
+    check_counts(
+        {"--n-spots": (n_spots, 1), "--batch-size": (batch_size, 1), "--threads": (threads, 0),
+         "--epochs": (epochs, 1), "--steps": (steps, 1), "--per-bin": (per_bin, 1),
+         "--max-shift": (max_shift, 0),
+         "--lodo-epochs": (lodo_epochs, 1), "--max-frames-per-run": (max_frames_per_run, 1)},
+        {"--lr": lr},
+    )
+    check_paths(out=out, folders={"--data-dir": data_dir, "--lodo": lodo, "--work-dir": work_dir})
     if protocol not in ("stream", "paper"):
         raise typer.BadParameter("--protocol must be 'stream' or 'paper'")
     if protocol == "stream" and catalog is None and lodo is None:
@@ -141,7 +152,7 @@ def train_command(
             out=out, network=network, samples=samples, chunks=chunks, stream_dir=stream_dir, workers=workers,
             real_frames=real_frames or [], real_fraction=real_fraction, time_limit=time_limit, report=report,
             compare=compare or [], eval_frames=eval_frames or [], datasets_dir=data_dir, n_spots=n_spots,
-            batch_size=batch_size, lr=lr, seed=seed, threads=threads, notes_file=notes_file,
+            batch_size=batch_size, lr=lr, seed=seed, threads=threads, notes_file=notes_file, device=device,
         )
         return
     batch_size = batch_size or 32

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import typer
 
-__all__ = ["train_stream_command", "shared_frames"]
+__all__ = [
+    "train_stream_command", "shared_frames", "check_counts", "check_paths", "decide_auto", "training_command",
+]
 
 log = logging.getLogger("laue_live.cli.train")
 
@@ -56,10 +58,13 @@ def train_stream_command(
     seed: int,
     threads: int,
     notes_file: Path | None = None,
+    device: str = "auto",
 ) -> None:
     """Train on the scene stream (``laue-live train --help``); write the model and, if asked, the report."""
     import torch
 
+    from laue_live._errors import SettingsError
+    from laue_live._xp import resolve_device
     from laue_live.cnn import DESIGNS, machine_description, save_model
     from laue_live.training import SHIPPED_STREAM_CONFIG, StreamConfig, train_stream
 
@@ -70,8 +75,13 @@ def train_stream_command(
         raise typer.BadParameter(
             f"--network must be one of {sorted(DESIGNS)}, 'paper' or 'lean'; got {network!r}"
         )
-    if chunks < 1 or workers < 0 or not 0 <= real_fraction < 1:
-        raise typer.BadParameter("--chunks must be >= 1, --workers >= 0 and --real-fraction in [0, 1)")
+    check_counts({"--chunks": (chunks, 1), "--workers": (workers, 0), "--samples": (samples, 1)})
+    if not 0 <= real_fraction < 1:
+        raise SettingsError(f"--real-fraction must be in [0, 1), got {real_fraction}")
+    if time_limit is not None and not time_limit > 0:
+        raise SettingsError(f"--time-limit must be > 0 (seconds), got {time_limit}")
+    check_paths(out=out, folders={"--stream-dir": stream_dir, "--report": report})
+    dev = resolve_device(device)  # CUDA asked for but absent: one line, before anything runs
     missing = [str(p) for p in [*real_frames, *eval_frames] if not p.is_file()]
     if missing:
         typer.echo(f"error: frame file(s) not found: {', '.join(missing)}", err=True)
@@ -118,7 +128,8 @@ def train_stream_command(
         f"(checkpoint {ckpt})"
     )
     res = train_stream(
-        config, cache=stream_dir, real=real, monitor=sets + watch, checkpoint=ckpt, time_limit=time_limit
+        config, cache=stream_dir, real=real, monitor=sets + watch, checkpoint=ckpt, time_limit=time_limit,
+        device=dev,
     )
     if not res.history.attrs.get("finished", True):
         typer.echo(
@@ -138,9 +149,9 @@ def train_stream_command(
         "cpu_seconds": round(res.history.attrs["cpu_seconds"], 1),
         "worker_cpu_seconds": round(res.history.attrs["worker_cpu_seconds"], 1),
         "hardware": machine_description(),
+        "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
         "threads": torch.get_num_threads(),
-        "command": shlex.join(["laue-live", *sys.argv[1:]])
-        if sys.argv and "laue-live" in sys.argv[0]
+        "command": training_command(sys.argv[1:]) if sys.argv and "laue-live" in sys.argv[0]
         else "laue-live train",
     }
     save_model(out, res.model, info=info, calibration=res.calibration)
@@ -154,6 +165,63 @@ def train_stream_command(
         return
     notes = notes_file.read_text() if notes_file is not None and notes_file.is_file() else ""
     _report(out, report, sets, frames, res.history, info, compare, config, stream_dir, notes)
+
+
+#: Options that change what is reported or where things are cached, never the trained weights.
+_REPORT_ONLY = frozenset({"--report", "--notes", "--compare", "--eval-frames", "--data-dir", "--n-spots",
+                          "--stream-dir", "--time-limit"})
+
+
+def training_command(args: list[str]) -> str:
+    """Return the ``laue-live train`` command line that trains the same weights as ``args``.
+
+    The options of :data:`_REPORT_ONLY` (and their values) are left out: the model card's
+    "Reproduce" line then names the training, not the report written beside it.
+    """
+    out, skip = ["laue-live"], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a.split("=", 1)[0] in _REPORT_ONLY:
+            skip = "=" not in a
+        else:
+            out.append(a)
+    return shlex.join(out)
+
+
+def check_counts(counts: dict[str, tuple[int | float | None, int]],
+                 rates: dict[str, float | None] | None = None) -> None:
+    """Refuse, with one :class:`~laue_live._errors.SettingsError` line, a count below its least value.
+
+    ``counts``: option name -> (value or None when not given, least value); ``rates``: option name ->
+    value that must be > 0 (None: not given).
+    """
+    from laue_live._errors import SettingsError
+
+    for name, (value, low) in counts.items():
+        if value is not None and value < low:
+            raise SettingsError(f"{name} must be >= {low}, got {value}")
+    for name, value in (rates or {}).items():
+        if value is not None and not value > 0:
+            raise SettingsError(f"{name} must be > 0, got {value}")
+
+
+def check_paths(*, out: Path, folders: dict[str, Path | None]) -> None:
+    """Refuse a model file that is a folder, and folders (``--out``'s too) that are files or under one.
+
+    Checked before anything is rendered, trained or written.
+    """
+    from laue_live._errors import SettingsError
+
+    if out.is_dir():
+        raise SettingsError(f"--out {out} is a folder: give the model file to write (.safetensors)")
+    for name, folder in {**folders, "--out's folder": out.parent}.items():
+        if folder is None:
+            continue
+        if folder.is_file():
+            raise SettingsError(f"{name} {folder} is a file, not a folder")
+        if any(p.is_file() for p in folder.parents):
+            raise SettingsError(f"{name} {folder} cannot be created: part of its path is a file")
 
 
 def _stream_version() -> int:

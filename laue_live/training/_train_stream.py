@@ -41,6 +41,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from laue_live._rules import AREA_CLIP, POS_CLIP, is_good_spot
+from laue_live._xp import resolve_device
 from laue_live.cnn import SpotNet, SpotSet, TrainResult, dihedral, make_network, normalise_torch, width_star
 from laue_live.training._scene_stream import SceneStream
 
@@ -132,6 +133,11 @@ def _columns(s: SpotSet, idx: np.ndarray) -> dict[str, torch.Tensor]:
     return out
 
 
+def _on(b: dict[str, torch.Tensor], dev: torch.device) -> dict[str, torch.Tensor]:
+    """Return the tensors of ``b`` on ``dev`` (on the CPU: the same tensors)."""
+    return {k: v.to(dev, non_blocking=True) for k, v in b.items()}
+
+
 def _valid(s: SpotSet) -> SpotSet:
     """Keep the rows with finite fit descriptors, converged or not.
 
@@ -197,7 +203,8 @@ def _validate(
     p = torch.cat(preds)
     y = targets_of(val, p.shape[1])
     loss = float(((p - y).abs() * w).sum(dim=1).mean())
-    good = torch.as_tensor(is_good_spot(val["sim"].numpy(), val["d_row"].numpy(), val["d_col"].numpy()))
+    cols = [val[c].cpu().numpy() for c in ("sim", "d_row", "d_col")]
+    good = torch.as_tensor(is_good_spot(*cols), device=p.device)
     dpos = (p[:, 1:3] - y[:, 1:3]) * 2 * POS_CLIP
     pos = float(dpos[good].norm(dim=1).mean()) if good.any() else float("nan")
     model.train()
@@ -244,6 +251,7 @@ def train_stream(
     checkpoint_every: float = 120.0,
     time_limit: float | None = None,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ) -> TrainResult:
     """Train a spot network on the scene stream and real frames (see the module docstring).
 
@@ -266,6 +274,9 @@ def train_stream(
         Stop after this many seconds (a checkpoint is written: call again to continue).
     progress
         tqdm progress bar over the steps.
+    device
+        torch device of the network, the batches and the validation (``"auto"``: CUDA if present);
+        the scenes are rendered and fitted on the CPU either way. A checkpoint resumes on any device.
 
     Returns
     -------
@@ -277,15 +288,16 @@ def train_stream(
         workers), summed over resumed runs.
     """
     torch.manual_seed(config.seed)
-    model = make_network(config.network)
+    dev = resolve_device(device)
+    model = make_network(config.network).to(dev)
     n_out = model.arch.n_out if isinstance(model, SpotNet) else 5
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    w = _weights(config, n_out)
+    w = _weights(config, n_out).to(dev)
     stream = SceneStream(cache, seed=config.stream_seed, chunk=config.chunk, workers=config.workers)
     vstream = SceneStream(cache, seed=config.val_seed, chunk=config.chunk, workers=0)
     vset = _valid(SpotSet.concat([vstream.get(k) for k in range(config.val_chunks)], name="validation"))
-    val = _columns(vset, np.arange(len(vset)))
-    watched = {m.name: _columns(_valid(m), np.arange(len(_valid(m)))) for m in monitor}
+    val = _on(_columns(vset, np.arange(len(vset))), dev)
+    watched = {m.name: _on(_columns(_valid(m), np.arange(len(_valid(m)))), dev) for m in monitor}
     real_set = _valid(SpotSet.concat(list(real), name="real")) if real else None
     n_real = (
         int(round(config.batch_size * config.real_fraction)) if real_set is not None and len(real_set) else 0
@@ -361,6 +373,7 @@ def train_stream(
                 rb = _columns(real_set, ridx)
                 batch = {k: torch.cat([batch[k], rb[k]]) for k in batch}
             batch = _augment(batch, torch.Generator().manual_seed(config.seed * 1_000_003 + step))
+            batch = _on(batch, dev)
             for g in opt.param_groups:
                 g["lr"] = _lr_at(config, step)
             pred = _forward(model, batch["x"], config.normalisation)

@@ -139,3 +139,23 @@ def test_an_interrupted_training_resumes_where_it_stopped(cache, tmp_path):
     assert rest.history["step"].tolist() == whole.history["step"].tolist()
     for (k, a), (_, b) in zip(whole.model.state_dict().items(), rest.model.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
+
+
+def test_the_device_is_honoured_and_checked(cache):
+    """``device`` moves the network and the batches (here the torch CPU device, as CI has no GPU);
+    ``"auto"`` without CUDA trains the same weights as the CPU; a CUDA device that is not there is a
+    SettingsError before anything is trained."""
+    from laue_live import SettingsError
+
+    torch.set_num_threads(1)
+    cfg = _config(network="tiny", samples=32 * 8, batch_size=32, warmup_steps=2, val_every=4, seed=7)
+    cpu = train_stream(cfg, cache=cache, progress=False, device=torch.device("cpu"))
+    if torch.cuda.is_available():
+        on_gpu = train_stream(cfg, cache=cache, progress=False, device="cuda")
+        assert next(on_gpu.model.parameters()).device.type == "cpu"  # returned on the CPU either way
+        return
+    auto = train_stream(cfg, cache=cache, progress=False, device="auto")
+    for (k, a), (_, b) in zip(cpu.model.state_dict().items(), auto.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    with pytest.raises(SettingsError, match="CUDA is not available"):
+        train_stream(cfg, cache=cache, progress=False, device="cuda")

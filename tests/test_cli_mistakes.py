@@ -168,7 +168,7 @@ CASES = [
      "is not a readable safetensors file"),
     ("bench-zero-frames", BENCH + " --frames 0", "none", {}, 2, "--frames must be >= 1"),
     ("bench-json-under-a-file", BENCH + " --json {dir}/a_file/b.json", "none", {}, 2,
-     "part of its path is a file"),
+     "--json's folder {dir}/a_file is a file, not a folder"),
 ]
 
 

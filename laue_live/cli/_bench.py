@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from laue_live.cli._checks import check_counts, check_paths
+
 __all__ = ["bench"]
 
 
@@ -98,16 +100,8 @@ def bench(
 def _check_options(*, json_out: Path | None, model: Path | None, seconds: float | None,
                    counts: dict[str, int | None]) -> None:
     """Refuse what cannot work with one line, before anything is rendered or measured."""
-    from laue_live._errors import SettingsError
-
-    for name, value in counts.items():
-        if value is not None and value < 1:
-            raise SettingsError(f"{name} must be >= 1, got {value}")
-    if seconds is not None and seconds < 0:
-        raise SettingsError(f"--seconds must be >= 0, got {seconds}")
-    if json_out is not None and (json_out.is_dir() or any(p.is_file() for p in json_out.parents)):
-        raise SettingsError(f"--json {json_out} cannot be written: it is a folder, or part of its path is "
-                            "a file")
+    check_counts({**{k: (v, 1) for k, v in counts.items()}, "--seconds": (seconds, 0)})
+    check_paths(files={"--json": json_out}, folders={})
     if model is not None:
         from laue_live.cnn import read_metadata  # why: torch loads only when a model is named
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from laue_live.cli._checks import check_counts, check_paths
+
 train_app = typer.Typer()
 
 
@@ -132,8 +134,6 @@ def train_command(
 
     import torch
 
-    from laue_live.cli._train_stream import check_counts, check_paths
-
     # every count, rate and path checked before anything is built, trained or written
     check_counts(
         {"--n-spots": (n_spots, 1), "--batch-size": (batch_size, 1), "--threads": (threads, 0),
@@ -142,7 +142,8 @@ def train_command(
          "--lodo-epochs": (lodo_epochs, 1), "--max-frames-per-run": (max_frames_per_run, 1)},
         {"--lr": lr},
     )
-    check_paths(out=out, folders={"--data-dir": data_dir, "--lodo": lodo, "--work-dir": work_dir})
+    check_paths(files={"--out": out},
+                folders={"--data-dir": data_dir, "--lodo": lodo, "--work-dir": work_dir})
     if protocol not in ("stream", "paper"):
         raise typer.BadParameter("--protocol must be 'stream' or 'paper'")
     if protocol == "stream" and catalog is None and lodo is None:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import typer
 
-__all__ = [
-    "train_stream_command", "shared_frames", "check_counts", "check_paths", "decide_auto", "training_command",
-]
+from laue_live._errors import SettingsError
+from laue_live._xp import resolve_device
+from laue_live.cli._checks import check_counts, check_paths
+
+__all__ = ["train_stream_command", "shared_frames", "decide_auto", "training_command"]
 
 log = logging.getLogger("laue_live.cli.train")
 
@@ -63,8 +65,6 @@ def train_stream_command(
     """Train on the scene stream (``laue-live train --help``); write the model and, if asked, the report."""
     import torch
 
-    from laue_live._errors import SettingsError
-    from laue_live._xp import resolve_device
     from laue_live.cnn import DESIGNS, machine_description, save_model
     from laue_live.training import SHIPPED_STREAM_CONFIG, StreamConfig, train_stream
 
@@ -80,7 +80,7 @@ def train_stream_command(
         raise SettingsError(f"--real-fraction must be in [0, 1), got {real_fraction}")
     if time_limit is not None and not time_limit > 0:
         raise SettingsError(f"--time-limit must be > 0 (seconds), got {time_limit}")
-    check_paths(out=out, folders={"--stream-dir": stream_dir, "--report": report})
+    check_paths(files={"--out": out}, folders={"--stream-dir": stream_dir, "--report": report})
     dev = resolve_device(device)  # CUDA asked for but absent: one line, before anything runs
     missing = [str(p) for p in [*real_frames, *eval_frames] if not p.is_file()]
     if missing:
@@ -187,41 +187,6 @@ def training_command(args: list[str]) -> str:
         else:
             out.append(a)
     return shlex.join(out)
-
-
-def check_counts(counts: dict[str, tuple[int | float | None, int]],
-                 rates: dict[str, float | None] | None = None) -> None:
-    """Refuse, with one :class:`~laue_live._errors.SettingsError` line, a count below its least value.
-
-    ``counts``: option name -> (value or None when not given, least value); ``rates``: option name ->
-    value that must be > 0 (None: not given).
-    """
-    from laue_live._errors import SettingsError
-
-    for name, (value, low) in counts.items():
-        if value is not None and value < low:
-            raise SettingsError(f"{name} must be >= {low}, got {value}")
-    for name, value in (rates or {}).items():
-        if value is not None and not value > 0:
-            raise SettingsError(f"{name} must be > 0, got {value}")
-
-
-def check_paths(*, out: Path, folders: dict[str, Path | None]) -> None:
-    """Refuse a model file that is a folder, and folders (``--out``'s too) that are files or under one.
-
-    Checked before anything is rendered, trained or written.
-    """
-    from laue_live._errors import SettingsError
-
-    if out.is_dir():
-        raise SettingsError(f"--out {out} is a folder: give the model file to write (.safetensors)")
-    for name, folder in {**folders, "--out's folder": out.parent}.items():
-        if folder is None:
-            continue
-        if folder.is_file():
-            raise SettingsError(f"{name} {folder} is a file, not a folder")
-        if any(p.is_file() for p in folder.parents):
-            raise SettingsError(f"{name} {folder} cannot be created: part of its path is a file")
 
 
 def _stream_version() -> int:

@@ -123,33 +123,21 @@ class NetDesign:
         return self.cutout // 2 if self.input == "twoscale" else self.cutout
 
 
+_TINY = ((8, 1), (16, 2), (32, 2))  # conv (channels, stride) of the tiny trunks
+_SMALL = ((16, 1), (16, 1), (32, 2), (32, 1), (64, 2))
+_FULL = ((8, 1), (16, 2), (16, 1), (32, 2), (64, 2))
+
 #: Designs compared in the Pareto table of ``docs/report/REPORT.md`` (names used by ``laue-live train``).
 DESIGNS: dict[str, NetDesign] = {
     # the smallest: two-scale input, strided convs, centroid-relative positions
-    "tiny": NetDesign(convs=((8, 1), (16, 2), (32, 2)), dense=(64,), input="twoscale", centroid=True),
-    "tiny-nocentroid": NetDesign(convs=((8, 1), (16, 2), (32, 2)), dense=(64,), input="twoscale"),
-    "small": NetDesign(
-        convs=((16, 1), (16, 1), (32, 2), (32, 1), (64, 2)), dense=(64,), input="twoscale", centroid=True
-    ),
-    "small-coords": NetDesign(
-        convs=((16, 1), (16, 1), (32, 2), (32, 1), (64, 2)),
-        dense=(64,),
-        input="twoscale",
-        centroid=True,
-        coords=True,
-    ),
-    "tiny-parabola": NetDesign(
-        convs=((8, 1), (16, 2), (32, 2)), dense=(64,), input="twoscale", centroid=True, parabola=True
-    ),
-    "small-parabola": NetDesign(
-        convs=((16, 1), (16, 1), (32, 2), (32, 1), (64, 2)),
-        dense=(64,),
-        input="twoscale",
-        centroid=True,
-        parabola=True,
-    ),
-    "full": NetDesign(convs=((8, 1), (16, 2), (16, 1), (32, 2), (64, 2)), dense=(64,), centroid=True),
-    "full-nocentroid": NetDesign(convs=((8, 1), (16, 2), (16, 1), (32, 2), (64, 2)), dense=(64,)),
+    "tiny": NetDesign(convs=_TINY, dense=(64,), input="twoscale", centroid=True),
+    "tiny-nocentroid": NetDesign(convs=_TINY, dense=(64,), input="twoscale"),
+    "tiny-parabola": NetDesign(convs=_TINY, dense=(64,), input="twoscale", centroid=True, parabola=True),
+    "small": NetDesign(convs=_SMALL, dense=(64,), input="twoscale", centroid=True),
+    "small-coords": NetDesign(convs=_SMALL, dense=(64,), input="twoscale", centroid=True, coords=True),
+    "small-parabola": NetDesign(convs=_SMALL, dense=(64,), input="twoscale", centroid=True, parabola=True),
+    "full": NetDesign(convs=_FULL, dense=(64,), centroid=True),
+    "full-nocentroid": NetDesign(convs=_FULL, dense=(64,)),
 }
 
 

@@ -52,6 +52,7 @@ DESCRIBE_BYTES_PER_SPOT = 32 * 32 * 4 * 6  # cutout gather + descriptor passes o
 
 def _timer(device) -> Callable[[Callable[[], Any], int], float]:
     """Return ``time(fn, reps) -> seconds per call`` for the device (CUDA events, or perf_counter)."""
+    # torch only for the measurement that runs on it
     import torch
 
     if device.type == "cuda":
@@ -88,6 +89,7 @@ def _timer(device) -> Callable[[Callable[[], Any], int], float]:
 
 def _matmul_rate(device, dtype, n: int, reps: int, timer) -> float:
     """FLOP/s of an n x n x n matrix product in ``dtype`` (2 n^3 FLOP per product)."""
+    # torch only for the measurement that runs on it
     import torch
 
     a = torch.randn(n, n, device=device).to(dtype)
@@ -120,6 +122,7 @@ def measure_device(device, *, quick: bool = False, threads: int | None = None) -
         ``cnn_precision`` (the rate the CNN ceiling uses), ``fp64_flops``, ``seconds`` (spent
         measuring) and ``errors`` (``{what: why}`` for each measurement that failed).
     """
+    # only the measurement that needs it pays the import
     import numpy as np
     import torch
 

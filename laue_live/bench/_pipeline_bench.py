@@ -165,6 +165,7 @@ def _shared_dir() -> Path:
 
 
 def _environment(device) -> dict[str, Any]:
+    # only the measurement that needs it pays the import
     import scipy
     import torch
 
@@ -198,6 +199,7 @@ def _environment(device) -> dict[str, Any]:
 def _dense_frames(cfg: BenchConfig, shape: tuple[int, int] | None = None, spots: int | None = None,
                   n: int | None = None) -> list[np.ndarray]:
     """Render ``n`` frames of ``shape`` with ``spots`` random spots each (default: the dense frames)."""
+    # only the measurement that needs it pays the import
     import pandas as pd
 
     from laue_live.sim import RenderConfig, render_frame
@@ -222,6 +224,7 @@ def _real_frames() -> list[np.ndarray]:
     d = _shared_dir() / "data" / "bm32"
     if not d.is_dir():
         return []
+    # tifffile only for TIFF files
     import tifffile
 
     return [tifffile.imread(p) for p in sorted(d.glob("nw1_*.tif"))]
@@ -231,10 +234,12 @@ def _model(cfg: BenchConfig, tmp: Path) -> tuple[str | None, str]:
     if cfg.model:
         return cfg.model, cfg.model
     try:
+        # the science stack only for the measurement that needs it
         from laue_live.cnn import default_model_path
 
         return None, str(default_model_path())
     except Exception:  # noqa: BLE001 - no shipped weights: speed does not depend on them
+        # torch only for the measurement that runs on it
         import torch
 
         from laue_live.cnn import SpotCNN, save_model
@@ -322,6 +327,7 @@ def _lauetools(cfg: BenchConfig, cutouts: np.ndarray, tmp: Path) -> dict[str, An
 
 
 def _our_fit_on(cutouts: np.ndarray, device) -> dict[str, float]:
+    # the science stack only for the measurement that needs it
     from laue_live.spots import fit_gaussians
 
     fit_gaussians(cutouts[:8], device=device)
@@ -336,6 +342,7 @@ def _our_fit_on(cutouts: np.ndarray, device) -> dict[str, float]:
 
 
 def _cuda_present() -> bool:
+    # torch only for the measurement that runs on it
     import torch
 
     return bool(torch.cuda.is_available())
@@ -344,6 +351,7 @@ def _cuda_present() -> bool:
 def _release(device) -> None:
     """Give cached device memory back after a failed row (an OOM must not spoil the next one)."""
     if device.type == "cuda":
+        # torch only for the measurement that runs on it
         import torch
 
         torch.cuda.empty_cache()
@@ -399,6 +407,7 @@ def _sustained(pipe, frames: list[np.ndarray], seconds: float, min_frames: int) 
 
 def _fit_throughput(cut: np.ndarray, device, n: int, dtype: str) -> dict[str, Any]:
     """Time the batched exact fit on ``n`` cutouts tiled from real ones, in one call."""
+    # the science stack only for the measurement that needs it
     from laue_live.spots import fit_gaussians
 
     big = np.concatenate([cut] * -(-n // len(cut)))[:n]
@@ -455,6 +464,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
         (``"complete": false``, targets evaluated on it), so that a run cut short (a lent machine's
         time limit) still leaves its numbers.
     """
+    # only the measurement that needs it pays the import
     from tqdm.auto import tqdm
 
     from laue_live.describe import analyze_frames
@@ -645,6 +655,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
 
 def _service_rows(cfg: BenchConfig, device, model, dense: list[np.ndarray], tmp: Path) -> dict[str, Any]:
     """Measure the service path (AnalysisWorker -> spooled Tiled writer + 0MQ) for the fit and the CNN."""
+    # the analysis stack only for the run that needs it
     from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
     from laue_live.bench._service import measure_service
 

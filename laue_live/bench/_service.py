@@ -29,6 +29,7 @@ def _raw_start() -> dict[str, Any]:
 
 def _count_in_tiled(cat, run_uid: str) -> tuple[set[int], int]:
     """Frame numbers with a ``frames`` row, and the number of ``spots`` rows, of a run in Tiled."""
+    # Tiled's client only when the catalog is read (the live view does without it)
     from laue_live.catalog import read_stream_table
 
     run = cat.analysis[run_uid]
@@ -84,6 +85,7 @@ def measure_service(analyzer, frames: list[np.ndarray], n: int, tmp: Path, *, wo
         p50/p99 (hand-over to documents emitted), 0MQ ``published``/``publish_dropped`` and
         ``limit`` (``"analysis"`` or ``"sinks"``: the slower of the two alone).
     """
+    # the service stack only for the service benchmark
     from laue_live.analysis import AnalysisRunComposer, AnalysisWorker, FrameTask
     from laue_live.catalog import LocalTiledServer, SpooledAnalysisWriter, open_catalog
     from laue_live.stream import SpotPublisher

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from laue_live._errors import LaueLiveError, SettingsError
 
@@ -74,8 +75,6 @@ def scan_positions(sources: Sequence, *, csv: str | Path | None = None, x_datase
         x, y = col * float(step[0]), row * float(step[1])
         shape = [ny, nx]
     if csv is not None:
-        import pandas as pd
-
         try:
             table = pd.read_csv(csv)
         except (OSError, ValueError) as exc:
@@ -98,6 +97,7 @@ def scan_positions(sources: Sequence, *, csv: str | Path | None = None, x_datase
         files = {s.path for s in sources}
         if len(files) != 1:
             raise SettingsError("--x-dataset/--y-dataset read positions from one HDF5 stack")
+        # h5py only for HDF5 files
         import h5py
 
         with h5py.File(next(iter(files)), "r") as f:
@@ -125,6 +125,7 @@ def frame_run_documents(frames: Iterator[np.ndarray], n: int, frame_shape: tuple
     stop document (``exit_status="fail"``, the reason) is emitted, then the error is raised, so the
     frames before it are kept in a well-formed run.
     """
+    # the ecosystem only where documents are made: the module stays importable without it
     from event_model import compose_run
 
     md = {k: v for k, v in (metadata or {}).items() if v is not None}
@@ -210,6 +211,7 @@ def import_frames(catalog, sources: Sequence, *, x=None, y=None, scan_shape=None
     FrameFileError
         A frame that cannot be read.
     """
+    # the ecosystem only where documents are made: the module stays importable without it
     from bluesky_tiled_plugins import TiledWriter
 
     from laue_live.catalog._serialize import serialize_tiled_writes

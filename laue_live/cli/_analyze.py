@@ -7,10 +7,14 @@ and a picture. Many frames: a progress bar, one table (and ``.dat``/``.cor``) pe
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from laue_live._errors import LaueLiveError
 
 __all__ = ["analyze", "plot_spots", "summary_text", "DetectorOptions"]
 
@@ -59,9 +63,11 @@ def plot_spots(frame, table, path: Path, title: str | None = None, dpi: int = 11
     dpi
         Resolution of the PNG.
     """
+    # imported at run time: `laue-live --help` stays fast
     import matplotlib
 
     matplotlib.use("Agg")
+    # imported at run time: `laue-live --help` stays fast
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -175,11 +181,6 @@ def analyze(
     good-spot rule (Sim > 0.5, |Pos - s| <= 0.9 px) and, with a calibration, 2theta and chi.
     Exit code 1 when a frame or an option is bad (one line each on stderr; other frames go on).
     """
-    import sys
-    import time
-
-    from laue_live._errors import LaueLiveError
-
     if method not in ("fit", "cnn"):
         raise typer.BadParameter("must be 'fit' or 'cnn'", param_hint="--method")
     if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
@@ -189,6 +190,7 @@ def analyze(
     if cor is not None and calibration is None:
         raise typer.BadParameter("a .cor file needs --calibration", param_hint="--cor")
 
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.describe import analyze_frame
     from laue_live.io import frame_sources, load_calibration, load_corrections
     from laue_live.spots import check_peak_params
@@ -196,6 +198,7 @@ def analyze(
     try:
         det = None
         if detector is not None:
+            # imported at run time: `laue-live --help` stays fast
             from laue_live.geometry import get_detector
 
             det = get_detector(detector)
@@ -259,6 +262,7 @@ def analyze(
         typer.echo(f"{len(sources) - failed} of {len(sources)} frames analysed: {n} spots, "
                    f"{sum(int(t['good'].sum()) for t in tables)} good")
     if out is not None:
+        # imported at run time: `laue-live --help` stays fast
         import pandas as pd
 
         from laue_live._schema import empty_spot_table
@@ -275,6 +279,7 @@ def analyze(
 
 
 def _progress(total: int, disable: bool):
+    # imported at run time: `laue-live --help` stays fast
     from tqdm import tqdm
 
     return tqdm(total=total, unit="frame", disable=disable, file=None, dynamic_ncols=True)
@@ -289,6 +294,7 @@ def _write_table(table, path: Path) -> None:
 
 def _write_lauetools(table, stem: Path | None, cal, det, *, dat: Path | None = None, cor: Path | None = None,
                      source: str = "") -> None:
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.spots import write_lauetools_cor, write_lauetools_dat
 
     if stem is not None:

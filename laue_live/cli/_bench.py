@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -75,8 +76,7 @@ def bench(
     On a GPU machine: `laue-live bench --device cuda --lauetools off --json out.json` (expected
     3-5 minutes; the JSON file is rewritten after every part, so a run cut short keeps its numbers).
     """
-    import logging
-
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.bench import BenchConfig, format_report, run_benchmark, write_json
 
     logging.getLogger("distributed").setLevel(logging.WARNING)

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from laue_live._errors import SettingsError
+
 catalog_app = typer.Typer(
     help=(
         "The Tiled catalog. By default laue-live runs its own Tiled server on 127.0.0.1 with an "
@@ -27,7 +29,7 @@ _SETTINGS_HELP = ("YAML/TOML settings file with uri, api_key_file, data_dir, raw
 
 def load_settings(uri: str | None = None, settings_file: Path | None = None, data_dir: Path | None = None):
     """Load settings from CLI options + environment + file; a SettingsError ends the command cleanly."""
-    from laue_live._errors import SettingsError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import CatalogSettings
 
     try:
@@ -83,7 +85,7 @@ def serve(
     server.json; if this process is killed outright, Linux stops them too. The web UI is at
     URI/ui/ (open URI/ui/?api_key=KEY once: the browser keeps the key in a cookie).
     """
-    from laue_live._errors import SettingsError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import LocalTiledServer
 
     settings = load_settings(settings_file=settings_file, data_dir=data_dir)
@@ -129,7 +131,7 @@ def init(
     settings_file: Annotated[Path | None, typer.Option("--settings", help=_SETTINGS_HELP)] = None,
 ) -> None:
     """Create the data directory, its catalog (SQLite or PostgreSQL) and its API key (idempotent)."""
-    from laue_live._errors import SettingsError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import init_catalog
 
     settings = load_settings(settings_file=settings_file, data_dir=data_dir)
@@ -150,7 +152,7 @@ def info(
     settings_file: Annotated[Path | None, typer.Option("--settings", help=_SETTINGS_HELP)] = None,
 ) -> None:
     """Show the catalog settings (key redacted), whether a server runs, and how many runs it holds."""
-    from laue_live._errors import SettingsError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import find_running_server, open_catalog, running_server_tabular
 
     settings = load_settings(uri, settings_file, data_dir)

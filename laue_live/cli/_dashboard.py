@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from laue_live._errors import LaueLiveError
 from laue_live.cli._options import ApiKeyFile, CatalogSettingsFile, DataDir, TiledUri
 
 __all__ = ["dashboard"]
@@ -61,13 +62,14 @@ def dashboard(
     exit_with_parent: int = typer.Option(None, "--exit-with-parent", metavar="PID", hidden=True,
                                          help="Stop when process PID is gone (set by `serve --dashboard`)."),
 ) -> None:
-    from laue_live._errors import LaueLiveError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.dashboard import READY_LINE, DashboardServer, DashboardSettings, make_viewer_key
 
     try:
         if make_key is not None:
             typer.echo(f"viewer key written to {make_viewer_key(make_key)}")
             return
+        # imported at run time: `laue-live --help` stays fast
         from laue_live.catalog import CatalogSettings
         from laue_live.stream import CurveClient, curve_client_from_env
 

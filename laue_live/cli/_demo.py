@@ -9,6 +9,7 @@ picture of one frame with its spots, and stops the servers.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,7 @@ def demo(
     quality map of the scan (PNG) and of a picture of one frame with its spots. Ctrl-C stops the scan
     cleanly; the servers it started are stopped in every case (kept with --keep-server).
     """
-    import logging
-
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
     from laue_live.catalog import prepare_data_dir
 
@@ -118,6 +118,7 @@ class _RunningServer:
 
 
 def _start_server(data_dir: Path):
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import CatalogSettings, LocalTiledServer, find_running_server
 
     running = find_running_server(data_dir)
@@ -138,6 +139,7 @@ def _start_dashboard(server, data_dir: Path, port: int, *, keep: bool = False):
     Returns the publisher and the :class:`~laue_live.dashboard.DashboardProcess`, or ``(None, None)``
     when the dashboard cannot start (the demo goes on without it).
     """
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.dashboard import DashboardProcess
     from laue_live.stream import SpotPublisher
 
@@ -167,6 +169,7 @@ def _start_dashboard(server, data_dir: Path, port: int, *, keep: bool = False):
 def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: str, grains: int,
               step: float, seed: int, sinks=()) -> str:
     """Run the scan and its live analysis, print the results; return why frames failed ("" if none)."""
+    # imported at run time: `laue-live --help` stays fast
     from bluesky import RunEngine
     from bluesky.utils import RunEngineInterrupted
     from bluesky_tiled_plugins import TiledWriter
@@ -211,7 +214,6 @@ def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: s
         (raw_uid,) = RE(raster_scan([det], x, 0.0, extent[0][1], nx, y, 0.0, extent[1][1], ny,
                                     md={"purpose": "laue-live demo"}))
     except (KeyboardInterrupt, RunEngineInterrupted):
-        import logging
 
         if RE.state != "idle":
             logging.getLogger("bluesky").setLevel(logging.CRITICAL)  # no traceback for a requested abort
@@ -254,6 +256,7 @@ def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: s
 
 def _report(cat, server, raw_uid: str, analysis_uid: str, data_dir: Path):
     """Print where the results are, read them back, draw the pictures; return the per-frame summary."""
+    # imported at run time: `laue-live --help` stays fast
     import pandas as pd
 
     from laue_live.catalog import frame_summary, get_spot_table, plot_quality_map
@@ -297,9 +300,11 @@ def _report(cat, server, raw_uid: str, analysis_uid: str, data_dir: Path):
 
 def _frame_picture(cat, raw_uid: str, run, summary, path: Path) -> Path | None:
     """Draw the frame with the most good spots, its spots as fitted ellipses; return the PNG path."""
+    # imported at run time: `laue-live --help` stays fast
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    # imported at run time: `laue-live --help` stays fast
     import numpy as np
     from matplotlib.figure import Figure
 

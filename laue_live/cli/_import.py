@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from laue_live._errors import LaueLiveError
 from laue_live.cli._analyze import DetectorOptions
 
 __all__ = ["import_frames_cmd"]
@@ -61,9 +62,9 @@ def import_frames_cmd(
     (scan shape, detector, calibration, source files). Then `laue-live reprocess <uid>` analyses it,
     `laue-live query` finds it, quality maps and training read it like any other raw run.
     """
+    # imported at run time: `laue-live --help` stays fast
     from tqdm import tqdm
 
-    from laue_live._errors import LaueLiveError
     from laue_live.catalog import catalog_session, import_frames, scan_positions
     from laue_live.cli._catalog import load_settings
     from laue_live.io import frame_sources, load_calibration
@@ -74,6 +75,7 @@ def import_frames_cmd(
     try:
         det = None
         if detector is not None:
+            # imported at run time: `laue-live --help` stays fast
             from laue_live.geometry import get_detector
 
             det = get_detector(detector)

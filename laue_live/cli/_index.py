@@ -7,11 +7,14 @@ from typing import Annotated
 
 import typer
 
+from laue_live._errors import FrameError, LaueLiveError
+
 __all__ = ["index"]
 
 
 def _materials(names, cifs, lattice, space_group) -> list:
     """Return the materials to index with, in the order given: names, then CIF files, then --lattice."""
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.geometry import Material, get_material, read_cif
 
     materials = [get_material(n) for n in names or []] + [read_cif(c) for c in cifs or []]
@@ -32,6 +35,7 @@ def _materials(names, cifs, lattice, space_group) -> list:
 
 def _spots_of(path: Path, calibration, threshold: float):
     """Spot table of a spot file, or of a frame (peak search + Gaussian fit)."""
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.indexing import SPOT_FILE_SUFFIXES, read_spot_file
     from laue_live.io import FRAME_SUFFIXES, read_frame
 
@@ -39,7 +43,7 @@ def _spots_of(path: Path, calibration, threshold: float):
     if suffix in SPOT_FILE_SUFFIXES:
         return read_spot_file(path), None
     if suffix in FRAME_SUFFIXES:
-        from laue_live._errors import FrameError
+        # imported at run time: `laue-live --help` stays fast
         from laue_live.describe import analyze_frame
 
         frame = read_frame(path)  # TIFF, MarCCD, EDF, CBF, JPEG 2000 (fabio), HDF5, .npy
@@ -102,10 +106,10 @@ def index(
     matched spots. A frame where no grain passes the tests says "no grain found" with the best
     candidate's statistics.
     """
+    # imported at run time: `laue-live --help` stays fast
     import numpy as np
     import pandas as pd
 
-    from laue_live._errors import LaueLiveError
     from laue_live.geometry import read_det
     from laue_live.indexing import (
         Indexer,

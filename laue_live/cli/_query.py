@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from laue_live._errors import DocumentError, SettingsError
+
 query_app = typer.Typer(
     help=(
         "Query the catalog: list analysed runs, read spot tables and per-frame summaries, draw the "
@@ -34,6 +36,7 @@ def _connection(
     data_dir: Annotated[Path | None, typer.Option(
         "--data-dir", help="Data directory of the embedded server.")] = None,
 ) -> None:
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import find_running_server
     from laue_live.cli._catalog import load_settings
 
@@ -57,7 +60,7 @@ def _connection(
 
 @contextlib.contextmanager
 def _session(ctx: typer.Context):
-    from laue_live._errors import SettingsError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import catalog_session
 
     with contextlib.ExitStack() as stack:
@@ -82,6 +85,7 @@ def _write(df, out: Path) -> None:
 
 
 def _show(df, head: int) -> None:
+    # imported at run time: `laue-live --help` stays fast
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 14):
@@ -91,6 +95,7 @@ def _show(df, head: int) -> None:
 
 
 def _run(cat, run_id: str):
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import get_run
 
     try:
@@ -120,6 +125,7 @@ def runs(
         help="Also write the list to this .csv or .parquet file.")] = None,
 ) -> None:
     """List analysis (or raw) runs, newest first, filtered by scan id, date, sample, material, raw run."""
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import find_runs
 
     with _session(ctx) as cat:
@@ -157,6 +163,7 @@ def spots(
     head: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
     """Print (and save) the spot table of an analysis run: all frames, a range, or good spots only."""
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import get_spot_table
 
     cols = [c.strip() for c in columns.split(",")] if columns else None
@@ -181,6 +188,7 @@ def summary(
     head: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
     """Print (and save) the per-frame summary: position, spots, good spots, mean Sim, time, failures."""
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import frame_summary
 
     with _session(ctx) as cat:
@@ -209,9 +217,9 @@ def quality_map_cmd(
     csv: Annotated[Path | None, typer.Option(help="Also write the map as a CSV grid.")] = None,
 ) -> None:
     """Draw one value per frame over the raster of the scan, at the stage positions in µm, as a PNG."""
+    # imported at run time: `laue-live --help` stays fast
     import numpy as np
 
-    from laue_live._errors import DocumentError
     from laue_live._maps import map_value
     from laue_live.catalog import frame_summary, plot_quality_map, quality_map
 

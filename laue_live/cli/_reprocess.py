@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from laue_live._errors import LaueLiveError, SettingsError
+
 # RUN may be -1: a negative number is then an argument, not an unknown option
 reprocess_app = typer.Typer()
 
@@ -42,7 +44,7 @@ def reprocess(
     new analysis run linked to the raw run (start.raw_uid). With --resume the same path completes a
     live analysis that was interrupted.
     """
-    from laue_live._errors import LaueLiveError, SettingsError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import catalog_session, reprocess_run
     from laue_live.cli._catalog import load_settings
 
@@ -71,7 +73,7 @@ def reprocess(
 
 def _check_something_to_resume(cat, run: str) -> None:
     """Raise a SettingsError when the raw run has no interrupted analysis run for --resume to complete."""
-    from laue_live._errors import SettingsError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import find_analysis_runs, get_run, run_finished
 
     raw_uid = get_run(cat, run, "raw").metadata["start"]["uid"]

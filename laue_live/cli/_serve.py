@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from laue_live._errors import LaueLiveError
 from laue_live.cli._analyze import DetectorOptions
 from laue_live.cli._options import ApiKeyFile, CatalogSettingsFile, DataDir, TiledUri
 
@@ -93,9 +96,8 @@ def serve(
                                        help="Where the dashboard listens (port 0: any free port); any host "
                                        "but loopback needs a viewer key in LAUE_LIVE_DASHBOARD_KEY_FILE."),
 ) -> None:
-    import signal
 
-    from laue_live._errors import LaueLiveError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.service import AnalysisService, ServiceSettings
     from laue_live.stream import CurveClient, CurveServer, SafeProxy
 
@@ -116,6 +118,7 @@ def serve(
             settings = dataclasses.replace(settings, peak_params={**settings.peak_params, **overrides})
         catalog = None
         if tiled:
+            # imported at run time: `laue-live --help` stays fast
             from laue_live.catalog import CatalogSettings, open_catalog
 
             catalog = open_catalog(CatalogSettings.load(uri=tiled_uri, api_key_file=api_key_file,
@@ -155,8 +158,7 @@ def _start_dashboard(service, settings, bind: str, *, tiled: bool, tiled_uri, ap
 
     A thread starts it and prints its address once it listens: the service does not wait for it.
     """
-    import threading
-
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.dashboard import DashboardProcess
 
     host, _, port = bind.rpartition(":")
@@ -199,9 +201,8 @@ def proxy(
         help="CURVE: folder of the public .key files of allowed peers (default: any peer that knows "
         "the proxy's public key).")] = None,
 ) -> None:
-    import signal
 
-    from laue_live._errors import LaueLiveError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.stream import CurveServer, SafeProxy
 
     try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from laue_live._errors import FrameError, LaueLiveError, SettingsError
 
 __all__ = ["sim_app", "write", "figure", "make_sample"]
 
@@ -24,7 +27,7 @@ SAMPLES = ("single", "bent", "poly")
 def make_sample(kind: str, material: str, seed: int, shape_mix: str, det: Path | None = None,
                 detector: str | None = None):
     """Build a sample model for the CLI (``single``, ``bent`` or ``poly``) on a detector preset."""
-    from laue_live._errors import SettingsError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.geometry import BM32_CALIBRATION, nominal_calibration, read_det
     from laue_live.sim import BentCrystal, Polycrystal, RenderConfig, SingleCrystal
 
@@ -67,14 +70,12 @@ def write(
         help="Detector preset: sCMOS (BM32, default) or MARCCD165 (round window, ~10 ADU offset).")] = None,
 ) -> None:
     """Write N simulated frames and their ground truth (truth.parquet, truth.csv; 0-based row, col)."""
-    import json
-
+    # imported at run time: `laue-live --help` stays fast
     import numpy as np
     import pandas as pd
     import tifffile
     from tqdm import tqdm
 
-    from laue_live._errors import LaueLiveError
     from laue_live.sim import H5TruthWriter, conform_truth
 
     if fmt not in ("tiff", "hdf5"):
@@ -87,6 +88,7 @@ def write(
     truths = []
     h5 = None
     if fmt == "hdf5":
+        # imported at run time: `laue-live --help` stays fast
         import h5py
 
         rows, cols = smp.calibration.frame_shape
@@ -136,9 +138,9 @@ def figure(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated frame.")] = 0,
 ) -> None:
     """Draw a simulated frame next to a real one (same calibration and orientation), labelled."""
+    # imported at run time: `laue-live --help` stays fast
     import tifffile
 
-    from laue_live._errors import FrameError, SettingsError
     from laue_live.sim import compare_figure
 
     if not real.is_file():
@@ -162,6 +164,7 @@ def histogram(
     seed: Annotated[int, typer.Option(min=0, help="Seed.")] = 0,
 ) -> None:
     """Plot the Sim distribution (exact fit) of simulated cutouts for each shape-mix preset."""
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.sim import sim_histogram_figure
 
     path, medians = sim_histogram_figure(out, n=n, seed=seed)

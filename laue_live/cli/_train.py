@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -129,9 +132,7 @@ def train_command(
     Writes the model and a JSON card next to it (paper protocol: also a loss-curve PNG). The shipped
     model: `laue-live train --out models/spot_cnn.safetensors --report docs/report`.
     """
-    import json
-    import logging
-
+    # imported at run time: `laue-live --help` stays fast
     import torch
 
     # every count, rate and path checked before anything is built, trained or written
@@ -179,6 +180,7 @@ def train_command(
     )
     if catalog is not None:
         try:
+            # imported at run time: `laue-live --help` stays fast
             from laue_live.catalog import CatalogCutoutSource
         except ImportError as exc:
             typer.echo(
@@ -187,6 +189,7 @@ def train_command(
                 err=True,
             )
             raise typer.Exit(2) from exc
+        # imported at run time: `laue-live --help` stays fast
         from laue_live.catalog import CatalogSettings, catalog_session
 
         query = {k: v for k, v in {"sample": sample, "material": material, "since": since,
@@ -203,6 +206,7 @@ def train_command(
             typer.echo("error: --lodo needs the five datasets, not --catalog", err=True)
             raise typer.Exit(2)
     else:
+        # imported at run time: `laue-live --help` stays fast
         from laue_live.training import build_datasets
 
         typer.echo(f"datasets in {data_dir} (built if missing)")
@@ -232,8 +236,8 @@ def train_command(
             raise typer.Exit(1)
 
     if lodo is not None:
-        from dataclasses import replace
 
+        # imported at run time: `laue-live --help` stays fast
         import pandas as pd
 
         from laue_live.cnn import (

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from laue_live._errors import LaueLiveError, SettingsError
 
 __all__ = ["watch"]
 
@@ -44,9 +48,8 @@ def watch(
     curve_server: str = typer.Option(None, help="CURVE: the publisher's public certificate "
                                      "(env LAUE_LIVE_CURVE_SERVER_PUBLIC)."),
 ) -> None:
-    from pathlib import Path
 
-    from laue_live._errors import LaueLiveError, SettingsError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.stream import (
         TOPIC_DOC,
         TOPIC_HELLO,
@@ -73,9 +76,11 @@ def watch(
     ticker = FrameTicker(min_good=min_good, min_mean_sim=min_sim, every=every)
     live_map = None
     if map_png:
+        # imported at run time: `laue-live --help` stays fast
         import matplotlib
 
         matplotlib.use("Agg")  # a file, never a window
+        # imported at run time: `laue-live --help` stays fast
         from laue_live.views import LiveSpotMap
 
         live_map = LiveSpotMap(map_column, spots=map_spots, statistic=map_stat)

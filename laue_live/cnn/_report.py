@@ -66,6 +66,7 @@ def _plt():
     import matplotlib  # why: matplotlib (~0.5 s with pyplot) loads only for the report's figures
 
     matplotlib.use("Agg")
+    # matplotlib only when a picture is drawn
     import matplotlib.pyplot as plt
 
     return plt

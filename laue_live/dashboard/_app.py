@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import orjson
+import pandas as pd
 
 from laue_live._errors import LaueLiveError
 from laue_live._maps import MAP_VALUES, map_geometry
@@ -32,6 +33,7 @@ from laue_live.dashboard._history import CatalogReader, plain
 from laue_live.dashboard._images import DEFAULT_MAX_PX, render_frame
 from laue_live.dashboard._live import LiveState
 from laue_live.dashboard._settings import DashboardSettings
+from laue_live.spots import write_lauetools_dat
 
 __all__ = ["create_app", "STATIC_DIR", "SESSION_COOKIE", "TABLE_COLUMNS"]
 
@@ -55,6 +57,7 @@ _START_KEYS = ("uid", "raw_uid", "raw_scan_id", "scan_id", "sample", "material",
 
 
 def _json(obj: Any, status: int = 200):
+    # the web stack only in the dashboard process
     from starlette.responses import Response
 
     return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS),
@@ -71,8 +74,6 @@ def _plotly_js() -> Path:
 
 def _table_frame(table):
     """Return a spot table (mapping of arrays or DataFrame) as a DataFrame sorted by spot."""
-    import pandas as pd
-
     if not isinstance(table, pd.DataFrame):
         table = pd.DataFrame({k: np.asarray(v) for k, v in table.items()})
     df = table
@@ -230,6 +231,7 @@ def create_app(settings: DashboardSettings, state: LiveState, reader: CatalogRea
     reader
         :class:`CatalogReader` for past runs, frame spots and pictures.
     """
+    # the web stack only in the dashboard process
     from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
     from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
     from starlette.staticfiles import StaticFiles
@@ -393,8 +395,6 @@ def create_app(settings: DashboardSettings, state: LiveState, reader: CatalogRea
 
     @app.get("/api/run/{uid}/frame/{frame}/spots.dat")
     def api_dat(uid: str, frame: int):
-        from laue_live.spots import write_lauetools_dat
-
         try:
             df = _frame_table(uid, frame)
             start = dash.start_doc(uid)

@@ -85,6 +85,7 @@ class CatalogReader:
         LaueLiveError
             No catalog is configured, or it cannot be reached now (the reason is kept in :attr:`error`).
         """
+        # Tiled's client only when the catalog is read (the live view does without it)
         from laue_live.catalog import open_catalog
 
         with self._lock:
@@ -110,6 +111,7 @@ class CatalogReader:
             self._catalog = None
             self.error = f"{type(exc).__name__}: {exc}"
             self._next_try = time.monotonic() + _RETRY_S
+        # Tiled's client only when the catalog is read (the live view does without it)
         from laue_live.catalog import redact
 
         key = getattr(self.settings, "api_key", None)
@@ -119,6 +121,7 @@ class CatalogReader:
     def runs(self, *, scan_id: int | None = None, sample: str | None = None, since: str | None = None,
              until: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Analysis runs matching the filters, newest first (:func:`laue_live.catalog.find_runs`)."""
+        # Tiled's client only when the catalog is read (the live view does without it)
         from laue_live.catalog import find_runs
 
         filters: dict[str, Any] = {k: v for k, v in (("sample", sample), ("since", since), ("until", until))
@@ -136,6 +139,7 @@ class CatalogReader:
         return [plain(row) for row in df.to_dict("records")]
 
     def _run_client(self, uid: str):
+        # Tiled's client only when the catalog is read (the live view does without it)
         from laue_live.catalog import get_run
 
         cat = self.catalog()
@@ -154,6 +158,7 @@ class CatalogReader:
         KeyError
             No such analysis run.
         """
+        # Tiled's client only when the catalog is read (the live view does without it)
         from laue_live.catalog import frame_summary, get_spot_table
 
         with self._lock:
@@ -177,6 +182,7 @@ class CatalogReader:
 
     def spots(self, uid: str, frame: int, *, finished: bool):
         """Return the spot table of one frame (a DataFrame, schema columns, sorted by spot)."""
+        # Tiled's client only when the catalog is read (the live view does without it)
         from laue_live.catalog import get_spot_table
 
         with self._lock:
@@ -211,6 +217,7 @@ class CatalogReader:
         KeyError
             The raw run or its image field is not in the catalog.
         """
+        # the raw run's frame loader only when a frame is shown
         from laue_live.analysis import HDF5FrameLoader
         from laue_live.catalog import get_raw_run
 

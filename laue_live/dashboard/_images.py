@@ -43,6 +43,7 @@ def render_frame(frame: np.ndarray, *, region: tuple[int, int, int, int] | None 
         first picture pixel), ``dx``/``dy`` (frame pixels per picture pixel), ``vmin``/``vmax`` (ADU
         at white and black), ``shape`` (the frame's rows, cols), ``region`` (as clipped), ``factor``.
     """
+    # Pillow only when an image is encoded
     from PIL import Image
 
     frame = np.asarray(frame)

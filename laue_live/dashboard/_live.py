@@ -15,8 +15,17 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from laue_live._errors import WireError
 from laue_live._maps import VALUE_NAMES, frame_values
 from laue_live._run import ANALYSIS_KIND
+from laue_live.stream import (
+    TOPIC_DOC,
+    TOPIC_HELLO,
+    TOPIC_SPOTS,
+    TOPIC_STATUS,
+    SpotSubscriber,
+    decode_spot_table,
+)
 
 __all__ = ["LiveRun", "LiveState", "LiveFeed"]
 
@@ -273,8 +282,6 @@ class LiveFeed:
     """
 
     def __init__(self, address: str, state: LiveState, *, curve=None):
-        from laue_live.stream import SpotSubscriber
-
         self.address = address
         self.state = state
         # start/stop documents only: the spot pages would repeat what the tables already carry
@@ -289,9 +296,6 @@ class LiveFeed:
         return self
 
     def _loop(self) -> None:
-        from laue_live._errors import WireError
-        from laue_live.stream import TOPIC_DOC, TOPIC_HELLO, TOPIC_SPOTS, TOPIC_STATUS, decode_spot_table
-
         sub, state = self._sub, self.state
         last_seq: int | None = None
         try:

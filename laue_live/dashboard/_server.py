@@ -66,6 +66,7 @@ class DashboardServer:
     """
 
     def __init__(self, settings: DashboardSettings, *, catalog_settings=None, curve=None):
+        # the web stack only in the dashboard process
         import uvicorn
 
         self.settings = settings

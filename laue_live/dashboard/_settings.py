@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from laue_live._errors import SettingsError
+from laue_live.stream import normalize_address
 
 __all__ = ["DashboardSettings", "DEFAULT_PORT", "make_viewer_key", "read_viewer_key"]
 
@@ -122,8 +123,6 @@ class DashboardSettings:
         if self.push_interval <= 0 or self.latest_interval <= 0 or self.keep_tables < 1:
             raise SettingsError("push_interval, latest_interval and keep_tables must be positive")
         if self.stream is not None:
-            from laue_live.stream import normalize_address
-
             normalize_address(self.stream, bind=False)
 
     @property

@@ -227,6 +227,7 @@ def _count(file: Path, dataset: str | None) -> tuple[str | None, int | None]:
             raise FrameFileError(f"cannot read {file}: {_why(exc)}") from None
         return None, (arr.shape[0] if arr.ndim == 3 else None)
     if suffix in (".edf", ".tif", ".tiff"):
+        # fabio only for the detector formats it reads
         import fabio
 
         try:

@@ -20,29 +20,23 @@ map views read to place every frame on the sample map (see ``docs/sim.md``)::
     }
 
 Frame ``i`` (0-based, = event ``seq_num - 1``) is at map row ``i // nx`` and column ``i % nx``,
-reversed (``nx - 1 - i % nx``) on odd rows when ``snake`` is true.
+reversed (``nx - 1 - i % nx``) on odd rows when ``snake`` is true: :func:`laue_live.plans.frame_index`
+(the analysis-run contract's one rule, re-exported here).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import bluesky.plans as bp
 
 from laue_live._errors import SettingsError
 
-__all__ = ["raster_scan", "LAUE_MD_KEY", "map_index"]
+__all__ = ["raster_scan", "LAUE_MD_KEY"]
 
 #: Key of laue-live's entry in the start document.
 LAUE_MD_KEY = "laue_live"
-
-
-def map_index(frame: int, nx: int, snake: bool = False) -> tuple[int, int]:
-    """``(map_row, map_col)`` of 0-based frame ``frame`` in a raster of ``nx`` columns."""
-    r, c = divmod(int(frame), int(nx))
-    if snake and r % 2:
-        c = nx - 1 - c
-    return r, c
 
 
 def _motor_key(motor) -> str:
@@ -91,8 +85,6 @@ def raster_scan(
     SettingsError
         For ``nx`` or ``ny`` < 1, non-finite limits or no detector.
     """
-    import math
-
     if not detectors:
         raise SettingsError("raster_scan needs at least one detector")
     for name, n in (("nx", nx), ("ny", ny)):

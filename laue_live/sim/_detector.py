@@ -172,6 +172,7 @@ class SimLaueDetector(Device):
         return out
 
     def _open_file(self, path: Path) -> None:
+        # h5py only for HDF5 files
         import h5py
 
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -194,6 +195,7 @@ class SimLaueDetector(Device):
         self._h5, self._file = f, path.resolve()
         uri = f"file://localhost{self._file}"
         if self.mode.get() == "hdf5":
+            # the ecosystem only where documents are made: the module stays importable without it
             from event_model import compose_stream_resource
 
             bundle = compose_stream_resource(

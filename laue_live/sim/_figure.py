@@ -45,9 +45,11 @@ def compare_figure(
     pathlib.Path
         ``out``.
     """
+    # matplotlib only when a picture is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib only when a picture is drawn
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
@@ -129,9 +131,11 @@ def sim_histogram_figure(
     path, medians
         The PNG written and the median Sim per preset.
     """
+    # matplotlib only when a picture is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib only when a picture is drawn
     import matplotlib.pyplot as plt
 
     from laue_live.describe import characterize
@@ -159,9 +163,11 @@ def sim_histogram_figure(
 
 def shapes_figure(out: str | Path, per_class: int = 4, seed: int = 0) -> Path:
     """Gallery of simulated 32 x 32 cutouts, one row per shape class, true position marked."""
+    # matplotlib only when a picture is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib only when a picture is drawn
     import matplotlib.pyplot as plt
 
     from laue_live.sim._cutouts import render_spot_cutouts

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from laue_live._errors import SettingsError
+from laue_live.geometry import get_detector
 from laue_live.sim._shapes import (
     components_of,
     normalize_shape_mix,
@@ -128,8 +129,6 @@ class RenderConfig:
         Its offset becomes ``pedestal`` and its round window ``active_radius``; ``kw`` override any
         field.
         """
-        from laue_live.geometry import get_detector
-
         d = get_detector(detector)
         return cls(**{"pedestal": d.offset, "active_radius": d.active_radius, **kw})
 

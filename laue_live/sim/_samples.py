@@ -27,6 +27,7 @@ from laue_live.geometry import (
     simulate_spots,
 )
 from laue_live.sim._render import RenderConfig, RenderedFrame, render_frame
+from laue_live.sim._shapes import normalize_shape_mix
 
 __all__ = ["Grain", "Sample", "SingleCrystal", "BentCrystal", "Polycrystal"]
 
@@ -309,8 +310,6 @@ class Polycrystal(Sample):
             e -= np.trace(e) / 3 * np.eye(3)  # deviatoric only
             self.grains.append(Grain(self._material, random_rotation(rng), e))
         if grain_shape_mixes:
-            from laue_live.sim._shapes import normalize_shape_mix
-
             mixes = [str(m) for m in grain_shape_mixes]
             for m in mixes:
                 normalize_shape_mix(m)  # fail early on an unknown preset

@@ -95,6 +95,7 @@ class H5TruthWriter:
     """Appends truth rows to ``/entry/truth`` of an open :class:`h5py.File` (create before SWMR)."""
 
     def __init__(self, h5file) -> None:
+        # h5py only for HDF5 files
         import h5py
 
         grp = h5file.require_group(TRUTH_GROUP)
@@ -146,6 +147,7 @@ def read_ground_truth(path: str | Path, frame: int | None = None) -> pd.DataFram
         raise SettingsError(f"no ground-truth file at {path}")
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5", ".nxs"):
+        # h5py only for HDF5 files
         import h5py
 
         with h5py.File(path, "r", swmr=True) as f:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from laue_live._errors import SpotTableError
+from laue_live.geometry import DETECTORS, Calibration, get_detector, pixel_to_angles
 
 __all__ = ["write_lauetools_dat", "read_lauetools_dat", "write_lauetools_cor", "DAT_COLUMNS"]
 
@@ -212,8 +213,6 @@ def write_lauetools_cor(table, path, calibration, *, detector=None, comments: st
     SpotTableError
         A needed column is missing or the calibration is not a ``Calibration``.
     """
-    from laue_live.geometry import DETECTORS, Calibration, get_detector, pixel_to_angles
-
     if not isinstance(calibration, Calibration):
         raise SpotTableError("a .cor file needs a laue_live.geometry.Calibration, got "
                              f"{type(calibration).__name__}")

@@ -30,6 +30,7 @@ def make_inline_detector(name: str, frame: Callable[[int], np.ndarray], shape: t
     the frames as float64 (ECOSYSTEM.md section 2) and SynSignal describes the scalar it holds before
     its first trigger.
     """
+    # the ecosystem only where documents are made: the module stays importable without it
     from ophyd import Component as Cpt
     from ophyd import Device
     from ophyd.sim import SynSignal
@@ -83,6 +84,7 @@ def make_hdf5_detector(
     ophyd.Device
         With ``key`` (the data key) and ``path`` (the file of the current run, None before).
     """
+    # the ecosystem only where documents are made: the module stays importable without it
     from event_model import compose_stream_resource
     from ophyd import Component as Cpt
     from ophyd import Device, Signal
@@ -111,6 +113,7 @@ def make_hdf5_detector(
             return f"{self.name}_image"
 
         def stage(self):
+            # h5py only for HDF5 files
             import h5py
 
             self.directory.mkdir(parents=True, exist_ok=True)

@@ -155,6 +155,7 @@ def _plots(res: dict, real: dict | None, out_dir: Path) -> list[str]:
     import matplotlib  # why: matplotlib (~0.5 s with pyplot) loads only for the report's pictures
 
     matplotlib.use("Agg")
+    # matplotlib only when a picture is drawn
     import matplotlib.pyplot as plt
 
     files = []

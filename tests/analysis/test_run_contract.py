@@ -13,7 +13,6 @@ from laue_live._run import (
     position_fields,
     scan_geometry,
 )
-from laue_live.plans import map_index
 
 # a start document as bluesky's grid_scan writes it (2 rows of 3 points, the fast axis snaked)
 GRID_START = {"uid": "raw", "shape": [2, 3], "extents": [[0.0, 1.0], [0.0, 2.0]], "snaking": [False, True],
@@ -52,12 +51,14 @@ def test_scan_geometry_from_grid_scan_the_raster_plan_and_nothing():
 
 
 @pytest.mark.parametrize("snake", [False, True])
-def test_frame_index_is_the_raster_plans_map_index(snake):
+def test_frame_index_places_frames_as_the_raster_plan_moves(snake):
     frames = np.arange(12)
     rows, cols = frame_index(frames, (3, 4), snake)
-    assert [(int(r), int(c)) for r, c in zip(rows, cols, strict=True)] == [
-        map_index(f, 4, snake) for f in range(12)]
-    assert frame_index(5, (3, 4), snake) == map_index(5, 4, snake)
+    odd = [3, 2, 1, 0] if snake else [0, 1, 2, 3]  # snake: odd rows run x backwards
+    assert rows.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert cols.tolist() == [0, 1, 2, 3] + odd + [0, 1, 2, 3]
+    assert [frame_index(f, (3, 4), snake) for f in range(12)] == list(zip(rows.tolist(), cols.tolist(),
+                                                                         strict=True))
     assert frame_index(5, (3, 4), snake) == (1, 2 if snake else 1)
 
 

@@ -63,12 +63,14 @@ def test_analysis_killed_mid_run_is_resumed_without_duplicates(
         f"analysis_path: {tiled_client.settings.analysis_path}\n"
     )
     env = {**os.environ, "LAUE_LIVE_TILED_API_KEY": tiled_server.api_key}  # key by env, never argv
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, raw_uid, str(settings)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = tmp_path / "child.log"  # the child's warnings (retries) explain a failure below
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, raw_uid, str(settings)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         deadline = time.monotonic() + 90
         written = 0
@@ -77,7 +79,7 @@ def test_analysis_killed_mid_run_is_resumed_without_duplicates(
             if written >= 4:
                 break
             time.sleep(0.1)  # polling another process's progress in Tiled (bounded)
-        assert proc.poll() is None, f"the analysis ended before the kill: {proc.stderr.read()[-2000:]!r}"
+        assert proc.poll() is None, f"the analysis ended before the kill: {log.read_text()[-2000:]!r}"
         assert written >= 4, "no progress within 90 s"
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(10) == -signal.SIGKILL
@@ -85,9 +87,10 @@ def test_analysis_killed_mid_run_is_resumed_without_duplicates(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        proc.stderr.close()
     run, before = _rows(tiled_client, raw_uid)
-    assert 4 <= before < N and not run.metadata.get("stop"), "killed mid-run: partial, no stop document"
+    assert 4 <= before < N and not run.metadata.get("stop"), (
+        f"killed mid-run: partial, no stop document ({before} frame rows); "
+        f"child: {log.read_text()[-2000:]!r}")
     # spot rows go in before their summaries: frames with spot rows but no summary yet (killed
     # between the two appends) are summarised from their rows, not analysed or written again
     with_spots = len(set(run["spots"].base["internal"].read(columns=["frame"])["frame"]))

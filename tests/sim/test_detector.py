@@ -11,8 +11,7 @@ from bluesky import RunEngine
 from bluesky.plans import count
 
 from laue_live import SettingsError
-from laue_live.plans import LAUE_MD_KEY, raster_scan
-from laue_live.plans._raster import map_index
+from laue_live.plans import LAUE_MD_KEY, frame_index, raster_scan
 from laue_live.sim import (
     SHAPES,
     Polycrystal,
@@ -63,10 +62,10 @@ def test_inline_raster_scan(stage, small_sample, tmp_path):
     events = [d for n, d in docs if n == "event"]
     frames = [np.asarray(e["data"]["laue_image"]) for e in events]
     assert all(f.dtype == np.uint16 and f.shape == (2018, 2016) for f in frames)
-    # snake: the second row runs x backwards, and map_index undoes it
+    # snake: the second row runs x backwards, and frame_index undoes it
     xs = [e["data"]["stage_x"] for e in events]
     assert xs == [0.0, 2.0, 4.0, 4.0, 2.0, 0.0]
-    assert [map_index(i, 3, snake=True) for i in range(6)][3:] == [(1, 2), (1, 1), (1, 0)]
+    assert [frame_index(i, (2, 3), snaking=True) for i in range(6)][3:] == [(1, 2), (1, 1), (1, 0)]
     # truth: side-car parquet named in the configuration, one table per frame
     truth = read_ground_truth(desc["configuration"]["laue"]["data"]["laue_truth_path"])
     assert sorted(truth["frame"].unique()) == list(range(6))

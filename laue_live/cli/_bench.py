@@ -103,6 +103,7 @@ def _check_options(*, json_out: Path | None, model: Path | None, seconds: float 
     check_counts({**{k: (v, 1) for k, v in counts.items()}, "--seconds": (seconds, 0)})
     check_paths(files={"--json": json_out}, folders={})
     if model is not None:
-        from laue_live.cnn import read_metadata  # why: torch loads only when a model is named
+        # imported at run time: torch loads only when a model is named
+        from laue_live.cnn import read_metadata
 
         read_metadata(model)  # a missing or unreadable model file: its one-line ModelError here

@@ -148,6 +148,7 @@ def train_command(
     if protocol not in ("stream", "paper"):
         raise typer.BadParameter("--protocol must be 'stream' or 'paper'")
     if protocol == "stream" and catalog is None and lodo is None:
+        # imported at run time: it imports torch and the science packages (`laue-live --help` stays fast)
         from laue_live.cli._train_stream import train_stream_command
 
         train_stream_command(
@@ -160,6 +161,7 @@ def train_command(
     batch_size = batch_size or 32
     lr = lr or 1e-3
 
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.cnn import SpotSet, TrainConfig, collect, plot_loss_curves, save_model, train
 
     log = logging.getLogger("laue_live.cli.train")

@@ -1,4 +1,8 @@
-"""``laue-live train`` with the stream protocol: train on simulated scenes, then (optionally) report."""
+"""``laue-live train`` with the stream protocol: train on simulated scenes, then (optionally) report.
+
+Imported by the ``train`` command when it runs (never at ``laue-live --help``), so torch and the
+science packages are imported here at the top.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,40 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import torch
 import typer
+from safetensors.torch import load_file
 
 from laue_live._errors import SettingsError
 from laue_live._xp import resolve_device
 from laue_live.cli._checks import check_counts, check_paths
+from laue_live.cnn import (
+    CALIBRATION_KEY,
+    DESIGNS,
+    collect,
+    load_model,
+    machine_description,
+    meets_all,
+    method_label,
+    pareto_table,
+    recommend_polish,
+    save_model,
+    standard_methods,
+    write_stream_model_card,
+    write_stream_report,
+)
+from laue_live.spots import fit_descriptors
+from laue_live.training import (
+    SHIPPED_STREAM_CONFIG,
+    STREAM_VERSION,
+    RealFrameSource,
+    SceneStream,
+    StreamConfig,
+    build_datasets,
+    train_stream,
+)
 
 __all__ = ["train_stream_command", "shared_frames", "decide_auto", "training_command"]
 
@@ -33,9 +66,6 @@ def shared_frames() -> list[Path]:
 
 def _frame_set(path: Path):
     """Cutouts of a real frame with the exact fit's table (a ``SpotSet`` named after the file)."""
-    from laue_live.cnn import collect
-    from laue_live.training import RealFrameSource
-
     return collect(RealFrameSource((str(path),), path.stem), drop_invalid=False)
 
 
@@ -63,11 +93,6 @@ def train_stream_command(
     device: str = "auto",
 ) -> None:
     """Train on the scene stream (``laue-live train --help``); write the model and, if asked, the report."""
-    import torch
-
-    from laue_live.cnn import DESIGNS, machine_description, save_model
-    from laue_live.training import SHIPPED_STREAM_CONFIG, StreamConfig, train_stream
-
     torch.set_num_threads(threads if threads > 0 else 1)
     base = SHIPPED_STREAM_CONFIG
     network = network or base.network
@@ -108,8 +133,6 @@ def train_stream_command(
     real = [_frame_set(p) for p in real_frames]
     sets, frames, watch = [], {}, []
     if report is not None:
-        from laue_live.training import build_datasets
-
         typer.echo(f"evaluation datasets D1-D5 in {datasets_dir} (built if missing)")
         sets = build_datasets(datasets_dir, n_spots=n_spots)
         for p in eval_frames or shared_frames():
@@ -141,7 +164,7 @@ def train_stream_command(
         **res.info(),
         "version": f"{network}-s{config.stream_seed}-seed{seed}",
         "network": network,
-        "data": f"scene stream v{_stream_version()} seed {config.stream_seed}: {config.n_chunks} chunks x "
+        "data": f"scene stream v{STREAM_VERSION} seed {config.stream_seed}: {config.n_chunks} chunks x "
         f"{config.chunk} cutouts (laue_live.sim.render_spot_scenes, labelled by the exact fit)"
         + (f" + real frames {[p.name for p in real_frames]}" if real_frames else ""),
         "best_val_loss": float(res.history["val_loss"].min()),
@@ -189,30 +212,9 @@ def training_command(args: list[str]) -> str:
     return shlex.join(out)
 
 
-def _stream_version() -> int:
-    from laue_live.training import STREAM_VERSION
-
-    return STREAM_VERSION
-
-
 def _report(
     out: Path, report: Path, sets, frames, history, info, compare, config, stream_dir, notes: str = ""
 ) -> None:
-    import numpy as np
-    import pandas as pd
-
-    from laue_live.cnn import (
-        load_model,
-        pareto_table,
-        recommend_polish,
-        save_model,
-        standard_methods,
-        write_stream_model_card,
-        write_stream_report,
-    )
-    from laue_live.spots import fit_descriptors
-    from laue_live.training import SceneStream
-
     label = f"{info['network']} (shipped)"
     models = {label: str(out), **dict(s.split("=", 1) for s in compare)}
     typer.echo(f"Pareto table: {', '.join(models)}, the exact fit, the fit stopped early (one thread)")
@@ -263,10 +265,6 @@ def _report(
 
 
 def _calibration_of(path: Path):
-    from safetensors.torch import load_file
-
-    from laue_live.cnn import CALIBRATION_KEY
-
     cal = load_file(str(path)).get(CALIBRATION_KEY)
     return None if cal is None else cal.float()[:, 0]
 
@@ -280,8 +278,6 @@ def decide_auto(pareto, label: str, polish: int) -> dict:
     ``{"decision": {"cpu": "cnn" | "fit", "accuracy_met": bool}, "why": {"CPU": ..., "CUDA": ...}}``
     (``decision`` is stored in the model file, where :func:`laue_live.describe.choose_method` reads it).
     """
-    from laue_live.cnn import meets_all, method_label
-
     name = method_label(label, True, polish)
     row, fit = pareto.loc[name], pareto.loc["exact fit"]
     failed = meets_all(row)

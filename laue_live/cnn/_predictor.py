@@ -17,6 +17,7 @@ from laue_live._errors import ModelError
 from laue_live._xp import resolve_device
 from laue_live.cnn._architectures import SpotNet
 from laue_live.cnn._descriptors import table_from_desc
+from laue_live.cnn._hybrid import polish as polish_fit
 from laue_live.cnn._io import load_model
 from laue_live.cnn._network import fuse_batchnorm, int8_available, quantize_int8
 from laue_live.cnn._normalise import normalise_torch
@@ -200,8 +201,6 @@ class Predictor:
         steps = self.polish if polish is None else int(polish)
         desc = self.predict_desc(cutouts)
         if steps > 0:
-            from laue_live.cnn._hybrid import polish as polish_fit
-
             return polish_fit(cutouts, desc, steps)
         return table_from_desc(desc, cutouts)
 

@@ -49,7 +49,8 @@ class LaueSpotCallback(DocumentRouter):
         Callables ``sink(name, doc)`` that receive the analysis run's documents (e.g.
         ``laue_live.catalog.make_analysis_writer(client)``, a 0MQ publisher, a live view).
     method
-        ``"fit"``, ``"cnn"`` or ``"auto"`` (cnn if the default model exists).
+        ``"fit"``, ``"cnn"`` or ``"auto"`` (the one measured better on the device:
+        ``laue_live.describe.choose_method``).
     analyzer
         A :class:`laue_live.analysis.FrameAnalyzer` shared by all runs (the model is loaded
         once), or a function ``frames -> list[DataFrame]``; overrides ``method``.

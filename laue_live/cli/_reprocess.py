@@ -18,7 +18,8 @@ def reprocess(
     run: Annotated[str, typer.Argument(
         help="Raw run: uid, uid prefix, 'latest', -N (N-th newest) or a scan id (its newest run).")],
     method: Annotated[str, typer.Option(
-        help="fit (exact Gaussian fit), cnn, or auto (cnn if the default model is installed).")] = "auto",
+        help="fit (exact Gaussian fit), cnn, or auto (the one measured better on this device; see the "
+             "README).")] = "auto",
     model: Annotated[str | None, typer.Option(help="CNN model name or weights file (method cnn).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Complete the interrupted analysis run of this raw run (no stop document) "

@@ -3,7 +3,8 @@
 Pure numpy/scipy science on top of :mod:`laue_live.geometry` (no bluesky, tiled or zmq, no simulator).
 Build an :class:`Indexer` once per material and calibration and call :meth:`Indexer.index` per
 frame (thread-safe); :func:`index_spots` is the one-call form. LaueTools ``.fit`` files are written
-and read by :func:`write_fit` and :func:`read_fit`.
+and read by :func:`write_fit` and :func:`read_fit`. :func:`ipf_colors` colours orientations for maps
+(inverse pole figure of a sample direction, :class:`IPFSector` for the colour key).
 """
 
 from laue_live.indexing._fitfile import FitGrain, read_fit, write_fit
@@ -18,6 +19,7 @@ from laue_live.indexing._indexer import (
     index_materials,
     index_spots,
 )
+from laue_live.indexing._ipf import SAMPLE_DIRECTIONS, IPFSector, ipf_colors, ipf_sector, mathtext_label
 from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
 
 __all__ = [
@@ -32,6 +34,11 @@ __all__ = [
     "index_materials",
     "index_spots",
     "misorientation_deg",
+    "IPFSector",
+    "SAMPLE_DIRECTIONS",
+    "ipf_colors",
+    "ipf_sector",
+    "mathtext_label",
     "pattern_rotations",
     "read_fit",
     "write_fit",

@@ -4,7 +4,9 @@ Pure numpy/scipy science on top of :mod:`laue_live.geometry` (no bluesky, tiled 
 Build an :class:`Indexer` once per material and calibration and call :meth:`Indexer.index` per
 frame (thread-safe); :func:`index_spots` is the one-call form. LaueTools ``.fit`` files are written
 and read by :func:`write_fit` and :func:`read_fit`. :func:`ipf_colors` colours orientations for maps
-(inverse pole figure of a sample direction, :class:`IPFSector` for the colour key).
+(inverse pole figure of a sample direction, :class:`IPFSector` for the colour key);
+:func:`grain_values` and :func:`orientation_colors` give the per-frame values of a scan's grains table
+that every map (catalog, live views, dashboard) shows.
 """
 
 from laue_live.indexing._fitfile import FitGrain, read_fit, write_fit
@@ -20,6 +22,15 @@ from laue_live.indexing._indexer import (
     index_spots,
 )
 from laue_live.indexing._ipf import SAMPLE_DIRECTIONS, IPFSector, ipf_colors, ipf_sector, mathtext_label
+from laue_live.indexing._maps import (
+    GRAIN_MAP_VALUES,
+    MapValue,
+    grain_values,
+    material_from_metadata,
+    orientation_colors,
+    select_grains,
+    u_matrices,
+)
 from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
 
 __all__ = [
@@ -39,6 +50,13 @@ __all__ = [
     "ipf_colors",
     "ipf_sector",
     "mathtext_label",
+    "GRAIN_MAP_VALUES",
+    "MapValue",
+    "grain_values",
+    "material_from_metadata",
+    "orientation_colors",
+    "select_grains",
+    "u_matrices",
     "pattern_rotations",
     "read_fit",
     "write_fit",

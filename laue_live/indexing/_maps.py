@@ -1,0 +1,168 @@
+"""Per-frame values of an indexed scan for maps: one grain per frame, its orientation, strain and quality.
+
+Pure pandas/numpy on the ``grains`` table of an analysis run (:data:`laue_live._schema.GRAIN_COLUMNS`,
+one row per grain and frame), shared by the catalog's maps (:mod:`laue_live.catalog`), the live
+matplotlib views and the dashboard, so that a map means the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from laue_live._errors import SettingsError
+from laue_live.geometry import MATERIALS, Material, get_material
+from laue_live.indexing._ipf import ipf_colors, ipf_sector
+from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
+
+__all__ = ["MapValue", "GRAIN_MAP_VALUES", "select_grains", "grain_values", "orientation_colors",
+           "u_matrices", "material_from_metadata"]
+
+_U_COLS = [f"u{i + 1}{j + 1}" for i in range(3) for j in range(3)]
+
+
+@dataclass(frozen=True)
+class MapValue:
+    """How a per-frame value is shown: its label, unit and the factor applied to the stored value."""
+
+    label: str
+    unit: str = ""
+    scale: float = 1.0
+
+    @property
+    def axis_label(self) -> str:
+        """The colour-bar label, e.g. ``deviatoric strain xx (10^-3)``."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+
+#: The values an indexing map can show (besides ``orientation``, drawn in IPF colours).
+GRAIN_MAP_VALUES: dict[str, MapValue] = {
+    "misorientation": MapValue("misorientation to the reference", "deg"),
+    "matched_fraction": MapValue("matched fraction of predicted spots"),
+    "intensity_fraction": MapValue("matched fraction of predicted intensity"),
+    "deviation_px": MapValue("mean pixel deviation", "px"),
+    "n_matched": MapValue("spots matched"),
+    "n_grains": MapValue("grains found"),
+    **{f"strain_{k}": MapValue(f"deviatoric strain {k}", "$10^{-3}$", 1e3)
+       for k in ("xx", "yy", "zz", "xy", "xz", "yz")},
+    "equivalent_strain": MapValue("equivalent deviatoric strain (von Mises)", "$10^{-3}$", 1e3),
+}
+
+
+def u_matrices(table: pd.DataFrame) -> np.ndarray:
+    """Return the ``(n, 3, 3)`` orientation matrices of the rows of a grains table."""
+    return table[_U_COLS].to_numpy(dtype=float).reshape(-1, 3, 3)
+
+
+def select_grains(grains: pd.DataFrame, grain: str | int = "largest") -> pd.DataFrame:
+    """One grain per frame: the one with the most matched spots (``"largest"``), or grain number ``grain``.
+
+    Returns the selected rows indexed by frame (frames without such a grain are absent).
+    """
+    if grains is None or not len(grains):
+        return pd.DataFrame(columns=list(grains.columns) if grains is not None else []).set_index(
+            pd.Index([], name="frame", dtype=np.int64))
+    if grain == "largest":
+        order = grains.sort_values(["frame", "n_matched", "grain"], ascending=[True, False, True],
+                                   kind="stable")
+        chosen = order.drop_duplicates("frame", keep="first")
+    elif isinstance(grain, int | np.integer):
+        chosen = grains[grains["grain"] == int(grain)].drop_duplicates("frame", keep="last")
+    else:
+        raise SettingsError(f"grain must be 'largest' or a grain number, not {grain!r}")
+    return chosen.set_index("frame").sort_index()
+
+
+def material_from_metadata(entry: Mapping | str) -> Material:
+    """Rebuild a material from the ``materials`` entries of an analysis run's ``indexing`` metadata.
+
+    A project material (``Si``...) with the recorded lattice is taken as is; another is rebuilt
+    from its lattice and space group (enough for its symmetry).
+    """
+    if isinstance(entry, str):
+        return get_material(entry)
+    name = entry.get("name", "")
+    known = MATERIALS.get(name)
+    lattice = tuple(float(v) for v in entry.get("lattice", ()))
+    if known is not None and (not lattice or np.allclose(known.lattice, lattice)):
+        return known
+    if not lattice or not entry.get("space_group"):
+        raise SettingsError(f"material {name!r}: no lattice and space group recorded")
+    return Material.from_space_group(name or "custom", lattice, entry["space_group"])
+
+
+def _materials(grains: pd.DataFrame, materials: Mapping[str, Material] | None) -> dict[str, Material]:
+    out = dict(materials or {})
+    for name in grains["material"].unique() if len(grains) else ():
+        if name not in out:
+            out[name] = get_material(name)
+    return out
+
+
+def grain_values(grains: pd.DataFrame, value: str, *, grain: str | int = "largest", reference="first",
+                 materials: Mapping[str, Material] | None = None) -> pd.Series:
+    """One value per indexed frame (a Series indexed by frame), scaled for display (:data:`GRAIN_MAP_VALUES`).
+
+    Parameters
+    ----------
+    grains
+        The run's grains table (``frame`` + :data:`laue_live.indexing.GRAIN_COLUMNS`).
+    value
+        A key of :data:`GRAIN_MAP_VALUES`.
+    grain
+        Which grain of a frame: ``"largest"`` (most matched spots) or a grain number.
+    reference
+        For ``misorientation``: ``"first"`` (the selected grain of the first indexed frame) or a
+        3 x 3 orientation matrix; degrees, up to the crystal's symmetry.
+    materials
+        Materials by name (default: the project's), for the symmetry.
+    """
+    if value not in GRAIN_MAP_VALUES:
+        raise KeyError(f"unknown grain map value {value!r}; known: {sorted(GRAIN_MAP_VALUES)}")
+    scale = GRAIN_MAP_VALUES[value].scale
+    if value == "n_grains":
+        return grains.groupby("frame").size().astype(float) if len(grains) else pd.Series(dtype=float)
+    chosen = select_grains(grains, grain)
+    if value != "misorientation":
+        return chosen[value].astype(float) * scale
+    if not len(chosen):
+        return pd.Series(dtype=float)
+    mats = _materials(chosen, materials)
+    if isinstance(reference, str):
+        if reference != "first":
+            raise SettingsError(f"reference must be 'first' or a 3 x 3 matrix, not {reference!r}")
+        ref_u, ref_material = u_matrices(chosen.iloc[:1])[0], chosen["material"].iloc[0]
+    else:
+        ref_u = np.asarray(reference, dtype=float)
+        if ref_u.shape != (3, 3) or not np.all(np.isfinite(ref_u)):
+            raise SettingsError("reference orientation must be a finite 3 x 3 matrix")
+        ref_material = None
+    out = np.full(len(chosen), np.nan)
+    rotations = {name: pattern_rotations(m)[1] for name, m in mats.items()}
+    for i, (u, name) in enumerate(zip(u_matrices(chosen), chosen["material"], strict=True)):
+        if ref_material is None or name == ref_material:
+            out[i] = misorientation_deg(u, ref_u, rotations[name])
+    return pd.Series(out, index=chosen.index)
+
+
+def orientation_colors(grains: pd.DataFrame, direction="z", *, grain: str | int = "largest",
+                       materials: Mapping[str, Material] | None = None) -> pd.DataFrame:
+    """Inverse-pole-figure colours per indexed frame: a DataFrame indexed by frame with ``r, g, b, material``.
+
+    Each frame's selected grain is coloured with its material's sector (:func:`ipf_sector`).
+    """
+    chosen = select_grains(grains, grain)
+    rgb = np.full((len(chosen), 3), np.nan)
+    if len(chosen):
+        mats = _materials(chosen, materials)
+        us = u_matrices(chosen)
+        names = chosen["material"].to_numpy()
+        for name in np.unique(names):
+            sel = names == name
+            rgb[sel] = ipf_colors(us[sel], ipf_sector(mats[name]), direction)
+    return pd.DataFrame({"r": rgb[:, 0], "g": rgb[:, 1], "b": rgb[:, 2],
+                         "material": chosen["material"].to_numpy() if len(chosen) else []},
+                        index=chosen.index)

@@ -1,7 +1,8 @@
 """The Tiled catalog of laue-live: settings, the embedded server, writing, recovery, queries.
 
 Everything that knows Tiled lives here: the analysis-run writer, the recovery of interrupted runs
-(resume, reprocessing from Tiled, the local journal replayed after an outage), queries, and the
+(resume, reprocessing from Tiled, the local journal replayed after an outage), queries (spot
+tables, summaries, grains, quality and grain maps), indexing runs already in the catalog, and the
 training source. Where a run's data are in Tiled is known to one module, ``_layout``. Tiled itself
 is imported only inside the functions, so ``import laue_live.catalog`` stays cheap.
 """
@@ -14,6 +15,13 @@ from laue_live.catalog._client import (
     ensure_container,
     open_catalog,
 )
+from laue_live.catalog._grains import (
+    get_grains,
+    get_spot_indices,
+    indexing_info,
+    indexing_summary,
+    run_materials,
+)
 from laue_live.catalog._layout import (
     NotInCatalogError,
     image_array,
@@ -22,7 +30,14 @@ from laue_live.catalog._layout import (
     written_frames,
 )
 from laue_live.catalog._plot import plot_quality_map
-from laue_live.catalog._query import frame_summary, get_spot_table, quality_map, raster_geometry
+from laue_live.catalog._query import (
+    MAP_VALUES,
+    frame_summary,
+    get_spot_table,
+    orientation_map,
+    quality_map,
+    raster_geometry,
+)
 from laue_live.catalog._reprocess import ReprocessResult, reprocess_run
 from laue_live.catalog._resume import ResumeSink
 from laue_live.catalog._runs import (
@@ -102,6 +117,14 @@ __all__ = [
     "raster_geometry",
     "quality_map",
     "plot_quality_map",
+    "MAP_VALUES",
+    # reading the indexing
+    "get_grains",
+    "get_spot_indices",
+    "indexing_info",
+    "indexing_summary",
+    "orientation_map",
+    "run_materials",
     # training
     "CatalogCutoutSource",
     "TiledFrameLoader",

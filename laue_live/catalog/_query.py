@@ -1,8 +1,10 @@
-"""Read analysis results back: spot tables, per-frame summaries, the raster, quality maps.
+"""Read analysis results back: spot tables, per-frame summaries, the raster, quality and grain maps.
 
 Runs are found with :mod:`laue_live.catalog._runs`. Row selection inside a spot table is not done
 by the server: Tiled's HTTP API selects columns only, so frame ranges and ``good_only`` are applied
-in pandas after reading the needed columns.
+in pandas after reading the needed columns. The indexing tables are read by
+:mod:`laue_live.catalog._grains`; the maps of their values (orientation, misorientation, strain,
+matched fraction) are placed on the raster here, like the quality maps.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import logging
 import numpy as np
 
 from laue_live._run import FRAMES_STREAM, SPOTS_STREAM, frame_index, scan_geometry
-from laue_live._schema import FRAME_COLUMNS, SPOT_COLUMNS, empty_spot_table
+from laue_live._schema import FRAME_COLUMNS, SPOT_COLUMNS, SPOT_INDEX_COLUMNS, empty_spot_table
+from laue_live.catalog._grains import get_grains, get_spot_indices, indexing_summary, run_materials
 from laue_live.catalog._layout import stream_table_node
 from laue_live.catalog._runs import get_raw_run, get_run
 
@@ -21,7 +24,13 @@ __all__ = [
     "frame_summary",
     "raster_geometry",
     "quality_map",
+    "orientation_map",
+    "MAP_VALUES",
 ]
+
+#: Per-frame summary values a quality map shows (besides the grain values of
+#: :data:`laue_live.indexing.GRAIN_MAP_VALUES` and ``n_indexed``, and ``orientation``).
+MAP_VALUES = ("n_good", "n_spots", "mean_sim", "seconds", "good_fraction")
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +39,7 @@ _FRAME_NAMES = [c.name for c in FRAME_COLUMNS]
 
 
 def get_spot_table(run, frames: tuple[int, int] | int | None = None, good_only: bool = False,
-                   columns: list[str] | None = None, *, catalog=None):
+                   columns: list[str] | None = None, *, indexed: bool = False, catalog=None):
     """Return the spot table of an analysis run (all frames, frames ``i..j`` inclusive, or good spots only).
 
     Parameters
@@ -43,6 +52,10 @@ def get_spot_table(run, frames: tuple[int, int] | int | None = None, good_only: 
         Keep only good spots (``good`` column true).
     columns
         Schema columns to return (default all); ``frame`` is always included.
+    indexed
+        Add the indexing's ``grain, h, k, l, deviation_px`` (the run's ``indexed_spots`` stream,
+        joined on ``(frame, spot)``): ``grain = -1``, ``h = k = l = 0`` and NaN deviation for spots
+        of no grain (and for every spot of a run or frame not indexed).
     catalog
         Catalog to look ``run`` up in when it is a uid.
 
@@ -78,7 +91,15 @@ def get_spot_table(run, frames: tuple[int, int] | int | None = None, good_only: 
         df = df[df["good"].astype(bool)]
     df = df.sort_values(["frame", "spot"], kind="stable")
     dtypes = {c.name: c.dtype for c in SPOT_COLUMNS}
-    return pd.DataFrame({c: df[c].to_numpy().astype(dtypes[c], copy=False) for c in wanted})
+    out = pd.DataFrame({c: df[c].to_numpy().astype(dtypes[c], copy=False) for c in wanted})
+    if indexed:
+        labels = get_spot_indices(run).set_index(["frame", "spot"])
+        key = pd.MultiIndex.from_arrays([df["frame"].to_numpy(), df["spot"].to_numpy()])
+        for c in SPOT_INDEX_COLUMNS[2:]:
+            fill = np.nan if c.name == "deviation_px" else (-1 if c.name == "grain" else 0)
+            values = labels[c.name].reindex(key).to_numpy() if len(labels) else np.full(len(df), np.nan)
+            out[c.name] = np.where(pd.isna(values), fill, values).astype(c.dtype)
+    return out
 
 
 def frame_summary(run, *, catalog=None):
@@ -108,7 +129,8 @@ def raster_geometry(run, *, catalog=None) -> dict:
     -------
     dict
         ``shape`` (rows, cols), ``extents`` ((row_start, row_stop), (col_start, col_stop)) or None,
-        ``snaking`` (bool, bool), ``motors`` (names, slow axis first) or None.
+        ``snaking`` (bool, bool), ``motors`` (names, slow axis first) or None, ``units`` (the
+        motors' units as recorded, ``""`` if not) and ``unit_label`` (``µm`` for ``um``).
 
     Raises
     ------
@@ -124,12 +146,13 @@ def raster_geometry(run, *, catalog=None) -> dict:
         geom = scan_geometry(start)
         if geom.ndim == 2:
             return {"shape": geom.shape, "extents": geom.extents, "snaking": geom.snaking,
-                    "motors": geom.motors}
+                    "motors": geom.motors, "units": geom.units, "unit_label": geom.unit_label}
     raise KeyError("no 2-D raster shape in the start document of the run or of its raw run")
 
 
 def quality_map(run, value: str = "n_good", *, catalog=None, shape: tuple[int, int] | None = None,
-                snaking: tuple[bool, bool] | None = None) -> np.ndarray:
+                snaking: tuple[bool, bool] | None = None, grain: str | int = "largest",
+                reference="first") -> np.ndarray:
     """Return a per-frame value as a 2-D array over the raster (rows: slow motor, columns: fast motor).
 
     Parameters
@@ -137,17 +160,24 @@ def quality_map(run, value: str = "n_good", *, catalog=None, shape: tuple[int, i
     run
         Analysis-run client (or uid with ``catalog``).
     value
-        Column of the per-frame summary (``n_good``, ``n_spots``, ``mean_sim``, ``seconds``...), or
-        ``good_fraction`` (n_good / n_spots).
+        Column of the per-frame summary (``n_good``, ``n_spots``, ``mean_sim``, ``seconds``...),
+        ``good_fraction`` (n_good / n_spots), or of an indexed run: ``n_indexed`` (spots indexed) and
+        the grain values of :data:`laue_live.indexing.GRAIN_MAP_VALUES` (``misorientation`` in
+        degrees, ``strain_xx`` ... ``equivalent_strain`` in 1e-3, ``matched_fraction``,
+        ``deviation_px``, ``n_grains``...; see :func:`orientation_map` for the orientation).
     catalog
         Used to read the raw run's start document when the analysis run lacks the raster shape.
     shape, snaking
         Override the raster read from the start documents.
+    grain
+        Grain values: which grain of a frame, ``"largest"`` (most matched spots) or a grain number.
+    reference
+        ``misorientation``: ``"first"`` (the first indexed frame's grain) or a 3 x 3 orientation matrix.
 
     Returns
     -------
     numpy.ndarray
-        float64 ``shape``-sized array; NaN where a frame is missing or failed.
+        float64 ``shape``-sized array; NaN where a frame is missing or failed (or has no grain).
     """
     if isinstance(run, (str, int)):
         run = get_run(catalog, run)
@@ -155,6 +185,15 @@ def quality_map(run, value: str = "n_good", *, catalog=None, shape: tuple[int, i
         geom = raster_geometry(run, catalog=catalog)
         shape, snaking = geom["shape"], snaking or geom["snaking"]
     snaking = snaking or (False, False)
+    from laue_live.indexing import GRAIN_MAP_VALUES, grain_values  # why: the indexer loads with a grain map
+
+    if value in GRAIN_MAP_VALUES:
+        series = grain_values(get_grains(run, positions=False), value, grain=grain, reference=reference,
+                              materials=run_materials(run))
+        return _place(series.index.to_numpy(np.int64), series.to_numpy(float), shape, snaking)
+    if value == "n_indexed":
+        df = indexing_summary(run)
+        return _place(df["frame"].to_numpy(np.int64), df["n_indexed"].to_numpy(float), shape, snaking)
     df = frame_summary(run)
     if value == "good_fraction":
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -162,14 +201,58 @@ def quality_map(run, value: str = "n_good", *, catalog=None, shape: tuple[int, i
     elif value in df.columns:
         values = df[value].to_numpy(float)
     else:
-        raise KeyError(f"unknown per-frame value {value!r}; known: {list(df.columns)} or good_fraction")
+        raise KeyError(f"unknown per-frame value {value!r}; known: {list(df.columns)}, good_fraction, "
+                       f"n_indexed, orientation or {', '.join(GRAIN_MAP_VALUES)}")
     if "failed" in df:
         values = np.where(df["failed"].to_numpy(bool), np.nan, values)
-    out = np.full(shape, np.nan)
-    frames = df["frame"].to_numpy(np.int64)
+    return _place(df["frame"].to_numpy(np.int64), values, shape, snaking)
+
+
+def _place(frames: np.ndarray, values: np.ndarray, shape, snaking) -> np.ndarray:
+    """Per-frame values (or RGB rows) on the raster; NaN where there is none."""
+    values = np.asarray(values, dtype=float)
+    out = np.full(tuple(shape) + values.shape[1:], np.nan)
     ok = (frames >= 0) & (frames < shape[0] * shape[1])
     if not ok.all():
         logger.warning("%d frame(s) outside the %s raster ignored", int((~ok).sum()), shape)
     rows, cols = frame_index(frames[ok], shape, snaking[1])  # bluesky snakes the fast axis
     out[rows, cols] = values[ok]
     return out
+
+
+def orientation_map(run, direction="z", *, grain: str | int = "largest", catalog=None,
+                    shape: tuple[int, int] | None = None, snaking: tuple[bool, bool] | None = None):
+    """Return the orientation map of an indexed run: inverse-pole-figure colours over the raster.
+
+    Parameters
+    ----------
+    run
+        Analysis-run client (or uid with ``catalog``).
+    direction
+        Sample direction whose crystal direction is coloured: ``"x"`` (beam), ``"y"``, ``"z"`` (up),
+        LaueTools' lab frame, or a 3-vector.
+    grain
+        Which grain of a frame: ``"largest"`` (most matched spots) or a grain number.
+    catalog, shape, snaking
+        As for :func:`quality_map`.
+
+    Returns
+    -------
+    rgb, sectors
+        ``(rows, cols, 3)`` float RGB in [0, 1] (NaN where no grain), and the fundamental sector of
+        each material shown (:class:`laue_live.indexing.IPFSector`, for the colour key), by name.
+    """
+    from laue_live.indexing import ipf_sector, orientation_colors  # why: the indexer loads with a map
+
+    if isinstance(run, (str, int)):
+        run = get_run(catalog, run)
+    if shape is None:
+        geom = raster_geometry(run, catalog=catalog)
+        shape, snaking = geom["shape"], snaking or geom["snaking"]
+    snaking = snaking or (False, False)
+    materials = run_materials(run)
+    colours = orientation_colors(get_grains(run, positions=False), direction, grain=grain,
+                                 materials=materials)
+    rgb = _place(colours.index.to_numpy(np.int64), colours[["r", "g", "b"]].to_numpy(float), shape, snaking)
+    sectors = {name: ipf_sector(materials.get(name, name)) for name in colours["material"].unique()}
+    return rgb, sectors

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from laue_live._errors import SettingsError
+from laue_live._run import IndexingRequest
+from laue_live.analysis import IndexingConfig, resolve_indexing
 from laue_live.stream import (
     DEFAULT_MAX_BYTES,
     CurveClient,
@@ -59,6 +61,18 @@ class ServiceSettings:
         stopped (journal), completing their analysis runs (needs the raw runs in Tiled).
     publish_curve, input_curve
         CURVE keys of the publisher (server) and of the input connection (client), or ``None``.
+    indexing
+        Index the frames of runs whose start document, or these settings, name a material and a
+        calibration (``False``: never).
+    index_material, index_calibration, index_energy_range
+        The defaults for runs whose start document does not name them: material name(s), a LaueTools
+        ``.det`` path, ``(E_min, E_max)`` keV (see :class:`laue_live.analysis.IndexingConfig`).
+    index_prefer
+        ``"start"``: a start document's material/calibration win over these; ``"settings"``: these win.
+    index_policy, index_queue_size, index_close_timeout
+        The indexing stage's queue policy (``spill``, ``drop_newest``, ``block``), bound, and the
+        seconds it may take after a run's last frame before the rest is recorded as not indexed
+        (None: until done).
     """
 
     input_address: str = DEFAULT_INPUT
@@ -78,6 +92,14 @@ class ServiceSettings:
     recover: bool = False
     publish_curve: CurveServer | None = field(default=None)
     input_curve: CurveClient | None = field(default=None)
+    indexing: bool = True
+    index_material: tuple[str, ...] | None = None
+    index_calibration: str | None = None
+    index_energy_range: tuple[float, float] | None = None
+    index_prefer: str = "start"
+    index_policy: str = "spill"
+    index_queue_size: int = 64
+    index_close_timeout: float | None = None
 
     def __post_init__(self) -> None:
         normalize_address(self.input_address, bind=False)
@@ -89,14 +111,41 @@ class ServiceSettings:
         if self.status_interval <= 0 or self.publish_hwm < 1 or self.max_backlog < 1:
             raise SettingsError("status_interval, publish_hwm and max_backlog must be positive")
         object.__setattr__(self, "state_dir", Path(self.state_dir).expanduser())
+        if isinstance(self.index_material, str):
+            object.__setattr__(self, "index_material", tuple(m.strip() for m in self.index_material.split(",")
+                                                             if m.strip()))
+        if isinstance(self.index_energy_range, str):
+            try:
+                object.__setattr__(self, "index_energy_range", tuple(
+                    float(v) for v in self.index_energy_range.replace(",", " ").split()))
+            except ValueError:
+                raise SettingsError(f"energy range must be 'E_min,E_max' in keV, got "
+                                    f"{self.index_energy_range!r}") from None
+        if isinstance(self.indexing, str):
+            off = self.indexing.strip().lower() in ("0", "false", "no", "off")
+            object.__setattr__(self, "indexing", not off)
+        config = self.indexing_config()  # checks the policy and bounds
+        if config.enabled and config.material and config.calibration:
+            # a wrong material or an unreadable calibration is one line at start-up, not an error per run
+            resolve_indexing(IndexingRequest(config.material, config.calibration, config.energy_range))
+
+    def indexing_config(self) -> IndexingConfig:
+        """Return the live indexing settings of every run (:class:`laue_live.analysis.IndexingConfig`)."""
+        material = list(self.index_material) if self.index_material else None
+        return IndexingConfig(material=material[0] if material and len(material) == 1 else material,
+                              calibration=self.index_calibration, energy_range=self.index_energy_range,
+                              enabled=bool(self.indexing), prefer=self.index_prefer, policy=self.index_policy,
+                              queue_size=self.index_queue_size, close_timeout=self.index_close_timeout)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServiceSettings:
         """Build settings from the environment; explicit ``overrides`` (not ``None``) win.
 
         Reads ``LAUE_LIVE_SERVE_INPUT``, ``LAUE_LIVE_SERVE_PUBLISH``, ``LAUE_LIVE_SERVE_STATE_DIR``,
-        ``LAUE_LIVE_DEVICE``, ``LAUE_LIVE_METHOD``, ``LAUE_LIVE_PIPELINE`` and the CURVE variables (see
-        :func:`laue_live.stream.curve_server_from_env`).
+        ``LAUE_LIVE_DEVICE``, ``LAUE_LIVE_METHOD``, ``LAUE_LIVE_PIPELINE``, the indexing defaults
+        ``LAUE_LIVE_MATERIAL`` (names, comma-separated), ``LAUE_LIVE_CALIBRATION`` (a ``.det`` path),
+        ``LAUE_LIVE_ENERGY_RANGE`` (``"5,23"`` keV), ``LAUE_LIVE_INDEXING`` (``0`` to switch it off), and
+        the CURVE variables (see :func:`laue_live.stream.curve_server_from_env`).
         """
         env = os.environ if env is None else env
         values = {
@@ -106,6 +155,10 @@ class ServiceSettings:
             "device": env.get("LAUE_LIVE_DEVICE"),
             "method": env.get("LAUE_LIVE_METHOD"),
             "pipeline": env.get("LAUE_LIVE_PIPELINE"),
+            "index_material": env.get("LAUE_LIVE_MATERIAL"),
+            "index_calibration": env.get("LAUE_LIVE_CALIBRATION"),
+            "index_energy_range": env.get("LAUE_LIVE_ENERGY_RANGE"),
+            "indexing": env.get("LAUE_LIVE_INDEXING"),
         }
         if env is os.environ:
             values["publish_curve"] = curve_server_from_env()

@@ -14,6 +14,8 @@ __all__ = ["serve", "proxy"]
 
 @app.command(help="""Run the analysis service: subscribe to a RunEngine's documents (0MQ proxy), analyse
 every run that has frames, write analysis runs to Tiled and publish spot tables, until SIGINT/SIGTERM.
+Runs that name a material and a calibration (start document, or --material/--calibration) are
+indexed live too: grains, orientations and strains.
 
 The RunEngine side publishes with the safe codec, e.g.
 `RE.subscribe(laue_live.stream.DocumentPublisher("127.0.0.1:5577"))` (or bluesky's Publisher with
@@ -71,6 +73,21 @@ def serve(
         "(env LAUE_LIVE_INPUT_CURVE_SERVER_PUBLIC).")] = None,
     max_backlog: int = typer.Option(1000, help="Input messages held while busy before the proxy drops."),
     drain_timeout: float = typer.Option(120.0, help="On stop, seconds to finish queued frames."),
+    index: bool = typer.Option(None, "--index/--no-index",
+                               help="Index every frame of the runs whose start document (keys material, "
+                               "calibration) or --material/--calibration name a material and a detector "
+                               "calibration: grains, orientations and strains in the analysis run and on "
+                               "the publish socket (env LAUE_LIVE_INDEXING; default on)."),
+    material: Annotated[list[str] | None, typer.Option(
+        "--material", "-m", help="Material for runs that name none: Si, Ge, Cu, Al, Al2O3, GaN; repeat for "
+        "several (a substrate first) (env LAUE_LIVE_MATERIAL).")] = None,
+    calibration: Annotated[Path | None, typer.Option(
+        "--calibration", help="LaueTools .det calibration for runs that name none "
+        "(env LAUE_LIVE_CALIBRATION).")] = None,
+    energy_range: str = typer.Option(None, "--energy-range", help="Beam band 'E_min,E_max' in keV, "
+                                     "default 5,23 (env LAUE_LIVE_ENERGY_RANGE)."),
+    index_policy: str = typer.Option("spill", help="When indexing falls behind: spill (index every frame, "
+                                     "late), drop_newest (record frames as not indexed) or block."),
 ) -> None:
     import signal
 
@@ -88,7 +105,9 @@ def serve(
             status_interval=status_interval,
             write_raw=write_raw, recover=recover, publish_curve=curve, input_curve=input_curve,
             max_backlog=max_backlog,
-            drain_timeout=drain_timeout)
+            drain_timeout=drain_timeout, indexing=index, index_material=tuple(material) if material else None,
+            index_calibration=str(calibration) if calibration else None, index_energy_range=energy_range,
+            index_policy=index_policy)
         catalog = None
         if tiled:
             from laue_live.catalog import CatalogSettings, open_catalog

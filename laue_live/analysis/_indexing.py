@@ -125,28 +125,20 @@ class IndexingConfig:
 
 # ----------------------------------------------------------------------------------------- resolving
 def _material(value: Any) -> list[Material]:
-    from laue_live.geometry import Material, get_material, read_cif  # why: see _setting_names
+    from laue_live.geometry import Material, read_cif  # why: see _setting_names
+    from laue_live.indexing import material_from_metadata  # why: as above
 
-    if isinstance(value, Material | str):
-        return [get_material(value)]
+    if isinstance(value, Material):
+        return [value]
+    if isinstance(value, str):
+        return [material_from_metadata(value)]
     if isinstance(value, Mapping):
         if value.get("cif"):
             return [read_cif(value["cif"], name=value.get("name"))]
-        if value.get("lattice") is not None or value.get("space_group"):
-            if value.get("lattice") is None or not value.get("space_group"):
-                raise SettingsError("a material given by its lattice needs 'lattice' and 'space_group'")
-            atoms = value.get("atoms")
-            try:
-                atoms = None if atoms is None else [(el, tuple(float(x) for x in pos)) for el, pos in atoms]
-                lattice = [float(v) for v in value["lattice"]]
-            except (TypeError, ValueError):
-                raise SettingsError("material 'lattice' must be 6 numbers and 'atoms' [[element, [x, y, z]], "
-                                    "...]") from None
-            return [Material.from_space_group(str(value.get("name") or "custom"), lattice,
-                                              str(value["space_group"]), atoms=atoms)]
-        if value.get("name"):
-            return [get_material(value["name"])]
-        raise SettingsError(f"material mapping needs 'name', 'cif' or 'lattice' + 'space_group': {value!r}")
+        if not (value.get("name") or value.get("lattice")):
+            raise SettingsError(f"material mapping needs 'name', 'cif' or 'lattice' + 'space_group': "
+                                f"{value!r}")
+        return [material_from_metadata(value)]
     if isinstance(value, list | tuple) and value:
         return [m for v in value for m in _material(v)]
     raise SettingsError(f"material must be a name, a list of names or a mapping, not {value!r}")
@@ -280,14 +272,15 @@ class IndexingSetup:
     Parameters
     ----------
     request
-        What the run asks for (:func:`laue_live._run.indexing_request`).
+        What the run asks for (:func:`laue_live._run.indexing_request`), or an already resolved setup
+        (e.g. what an analysis run was indexed with, when it is resumed).
     config
         The user's settings (queue, policy, close timeout).
     cache
         Indexers shared across runs.
     """
 
-    def __init__(self, request: IndexingRequest, config: IndexingConfig | None = None,
+    def __init__(self, request: IndexingRequest | ResolvedIndexing, config: IndexingConfig | None = None,
                  cache: IndexerCache | None = None) -> None:
         self.request = request
         self.config = config or IndexingConfig()
@@ -310,6 +303,8 @@ class IndexingSetup:
 
     def resolve(self) -> tuple[ResolvedIndexing | None, dict[str, Any]]:
         """Return ``(resolved, start-document entry)``, or ``(None, {"enabled": False, "reason": ...})``."""
+        if isinstance(self.request, ResolvedIndexing):
+            return self.request, self.request.metadata()
         try:
             resolved = resolve_indexing(self.request)
         except (SettingsError, OSError) as exc:

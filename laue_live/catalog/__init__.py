@@ -22,6 +22,7 @@ from laue_live.catalog._grains import (
     indexing_summary,
     run_materials,
 )
+from laue_live.catalog._index import IndexRunResult, index_run, indexing_setup_of
 from laue_live.catalog._layout import (
     NotInCatalogError,
     image_array,
@@ -92,6 +93,9 @@ __all__ = [
     "ResumeSink",
     "ReprocessResult",
     "reprocess_run",
+    "IndexRunResult",
+    "index_run",
+    "indexing_setup_of",
     "DocumentJournal",
     "ReplayResult",
     "SpooledAnalysisWriter",

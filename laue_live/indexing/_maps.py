@@ -77,21 +77,36 @@ def select_grains(grains: pd.DataFrame, grain: str | int = "largest") -> pd.Data
 
 
 def material_from_metadata(entry: Mapping | str) -> Material:
-    """Rebuild a material from the ``materials`` entries of an analysis run's ``indexing`` metadata.
+    """Build a material from a name or a mapping ``{"name", "lattice", "space_group", "atoms"}``.
 
-    A project material (``Si``...) with the recorded lattice is taken as is; another is rebuilt
-    from its lattice and space group (enough for its symmetry).
+    The form of start documents and of the ``materials`` entries of an analysis run's ``indexing``
+    metadata. A project material (``Si``...) with the recorded lattice (or none) is taken as is;
+    another is built from its lattice and space group, with its atoms if given
+    (``[[element, [x, y, z]], ...]``, the asymmetric unit), else from the space group's absences.
+
+    Raises
+    ------
+    SettingsError
+        An unknown name without a lattice and space group, or bad lattice, atoms or space group.
     """
     if isinstance(entry, str):
         return get_material(entry)
-    name = entry.get("name", "")
+    name = str(entry.get("name") or "")
     known = MATERIALS.get(name)
-    lattice = tuple(float(v) for v in entry.get("lattice", ()))
-    if known is not None and (not lattice or np.allclose(known.lattice, lattice)):
+    try:
+        lattice = tuple(float(v) for v in entry.get("lattice") or ())
+        atoms = entry.get("atoms")
+        atoms = None if atoms is None else [(el, tuple(float(x) for x in pos)) for el, pos in atoms]
+    except (TypeError, ValueError):
+        raise SettingsError(f"material {name!r}: 'lattice' must be 6 numbers and 'atoms' "
+                            "[[element, [x, y, z]], ...]") from None
+    if known is not None and atoms is None and (not lattice or np.allclose(known.lattice, lattice)):
         return known
-    if not lattice or not entry.get("space_group"):
-        raise SettingsError(f"material {name!r}: no lattice and space group recorded")
-    return Material.from_space_group(name or "custom", lattice, entry["space_group"])
+    if len(lattice) != 6 or not entry.get("space_group"):
+        if known is None and not lattice:
+            return get_material(name)  # the unknown-material message, with the known ones
+        raise SettingsError(f"material {name!r}: give 'lattice' (6 numbers) and 'space_group'")
+    return Material.from_space_group(name or "custom", lattice, str(entry["space_group"]), atoms=atoms)
 
 
 def _materials(grains: pd.DataFrame, materials: Mapping[str, Material] | None) -> dict[str, Material]:

@@ -1,4 +1,4 @@
-"""``laue-live query runs|spots|summary|map``: read analysis results back from the catalog."""
+"""``laue-live query runs|spots|summary|grains|map``: read analysis results back from the catalog."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from laue_live.cli._app import app
 
 query_app = typer.Typer(
     help=(
-        "Query the catalog: list analysed runs, read spot tables and per-frame summaries, draw the "
-        "quality map of a raster scan. RUN is a uid, a uid prefix, a scan id or 'latest'. The "
-        "catalog is the embedded one (a running `laue-live catalog serve`, else one started for the "
-        "query) unless LAUE_LIVE_TILED_URI / --uri names another server."
+        "Query the catalog: list analysed runs, read spot tables, per-frame summaries and grains, draw "
+        "quality, orientation and strain maps of a raster scan. RUN is a uid, a uid prefix, a scan id "
+        "or 'latest'. The catalog is the embedded one (a running `laue-live catalog serve`, else one "
+        "started for the query) unless LAUE_LIVE_TILED_URI / --uri names another server."
     ),
     no_args_is_help=True,
 )
@@ -126,6 +126,9 @@ def spots(
         "--good-only", help="Only good spots (Sim > 0.5, |Pos-s| <= 0.9).")] = False,
     columns: Annotated[str | None, typer.Option(
         help="Comma-separated spot-table columns (default all).")] = None,
+    indexed: Annotated[bool, typer.Option(
+        "--indexed", help="Add grain, h, k, l, deviation_px of the run's indexing (grain -1: no grain).")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the table to this .csv or .parquet file.")] = None,
     head: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
@@ -136,7 +139,7 @@ def spots(
     with _session(ctx) as cat:
         r = _run(cat, run)
         try:
-            df = get_spot_table(r, frames=_frames(frames), good_only=good_only, columns=cols)
+            df = get_spot_table(r, frames=_frames(frames), good_only=good_only, columns=cols, indexed=indexed)
         except KeyError as exc:
             typer.echo(f"error: {exc.args[0]}", err=True)
             raise typer.Exit(2) from None
@@ -165,26 +168,71 @@ def summary(
         _write(df, out)
 
 
+@query_app.command("grains")
+def grains(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help="Analysis run: uid, uid prefix, scan id or 'latest'.")],
+    frames: Annotated[str | None, typer.Option(help="Frame I or frames I:J (inclusive, 0-based).")] = None,
+    status: Annotated[bool, typer.Option(
+        "--status", help="Print the per-frame indexing status (indexed, no_grain, failed, not_indexed) "
+        "instead of the grains.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the table to this .csv or .parquet file.")] = None,
+    head: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+) -> None:
+    """Print (and save) the grains of an indexed run: orientation U, deviatoric strain, quality, position."""
+    from laue_live.catalog import get_grains, indexing_info, indexing_summary
+
+    with _session(ctx) as cat:
+        r = _run(cat, run)
+        info = indexing_info(r)
+        summary = indexing_summary(r)
+        df = summary if status else get_grains(r, frames=_frames(frames))
+    uid = r.metadata["start"]["uid"]
+    if not info.get("enabled"):
+        why = info.get("reason") or "no material and calibration named (see `laue-live index --run`)"
+        typer.echo(f"run {uid} is not indexed: {why}")
+    counts = summary["status"].value_counts().to_dict() if len(summary) else {}
+    typer.echo(f"run {uid}: {'+'.join(info.get('material', [])) or '-'}; " + ", ".join(
+        f"{counts.get(k, 0)} {k}" for k in ("indexed", "no_grain", "failed", "not_indexed"))
+        + f" frames; {int(summary['n_grains'].sum()) if len(summary) else 0} grains")
+    _show(df, head)
+    if out:
+        _write(df, out)
+
+
 @query_app.command("map")
 def quality_map_cmd(
     ctx: typer.Context,
     run: Annotated[str, typer.Argument(help="Analysis run: uid, uid prefix, scan id or 'latest'.")],
     value: Annotated[str, typer.Option(help="Per-frame value: n_good, n_spots, mean_sim, seconds, "
-                              "good_fraction.")] = "n_good",
+                              "good_fraction; of an indexed run: orientation (IPF colours), misorientation "
+                              "(deg), strain_xx ... strain_yz, equivalent_strain (1e-3), matched_fraction, "
+                              "intensity_fraction, deviation_px, n_matched, n_grains, n_indexed.")
+                 ] = "n_good",
+    direction: Annotated[str, typer.Option(
+        help="orientation: the sample direction coloured, x (beam), y or z (up), LaueTools' frame.")] = "z",
+    grain: Annotated[str, typer.Option(
+        help="Grain values: which grain of a frame, 'largest' (most matched spots) or a number.")
+    ] = "largest",
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("quality_map.png"),
     csv: Annotated[Path | None, typer.Option(help="Also write the map as a CSV grid.")] = None,
 ) -> None:
     """Draw a per-frame value over the raster of the scan (shape from the start documents) as a PNG."""
     import numpy as np
 
+    from laue_live._errors import SettingsError
     from laue_live.catalog import plot_quality_map, quality_map
 
+    which = int(grain) if grain.lstrip("-").isdigit() else grain
+    if value == "orientation":
+        _orientation_map(ctx, run, direction, which, out, csv)
+        return
     with _session(ctx) as cat:
         r = _run(cat, run)
         try:
-            grid = quality_map(r, value, catalog=cat)
-            path = plot_quality_map(r, out, value, catalog=cat)
-        except KeyError as exc:
+            grid = quality_map(r, value, catalog=cat, grain=which)
+            path = plot_quality_map(r, out, value, catalog=cat, grain=which)
+        except (KeyError, SettingsError) as exc:
             typer.echo(f"error: {exc.args[0]}", err=True)
             raise typer.Exit(2) from None
     typer.echo(f"{value} over a {grid.shape[0]} x {grid.shape[1]} raster: "
@@ -195,4 +243,36 @@ def quality_map_cmd(
     if csv:
         csv.parent.mkdir(parents=True, exist_ok=True)
         np.savetxt(csv, grid, delimiter=",", fmt="%.6g")
+        typer.echo(f"wrote {csv}")
+
+
+def _orientation_map(ctx, run: str, direction: str, grain, out: Path, csv: Path | None) -> None:
+    import numpy as np
+
+    from laue_live._errors import SettingsError
+    from laue_live.catalog import orientation_map, raster_geometry
+    from laue_live.views import save_orientation_map
+
+    if direction not in ("x", "y", "z"):
+        typer.echo(f"error: --direction {direction!r}: use x, y or z", err=True)
+        raise typer.Exit(2)
+    with _session(ctx) as cat:
+        r = _run(cat, run)
+        try:
+            rgb, sectors = orientation_map(r, direction, grain=grain, catalog=cat)
+            geom = raster_geometry(r, catalog=cat)
+        except (KeyError, SettingsError) as exc:
+            typer.echo(f"error: {exc.args[0]}", err=True)
+            raise typer.Exit(2) from None
+        start = r.metadata["start"]
+    path = save_orientation_map(rgb, sectors, out, geometry=geom, direction=direction,
+                                title=f"{start.get('sample', '')} {start['uid'][:8]}")
+    indexed = int(np.isfinite(rgb[..., 0]).sum())
+    typer.echo(f"orientation (IPF-{direction}) over a {rgb.shape[0]} x {rgb.shape[1]} raster: {indexed} "
+               f"frames with a grain, {rgb.shape[0] * rgb.shape[1] - indexed} without")
+    typer.echo(f"wrote {path}")
+    if csv:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        np.savetxt(csv, rgb.reshape(rgb.shape[0], -1), delimiter=",", fmt="%.4f",
+                   header="r,g,b per cell, cells of a raster row side by side")
         typer.echo(f"wrote {csv}")

@@ -155,6 +155,8 @@ class AnalysisRunComposer:
         self._spots = self._bundle.compose_descriptor(
             name=SPOTS_STREAM, data_keys=analysis_data_keys(SPOTS_STREAM),
             hints={"laue_live": {"fields": ["sim", "row", "col"]}}, validate=False)
+        self._started = False
+        self._stopped = False
         self.indexing_enabled = False
         self._index_descs: dict[str, Any] = {}
         if indexing is not None:
@@ -165,8 +167,6 @@ class AnalysisRunComposer:
         self.spots_written = 0
         #: indexing counts: frames by status (``indexed``, ``no_grain``, ``failed``, ``not_indexed``), grains
         self.index_counts = {"indexed": 0, "no_grain": 0, "failed": 0, "not_indexed": 0, "grains": 0}
-        self._started = False
-        self._stopped = False
 
     def set_indexing(self, indexing: Mapping[str, Any] | None) -> None:
         """Record what the indexing stage uses (the start document's ``indexing`` entry).

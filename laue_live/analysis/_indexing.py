@@ -554,15 +554,16 @@ class IndexingStage:
         with self._emit_lock:
             if self._sealed:
                 return
+            # counted before the documents go out: whoever sees them sees the counts too
+            if result.grains:
+                self.stats.indexed += 1
+                self.stats.grains += len(result.grains)
+            else:
+                self.stats.no_grain += 1
             try:
                 self.composer.indexed(item.frame, result, seconds=dt)
             except Exception:
                 logger.exception("frame %d: could not emit its indexing documents", item.frame)
-        if result.grains:
-            self.stats.indexed += 1
-            self.stats.grains += len(result.grains)
-        else:
-            self.stats.no_grain += 1
         self.stats.latencies.append(time.monotonic() - item.received)
 
     def _record(self, item: _Item, status: str, reason: str, *, seconds: float = 0.0,
@@ -570,12 +571,12 @@ class IndexingStage:
         with self._emit_lock:
             if self._sealed and not sealed_ok:
                 return
+            setattr(self.stats, status, getattr(self.stats, status) + 1)
             try:
                 self.composer.indexed(item.frame, None, n_spots=item.n_spots, seconds=seconds, status=status,
                                       reason=reason)
             except Exception:
                 logger.exception("frame %d: could not emit its indexing row", item.frame)
-        setattr(self.stats, status, getattr(self.stats, status) + 1)
         self.stats.latencies.append(time.monotonic() - item.received)
 
 

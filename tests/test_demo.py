@@ -35,3 +35,5 @@ def test_demo_end_to_end_tiny_scan(tmp_path):
     # the HDF5 detector files are where the raw run points, and the server it started is gone
     assert list((data / "detector").glob("*.h5"))
     assert "Tiled server stopped." in out and not (data / "server.json").exists()
+    # the web dashboard followed the scan on 127.0.0.1 and was stopped with the rest
+    assert re.search(r"dashboard at http://127\.0\.0\.1:\d+/ ", out) and "dashboard stopped." in out

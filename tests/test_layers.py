@@ -21,7 +21,7 @@ PKG = ROOT / "laue_live"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 # the simulator is for tests, the demo, training and the profiles, never for the live service
-SERVICE = ["callbacks", "catalog", "stream", "service", "analysis", "views"]
+SERVICE = ["callbacks", "catalog", "stream", "service", "analysis", "views", "dashboard"]
 
 
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess:

@@ -35,6 +35,7 @@ def _register() -> None:
         _analyze,  # noqa: F401
         _bench,  # noqa: F401
         _catalog,  # noqa: F401
+        _dashboard,  # noqa: F401
         _demo,  # noqa: F401
         _index,  # noqa: F401
         _query,  # noqa: F401

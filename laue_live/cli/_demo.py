@@ -2,8 +2,9 @@
 
 Starts the embedded Tiled server, runs a simulated raster scan through a real RunEngine (detector
 frames written to HDF5 and registered in Tiled with StreamResource documents, as area detectors do),
-analyses every frame live with the spot callback, then reads the results back with a catalog query,
-saves a quality map of the scan and a picture of one frame with its spots, and stops the server.
+analyses every frame live with the spot callback (the web dashboard follows it, `laue-live
+dashboard`), then reads the results back with a catalog query, saves a quality map of the scan and a
+picture of one frame with its spots, and stops the servers.
 """
 
 from __future__ import annotations
@@ -40,12 +41,18 @@ def demo(
     pipeline: Annotated[str, typer.Option(
         help="numpy (analyze_frames), torch (the whole per-frame path on --device) or auto: torch "
              "when a CUDA device is present, else numpy.")] = "auto",
+    dashboard: Annotated[bool, typer.Option(
+        "--dashboard/--no-dashboard", help="Serve the web dashboard of the scan on 127.0.0.1 (kept "
+                                           "with --keep-server).")] = True,
+    dashboard_port: Annotated[int, typer.Option(
+        min=0, help="Port of the dashboard (another free one if taken).")] = 8765,
 ) -> None:
     """Simulate a raster scan and characterize every Laue spot live into a local Tiled catalog.
 
-    At the end it prints where the results are, a query that reads them back (and its output), and
-    the paths of a quality map of the scan (PNG) and of a picture of one frame with its spots.
-    Ctrl-C stops the scan cleanly; the server it started is stopped in every case.
+    At the start it prints the address of the web dashboard that follows the scan. At the end it
+    prints where the results are, a query that reads them back (and its output), and the paths of a
+    quality map of the scan (PNG) and of a picture of one frame with its spots. Ctrl-C stops the scan
+    cleanly; the servers it started are stopped in every case (kept with --keep-server).
     """
     import logging
 
@@ -59,19 +66,31 @@ def demo(
     print(f"laue-live demo: {nx} x {ny} raster of a simulated {material} polycrystal, "
           f"analysis method {analyzer.method!r} ({analyzer.model_info['name']}), "
           f"{analyzer.pipeline} pipeline")
-    server = None
+    server = dash = publisher = None
     try:
         print(f"loading the analysis ... ({analyzer.warm_up():.1f} s)", flush=True)
         server = _start_server(data_dir)
+        if dashboard:
+            publisher, dash = _start_dashboard(server, data_dir, dashboard_port, keep=keep_server)
         _run_demo(server, analyzer, data_dir, nx=nx, ny=ny, material=material, grains=grains,
-                  step=step, seed=seed)
+                  step=step, seed=seed, sinks=[publisher] if publisher is not None else [])
     except KeyboardInterrupt:
         print("\ninterrupted: stopping")
         raise typer.Exit(130) from None
     finally:
+        if dash is not None:
+            if keep_server and dash.process is not None and dash.process.poll() is None:
+                print(f"\ndashboard left running at {dash.url} (pid {dash.pid}); "
+                      f"stop it with: kill {dash.pid}")
+                dash.detach()
+            else:
+                dash.stop()
+                print("dashboard stopped.")
+        if publisher is not None:
+            publisher.close()
         if server is not None:
             if keep_server and server.process is not None and server.process.poll() is None:
-                print(f"\nTiled server left running at {server.uri} (pid {server.process.pid}); "
+                print(f"Tiled server left running at {server.uri} (pid {server.process.pid}); "
                       f"API key in {data_dir / 'api_key'}; stop it with: kill {server.process.pid}")
             else:
                 server.stop()
@@ -88,8 +107,40 @@ def _start_server(data_dir: Path):
     return server
 
 
+def _start_dashboard(server, data_dir: Path, port: int, *, keep: bool = False):
+    """Publish the analysis on a loopback 0MQ socket and start the dashboard on it (its own process).
+
+    Returns the publisher and the :class:`~laue_live.dashboard.DashboardProcess`, or ``(None, None)``
+    when the dashboard cannot start (the demo goes on without it).
+    """
+    from laue_live.dashboard import DashboardProcess
+    from laue_live.stream import SpotPublisher
+
+    publisher = SpotPublisher("127.0.0.1:0")
+    # the key goes through the environment, never the command line
+    env = {"LAUE_LIVE_TILED_URI": server.uri, "LAUE_LIVE_TILED_API_KEY": server.api_key}
+    log = data_dir / "logs" / "dashboard.log"
+    for p in dict.fromkeys((port, 0)):  # the port may be taken (a dashboard kept from a run before)
+        args = ["--stream", publisher.address, "--port", str(p), "--data-dir", str(data_dir)]
+        dash = DashboardProcess(args, log, env=env, exit_with_parent=not keep)
+        try:
+            url = dash.start()
+        except RuntimeError as exc:
+            error = exc
+            continue
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        print(f"dashboard at {url} : open it in a browser to follow the scan (from another machine: "
+              f"ssh -L {port}:127.0.0.1:{port} THIS-HOST, then http://127.0.0.1:{port}/)", flush=True)
+        # bounded: the scan starts anyway, and the dashboard reads what it missed from Tiled
+        publisher.wait_for_subscribers(1, timeout=20.0)
+        return publisher, dash
+    print(f"dashboard not started ({error}); the demo goes on without it")
+    publisher.close()
+    return None, None
+
+
 def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: str, grains: int,
-              step: float, seed: int) -> None:
+              step: float, seed: int, sinks=()) -> None:
     from bluesky import RunEngine
     from bluesky.utils import RunEngineInterrupted
     from bluesky_tiled_plugins import TiledWriter
@@ -124,7 +175,7 @@ def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: s
                                      + (" FAILED" if d["failed"] else ""))
 
     writer = SpooledAnalysisWriter(cat, data_dir / "spool")  # journaled: a Tiled hiccup loses nothing
-    router = make_run_router([writer, count_analysed], analyzer=analyzer)
+    router = make_run_router([writer, count_analysed, *sinks], analyzer=analyzer)
     RE = RunEngine({})
     RE.subscribe(TiledWriter(cat.raw, batch_size=1))  # the raw run: HDF5 frames registered, not copied
     RE.subscribe(router)

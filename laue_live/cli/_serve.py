@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from laue_live.cli._app import app
+from laue_live.cli._options import ApiKeyFile, CatalogSettingsFile, DataDir, TiledUri
 
 __all__ = ["serve", "proxy"]
 
@@ -22,8 +23,9 @@ The RunEngine side publishes with the safe codec, e.g.
 `serializer=laue_live.stream.dumps`); run a proxy with `laue-live proxy` or pass `--with-proxy`.
 No pickle is accepted. State (frames/s, queue depth, dropped messages, device) goes every
 --status-interval seconds, and on SIGUSR1, to STATE_DIR/status.json and as a `laue.status` message
-on the publish socket (`laue-live watch --status`). Addresses are "host:port" strings; everything
-binds 127.0.0.1 unless told otherwise.""")
+on the publish socket (`laue-live watch --status`). With --dashboard, the web dashboard
+(`laue-live dashboard`) runs beside it in its own process. Addresses are "host:port" strings;
+everything binds 127.0.0.1 unless told otherwise.""")
 def serve(
     input_address: str = typer.Option(None, "--input", help="Proxy output carrying the RunEngine's "
                                       "documents (env LAUE_LIVE_SERVE_INPUT, default 127.0.0.1:5578)."),
@@ -46,16 +48,10 @@ def serve(
         "(env LAUE_LIVE_SERVE_STATE_DIR, default ./laue-live-service).")] = None,
     status_interval: float = typer.Option(5.0, help="Seconds between status reports."),
     tiled: bool = typer.Option(True, "--tiled/--no-tiled", help="Write analysis runs to Tiled."),
-    tiled_uri: str = typer.Option(None, "--tiled-uri", help="Tiled server (env LAUE_LIVE_TILED_URI; "
-                                  "default: the local laue-live catalog server)."),
-    api_key_file: Annotated[Path | None, typer.Option(
-        help="File holding the Tiled API key (never pass keys on the command line) "
-        "(env LAUE_LIVE_TILED_API_KEY(_FILE)).")] = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Data folder of the local laue-live catalog server.")] = None,
-    catalog_settings: Annotated[Path | None, typer.Option(
-        help="YAML/TOML catalog settings (uri, api_key_file, raw_path, analysis_path) "
-        "(env LAUE_LIVE_CATALOG_SETTINGS).")] = None,
+    tiled_uri: TiledUri = None,
+    api_key_file: ApiKeyFile = None,
+    data_dir: DataDir = None,
+    catalog_settings: CatalogSettingsFile = None,
     write_raw: bool = typer.Option(False, help="Also write the raw runs to Tiled (when nothing else does)."),
     recover: bool = typer.Option(False, help="On start, re-analyse from Tiled the runs that were being "
                                  "analysed when the service last stopped (see STATE_DIR/runs.journal)."),
@@ -88,6 +84,11 @@ def serve(
                                      "default 5,23 (env LAUE_LIVE_ENERGY_RANGE)."),
     index_policy: str = typer.Option("spill", help="When indexing falls behind: spill (index every frame, "
                                      "late), drop_newest (record frames as not indexed) or block."),
+    dashboard: bool = typer.Option(False, "--dashboard", help="Also serve the web dashboard (`laue-live "
+                                   "dashboard`, its own process: it never slows the analysis)."),
+    dashboard_bind: str = typer.Option("127.0.0.1:8765", "--dashboard-bind", metavar="HOST:PORT",
+                                       help="Where the dashboard listens (port 0: any free port); any host "
+                                       "but loopback needs a viewer key in LAUE_LIVE_DASHBOARD_KEY_FILE."),
 ) -> None:
     import signal
 
@@ -130,12 +131,48 @@ def serve(
     typer.echo(f"laue-live serve: documents from {settings.input_address}"
                + (f" (proxy input {proxy.in_address})" if proxy else "")
                + f", spot tables on {service.publish_address}, status in {service.status_path}")
+    dash = _start_dashboard(service, settings, dashboard_bind, tiled=tiled, tiled_uri=tiled_uri,
+                            api_key_file=api_key_file, data_dir=data_dir,
+                            catalog_settings=catalog_settings) if dashboard else None
     try:
         service.run()
     finally:
+        if dash is not None:
+            dash.stop()
         if proxy is not None:
             proxy.stop()
     typer.echo("laue-live serve: stopped")
+
+
+def _start_dashboard(service, settings, bind: str, *, tiled: bool, tiled_uri, api_key_file, data_dir,
+                     catalog_settings):
+    """Start ``laue-live dashboard`` in a child process on the service's spot stream.
+
+    A thread starts it and prints its address once it listens: the service does not wait for it.
+    """
+    import threading
+
+    from laue_live.dashboard import DashboardProcess
+
+    host, _, port = bind.rpartition(":")
+    stream = service.publish_address.replace("0.0.0.0:", "127.0.0.1:")
+    args = ["--stream", stream, "--host", host or "127.0.0.1", "--port", port]
+    if not tiled:
+        args.append("--no-tiled")
+    for option, value in (("--tiled-uri", tiled_uri), ("--api-key-file", api_key_file),
+                          ("--data-dir", data_dir), ("--catalog-settings", catalog_settings)):
+        if value is not None:
+            args += [option, str(value)]
+    dash = DashboardProcess(args, settings.state_dir / "dashboard.log")
+
+    def start() -> None:
+        try:
+            typer.echo(f"laue-live serve: dashboard at {dash.start()}")
+        except RuntimeError as exc:  # the analysis goes on without it
+            typer.echo(f"laue-live serve: dashboard not started: {exc}", err=True)
+
+    threading.Thread(target=start, name="laue-live-dashboard-start", daemon=True).start()
+    return dash
 
 
 @app.command(help="""Run a 0MQ proxy for bluesky documents: RunEngines publish to --in, consumers (the

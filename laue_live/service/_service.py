@@ -178,7 +178,7 @@ class AnalysisService:
         """Return the service's state now: rates, queue depth, dropped and rejected messages, device, runs."""
         now = time.time()
         callbacks = list(self.router.callbacks)
-        analysed = failed = dropped = depth = 0
+        analysed = failed = dropped = depth = acquired = 0
         index = dict.fromkeys(("indexed", "no_grain", "failed", "not_indexed", "grains"), 0)
         index_depth = 0
         current = None
@@ -186,6 +186,7 @@ class AnalysisService:
             worker = cb.worker
             if worker is None:
                 continue
+            acquired += worker.stats.submitted
             analysed += worker.stats.analysed
             failed += worker.stats.failed
             dropped += worker.stats.dropped
@@ -201,6 +202,9 @@ class AnalysisService:
         fps = (analysed + failed - n0) / (now - t0) if now - t0 > 0 else 0.0
         if self.state == "analysing" and current is None and depth == 0:
             self.state = "idle"
+        elif self.state == "idle" and current is not None:
+            # a report made between a run's start and its first frame said idle: the run is on now
+            self.state = "analysing"
         pub = self.publisher.stats() if not self.publisher.closed else {
             "sent": self.publisher.sent, "dropped": self.publisher.dropped, "subscribers": 0}
         return {
@@ -209,7 +213,8 @@ class AnalysisService:
             "publish": self.publish_address, "method": self.analyzer.method, "device": self.device,
             "runs_seen": self.runs_seen, "runs_ended": self.runs_ended,
             "analysis_runs": len(self.router.factory.analysis_uids), "current_run": current,
-            "frames_analysed": analysed, "frames_failed": failed, "frames_dropped": dropped,
+            "frames_acquired": acquired, "frames_analysed": analysed, "frames_failed": failed,
+            "frames_dropped": dropped, "status_interval": self.settings.status_interval,
             "frames_per_s": round(fps, 3), "queue_depth": depth,
             "indexing": bool(self.settings.indexing), "frames_indexed": index["indexed"],
             "frames_no_grain": index["no_grain"], "frames_index_failed": index["failed"],
@@ -218,7 +223,23 @@ class AnalysisService:
             "messages_received": self.dispatcher.received, "messages_rejected": self.dispatcher.rejected,
             "dropped": pub["dropped"], "published": pub["sent"], "subscribers": pub.get("subscribers", 0),
             "unfinished_at_start": self.unfinished_at_start, "recovery": dict(self.recovery),
+            "sinks": self._sinks_state(pub),
         }
+
+    def _sinks_state(self, pub: dict[str, Any]) -> dict[str, Any]:
+        """State of each output: Tiled (runs not yet confirmed, write errors) and the 0MQ publisher."""
+        sinks: dict[str, Any] = {"zmq": {"state": "ok" if not pub["dropped"] else "dropping",
+                                         "published": pub["sent"], "dropped": pub["dropped"],
+                                         "subscribers": pub.get("subscribers", 0)}}
+        if self.writer is not None:
+            stats = self.writer.writer.stats
+            pending = len(self.writer.pending)
+            sinks["tiled"] = {"state": "ok" if not stats["errors"] else "retrying from the spool",
+                              "rows_written": stats["rows_written"], "errors": stats["errors"],
+                              "runs_pending": pending, "journal_errors": self.writer.journal_errors}
+        else:
+            sinks["tiled"] = {"state": "off"}
+        return sinks
 
     def request_status(self) -> None:
         """Report the state at the next opportunity (thread- and signal-safe)."""

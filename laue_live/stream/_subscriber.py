@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +103,9 @@ class SpotSubscriber:
         ``"host:port"`` of the publisher.
     documents, status
         Also receive the analysis documents (``laue.doc``) / status reports (``laue.status``);
-        read them with :meth:`messages` (tables alone need neither).
+        read them with :meth:`messages` (tables alone need neither). ``documents`` may name the
+        documents wanted, e.g. ``("start", "stop")``: the publisher then filters out the others
+        (the spot pages, which the tables already carry) before they cross the socket.
     grains
         Also receive each indexed frame's grains (``laue.grains``): :meth:`next_grains`, :meth:`grain_frames`.
     hwm
@@ -121,7 +123,8 @@ class SpotSubscriber:
     ...         print(frame, int(table["good"].sum()))
     """
 
-    def __init__(self, address: str, *, documents: bool = False, status: bool = False, hwm: int = 1000,
+    def __init__(self, address: str, *, documents: bool | Iterable[str] = False, status: bool = False,
+                 hwm: int = 1000,
                  max_bytes: int = DEFAULT_MAX_BYTES, curve: CurveClient | None = None, grains: bool = False):
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
@@ -132,10 +135,13 @@ class SpotSubscriber:
         try:
             apply_curve_client(self._socket, curve)
             # The hello topic first: the publisher's XPUB welcome message tells us we are connected.
-            for topic, wanted in ((TOPIC_HELLO, True), (TOPIC_SPOTS, True), (TOPIC_DOC, documents),
-                                  (TOPIC_STATUS, status), (TOPIC_GRAINS, grains)):
+            doc_topics = [TOPIC_DOC + b" "] if documents is True else [
+                TOPIC_DOC + b" " + name.encode() + b" " for name in (documents or ())]
+            for topic, wanted in ((TOPIC_HELLO + b" ", True), (TOPIC_SPOTS + b" ", True),
+                                  *((t, True) for t in doc_topics), (TOPIC_STATUS + b" ", status),
+                                  (TOPIC_GRAINS + b" ", grains)):
                 if wanted:
-                    self._socket.setsockopt(zmq.SUBSCRIBE, topic + b" ")
+                    self._socket.setsockopt(zmq.SUBSCRIBE, topic)
             self._socket.connect(normalize_address(address, bind=False))
         except Exception:
             self.close()

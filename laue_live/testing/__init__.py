@@ -8,6 +8,7 @@ tables of known grains (:func:`grain_spot_table`) for the indexing stage.
 from laue_live.testing._detector import make_hdf5_detector, make_inline_detector
 from laue_live.testing._frames import SHAPE, SPOT_SITES, n_spots, synthetic_frame
 from laue_live.testing._grains import grain_spot_table
+from laue_live.testing._process import read_line
 
-__all__ = ["SHAPE", "SPOT_SITES", "make_hdf5_detector", "make_inline_detector", "n_spots", "synthetic_frame",
-           "grain_spot_table"]
+__all__ = ["SHAPE", "SPOT_SITES", "make_hdf5_detector", "make_inline_detector", "n_spots", "read_line",
+           "synthetic_frame", "grain_spot_table"]

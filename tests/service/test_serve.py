@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
@@ -18,29 +17,11 @@ from bluesky.plans import count, grid_scan
 from ophyd.sim import SynAxis, SynGauss
 
 from laue_live.stream import DocumentPublisher, SafeProxy, SpotSubscriber
+from laue_live.testing import read_line
 
 from .conftest import SmallDetector, n_spots
 
 WAIT = 120.0  # seconds: bound on the slowest wait (service start imports torch and tiled)
-
-
-def _read_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
-    """The first stdout line containing ``needle``, waiting at most ``timeout`` seconds (no sleeps)."""
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        if not sel.select(deadline - time.monotonic()):
-            break
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return line
-    raise AssertionError(f"{needle!r} not printed within {timeout} s; got {seen!r}; "
-                         f"stderr: {proc.stderr.read() if proc.poll() is not None else ''}")
 
 
 def _aborting_plan(det, n_ok: int):
@@ -73,7 +54,7 @@ def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled
                "--state-dir", str(state), "--status-interval", "3600", "--drain-timeout", "60"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:
-            line = _read_line(proc, "spot tables on", WAIT)
+            line = read_line(proc, "spot tables on", WAIT)
             publish = line.split("spot tables on ")[1].split(",")[0].strip()
             assert publish.startswith("127.0.0.1:")
 

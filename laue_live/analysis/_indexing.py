@@ -36,7 +36,7 @@ import numpy as np
 
 from laue_live._errors import SettingsError
 from laue_live._run import IndexingRequest, indexing_request
-from laue_live.analysis._queue import QUEUE_POLICIES, PolicyQueue
+from laue_live.analysis._queue import QUEUE_POLICIES, LatencyStats, PolicyQueue
 
 if TYPE_CHECKING:  # pragma: no cover
     from laue_live.geometry import Calibration, Material
@@ -373,8 +373,8 @@ class IndexerCache:
 
 # ---------------------------------------------------------------------------------------------- stage
 @dataclass
-class IndexingStats:
-    """Counters of one indexing stage (read them any time)."""
+class IndexingStats(LatencyStats):
+    """Counters of one indexing stage (read them any time); frames by the status of their row."""
 
     submitted: int = 0
     indexed: int = 0
@@ -386,17 +386,6 @@ class IndexingStats:
     max_depth: int = 0
     grains: int = 0
     index_seconds: float = 0.0
-    #: seconds from hand-over to the frame's indexing row emitted, for the last 100,000 frames
-    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the counters as a plain dict (latencies summarised)."""
-        d = {k: v for k, v in self.__dict__.items() if k != "latencies"}
-        if self.latencies:
-            lat = sorted(self.latencies)
-            d["latency_p50_s"] = lat[len(lat) // 2]
-            d["latency_max_s"] = lat[-1]
-        return d
 
 
 @dataclass

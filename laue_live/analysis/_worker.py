@@ -27,18 +27,17 @@ the stop document waits for that stage to finish (or to record what it could not
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from laue_live.analysis._composer import AnalysisRunComposer
 from laue_live.analysis._frames import FrameTask
 from laue_live.analysis._indexing import IndexingSetup, IndexingStage
-from laue_live.analysis._queue import PolicyQueue
+from laue_live.analysis._queue import LatencyStats, PolicyQueue
 
 __all__ = ["AnalysisWorker", "WorkerStats"]
 
@@ -46,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class WorkerStats:
+class WorkerStats(LatencyStats):
     """Counters of one worker (read them any time; updated by the worker and the producer)."""
 
     submitted: int = 0
@@ -57,17 +56,6 @@ class WorkerStats:
     batches: int = 0
     max_depth: int = 0
     analysis_seconds: float = 0.0
-    #: seconds from hand-over to documents emitted, for the last 100,000 frames
-    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the counters as a plain dict (latencies summarised)."""
-        d = {k: v for k, v in self.__dict__.items() if k != "latencies"}
-        if self.latencies:
-            lat = sorted(self.latencies)
-            d["latency_p50_s"] = lat[len(lat) // 2]
-            d["latency_max_s"] = lat[-1]
-        return d
 
 
 class AnalysisWorker:

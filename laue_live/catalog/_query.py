@@ -179,12 +179,7 @@ def quality_map(run, value: str = "n_good", *, catalog=None, shape: tuple[int, i
     numpy.ndarray
         float64 ``shape``-sized array; NaN where a frame is missing or failed (or has no grain).
     """
-    if isinstance(run, (str, int)):
-        run = get_run(catalog, run)
-    if shape is None:
-        geom = raster_geometry(run, catalog=catalog)
-        shape, snaking = geom["shape"], snaking or geom["snaking"]
-    snaking = snaking or (False, False)
+    run, shape, snaking = _raster(run, catalog, shape, snaking)
     from laue_live.indexing import GRAIN_MAP_VALUES, grain_values  # why: the indexer loads with a grain map
 
     if value in GRAIN_MAP_VALUES:
@@ -206,6 +201,16 @@ def quality_map(run, value: str = "n_good", *, catalog=None, shape: tuple[int, i
     if "failed" in df:
         values = np.where(df["failed"].to_numpy(bool), np.nan, values)
     return _place(df["frame"].to_numpy(np.int64), values, shape, snaking)
+
+
+def _raster(run, catalog, shape, snaking):
+    """``(run client, shape, snaking)``: the raster of a map, read from the start documents unless given."""
+    if isinstance(run, (str, int)):
+        run = get_run(catalog, run)
+    if shape is None:
+        geom = raster_geometry(run, catalog=catalog)
+        shape, snaking = geom["shape"], snaking or geom["snaking"]
+    return run, shape, snaking or (False, False)
 
 
 def _place(frames: np.ndarray, values: np.ndarray, shape, snaking) -> np.ndarray:
@@ -244,12 +249,7 @@ def orientation_map(run, direction="z", *, grain: str | int = "largest", catalog
     """
     from laue_live.indexing import ipf_sector, orientation_colors  # why: the indexer loads with a map
 
-    if isinstance(run, (str, int)):
-        run = get_run(catalog, run)
-    if shape is None:
-        geom = raster_geometry(run, catalog=catalog)
-        shape, snaking = geom["shape"], snaking or geom["snaking"]
-    snaking = snaking or (False, False)
+    run, shape, snaking = _raster(run, catalog, shape, snaking)
     materials = run_materials(run)
     colours = orientation_colors(get_grains(run, positions=False), direction, grain=grain,
                                  materials=materials)

@@ -20,14 +20,7 @@ def _materials(names, cifs, lattice, space_group) -> list:
 
     materials = [get_material(n) for n in names or []] + [read_cif(c) for c in cifs or []]
     if lattice is not None:
-        try:
-            values = [float(v) for v in lattice.replace(",", " ").split()]
-        except ValueError:
-            raise typer.BadParameter("6 numbers: a b c (Angstrom) alpha beta gamma (deg)",
-                                     param_hint="--lattice") from None
-        if space_group is None:
-            raise typer.BadParameter("--lattice needs --space-group", param_hint="--space-group")
-        materials.append(Material.from_space_group("custom", values, space_group))
+        materials.append(Material.from_space_group("custom", _lattice(lattice, space_group), space_group))
     if not materials:
         raise typer.BadParameter("give the material: --material, --cif or --lattice with --space-group",
                                  param_hint="--material")
@@ -75,15 +68,21 @@ def _material_specs(names, cifs, lattice, space_group) -> list:
     """Materials as plain specs (names, ``{"cif": path}``, ``{"lattice", "space_group"}``), for --run."""
     specs: list = list(names or []) + [{"cif": str(c)} for c in cifs or []]
     if lattice is not None:
-        try:
-            values = [float(v) for v in lattice.replace(",", " ").split()]
-        except ValueError:
-            raise typer.BadParameter("6 numbers: a b c (Angstrom) alpha beta gamma (deg)",
-                                     param_hint="--lattice") from None
-        if space_group is None:
-            raise typer.BadParameter("--lattice needs --space-group", param_hint="--space-group")
-        specs.append({"name": "custom", "lattice": values, "space_group": space_group})
+        specs.append({"name": "custom", "lattice": _lattice(lattice, space_group),
+                      "space_group": space_group})
     return specs
+
+
+def _lattice(lattice: str, space_group: str | None) -> list[float]:
+    """Return the numbers of --lattice (a one-line error otherwise); --space-group must come with it."""
+    try:
+        values = [float(v) for v in lattice.replace(",", " ").split()]
+    except ValueError:
+        raise typer.BadParameter("6 numbers: a b c (Angstrom) alpha beta gamma (deg)",
+                                 param_hint="--lattice") from None
+    if space_group is None:
+        raise typer.BadParameter("--lattice needs --space-group", param_hint="--space-group")
+    return values
 
 
 def _index_catalog_run(run_id: str, material, det, energy, options, out, catalog_opts) -> None:

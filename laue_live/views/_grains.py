@@ -19,7 +19,6 @@ from laue_live._run import (
     GRAINS_STREAM,
     INDEXING_KEY,
     INDEXING_STREAM,
-    frame_index,
     imshow_extent,
     scan_geometry,
 )
@@ -263,25 +262,6 @@ class LiveGrainMap(LiveSpotMap):
                                   reference=self.reference_u if self.column == "misorientation" else "first",
                                   materials=self.materials)
         self._set(frame, float(values.iloc[0]) if len(values) else np.nan)
-
-    def _set(self, frame: int, value) -> None:
-        if self.column != "orientation":
-            super()._set(frame, value)
-            return
-        with self._lock:
-            if self.data is None:
-                return
-            rows, cols = self.shape
-            if frame >= rows * cols:
-                if self._fixed_shape:
-                    logger.warning("frame %d is outside the %s raster; not mapped", frame, self.shape)
-                    return
-                grown = np.full((1, max(frame + 1, 2 * cols), 3), np.nan)
-                grown[:, :cols] = self.data
-                self.data, self.shape = grown, grown.shape[:2]
-            self.data[frame_index(frame, self.shape, self.snaking)] = value
-            self.n_updates += 1
-        self._changed()
 
     # -- drawing ------------------------------------------------------------------------------------
     def _draw(self) -> None:

@@ -142,9 +142,10 @@ class LiveSpotMap(LiveView):
                 if self._fixed_shape:
                     logger.warning("frame %d is outside the %s raster; not mapped", frame, self.shape)
                     return
-                grown = np.full((1, max(frame + 1, 2 * cols)), np.nan)  # unknown shape: one growing row
+                # unknown shape: one growing row (of values, or of RGB triplets for a colour map)
+                grown = np.full((1, max(frame + 1, 2 * cols), *self.data.shape[2:]), np.nan)
                 grown[:, :cols] = self.data
-                self.data, self.shape = grown, grown.shape
+                self.data, self.shape = grown, grown.shape[:2]
             self.data[frame_index(frame, self.shape, self.snaking)] = value
             self.n_updates += 1
         self._changed()

@@ -211,10 +211,17 @@ def get_run(catalog, run: str | int, where: str = "analysis"):
         key = -1
     elif isinstance(run, str) and run.lstrip("-").isdigit():
         key = int(run)
+    container = _container(catalog, where)
     try:
-        return _container(catalog, where)[key]
+        return container[key]
     except (KeyError, IndexError, ValueError):
-        raise NotInCatalogError(f"no {where} run {run!r}: not found in the catalog") from None
+        pass
+    if key is not run and len(run) >= 8:
+        try:  # not a scan id: a uid prefix made of digits only (one uid in 40 begins with 8 of them)
+            return container[run]
+        except (KeyError, IndexError, ValueError):
+            pass
+    raise NotInCatalogError(f"no {where} run {run!r}: not found in the catalog")
 
 
 def get_raw_run(catalog, analysis_run):

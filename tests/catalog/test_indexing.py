@@ -167,3 +167,41 @@ def test_cli_index_and_query_grains(catalog, tiled_server, tmp_path):
     assert (tmp_path / "o.png").read_bytes()[:4] == b"\x89PNG" and f"{N} frames with a grain" in r.output
     r = cli.invoke(app, ["query", "map", uid, "--value", "nonsense"], env=env)
     assert r.exit_code == 2 and "unknown" in r.output
+
+
+def test_journal_replay_writes_each_indexing_row_once(catalog, tmp_path):
+    """A Tiled outage in the middle of an indexed run: the journal completes every stream, no row twice."""
+    from laue_live.catalog import DocumentJournal, replay_spool
+
+    docs = []
+    resolved = resolve_indexing(IndexingRequest("Si", CAL))
+    composer = AnalysisRunComposer([lambda n, d: docs.append((n, d))], {"uid": "raw-j", "shape": [2, 2]},
+                                   {"method": "fit"}, indexing=resolved.metadata())
+    indexer = Indexer("Si", BM32_CALIBRATION)
+    cut = 0
+    for i, t in enumerate(TABLES):
+        composer.frame(i, t)
+        composer.indexed(i, indexer.index(t))
+        if i == 1:
+            cut = len(docs)  # Tiled went away after frame 1's indexing row
+    composer.stop("success")
+    writer = make_analysis_writer(catalog, max_delay_s=0.1)
+    for name, doc in docs[:cut]:
+        writer(name, doc)
+    writer.close()
+    journal = DocumentJournal(tmp_path / "spool")
+    for name, doc in docs:
+        journal(name, doc)
+    journal.close()
+    (res,) = replay_spool(tmp_path / "spool", catalog.analysis)
+    assert not res.created and res.stopped and res.frames_replayed == 2 and res.other_rows_replayed > 0
+    run = catalog.analysis[composer.uid]
+    for stream in ("indexing", "grains"):
+        assert sorted(read_stream_table(run, stream)["frame"]) == list(range(N)), stream
+    labels = read_stream_table(run, "indexed_spots")
+    assert not labels.duplicated(["frame", "spot"]).any() and set(labels["frame"]) == set(range(N))
+    for name, doc in docs:  # the same journal again: nothing more is written
+        journal(name, doc)
+    journal.close()
+    (again,) = replay_spool(tmp_path / "spool", catalog.analysis)
+    assert again.frames_replayed == again.spot_rows_replayed == again.other_rows_replayed == 0

@@ -10,6 +10,7 @@ __all__ = [
     "WireError",
     "DocumentError",
     "SettingsError",
+    "FrameFileError",
 ]
 
 
@@ -39,3 +40,7 @@ class DocumentError(LaueLiveError, ValueError):
 
 class SettingsError(LaueLiveError, ValueError):
     """A setting (file, environment or argument) is invalid."""
+
+
+class FrameFileError(LaueLiveError, ValueError):
+    """A frame, mask, dark or flat file cannot be read (missing, unknown format, truncated, wrong path)."""

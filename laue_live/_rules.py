@@ -207,7 +207,7 @@ def sim0_from_fit(cutouts, model, background, variant: str = "background"):
 
 
 def sim0_separable(cutouts, mu_row, mu_col, sigma_row, sigma_col, height, background,
-                   variant: str = "background"):
+                   variant: str = "background", weights=None):
     """Sim0 and the integrated intensity of cutouts against the separable model ``beta + A u v^T``.
 
     ``u``, ``v`` are the 1-D Gaussian profiles along rows and columns. Every sum of the cosine
@@ -229,6 +229,9 @@ def sim0_separable(cutouts, mu_row, mu_col, sigma_row, sigma_col, height, backgr
         ``beta``, ADU.
     variant
         ``"background"`` or ``"raw"``, see :func:`sim0_from_fit`.
+    weights
+        Optional (N, S, S) 0/1 pixel weights of the same kind (masked detector pixels 0): every
+        sum runs over the weighted pixels (``u^T W v``, ``(u u)^T W (v v)``, ``sum W``).
 
     Returns
     -------
@@ -249,16 +252,25 @@ def sim0_separable(cutouts, mu_row, mu_col, sigma_row, sigma_col, height, backgr
     s2 = xp.sum_squares(img)  # sum I^2
     s1 = img.sum(axis=(1, 2))
     uiv = xp.rowdot(u, (img @ v[:, :, None])[:, :, 0])  # u^T I v
-    su, sv = u.sum(axis=1), v.sum(axis=1)
+    suv = u.sum(axis=1) * v.sum(axis=1)
     g2 = a * a * (u * u).sum(axis=1) * (v * v).sum(axis=1)  # |A u v^T|^2
+    if weights is not None:
+        w = xp.asarray(weights)
+        iw = img * w
+        s2 = (iw * img).sum(axis=(1, 2))
+        s1 = iw.sum(axis=(1, 2))
+        uiv = xp.rowdot(u, (iw @ v[:, :, None])[:, :, 0])
+        suv = xp.rowdot(u, (w @ v[:, :, None])[:, :, 0])  # u^T W v
+        g2 = a * a * xp.rowdot(u * u, (w @ (v * v)[:, :, None])[:, :, 0])
+        npix = w.sum(axis=(1, 2))
     if variant == "background":
-        num = a * (uiv - beta * su * sv)
+        num = a * (uiv - beta * suv)
         ii = s2 - 2 * beta * s1 + npix * beta * beta
         mm = g2
     else:
         num = beta * s1 + a * uiv
         ii = s2
-        mm = npix * beta * beta + 2 * beta * a * su * sv + g2
+        mm = npix * beta * beta + 2 * beta * a * suv + g2
     den = xp.sqrt(xp.clip(ii, 0.0) * mm)
     sim0 = xp.where(den > 0, num / xp.where(den > 0, den, 1.0), math.nan)
     return xp.clip(sim0, -1.0, 1.0), s1 - npix * beta

@@ -9,6 +9,9 @@ Conventions
   ``row, col = (row0 + d_row, col0 + d_col)`` is the sub-pixel position ``Pos``.
 * Widths are Gaussian standard deviations in pixels, areas in square pixels
   (``area = pi * sigma_row * sigma_col``), intensities in detector ADU.
+* ``two_theta, chi`` are the scattering angles of ``(row, col)`` in LaueTools' convention
+  (:func:`laue_live.geometry.pixel_to_angles`), degrees; NaN when the table was made without a
+  detector calibration.
 
 The same columns are used by :func:`laue_live.analyze_frame`, the Tiled writer, the 0MQ publisher
 and every reader; a table that leaves the process always carries ``frame`` too.
@@ -42,8 +45,8 @@ __all__ = [
     "describe_schema_markdown",
 ]
 
-#: Bumped whenever a column is added, removed or changes meaning.
-SCHEMA_VERSION = 1
+#: Bumped whenever a column is added, removed or changes meaning (2: ``two_theta``, ``chi``, ``masked``).
+SCHEMA_VERSION = 2
 #: SQL table name used for the appendable spot tables in Tiled (shared by all runs of this schema).
 SPOT_TABLE_NAME = f"laue_spots_v{SCHEMA_VERSION}"
 
@@ -78,6 +81,10 @@ SPOT_COLUMNS: tuple[Column, ...] = (
     Column("col0", "int32", "px", "initial peak s: column of the brightest pixel of the spot (0-based)"),
     Column("row", "float64", "px", "sub-pixel position Pos, row (0-based, pixel centres at integers)"),
     Column("col", "float64", "px", "sub-pixel position Pos, column (0-based, pixel centres at integers)"),
+    Column("two_theta", "float32", "deg",
+           "scattering angle 2theta of Pos, LaueTools' convention (NaN without a detector calibration)"),
+    Column("chi", "float32", "deg",
+           "azimuth chi of Pos, LaueTools' convention (NaN without a detector calibration)"),
     Column("d_row", "float32", "px", "Pos - s along rows (mu1 of the fit)"),
     Column("d_col", "float32", "px", "Pos - s along columns (mu2 of the fit)"),
     Column("sim0", "float32", "",
@@ -96,6 +103,9 @@ SPOT_COLUMNS: tuple[Column, ...] = (
     Column("good", "bool", "", f"good-quality spot: sim > {GOOD_SIM} and |Pos - s| <= {GOOD_DISTANCE} px"),
     Column("edge", "bool", "",
            f"the {CUTOUT_SIZE} x {CUTOUT_SIZE} cutout crossed the frame edge and was padded"),
+    Column("masked", "bool", "",
+           f"the {CUTOUT_SIZE} x {CUTOUT_SIZE} cutout holds masked detector pixels (filled, and given zero "
+           "weight in the fit)"),
     Column("saturated", "bool", "", f"the cutout holds at least one saturated pixel ({SATURATION:g})"),
     Column("converged", "bool", "", "the fit converged (always true for CNN predictions)"),
     Column("parent", "int32", "",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 
 matplotlib.use("Agg")  # tests never open windows
@@ -13,32 +14,131 @@ matplotlib.use("Agg")  # tests never open windows
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _shared_dir() -> Path:
-    # CI clones the repository with shared/ beside it; LAUE_LIVE_SHARED overrides.
-    return Path(os.environ.get("LAUE_LIVE_SHARED", REPO.parent / "shared"))
+DATA = REPO / "tests" / "data"
+#: The real-frame crops committed under tests/data/crops (see tests/data/README.md), by frame name.
+CROP_NAMES = ("nw1_0000", "nw1_0001", "AH12_CMT_r14_0200", "Ge_blanc_0000")
+#: LaueTools' files of each frame (tests/data): peak list, indexation (None: the list is all there
+#: is), calibration.
+LAUETOOLS_FILES = {
+    "nw1_0000": ("bm32/peaks_GaN_Si_nw1_0000_box16.csv", None, "bm32/calib.det"),
+    "nw1_0001": ("bm32/peaks_GaN_Si_nw1_0001_box16.csv", None, "bm32/calib.det"),
+    "AH12_CMT_r14_0200": ("lauetools/AH12_CMT_r14_0200_LT_0.dat", "lauetools/AH12_CMT_r14_0200_LT_0.fit",
+                          "lauetools/testcalib.det"),
+    "Ge_blanc_0000": ("lauetools/Ge_blanc_0000_LT_5.dat", "lauetools/Ge_blanc_0000_LT_5.fit",
+                      "lauetools/calibGe111.det"),
+}
+
+
+@dataclass
+class RealCrop:
+    """A 640 x 640 crop of a real frame with LaueTools' results inside it (0-based crop coordinates).
+
+    Attributes
+    ----------
+    name, frame, origin, full_shape
+        Frame name, the uint16 crop, its (row, col) in the full frame, the full frame's shape.
+    peaks
+        LaueTools' peak list rows whose position lies in the crop at least 16 px from its border:
+        ``row, col`` (crop coordinates), plus the file's columns.
+    indexed
+        LaueTools' indexed spots (``.fit``) in the same window (``row, col``), or None (nw1 frames).
+    calibration
+        The frame's LaueTools calibration (full-frame pixel coordinates: add ``origin``).
+    """
+
+    name: str
+    frame: np.ndarray
+    origin: tuple[int, int]
+    full_shape: tuple[int, int]
+    peaks: object
+    indexed: object
+    calibration: object
+
+
+def read_fit_spots(path: Path):
+    """The indexed spots of a LaueTools ``.fit`` file: 0-based ``row, col`` of ``Xexp, Yexp``, ``h, k, l``
+    and the theoretical ``two_theta, chi`` (deg)."""
+    import pandas as pd
+
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            if rows:
+                break
+            continue
+        vals = line.split()
+        if len(vals) >= 14:
+            rows.append([float(v) for v in vals[:14]])
+    a = np.array(rows)
+    return pd.DataFrame({"row": a[:, 8] - 1, "col": a[:, 7] - 1, "h": a[:, 2], "k": a[:, 3], "l": a[:, 4],
+                         "two_theta": a[:, 12], "chi": a[:, 13]})
+
+
+def _in_window(df, origin, side, margin=16):
+    r, c = df["row"] - origin[0], df["col"] - origin[1]
+    keep = (r >= margin) & (r < side - margin) & (c >= margin) & (c < side - margin)
+    return df[keep].assign(row=r[keep], col=c[keep]).reset_index(drop=True)
+
+
+def load_crop(name: str) -> RealCrop:
+    """Load one committed crop with LaueTools' peaks and indexed spots inside it."""
+    import pandas as pd
+
+    from laue_live.geometry import read_det
+    from laue_live.spots import read_lauetools_dat
+
+    with np.load(DATA / "crops" / f"{name}.npz") as z:
+        frame = z["frame"]
+        origin, full = tuple(int(v) for v in z["origin"]), tuple(int(v) for v in z["full_shape"])
+    lst, fit, det = LAUETOOLS_FILES[name]
+    if lst.endswith(".csv"):
+        peaks = pd.read_csv(DATA / lst)
+        peaks = peaks.assign(row=peaks["peak_Y"] - 1, col=peaks["peak_X"] - 1)
+    else:
+        peaks = read_lauetools_dat(DATA / lst)
+    side = frame.shape[0]
+    indexed = None if fit is None else _in_window(read_fit_spots(DATA / fit), origin, side)
+    return RealCrop(name, frame, origin, full, _in_window(peaks, origin, side), indexed,
+                    read_det(DATA / det)[0])
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The project's read-only reference folder (real BM32 frames, calibration, paper)."""
-    d = _shared_dir()
-    if not (d / "data" / "bm32").is_dir():
-        pytest.skip(f"reference data not found at {d} (set LAUE_LIVE_SHARED)")
-    return d
+def real_crops() -> dict[str, RealCrop]:
+    """Every committed real-frame crop, by name (tests/data/README.md)."""
+    return {n: load_crop(n) for n in CROP_NAMES}
 
 
 @pytest.fixture(scope="session")
-def bm32_dir(shared_dir: Path) -> Path:
-    """Folder with the two real BM32 frames, calib.det and LaueTools' peak lists."""
-    return shared_dir / "data" / "bm32"
+def bm32_frame(real_crops):
+    """A real BM32 sCMOS frame: the 640 x 640 crop of nw1_0000.tif (uint16, 18 LaueTools peaks)."""
+    return real_crops["nw1_0000"].frame
 
 
 @pytest.fixture(scope="session")
-def bm32_frame(bm32_dir: Path):
-    """The real BM32 frame nw1_0000.tif as a (2018, 2016) uint16 array."""
+def bm32_lists_dir() -> Path:
+    """tests/data/bm32: calib.det and LaueTools' full-frame peak lists of nw1_0000/0001 (no frames)."""
+    return DATA / "bm32"
+
+
+@pytest.fixture(scope="session")
+def bm32_dir(tmp_path_factory, real_crops) -> Path:
+    """A folder laid out like ../shared/data/bm32 from the crops: nw1_000*.tif, calib.det, peak lists.
+
+    The frames are the crops and the peak lists hold the peaks inside them, in crop coordinates
+    (1-based X = column, Y = row, as LaueTools writes them).
+    """
+    import shutil
+
     import tifffile
 
-    return tifffile.imread(bm32_dir / "nw1_0000.tif")
+    d = tmp_path_factory.mktemp("bm32")
+    shutil.copy(DATA / "bm32" / "calib.det", d / "calib.det")
+    for name in ("nw1_0000", "nw1_0001"):
+        crop = real_crops[name]
+        tifffile.imwrite(d / f"{name}.tif", crop.frame)
+        p = crop.peaks.assign(peak_X=crop.peaks["col"] + 1, peak_Y=crop.peaks["row"] + 1)
+        p.drop(columns=["row", "col"]).to_csv(d / f"peaks_GaN_Si_{name}_box16.csv", index=False)
+    return d
 
 
 # --- Tiled catalog (laue_live.catalog) --------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_import_linter_catches_an_upward_import(tmp_path):
     """The contracts bite: a copy of the package whose spots imports cnn (the old cycle) is refused."""
     shutil.copytree(PKG, tmp_path / "laue_live", ignore=shutil.ignore_patterns("__pycache__", "*.safetensors",
                                                                                 "*.png", "*.csv"))
-    frame = tmp_path / "laue_live" / "spots" / "_frame.py"
+    frame = tmp_path / "laue_live" / "spots" / "_prepare.py"
     frame.write_text(frame.read_text() + "\nfrom laue_live.cnn import get_predictor  # noqa: E402\n")
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     r = _lint_imports(tmp_path)  # lint-imports puts its working directory first on the path

@@ -155,6 +155,16 @@ class FrameAnalyzer:
     def describe(self) -> dict[str, Any]:
         """Metadata recorded in the analysis run's start document."""
         params = {k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool))}
+        if isinstance(self.params.get("peak_params"), dict):
+            params["peak_params"] = dict(self.params["peak_params"])
+        cal = self.params.get("calibration")
+        if cal is not None and hasattr(cal, "to_dict"):
+            params["calibration"] = cal.to_dict()
+        corr = self.params.get("corrections")
+        if corr is not None:
+            params["corrections"] = {"mask": corr.mask is not None, "dark": corr.dark is not None,
+                                     "flat": corr.flat is not None, "auto_mask": bool(corr.auto),
+                                     "beamstop": list(corr.beamstop) if corr.beamstop else None}
         params["pipeline"] = self.pipeline
         if self.device is not None:
             params.setdefault("device", str(self.device))

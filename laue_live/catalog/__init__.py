@@ -22,6 +22,7 @@ from laue_live.catalog._grains import (
     indexing_summary,
     run_materials,
 )
+from laue_live.catalog._import import IMPORT_IMAGE_KEY, frame_run_documents, import_frames, scan_positions
 from laue_live.catalog._index import IndexRunResult, index_run, indexing_setup_of
 from laue_live.catalog._layout import (
     NotInCatalogError,
@@ -66,6 +67,10 @@ from laue_live.catalog._synthetic import random_spot_table, synthetic_analysis_d
 from laue_live.catalog._writer import AnalysisWriter, CatalogWriteError, make_analysis_writer
 
 __all__ = [
+    "IMPORT_IMAGE_KEY",
+    "frame_run_documents",
+    "import_frames",
+    "scan_positions",
     "TILED_TABLE_LOCK",
     "serialize_tiled_writes",
     # settings and connection

@@ -37,6 +37,7 @@ def _register() -> None:
         _catalog,  # noqa: F401
         _dashboard,  # noqa: F401
         _demo,  # noqa: F401
+        _import,  # noqa: F401
         _index,  # noqa: F401
         _query,  # noqa: F401
         _reprocess,  # noqa: F401

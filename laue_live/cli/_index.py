@@ -11,7 +11,6 @@ from laue_live.cli._app import app
 
 __all__ = ["index"]
 
-_FRAME_SUFFIXES = (".tif", ".tiff", ".npy", ".mccd")
 
 
 def _materials(names, cifs, lattice, space_group) -> list:
@@ -30,23 +29,16 @@ def _materials(names, cifs, lattice, space_group) -> list:
 def _spots_of(path: Path, calibration, threshold: float):
     """Spot table of a spot file, or of a frame (peak search + Gaussian fit)."""
     from laue_live.indexing._spotfiles import SPOT_FILE_SUFFIXES, read_spot_file
+    from laue_live.io import FRAME_SUFFIXES, read_frame
 
     suffix = path.suffix.lower()
     if suffix in SPOT_FILE_SUFFIXES:
         return read_spot_file(path), None
-    if suffix in _FRAME_SUFFIXES:
+    if suffix in FRAME_SUFFIXES:
         from laue_live._errors import FrameError
-        from laue_live.cli._analyze import load_frame
         from laue_live.describe import analyze_frame
 
-        if suffix == ".mccd":  # a MarCCD file is a TIFF container
-            import tifffile
-
-            if not path.is_file():
-                raise FrameError(f"no such frame file: {path}")
-            frame = tifffile.imread(path)
-        else:
-            frame = load_frame(path)
+        frame = read_frame(path)  # TIFF, MarCCD, EDF, CBF, JPEG 2000 (fabio), HDF5, .npy
         if calibration is not None and tuple(frame.shape) != tuple(calibration.frame_shape):
             raise FrameError(f"{path}: frame is {frame.shape[0]} x {frame.shape[1]} px but the calibration "
                              f"is for {calibration.frame_shape[0]} x {calibration.frame_shape[1]}")
@@ -54,7 +46,7 @@ def _spots_of(path: Path, calibration, threshold: float):
         table.attrs["calibration"] = {}
         return table, frame.shape
     raise typer.BadParameter(f"{path.name}: use a spot file ({', '.join(SPOT_FILE_SUFFIXES)}) or a frame "
-                             f"({', '.join(_FRAME_SUFFIXES)})", param_hint="INPUT")
+                             f"({', '.join(FRAME_SUFFIXES)})", param_hint="INPUT")
 
 
 def _write_table(df, path: Path) -> None:
@@ -140,7 +132,8 @@ def index(
         "--strain/--orientation-only",
         help="Refine the deviatoric strain too, or the orientation only.")] = True,
     threshold: Annotated[float, typer.Option(
-        help="Peak-search threshold above the local background (frames only), ADU.")] = 50.0,
+        help="Peak-search threshold above the local background, in local noise sigmas (frames "
+             "only).")] = 7.0,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Write the grains (one row per grain, all inputs): .csv or .parquet.")] = None,
     spots_out: Annotated[Path | None, typer.Option(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from laue_live.cli._analyze import DetectorOptions
 from laue_live.cli._app import app
 from laue_live.cli._options import ApiKeyFile, CatalogSettingsFile, DataDir, TiledUri
 
@@ -69,17 +71,27 @@ def serve(
         "(env LAUE_LIVE_INPUT_CURVE_SERVER_PUBLIC).")] = None,
     max_backlog: int = typer.Option(1000, help="Input messages held while busy before the proxy drops."),
     drain_timeout: float = typer.Option(120.0, help="On stop, seconds to finish queued frames."),
+    detector: DetectorOptions.Detector = None,
+    calibration: DetectorOptions.Calibration = None,
+    mask: DetectorOptions.Mask = None,
+    dark: DetectorOptions.Dark = None,
+    flat: DetectorOptions.Flat = None,
+    auto_mask: DetectorOptions.AutoMask = True,
+    beamstop: DetectorOptions.Beamstop = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="Peak search: local noise sigmas above the local background (default 7; env "
+             "LAUE_LIVE_PEAK_PARAMS, a JSON object, sets any peak parameter).")] = None,
+    min_pixels: Annotated[int | None, typer.Option(help="Peak search: smallest number of connected "
+                                                   "pixels above the threshold (default 2).")] = None,
     index: bool = typer.Option(None, "--index/--no-index",
                                help="Index every frame of the runs whose start document (keys material, "
                                "calibration) or --material/--calibration name a material and a detector "
-                               "calibration: grains, orientations and strains in the analysis run and on "
+                               "calibration (--calibration is also the indexing's for runs that name "
+                               "none): grains, orientations and strains in the analysis run and on "
                                "the publish socket (env LAUE_LIVE_INDEXING; default on)."),
     material: Annotated[list[str] | None, typer.Option(
         "--material", "-m", help="Material for runs that name none: Si, Ge, Cu, Al, Al2O3, GaN; repeat for "
         "several (a substrate first) (env LAUE_LIVE_MATERIAL).")] = None,
-    calibration: Annotated[Path | None, typer.Option(
-        "--calibration", help="LaueTools .det calibration for runs that name none "
-        "(env LAUE_LIVE_CALIBRATION).")] = None,
     energy_range: str = typer.Option(None, "--energy-range", help="Beam band 'E_min,E_max' in keV, "
                                      "default 5,23 (env LAUE_LIVE_ENERGY_RANGE)."),
     index_policy: str = typer.Option("spill", help="When indexing falls behind: spill (index every frame, "
@@ -106,9 +118,13 @@ def serve(
             status_interval=status_interval,
             write_raw=write_raw, recover=recover, publish_curve=curve, input_curve=input_curve,
             max_backlog=max_backlog,
-            drain_timeout=drain_timeout, indexing=index, index_material=tuple(material) if material else None,
-            index_calibration=str(calibration) if calibration else None, index_energy_range=energy_range,
+            drain_timeout=drain_timeout, detector=detector, calibration_file=calibration, mask_file=mask,
+            dark_file=dark, flat_file=flat, auto_mask=auto_mask, beamstop=beamstop, indexing=index,
+            index_material=tuple(material) if material else None, index_energy_range=energy_range,
             index_policy=index_policy)
+        overrides = {k: v for k, v in (("threshold", threshold), ("min_pixels", min_pixels)) if v is not None}
+        if overrides:
+            settings = dataclasses.replace(settings, peak_params={**settings.peak_params, **overrides})
         catalog = None
         if tiled:
             from laue_live.catalog import CatalogSettings, open_catalog

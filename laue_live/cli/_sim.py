@@ -24,14 +24,20 @@ app.add_typer(sim_app, name="sim")
 SAMPLES = ("single", "bent", "poly")
 
 
-def make_sample(kind: str, material: str, seed: int, shape_mix: str, det: Path | None = None):
-    """Build a sample model for the CLI (``single``, ``bent`` or ``poly``)."""
+def make_sample(kind: str, material: str, seed: int, shape_mix: str, det: Path | None = None,
+                detector: str | None = None):
+    """Build a sample model for the CLI (``single``, ``bent`` or ``poly``) on a detector preset."""
     from laue_live._errors import SettingsError
-    from laue_live.geometry import BM32_CALIBRATION, read_det
+    from laue_live.geometry import BM32_CALIBRATION, nominal_calibration, read_det
     from laue_live.sim import BentCrystal, Polycrystal, RenderConfig, SingleCrystal
 
-    cal, orientation = (BM32_CALIBRATION, None) if det is None else read_det(det)
-    common = dict(calibration=cal, render_config=RenderConfig(shape_mix=shape_mix), seed=seed)
+    if det is not None:
+        cal, orientation = read_det(det)
+    else:
+        cal, orientation = (BM32_CALIBRATION if detector is None else nominal_calibration(detector)), None
+    render = RenderConfig(shape_mix=shape_mix) if detector is None else RenderConfig.for_detector(
+        detector, shape_mix=shape_mix)
+    common = dict(calibration=cal, render_config=render, seed=seed)
     if kind == "single":
         return SingleCrystal(material, orientation, **common)
     if kind == "bent":
@@ -60,6 +66,8 @@ def write(
     step: Annotated[float, typer.Option(help="Stage step between frames along x, micrometres.")] = 1.0,
     seed: Annotated[int, typer.Option(min=0, help="Seed: same seed, same frames.")] = 0,
     det: Annotated[Path | None, typer.Option(help="LaueTools .det: calibration, orientation.")] = None,
+    detector: Annotated[str | None, typer.Option(
+        help="Detector preset: sCMOS (BM32, default) or MARCCD165 (round window, ~10 ADU offset).")] = None,
 ) -> None:
     """Write N simulated frames and their ground truth (truth.parquet, truth.csv; 0-based row, col)."""
     import json
@@ -75,7 +83,7 @@ def write(
     if fmt not in ("tiff", "hdf5"):
         raise typer.BadParameter(f"--format must be tiff or hdf5, not {fmt!r}")
     try:
-        smp = make_sample(sample, material, seed, shape_mix, det)
+        smp = make_sample(sample, material, seed, shape_mix, det, detector)
     except LaueLiveError as exc:
         raise typer.BadParameter(str(exc)) from exc
     outdir.mkdir(parents=True, exist_ok=True)

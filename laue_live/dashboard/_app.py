@@ -47,8 +47,9 @@ _OPEN_PATHS = {"/login", "/static/dashboard.css", "/favicon.ico"}
 _UID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 _UNITS = {c.name: c.unit for c in SPOT_COLUMNS}
 #: Spot columns shown in the page's table, in order (the CSV and .dat downloads hold every column).
-TABLE_COLUMNS = ["spot", "row", "col", "sim", "good", "edge", "saturated", "intensity", "peak_intensity",
-                 "sigma_row", "sigma_col", "asp", "d_row", "d_col", "background", "component"]
+TABLE_COLUMNS = ["spot", "row", "col", "sim", "good", "edge", "masked", "saturated", "intensity",
+                 "peak_intensity", "sigma_row", "sigma_col", "asp", "d_row", "d_col", "two_theta", "chi",
+                 "background", "component"]
 #: Start-document keys the page shows (the rest stays in Tiled).
 _START_KEYS = ("uid", "raw_uid", "raw_scan_id", "scan_id", "sample", "material", "method", "model_name",
                "model_version", "time", "plan_name", "raw_plan_name", "image_field", "shape", "snaking")

@@ -24,7 +24,7 @@ def check_method(method: str) -> str:
 
 
 def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str = "background",
-                 saturation: float = SATURATION, **kw) -> pd.DataFrame:
+                 saturation: float = SATURATION, mask=None, **kw) -> pd.DataFrame:
     """Descriptors of every cutout: one table row per cutout.
 
     Parameters
@@ -42,6 +42,10 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
         the paper's formula on the raw cutout. Recorded in ``DataFrame.attrs["sim_variant"]``.
     saturation
         Pixel value (ADU) counted as saturated.
+    mask
+        Optional bool (N, S, S), True on masked detector pixels: the fit gives them zero weight and
+        Sim0, ``intensity``, ``saturated`` ignore them. The CNN sees the cutouts as they are (masked
+        pixels already filled with the local median by :func:`laue_live.spots.extract_cutouts`).
     **kw
         Passed to :func:`laue_live.spots.fit_gaussians` (``dtype``, ``max_iter``, ``xtol``,
         ``ftol``, ``start``, ``backend``, ``num_threads``) or, for the CNN, ``model``.
@@ -75,4 +79,5 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
     unknown = set(kw) - set(_FIT_KEYS)
     if unknown:
         raise TypeError(f"characterize(method='fit') got unexpected argument(s) {sorted(unknown)}")
-    return fit_descriptors(cut, device=device, sim_variant=sim_variant, saturation=saturation, **kw)
+    return fit_descriptors(cut, device=device, sim_variant=sim_variant, saturation=saturation, mask=mask,
+                           **kw)

@@ -213,7 +213,8 @@ def describe_doubles(cutouts, table: pd.DataFrame, *, predictor=None, model: str
                 "area": d.area, "sigma_row": d.sigma_row, "sigma_col": d.sigma_col,
                 "amplitude": d.amplitude, "background": comp["background"].iat[j],
                 "intensity": d.intensity, "peak_intensity": d.peak_intensity, "good": good,
-                "edge": bool(par.edge), "saturated": bool(par.saturated), "converged": bool(converged[j]),
+                "edge": bool(par.edge), "masked": bool(par.masked), "saturated": bool(par.saturated),
+                "converged": bool(converged[j]), "two_theta": np.nan, "chi": np.nan,
                 "parent": int(par.spot), "component": k, "_order": idx[j] + 0.1 * k,
             })
     rest = table.drop(index=table.index[idx]).assign(_order=lambda t: t.index.to_numpy(np.float64))

@@ -10,6 +10,7 @@ writes them (X = column, Y = row, 1-based); spot positions in the project are 0-
 
 from laue_live.geometry._calibration import BM32_CALIBRATION, Calibration, read_det
 from laue_live.geometry._cif import read_cif
+from laue_live.geometry._detectors import DETECTORS, Detector, get_detector, nominal_calibration
 from laue_live.geometry._laue import SPOT_LIST_COLUMNS, bm32_spectrum, simulate_spots
 from laue_live.geometry._materials import (
     ALLOWED_F2_FRACTION,
@@ -34,6 +35,10 @@ __all__ = [
     "BM32_CALIBRATION",
     "Calibration",
     "read_det",
+    "DETECTORS",
+    "Detector",
+    "get_detector",
+    "nominal_calibration",
     "read_cif",
     "ALLOWED_F2_FRACTION",
     "MATERIALS",

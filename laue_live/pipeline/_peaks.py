@@ -3,8 +3,9 @@
 Every step of the CPU recipe is ported as a whole-tensor operation, so that it runs on any torch
 device with no per-spot Python:
 
-1. block background: block sums of the (edge-padded) frame, a 3 x 3 minimum over blocks;
-2. mask ``frame > background + threshold`` compared in block layout;
+1. background and noise per block: sums and sums of squares of every other row (float64, exact
+   for integer frames), mean and variance, then NaN-aware 3 x 3 medians over blocks;
+2. candidates ``frame > background + threshold * noise`` compared in block layout, minus masked pixels;
 3. 8-connected components on the *sparse* set of masked pixels: neighbours are found through a map
    of the masked pixels' positions (one gather per neighbour direction), and labels converge by
    min-label hooking with pointer jumping (a union-find that needs O(log size) rounds, not a
@@ -21,10 +22,11 @@ the suppression (one ``nonzero`` each), plus one convergence test every ``sync_e
 the labelling. Everything else (counts, block sizes, the disk of offsets) is sized from what the
 host already knows, so that no ``bincount``, boolean mask index or scalar upload syncs in between.
 
-Exactness: for integer frames with ``block <= 16`` the block sums are exact in float32 whatever the
-summation order (every partial sum is an integer below 2**24), so the background, the mask and
-therefore the peaks are bit-identical to the numpy path. Float frames may differ where a pixel lies
-within float32 rounding (~1e-7 relative) of the threshold.
+Exactness: for integer frames the block sums and sums of squares are exact in float64 whatever the
+summation order (integers below 2**53), and the rest is the same sequence of correctly rounded
+float64 operations as numpy's, so the background, the noise, the candidates and therefore the peaks
+are bit-identical to the numpy path. Float frames (dark-subtracted, flat-fielded) may differ where
+a pixel lies within rounding (~1e-12 relative) of the threshold.
 """
 
 from __future__ import annotations
@@ -103,13 +105,45 @@ def uint16_to_float_(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
     return dst.remainder_(65536.0)
 
 
-def _background(xp: torch.Tensor, block: int) -> torch.Tensor:
-    """Block background (B, hb, wb): block means, then a 3 x 3 minimum over neighbouring blocks."""
-    b, hp, wp = xp.shape
-    hb, wb = hp // block, wp // block
-    means = xp.view(b, hb, block, wb, block).sum(dim=(2, 4)) / (block * block)
-    # max_pool pads with -inf, so a border block sees only its existing neighbours ("nearest")
-    return -F.max_pool2d(-means[:, None], 3, stride=1, padding=1)[:, 0]
+def _block_stats(xp: torch.Tensor, valid: torch.Tensor | None, h: int, w: int, block: int,
+                 min_noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Background and noise per block (B, hb, wb), float64: :func:`laue_live.spots.estimate_background`.
+
+    Every other row (0, 2, ...) of the unpadded frame; partial blocks use their own pixels.
+    """
+    b = xp.shape[0]
+    half = block // 2
+    x = xp[:, 0:h:2, :w].to(torch.float64)
+    if valid is not None:
+        v = valid[:, 0:h:2, :].to(torch.float64)
+        x = x * v
+    hs = x.shape[1]
+    hb, wb = -(-hs // half), -(-w // block)
+    pad = (0, wb * block - w, 0, hb * half - hs)
+    if valid is None:
+        v = torch.ones((1, hs, w), dtype=torch.float64, device=xp.device)
+    n = F.pad(v, pad).view(v.shape[0], hb, half, wb, block).sum(dim=(2, 4))
+    s1 = F.pad(x, pad).view(b, hb, half, wb, block).sum(dim=(2, 4))
+    s2 = F.pad(x * x, pad).view(b, hb, half, wb, block).sum(dim=(2, 4))
+    enough = n >= max(8.0, 0.25 * half * block)
+    nan = torch.tensor(float("nan"), dtype=torch.float64, device=xp.device)
+    mean = torch.where(enough, s1 / n, nan)
+    var = torch.where(enough, s2 / n - mean * mean, nan)
+    bg = _median3x3(mean)
+    noise = torch.clamp(torch.sqrt(torch.clamp(_median3x3(var), min=0.0)), min=float(min_noise))
+    return bg, torch.where(torch.isnan(bg), nan, noise)
+
+
+def _median3x3(a: torch.Tensor) -> torch.Tensor:
+    """NaN-aware median over each block's 3 x 3 neighbourhood (B, hb, wb), as the numpy path."""
+    b, hb, wb = a.shape
+    p = F.pad(a, (1, 1, 1, 1), value=float("nan"))
+    st = torch.stack([p[:, i:i + hb, j:j + wb] for i in range(3) for j in range(3)])
+    k = (~torch.isnan(st)).sum(dim=0)
+    st = torch.sort(st, dim=0).values  # NaN sort last
+    lo = st.gather(0, (torch.clamp(k - 1, min=0) // 2)[None])[0]
+    hi = st.gather(0, torch.clamp(k // 2, max=8)[None])[0]
+    return torch.where(k > 0, 0.5 * (lo + hi), torch.full_like(lo, float("nan")))
 
 
 def _label(idx: torch.Tensor, h: int, w: int, bsz: int, sync_every: int = 4) -> torch.Tensor:
@@ -196,11 +230,13 @@ def _disk_offsets(radius: float, device: torch.device) -> tuple[torch.Tensor, to
 def find_peaks_torch(
     frames: torch.Tensor,
     *,
-    threshold: float = 50.0,
+    threshold: float = 7.0,
     block: int = 16,
     min_pixels: int = 2,
     merge_radius: float = 4.0,
+    min_noise: float = 1.0,
     saturation: float | None = SATURATION,
+    mask: torch.Tensor | None = None,
 ) -> PeakBatch:
     """Find the initial peak ``s`` of every spot of a batch of frames, on the frames' device.
 
@@ -212,15 +248,19 @@ def find_peaks_torch(
     frames
         (B, H, W) or (H, W) tensor, any real dtype (uint16 typical), ADU.
     threshold
-        Height above the block background, ADU.
+        Height above the local background, in local noise sigmas.
     block
-        Background block side, px.
+        Background block side, px (even).
     min_pixels
         Smallest component kept, px.
     merge_radius
         Candidates within this distance of a brighter one are dropped, px; 0 disables.
+    min_noise
+        Floor of the local noise, ADU.
     saturation
         Frames whose every pixel is at or above this value hold no peaks; None disables.
+    mask
+        Optional bool (B, H, W) or (H, W) tensor on the frames' device, True for masked pixels.
 
     Returns
     -------
@@ -229,6 +269,8 @@ def find_peaks_torch(
     """
     if frames.ndim == 2:
         frames = frames[None]
+    if mask is not None and mask.ndim == 2:
+        mask = mask[None].expand(frames.shape[0], -1, -1)
     _, h, w = frames.shape
     xp = frames_to_float(frames, block)
     return peaks_from_float(
@@ -239,7 +281,9 @@ def find_peaks_torch(
         block=block,
         min_pixels=min_pixels,
         merge_radius=merge_radius,
+        min_noise=min_noise,
         saturation=saturation,
+        mask=mask,
     )
 
 
@@ -248,11 +292,13 @@ def peaks_from_float(
     h: int,
     w: int,
     *,
-    threshold: float = 50.0,
+    threshold: float = 7.0,
     block: int = 16,
     min_pixels: int = 2,
     merge_radius: float = 4.0,
+    min_noise: float = 1.0,
     saturation: float | None = SATURATION,
+    mask: torch.Tensor | None = None,
 ) -> PeakBatch:
     """:func:`find_peaks_torch` on frames already converted by :func:`frames_to_float`.
 
@@ -265,12 +311,17 @@ def peaks_from_float(
     """
     bsz = xp.shape[0]
     dev = xp.device
-    bg = _background(xp, block)
+    valid = None if mask is None else ~mask
+    bg, noise = _block_stats(xp, valid, h, w, block, min_noise)
     hb, wb = bg.shape[1:]
-    # a Python scalar is applied in float32, as numpy adds a float32 threshold; torch.tensor(x,
-    # device=cuda) would be a blocking upload (a stream sync) per batch
-    level = (bg + float(threshold))[:, :, None, :, None]
-    mask = (xp.view(bsz, hb, block, wb, block) > level).view(bsz, hb * block, wb * block)[:, :h, :w]
+    # float64 level, as numpy's (a Python scalar: torch.tensor(x, device=cuda) would be a blocking
+    # upload per batch); compared with the float32 pixels in float64, exactly
+    level = torch.nan_to_num(bg + float(threshold) * noise, nan=float("inf"))
+    # xp is padded to whole blocks: (hb * block, wb * block), the statistics' grid
+    cand = xp.view(bsz, hb, block, wb, block) > level[:, :, None, :, None]
+    mask = cand.view(bsz, hb * block, wb * block)[:, :h, :w]
+    if valid is not None:
+        mask = mask & valid
     if saturation is not None:
         # an all-saturated frame holds no spots (no host round trip: the mask is cleared)
         full = xp[:, :h, :w].amin(dim=(1, 2)) >= saturation

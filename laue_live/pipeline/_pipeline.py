@@ -45,11 +45,14 @@ from laue_live.pipeline._cnn import CNNRunner
 from laue_live.pipeline._cutouts import gather_cutouts
 from laue_live.pipeline._peaks import frames_to_float, peaks_from_float
 from laue_live.spots import (
-    DEFAULT_PEAK_PARAMS,
     DESCRIPTOR_COLUMNS,
     FLAG_COLUMNS,
+    FrameCorrections,
+    check_peak_params,
     fit_columns,
     fit_gaussians,
+    merge_same_spot_rows,
+    spot_angles,
     spot_table_from_descriptors,
     validate_frame,
 )
@@ -64,9 +67,6 @@ STAGES = ("h2d", "peaks", "cutouts", "describe", "d2h", "table")
 #: Float columns of the descriptor block, in the order of the (N, 12) float64 array sent to the host.
 HOST_FLOAT_COLUMNS = tuple(c for c in DESCRIPTOR_COLUMNS if c not in FLAG_COLUMNS)
 
-# the CPU peak search's defaults: both paths must find the same peaks
-_PEAK_DEFAULTS = dict(DEFAULT_PEAK_PARAMS)
-
 
 @dataclass
 class _Staged:
@@ -77,6 +77,8 @@ class _Staged:
     good: list[int]  # positions of the frames that are in ``tensor``
     tensor: torch.Tensor | None = None
     event: Any = None
+    masks: list = field(default_factory=list)  # host pixel mask (or None) of each good frame
+    mask: torch.Tensor | None = None  # (B, H, W) bool on the device, None when no frame has one
 
 
 @dataclass
@@ -108,7 +110,12 @@ class FramePipeline:
         CUDA, where it amortises launches and synchronisations).
     peak_params
         Overrides of the peak-search parameters of :func:`laue_live.spots.find_peaks`
-        (``threshold``, ``block``, ``min_pixels``, ``merge_radius``, ``saturation``).
+        (``threshold``, ``block``, ``min_pixels``, ``merge_radius``, ``min_noise``, ``saturation``).
+    corrections
+        :class:`laue_live.spots.FrameCorrections` (dark, flat field, pixel mask), applied on the
+        host as :func:`laue_live.analyze_frames` does; default: the automatic mask only.
+    calibration
+        :class:`laue_live.geometry.Calibration` for the ``two_theta`` and ``chi`` columns.
     sim_variant
         ``"background"`` (default) or ``"raw"`` Sim0 (fit only; see :func:`laue_live.characterize`).
     fit_options
@@ -164,6 +171,8 @@ class FramePipeline:
         cnn=None,
         threads: int | None = 1,
         cnn_compile: bool | str = "auto",
+        corrections: FrameCorrections | None = None,
+        calibration=None,
     ) -> None:
         if method not in ("fit", "cnn"):
             raise ValueError(f"unknown method {method!r}: expected 'fit' or 'cnn'")
@@ -171,12 +180,12 @@ class FramePipeline:
             raise ValueError(f"sim_variant must be 'background' or 'raw', got {sim_variant!r}")
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
-        unknown = set(peak_params or {}) - set(_PEAK_DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown peak parameter(s) {sorted(unknown)}; known: {sorted(_PEAK_DEFAULTS)}")
         self.method = method
         self.device = resolve_device(device)
-        self.peak_params = {**_PEAK_DEFAULTS, **(peak_params or {})}
+        self.peak_params = check_peak_params(peak_params)
+        self.corrections = corrections if corrections is not None else FrameCorrections(
+            saturation=self.peak_params["saturation"])
+        self.calibration = calibration
         self.sim_variant = sim_variant
         self.fit_options = dict(fit_options or {})
         self.on_error = on_error
@@ -279,8 +288,8 @@ class FramePipeline:
         for i, f in enumerate(frames):
             num = int(next(numbers)) if numbers is not None else i
             try:
-                arr = validate_frame(f)
-                k = (arr.shape, arr.dtype)
+                arr = self._correct(validate_frame(f))
+                k = (arr[0].shape, arr[0].dtype)
             except FrameError as exc:
                 if self.on_error == "raise":
                     raise
@@ -297,6 +306,14 @@ class FramePipeline:
         if cur:
             yield nums, cur
 
+    def _correct(self, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Corrected image and pixel mask of a frame, as :func:`laue_live.spots.prepare_frame`."""
+        lo, hi = arr.min(), arr.max()
+        sat = self.peak_params["saturation"]
+        if lo == hi or (sat is not None and lo >= sat):  # no spots: nothing to correct
+            return arr, None
+        return self.corrections.apply(arr)
+
     def _stage(self, batch) -> _Staged | None:
         if batch is None:
             return None
@@ -306,8 +323,13 @@ class FramePipeline:
         st = _Staged(numbers=numbers, errors=errors, good=good)
         if not good:
             return st
-        arrs = [items[i] for i in good]
+        arrs = [items[i][0] for i in good]
+        st.masks = [items[i][1] for i in good]
         t0 = time.perf_counter()
+        if any(m is not None for m in st.masks):
+            host_mask = torch.from_numpy(np.stack([np.zeros(a.shape, bool) if m is None else m
+                                                   for a, m in zip(arrs, st.masks, strict=True)]))
+            st.mask = host_mask.to(self.device) if self.device.type != "cpu" else host_mask
         if not self._cuda:
             with warnings.catch_warnings():  # read-only frames (e.g. decoded from 0MQ) are only read
                 warnings.simplefilter("ignore", UserWarning)
@@ -397,19 +419,22 @@ class FramePipeline:
                 block=int(p["block"]),
                 min_pixels=int(p["min_pixels"]),
                 merge_radius=float(p["merge_radius"]),
+                min_noise=float(p["min_noise"]),
                 saturation=p["saturation"],
+                mask=st.mask,
             )
             t = self._tick("peaks", t)
-            cut, edge = gather_cutouts(xp, h, w, pk.frame, pk.row, pk.col)
+            cut, edge, cmask = gather_cutouts(xp, h, w, pk.frame, pk.row, pk.col, mask=st.mask)
             del xp
             t = self._tick("cutouts", t)
-            floats, flags = self._describe(cut)
+            floats, flags = self._describe(cut, cmask)
+            masked = cmask.flatten(1).any(1) if cmask is not None else torch.zeros_like(edge)
             t = self._tick("describe", t)
             # one float64 block (descriptors, frame/row/col, flags: all exact in float64) and the
             # per-frame counts: two device-to-host copies per batch instead of four
             block = torch.cat(
                 [floats, torch.stack([pk.frame, pk.row, pk.col], dim=1).to(floats.dtype),
-                 flags.to(floats.dtype), edge[:, None].to(floats.dtype)],
+                 flags.to(floats.dtype), edge[:, None].to(floats.dtype), masked[:, None].to(floats.dtype)],
                 dim=1,
             )
             if self._cuda:
@@ -427,7 +452,8 @@ class FramePipeline:
             self._tick("d2h", t)
         return res
 
-    def _describe(self, cut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _describe(self, cut: torch.Tensor, cmask: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
         n = cut.shape[0]
         if n == 0:
             return (
@@ -436,8 +462,8 @@ class FramePipeline:
             )
         if self.method == "fit":
             sat = float(self.peak_params["saturation"] or SATURATION)
-            fit = fit_gaussians(cut, device=self.device, **self.fit_options)
-            cols = fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
+            fit = fit_gaussians(cut, device=self.device, mask=cmask, **self.fit_options)
+            cols = fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat, mask=cmask)
         else:
             cols = cnn_columns(self.cnn(cut), cut)
         floats = torch.stack([cols[c].to(torch.float64) for c in HOST_FLOAT_COLUMNS], dim=1)
@@ -458,8 +484,13 @@ class FramePipeline:
             for j, pos in enumerate(st.good):
                 a, b = bounds[j], bounds[j + 1]
                 table = self._table(floats[a:b], ints[a:b], flags[a:b], st.numbers[pos])
+                table, kept = merge_same_spot_rows(table, shape=tuple(st.tensor.shape[1:]), mask=st.masks[j],
+                                                   return_kept=True)
                 if self._doubles is not None and b > a:
-                    table = self._doubles(cutouts[a:b], table)
+                    table = self._doubles(cutouts[a:b][kept], table)
+                    if self.calibration is not None:
+                        table["two_theta"], table["chi"] = spot_angles(table["row"], table["col"],
+                                                                       self.calibration)
                 tables[pos] = table
         for pos, why in st.errors.items():
             t = empty_spot_table()
@@ -474,7 +505,8 @@ class FramePipeline:
         desc = {name: floats[:, k].astype(np.float32) for k, name in enumerate(HOST_FLOAT_COLUMNS)}
         desc.update(zip(FLAG_COLUMNS, flags[:, :2].astype(bool).T, strict=True))
         attrs = {"sim_variant": self.sim_variant} if self.method == "fit" else {}
-        return spot_table_from_descriptors(desc, ints[:, 1:3], flags[:, 2].astype(bool), number, attrs=attrs)
+        return spot_table_from_descriptors(desc, ints[:, 1:3], flags[:, 2].astype(bool), number, attrs=attrs,
+                                           masked=flags[:, 3].astype(bool), calibration=self.calibration)
 
 
 _POOL_LOCK = threading.Lock()

@@ -105,7 +105,8 @@ class AnalysisService:
         opts = {k: v for k, v in (("device", settings.device), ("model", settings.model)) if v}
         if analyzer is None:
             # One analyser (one model load) shared by every run the service sees.
-            analyzer = FrameAnalyzer(settings.method, pipeline=settings.pipeline, **opts)
+            analyzer = FrameAnalyzer(settings.method, pipeline=settings.pipeline, **opts,
+                                     **settings.analysis_options())
             if runs_on_cuda(analyzer):
                 # a GPU out-of-memory error splits the batch, then sends the frame to the CPU
                 analyzer = OOMFallbackAnalyzer(analyzer)

@@ -81,9 +81,12 @@ class RenderConfig:
     min_peak
         Spots whose peak would be below this (ADU above background) are not rendered nor listed.
     pedestal
-        Detector offset, ADU (BM32 sCMOS: ~1000).
+        Detector offset, ADU (BM32 sCMOS: ~1000; a MarCCD ~10).
     background
-        Height of the smooth diffuse background hump above the pedestal, ADU.
+        Height of the smooth diffuse background hump above the pedestal, ADU (its photons carry
+        their Poisson noise: a fluorescence hump is ``background=700``).
+    hump_width
+        Standard deviation of the hump, as a fraction of the frame's rows and columns.
     gain
         ADU per detected photon (sets the Poisson noise); 0.25 matches the real frames' noise.
     read_noise
@@ -96,6 +99,9 @@ class RenderConfig:
         Stretch spots radially by ``1 / cos`` of the rays' incidence on the detector (when the spot
         list has ``obliquity, radial_row, radial_col``): spot widths grow from the centre to the
         corners as on the real frames (median fitted width 1.1 -> 1.3 px on ``nw1_0001``).
+    active_radius
+        Pixels further than this from the frame's centre read 0 (a MarCCD's round window), px;
+        None: the whole frame is active.
     """
 
     shape_mix: str | dict[str, float] = "bm32"
@@ -112,6 +118,20 @@ class RenderConfig:
     window_half: int = 10
     supersample: int = 3
     obliquity: bool = True
+    hump_width: float = 0.3
+    active_radius: float | None = None
+
+    @classmethod
+    def for_detector(cls, detector, **kw) -> RenderConfig:
+        """Return the settings of a detector preset (:func:`laue_live.geometry.get_detector`).
+
+        Its offset becomes ``pedestal`` and its round window ``active_radius``; ``kw`` override any
+        field.
+        """
+        from laue_live.geometry import get_detector
+
+        d = get_detector(detector)
+        return cls(**{"pedestal": d.offset, "active_radius": d.active_radius, **kw})
 
     def __post_init__(self) -> None:
         normalize_shape_mix(self.shape_mix)
@@ -125,6 +145,11 @@ class RenderConfig:
                 raise SettingsError(f"RenderConfig.{name} must be a finite number >= 0, got {v!r}")
         if self.pedestal + self.background >= SATURATION:
             raise SettingsError("pedestal + background must stay below the 65535 ADU saturation")
+        if not (np.isfinite(self.hump_width) and self.hump_width > 0):
+            raise SettingsError(f"RenderConfig.hump_width must be > 0, got {self.hump_width!r}")
+        rad = self.active_radius
+        if rad is not None and not (np.isfinite(rad) and rad > 0):
+            raise SettingsError(f"RenderConfig.active_radius must be > 0 px or None, got {rad!r}")
         if not (3 <= int(self.window_half) <= 40) or not (1 <= int(self.supersample) <= 8):
             raise SettingsError("window_half must be in [3, 40] px and supersample in [1, 8]")
 
@@ -161,8 +186,8 @@ def _smooth_background(shape: tuple[int, int], cfg: RenderConfig, rng: np.random
     # one broad hump (diffuse scattering, fluorescence) plus a weak tilt, as on BM32 frames
     r0 = rows * rng.uniform(0.35, 0.5)
     c0 = cols * rng.uniform(0.4, 0.6)
-    gr = np.exp(-0.5 * ((r - r0) / (0.3 * rows)) ** 2)
-    gc = np.exp(-0.5 * ((c - c0) / (0.3 * cols)) ** 2)
+    gr = np.exp(-0.5 * ((r - r0) / (cfg.hump_width * rows)) ** 2)
+    gc = np.exp(-0.5 * ((c - c0) / (cfg.hump_width * cols)) ** 2)
     tilt = np.float32(0.1 * cfg.background) * (c / cols)
     bg = np.float32(cfg.background) * gr[:, None] * gc[None, :]
     bg += tilt[None, :]
@@ -296,6 +321,10 @@ def render_frame(
     np.clip(img, 0, SATURATION, out=img)
     frame = img.astype(np.uint16)
     del img
+    if cfg.active_radius is not None:
+        rr = (np.arange(rows) - (rows - 1) / 2)[:, None] ** 2
+        cc = (np.arange(cols) - (cols - 1) / 2)[None, :] ** 2
+        frame[rr + cc > cfg.active_radius**2] = 0
 
     truth = _truth_table(spots, params, comp, win, r0, c0, amplitude, bg, frame)
     return RenderedFrame(frame=frame, truth=truth, background=bg if keep_background else None)

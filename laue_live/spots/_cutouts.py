@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from laue_live._errors import FrameError
 from laue_live._rules import CUTOUT_SIZE
 
-__all__ = ["extract_cutouts", "cutout_edge_mask", "check_peaks"]
+__all__ = ["extract_cutouts", "cutout_edge_mask", "cutout_pixel_mask", "check_peaks"]
 
 
 def check_peaks(peaks) -> np.ndarray:
@@ -58,7 +59,36 @@ def cutout_edge_mask(frame_shape: tuple[int, int], peaks, size: int = CUTOUT_SIZ
     return (lo[:, 0] < 0) | (lo[:, 1] < 0) | (hi[:, 0] >= h) | (hi[:, 1] >= w)
 
 
-def extract_cutouts(frame, peaks, size: int = CUTOUT_SIZE) -> np.ndarray:
+def cutout_pixel_mask(mask, peaks, size: int = CUTOUT_SIZE) -> np.ndarray | None:
+    """Cut the pixel mask as :func:`extract_cutouts` cuts the frame.
+
+    Parameters
+    ----------
+    mask
+        bool (rows, cols), True for masked pixels, or None.
+    peaks
+        (N, 2) integer (row, col) of the initial peaks.
+    size
+        Cutout side, px.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        bool (N, size, size): True where the cutout's pixel is masked (pixels outside the frame are
+        not: they are padding, see ``edge``); None when ``mask`` is None.
+    """
+    if mask is None:
+        return None
+    m = np.asarray(mask, dtype=bool)
+    p = check_peaks(peaks)
+    h, w = m.shape
+    off = np.arange(size, dtype=np.int64) - size // 2
+    rows, cols = p[:, 0, None] + off, p[:, 1, None] + off
+    inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    return m[np.clip(rows, 0, h - 1)[:, :, None], np.clip(cols, 0, w - 1)[:, None, :]] & inside
+
+
+def extract_cutouts(frame, peaks, size: int = CUTOUT_SIZE, mask=None) -> np.ndarray:
     """Cut ``size x size`` windows ``A(s)`` around the initial peaks.
 
     Cutout ``k`` holds rows ``s1 - size/2 .. s1 + size/2 - 1`` and columns
@@ -79,6 +109,11 @@ def extract_cutouts(frame, peaks, size: int = CUTOUT_SIZE) -> np.ndarray:
         (N, 2) integer (row, col) of the initial peaks, 0-based. Peaks outside the frame are refused.
     size
         Cutout side, px (default 32, the CNN's input).
+    mask
+        Optional bool (rows, cols) pixel mask (True = not used): masked pixels are filled like the
+        padding, with the median of the cutout's other in-frame pixels (so neither the CNN nor the
+        fit's start values see them; the fit gives them zero weight, see
+        :func:`cutout_pixel_mask`).
 
     Returns
     -------
@@ -104,13 +139,24 @@ def extract_cutouts(frame, peaks, size: int = CUTOUT_SIZE) -> np.ndarray:
     off = np.arange(size, dtype=np.int64) - half
     rows = p[:, 0, None] + off  # (N, size)
     cols = p[:, 1, None] + off
-    out = f[np.clip(rows, 0, h - 1)[:, :, None], np.clip(cols, 0, w - 1)[:, None, :]].astype(np.float32)
-    edge = cutout_edge_mask(f.shape, p, size)
-    if edge.any():
-        in_r = (rows[edge] >= 0) & (rows[edge] < h)
-        in_c = (cols[edge] >= 0) & (cols[edge] < w)
-        inside = in_r[:, :, None] & in_c[:, None, :]
-        sub = out[edge]
-        fill = np.nanmedian(np.where(inside, sub, np.nan).reshape(len(sub), -1), axis=1).astype(np.float32)
-        out[edge] = np.where(inside, sub, fill[:, None, None])
+    bad = cutout_edge_mask(f.shape, p, size)
+    out = np.empty((n, size, size), dtype=np.float32)
+    inner = ~bad
+    if inner.any():  # whole windows: one strided gather from a view of all windows (~6x faster)
+        win = sliding_window_view(f, (size, size))
+        out[inner] = win[p[inner, 0] - half, p[inner, 1] - half]
+    if bad.any():
+        out[bad] = f[np.clip(rows[bad], 0, h - 1)[:, :, None], np.clip(cols[bad], 0, w - 1)[:, None, :]]
+    cm = cutout_pixel_mask(mask, p, size)
+    if cm is not None:
+        bad = bad | cm.any(axis=(1, 2))
+    if bad.any():
+        in_r = (rows[bad] >= 0) & (rows[bad] < h)
+        in_c = (cols[bad] >= 0) & (cols[bad] < w)
+        usable = in_r[:, :, None] & in_c[:, None, :]
+        if cm is not None:
+            usable &= ~cm[bad]
+        sub = out[bad]
+        fill = np.nanmedian(np.where(usable, sub, np.nan).reshape(len(sub), -1), axis=1).astype(np.float32)
+        out[bad] = np.where(usable, sub, fill[:, None, None])
     return out

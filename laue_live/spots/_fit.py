@@ -183,6 +183,7 @@ def fit_gaussians(
     backend: str = "auto",
     num_threads: int | None = 1,
     check_every: int | None = None,
+    mask=None,
 ) -> GaussFit:
     """Fit ``beta + alpha * g`` (axis-aligned 2D Gaussian) to every cutout, all at once.
 
@@ -190,6 +191,12 @@ def fit_gaussians(
     ----------
     cutouts
         Array (N, S, S) (numpy or torch), ADU; usually S = 32 from :func:`extract_cutouts`.
+    mask
+        Optional bool array (N, S, S) (numpy or torch), True for pixels that must not enter the
+        fit (masked detector pixels): they get zero weight, so the fit is the least-squares
+        minimum over the other pixels. Their values only affect the start (fill them with the
+        local background, as :func:`extract_cutouts` does). Cutouts without a masked pixel take
+        the unweighted path.
     device
         ``None``/``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"auto"`` (CUDA if available) or a torch device.
     dtype
@@ -252,13 +259,14 @@ def fit_gaussians(
             data = xp.torch.tensor(np.asarray(cutouts), dtype=xp.dtype, device=xp.device)
     else:
         data = np.array(cutouts, dtype=xp.dtype, copy=True)
+    weights = _weights_of(xp, mask, shape)
     if xp.name == "torch":
         with xp.torch.inference_mode(), _cpu_threads(num_threads if xp.device.type == "cpu" else None):
-            res = _lm(xp, data, s // 2, max_iter, xtol, ftol, start, check_every)
+            res = _lm_split(xp, data, weights, s // 2, max_iter, xtol, ftol, start, check_every)
     else:
         with np.errstate(all="ignore"):  # NaN trials (failed solves) are expected and handled
-            res = _lm(xp, data, s // 2, max_iter, xtol, ftol, start, check_every)
-    theta, cost, conv, nit = (np.asarray(xp.numpy(r)) for r in res)
+            res = _lm_split(xp, data, weights, s // 2, max_iter, xtol, ftol, start, check_every)
+    theta, cost, conv, nit = res
     theta = theta.astype(np.float64)
     sr, sc = np.exp(theta[:, 4]), np.exp(theta[:, 5])
     return GaussFit(
@@ -274,6 +282,52 @@ def fit_gaussians(
     )
 
 
+def _weights_of(xp, mask, shape):
+    """Per-pixel weights (1 used, 0 masked) of the cutouts that hold a masked pixel, or None."""
+    if mask is None:
+        return None
+    if type(mask).__module__.startswith("torch"):
+        if xp.name == "numpy":
+            mask = mask.detach().cpu().numpy()
+        elif mask.device != xp.device:
+            mask = mask.to(xp.device)
+    if tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"mask must have the cutouts' shape {tuple(shape)}, got {tuple(mask.shape)}")
+    if xp.name == "torch":
+        m = mask if type(mask).__module__.startswith("torch") else xp.torch.as_tensor(np.asarray(mask))
+        return (~m.to(device=xp.device, dtype=xp.torch.bool)).to(xp.dtype)
+    return (~np.asarray(mask, dtype=bool)).astype(xp.dtype)
+
+
+def _lm_split(xp, data, weights, c, max_iter, xtol, ftol, start, check_every):
+    """Run :func:`_lm` on the unmasked cutouts and, weighted, on those with a masked pixel.
+
+    Returns host numpy arrays ``(theta, cost, converged, n_iter)`` in the cutouts' order.
+    """
+    n = data.shape[0]
+    if weights is not None:
+        npix = data.shape[1] * data.shape[2]
+        has = np.asarray(xp.numpy(weights.reshape(n, -1).sum(axis=1) < npix), dtype=bool)
+        if not has.any():
+            weights = None
+    if weights is None:
+        return tuple(np.asarray(xp.numpy(r)) for r in _lm(xp, data, None, c, max_iter, xtol, ftol, start,
+                                                            check_every))
+    out = None
+    for sel, w in ((np.flatnonzero(~has), None), (np.flatnonzero(has), weights)):
+        if sel.size == 0:
+            continue
+        idx = xp.index(sel)
+        st = None if start is None else np.asarray(start)[sel]
+        res = [np.asarray(xp.numpy(r)) for r in _lm(xp, data[idx], None if w is None else w[idx], c, max_iter,
+                                                      xtol, ftol, st, check_every)]
+        if out is None:
+            out = [np.zeros((n, *r.shape[1:]), dtype=r.dtype) for r in res]
+        for o, r in zip(out, res, strict=True):
+            o[sel] = r
+    return tuple(out)
+
+
 # Jacobian column k of (A, beta, mu_r, mu_c, t_r, t_c) is (sa_k P_ia[k]) (x) (sb_k P_ib[k]), with the
 # per-axis basis P = [w, 1, w z, w z^2] (w = exp(-z^2 / 2), z = (x - mu) / sigma) and the scales
 # sa * sb = (1, 1, A / s_r, A / s_c, A, A).
@@ -287,19 +341,26 @@ _TH, _COST, _INV, _GR, _GC, _F, _WIDTH = 0, 6, 7, 9, 25, 41, 57
 
 
 class _Batch:
-    """Per-spot constants of the working set: centred data ``D``, its row sums and sum of squares."""
+    """Per-spot constants of the working set: centred data ``D``, its row sums and sum of squares.
 
-    def __init__(self, d, x):
-        self.d = d  # (n, S, S), data minus its start background
+    With weights ``W`` (0/1 per pixel), ``d`` holds ``W * D`` (so ``sum D^2`` and ``D @ 1`` are the
+    weighted ones) and ``npix`` is ``sum W`` per spot.
+    """
+
+    def __init__(self, d, x, w=None):
+        self.w = w  # (n, S, S) 0/1 weights, or None (all pixels used)
+        self.d = d if w is None else d * w  # (n, S, S), data minus its start background
         self.x = x  # (1, 1, S) pixel coordinates relative to the cutout centre
-        flat = d.reshape(d.shape[0], 1, -1)
+        flat = self.d.reshape(d.shape[0], 1, -1)
         self.s2 = (flat @ flat.swapaxes(1, 2)).reshape(-1)  # sum D^2 without a temporary
-        self.rows = d.sum(axis=2)  # D @ 1
-        self.npix = d.shape[1] * d.shape[2]
+        self.rows = self.d.sum(axis=2)  # D @ 1
+        self.npix = d.shape[1] * d.shape[2] if w is None else w.sum(axis=(1, 2))
 
     def take(self, keep):
         b = object.__new__(_Batch)
-        b.d, b.x, b.s2, b.rows, b.npix = self.d[keep], self.x, self.s2[keep], self.rows[keep], self.npix
+        b.d, b.x, b.s2, b.rows = self.d[keep], self.x, self.s2[keep], self.rows[keep]
+        b.w = None if self.w is None else self.w[keep]
+        b.npix = self.npix if self.w is None else self.npix[keep]
         return b
 
 
@@ -317,16 +378,38 @@ def _pack(xp, b: _Batch, theta):
     w = xp.exp(-0.5 * z * z)
     wz = w * z
     p = xp.stack([w, w * 0 + 1, wz, wz * z], 2)  # (n, 2, 4, S)
-    gram = p @ p.swapaxes(2, 3)
     e = b.d @ p[:, 1, [0, 2, 3]].swapaxes(1, 2)  # D @ [v, v z, v z^2], (n, S, 3); D @ 1 is precomputed
     e = xp.stack([e[:, :, 0], b.rows, e[:, :, 1], e[:, :, 2]], 2)
     f = p[:, 0] @ e
     a, beta = theta[:, 0], theta[:, 1]
+    if b.w is not None:
+        return _pack_weighted(xp, b, theta, inv_s, p, f)
+    gram = p @ p.swapaxes(2, 3)
     # |D|^2 - 2 beta sum D - 2 A u'Dv + N beta^2 + 2 A beta (sum u)(sum v) + A^2 |u|^2 |v|^2
     quad = (b.s2 - 2 * beta * f[:, 1, 1] - 2 * a * f[:, 0, 0] + b.npix * beta * beta
             + a * (2 * beta * gram[:, 0, 0, 1] * gram[:, 1, 0, 1] + a * gram[:, 0, 0, 0] * gram[:, 1, 0, 0]))
     cost = 0.5 * xp.clip(quad, 0.0)
     return xp.cat([theta, cost[:, None], inv_s, gram.reshape(n, 32), f.reshape(n, 16)], 1)
+
+
+def _pack_weighted(xp, b: _Batch, theta, inv_s, p, f):
+    """:func:`_pack` with 0/1 pixel weights ``W``.
+
+    The Gram products ``gram_row[p, q] * gram_col[r, s]`` of the unweighted case become the entries
+    ``G[(p, q), (r, s)] = (P_p P_q)^T W (P_r P_s)`` of one 16 x 16 table per spot (two batched
+    products with ``W``, ~2x the work of an unweighted iteration); the packed state holds ``G``
+    in place of the two Gram matrices.
+    """
+    n, _, _, s = p.shape
+    pr = (p[:, 0, :, None, :] * p[:, 0, None, :, :]).reshape(n, 16, s)  # P_p P_q, rows
+    pc = (p[:, 1, :, None, :] * p[:, 1, None, :, :]).reshape(n, 16, s)  # columns
+    g = (pr @ b.w) @ pc.swapaxes(1, 2)  # (n, 16, 16)
+    a, beta = theta[:, 0], theta[:, 1]
+    # G[(0,1),(0,1)] = u^T W v, G[(0,0),(0,0)] = (u u)^T W (v v); sum W = npix
+    quad = (b.s2 - 2 * beta * f[:, 1, 1] - 2 * a * f[:, 0, 0] + b.npix * beta * beta
+            + a * (2 * beta * g[:, 1, 1] + a * g[:, 0, 0]))
+    cost = 0.5 * xp.clip(quad, 0.0)
+    return xp.cat([theta, cost[:, None], inv_s, g.reshape(n, 256), f.reshape(n, 16)], 1)
 
 
 def _gather_index():
@@ -344,6 +427,39 @@ def _gather_index():
 
 
 _SPLITS = np.cumsum([36, 36, 6, 6, 6, 6, 6, 1, 1])
+# weighted state: theta (6), cost, 1/sigma (2), G (256), f (16)
+_G, _FW, _WIDTH_W = 9, 265, 281
+
+
+def _gather_index_weighted():
+    """Columns of the weighted packed state for the normal equations.
+
+    In order: ``G[(ia_k, ia_l), (ib_k, ib_l)]`` (36), ``f[ia, ib]`` (6), ``G[(ia, 1), (ib, 1)]``,
+    ``G[(ia, 0), (ib, 0)]`` (6 each), then A, beta, 1/s_r, 1/s_c.
+    """
+    ia, ib = np.array(_IA), np.array(_IB)
+    pair_r = ia[:, None] * 4 + ia[None, :]
+    pair_c = ib[:, None] * 4 + ib[None, :]
+    parts = [_G + (pair_r * 16 + pair_c).ravel(), _FW + ia * 4 + ib, _G + (ia * 4 + 1) * 16 + ib * 4 + 1,
+             _G + (ia * 4) * 16 + ib * 4, [_TH, _TH + 1, _INV, _INV + 1]]
+    return np.concatenate(parts)
+
+
+_SPLITS_W = np.cumsum([36, 6, 6, 6, 1, 1])
+
+
+def _normal_equations_weighted(xp, st, gidx):
+    """:func:`_normal_equations` from a weighted packed state."""
+    n = st.shape[0]
+    sel = xp.take(st, gidx, 1)
+    o = _SPLITS_W
+    gg, fs, g1, g0 = sel[:, :o[0]], sel[:, o[0]:o[1]], sel[:, o[1]:o[2]], sel[:, o[2]:o[3]]
+    a, beta, inv_s = sel[:, o[3]:o[4]], sel[:, o[4]:o[5]], sel[:, o[5]:]
+    one = a * 0 + 1
+    sc = xp.cat([one, one, a * inv_s, a, a], 1)
+    jtj = ((sc[:, :, None] * sc[:, None, :]).reshape(n, 36) * gg).reshape(n, 6, 6)
+    g = sc * (fs - beta * g1 - a * g0)
+    return jtj, g
 
 
 def _normal_equations(xp, st, gidx):
@@ -361,7 +477,7 @@ def _normal_equations(xp, st, gidx):
     return jtj, g
 
 
-def _lm(xp, data, c, max_iter, xtol, ftol, start, check_every=1):
+def _lm(xp, data, weights, c, max_iter, xtol, ftol, start, check_every=1):
     n, s, _ = data.shape
     x = xp.asarray(np.arange(s) - c)[None, None, :]
     if start is None:
@@ -376,11 +492,13 @@ def _lm(xp, data, c, max_iter, xtol, ftol, start, check_every=1):
     # step tolerances: A and beta relative to the spot's height, positions and log-widths absolute
     lin = xtol * xp.clip(2 * xp.abs(theta[:, 0:1]), 1.0)
     tol = xp.cat([lin, lin, xp.full((n, 4), xtol)], 1)
-    b = _Batch(data, x)
-    gidx = xp.index(_gather_index())
+    b = _Batch(data, x, weights)
+    weighted = weights is not None
+    gidx = xp.index(_gather_index_weighted() if weighted else _gather_index())
+    normal_equations = _normal_equations_weighted if weighted else _normal_equations
     far = float(s)  # a centre this far out has left the cutout: the fit has failed
 
-    out = xp.full((n, _WIDTH), 0.0)
+    out = xp.full((n, _WIDTH_W if weighted else _WIDTH), 0.0)
     out_conv = xp.full_bool((n,), False)
     out_nit = xp.full_int((n,), max_iter)
     idx = xp.arange(n)
@@ -391,7 +509,7 @@ def _lm(xp, data, c, max_iter, xtol, ftol, start, check_every=1):
     cost_mark = xp.copy(st[:, _COST])  # cost at the last stall check
     for it in range(1, max_iter + 1):
         theta, cost = st[:, :6], st[:, _COST]
-        jtj, g = _normal_equations(xp, st, gidx)
+        jtj, g = normal_equations(xp, st, gidx)
         diag = xp.diagonal(jtj)
         diag = xp.maximum(diag, 1e-12 * xp.amax(diag, 1, keepdims=True) + 1e-30)
         h, solved = xp.solve(xp.diag_embed(lam[:, None] * diag) + jtj, g)

@@ -61,8 +61,8 @@ def check_cutouts(cutouts) -> np.ndarray:
     return c
 
 
-def fit_columns(cutouts, fit: GaussFit, *, sim_variant: str = "background", saturation: float = SATURATION
-                ) -> dict:
+def fit_columns(cutouts, fit: GaussFit, *, sim_variant: str = "background", saturation: float = SATURATION,
+                mask=None) -> dict:
     """Descriptor columns of fitted cutouts, on numpy or on the cutouts' torch device.
 
     Parameters
@@ -75,6 +75,9 @@ def fit_columns(cutouts, fit: GaussFit, *, sim_variant: str = "background", satu
         ``"background"`` or ``"raw"`` Sim0 (:func:`laue_live._rules.sim0_from_fit`).
     saturation
         Pixel value counted as saturated, ADU.
+    mask
+        Optional bool (N, S, S) of the cutouts' kind, True on masked detector pixels: Sim0,
+        ``intensity`` and ``saturated`` ignore them.
 
     Returns
     -------
@@ -88,7 +91,8 @@ def fit_columns(cutouts, fit: GaussFit, *, sim_variant: str = "background", satu
     amp, beta, mr, mc, sr, sc = (xp.asarray(getattr(fit, k)) for k in
                                  ("amplitude", "background", "mu_row", "mu_col", "sigma_row", "sigma_col"))
     height = amp / (2 * math.pi * sr * sc)
-    sim0, intensity = sim0_separable(img, mr, mc, sr, sc, height, beta, sim_variant)
+    weights = None if mask is None else xp.asarray(~mask)
+    sim0, intensity = sim0_separable(img, mr, mc, sr, sc, height, beta, sim_variant, weights)
     finite = xp.isfinite(xp.stack([amp, beta, mr, mc, sr, sc], 1)).all(1)
     sim0 = xp.where(finite, sim0, math.nan)
     asp, area = shape_descriptors(sr, sc)
@@ -107,7 +111,8 @@ def fit_columns(cutouts, fit: GaussFit, *, sim_variant: str = "background", satu
         "converged": xp.mask(fit.converged) & finite,
         "intensity": intensity,
         "peak_intensity": img[:, s // 2, s // 2],
-        "saturated": (cutouts >= saturation).reshape(n, s * s).any(1),
+        "saturated": ((cutouts >= saturation) if mask is None else ((cutouts >= saturation) & ~mask)
+                      ).reshape(n, s * s).any(1),
     }
 
 
@@ -118,7 +123,7 @@ def descriptor_table(columns: dict) -> pd.DataFrame:
 
 
 def fit_descriptors(cutouts, *, device=None, sim_variant: str = "background", saturation: float = SATURATION,
-                    **fit_options) -> pd.DataFrame:
+                    mask=None, **fit_options) -> pd.DataFrame:
     """Descriptors of every cutout from the exact Gaussian fit: one table row per cutout.
 
     Parameters
@@ -133,6 +138,10 @@ def fit_descriptors(cutouts, *, device=None, sim_variant: str = "background", sa
         the paper's formula on the raw cutout. Recorded in ``DataFrame.attrs["sim_variant"]``.
     saturation
         Pixel value (ADU) counted as saturated.
+    mask
+        Optional bool (N, S, S), True on masked detector pixels
+        (:func:`~laue_live.spots.cutout_pixel_mask`): zero weight in the fit, left out of Sim0,
+        ``intensity`` and ``saturated``.
     **fit_options
         Passed to :func:`fit_gaussians` (``dtype``, ``max_iter``, ``xtol``, ``ftol``, ``start``,
         ``backend``, ``num_threads``).
@@ -156,12 +165,19 @@ def fit_descriptors(cutouts, *, device=None, sim_variant: str = "background", sa
     check_sim_variant(sim_variant)
     cut = check_cutouts(cutouts)
     n = len(cut)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != cut.shape:
+            raise FrameError(f"cutout mask has shape {mask.shape}, cutouts {cut.shape}")
+        if not mask.any():
+            mask = None
     if n == 0:
         df = descriptor_table({k: np.empty(0) for k in DESCRIPTOR_COLUMNS})
     else:
-        fit = fit_gaussians(cut, device=device, **fit_options)
+        fit = fit_gaussians(cut, device=device, mask=mask, **fit_options)
         with np.errstate(all="ignore"):
-            df = descriptor_table(fit_columns(cut, fit, sim_variant=sim_variant, saturation=saturation))
+            df = descriptor_table(fit_columns(cut, fit, sim_variant=sim_variant, saturation=saturation,
+                                              mask=mask))
         n_bad = int((~df["converged"]).sum())
         if n_bad:
             log.debug("%d of %d fits did not converge", n_bad, n)

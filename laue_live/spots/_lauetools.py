@@ -1,4 +1,8 @@
-"""LaueTools ``.dat`` peak lists: export a spot table so that LaueTools can index it, and read one back.
+"""LaueTools ``.dat`` peak lists and ``.cor`` files: export a spot table so that LaueTools can index it.
+
+A ``.cor`` file is the input of LaueTools' indexing: one row per spot with ``2theta chi X Y I``
+(degrees, 1-based pixels, intensity) and the detector calibration in ``#`` comment lines, as
+``LaueTools.IOLaueTools.writefile_cor`` writes it.
 
 The format is that of ``LaueTools.IOLaueTools.writefile_Peaklist`` (LaueTools 3.2): a header line
 ``peak_X peak_Y peak_Itot peak_Isub peak_fwaxmaj peak_fwaxmin peak_inclination Xdev Ydev peak_bkg
@@ -20,7 +24,7 @@ import pandas as pd
 
 from laue_live._errors import SpotTableError
 
-__all__ = ["write_lauetools_dat", "read_lauetools_dat", "DAT_COLUMNS"]
+__all__ = ["write_lauetools_dat", "read_lauetools_dat", "write_lauetools_cor", "DAT_COLUMNS"]
 
 DAT_COLUMNS = ("peak_X", "peak_Y", "peak_Itot", "peak_Isub", "peak_fwaxmaj", "peak_fwaxmin",
                "peak_inclination", "Xdev", "Ydev", "peak_bkg", "Ipixmax")
@@ -171,3 +175,81 @@ def read_lauetools_dat(path):
         df["d_col"] = df["Xdev"]
     df.attrs["calibration"] = calib
     return df
+
+
+def write_lauetools_cor(table, path, calibration, *, detector=None, comments: str | None = None) -> Path:
+    """Write a spot table as a LaueTools ``.cor`` file (the input of LaueTools' indexing).
+
+    Columns ``2theta chi X Y I``: the scattering angles of each spot's position in LaueTools'
+    convention (:func:`laue_live.geometry.pixel_to_angles`, from ``row``/``col`` and
+    ``calibration``, degrees), ``X = col + 1``, ``Y = row + 1`` and ``I`` = fitted peak height plus
+    background (``peak_Itot`` of the ``.dat``, what LaueTools' own ``.dat`` -> ``.cor`` conversion
+    takes), spots sorted by decreasing ``I``. Then the ``# Calibration parameters`` block with
+    ``dd, xcen, ycen, xbet, xgam, pixelsize, xpixelsize, ypixelsize, CCDLabel, framedim,
+    detectordiameter, kf_direction`` as LaueTools writes and reads it. Rows without a finite
+    position are skipped.
+
+    Parameters
+    ----------
+    table
+        Spot table (``row, col, sigma_row, sigma_col, amplitude, background``).
+    path
+        Output file (``.cor``).
+    calibration
+        :class:`laue_live.geometry.Calibration` of the detector.
+    detector
+        :class:`laue_live.geometry.Detector` or preset name for ``CCDLabel`` (default: the preset
+        whose frame shape and pixel size match the calibration, else ``sCMOS``).
+    comments
+        Optional extra comment line.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    SpotTableError
+        A needed column is missing or the calibration is not a ``Calibration``.
+    """
+    from laue_live.geometry import DETECTORS, Calibration, get_detector, pixel_to_angles
+
+    if not isinstance(calibration, Calibration):
+        raise SpotTableError("a .cor file needs a laue_live.geometry.Calibration, got "
+                             f"{type(calibration).__name__}")
+    needed = ("row", "col", "sigma_row", "sigma_col", "amplitude", "background")
+    missing = [c for c in needed if c not in table]
+    if missing:
+        raise SpotTableError(f"cannot write a .cor file: table lacks column(s) {missing}")
+    if detector is None:
+        match = [d for d in DETECTORS.values() if tuple(d.frame_shape) == tuple(calibration.frame_shape)
+                 and abs(d.pixel_size - calibration.pixel_size) < 1e-3]
+        detector = match[0] if match else DETECTORS["sCMOS"]
+    det = get_detector(detector)
+    t = table[list(needed)].astype(np.float64)
+    t = t[np.isfinite(t["row"]) & np.isfinite(t["col"])]
+    with np.errstate(all="ignore"):
+        height = t["amplitude"].to_numpy() / (2 * np.pi * t["sigma_row"].to_numpy()
+                                              * t["sigma_col"].to_numpy())
+        tth, chi = pixel_to_angles(t["row"].to_numpy(), t["col"].to_numpy(), calibration)
+    inten = np.nan_to_num(height + t["background"].to_numpy())
+    data = np.column_stack([tth, chi, t["col"].to_numpy() + 1, t["row"].to_numpy() + 1, inten])
+    data = data[np.argsort(-data[:, 4], kind="stable")]
+    lines = ["2theta       chi         X           Y           I       "]
+    lines += [f"{a:.5f}   {b:.5f}   {x:.5f}   {y:.5f}   {i:.2f}" for a, b, x, y, i in data]
+    lines.append(f"# File created at {time.asctime()} with laue_live")
+    rows, cols = calibration.frame_shape
+    diameter = max(rows, cols) * calibration.pixel_size
+    lines.append("# Calibration parameters")
+    px = calibration.pixel_size
+    for k, v in (("dd", calibration.dd), ("xcen", calibration.xcen), ("ycen", calibration.ycen),
+                 ("xbet", calibration.xbet), ("xgam", calibration.xgam), ("pixelsize", px),
+                 ("xpixelsize", px), ("ypixelsize", px),
+                 ("CCDLabel", det.name), ("framedim", (rows, cols)), ("detectordiameter", diameter),
+                 ("kf_direction", "Z>0")):
+        lines.append(f"# {k}     :   {v}")
+    if comments:
+        lines += ["# Comments", "# " + comments.replace("\n", " ")]
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -7,7 +7,9 @@ Gaussian spots), so that the real peak search and exact fit of laue_live.spots r
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
+from laue_live.cli._app import _register
 from laue_live.testing import SHAPE, make_inline_detector, n_spots, synthetic_frame
 
 
@@ -59,3 +61,19 @@ def write_analysis_run():
 def spots_in_small_frame():
     """``f(i) -> n``: how many spots frame ``i`` of the small detector holds."""
     return n_spots
+
+
+@pytest.fixture(scope="module")
+def cli():
+    _register()
+    return CliRunner()
+
+
+@pytest.fixture
+def cli_env(tiled_server, tiled_client, tmp_path):
+    """Environment + settings file that point the CLI at this test's containers (key from env only)."""
+    settings = tmp_path / "catalog.yml"
+    settings.write_text(f"raw_path: {tiled_client.settings.raw_path}\n"
+                        f"analysis_path: {tiled_client.settings.analysis_path}\n")
+    return {"LAUE_LIVE_TILED_URI": tiled_server.uri, "LAUE_LIVE_TILED_API_KEY": tiled_server.api_key,
+            "LAUE_LIVE_CATALOG_SETTINGS": str(settings)}

@@ -3,26 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
-from typer.testing import CliRunner
 
-from laue_live.cli._app import _register, app
-
-
-@pytest.fixture(scope="module")
-def cli():
-    _register()
-    return CliRunner()
-
-
-@pytest.fixture
-def cli_env(tiled_server, tiled_client, tmp_path):
-    """Environment + settings file that point the CLI at this test's containers (key from env only)."""
-    settings = tmp_path / "catalog.yml"
-    settings.write_text(f"raw_path: {tiled_client.settings.raw_path}\n"
-                        f"analysis_path: {tiled_client.settings.analysis_path}\n")
-    return {"LAUE_LIVE_TILED_URI": tiled_server.uri, "LAUE_LIVE_TILED_API_KEY": tiled_server.api_key,
-            "LAUE_LIVE_CATALOG_SETTINGS": str(settings)}
+from laue_live.cli._app import app
 
 
 def test_query_commands(cli, cli_env, tiled_client, write_analysis_run, tmp_path):

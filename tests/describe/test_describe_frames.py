@@ -14,7 +14,7 @@ from laue_live.spots import fit_descriptors
 
 
 def test_describe_frames_takes_plain_callables(bm32_frame):
-    frames = [bm32_frame[:1009], np.full((64, 64), 1000, np.uint16), bm32_frame[1009:]]
+    frames = [bm32_frame[:320], np.full((64, 64), 1000, np.uint16), bm32_frame[320:]]
     calls, seen = [], []
 
     def describe(cutouts):  # the exact fit, as any user's describer would be
@@ -27,8 +27,9 @@ def test_describe_frames_takes_plain_callables(bm32_frame):
 
     tables = describe_frames(frames, describe, frame_numbers=[5, 6, 7], doubles=doubles)
     ref = analyze_frames(frames, "fit", frame_numbers=[5, 6, 7])
-    assert [len(t) for t in ref][1] == 0 and min(len(ref[0]), len(ref[2])) > 20
-    assert calls == [sum(len(t) for t in ref)]  # one call for the cutouts of all frames
+    assert [len(t) for t in ref][1] == 0 and min(len(ref[0]), len(ref[2])) > 5  # measured 9 and 12
+    # one call for the cutouts of all frames (rows of one spot are merged after it)
+    assert len(calls) == 1 and calls[0] >= sum(len(t) for t in ref)
     assert seen == [(len(t), len(t)) for t in ref if len(t)]  # once per frame that has spots
     for t, r in zip(tables, ref, strict=True):
         pd.testing.assert_frame_equal(t, r, check_exact=True)

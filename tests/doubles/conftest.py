@@ -10,9 +10,9 @@ from laue_live.doubles import RealSpotBank, default_double_model_path
 
 @pytest.fixture(scope="session")
 def real_bank(bm32_dir) -> RealSpotBank:
-    """Good isolated single spots of the two real BM32 frames, with their exact fits."""
+    """Good isolated single spots of the two real BM32 crops (tests/data), with their exact fits."""
     bank = RealSpotBank.from_bm32(bm32_dir)
-    assert len(bank.spots) > 50
+    assert len(bank.spots) > 20  # measured 29 on the two 640 x 640 crops
     return bank
 
 

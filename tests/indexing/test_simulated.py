@@ -131,16 +131,16 @@ def test_two_materials_in_one_frame():
         assert (res.spots.loc[g.spots.index, "grain"] == g.index).all()
 
 
-def test_real_substrate_and_nanowires(bm32_dir):
+def test_real_substrate_and_nanowires(bm32_lists_dir):
     """nw1_0001 (BM32): the Si substrate and two GaN nanowire grains from LaueTools' peak list."""
     import pandas as pd
 
     from laue_live.geometry import read_det
     from laue_live.indexing import index_materials
 
-    df = pd.read_csv(bm32_dir / "peaks_GaN_Si_nw1_0001_box16.csv")
+    df = pd.read_csv(bm32_lists_dir / "peaks_GaN_Si_nw1_0001_box16.csv")
     spots = pd.DataFrame({"row": df["peak_Y"] - 1, "col": df["peak_X"] - 1, "intensity": df["peak_I"]})
-    cal, _ = read_det(bm32_dir / "calib.det")
+    cal, _ = read_det(bm32_lists_dir / "calib.det")
     res = index_materials([Indexer("Si", cal), Indexer("GaN", cal)], spots)
     # measured: Si 83 spots 0.338 px, GaN 63 spots 0.148 px and 49 spots 0.309 px; 195 of 196 indexed
     assert [g.material for g in res.grains] == ["Si", "GaN", "GaN"]

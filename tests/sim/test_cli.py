@@ -53,3 +53,22 @@ def test_write_bad_options(tmp_path):
     assert res.exit_code != 0 and "tiff or hdf5" in res.output
     res = runner.invoke(app, ["sim", "write", str(tmp_path), "--material", "Kryptonite"])
     assert res.exit_code != 0 and "unknown material" in res.output
+
+
+def test_write_on_a_marccd_preset(tmp_path):
+    """--detector MARCCD165: 2048 x 2048 frames, 0 outside the round window, ~10 ADU offset."""
+    from laue_live.describe import analyze_frame
+
+    out = tmp_path / "mar"
+    res = runner.invoke(app, ["sim", "write", str(out), "--n", "1", "--material", "Ge",
+                              "--detector", "marccd165"])
+    assert res.exit_code == 0, res.output
+    img = tifffile.imread(out / "sim_0000.tif")
+    rr, cc = np.mgrid[:2048, :2048]
+    outside = np.hypot(rr - 1023.5, cc - 1023.5) > 1024
+    assert img.shape == (2048, 2048) and (img[outside] == 0).all() and (img[~outside] > 0).all()
+    assert 10 <= np.median(img[~outside]) < 60
+    t = analyze_frame(img)
+    assert len(t) > 50 and (np.hypot(t["row"] - 1023.5, t["col"] - 1023.5) <= 1024).all()
+    res = runner.invoke(app, ["sim", "write", str(out), "--detector", "pilatus"])
+    assert res.exit_code != 0 and "unknown detector" in res.output

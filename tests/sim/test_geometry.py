@@ -35,12 +35,12 @@ def test_read_det_without_matrix_and_bad_files(tmp_path):
 
 
 @pytest.mark.parametrize("frame", ["nw1_0000", "nw1_0001"])
-def test_simulated_si_matches_real_peaks(bm32_calibration, bm32_dir, frame):
+def test_simulated_si_matches_real_peaks(bm32_calibration, bm32_lists_dir, frame):
     """The simulated Si spots fall within 1 px of LaueTools' peaks on the real frames."""
     cal, u = bm32_calibration
     spots = simulate_spots("Si", u, cal)
     assert 100 <= len(spots) <= 130
-    peaks = pd.read_csv(bm32_dir / f"peaks_GaN_Si_{frame}_box16.csv")
+    peaks = pd.read_csv(bm32_lists_dir / f"peaks_GaN_Si_{frame}_box16.csv")
     real = np.column_stack([peaks["peak_Y"] - 1, peaks["peak_X"] - 1])  # 1-based X = col -> 0-based
     sim = spots[["row", "col"]].to_numpy()
     dist = np.linalg.norm(real[:, None, :] - sim[None, :, :], axis=2)

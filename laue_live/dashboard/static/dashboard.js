@@ -12,6 +12,7 @@ const EMPTY_LAYOUT = { margin: { t: 8, l: 8, r: 8, b: 8 }, xaxis: { visible: fal
 const CATEGORIES = [
   // name, marker; a spot falls in the first category that takes it
   { name: "edge", test: (s) => s.edge, marker: { symbol: "square-open", color: "#e08a00", size: 11, line: { width: 1.6 } } },
+  { name: "masked", test: (s) => s.masked, marker: { symbol: "square-x-open", color: "#5a5a5a", size: 11, line: { width: 1.6 } } },
   { name: "saturated", test: (s) => s.saturated, marker: { symbol: "diamond-open", color: "#b000b5", size: 12, line: { width: 1.6 } } },
   { name: "good", test: (s) => s.good, marker: { symbol: "circle-open", color: "#00a651", size: 12, line: { width: 1.8 } } },
   { name: "bad", test: () => true, marker: { symbol: "x-thin-open", color: "#e0261b", size: 9, line: { width: 1.8 } } },

@@ -234,9 +234,9 @@ def test_service_indexes_runs_with_the_material_and_calibration_of_its_settings(
     det.write_text(", ".join(str(v) for v in BM32_CALIBRATION.params) + "\n# pixelsize : 0.0734\n"
                    "# framedim : (2018, 2016)\n")
     with pytest.raises(SettingsError, match="unknown material"):
-        ServiceSettings(index_material="Unobtainium", index_calibration=str(det))
+        ServiceSettings(index_material="Unobtainium", calibration_file=det)
     with pytest.raises(SettingsError, match="cannot read calibration"):
-        ServiceSettings(index_material="Si", index_calibration=str(tmp_path / "missing.det"))
+        ServiceSettings(index_material="Si", calibration_file=tmp_path / "missing.det")
     with SafeProxy() as proxy:
         proxy.start_in_thread()
         settings = ServiceSettings.from_env(

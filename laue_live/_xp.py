@@ -318,7 +318,8 @@ def ops_for(backend: str, dtype: str, device=None):
         return NumpyOps(dtype)
     import torch  # why: torch (~1.5 s to import) loads only when a torch path is asked for
 
-    return TorchOps(getattr(torch, dtype), torch.device(device or "cpu"))
+    # resolve_device: a CUDA device on a machine without CUDA is a SettingsError, not torch's AssertionError
+    return TorchOps(getattr(torch, dtype), resolve_device(device or "cpu"))
 
 
 def ops_of(a, dtype=None, *, keep_tensor_dtype: bool = False):

@@ -22,7 +22,13 @@ and put what it returns in the user namespace. Configure with environment variab
 ``LAUE_LIVE_PUBLISH``
     Local mode: also publish spot tables on this ``host:port`` (for ``laue-live watch``); unset: no.
 ``LAUE_LIVE_VIEWS``
-    ``1`` (default where a display exists) or ``0``: the matplotlib live map and frame view.
+    ``1`` (default where a display exists) or ``0``: the matplotlib live map and frame view. Without
+    them, a table row per analysed frame is printed in the terminal (``laue_live.views.LiveSpotTable``,
+    like bluesky's ``LiveTable``; ``LAUE_LIVE_TABLE=0`` turns it off).
+``LAUE_LIVE_MAP_COLUMN``, ``LAUE_LIVE_MAP_SPOTS``, ``LAUE_LIVE_MAP_STAT``
+    What the live map shows: a per-frame value (``n_good`` default, ``mean_sim``, ``total_intensity``,
+    ``median_width``...) or a spot column (``sigma_row``...) over one spot family (``good``, ``bad``,
+    ``edge``, ``saturated``, ``double``, ``all``) by a statistic (``mean``, ``median``...).
 """
 
 from __future__ import annotations
@@ -91,9 +97,17 @@ def make_session(env=None) -> dict[str, Any]:
     if _want_views(env):
         from laue_live.views import LiveSpotFrame, LiveSpotMap
 
-        views = [LiveSpotMap(env.get("LAUE_LIVE_MAP_COLUMN", "n_good")), LiveSpotFrame()]
+        live_map = LiveSpotMap(env.get("LAUE_LIVE_MAP_COLUMN", "n_good"),
+                               spots=env.get("LAUE_LIVE_MAP_SPOTS"),
+                               statistic=env.get("LAUE_LIVE_MAP_STAT", "mean"))
+        views = [live_map, LiveSpotFrame()]
         ns["live_map"], ns["live_frame"] = views
         RE.subscribe(views[1])  # the raw frames, for the frame view
+    elif env.get("LAUE_LIVE_TABLE", "1") not in ("0", "false", "no"):
+        from laue_live.views import LiveSpotTable
+
+        views = [LiveSpotTable()]  # no plots: a row per analysed frame in the terminal
+        ns["live_table"] = views[0]
     summary: dict[str, Any] = {"mode": mode}
     if mode == "local":
         from laue_live.analysis import FrameAnalyzer
@@ -136,6 +150,6 @@ def make_session(env=None) -> dict[str, Any]:
     else:
         raise RuntimeError(f"LAUE_LIVE_MODE must be 'local' or 'service', not {mode!r}")
     summary["devices"] = env.get("LAUE_LIVE_DEVICES", "sim")
-    summary["views"] = bool(views)
+    summary["views"] = "live_map" in ns
     ns["laue_session"] = summary
     return ns

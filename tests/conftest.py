@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,15 +191,7 @@ def tiled_client(tiled_server):
     The containers live under a per-test prefix, so tests never see each other's runs;
     ``tiled_client.raw`` / ``tiled_client["analysis"]`` are ``CatalogOfBlueskyRuns`` clients.
     """
-    import uuid
-
-    from laue_live.catalog import CatalogSettings, open_catalog
-
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
-    settings = CatalogSettings(uri=tiled_server.uri, api_key=tiled_server.api_key,
-                               data_dir=tiled_server.data_dir, raw_path=f"{prefix}/raw",
-                               analysis_path=f"{prefix}/analysis")
-    return open_catalog(settings)
+    return _client_on(tiled_server)
 
 
 @pytest.fixture
@@ -270,3 +263,113 @@ def curve_certs(tmp_path_factory):
     _, stranger_sec = zmq.auth.create_certificates(d, "stranger")
     return {"server_public": server_pub, "server_secret": server_sec, "client_secret": client_sec,
             "client_keys_dir": clients, "stranger_secret": stranger_sec}
+
+
+# --- PostgreSQL-backed Tiled (issue 19) -------------------------------------------------------------
+# One PostgreSQL cluster per session (fsync off: throw-away data), one initialised catalog database
+# made once and copied per server (CREATE DATABASE ... TEMPLATE: milliseconds instead of tiled's
+# migrations). Tests that need PostgreSQL skip with the reason where it cannot run; CI sets
+# LAUE_LIVE_REQUIRE_POSTGRES=1 so that they fail instead (.ci/run installs and can start it).
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A running :class:`laue_live.catalog.LocalPostgres` for the session (127.0.0.1, own port)."""
+    import shutil
+    import tempfile
+
+    from laue_live.catalog import LocalPostgres, postgres_unavailable_reason
+
+    why = postgres_unavailable_reason()
+    if why:
+        if os.environ.get("LAUE_LIVE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required (LAUE_LIVE_REQUIRE_POSTGRES=1) but cannot run: {why}")
+        pytest.skip(f"PostgreSQL tests skipped: {why}")
+    # not under pytest's tmp_path: when we are root the server runs as another account, which must
+    # be able to reach its directory (pytest's base temp is private to root)
+    root = Path(tempfile.mkdtemp(prefix="laue-live-pg-"))
+    root.chmod(0o755)
+    pg = LocalPostgres(root / "cluster", settings={"fsync": "off", "synchronous_commit": "off",
+                                                   "full_page_writes": "off"})
+    pg.start()
+    yield pg
+    pg.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiled_template_pg(tmp_path_factory, postgres_cluster) -> Path:
+    """An initialised, empty PostgreSQL catalog (databases in ``postgres_cluster``), made once."""
+    from laue_live.catalog import init_catalog
+
+    d = tmp_path_factory.mktemp("tiled-template-pg")
+    init_catalog(d, tabular="postgresql", postgres=postgres_cluster)
+    return d
+
+
+@pytest.fixture
+def tiled_data_dir_pg(tmp_path, tiled_template_pg, postgres_cluster) -> Path:
+    """A fresh data directory whose catalog and tables are new PostgreSQL databases (template copies).
+
+    Start ``LocalTiledServer(d, postgres=postgres_cluster)`` on it.
+    """
+    from laue_live.catalog import LocalTiledServer
+
+    d = tmp_path / "tiled-data-pg"
+    LocalTiledServer.copy_catalog(tiled_template_pg, d, postgres=postgres_cluster)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiled_server_pg(tmp_path_factory, tiled_template_pg, postgres_cluster):
+    """Like ``tiled_server``, with catalog and spot tables in PostgreSQL."""
+    from laue_live.catalog import LocalTiledServer
+
+    d = tmp_path_factory.mktemp("tiled-server-pg")
+    LocalTiledServer.copy_catalog(tiled_template_pg, d, postgres=postgres_cluster)
+    with LocalTiledServer(d, readable_storage=[tmp_path_factory.getbasetemp()],
+                          postgres=postgres_cluster) as server:
+        yield server
+
+
+def _client_on(server):
+    import uuid
+
+    from laue_live.catalog import CatalogSettings, open_catalog
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    return open_catalog(CatalogSettings(uri=server.uri, api_key=server.api_key, data_dir=server.data_dir,
+                                        raw_path=f"{prefix}/raw", analysis_path=f"{prefix}/analysis"))
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def tiled_store(request) -> str:
+    """The table store a test runs on: each test that uses it runs once per store."""
+    return request.param
+
+
+@pytest.fixture
+def any_tiled_server(tiled_store, request):
+    """The session server of ``tiled_store`` (``tiled_server`` or ``tiled_server_pg``)."""
+    return request.getfixturevalue("tiled_server" if tiled_store == "duckdb" else "tiled_server_pg")
+
+
+@pytest.fixture
+def any_tiled_client(any_tiled_server):
+    """Like ``tiled_client``, on the session server of ``tiled_store``."""
+    return _client_on(any_tiled_server)
+
+
+@pytest.fixture
+def new_tiled_server(tiled_store, request):
+    """``new_tiled_server(**kw) -> LocalTiledServer`` (not started) on a fresh catalog of ``tiled_store``."""
+
+    def make(**kw):
+        from laue_live.catalog import LocalTiledServer
+
+        if tiled_store == "duckdb":
+            return LocalTiledServer(request.getfixturevalue("tiled_data_dir"), **kw)
+        return LocalTiledServer(request.getfixturevalue("tiled_data_dir_pg"),
+                                postgres=request.getfixturevalue("postgres_cluster"), **kw)
+
+    return make

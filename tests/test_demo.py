@@ -37,3 +37,23 @@ def test_demo_end_to_end_tiny_scan(tmp_path):
     assert "Tiled server stopped." in out and not (data / "server.json").exists()
     # the web dashboard followed the scan on 127.0.0.1 and was stopped with the rest
     assert re.search(r"dashboard at http://127\.0\.0\.1:\d+/ ", out) and "dashboard stopped." in out
+
+
+@pytest.mark.slow
+def test_demo_writes_into_a_catalog_server_already_running_on_its_data(tiled_server):
+    """`laue-live catalog serve` on the data directory, then the demo: it uses that server, leaves it on."""
+    import httpx
+    from typer.testing import CliRunner
+
+    from laue_live.cli._app import _register, app
+
+    _register()
+    data = tiled_server.data_dir  # the session's server runs there (its server.json)
+    env = {"MPLBACKEND": "Agg", "LAUE_LIVE_TILED_URI": None, "LAUE_LIVE_DATA_DIR": None}
+    r = CliRunner().invoke(app, ["demo", "--nx", "2", "--ny", "1", "--method", "fit", "--no-dashboard",
+                                 "--data-dir", str(data)], env=env)
+    assert r.exit_code == 0, r.output
+    assert f"using the Tiled server that already runs on {data}: {tiled_server.uri}" in r.stdout
+    assert "2 frames analysed, 0 failed" in r.stdout
+    assert f"the Tiled server of `laue-live catalog serve` keeps running at {tiled_server.uri}" in r.stdout
+    assert httpx.get(f"{tiled_server.uri}/healthz", timeout=10).status_code == 200

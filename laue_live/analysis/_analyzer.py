@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 import laue_live
+from laue_live._errors import SettingsError
+from laue_live._xp import resolve_device
 
 __all__ = ["FrameAnalyzer", "make_analyzer", "default_method", "PIPELINES"]
 
@@ -67,11 +69,12 @@ class FrameAnalyzer:
     ----------
     method
         ``"fit"`` (exact Gaussian fit) or ``"cnn"``; ``"auto"`` picks ``"cnn"`` when a default
-        model is installed.
+        model is installed. Without ``func``, any other name is a :class:`SettingsError`.
     model
         CNN model name or path (``method="cnn"`` only); None for the default.
     device
-        torch device for the analysis (``"cpu"``, ``"cuda"``, ``"auto"``).
+        torch device for the analysis (``"cpu"``, ``"cuda"``, ``"auto"``); a CUDA device on a
+        machine without CUDA is a :class:`SettingsError`.
     func
         Replace the analysis function ``func(frames) -> list[DataFrame]`` (tests inject faults here).
     pipeline
@@ -92,7 +95,15 @@ class FrameAnalyzer:
     def __init__(self, method: str = "fit", *, model: str | None = None, device: str | None = None,
                  func: AnalyzeFn | None = None, pipeline: str = "auto", **params: Any) -> None:
         if pipeline not in PIPELINES:
-            raise ValueError(f"pipeline must be one of {PIPELINES}, not {pipeline!r}")
+            raise SettingsError(f"pipeline must be one of {', '.join(PIPELINES)}, not {pipeline!r}")
+        if func is None:
+            # a bad method or device is one clear error here, not a failure of every frame
+            describe = importlib.import_module("laue_live.describe")  # lazy: pandas, scipy, ~0.3-1 s
+            if method != "auto" and method not in describe.METHODS:
+                raise SettingsError(f"unknown analysis method {method!r}: use "
+                                    f"{', '.join(describe.METHODS)} or auto")
+            if device is not None:
+                resolve_device(device)
         self.method = default_method() if method == "auto" else method
         self.model = model
         self.device = device

@@ -32,10 +32,11 @@ from laue_live.catalog._layout import (
     written_frames,
 )
 from laue_live.catalog._plot import plot_quality_map
+from laue_live.catalog._postgres import LocalPostgres, find_postgres_bindir, postgres_unavailable_reason
 from laue_live.catalog._query import (
-    MAP_VALUES,
     frame_summary,
     get_spot_table,
+    map_values,
     orientation_map,
     quality_map,
     raster_geometry,
@@ -52,15 +53,17 @@ from laue_live.catalog._runs import (
     runs_query,
     search_runs,
 )
-from laue_live.catalog._serialize import TILED_TABLE_LOCK, serialize_tiled_writes
+from laue_live.catalog._serialize import TILED_TABLE_LOCK, serialize_tiled_writes, table_store
 from laue_live.catalog._server import (
+    TABULAR_STORES,
     LocalTiledServer,
     find_running_server,
     free_port,
     init_catalog,
+    running_server_tabular,
     write_server_config,
 )
-from laue_live.catalog._settings import CatalogSettings, generate_api_key, redact
+from laue_live.catalog._settings import CatalogSettings, generate_api_key, prepare_data_dir, redact
 from laue_live.catalog._source import CatalogCutoutSource, TiledFrameLoader, read_frames
 from laue_live.catalog._spool import ReplayResult, SpooledAnalysisWriter, replay_journal, replay_spool
 from laue_live.catalog._synthetic import random_spot_table, synthetic_analysis_documents
@@ -73,10 +76,12 @@ __all__ = [
     "scan_positions",
     "TILED_TABLE_LOCK",
     "serialize_tiled_writes",
+    "table_store",
     # settings and connection
     "CatalogSettings",
     "generate_api_key",
     "redact",
+    "prepare_data_dir",
     "Catalog",
     "open_catalog",
     "catalog_session",
@@ -88,6 +93,12 @@ __all__ = [
     "find_running_server",
     "free_port",
     "write_server_config",
+    "running_server_tabular",
+    "TABULAR_STORES",
+    # PostgreSQL for the embedded server
+    "LocalPostgres",
+    "find_postgres_bindir",
+    "postgres_unavailable_reason",
     # writing
     "AnalysisWriter",
     "CatalogWriteError",
@@ -125,8 +136,8 @@ __all__ = [
     "frame_summary",
     "raster_geometry",
     "quality_map",
+    "map_values",
     "plot_quality_map",
-    "MAP_VALUES",
     # reading the indexing
     "get_grains",
     "get_spot_indices",

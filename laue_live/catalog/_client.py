@@ -12,7 +12,7 @@ import httpx
 
 from laue_live._errors import SettingsError
 from laue_live.catalog._serialize import serialize_tiled_writes
-from laue_live.catalog._server import LocalTiledServer, find_running_server
+from laue_live.catalog._server import LocalTiledServer, find_running_server, running_server_tabular
 from laue_live.catalog._settings import CatalogSettings, redact
 
 __all__ = ["Catalog", "open_catalog", "catalog_session", "ensure_container", "BLUESKY_CATALOG_SPEC"]
@@ -111,10 +111,12 @@ def open_catalog(settings: CatalogSettings | None = None, *, create: bool = True
                 "no Tiled URI set (LAUE_LIVE_TILED_URI) and no laue-live server runs on "
                 f"{settings.data_dir}; start one with `laue-live catalog serve` or use catalog_session()")
         settings = settings.with_server(uri, settings.embedded_api_key())
-    # Tiled 0.2.20 corrupts concurrent appends (see _serialize.py): take turns within this process,
-    # and across processes when the server is the embedded one on this machine.
-    local = find_running_server(settings.data_dir) == settings.uri
-    serialize_tiled_writes(settings.data_dir / "tables.lock" if local else None)
+    # Tiled 0.2.20 corrupts concurrent appends to DuckDB, and SQLite refuses them (see _serialize.py):
+    # writers take turns within this process, and across processes when the server is the embedded
+    # one on this machine and keeps its tables in a file. PostgreSQL writers append at once.
+    local_file_store = (find_running_server(settings.data_dir) == settings.uri
+                        and running_server_tabular(settings.data_dir) in ("duckdb", "sqlite"))
+    serialize_tiled_writes(settings.data_dir / "tables.lock" if local_file_store else None)
     try:
         # One quick probe first: tiled's client retries refused connections for ~25 s.
         httpx.get(f"{settings.uri}/api/v1/", timeout=connect_timeout_s)
@@ -125,12 +127,16 @@ def open_catalog(settings: CatalogSettings | None = None, *, create: bool = True
         root = from_uri(settings.uri, api_key=settings.api_key)
     except httpx.HTTPStatusError as exc:
         code = exc.response.status_code
-        why = "the API key was refused" if code in (401, 403) else f"HTTP {code}"
+        why = ("the API key was refused: check LAUE_LIVE_TILED_API_KEY_FILE (or LAUE_LIVE_TILED_API_KEY, "
+               "TILED_API_KEY)") if code in (401, 403) else f"HTTP {code}"
         raise SettingsError(f"cannot open Tiled catalog at {settings.uri}: {why}") from None
     except (httpx.HTTPError, OSError) as exc:
         raise SettingsError(f"cannot reach Tiled at {settings.uri}: "
                             f"{redact(str(exc), settings.api_key)}") from None
     except RuntimeError as exc:  # tiled: "requires API key" and the like
+        if "api key" in str(exc).lower():  # tiled's text suggests from_uri(..., api_key=...): not for a shell
+            raise SettingsError(f"Tiled at {settings.uri} needs an API key: put it in a file and set "
+                                "LAUE_LIVE_TILED_API_KEY_FILE=FILE (or LAUE_LIVE_TILED_API_KEY)") from None
         raise SettingsError(f"cannot open Tiled catalog at {settings.uri}: "
                             f"{redact(str(exc), settings.api_key)}") from None
 
@@ -158,7 +164,6 @@ def catalog_session(settings: CatalogSettings | None = None, **server_kwargs) ->
     if settings.uri is not None or find_running_server(settings.data_dir):
         yield open_catalog(settings)
         return
+    server_kwargs.setdefault("tabular", settings.tabular)
     with LocalTiledServer(settings.data_dir, api_key=settings.api_key, **server_kwargs) as server:
-        yield open_catalog(server.settings.__class__(
-            uri=server.uri, api_key=server.api_key, data_dir=settings.data_dir,
-            raw_path=settings.raw_path, analysis_path=settings.analysis_path))
+        yield open_catalog(settings.with_server(server.uri, server.api_key))

@@ -1,4 +1,4 @@
-"""Quality map of a raster scan as a PNG (matplotlib, Agg backend: no window, works headless)."""
+"""Quality and grain maps of a raster scan as a PNG (matplotlib, Agg backend: no window, works headless)."""
 
 from __future__ import annotations
 
@@ -7,40 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
-from laue_live._run import imshow_extent
-from laue_live.catalog._query import quality_map, raster_geometry
+from laue_live._maps import ORIENTATION, MapValue, draw_map, map_extent, map_geometry, map_title, map_value
+from laue_live.catalog._grains import indexing_summary
+from laue_live.catalog._query import _place, frame_summary, orientation_map, quality_map, raster_geometry
 from laue_live.catalog._runs import get_run
 
-__all__ = ["plot_quality_map", "value_label", "axis_labels"]
+__all__ = ["plot_quality_map"]
 
 logger = logging.getLogger(__name__)
 
-_LABELS = {"n_good": "good spots per frame", "n_spots": "spots per frame", "mean_sim": "mean Sim",
-           "seconds": "analysis time per frame (s)", "good_fraction": "fraction of good spots",
-           "n_indexed": "spots indexed per frame"}
 
-
-def value_label(value: str) -> str:
-    """Return the colour-bar label of a map value, with its unit (``laue_live.indexing.GRAIN_MAP_VALUES``)."""
-    if value in _LABELS:
-        return _LABELS[value]
-    from laue_live.indexing import GRAIN_MAP_VALUES  # why: the indexer loads with a grain map
-
-    return GRAIN_MAP_VALUES[value].axis_label if value in GRAIN_MAP_VALUES else value
-
-
-def axis_labels(geom: dict) -> tuple[str, str]:
-    """Return ``(x, y)`` axis labels of a raster map: the fast and slow motors, with their units if known."""
-    motors = geom.get("motors") or []
-    unit = geom.get("unit_label") or ""
-    suffix = f" ({unit})" if unit else ""
-    return ((motors[1] if len(motors) > 1 else "column (fast axis)") + suffix,
-            (motors[0] if motors else "row (slow axis)") + suffix)
-
-
-def plot_quality_map(run, path: str | Path, value: str = "n_good", *, catalog=None,
-                     title: str | None = None, cmap: str | None = None, **map_options) -> Path:
-    """Draw :func:`quality_map` over the raster's motor extents and save it as a PNG.
+def plot_quality_map(run, path: str | Path, value: str | MapValue = "n_good", *, catalog=None,
+                     title: str | None = None, cmap: str | None = None, spots: str | None = None,
+                     statistic: str = "mean", grain: str | int = "largest", reference="first",
+                     direction="z") -> Path:
+    """Draw :func:`quality_map` at the stage positions (µm when the motors' units are lengths) as a PNG.
 
     Parameters
     ----------
@@ -48,54 +29,77 @@ def plot_quality_map(run, path: str | Path, value: str = "n_good", *, catalog=No
         Analysis-run client (or uid with ``catalog``).
     path
         Output PNG path (parent folders are created).
-    value
-        Per-frame value to map (see :func:`quality_map`).
+    value, spots, statistic
+        What to map (see :func:`quality_map`); the colour scale is labelled with it and its unit.
     catalog
         Catalog holding the raw run, used for the raster geometry when needed.
     title
-        Figure title; default: sample, uid and value.
+        Figure title; default: the value in words, the scan id, sample and analysis method.
     cmap
-        Matplotlib colour map (default viridis; a diverging one centred on 0 for strain components);
-        missing or failed frames are grey.
-    **map_options
-        ``grain``, ``reference`` of :func:`quality_map` (grain values).
+        Matplotlib colour map (default viridis; centred RdBu for strain components); frames not
+        analysed or failed are grey.
+    grain, reference
+        Grain values of an indexed run: which grain of a frame, and the misorientation's reference
+        (see :func:`quality_map`).
+    direction
+        ``orientation``: the sample direction coloured (``x`` beam, ``y``, ``z`` up); the map has an
+        inverse-pole-figure colour key per material instead of a colour scale, frames without a grain
+        in black.
 
     Returns
     -------
     pathlib.Path
         The PNG written.
     """
-    import matplotlib  # lazy: matplotlib's figure and pyplot cost ~0.4 s to import
+    import matplotlib  # lazy: matplotlib's figure costs ~0.4 s to import
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt  # lazy: as above
     from matplotlib.figure import Figure  # lazy: as above
 
     run = get_run(catalog, run)
+    if not isinstance(value, MapValue):
+        value = map_value(value, spots, statistic, frame_columns=list(frame_summary(run).columns))
     geom = raster_geometry(run, catalog=catalog)
-    data = quality_map(run, value, catalog=catalog, **map_options)
-    extent = imshow_extent(geom.get("extents"), data.shape)  # cells centred on the stage positions
-    fig = Figure(figsize=(6.4, 5.2), dpi=100)
+    sectors = {}
+    if value is ORIENTATION:
+        data, sectors = orientation_map(run, direction, grain=grain, catalog=catalog)
+        data = np.where(np.isnan(data) & _indexed_cells(run, geom), 0.0, data)  # no grain: black
+    else:
+        data = quality_map(run, value, catalog=catalog, grain=grain, reference=reference)
+    geometry = map_geometry(geom["start"])
+    start = dict(run.metadata["start"])
+    left, right, bottom, top = map_extent(geometry)
+    aspect = abs(bottom - top) / max(abs(right - left), 1e-12) if geometry["unit"] in ("µm", "point") else 0.8
+    width = 6.4  # the map's height follows the sample's: room for the title, labels and colour bar
+    height = min(max((width - 1.6) * aspect + 1.4, 3.0), 9.0)
+    fig = Figure(figsize=(width + (1.8 if sectors else 0.0), height), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    label = value_label(value)
-    diverging = value.startswith("strain_")
-    # missing or failed frames in grey
-    cm = plt.get_cmap(cmap or ("RdBu_r" if diverging else "viridis")).with_extremes(bad="0.8")
-    clim = None
-    if diverging and np.isfinite(data).any():
-        half = float(np.nanmax(np.abs(data))) or 1.0
-        clim = (-half, half)
-    im = ax.imshow(np.ma.masked_invalid(data), cmap=cm, extent=extent, origin="upper",
-                   interpolation="nearest", aspect="auto" if extent else "equal",
-                   **({"vmin": clim[0], "vmax": clim[1]} if clim else {}))
-    fig.colorbar(im, ax=ax, label=label)
-    xlabel, ylabel = axis_labels(geom)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    start = run.metadata["start"]
-    ax.set_title(title or f"{start.get('sample', '')} {start['uid'][:8]}: {label}")
+    cells = data if data.ndim == 2 else data[..., 0]
+    missing = int(np.isnan(cells).sum())
+    what = value if value is not ORIENTATION else MapValue(
+        value.name, f"{value.label}, IPF-{direction}", value.unit)
+    draw_map(ax, data, geometry, what, cmap=cmap,
+             title=title or map_title(what, start, cells.size - missing, cells.size))
+    if sectors:
+        from laue_live.indexing import draw_ipf_key  # why: the indexer loads with an orientation map
+
+        for i, sector in enumerate(sectors.values()):
+            key = ax.inset_axes((1.04, 1.0 - (i + 1) / len(sectors), 0.35, 0.9 / len(sectors)))
+            draw_ipf_key(key, sector, direction)
+    if missing:
+        ax.annotate(f"grey: {missing} frame(s) without a value (failed, not analysed, or no such spots)",
+                    (0, 0), xycoords="figure fraction", xytext=(4, 4), textcoords="offset points",
+                    fontsize="x-small", color="0.3")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     logger.info("quality map written to %s", path)
     return path
+
+
+def _indexed_cells(run, geom) -> np.ndarray:
+    """Cells of the raster whose frame was indexed (with or without a grain)."""
+    done = indexing_summary(run)
+    done = done[done["status"].isin(["indexed", "no_grain"])] if len(done) else done
+    frames = done["frame"].to_numpy(np.int64) if len(done) else np.zeros(0, np.int64)
+    return _place(frames, np.ones(len(frames)), geom["shape"], geom["snaking"])[..., None] == 1

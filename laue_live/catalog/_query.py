@@ -13,9 +13,11 @@ import logging
 
 import numpy as np
 
+from laue_live._errors import SettingsError
+from laue_live._maps import ORIENTATION, MapValue, grain_value, map_value, run_values
 from laue_live._run import FRAMES_STREAM, SPOTS_STREAM, frame_index, scan_geometry
 from laue_live._schema import FRAME_COLUMNS, SPOT_COLUMNS, SPOT_INDEX_COLUMNS, empty_spot_table
-from laue_live.catalog._grains import get_grains, get_spot_indices, indexing_summary, run_materials
+from laue_live.catalog._grains import get_grains, get_spot_indices, run_materials
 from laue_live.catalog._layout import stream_table_node
 from laue_live.catalog._runs import get_raw_run, get_run
 
@@ -24,13 +26,9 @@ __all__ = [
     "frame_summary",
     "raster_geometry",
     "quality_map",
+    "map_values",
     "orientation_map",
-    "MAP_VALUES",
 ]
-
-#: Per-frame summary values a quality map shows (besides the grain values of
-#: :data:`laue_live.indexing.GRAIN_MAP_VALUES` and ``n_indexed``, and ``orientation``).
-MAP_VALUES = ("n_good", "n_spots", "mean_sim", "seconds", "good_fraction")
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +127,8 @@ def raster_geometry(run, *, catalog=None) -> dict:
     -------
     dict
         ``shape`` (rows, cols), ``extents`` ((row_start, row_stop), (col_start, col_stop)) or None,
-        ``snaking`` (bool, bool), ``motors`` (names, slow axis first) or None, ``units`` (the
-        motors' units as recorded, ``""`` if not) and ``unit_label`` (``µm`` for ``um``).
+        ``snaking`` (bool, bool), ``motors`` (names, slow axis first) or None, and ``start``: the
+        start document they were read from (for :func:`laue_live._maps.map_geometry`).
 
     Raises
     ------
@@ -146,29 +144,35 @@ def raster_geometry(run, *, catalog=None) -> dict:
         geom = scan_geometry(start)
         if geom.ndim == 2:
             return {"shape": geom.shape, "extents": geom.extents, "snaking": geom.snaking,
-                    "motors": geom.motors, "units": geom.units, "unit_label": geom.unit_label}
+                    "motors": geom.motors, "start": start}
     raise KeyError("no 2-D raster shape in the start document of the run or of its raw run")
 
 
-def quality_map(run, value: str = "n_good", *, catalog=None, shape: tuple[int, int] | None = None,
-                snaking: tuple[bool, bool] | None = None, grain: str | int = "largest",
-                reference="first") -> np.ndarray:
-    """Return a per-frame value as a 2-D array over the raster (rows: slow motor, columns: fast motor).
+def quality_map(run, value: str | MapValue = "n_good", *, catalog=None, shape: tuple[int, int] | None = None,
+                snaking: tuple[bool, bool] | None = None, spots: str | None = None,
+                statistic: str = "mean", grain: str | int = "largest", reference="first") -> np.ndarray:
+    """Return one value per frame as a 2-D array over the raster (rows: slow motor, columns: fast motor).
 
     Parameters
     ----------
     run
         Analysis-run client (or uid with ``catalog``).
     value
-        Column of the per-frame summary (``n_good``, ``n_spots``, ``mean_sim``, ``seconds``...),
-        ``good_fraction`` (n_good / n_spots), or of an indexed run: ``n_indexed`` (spots indexed) and
-        the grain values of :data:`laue_live.indexing.GRAIN_MAP_VALUES` (``misorientation`` in
-        degrees, ``strain_xx`` ... ``equivalent_strain`` in 1e-3, ``matched_fraction``,
-        ``deviation_px``, ``n_grains``...; see :func:`orientation_map` for the orientation).
+        What to map (:func:`laue_live._maps.map_value`): a per-frame value (``n_good``, ``n_spots``,
+        ``good_fraction`` in %, ``mean_sim``, ``total_intensity``, ``median_width``, ``seconds``,
+        ``failed``), another numeric column of the run's per-frame table, or a spot-table column
+        (``sigma_row``, ``intensity``...) summarised per frame by ``statistic`` over the ``spots``
+        family; or of an indexed run, a grain value (:data:`laue_live._maps.GRAIN_VALUES`:
+        ``misorientation`` in degrees, ``strain_xx`` ... ``equivalent_strain`` in 1e-3,
+        ``matched_fraction``, ``deviation_px``, ``n_grains``...; :func:`orientation_map` for the
+        orientation); or a :class:`~laue_live._maps.MapValue`.
     catalog
         Used to read the raw run's start document when the analysis run lacks the raster shape.
     shape, snaking
         Override the raster read from the start documents.
+    spots, statistic
+        For a spot column: the family (``all``, ``good``, ``bad``, ``edge``, ``saturated``,
+        ``double``) and the statistic (``mean``, ``median``, ``min``, ``max``, ``sum``, ``count``).
     grain
         Grain values: which grain of a frame, ``"largest"`` (most matched spots) or a grain number.
     reference
@@ -178,29 +182,51 @@ def quality_map(run, value: str = "n_good", *, catalog=None, shape: tuple[int, i
     -------
     numpy.ndarray
         float64 ``shape``-sized array; NaN where a frame is missing or failed (or has no grain).
+
+    Raises
+    ------
+    laue_live.SettingsError
+        An unknown value, family or statistic (the message lists what may be mapped).
+    KeyError
+        No 2-D raster shape is recorded (and ``shape`` is not given).
     """
     run, shape, snaking = _raster(run, catalog, shape, snaking)
-    from laue_live.indexing import GRAIN_MAP_VALUES, grain_values  # why: the indexer loads with a grain map
+    frames, values = map_values(run, value, spots=spots, statistic=statistic, grain=grain,
+                                reference=reference)
+    return _place(frames, values, shape, snaking)
 
-    if value in GRAIN_MAP_VALUES:
-        series = grain_values(get_grains(run, positions=False), value, grain=grain, reference=reference,
+
+def map_values(run, value: str | MapValue = "n_good", *, spots: str | None = None, statistic: str = "mean",
+               grain: str | int = "largest", reference="first") -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(frames, values)``: one value per analysed (or, grain values, indexed) frame of a run.
+
+    See :func:`quality_map`; only the spot columns the value needs are read from Tiled.
+    """
+    summary = frame_summary(run)
+    if not isinstance(value, MapValue):
+        value = map_value(value, spots, statistic, frame_columns=list(summary.columns))
+    if value is ORIENTATION:
+        raise SettingsError("the orientation is mapped in colours: use orientation_map")
+    if grain_value(value) is not None:
+        from laue_live.indexing import grain_values  # why: the indexer (scipy, gemmi) loads with a grain map
+
+        series = grain_values(get_grains(run, positions=False), value.name, grain=grain, reference=reference,
                               materials=run_materials(run))
-        return _place(series.index.to_numpy(np.int64), series.to_numpy(float), shape, snaking)
-    if value == "n_indexed":
-        df = indexing_summary(run)
-        return _place(df["frame"].to_numpy(np.int64), df["n_indexed"].to_numpy(float), shape, snaking)
-    df = frame_summary(run)
-    if value == "good_fraction":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = df["n_good"].to_numpy(float) / df["n_spots"].to_numpy(float)
-    elif value in df.columns:
-        values = df[value].to_numpy(float)
-    else:
-        raise KeyError(f"unknown per-frame value {value!r}; known: {list(df.columns)}, good_fraction, "
-                       f"n_indexed, orientation or {', '.join(GRAIN_MAP_VALUES)}")
-    if "failed" in df:
-        values = np.where(df["failed"].to_numpy(bool), np.nan, values)
-    return _place(df["frame"].to_numpy(np.int64), values, shape, snaking)
+        return series.index.to_numpy(np.int64), series.to_numpy(float)
+    wanted = []
+    if value.per_spot:
+        wanted = ["frame", value.name, "good", "edge", "masked", "saturated", "component"]
+    elif value.name in ("total_intensity", "median_width"):
+        wanted = ["frame", "intensity", "sigma_row", "sigma_col"]
+    table = None
+    node = stream_table_node(run, SPOTS_STREAM) if wanted else None
+    if node is not None:
+        present = set(node.structure().columns)  # a run of an older schema lacks newer flags
+        if value.per_spot and value.name not in present:
+            raise SettingsError(f"the spot table of this run has no column {value.name!r}")
+        table = node.read(columns=[c for c in dict.fromkeys(wanted) if c in present])
+    result = run_values(summary, table if table is not None and len(table) else None, value)
+    return np.asarray(result["frames"], np.int64), np.asarray(result["values"][value.name], float)
 
 
 def _raster(run, catalog, shape, snaking):

@@ -137,12 +137,13 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
         (a :class:`~laue_live._errors.DocumentError`) If the raw run, its stream or its image field
         cannot be found.
     """
+    # the analyser first: a bad method or device is one clear error before anything is read or written
+    analyzer = make_analyzer(method, analyzer, model=model, **analyzer_kwargs)
     raw = get_run(catalog, run_id, "raw")
     start = dict(raw.metadata["start"])
     field, frames = frames_node(raw, stream, image_field)
     n = int(frames.shape[0])
     xs, ys = _positions(raw, stream, n, start)
-    analyzer = make_analyzer(method, analyzer, model=model, **analyzer_kwargs)
 
     target = None
     if resume:

@@ -24,6 +24,7 @@ __all__ = [
     "list_analysis_runs",
     "find_analysis_runs",
     "oldest_first",
+    "scan_id_key",
     "get_run",
     "get_raw_run",
     "run_finished",
@@ -50,8 +51,22 @@ def _timestamp(value: Any, name: str) -> float:
     raise SettingsError(f"{name} must be a date, datetime, ISO string or epoch seconds, got {value!r}")
 
 
+def _day(value: Any) -> tuple[dt.date, dt.date]:
+    """``(day, next day)`` of a date, datetime or ISO date string (``YYYY-MM-DD``)."""
+    if isinstance(value, str):
+        try:
+            value = dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            raise SettingsError(f"date={value!r} is not an ISO date (YYYY-MM-DD)") from None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if not isinstance(value, dt.date):
+        raise SettingsError(f"date must be a date or an ISO string (YYYY-MM-DD), got {value!r}")
+    return value, value + dt.timedelta(days=1)
+
+
 def runs_query(*, sample: str | None = None, material: str | None = None, since: Any = None,
-               until: Any = None, raw_uid: str | None = None, kind: str | None = None,
+               until: Any = None, date: Any = None, raw_uid: str | None = None, kind: str | None = None,
                **equal: Any) -> list:
     """Tiled queries on start-document keys (combine them with successive ``search`` calls).
 
@@ -62,6 +77,9 @@ def runs_query(*, sample: str | None = None, material: str | None = None, since:
     since, until
         Runs started at or after ``since`` and before ``until`` (datetime, date, ISO string or
         epoch seconds; naive values are local time).
+    date
+        Runs started on this day (local time; a date or ``YYYY-MM-DD``): ``since`` = that day,
+        ``until`` = the next. Scan ids restart with every session: a scan id and a date find a run.
     raw_uid
         Analysis runs of this raw run (``start.raw_uid``).
     kind
@@ -76,6 +94,10 @@ def runs_query(*, sample: str | None = None, material: str | None = None, since:
                        **equal}.items():
         if value is not None:
             qs.append(Key(f"start.{key}") == value)
+    if date is not None:
+        day, next_day = _day(date)
+        qs.append(Comparison("ge", "start.time", _timestamp(day, "date")))
+        qs.append(Comparison("lt", "start.time", _timestamp(next_day, "date")))
     if since is not None:
         qs.append(Comparison("ge", "start.time", _timestamp(since, "since")))
     if until is not None:
@@ -116,8 +138,13 @@ def _summary_row(key: str, md: dict) -> dict:
     }
 
 
+def scan_id_key(where: str) -> str:
+    """Start-document key of the scan id: ``scan_id`` in a raw run, ``raw_scan_id`` in an analysis run."""
+    return "scan_id" if where == "raw" else "raw_scan_id"
+
+
 def find_runs(catalog, *, where: str = "analysis", queries: Iterable | None = None,
-              limit: int | None = None, **filters):
+              limit: int | None = None, scan_id: int | None = None, **filters):
     """One row per run matching the filters, newest first.
 
     Parameters
@@ -130,8 +157,12 @@ def find_runs(catalog, *, where: str = "analysis", queries: Iterable | None = No
         Extra Tiled query objects.
     limit
         At most this many runs (newest first).
+    scan_id
+        Runs of this scan id (an analysis run: of the raw run's scan id). Scan ids restart with
+        every session; add ``date`` (or ``since``/``until``) to tell them apart.
     **filters
-        ``sample``, ``material``, ``since``, ``until``, ``raw_uid``, ``kind``, or ``key=value``.
+        ``sample``, ``material``, ``since``, ``until``, ``date``, ``raw_uid``, ``kind``, or
+        ``key=value``.
 
     Returns
     -------
@@ -142,6 +173,8 @@ def find_runs(catalog, *, where: str = "analysis", queries: Iterable | None = No
     import pandas as pd  # lazy: pandas adds ~0.3 s to `import laue_live.catalog`
 
     container = _container(catalog, where)
+    if scan_id is not None:
+        filters[scan_id_key(where)] = int(scan_id)
     result = search_runs(container, queries, **filters)
     rows = []
     # Sorted by the server, newest first, so that `limit` stops the paging early; items() pages
@@ -193,7 +226,8 @@ def get_run(catalog, run: str | int, where: str = "analysis"):
     catalog
         A :class:`~laue_live.catalog.Catalog` (its ``where`` container is used) or a container of runs.
     run
-        The id; a run client is returned as it is.
+        The id; a run client is returned as it is. A positive integer is a scan id (of the raw run,
+        for an analysis run): the newest run with it, with a warning when there are several.
     where
         ``"analysis"`` or ``"raw"``.
 
@@ -212,16 +246,45 @@ def get_run(catalog, run: str | int, where: str = "analysis"):
     elif isinstance(run, str) and run.lstrip("-").isdigit():
         key = int(run)
     container = _container(catalog, where)
+    if isinstance(key, int) and key > 0:
+        try:
+            return _by_scan_id(container, key, where)
+        except NotInCatalogError:
+            if key is run or len(run) < 8:
+                raise
+            try:  # not a scan id: a uid prefix made of digits only (one uid in 40 begins with 8 of them)
+                return container[run]
+            except (KeyError, IndexError, ValueError):
+                pass
+            raise
     try:
         return container[key]
     except (KeyError, IndexError, ValueError):
-        pass
-    if key is not run and len(run) >= 8:
-        try:  # not a scan id: a uid prefix made of digits only (one uid in 40 begins with 8 of them)
-            return container[run]
-        except (KeyError, IndexError, ValueError):
-            pass
-    raise NotInCatalogError(f"no {where} run {run!r}: not found in the catalog")
+        listing = "laue-live query runs" + (" --raw" if where == "raw" else "")
+        raise NotInCatalogError(f"no {where} run {run!r}: not found in the catalog (list them with "
+                                f"`{listing}`)") from None
+
+
+def _by_scan_id(container, scan_id: int, where: str):
+    """Return the newest run of a scan id (of its raw run's, for an analysis run); warn if there are more."""
+    result = search_runs(container, **{scan_id_key(where): scan_id})
+    try:
+        result = result.sort(("start.time", -1))
+        runs = list(itertools.islice(result.values(), 2))
+    except Exception:  # noqa: BLE001 - a server that cannot sort: sort here
+        runs = sorted(result.values(), key=lambda r: r.metadata["start"].get("time", 0.0), reverse=True)
+    if not runs:
+        listing = "laue-live query runs" + (" --raw" if where == "raw" else "")
+        raise NotInCatalogError(f"no {where} run of scan id {scan_id} in the catalog "
+                                f"(list them with `{listing}`)")
+    if len(runs) > 1:
+        n = len(result)
+        when = dt.datetime.fromtimestamp(runs[0].metadata["start"].get("time", 0.0))
+        listing = f"laue-live query runs{' --raw' if where == 'raw' else ''} --scan-id {scan_id}"
+        logger.warning("scan id %d matches %d %s runs: using the newest, started %s; list them with `%s` "
+                       "(add --date YYYY-MM-DD) and pick one by uid", scan_id, n, where,
+                       when.isoformat(timespec="seconds"), listing)
+    return runs[0]
 
 
 def get_raw_run(catalog, analysis_run):

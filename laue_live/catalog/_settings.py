@@ -21,7 +21,7 @@ import yaml
 
 from laue_live._errors import SettingsError
 
-__all__ = ["CatalogSettings", "generate_api_key", "redact"]
+__all__ = ["CatalogSettings", "generate_api_key", "redact", "prepare_data_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ ENV_SETTINGS_FILE = "LAUE_LIVE_CATALOG_SETTINGS"
 
 DEFAULT_DATA_DIR = Path("laue-live-data")
 _KEY_RE = re.compile(r"^[A-Za-z0-9]+$")
-_FILE_KEYS = {"uri", "api_key", "api_key_file", "data_dir", "raw_path", "analysis_path"}
+_FILE_KEYS = {"uri", "api_key", "api_key_file", "data_dir", "raw_path", "analysis_path", "tabular"}
+_TABULAR = ("duckdb", "sqlite", "postgresql")
 
 
 def generate_api_key() -> str:
@@ -47,6 +48,27 @@ def redact(text: str, secret: str | None) -> str:
     if secret:
         text = text.replace(secret, "***")
     return re.sub(r"(api_key=)[^&\s'\"]+", r"\1***", text)
+
+
+def prepare_data_dir(path: str | os.PathLike) -> Path:
+    """Create the data directory ``path`` (and its parents) if missing and return it.
+
+    Raises
+    ------
+    SettingsError
+        One line saying why when it cannot be: a file is in the way, or no permission.
+    """
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SettingsError(f"the data directory {path} is a file, not a directory") from None
+    except NotADirectoryError:
+        raise SettingsError(f"the data directory {path} cannot be created: part of its path is a file") \
+            from None
+    except OSError as exc:
+        raise SettingsError(f"cannot create the data directory {path}: {exc.strerror}") from None
+    return path
 
 
 def _check_key(key: str, origin: str) -> str:
@@ -121,6 +143,9 @@ class CatalogSettings:
         Directory of the embedded server: SQLite catalog, array/table storage, logs.
     raw_path, analysis_path
         Container paths (``/``-separated) of raw runs and of analysis runs within the catalog.
+    tabular
+        Table store of a *new* embedded catalog: ``"duckdb"``, ``"sqlite"`` or ``"postgresql"``
+        (catalog and tables in PostgreSQL); ``None``: what the data directory recorded, else duckdb.
     """
 
     uri: str | None = None
@@ -128,8 +153,11 @@ class CatalogSettings:
     data_dir: Path = DEFAULT_DATA_DIR
     raw_path: str = "raw"
     analysis_path: str = "analysis"
+    tabular: str | None = None
 
     def __post_init__(self) -> None:
+        if self.tabular is not None and self.tabular not in _TABULAR:
+            raise SettingsError(f"tabular must be one of {', '.join(_TABULAR)}, got {self.tabular!r}")
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
         if self.uri is not None:
             object.__setattr__(self, "uri", _check_uri(self.uri, "settings"))
@@ -144,7 +172,8 @@ class CatalogSettings:
     def __repr__(self) -> str:
         key = "None" if self.api_key is None else "'***'"
         return (f"CatalogSettings(uri={self.uri!r}, api_key={key}, data_dir={str(self.data_dir)!r}, "
-                f"raw_path={self.raw_path!r}, analysis_path={self.analysis_path!r})")
+                f"raw_path={self.raw_path!r}, analysis_path={self.analysis_path!r}, "
+                f"tabular={self.tabular!r})")
 
     @property
     def embedded(self) -> bool:
@@ -174,7 +203,7 @@ class CatalogSettings:
             Explicit values; they win over everything else.
         settings_file
             YAML or TOML file with keys ``uri``, ``api_key``, ``api_key_file``, ``data_dir``,
-            ``raw_path``, ``analysis_path`` (optionally under a ``catalog:`` table). Defaults to
+            ``raw_path``, ``analysis_path``, ``tabular`` (optionally under a ``catalog:`` table). Defaults to
             ``$LAUE_LIVE_CATALOG_SETTINGS`` if set.
         env
             Environment to read (default ``os.environ``): ``LAUE_LIVE_TILED_URI``,
@@ -221,7 +250,7 @@ class CatalogSettings:
         dd, _ = pick(data_dir, (ENV_DATA_DIR,), "data_dir")
         kwargs: dict[str, Any] = {"uri": uri_v, "api_key": key,
                                   "data_dir": Path(dd) if dd is not None else DEFAULT_DATA_DIR}
-        for name in ("raw_path", "analysis_path"):
+        for name in ("raw_path", "analysis_path", "tabular"):
             if file_data.get(name):
                 kwargs[name] = str(file_data[name])
         return cls(**kwargs)
@@ -237,7 +266,7 @@ class CatalogSettings:
         path = self.data_dir / "api_key"
         if path.exists():
             return _read_key_file(path, "embedded server")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(self.data_dir)
         key = generate_api_key()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -143,7 +143,7 @@ class AnalysisWriter:
         self._starts: dict[str, dict] = {}  # run uid -> start document (kept while spool_dir is set)
         self._journaled: set[str] = set()  # run and descriptor uids already in the spool journal
         self.stats = {"documents": 0, "appends": 0, "rows_written": 0, "append_seconds": 0.0,
-                      "duplicates_skipped": 0, "errors": 0, "rows_of_failed_runs": 0}
+                      "duplicates_skipped": 0, "errors": 0, "retries": 0, "rows_of_failed_runs": 0}
         self._closed = False
         # Two threads: the builder turns documents into Arrow batches while the sender's request is
         # on the wire (the server's ingest and our conversion overlap); 2 batches in flight at most.
@@ -170,6 +170,9 @@ class AnalysisWriter:
 
     def close(self, timeout: float = 60.0) -> None:
         """Flush, stop the background thread, and raise :class:`CatalogWriteError` if anything failed.
+
+        An append that failed and then succeeded on a retry lost nothing: it is counted in
+        ``stats["retries"]`` and logged as a warning, not raised here.
 
         Parameters
         ----------
@@ -417,14 +420,19 @@ class AnalysisWriter:
                 try:
                     self._append(s, table)
                 except Exception as exc:  # noqa: BLE001 - recorded, counted, raised at close
-                    self._error(f"append of {table.num_rows} {s.name} rows of run {s.run_uid} failed "
-                                f"(attempt {attempt} of {self.max_attempts})", exc)
+                    what = (f"append of {table.num_rows} {s.name} rows of run {s.run_uid} failed "
+                            f"(attempt {attempt} of {self.max_attempts})")
                     if attempt == self.max_attempts:
+                        self._error(what, exc)  # given up: close() reports it
                         self._give_up(s, table)
                         if s.name in _SUMMARY_OF:  # their summaries must not claim them done
                             self._held.setdefault((s.run_uid, _SUMMARY_OF[s.name]), set()).update(
                                 frames.tolist())
                     else:
+                        # a retry that then succeeds loses nothing: a warning, not an error at close()
+                        with self._lock:
+                            self.stats["retries"] += 1
+                        logger.warning("%s: %r; retrying", what, exc)
                         time.sleep(min(0.25 * 2 ** (attempt - 1), 2.0))  # back-off before a retry
                     continue
                 with self._lock:

@@ -30,6 +30,10 @@ def summary_text(table, seconds: float | None = None, top: int = 10) -> str:
         f"Sim: median {table['sim'].median():.3f}; Sim0 median {table['sim0'].median():.3f} "
         f"({table.attrs.get('sim_variant', 'background')} variant)",
     ]
+    doubles = table.attrs.get("doubles")
+    if doubles:
+        lines.append(f"double spots: {doubles.get('n_split', 0)} bad spot(s) split into two components "
+                     "(rows with component 1 and 2; parent = the spot they replace)")
     if seconds is not None:
         lines.append(f"analysed in {seconds:.3f} s")
     cols = ["spot", "row", "col", "two_theta", "chi", "sim", "asp", "area", "amplitude", "good"]
@@ -42,7 +46,7 @@ def summary_text(table, seconds: float | None = None, top: int = 10) -> str:
 
 
 def plot_spots(frame, table, path: Path, title: str | None = None, dpi: int = 110) -> Path:
-    """Picture of a frame with its spots marked by quality: good green, bad red, edge/masked grey; and Sim.
+    """Picture of a frame with its spots as fitted ellipses, good green and bad red; and the Sim histogram.
 
     Parameters
     ----------
@@ -63,26 +67,18 @@ def plot_spots(frame, table, path: Path, title: str | None = None, dpi: int = 11
     import matplotlib.pyplot as plt
     import numpy as np
 
-    f = np.asarray(frame, dtype=np.float32)
-    ped = np.median(f[f > 0]) if (f > 0).any() else 0.0
-    img = np.log10(np.clip(f - ped, 1.0, None))
+    from laue_live.views import SPOT_STYLE, draw_frame
+
     fig, (ax, axh) = plt.subplots(1, 2, figsize=(13, 6.2), gridspec_kw={"width_ratios": [2.2, 1]})
-    im = ax.imshow(img, cmap="gray_r", vmin=0, vmax=max(float(np.percentile(img, 99.95)), 1.0),
-                   origin="upper")
-    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.01, label="log10(ADU above the median)")
+    # the legend's good + bad add up to the printed spot count; edge and saturated are among them
+    draw_frame(ax, frame, table)
     good = table["good"].to_numpy(bool)
-    aside = table["edge"].to_numpy(bool) | table["masked"].to_numpy(bool)
-    for sel, color, label in ((good & ~aside, "tab:green", "good"), (~good & ~aside, "tab:red", "bad"),
-                              (aside, "0.5", "edge or masked")):
-        ax.scatter(table["col"][sel], table["row"][sel], s=60, facecolors="none", edgecolors=color,
-                   linewidths=1.0, label=f"{label} ({int(sel.sum())})")
     ax.set_xlabel("column (px, 0-based)")
     ax.set_ylabel("row (px, 0-based)")
-    ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title or "spots by quality")
     bins = np.linspace(0, 1, 21)
     axh.hist([table["sim"][good], table["sim"][~good]], bins=bins, stacked=True,
-             color=["tab:green", "tab:red"], label=["good", "bad"])
+             color=[SPOT_STYLE["good"], SPOT_STYLE["bad"]], label=["good", "bad"])
     axh.axvline(0.5, color="k", lw=0.8, ls="--")
     axh.set_xlabel("Sim")
     axh.set_ylabel("spots")

@@ -6,8 +6,11 @@ import logging
 
 import typer
 
+from laue_live.cli._guard import GuardedGroup
+
 app = typer.Typer(
     name="laue-live",
+    cls=GuardedGroup,  # laue-live's errors and usage errors: one line on stderr, an exit code
     help=(
         "Live characterization of Laue microdiffraction spots: peak search, Gaussian fit or CNN "
         "descriptors per spot, spot tables in Tiled and over ZeroMQ."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,8 @@ catalog_app = typer.Typer(
     help=(
         "The Tiled catalog. By default laue-live runs its own Tiled server on 127.0.0.1 with an "
         "SQLite catalog and file storage under one data directory (--data-dir, default "
-        "./laue-live-data). To use a beamline's Tiled server instead, set LAUE_LIVE_TILED_URI and "
+        "./laue-live-data), or with catalog and tables in PostgreSQL (--postgres). "
+        "To use a beamline's Tiled server instead, set LAUE_LIVE_TILED_URI and "
         "the key (LAUE_LIVE_TILED_API_KEY, TILED_API_KEY or LAUE_LIVE_TILED_API_KEY_FILE); keys are "
         "never taken on the command line."
     ),
@@ -38,38 +40,80 @@ def load_settings(uri: str | None = None, settings_file: Path | None = None, dat
         raise typer.Exit(2) from None
 
 
+_TABULAR_HELP = ("SQL storage of spot tables of a new catalog: duckdb (fastest single writer; writers "
+                 "take turns), sqlite (readable by other processes while the server runs) or postgresql "
+                 "(catalog and tables in PostgreSQL: several writers at once). Fixed at creation; default: "
+                 "the settings file's `tabular`, else what the data directory holds, else duckdb.")
+_POSTGRES_HELP = ("Keep the catalog and the spot tables in PostgreSQL (same as --tabular postgresql): "
+                  "laue-live runs the machine's PostgreSQL from DATA_DIR/postgres.")
+
+
+def _tabular(tabular: str | None, postgres: bool, settings) -> str | None:
+    if postgres:
+        if tabular not in (None, "postgresql"):
+            typer.echo(f"error: --postgres and --tabular {tabular} contradict each other", err=True)
+            raise typer.Exit(2)
+        return "postgresql"
+    return tabular or settings.tabular
+
+
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM (systemd, supervisors, ``kill``) into a clean stop, like Ctrl-C."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 @catalog_app.command("serve")
 def serve(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help=_DATA_DIR_HELP)] = None,
-    tabular: Annotated[str, typer.Option(
-        help="SQL storage of spot tables: duckdb (faster) or sqlite (readable by other processes "
-             "while the server runs). Fixed at creation.")] = "duckdb",
+    port: Annotated[int | None, typer.Option(
+        min=1, max=65535,
+        help="TCP port on 127.0.0.1. A restarted server must come back on the port its writers use: "
+             "default: the port of this data directory's last start when free, else a free one.")] = None,
+    tabular: Annotated[str | None, typer.Option(help=_TABULAR_HELP)] = None,
+    postgres: Annotated[bool, typer.Option("--postgres", help=_POSTGRES_HELP)] = False,
     readable: Annotated[list[Path] | None, typer.Option(
         "--readable", help="Extra directory the server may read detector HDF5 files from "
                            "(repeatable).")] = None,
     public: Annotated[bool, typer.Option(help="Allow reads without the key (writes still need it).")] = False,
     settings_file: Annotated[Path | None, typer.Option("--settings", help=_SETTINGS_HELP)] = None,
 ) -> None:
-    """Run the embedded Tiled server in the foreground (127.0.0.1, free port) until Ctrl-C."""
+    """Run the embedded Tiled server in the foreground on 127.0.0.1 until Ctrl-C or SIGTERM.
+
+    Stopping it (Ctrl-C, SIGTERM from systemd or kill) stops Tiled and PostgreSQL and removes
+    server.json; if this process is killed outright, Linux stops them too. The web UI is at
+    URI/ui/ (open URI/ui/?api_key=KEY once: the browser keeps the key in a cookie).
+    """
+    from laue_live._errors import SettingsError
     from laue_live.catalog import LocalTiledServer
 
     settings = load_settings(settings_file=settings_file, data_dir=data_dir)
-    server = LocalTiledServer(settings.data_dir, api_key=settings.api_key, tabular=tabular,
-                              readable_storage=list(readable or []), public=public)
+    _stop_on_sigterm()
     try:
+        server = LocalTiledServer(settings.data_dir, api_key=settings.api_key,
+                                  tabular=_tabular(tabular, postgres, settings),
+                                  readable_storage=list(readable or []), public=public, port=port,
+                                  die_with_parent=True)
         server.start()
-    except Exception as exc:  # noqa: BLE001 - the message is already redacted
+    except KeyboardInterrupt:
+        typer.echo("interrupted before the server was ready", err=True)
+        raise typer.Exit(130) from None
+    except (SettingsError, RuntimeError) as exc:  # the message is already redacted
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     key_file = server.data_dir / "api_key"
-    typer.echo(f"Tiled server running at {server.uri}  (data: {server.data_dir}, log: {server.log_path})")
+    typer.echo(f"Tiled server running at {server.uri}  ({server.store} tables; data: {server.data_dir}, "
+               f"log: {server.log_path})")
     typer.echo("Point other laue-live processes (and tiled clients) at it with:")
     typer.echo(f"  export LAUE_LIVE_TILED_URI={server.uri}")
     if key_file.exists() and settings.api_key is None:
         typer.echo(f"  export LAUE_LIVE_TILED_API_KEY_FILE={key_file}")
     else:
         typer.echo("  (and the API key you configured, through LAUE_LIVE_TILED_API_KEY)")
-    typer.echo("Press Ctrl-C to stop.")
+    typer.echo(f"Web UI: {server.uri}/ui/  (once: {server.uri}/ui/?api_key=<the key>)")
+    typer.echo("Press Ctrl-C to stop.", nl=True)
     try:
         code = server.wait()
         typer.echo(f"the Tiled server exited with code {code}; see {server.log_path}", err=True)
@@ -83,15 +127,21 @@ def serve(
 @catalog_app.command("init")
 def init(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help=_DATA_DIR_HELP)] = None,
-    tabular: Annotated[str, typer.Option(help="SQL storage of spot tables: duckdb or sqlite.")] = "duckdb",
+    tabular: Annotated[str | None, typer.Option(help=_TABULAR_HELP)] = None,
+    postgres: Annotated[bool, typer.Option("--postgres", help=_POSTGRES_HELP)] = False,
     settings_file: Annotated[Path | None, typer.Option("--settings", help=_SETTINGS_HELP)] = None,
 ) -> None:
-    """Create the data directory, its SQLite catalog and its API key (idempotent)."""
+    """Create the data directory, its catalog (SQLite or PostgreSQL) and its API key (idempotent)."""
+    from laue_live._errors import SettingsError
     from laue_live.catalog import init_catalog
 
     settings = load_settings(settings_file=settings_file, data_dir=data_dir)
-    db = init_catalog(settings.data_dir, tabular=tabular)
-    settings.embedded_api_key()
+    try:
+        db = init_catalog(settings.data_dir, tabular=_tabular(tabular, postgres, settings))
+        settings.embedded_api_key()
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"catalog: {db}")
     typer.echo(f"API key file: {settings.data_dir.resolve() / 'api_key'} (mode 0600)")
 
@@ -104,13 +154,14 @@ def info(
 ) -> None:
     """Show the catalog settings (key redacted), whether a server runs, and how many runs it holds."""
     from laue_live._errors import SettingsError
-    from laue_live.catalog import find_running_server, open_catalog
+    from laue_live.catalog import find_running_server, open_catalog, running_server_tabular
 
     settings = load_settings(uri, settings_file, data_dir)
     typer.echo(repr(settings))
     if settings.embedded:
         running = find_running_server(settings.data_dir)
-        typer.echo(f"embedded server on {settings.data_dir}: {running or 'not running'}")
+        store = f" ({running_server_tabular(settings.data_dir)} tables)" if running else ""
+        typer.echo(f"embedded server on {settings.data_dir}: {running or 'not running'}{store}")
         if not running:
             return
     try:

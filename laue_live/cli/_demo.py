@@ -10,8 +10,9 @@ picture of one frame with its spots, and stops the servers.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -57,9 +58,10 @@ def demo(
     import logging
 
     from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
+    from laue_live.catalog import prepare_data_dir
 
     logging.getLogger("bluesky").setLevel(logging.WARNING)
-    data_dir = data_dir.resolve()
+    data_dir = prepare_data_dir(data_dir.expanduser().resolve())  # a file in the way: one line
     analyzer = FrameAnalyzer(method, device=device, pipeline=pipeline)
     if runs_on_cuda(analyzer):
         analyzer = OOMFallbackAnalyzer(analyzer)  # GPU out of memory: split the batch, then the CPU
@@ -67,13 +69,14 @@ def demo(
           f"analysis method {analyzer.method!r} ({analyzer.model_info['name']}), "
           f"{analyzer.pipeline} pipeline")
     server = dash = publisher = None
+    failed = ""
     try:
         print(f"loading the analysis ... ({analyzer.warm_up():.1f} s)", flush=True)
         server = _start_server(data_dir)
         if dashboard:
             publisher, dash = _start_dashboard(server, data_dir, dashboard_port, keep=keep_server)
-        _run_demo(server, analyzer, data_dir, nx=nx, ny=ny, material=material, grains=grains,
-                  step=step, seed=seed, sinks=[publisher] if publisher is not None else [])
+        failed = _run_demo(server, analyzer, data_dir, nx=nx, ny=ny, material=material, grains=grains,
+                           step=step, seed=seed, sinks=[publisher] if publisher is not None else [])
     except KeyboardInterrupt:
         print("\ninterrupted: stopping")
         raise typer.Exit(130) from None
@@ -88,18 +91,40 @@ def demo(
                 print("dashboard stopped.")
         if publisher is not None:
             publisher.close()
-        if server is not None:
+        if isinstance(server, _RunningServer):
+            print(f"the Tiled server of `laue-live catalog serve` keeps running at {server.uri}")
+        elif server is not None:
             if keep_server and server.process is not None and server.process.poll() is None:
                 print(f"Tiled server left running at {server.uri} (pid {server.process.pid}); "
                       f"API key in {data_dir / 'api_key'}; stop it with: kill {server.process.pid}")
             else:
                 server.stop()
                 print("Tiled server stopped.")
+    if failed:
+        typer.echo(f"error: {failed}", err=True)
+        raise typer.Exit(1)
+
+
+@dataclass
+class _RunningServer:
+    """The Tiled server a `laue-live catalog serve` already runs on the data directory (used, not stopped)."""
+
+    uri: str
+    settings: Any
+
+    @property
+    def api_key(self) -> str:
+        return self.settings.api_key
 
 
 def _start_server(data_dir: Path):
-    from laue_live.catalog import LocalTiledServer
+    from laue_live.catalog import CatalogSettings, LocalTiledServer, find_running_server
 
+    running = find_running_server(data_dir)
+    if running is not None:  # `laue-live catalog serve` on the same data: write into it, leave it on
+        print(f"using the Tiled server that already runs on {data_dir}: {running}", flush=True)
+        settings = CatalogSettings(data_dir=data_dir)
+        return _RunningServer(running, settings.with_server(running, settings.embedded_api_key()))
     print(f"starting the local Tiled server (data in {data_dir}) ...", flush=True)
     t0 = time.monotonic()
     server = LocalTiledServer(data_dir).start()
@@ -140,7 +165,8 @@ def _start_dashboard(server, data_dir: Path, port: int, *, keep: bool = False):
 
 
 def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: str, grains: int,
-              step: float, seed: int, sinks=()) -> None:
+              step: float, seed: int, sinks=()) -> str:
+    """Run the scan and its live analysis, print the results; return why frames failed ("" if none)."""
     from bluesky import RunEngine
     from bluesky.utils import RunEngineInterrupted
     from bluesky_tiled_plugins import TiledWriter
@@ -217,10 +243,17 @@ def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: s
           f"({stats.get('analysis_seconds', 0) / max(n, 1):.2f} s/frame analysis time); "
           f"callback time on the RunEngine thread: {stats.get('re_ms_mean', 0):.3f} ms/event mean, "
           f"{stats.get('re_ms_max', 0):.3f} ms max")
-    _report(cat, server, raw_uid, cb.analysis_uid, data_dir)
+    summary = _report(cat, server, raw_uid, cb.analysis_uid, data_dir)
+    failed = summary[summary["failed"].astype(bool)]
+    if not len(failed):
+        return ""
+    return (f"{len(failed)} of {n} frames could not be analysed (frame {int(failed['frame'].iloc[0])}: "
+            f"{failed['error'].iloc[0]}); see `laue-live query --data-dir {data_dir} summary "
+            f"{cb.analysis_uid[:8]}`")
 
 
-def _report(cat, server, raw_uid: str, analysis_uid: str, data_dir: Path) -> None:
+def _report(cat, server, raw_uid: str, analysis_uid: str, data_dir: Path):
+    """Print where the results are, read them back, draw the pictures; return the per-frame summary."""
     import pandas as pd
 
     from laue_live.catalog import frame_summary, get_spot_table, plot_quality_map
@@ -259,10 +292,11 @@ def _report(cat, server, raw_uid: str, analysis_uid: str, data_dir: Path) -> Non
     frame_png = _frame_picture(cat, raw_uid, run, summary, out / f"frame_{analysis_uid[:8]}.png")
     if frame_png is not None:
         print(f"one frame with its spots:       {frame_png}")
+    return summary
 
 
 def _frame_picture(cat, raw_uid: str, run, summary, path: Path) -> Path | None:
-    """Draw the frame with the most good spots, its spots marked by quality; returns the PNG path."""
+    """Draw the frame with the most good spots, its spots as fitted ellipses; return the PNG path."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -270,6 +304,7 @@ def _frame_picture(cat, raw_uid: str, run, summary, path: Path) -> Path | None:
     from matplotlib.figure import Figure
 
     from laue_live.catalog import get_spot_table
+    from laue_live.views import draw_frame
 
     ok = summary[~summary["failed"].astype(bool)]
     if not len(ok):
@@ -278,20 +313,12 @@ def _frame_picture(cat, raw_uid: str, run, summary, path: Path) -> Path | None:
     start = run.metadata["start"]
     frame = np.asarray(cat.raw[raw_uid][start.get("raw_stream", "primary")][start["image_field"]][i])
     spots = get_spot_table(run, frames=i)
-    fig = Figure(figsize=(7.5, 7.5), dpi=110)
+    fig = Figure(figsize=(8.2, 7.2), dpi=110, layout="constrained")
     ax = fig.add_subplot()
-    lo, hi = np.percentile(frame, [1, 99.8])
-    ax.imshow(frame, cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
-    good = spots["good"].astype(bool).to_numpy()
-    ax.scatter(spots["col"][good], spots["row"][good], s=60, facecolors="none", edgecolors="tab:green",
-               linewidths=0.8, label=f"good ({good.sum()})")
-    ax.scatter(spots["col"][~good], spots["row"][~good], s=60, facecolors="none", edgecolors="tab:red",
-               linewidths=0.8, label=f"bad ({(~good).sum()})")
-    ax.set_title(f"frame {i} of raw run {raw_uid[:8]}: spots by quality (Sim > 0.5, |Pos - s| <= 0.9 px)",
-                 fontsize=9)
-    ax.set_xlabel("column (px)")
-    ax.set_ylabel("row (px)")
-    ax.legend(loc="upper right", fontsize=8)
+    draw_frame(ax, frame, spots)
+    scan = start.get("raw_scan_id")
+    ax.set_title(f"Scan {scan}, frame {i}: {int(spots['good'].sum())} good of {len(spots)} spots "
+                 "(good: Sim > 0.5 and |Pos - s| <= 0.9 px)", fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     return path

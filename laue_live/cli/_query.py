@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -12,13 +13,20 @@ from laue_live.cli._app import app
 query_app = typer.Typer(
     help=(
         "Query the catalog: list analysed runs, read spot tables, per-frame summaries and grains, draw "
-        "quality, orientation and strain maps of a raster scan. RUN is a uid, a uid prefix, a scan id "
-        "or 'latest'. The catalog is the embedded one (a running `laue-live catalog serve`, else one "
-        "started for the query) unless LAUE_LIVE_TILED_URI / --uri names another server."
+        "quality, orientation and strain maps of a raster scan. RUN is a uid, a uid prefix, 'latest', "
+        "-N (the N-th newest) or "
+        "a scan id (the newest analysis of that scan; scan ids restart every session: find older "
+        "ones with `query runs --scan-id N --date YYYY-MM-DD`). The catalog is the embedded one (a "
+        "running `laue-live catalog serve`, else one started for the query) unless "
+        "LAUE_LIVE_TILED_URI / --uri names another server."
     ),
     no_args_is_help=True,
 )
 app.add_typer(query_app, name="query")
+
+RUN_HELP = "Analysis run: uid, uid prefix, 'latest', -N (N-th newest) or a scan id (its newest analysis)."
+# RUN may be -1: a negative number is then an argument, not an unknown option
+_RUN_COMMAND = {"context_settings": {"ignore_unknown_options": True}}
 
 
 @query_app.callback()
@@ -30,15 +38,39 @@ def _connection(
     data_dir: Annotated[Path | None, typer.Option(
         "--data-dir", help="Data directory of the embedded server.")] = None,
 ) -> None:
+    from laue_live.catalog import find_running_server
     from laue_live.cli._catalog import load_settings
 
-    ctx.obj = load_settings(uri, settings_file, data_dir)
+    settings = load_settings(uri, settings_file, data_dir)
+    if settings.uri is None and find_running_server(settings.data_dir) is None:
+        # the embedded catalog: a query must not make an empty one where there is none
+        where, why = settings.data_dir, None
+        above = next((p for p in where.parents if p.exists()), None)
+        if where.exists() and not where.is_dir():
+            why = f"the data directory {where} is a file, not a laue-live data directory"
+        elif not where.exists() and above is not None and not above.is_dir():
+            why = f"there is no data directory {where}: part of its path, {above}, is a file"
+        elif not where.exists():
+            why = (f"no laue-live data directory at {where}: give the one of your runs (--data-dir or "
+                   "LAUE_LIVE_DATA_DIR), or a server (--uri or LAUE_LIVE_TILED_URI)")
+        if why:  # exit 1, as for a data directory catalog_session cannot use
+            typer.echo(f"error: {why}", err=True)
+            raise typer.Exit(1)
+    ctx.obj = settings
 
 
+@contextlib.contextmanager
 def _session(ctx: typer.Context):
+    from laue_live._errors import SettingsError
     from laue_live.catalog import catalog_session
 
-    return catalog_session(ctx.obj)
+    with contextlib.ExitStack() as stack:
+        try:
+            cat = stack.enter_context(catalog_session(ctx.obj))
+        except SettingsError as exc:  # an unusable data directory, no server, no key: one line, exit 1
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        yield cat  # a mistake inside the command (a bad value) is the root guard's: exit 2
 
 
 def _write(df, out: Path) -> None:
@@ -81,23 +113,22 @@ def runs(
         help="Started at or after this date/time (ISO, local time).")] = None,
     until: Annotated[str | None, typer.Option(
         help="Started before this date/time (ISO, local time).")] = None,
+    scan_id: Annotated[int | None, typer.Option(
+        "--scan-id", help="Only runs of this scan id (scan ids restart every session: add --date).")] = None,
+    date: Annotated[str | None, typer.Option(
+        help="Started on this day (YYYY-MM-DD, local time).")] = None,
     raw_uid: Annotated[str | None, typer.Option("--raw-uid", help="Only analyses of this raw run.")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="List raw runs instead of analysis runs.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 50,
     out: Annotated[Path | None, typer.Option(
         help="Also write the list to this .csv or .parquet file.")] = None,
 ) -> None:
-    """List analysis (or raw) runs, newest first, filtered by sample, material, dates, raw run."""
-    from laue_live._errors import SettingsError
+    """List analysis (or raw) runs, newest first, filtered by scan id, date, sample, material, raw run."""
     from laue_live.catalog import find_runs
 
     with _session(ctx) as cat:
-        try:
-            df = find_runs(cat, where="raw" if raw else "analysis", limit=limit, sample=sample,
-                           material=material, since=since, until=until, raw_uid=raw_uid)
-        except SettingsError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        df = find_runs(cat, where="raw" if raw else "analysis", limit=limit, scan_id=scan_id, date=date,
+                       sample=sample, material=material, since=since, until=until, raw_uid=raw_uid)
     df = df.dropna(axis=1, how="all")
     _show(df, limit)
     if out:
@@ -117,10 +148,10 @@ def _frames(text: str | None):
         raise typer.Exit(2) from None
 
 
-@query_app.command("spots")
+@query_app.command("spots", **_RUN_COMMAND)
 def spots(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="Analysis run: uid, uid prefix, scan id or 'latest'.")],
+    run: Annotated[str, typer.Argument(help=RUN_HELP)],
     frames: Annotated[str | None, typer.Option(help="Frame I or frames I:J (inclusive, 0-based).")] = None,
     good_only: Annotated[bool, typer.Option(
         "--good-only", help="Only good spots (Sim > 0.5, |Pos-s| <= 0.9).")] = False,
@@ -149,10 +180,10 @@ def spots(
         _write(df, out)
 
 
-@query_app.command("summary")
+@query_app.command("summary", **_RUN_COMMAND)
 def summary(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="Analysis run: uid, uid prefix, scan id or 'latest'.")],
+    run: Annotated[str, typer.Argument(help=RUN_HELP)],
     out: Annotated[Path | None, typer.Option(help="Write the summary to this .csv or .parquet file.")] = None,
     head: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
@@ -168,10 +199,10 @@ def summary(
         _write(df, out)
 
 
-@query_app.command("grains")
+@query_app.command("grains", **_RUN_COMMAND)
 def grains(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="Analysis run: uid, uid prefix, scan id or 'latest'.")],
+    run: Annotated[str, typer.Argument(help=RUN_HELP)],
     frames: Annotated[str | None, typer.Option(help="Frame I or frames I:J (inclusive, 0-based).")] = None,
     status: Annotated[bool, typer.Option(
         "--status", help="Print the per-frame indexing status (indexed, no_grain, failed, not_indexed) "
@@ -200,15 +231,21 @@ def grains(
         _write(df, out)
 
 
-@query_app.command("map")
+@query_app.command("map", **_RUN_COMMAND)
 def quality_map_cmd(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="Analysis run: uid, uid prefix, scan id or 'latest'.")],
-    value: Annotated[str, typer.Option(help="Per-frame value: n_good, n_spots, mean_sim, seconds, "
-                              "good_fraction; of an indexed run: orientation (IPF colours), misorientation "
-                              "(deg), strain_xx ... strain_yz, equivalent_strain (1e-3), matched_fraction, "
-                              "intensity_fraction, deviation_px, n_matched, n_grains, n_indexed.")
-                 ] = "n_good",
+    run: Annotated[str, typer.Argument(help=RUN_HELP)],
+    value: Annotated[str, typer.Option(help=(
+        "What to map: a per-frame value (n_good, n_spots, good_fraction, mean_sim, total_intensity, "
+        "median_width, seconds, failed, or another numeric column of the run's frames table such as "
+        "an indexed fraction), or a spot-table column (sigma_row, intensity, sim, ...) with --spots "
+        "and --stat; of an indexed run: orientation (IPF colours), misorientation (deg), strain_xx ... "
+        "strain_yz, equivalent_strain (1e-3), matched_fraction, intensity_fraction, deviation_px, "
+        "n_matched, n_grains."))] = "n_good",
+    spots: Annotated[str | None, typer.Option(
+        help="With a spot column: which spots, all, good, bad, edge, saturated or double.")] = None,
+    stat: Annotated[str, typer.Option(
+        help="With a spot column: mean, median, min, max, sum or count per frame.")] = "mean",
     direction: Annotated[str, typer.Option(
         help="orientation: the sample direction coloured, x (beam), y or z (up), LaueTools' frame.")] = "z",
     grain: Annotated[str, typer.Option(
@@ -217,62 +254,43 @@ def quality_map_cmd(
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("quality_map.png"),
     csv: Annotated[Path | None, typer.Option(help="Also write the map as a CSV grid.")] = None,
 ) -> None:
-    """Draw a per-frame value over the raster of the scan (shape from the start documents) as a PNG."""
+    """Draw one value per frame over the raster of the scan, at the stage positions in µm, as a PNG."""
     import numpy as np
 
-    from laue_live._errors import SettingsError
-    from laue_live.catalog import plot_quality_map, quality_map
-
-    which = int(grain) if grain.lstrip("-").isdigit() else grain
-    if value == "orientation":
-        _orientation_map(ctx, run, direction, which, out, csv)
-        return
-    with _session(ctx) as cat:
-        r = _run(cat, run)
-        try:
-            grid = quality_map(r, value, catalog=cat, grain=which)
-            path = plot_quality_map(r, out, value, catalog=cat, grain=which)
-        except (KeyError, SettingsError) as exc:
-            typer.echo(f"error: {exc.args[0]}", err=True)
-            raise typer.Exit(2) from None
-    typer.echo(f"{value} over a {grid.shape[0]} x {grid.shape[1]} raster: "
-               f"min {np.nanmin(grid) if np.isfinite(grid).any() else float('nan'):.3g}, "
-               f"max {np.nanmax(grid) if np.isfinite(grid).any() else float('nan'):.3g}, "
-               f"{int(np.isnan(grid).sum())} missing")
-    typer.echo(f"wrote {path}")
-    if csv:
-        csv.parent.mkdir(parents=True, exist_ok=True)
-        np.savetxt(csv, grid, delimiter=",", fmt="%.6g")
-        typer.echo(f"wrote {csv}")
-
-
-def _orientation_map(ctx, run: str, direction: str, grain, out: Path, csv: Path | None) -> None:
-    import numpy as np
-
-    from laue_live._errors import SettingsError
-    from laue_live.catalog import orientation_map, raster_geometry
-    from laue_live.views import save_orientation_map
+    from laue_live._errors import DocumentError, SettingsError
+    from laue_live._maps import ORIENTATION, map_value
+    from laue_live.catalog import frame_summary, orientation_map, plot_quality_map, quality_map
 
     if direction not in ("x", "y", "z"):
-        typer.echo(f"error: --direction {direction!r}: use x, y or z", err=True)
-        raise typer.Exit(2)
+        raise SettingsError(f"--direction {direction!r}: use x, y or z")
+    which = int(grain) if grain.lstrip("-").isdigit() else grain
+    if which != "largest" and not isinstance(which, int):
+        raise SettingsError(f"--grain {grain!r}: use 'largest' or a grain number")
     with _session(ctx) as cat:
         r = _run(cat, run)
+        what = map_value(value, spots, stat, frame_columns=list(frame_summary(r).columns))
         try:
-            rgb, sectors = orientation_map(r, direction, grain=grain, catalog=cat)
-            geom = raster_geometry(r, catalog=cat)
-        except (KeyError, SettingsError) as exc:
-            typer.echo(f"error: {exc.args[0]}", err=True)
-            raise typer.Exit(2) from None
-        start = r.metadata["start"]
-    path = save_orientation_map(rgb, sectors, out, geometry=geom, direction=direction,
-                                title=f"{start.get('sample', '')} {start['uid'][:8]}")
-    indexed = int(np.isfinite(rgb[..., 0]).sum())
-    typer.echo(f"orientation (IPF-{direction}) over a {rgb.shape[0]} x {rgb.shape[1]} raster: {indexed} "
-               f"frames with a grain, {rgb.shape[0] * rgb.shape[1] - indexed} without")
+            if what is ORIENTATION:
+                grid = orientation_map(r, direction, grain=which, catalog=cat)[0]
+            else:
+                grid = quality_map(r, what, catalog=cat, grain=which)
+        except KeyError as exc:  # no raster recorded for this run
+            raise DocumentError(f"{exc.args[0]}: this run has no map (a raster scan records its shape)") \
+                from None
+        path = plot_quality_map(r, out, what, catalog=cat, grain=which, direction=direction)
+    if what is ORIENTATION:
+        with_grain = int(np.isfinite(grid[..., 0]).sum())
+        typer.echo(f"orientation (IPF-{direction}) over a {grid.shape[0]} x {grid.shape[1]} raster: "
+                   f"{with_grain} frames with a grain, {grid.shape[0] * grid.shape[1] - with_grain} without")
+        grid, fmt = grid.reshape(grid.shape[0], -1), "%.4f"  # CSV: r, g, b of a row's cells side by side
+    else:
+        finite = np.isfinite(grid)
+        low, high = (np.nanmin(grid), np.nanmax(grid)) if finite.any() else (float("nan"), float("nan"))
+        typer.echo(f"{what.title} over a {grid.shape[0]} x {grid.shape[1]} raster: min {low:.3g}, "
+                   f"max {high:.3g}, {int((~finite).sum())} frame(s) without a value")
+        fmt = "%.6g"
     typer.echo(f"wrote {path}")
     if csv:
         csv.parent.mkdir(parents=True, exist_ok=True)
-        np.savetxt(csv, rgb.reshape(rgb.shape[0], -1), delimiter=",", fmt="%.4f",
-                   header="r,g,b per cell, cells of a raster row side by side")
+        np.savetxt(csv, grid, delimiter=",", fmt=fmt)
         typer.echo(f"wrote {csv}")

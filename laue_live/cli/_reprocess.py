@@ -10,9 +10,11 @@ import typer
 from laue_live.cli._app import app
 
 
-@app.command("reprocess")
+# RUN may be -1: a negative number is then an argument, not an unknown option
+@app.command("reprocess", context_settings={"ignore_unknown_options": True})
 def reprocess(
-    run: Annotated[str, typer.Argument(help="Raw run: uid, uid prefix, scan id, or 'latest' (or `-- -1`).")],
+    run: Annotated[str, typer.Argument(
+        help="Raw run: uid, uid prefix, 'latest', -N (N-th newest) or a scan id (its newest run).")],
     method: Annotated[str, typer.Option(
         help="fit (exact Gaussian fit), cnn, or auto (cnn if the default model is installed).")] = "auto",
     model: Annotated[str | None, typer.Option(help="CNN model name or weights file (method cnn).")] = None,
@@ -51,7 +53,7 @@ def reprocess(
     live analysis that was interrupted. The frames are indexed too when the raw run's start document
     or --material/--calibration name a material and a calibration (--no-index: never).
     """
-    from laue_live._errors import LaueLiveError
+    from laue_live._errors import LaueLiveError, SettingsError
     from laue_live.analysis import IndexingConfig
     from laue_live.catalog import catalog_session, reprocess_run
     from laue_live.cli._catalog import load_settings
@@ -77,11 +79,13 @@ def reprocess(
             calibration=str(calibration) if calibration else None, energy_range=energy, enabled=index,
             prefer="settings")
         with catalog_session(settings) as cat:
+            if resume and not analysis:
+                _check_something_to_resume(cat, run)
             res = reprocess_run(cat, run, method=method, model=model, resume=target, device=device,
                                 batch_size=batch_size, indexing=indexing)
     except LaueLiveError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2 if isinstance(exc, SettingsError) else 1) from None
     stop = res.stop
     verb = "completed" if res.resumed else "wrote"
     print(f"{verb} analysis run {res.analysis_uid} of raw run {res.raw_uid}")
@@ -96,3 +100,18 @@ def reprocess(
     print(f"  read back: laue-live query{where} spots {res.analysis_uid[:8]}")
     if stop.get("exit_status") != "success":
         raise typer.Exit(1)
+
+
+def _check_something_to_resume(cat, run: str) -> None:
+    """Raise a SettingsError when the raw run has no interrupted analysis run for --resume to complete."""
+    from laue_live._errors import SettingsError
+    from laue_live.catalog import find_analysis_runs, get_run, run_finished
+
+    raw_uid = get_run(cat, run, "raw").metadata["start"]["uid"]
+    runs = find_analysis_runs(cat, raw_uid)
+    if not runs:
+        raise SettingsError(f"nothing to resume: raw run {raw_uid[:8]} has no analysis run; "
+                            "run without --resume to analyse it")
+    if all(run_finished(r) for r in runs):
+        raise SettingsError(f"nothing to resume: the {len(runs)} analysis run(s) of raw run {raw_uid[:8]} "
+                            "are complete; run without --resume to write a new one")

@@ -133,24 +133,34 @@ def write(
 def figure(
     real: Annotated[Path, typer.Option(help="Real BM32 frame (.tif), e.g. shared/data/bm32/nw1_0000.tif.")],
     det: Annotated[Path, typer.Option(help="Its LaueTools .det calibration with the orientation matrix.")],
-    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("docs/images/sim_vs_real.png"),
+    out: Annotated[Path, typer.Option(help="PNG to write (the README's is docs/images/sim_vs_real.png).")
+                   ] = Path("sim_vs_real.png"),
     material: Annotated[str, typer.Option(help="Material of the calibrated crystal.")] = "Si",
     seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated frame.")] = 0,
 ) -> None:
     """Draw a simulated frame next to a real one (same calibration and orientation), labelled."""
     import tifffile
 
+    from laue_live._errors import FrameError, SettingsError
     from laue_live.sim._figure import compare_figure
 
-    path = compare_figure(
-        tifffile.imread(real), det, out, material=material, seed=seed, real_label=f"real: {real.name} (BM32)"
-    )
+    if not real.is_file():
+        raise FrameError(f"no such frame file: {real}")
+    if not det.is_file():
+        raise SettingsError(f"no such calibration file: {det}")
+    try:
+        image = tifffile.imread(real)
+    except (OSError, ValueError) as exc:  # tifffile's errors are ValueErrors
+        raise FrameError(f"cannot read {real}: truncated or corrupt file ({exc})") from None
+    path = compare_figure(image, det, out, material=material, seed=seed,
+                          real_label=f"real: {real.name} (BM32)")
     typer.echo(f"wrote {path}")
 
 
 @sim_app.command()
 def histogram(
-    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("docs/images/sim_histograms.png"),
+    out: Annotated[Path, typer.Option(help="PNG to write (the docs' is docs/images/sim_histograms.png).")
+                   ] = Path("sim_histograms.png"),
     n: Annotated[int, typer.Option("--n", min=10, help="Cutouts per preset.")] = 2000,
     seed: Annotated[int, typer.Option(min=0, help="Seed.")] = 0,
 ) -> None:

@@ -153,6 +153,17 @@ def train_command(
         result.history.to_csv(out.with_name(out.stem + "_history.csv"), index=False)
         png = plot_loss_curves({out.stem: result.history}, out.with_name(out.stem + "_loss.png"))
         typer.echo(f"model: {out}  card: {out.with_suffix('.json')}  loss curve: {png}")
+        v = result.validation
+        if v:
+            typer.echo(f"validation ({v['n']} spots): the model calls {100 * v['good_fraction']:.0f}% good, "
+                       f"the exact fit {100 * v['true_good_fraction']:.0f}%; same call for "
+                       f"{100 * v['agreement']:.0f}%")
+        why = result.usable()
+        if why and lodo is None:
+            typer.echo(f"error: the trained model is not usable: {why}; train longer (--epochs {epochs} "
+                       f"--steps {steps} now, the paper's 70 x 100). It was written to {out} for a look.",
+                       err=True)
+            raise typer.Exit(1)
 
     if lodo is not None:
         from dataclasses import replace

@@ -8,14 +8,17 @@ from laue_live.cli._app import app
 
 __all__ = ["watch"]
 
+_DEFAULT = "127.0.0.1:5579"  # where laue-live serve publishes unless told otherwise
+
 
 @app.command(help="""Watch the spot tables published by `laue-live serve` (or any SpotPublisher):
-one line per frame (good / all spots, mean Sim, frames/s), WARNING lines for poor or failed frames
+one line per frame (good / all spots, mean Sim, and frames/s as the service analyses them, from the
+tables' analysis times, not from when they reach this terminal), WARNING lines for poor or failed frames
 (e.g. "frame 212: 3 good spots, mean Sim 0.12"), and the service's status reports with --status.
 With --map-png, the raster quality map is also written as a PNG (every --png-every frames and at
 the end of each run), for a look without a display. Ctrl-C to quit.""")
 def watch(
-    address: str = typer.Argument("127.0.0.1:5579", help="host:port of the publisher."),
+    address: str = typer.Argument(_DEFAULT, help="host:port of the publisher."),
     min_good: int = typer.Option(5, help="Warn when a frame has fewer good spots."),
     min_sim: float = typer.Option(0.3, help="Warn when a frame's mean Sim is lower."),
     every: int = typer.Option(1, help="Print one ordinary frame line every N frames (warnings always)."),
@@ -24,8 +27,12 @@ def watch(
     frames: int = typer.Option(0, help="Exit after this many frames (0: never)."),
     runs: int = typer.Option(0, help="Exit after this many analysis runs have ended (0: never)."),
     map_png: str = typer.Option(None, help="Write the live raster map to this PNG file."),
-    map_column: str = typer.Option("n_good", help="Column of the map: n_good, n_spots, mean_sim, or a "
-                                   "spot column averaged per frame (sim, sigma_row, ...)."),
+    map_column: str = typer.Option("n_good", help="What the map shows: a per-frame value (n_good, n_spots, "
+                                   "good_fraction, mean_sim, total_intensity, median_width, seconds, failed) "
+                                   "or a spot column (sim, sigma_row, intensity, ...) with --map-spots."),
+    map_spots: str = typer.Option(None, help="With a spot column: which spots, all, good, bad, edge, "
+                                  "saturated or double."),
+    map_stat: str = typer.Option("mean", help="With a spot column: mean, median, min, max, sum or count."),
     png_every: int = typer.Option(10, help="Rewrite the PNG every N frames (and at each run's end)."),
     curve_secret: str = typer.Option(None, help="CURVE: this client's secret certificate "
                                      "(env LAUE_LIVE_CURVE_CLIENT_SECRET)."),
@@ -34,7 +41,7 @@ def watch(
 ) -> None:
     from pathlib import Path
 
-    from laue_live._errors import LaueLiveError
+    from laue_live._errors import LaueLiveError, SettingsError
     from laue_live.stream import (
         TOPIC_DOC,
         TOPIC_HELLO,
@@ -47,6 +54,10 @@ def watch(
     )
     from laue_live.views import FrameTicker
 
+    if ":" not in address and not address.isdigit():  # "localhost": a host without its port
+        port = _DEFAULT.rsplit(":", 1)[1]
+        raise SettingsError(f"address {address!r} lacks a port: write e.g. '{address}:{port}' "
+                            f"(laue-live serve publishes on port {port} unless told otherwise)")
     try:
         curve = (CurveClient(Path(curve_secret), Path(curve_server)) if curve_secret and curve_server
                  else curve_client_from_env())
@@ -62,7 +73,7 @@ def watch(
         matplotlib.use("Agg")  # a file, never a window
         from laue_live.views import LiveSpotMap
 
-        live_map = LiveSpotMap(map_column)
+        live_map = LiveSpotMap(map_column, spots=map_spots, statistic=map_stat)
     typer.echo(f"watching {address} (Ctrl-C to quit)")
     seen = ended = 0
     try:
@@ -99,7 +110,7 @@ def watch(
                 if live_map is not None and live_map.n_updates and seen % max(1, png_every) == 0:
                     live_map.savefig(map_png, dpi=100)
                 run, frame = p.get("run") or {}, int(p.get("frame", -1))
-                for line in ticker.lines(run, frame, table, p.get("summary")):
+                for line in ticker.lines(run, frame, table, p.get("summary"), analysed_at=p.get("time")):
                     typer.echo(line)
     except KeyboardInterrupt:
         pass

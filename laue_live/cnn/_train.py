@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from laue_live._rules import area_star, pos_star
+from laue_live._rules import area_star, is_good_spot, pos_from_star, pos_star
 from laue_live._xp import resolve_device
 from laue_live.cnn._augment import augment_batch
 from laue_live.cnn._data import CutoutSource, SpotSet, collect, resample_uniform
@@ -85,6 +85,7 @@ class TrainResult:
     train_names: list[str] = field(default_factory=list)
     seconds: float = 0.0
     calibration: np.ndarray | None = None
+    validation: dict = field(default_factory=dict)
 
     def info(self) -> dict:
         """Training information for the model metadata."""
@@ -95,7 +96,25 @@ class TrainResult:
             "seconds": round(self.seconds, 1),
             "final_train_loss": float(self.history["train_loss"].iloc[-1]),
             "final_val_loss": float(self.history["val_loss"].iloc[-1]),
+            "validation": dict(self.validation),
         }
+
+    def usable(self) -> str:
+        """Why the model is not usable ("" if it is): it calls (nearly) every validation spot one class.
+
+        A model trained too briefly predicts one Sim for every cutout, and then every spot is bad
+        (or good). It is unusable when the share of spots it calls good is under a quarter of the
+        exact fit's share, or over four times it (or every spot, where the fit finds bad ones); with
+        fewer than 20 validation spots there is no verdict.
+        """
+        v = self.validation
+        if not v or v["n"] < 20:  # too few validation spots to judge
+            return ""
+        pred, true = v["good_fraction"], v["true_good_fraction"]
+        if (true > 0 and pred < 0.25 * true) or (true < 1 and (pred > 4 * true or pred == 1.0)):
+            return (f"it calls {100 * pred:.0f}% of the {v['n']} validation spots good where the exact fit "
+                    f"calls {100 * true:.0f}% good")
+        return ""
 
 
 def prepare_training_set(sets: Sequence[SpotSet], config: TrainConfig) -> SpotSet:
@@ -234,6 +253,7 @@ def train(
             }
         )
         bar.set_postfix(train=f"{rows[-1]['train_loss']:.4f}", val=f"{val_loss:.4f}")
+    validation = _validation_quality(model, va, config, use_amp)
     model = model.cpu().eval()
     # raw training cutouts stored with the weights, for int8 calibration at load time
     cal = train_set.cutouts[np.sort(rng.choice(len(train_set), min(256, len(train_set)), replace=False))]
@@ -245,7 +265,26 @@ def train(
         [s.name for s in sets],
         time.perf_counter() - t_start,
         cal,
+        validation,
     )
+
+
+@torch.no_grad()
+def _validation_quality(model: SpotCNN, va: _Tensors, config: TrainConfig, use_amp: bool) -> dict:
+    """Good-spot calls of the model on the validation set beside the exact fit's (the labels)."""
+    model.eval()
+    preds = []
+    for i in range(0, len(va.x), 1024):
+        idx = torch.arange(i, min(len(va.x), i + 1024), device=va.x.device)
+        with torch.autocast(va.x.device.type, dtype=torch.float16, enabled=use_amp):
+            preds.append(model(normalise_torch(va.x[idx], config.normalisation)[:, None]).float().cpu())
+    if not preds:
+        return {}
+    out = torch.cat(preds).numpy()
+    pred = is_good_spot(out[:, 0], pos_from_star(out[:, 1]), pos_from_star(out[:, 2]))
+    true = is_good_spot(va.sim.cpu().numpy(), va.d_row.cpu().numpy(), va.d_col.cpu().numpy())
+    return {"n": int(len(true)), "good_fraction": float(pred.mean()),
+            "true_good_fraction": float(true.mean()), "agreement": float((pred == true).mean())}
 
 
 @torch.no_grad()

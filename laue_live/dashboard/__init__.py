@@ -7,14 +7,21 @@ asset itself (plotly.js from the ``plotly`` wheel) and binds 127.0.0.1 unless gi
 See ``docs/dashboard.md``.
 """
 
+from laue_live._maps import (
+    LENGTH_UNITS_UM,
+    MAP_VALUES,
+    VALUE_NAMES,
+    MapValue,
+    frame_values,
+    map_geometry,
+    run_values,
+)
 from laue_live.dashboard._app import SESSION_COOKIE, STATIC_DIR, TABLE_COLUMNS, create_app
-from laue_live.dashboard._geometry import LENGTH_UNITS_UM, map_geometry
 from laue_live.dashboard._history import CatalogReader
 from laue_live.dashboard._images import DEFAULT_MAX_PX, render_frame
 from laue_live.dashboard._live import LiveFeed, LiveRun, LiveState
 from laue_live.dashboard._server import READY_LINE, DashboardProcess, DashboardServer
 from laue_live.dashboard._settings import DEFAULT_PORT, DashboardSettings, make_viewer_key, read_viewer_key
-from laue_live.dashboard._values import MAP_VALUES, VALUE_NAMES, MapValue, frame_values, run_values
 
 __all__ = [
     "DashboardSettings",

@@ -26,13 +26,12 @@ import numpy as np
 import orjson
 
 from laue_live._errors import LaueLiveError
+from laue_live._maps import MAP_VALUES, map_geometry
 from laue_live._schema import SPOT_COLUMNS
-from laue_live.dashboard._geometry import map_geometry
 from laue_live.dashboard._history import CatalogReader, plain
 from laue_live.dashboard._images import DEFAULT_MAX_PX, render_frame
 from laue_live.dashboard._live import LiveState
 from laue_live.dashboard._settings import DashboardSettings
-from laue_live.dashboard._values import MAP_VALUES
 
 __all__ = ["create_app", "STATIC_DIR", "SESSION_COOKIE", "TABLE_COLUMNS"]
 

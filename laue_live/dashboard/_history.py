@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from laue_live._errors import LaueLiveError
-from laue_live.dashboard._values import run_values
+from laue_live._maps import run_values
 
 __all__ = ["CatalogReader", "plain"]
 

@@ -15,8 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from laue_live._maps import VALUE_NAMES, frame_values
 from laue_live._run import ANALYSIS_KIND
-from laue_live.dashboard._values import VALUE_NAMES, frame_values
 
 __all__ = ["LiveRun", "LiveState", "LiveFeed"]
 

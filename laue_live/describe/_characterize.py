@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from laue_live._rules import SATURATION, check_sim_variant
+from laue_live._errors import FrameError
+from laue_live._rules import CUTOUT_SIZE, SATURATION, check_sim_variant
 from laue_live.describe._steps import cnn_describer
 from laue_live.spots import check_cutouts, fit_descriptors
 
@@ -31,7 +32,8 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
     ----------
     cutouts
         (N, S, S) array, ADU, the initial peak ``s`` at index ``(S // 2, S // 2)`` (as made by
-        :func:`laue_live.spots.extract_cutouts`, S = 32).
+        :func:`laue_live.spots.extract_cutouts`, S = 32). The fit takes any S >= 4; the CNN
+        needs S = 32.
     method
         ``"fit"``: exact least-squares Gaussian fit (:func:`laue_live.spots.fit_descriptors`);
         ``"cnn"``: the network of :mod:`laue_live.cnn` (``model=`` selects the weights).
@@ -71,6 +73,10 @@ def characterize(cutouts, method: str = "fit", *, device=None, sim_variant: str 
     check_method(method)
     check_sim_variant(sim_variant)
     cut = check_cutouts(cutouts)
+    if method == "cnn" and cut.shape[1] != CUTOUT_SIZE:
+        raise FrameError(f"the CNN reads {CUTOUT_SIZE} x {CUTOUT_SIZE} cutouts (its training window), got "
+                         f"{cut.shape[1]} x {cut.shape[2]}: cut them with laue_live.spots.extract_cutouts, "
+                         "or use method='fit', which takes any size")
     if method == "cnn":
         model = kw.pop("model", None)
         if kw:

@@ -185,6 +185,11 @@ def describe_doubles(cutouts, table: pd.DataFrame, *, predictor=None, model: str
         ok = np.isfinite(desc[1][["row", "col", "sim0"]].to_numpy()).all(1) & \
             np.isfinite(desc[2][["row", "col", "sim0"]].to_numpy()).all(1) & \
             (desc[1]["amplitude"].to_numpy() > 0) & (desc[2]["amplitude"].to_numpy() > 0)
+        # two components closer than the network's smallest separation are one spot (an exact fit
+        # can merge them): kept single rather than written as two identical rows
+        sep = np.hypot(desc[1]["row"].to_numpy() - desc[2]["row"].to_numpy(),
+                       desc[1]["col"].to_numpy() - desc[2]["col"].to_numpy())
+        ok &= sep >= max(float(pred.min_separation or 0.0), 0.5)
         if require_better:
             single = table["sim0"].to_numpy(np.float64)[idx]
             ok &= ~(desc[1]["sim0_pair"].to_numpy() <= np.nan_to_num(single, nan=-1.0))

@@ -10,6 +10,15 @@ that every map (catalog, live views, dashboard) shows.
 """
 
 from laue_live.indexing._fitfile import FitGrain, read_fit, write_fit
+from laue_live.indexing._grainmaps import (
+    GRAIN_MAP_VALUES,
+    grain_map_table,
+    grain_values,
+    material_from_metadata,
+    orientation_colors,
+    select_grains,
+    u_matrices,
+)
 from laue_live.indexing._indexer import (
     GRAIN_COLUMNS,
     INTENSITY_COLUMNS,
@@ -21,15 +30,13 @@ from laue_live.indexing._indexer import (
     index_materials,
     index_spots,
 )
-from laue_live.indexing._ipf import SAMPLE_DIRECTIONS, IPFSector, ipf_colors, ipf_sector, mathtext_label
-from laue_live.indexing._maps import (
-    GRAIN_MAP_VALUES,
-    MapValue,
-    grain_values,
-    material_from_metadata,
-    orientation_colors,
-    select_grains,
-    u_matrices,
+from laue_live.indexing._ipf import (
+    SAMPLE_DIRECTIONS,
+    IPFSector,
+    draw_ipf_key,
+    ipf_colors,
+    ipf_sector,
+    mathtext_label,
 )
 from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
 
@@ -50,9 +57,10 @@ __all__ = [
     "ipf_colors",
     "ipf_sector",
     "mathtext_label",
+    "draw_ipf_key",
     "GRAIN_MAP_VALUES",
-    "MapValue",
     "grain_values",
+    "grain_map_table",
     "material_from_metadata",
     "orientation_colors",
     "select_grains",

@@ -27,7 +27,7 @@ import numpy as np
 from laue_live.geometry import Material, get_material
 from laue_live.indexing._symmetry import pattern_rotations
 
-__all__ = ["IPFSector", "ipf_sector", "ipf_colors", "mathtext_label", "SAMPLE_DIRECTIONS"]
+__all__ = ["IPFSector", "ipf_sector", "ipf_colors", "mathtext_label", "draw_ipf_key", "SAMPLE_DIRECTIONS"]
 
 #: Named sample directions, in LaueTools' lab frame (x along the beam, z up).
 SAMPLE_DIRECTIONS = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
@@ -264,3 +264,33 @@ def ipf_colors(u, sector: IPFSector, direction="z") -> np.ndarray:
         crystal = np.einsum("nji,j->ni", u[ok], d)  # U^T d: the lab direction in the crystal frame
         out[ok] = sector.colors(crystal)
     return out[0] if single else out
+
+
+def draw_ipf_key(ax, sector: IPFSector, direction="z", *, fontsize: float = 8.0) -> None:
+    """Draw the colour key of an orientation map in ``ax``: the coloured sector, its corners labelled.
+
+    Parameters
+    ----------
+    ax
+        matplotlib Axes (e.g. an inset beside the map); its frame and ticks are removed.
+    sector
+        The fundamental sector of the material shown (:func:`ipf_sector`).
+    direction
+        The sample direction the map colours, for the title (``"x"``, ``"y"``, ``"z"`` or a vector).
+    fontsize
+        Font size of the labels and the title, in points.
+    """
+    rgba, extent, corners = sector.key_grid(160)
+    ax.imshow(rgba, extent=extent, origin="lower", interpolation="bilinear")
+    names = {"x": "x (beam)", "y": "y", "z": "z (up)"}
+    places = (("right", "top"), ("left", "top"), ("left", "bottom"))
+    for (x, y), label, (ha, va) in zip(corners, sector.labels, places, strict=True):
+        ax.annotate(mathtext_label(label), (x, y), fontsize=fontsize, ha=ha, va=va,
+                    xytext=(-2 if ha == "right" else 2, -2 if va == "top" else 2), textcoords="offset points")
+    title = names.get(direction, str(direction)) if isinstance(direction, str) else str(list(direction))
+    ax.set_title(f"{sector.material}: IPF-{title}", fontsize=fontsize)
+    pad = 0.25 * (extent[1] - extent[0])
+    ax.set_xlim(extent[0] - pad, extent[1] + pad)
+    ax.set_ylim(extent[2] - pad, extent[3] + pad)
+    ax.set_aspect("equal")
+    ax.axis("off")

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from laue_live._errors import LaueLiveError
 from laue_live._journal import Journal
 from laue_live.analysis import FrameAnalyzer, OOMFallbackAnalyzer, runs_on_cuda
 from laue_live.callbacks import make_run_router
@@ -52,6 +53,53 @@ def _legacy_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+class _RunSink:
+    """A document sink that may fail without harm to the analysis (the raw runs' Tiled writer).
+
+    Its exceptions are logged and counted; after one, the rest of that raw run is skipped for it
+    (a TiledWriter that lost its server mid-run cannot finish that run, and each further try would
+    wait for tiled's connection retries); the next run starts afresh.
+    """
+
+    def __init__(self, sink, what: str):
+        self.sink = sink
+        self.what = what
+        self.errors = 0
+        self.runs_failed = 0
+        self.skipped = 0
+        self.last_error: str | None = None
+        self._run: str | None = None
+        self._failed_run: str | None = None
+
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        if name == "start":
+            self._run = doc.get("uid")
+        if self._failed_run is not None and self._failed_run == self._run:
+            self.skipped += 1
+            return
+        try:
+            self.sink(name, doc)
+        except Exception as exc:  # noqa: BLE001 - a lost Tiled server must not stop the analysis
+            self.errors += 1
+            self.runs_failed += 1
+            self._failed_run = self._run
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            logger.error("%s failed on the %s document of raw run %s (%s): the rest of this run is not "
+                         "written there; the analysis goes on", self.what, name, str(self._run)[:8],
+                         self.last_error)
+
+    def state(self) -> dict[str, Any]:
+        """Counters for the status report: errors, runs failed, documents skipped, the last error."""
+        return {"errors": self.errors, "runs_failed": self.runs_failed, "skipped": self.skipped,
+                "last_error": self.last_error}
+
+    def close(self, timeout: float | None = None) -> None:
+        """Close the wrapped sink if it can be closed (TiledWriter's close takes no timeout)."""
+        close = getattr(self.sink, "close", None)
+        if close is not None:
+            close()
+
+
 class AnalysisService:
     """Analyse every run a RunEngine publishes; write the analysis runs to Tiled; publish spot tables.
 
@@ -86,7 +134,6 @@ class AnalysisService:
         self._rate: deque[tuple[float, int]] = deque(maxlen=64)
         self.runs_seen = 0
         self.runs_ended = 0
-        self.raw_errors = 0
         self.last_status: dict[str, Any] = {}
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.status_path = settings.state_dir / "status.json"
@@ -135,7 +182,9 @@ class AnalysisService:
             if settings.write_raw:
                 from bluesky_tiled_plugins import TiledWriter  # lazy: it imports tiled's client, ~1.5-5 s
 
-                self.raw_writer = TiledWriter(getattr(catalog, "raw", catalog), batch_size=1)
+                # a Tiled server that goes away mid-scan is logged and counted, never fatal
+                self.raw_writer = _RunSink(TiledWriter(getattr(catalog, "raw", catalog), batch_size=1),
+                                           "the raw-run Tiled writer (--write-raw)")
         sinks = [s for s in (self.writer, self.publisher, *extra_sinks) if s is not None]
         self.router = make_run_router(sinks, analyzer=analyzer, indexing=settings.indexing_config())
         self.analyzer = self.router.factory.analyzer
@@ -222,6 +271,8 @@ class AnalysisService:
             "frames_not_indexed": index["not_indexed"], "grains": index["grains"],
             "index_queue_depth": index_depth,
             "messages_received": self.dispatcher.received, "messages_rejected": self.dispatcher.rejected,
+            "callback_errors": self.dispatcher.callback_errors,
+            "raw_writer": self.raw_writer.state() if self.raw_writer is not None else None,
             "dropped": pub["dropped"], "published": pub["sent"], "subscribers": pub.get("subscribers", 0),
             "unfinished_at_start": self.unfinished_at_start, "recovery": dict(self.recovery),
             "sinks": self._sinks_state(pub),
@@ -321,10 +372,15 @@ class AnalysisService:
         if not self.router.wait(self.settings.drain_timeout):
             logger.error("queued frames not finished within %.0f s", self.settings.drain_timeout)
         for closer in (self.writer, self.raw_writer):
-            if closer is None or not hasattr(closer, "close"):
+            if closer is None:
                 continue
             try:
-                closer.close()
+                # bounded like the drain: a Tiled server that is away must not hold the stop for minutes
+                closer.close(self.settings.drain_timeout)
+            except LaueLiveError as exc:  # Tiled unreachable: the journals stay for the next start
+                logger.warning("Tiled not reached before stopping (%s): the analysis runs stay in %s "
+                               "and are written when the service next starts", exc,
+                               self.settings.state_dir / "spool")
             except Exception:
                 logger.exception("closing the Tiled writer failed (see spool/unwritten rows)")
         self.state = "stopped"

@@ -153,8 +153,10 @@ def moment_start(data, c: int):
     borders = xp.sort(xp.stack([data[:, 0, :].mean(axis=1), data[:, -1, :].mean(axis=1),
                                 data[:, :, 0].mean(axis=1), data[:, :, -1].mean(axis=1)], 1), 1)
     beta = 0.5 * (borders[:, 1] + borders[:, 2])
-    # only central windows are touched: full-size temporaries cost more than the arithmetic
-    h5, h8 = min(5, c), min(8, c)
+    # only central windows are touched: full-size temporaries cost more than the arithmetic;
+    # symmetric about c, which has S - 1 - c pixels after it (one fewer than before it for even S)
+    reach = min(c, data.shape[1] - 1 - c)
+    h5, h8 = min(5, reach), min(8, reach)
     win = data[:, c - h5:c + h5 + 1, c - h5:c + h5 + 1].reshape(len(data), -1)
     a0 = xp.clip(xp.amax(win, 1) - beta, 1e-6)
     d = data[:, c - h8:c + h8 + 1, c - h8:c + h8 + 1] - beta[:, None, None]

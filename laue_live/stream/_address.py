@@ -16,6 +16,7 @@ from laue_live._errors import SettingsError
 __all__ = [
     "LOOPBACK",
     "normalize_address",
+    "bind_socket",
     "bound_address",
     "CurveServer",
     "CurveClient",
@@ -64,7 +65,10 @@ def normalize_address(address: str, *, bind: bool) -> str:
         raise SettingsError(f"0MQ address {address!r}: unsupported transport {proto!r} (tcp, ipc, inproc)")
     host, colon, port = rest.rpartition(":")
     if not colon or not host:
-        raise SettingsError(f"0MQ address {address!r} lacks a host: write e.g. '{LOOPBACK}:{rest or 0}'")
+        # "5579" lacks its host, "localhost" its port: suggest the part that is missing
+        example = f"{LOOPBACK}:{rest}" if rest.isdigit() else f"{rest or LOOPBACK}:PORT"
+        what = "host" if rest.isdigit() else "port"
+        raise SettingsError(f"0MQ address {address!r} lacks a {what}: write 'host:port', e.g. '{example}'")
     if port in ("0", "*"):
         if not bind:
             raise SettingsError(f"0MQ address {address!r}: a client must connect to a real port, not {port}")
@@ -79,6 +83,26 @@ def normalize_address(address: str, *, bind: bool) -> str:
     if bind and host in _ALL_INTERFACES:
         logger.warning("binding %s: this listens on EVERY network interface, not only loopback", address)
     return f"tcp://{host}:{port}"
+
+
+def bind_socket(socket, address: str) -> str:
+    """Bind ``socket`` to ``address`` (``"host:port"``); return the ``host:port`` it listens on.
+
+    Raises
+    ------
+    SettingsError
+        The address is malformed, already in use (another ``laue-live serve`` or proxy?) or not
+        an address of this machine.
+    """
+    endpoint = normalize_address(address, bind=True)
+    try:
+        socket.bind(endpoint)
+    except zmq.ZMQError as exc:
+        if exc.errno == zmq.EADDRINUSE:
+            raise SettingsError(f"cannot listen on {address}: the port is already in use (another laue-live "
+                                "serve or proxy?); stop that process or choose another port") from None
+        raise SettingsError(f"cannot listen on {address}: {exc.strerror}") from None
+    return bound_address(socket)
 
 
 def bound_address(socket) -> str:

@@ -23,8 +23,10 @@ class SafeRemoteDispatcher(Dispatcher):
     """Dispatch documents received from a 0MQ proxy to subscribed callbacks; no pickle, bounded memory.
 
     A drop-in for :class:`bluesky.callbacks.zmq.RemoteDispatcher` (``subscribe``, ``start``,
-    ``stop``) with three differences: documents are decoded with :func:`~laue_live.stream.loads`
-    (never pickle; bad messages are counted and logged, not raised); each document is processed
+    ``stop``) with four differences: documents are decoded with :func:`~laue_live.stream.loads`
+    (never pickle; bad messages are counted and logged, not raised); a subscribed callback that
+    raises is logged and counted (:attr:`callback_errors`) and the other callbacks still get the
+    document (bluesky's dispatcher re-raises, which ends ``start``); each document is processed
     before the next is read, so the backlog stays in the 0MQ socket, bounded by ``max_backlog``
     messages (bluesky's version reads everything into an unbounded in-memory queue); and
     :meth:`stop` may be called from any thread or a signal handler.
@@ -65,7 +67,11 @@ class SafeRemoteDispatcher(Dispatcher):
         self.closed = False
         self.received = 0
         self.rejected = 0
+        self.callback_errors = 0
         self.last_error: str | None = None
+        # A failing callback (a Tiled writer whose server went away) is logged and counted in
+        # process(); it never ends the dispatch loop nor keeps the document from the others.
+        self.cb_registry.ignore_exceptions = True
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
         self._socket.setsockopt(zmq.RCVHWM, int(max_backlog))
@@ -95,6 +101,14 @@ class SafeRemoteDispatcher(Dispatcher):
             logger.warning("rejected a message from %s: %s", self.address, self.last_error)
             return None
 
+    def process(self, name: DocumentNames, doc: dict[str, Any]) -> None:
+        """Give one document to every subscribed callback; a callback's exception is logged and counted."""
+        for exc, _traceback in self.cb_registry.process(name, name.name, doc):
+            self.callback_errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            logger.error("a callback failed on a %s document (the other callbacks got it): %s",
+                         name.name, self.last_error)
+
     def poll_once(self, timeout: float) -> bool:
         """Receive and dispatch at most one document, waiting up to ``timeout`` s; ``True`` if one came."""
         if not self._socket.poll(max(0, int(timeout * 1000)), zmq.POLLIN):
@@ -108,7 +122,6 @@ class SafeRemoteDispatcher(Dispatcher):
             return True
         decoded = self._decode(message)
         if decoded is not None:
-            # Dispatcher.process turns callback exceptions into warnings: one bad callback cannot stop us.
             self.process(*decoded)
         return True
 

@@ -11,8 +11,8 @@ from laue_live.stream._address import (
     LOOPBACK,
     CurveServer,
     apply_curve_server,
+    bind_socket,
     bound_address,
-    normalize_address,
 )
 
 __all__ = ["SafeProxy"]
@@ -60,7 +60,7 @@ class SafeProxy:
                 sock.setsockopt(zmq.SNDHWM, hwm)
                 # One authenticator per context, one ZAP domain (allow-list) per side.
                 self._auth = apply_curve_server(sock, curve, auth=self._auth, domain=domain)
-                sock.bind(normalize_address(address, bind=True))
+                bind_socket(sock, address)
             self._control.bind(self._control_url)
         except Exception:
             self._close()

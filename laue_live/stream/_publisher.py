@@ -31,7 +31,7 @@ from laue_live.stream._address import (
     CurveServer,
     apply_curve_client,
     apply_curve_server,
-    bound_address,
+    bind_socket,
     normalize_address,
 )
 from laue_live.stream._codec import (
@@ -186,11 +186,10 @@ class SpotPublisher(_XPub):
             self._auth = apply_curve_server(self._socket, curve)
             self._socket.setsockopt(zmq.XPUB_WELCOME_MSG, encode_message(
                 TOPIC_HELLO, "hello", {"publisher": "laue_live.SpotPublisher", "curve": curve is not None}))
-            self._socket.bind(normalize_address(address, bind=True))
+            self.address = bind_socket(self._socket, address)
         except Exception:
             self.close()
             raise
-        self.address = bound_address(self._socket)
         self.publish_documents = publish_documents
         self.seq = 0
         self.tables = 0
@@ -224,7 +223,7 @@ class SpotPublisher(_XPub):
             elif name == "event_page":
                 self._event_page(doc)
             elif name == "event":
-                self._event_page({"descriptor": doc["descriptor"],
+                self._event_page({"descriptor": doc["descriptor"], "time": [doc.get("time")],
                                   "data": {k: [v] for k, v in doc["data"].items()}})
             elif name == "stop":
                 self._flush_held(doc.get("run_start", ""))
@@ -256,13 +255,15 @@ class SpotPublisher(_XPub):
                 self._held[(run, int(frame))] = {k: np.asarray(v)[rows] for k, v in data.items()}
         elif stream == FRAMES_STREAM:
             keys = list(data)
+            times = list(page.get("time") or [])
             for i, frame in enumerate(np.asarray(data.get("frame", [])).tolist()):
                 summary = {k: _plain(data[k][i]) for k in keys}
                 table = self._held.pop((run, int(frame)), None)
                 # A frame without spots (or a failed one) has no spot page: it gets an empty table,
                 # so that subscribers see exactly one table per frame.
                 self.publish_table(self._empty_table() if table is None else table, frame=int(frame),
-                                   run=self._runs.get(run, {"uid": run}), summary=summary)
+                                   run=self._runs.get(run, {"uid": run}), summary=summary,
+                                   analysed_at=times[i] if i < len(times) else None)
         elif stream in (GRAINS_STREAM, SPOT_INDEX_STREAM):
             # held until the frame's indexing row, which the indexing stage emits right after them
             frames = np.asarray(data.get("frame", []))
@@ -292,11 +293,12 @@ class SpotPublisher(_XPub):
 
     # ------------------------------------------------------------------------------- direct API
     def publish_table(self, table, *, frame: int, run: dict[str, Any] | None = None,
-                      summary: dict[str, Any] | None = None) -> bool:
+                      summary: dict[str, Any] | None = None, analysed_at: float | None = None) -> bool:
         """Publish one frame's spot table (DataFrame or mapping column -> array) now.
 
         ``summary`` is the frame's per-frame row (:data:`laue_live._schema.FRAME_COLUMNS`), sent in
-        the header.
+        the header; ``analysed_at`` (epoch seconds, the frame's summary event time) as ``time``, so
+        that subscribers measure the analysis rate rather than their own arrival rate.
 
         Returns
         -------
@@ -307,8 +309,9 @@ class SpotPublisher(_XPub):
             self.seq += 1
             self.tables += 1
             try:
+                extra = {k: v for k, v in (("summary", summary), ("time", analysed_at)) if v}
                 message = encode_spot_table(table, frame=frame, seq=self.seq, run=run or {},
-                                            extra={"summary": summary} if summary else None)
+                                            extra=extra or None)
             except WireError:
                 logger.exception("frame %s: spot table cannot be encoded; not published", frame)
                 return False

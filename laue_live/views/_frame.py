@@ -11,14 +11,18 @@ import numpy as np
 from laue_live._run import ANALYSIS_KIND, FRAMES_STREAM, RAW_UID, SPOTS_STREAM, find_image_field
 from laue_live.analysis import loader_from_stream_resource
 from laue_live.views._base import LiveView
+from laue_live.views._draw import draw_frame
 
 __all__ = ["LiveSpotFrame"]
+
+#: Spot columns kept for the drawing (:func:`~laue_live.views._draw.draw_frame`).
+_DRAWN = ("row", "col", "sigma_row", "sigma_col", "good", "edge", "saturated", "component", "sim")
 
 logger = logging.getLogger(__name__)
 
 
 class LiveSpotFrame(LiveView):
-    """Show the latest analysed frame with its spots: good ones green circles, the others red crosses.
+    """Show the latest analysed frame (log grey scale, labelled) with its spots as fitted ellipses.
 
     Subscribe it both to the RunEngine (raw documents: the frames, inline in the events or in HDF5
     files named by ``stream_resource``/``stream_datum`` documents, read only for the frame shown)
@@ -32,7 +36,8 @@ class LiveSpotFrame(LiveView):
     keep
         Raw frames kept in memory waiting for their analysis (the newest ones).
     color_by
-        ``"good"`` (default: green good / red other) or a spot column (e.g. ``"sim"``) for a colour scale.
+        ``"good"`` (default: green good, red bad, counted in the legend as in the summary) or a spot
+        column (e.g. ``"sim"``) for a labelled colour scale (see :func:`~laue_live.views._draw.draw_frame`).
     """
 
     def __init__(self, ax=None, *, keep: int = 8, color_by: str = "good", redraw_interval: float = 0.2):
@@ -49,7 +54,7 @@ class LiveSpotFrame(LiveView):
         self._streams: dict[str, tuple[str, str]] = {}  # analysis descriptor uid -> (run uid, stream)
         self._tables: dict[tuple[str, int], dict[str, np.ndarray]] = {}
         self.latest: dict[str, Any] | None = None
-        self._cbar = None
+        self._colorbars: dict = {}
 
     # -- raw run -------------------------------------------------------------------------------------
     def start(self, doc: dict[str, Any]) -> None:
@@ -106,7 +111,7 @@ class LiveSpotFrame(LiveView):
             for frame in np.unique(frames):
                 sel = frames == frame
                 self._tables[(run, int(frame))] = {k: np.asarray(v)[sel] for k, v in data.items()
-                                                   if k in ("row", "col", "good", "sim", self.color_by)}
+                                                   if k in _DRAWN or k == self.color_by}
         elif stream == FRAMES_STREAM:
             for i, frame in enumerate(data["frame"]):
                 summary = {k: v[i] for k, v in data.items()}
@@ -147,33 +152,11 @@ class LiveSpotFrame(LiveView):
             return
         ax.clear()
         image, table, summary = latest["image"], latest["table"], latest["summary"]
-        if image is not None:
-            low, high = np.percentile(image, [1, 99.8])
-            ax.imshow(image, cmap="gray_r", vmin=low, vmax=max(high, low + 1), origin="upper",
-                      interpolation="nearest")
-        else:
-            ax.set_facecolor("0.95")
-            ax.invert_yaxis()
-        if table is not None and len(table.get("row", [])):
-            rows, cols = np.asarray(table["row"]), np.asarray(table["col"])
-            if self.color_by == "good":
-                good = np.asarray(table["good"], dtype=bool)
-                ax.scatter(cols[good], rows[good], s=60, facecolors="none", edgecolors="limegreen",
-                           linewidths=1.2, label=f"good ({int(good.sum())})")
-                ax.scatter(cols[~good], rows[~good], s=30, marker="x", c="red", linewidths=1.0,
-                           label=f"other ({int((~good).sum())})")
-                ax.legend(loc="upper right", fontsize="small")
-            else:
-                sc = ax.scatter(cols, rows, s=40, c=np.asarray(table[self.color_by], float), cmap="plasma")
-                if self._cbar is None:
-                    self._cbar = ax.figure.colorbar(sc, ax=ax, label=self.color_by)
-                else:
-                    self._cbar.update_normal(sc)
+        self._colorbars = draw_frame(ax, image, table, color_by=self.color_by, colorbars=self._colorbars)
         mean_sim = summary.get("mean_sim")
         sim_text = "n/a" if mean_sim is None or not np.isfinite(mean_sim) else f"{mean_sim:.2f}"
         status = f" FAILED: {summary.get('error')}" if summary.get("failed") else ""
-        ax.set_title(f"frame {latest['frame']}: {summary.get('n_good', 0)} good / "
+        scan = f"scan {latest['scan']}, " if latest.get("scan") not in ("", None) else ""
+        ax.set_title(f"{scan}frame {latest['frame']}: {summary.get('n_good', 0)} good / "
                      f"{summary.get('n_spots', 0)} spots, mean Sim {sim_text}{status}", fontsize="medium")
-        ax.set_xlabel("column (px)")
-        ax.set_ylabel("row (px)")
         self._start_timer()

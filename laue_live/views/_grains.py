@@ -1,34 +1,29 @@
 """Live maps of an indexed scan: orientation (IPF colours with a key), misorientation, strain, quality.
 
 :class:`LiveGrainMap` follows an analysis run's indexing documents (the ``grains`` stream and the
-per-frame ``indexing`` rows) like :class:`~laue_live.views.LiveSpotMap` follows its frames; the
-values are those of every other map of the project (:func:`laue_live.indexing.grain_values`,
-:func:`laue_live.indexing.ipf_colors`). :func:`draw_ipf_key` and :func:`save_orientation_map` draw
-the orientation map of a run read from the catalog (``laue-live query map --value orientation``).
+per-frame ``indexing`` rows) like :class:`~laue_live.views.LiveSpotMap` follows its frames, and draws
+like it (:func:`laue_live._maps.draw_map`: stage positions in µm, labelled colour scales); the values
+are those of every other map of the project (:func:`laue_live.indexing.grain_values`,
+:func:`laue_live.indexing.orientation_colors`).
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from laue_live._run import (
-    GRAINS_STREAM,
-    INDEXING_KEY,
-    INDEXING_STREAM,
-    imshow_extent,
-    scan_geometry,
-)
+from laue_live._maps import GRAIN_VALUE_NAMES
+from laue_live._run import GRAINS_STREAM, INDEXING_KEY, INDEXING_STREAM
 from laue_live.views._map import LiveSpotMap
 
-__all__ = ["LiveGrainMap", "draw_ipf_key", "save_orientation_map", "GRAIN_VIEW_VALUES"]
+__all__ = ["LiveGrainMap", "GRAIN_VIEW_VALUES", "NO_GRAIN_RGB"]
 
 logger = logging.getLogger(__name__)
 
-_NO_GRAIN_GREY = (0.8, 0.8, 0.8)
+#: Colour of a frame indexed without a grain on an orientation map (not yet indexed or failed: grey).
+NO_GRAIN_RGB = (0.0, 0.0, 0.0)
 
 
 def _science():
@@ -38,102 +33,16 @@ def _science():
     return indexing
 
 
-#: Values :class:`LiveGrainMap` shows: ``orientation`` and :data:`laue_live.indexing.GRAIN_MAP_VALUES`.
-GRAIN_VIEW_VALUES = ("orientation", "misorientation", "matched_fraction", "intensity_fraction",
-                     "deviation_px", "n_matched", "n_grains", "strain_xx", "strain_yy", "strain_zz",
-                     "strain_xy", "strain_xz", "strain_yz", "equivalent_strain")
-
-
-def draw_ipf_key(ax, sector, direction="z", *, fontsize: float = 8.0) -> None:
-    """Draw the IPF colour key of a fundamental sector in ``ax``: the coloured triangle, its corners labelled.
-
-    Parameters
-    ----------
-    ax
-        matplotlib Axes (e.g. an inset); its frame and ticks are removed.
-    sector
-        :class:`laue_live.indexing.IPFSector`.
-    direction
-        The sample direction the map colours, for the title (``"x"``, ``"y"``, ``"z"`` or a vector).
-    """
-    rgba, extent, corners = sector.key_grid(160)
-    ax.imshow(rgba, extent=extent, origin="lower", interpolation="bilinear")
-    names = {"x": "x (beam)", "y": "y", "z": "z (up)"}
-    places = (("right", "top"), ("left", "top"), ("left", "bottom"))
-    for (x, y), label, (ha, va) in zip(corners, sector.labels, places, strict=True):
-        ax.annotate(_science().mathtext_label(label), (x, y), fontsize=fontsize, ha=ha, va=va,
-                    xytext=(-2 if ha == "right" else 2, -2 if va == "top" else 2), textcoords="offset points")
-    title = names.get(direction, str(direction)) if isinstance(direction, str) else str(list(direction))
-    ax.set_title(f"{sector.material}: IPF-{title}", fontsize=fontsize)
-    pad = 0.25 * (extent[1] - extent[0])
-    ax.set_xlim(extent[0] - pad, extent[1] + pad)
-    ax.set_ylim(extent[2] - pad, extent[3] + pad)
-    ax.set_aspect("equal")
-    ax.axis("off")
-
-
-def _axis_labels(geom) -> tuple[str, str]:
-    motors = list(geom.motors or [])
-    unit = f" ({geom.unit_label})" if geom.unit_label else ""
-    if len(motors) == 2:
-        return f"{motors[1]}{unit}", f"{motors[0]}{unit}"
-    return f"second scan axis (point){unit}", f"first scan axis (point){unit}"
-
-
-def save_orientation_map(rgb, sectors: dict, path: str | Path, *, geometry: dict | None = None,
-                         direction="z", title: str = "") -> Path:
-    """Save an orientation map (``(rows, cols, 3)`` RGB, NaN: no grain) with its colour key(s) as a PNG.
-
-    Parameters
-    ----------
-    rgb
-        The map, e.g. from :func:`laue_live.catalog.orientation_map`.
-    sectors
-        Material name -> :class:`laue_live.indexing.IPFSector` of the materials shown (one key each).
-    path
-        PNG to write (folders are created).
-    geometry
-        :func:`laue_live.catalog.raster_geometry` of the run (extents, motors, units), for the axes.
-    direction
-        The sample direction coloured.
-    title
-        Figure title (the direction is added).
-    """
-    import matplotlib  # lazy: matplotlib's figure costs ~0.4 s to import
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure  # lazy: as above
-
-    geometry = dict(geometry or {})
-    rgb = np.asarray(rgb, dtype=float)
-    img = np.where(np.isfinite(rgb), rgb, np.array(_NO_GRAIN_GREY))
-    n_keys = max(1, len(sectors))
-    fig = Figure(figsize=(6.4 + 1.8, 5.2), dpi=100)
-    ax = fig.add_axes((0.1, 0.1, 0.62, 0.8))
-    extent = imshow_extent(geometry.get("extents"), rgb.shape[:2])
-    ax.imshow(img, extent=extent, origin="upper", interpolation="nearest",
-              aspect="auto" if extent else "equal")
-    geom = scan_geometry({k: v for k, v in geometry.items() if k in ("shape", "extents", "motors", "units")})
-    xlabel, ylabel = _axis_labels(geom)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{title}: orientation, IPF-{direction} (grey: no grain)".strip(": "))
-    for i, sector in enumerate(sectors.values()):
-        key = fig.add_axes((0.75, 0.9 - (i + 1) * 0.8 / n_keys, 0.22, 0.8 / n_keys * 0.9))
-        draw_ipf_key(key, sector, direction)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    logger.info("orientation map written to %s", path)
-    return path
+#: Values :class:`LiveGrainMap` shows: ``orientation`` and :data:`laue_live._maps.GRAIN_VALUE_NAMES`.
+GRAIN_VIEW_VALUES = ("orientation", *GRAIN_VALUE_NAMES)
 
 
 class LiveGrainMap(LiveSpotMap):
     """Map a value of each frame's grain over the raster while the run is indexed.
 
     Subscribe it to the analysis run's documents (a sink of the live callback, or the ``laue.doc``
-    stream of the service); runs that are not indexed leave it empty. Frames indexed without a grain
-    stay grey; failed or not (yet) indexed ones blank.
+    stream of the service); runs that are not indexed leave it empty. On an orientation map a frame
+    indexed without a grain is black; frames failed or not (yet) indexed stay grey.
 
     Parameters
     ----------
@@ -157,17 +66,19 @@ class LiveGrainMap(LiveSpotMap):
         ``(rows, cols)`` values (``(rows, cols, 3)`` RGB for orientation); NaN where nothing is shown.
     reference_u
         The misorientation reference in use (None until the first grain).
+    sectors
+        Material name -> fundamental sector of the materials shown (their colour keys).
     """
+
+    _grain_values = True
 
     def __init__(self, value: str = "orientation", *, direction="z", grain: str | int = "largest",
                  reference="first", ax=None, shape: tuple[int, int] | None = None, cmap: str | None = None,
                  clim: tuple[float, float] | None = None, redraw_interval: float = 0.2):
         if value not in GRAIN_VIEW_VALUES:
-            raise ValueError(f"unknown grain map value {value!r}; known: {GRAIN_VIEW_VALUES}")
-        diverging = value.startswith("strain_")
-        super().__init__("n_good", ax=ax, shape=shape, cmap=cmap or ("RdBu_r" if diverging else "viridis"),
-                         clim=clim, redraw_interval=redraw_interval)
-        self.column = value
+            raise ValueError(f"unknown grain map value {value!r}; known: {', '.join(GRAIN_VIEW_VALUES)}")
+        super().__init__(value, ax=ax, shape=shape, cmap=cmap, clim=clim, redraw_interval=redraw_interval)
+        self._needs_spots = False
         self.direction = direction
         self.grain = grain
         self.reference = reference
@@ -177,7 +88,6 @@ class LiveGrainMap(LiveSpotMap):
         self.indexed = False
         self._grains: dict[int, dict[str, np.ndarray]] = {}
         self._key_axes = None
-        self._unit = ""
 
     # -- documents ---------------------------------------------------------------------------------
     def start(self, doc: dict[str, Any]) -> None:
@@ -192,21 +102,17 @@ class LiveGrainMap(LiveSpotMap):
             self._grains = {}
             if isinstance(self.reference, str):
                 self.reference_u = None
-            sci = _science()
-            self.materials = {}
+            self.materials, self.sectors = {}, {}
             for entry in info.get("materials") or info.get("material") or []:
-                try:
-                    m = sci.material_from_metadata(entry)
-                except Exception:  # noqa: BLE001 - maps of that material use its name
-                    logger.warning("cannot rebuild material %r; its grains use the project's material", entry)
-                    continue
-                self.materials[m.name] = m
-            self.sectors = {}
-            names = ", ".join(self.materials) or "?"
-            label = "orientation" if self.column == "orientation" else sci.GRAIN_MAP_VALUES[self.column].label
-            scan = doc.get("raw_scan_id", "")
-            self._title = f"{label} ({names})" + (f" - scan {scan}" if scan != "" else "")
-            self._unit = scan_geometry(doc).unit_label
+                self._add_material(entry)
+
+    def _add_material(self, entry) -> None:
+        try:
+            m = _science().material_from_metadata(entry)
+        except Exception:  # noqa: BLE001 - maps of that material use the project's material of its name
+            logger.warning("cannot rebuild material %r; its grains use the project's material", entry)
+            return
+        self.materials[m.name] = m
 
     def event_page(self, doc: dict[str, Any]) -> None:
         if not self.indexed:
@@ -233,16 +139,13 @@ class LiveGrainMap(LiveSpotMap):
             self._set(frame, float(np.asarray(data["n_grains"])[i]))
             return
         if not rows:
-            self._set(frame, np.array(_NO_GRAIN_GREY) if self.column == "orientation" else np.nan)
+            self._set(frame, np.array(NO_GRAIN_RGB) if self.column == "orientation" else np.nan)
             return
         sci = _science()
         table = pd.DataFrame(rows)
         for name in table["material"].unique():
             if name not in self.materials:
-                try:
-                    self.materials[name] = sci.material_from_metadata(name)
-                except Exception:  # noqa: BLE001
-                    continue
+                self._add_material(name)
         if self.column == "orientation":
             colours = sci.orientation_colors(table, self.direction, grain=self.grain,
                                              materials=self.materials)
@@ -265,39 +168,10 @@ class LiveGrainMap(LiveSpotMap):
 
     # -- drawing ------------------------------------------------------------------------------------
     def _draw(self) -> None:
-        ax = self._ensure_axes()
-        if self.data is None:
+        super()._draw()
+        if self.column != "orientation" or not self.sectors or self.ax is None:
             return
-        if self.column != "orientation":
-            super()._draw()
-            if self.column.startswith("strain_") and self.clim is None and self._image is not None:
-                finite = self.data[np.isfinite(self.data)]
-                half = float(np.abs(finite).max()) if finite.size else 1.0
-                self._image.set_clim(-(half or 1.0), half or 1.0)
-            if self._colorbar is not None:
-                self._colorbar.set_label(_science().GRAIN_MAP_VALUES[self.column].axis_label)
-            self._label_axes(ax)
-            return
-        shown = np.where(np.isfinite(self.data), self.data, 1.0)  # blank (white) where not indexed yet
-        if self._image is None or self._image.get_array().shape != shown.shape:
-            ax.clear()
-            self._image = ax.imshow(shown, origin="upper", interpolation="nearest", aspect="auto",
-                                    extent=self.extent)
-            self._start_timer()
-        else:
-            self._image.set_data(shown)
-        self._label_axes(ax)
-        if self.sectors:
-            if self._key_axes is None:
-                self._key_axes = ax.inset_axes((1.02, 0.55, 0.4, 0.45))
-            self._key_axes.clear()
-            draw_ipf_key(self._key_axes, next(iter(self.sectors.values())), self.direction)
-        done = int(np.isfinite(self.data[..., 0]).sum())
-        ax.set_title(f"{self._title}: {done}/{self.data.shape[0] * self.data.shape[1]} frames")
-
-    def _label_axes(self, ax) -> None:
-        if self.run_uid is None:
-            return
-        unit = f" ({self._unit})" if self._unit else ""
-        ax.set_xlabel(f"{self.axis_labels[0]}{unit}")
-        ax.set_ylabel(f"{self.axis_labels[1]}{unit}")
+        if self._key_axes is None:
+            self._key_axes = self.ax.inset_axes((1.02, 0.55, 0.4, 0.45))
+        self._key_axes.clear()
+        _science().draw_ipf_key(self._key_axes, next(iter(self.sectors.values())), self.direction)

@@ -7,23 +7,29 @@ from typing import Any
 
 import numpy as np
 
-from laue_live._run import (
-    ANALYSIS_KIND,
-    FRAMES_STREAM,
-    SPOTS_STREAM,
-    frame_index,
-    imshow_extent,
-    scan_geometry,
+from laue_live._errors import SettingsError
+from laue_live._maps import (
+    draw_map,
+    frame_value,
+    grain_value,
+    map_extent,
+    map_geometry,
+    map_image,
+    map_title,
+    map_value,
+    value_limits,
 )
-from laue_live._schema import FRAME_COLUMNS, SPOT_COLUMNS
+from laue_live._run import ANALYSIS_KIND, FRAMES_STREAM, SPOTS_STREAM, frame_index
+from laue_live._schema import FRAME_COLUMNS
 from laue_live.views._base import LiveView
 
 __all__ = ["LiveSpotMap"]
 
 logger = logging.getLogger(__name__)
 
-_FRAME_NAMES = {c.name for c in FRAME_COLUMNS}
-_SPOT_NAMES = {c.name for c in SPOT_COLUMNS}
+#: Spot columns kept per frame until its summary arrives: what any map value may need.
+_FAMILY_COLUMNS = ("frame", "good", "edge", "masked", "saturated", "component", "intensity", "sigma_row",
+                   "sigma_col")
 
 
 class LiveSpotMap(LiveView):
@@ -31,39 +37,55 @@ class LiveSpotMap(LiveView):
 
     Subscribe it to the analysis run's documents (a sink of the live callback, or the ``laue.doc``
     stream of the service). The raster shape and snaking come from the analysis start document
-    (copied from the raw run's ``shape``/``snaking``); without them frames fill a single row.
+    (copied from the raw run's ``shape``/``snaking``); without them frames fill a single row. The
+    axes are the stage positions in µm where the motors' units are lengths (:func:`~laue_live._maps.
+    map_geometry`), the colour scale says what is mapped and its unit, the title says it in words.
 
     Parameters
     ----------
-    column
-        A per-frame summary column (``n_good`` default, ``n_spots``, ``mean_sim``, ``seconds``) or a
-        spot-table column (e.g. ``sigma_row``, ``intensity``), then averaged over the frame's spots
-        (``good_only`` to average good spots only).
+    value
+        What to map (:func:`laue_live._maps.map_value`): a per-frame value (``n_good`` default,
+        ``n_spots``, ``good_fraction``, ``mean_sim``, ``total_intensity``, ``median_width``,
+        ``seconds``, ``failed``) or a spot-table column (``sigma_row``, ``intensity``...) summarised
+        per frame by ``statistic`` over the ``spots`` family.
+    spots
+        For a spot column: ``all`` (default), ``good``, ``bad``, ``edge``, ``saturated`` or ``double``.
+    statistic
+        For a spot column: ``mean`` (default), ``median``, ``min``, ``max``, ``sum`` or ``count``.
     ax
         matplotlib Axes; a new figure if ``None``.
     shape
         ``(rows, cols)`` overriding the start document's.
     good_only
-        For spot columns: average over good spots only.
+        Shorthand for ``spots="good"``.
     cmap, clim
         Colour map and fixed colour limits (autoscaled if ``None``).
+
+    Raises
+    ------
+    laue_live.SettingsError
+        An unknown value, family or statistic.
 
     Attributes
     ----------
     data
-        The map, ``(rows, cols)`` float array, NaN where no frame was analysed yet.
+        The map, ``(rows, cols)`` float array, NaN where no frame was analysed yet (or it failed).
+    value
+        The :class:`~laue_live._maps.MapValue` mapped.
     """
 
-    def __init__(self, column: str = "n_good", *, ax=None, shape: tuple[int, int] | None = None,
-                 good_only: bool = False, cmap: str = "viridis", clim: tuple[float, float] | None = None,
-                 redraw_interval: float = 0.2):
+    _grain_values = False  # LiveGrainMap maps the values of the grains
+
+    def __init__(self, value: str = "n_good", *, spots: str | None = None, statistic: str = "mean", ax=None,
+                 shape: tuple[int, int] | None = None, good_only: bool = False, cmap: str | None = None,
+                 clim: tuple[float, float] | None = None, redraw_interval: float = 0.2):
         super().__init__(ax, redraw_interval=redraw_interval)
-        if column not in _FRAME_NAMES and column not in _SPOT_NAMES:
-            raise ValueError(f"unknown column {column!r}: use a frame summary or spot-table column")
-        if column in ("x", "y", "error", "failed", "frame"):
-            raise ValueError(f"column {column!r} is not a quality value to map")
-        self.column = column
-        self.good_only = good_only
+        if good_only and spots is None:
+            spots = "good"
+        self.value = map_value(value, spots, statistic, frame_columns=[c.name for c in FRAME_COLUMNS])
+        if grain_value(self.value) is not None and not self._grain_values:
+            raise SettingsError(f"{value!r} is a value of the grains: map it with LiveGrainMap({value!r})")
+        self.column = value
         self.cmap = cmap
         self.clim = clim
         self._shape_override = shape
@@ -71,34 +93,32 @@ class LiveSpotMap(LiveView):
         self.data: np.ndarray | None = None
         self.snaking = False
         self.run_uid: str | None = None
+        self._start: dict[str, Any] = {}
         self._descriptors: dict[str, str] = {}
-        self._spot_means: dict[int, float] = {}
+        self._tables: dict[int, dict[str, np.ndarray]] = {}
         self._image = None
         self._colorbar = None
         self._fixed_shape = False
+        self.geometry: dict[str, Any] | None = None
         self.extent = None
-        self.axis_labels = ("second scan axis (point)", "first scan axis (point)")
-        self._title = ""
+        self._needs_spots = self.value.per_spot or self.value.name in ("total_intensity", "median_width")
 
     # -- documents ---------------------------------------------------------------------------------
     def start(self, doc: dict[str, Any]) -> None:
         if doc.get("kind") != ANALYSIS_KIND:
             return  # a raw run or another analysis: not ours
-        geom = scan_geometry(doc)
         with self._lock:
             self.run_uid = doc["uid"]
-            self.shape = self._shape_override or geom.shape or (1, 16)
-            self._fixed_shape = self._shape_override is not None or geom.shape is not None
-            self.extent = imshow_extent(geom.extents, self.shape) if self._fixed_shape else None
-            motors = geom.motors or []
-            self.axis_labels = (str(motors[1]), str(motors[0])) if len(motors) == 2 else (
-                "second scan axis (point)", "first scan axis (point)")
-            self.snaking = geom.snaking[1]  # bluesky snakes the fast axis
+            self._start = dict(doc)
+            geometry = map_geometry(doc, n_frames=16)
+            self._fixed_shape = self._shape_override is not None or geometry["known"]
+            self.shape = self._shape_override or geometry["shape"]
+            self.geometry = geometry if self._shape_override is None else map_geometry(
+                {"shape": list(self.shape)})
+            self.extent = map_extent(self.geometry) if self._fixed_shape else None
+            self.snaking = bool(self.geometry["snake"])  # bluesky snakes the fast axis
             self.data = np.full(self.shape, np.nan)
-            self._descriptors, self._spot_means = {}, {}
-            scan = doc.get("raw_scan_id", "")
-            self._title = f"{self.column}" + (" (good spots)" if self.good_only else "") + \
-                (f" - scan {scan}" if scan != "" else "") + f" [{doc.get('method', '')}]"
+            self._descriptors, self._tables = {}, {}
             self._image = None
             self.n_updates = 0
         self._changed()
@@ -113,24 +133,23 @@ class LiveSpotMap(LiveView):
     def event_page(self, doc: dict[str, Any]) -> None:
         stream = self._descriptors.get(doc.get("descriptor", ""))
         data = doc.get("data", {})
-        if stream == SPOTS_STREAM and self.column in _SPOT_NAMES:
+        if stream == SPOTS_STREAM and self._needs_spots:
             frames = np.asarray(data["frame"])
-            values = np.asarray(data[self.column], dtype=float)
-            keep = np.asarray(data["good"], dtype=bool) if self.good_only else np.ones(len(values), bool)
+            keep = [c for c in dict.fromkeys((*_FAMILY_COLUMNS, self.value.name)) if c in data]
             for frame in np.unique(frames):
-                sel = (frames == frame) & keep
-                self._spot_means[int(frame)] = float(values[sel].mean()) if sel.any() else np.nan
+                sel = frames == frame
+                self._tables[int(frame)] = {c: np.asarray(data[c])[sel] for c in keep}
         elif stream == FRAMES_STREAM:
             for i, frame in enumerate(data["frame"]):
-                if self.column in _FRAME_NAMES:
-                    value = data[self.column][i]
-                else:
-                    value = self._spot_means.pop(int(frame), np.nan)
-                failed = bool(data.get("failed", [False] * (i + 1))[i])
-                self._set(int(frame), np.nan if failed or value is None else float(value))
+                summary = {k: v[i] for k, v in data.items()}
+                table = self._tables.pop(int(frame), None)
+                if table is None and self._needs_spots:
+                    table = {c: np.empty(0) for c in (*_FAMILY_COLUMNS, self.value.name)}  # no spots
+                self._set(int(frame), frame_value(self.value, summary, table))
 
     def stop(self, doc: dict[str, Any]) -> None:
         if doc.get("run_start") == self.run_uid:
+            self._tables.clear()
             self._changed()
 
     def _set(self, frame: int, value: float) -> None:
@@ -146,6 +165,7 @@ class LiveSpotMap(LiveView):
                 grown = np.full((1, max(frame + 1, 2 * cols), *self.data.shape[2:]), np.nan)
                 grown[:, :cols] = self.data
                 self.data, self.shape = grown, grown.shape[:2]
+                self.geometry = map_geometry({}, n_frames=grown.shape[1])
             self.data[frame_index(frame, self.shape, self.snaking)] = value
             self.n_updates += 1
         self._changed()
@@ -155,24 +175,16 @@ class LiveSpotMap(LiveView):
         ax = self._ensure_axes()
         if self.data is None:
             return
-        data = np.ma.masked_invalid(self.data)
-        if self._image is None or self._image.get_array().shape != data.shape:
+        if self._image is None or self._image.get_array().shape[:2] != self.data.shape[:2]:
             ax.clear()
-            self._image = ax.imshow(data, cmap=self.cmap, origin="upper", interpolation="nearest",
-                                    aspect="auto", extent=self.extent)
-            if self._colorbar is None:
-                self._colorbar = ax.figure.colorbar(self._image, ax=ax)
-            else:
-                self._colorbar.update_normal(self._image)
-            ax.set_xlabel(self.axis_labels[0])
-            ax.set_ylabel(self.axis_labels[1])
+            self._image, self._colorbar = draw_map(ax, self.data, self.geometry, self.value, cmap=self.cmap,
+                                                   clim=self.clim, colorbar=self._colorbar)
             self._start_timer()
         else:
-            self._image.set_data(data)
-        if self.clim is not None:
-            self._image.set_clim(*self.clim)
-        elif data.count():
-            low, high = float(data.min()), float(data.max())
-            self._image.set_clim(low, high if high > low else low + 1)
-        done = int(np.isfinite(self.data).sum())
-        ax.set_title(f"{self._title}: {done}/{self.data.size} frames")
+            self._image.set_data(map_image(self.data))
+            limits = self.clim or value_limits(self.value, self.data)
+            if self.data.ndim == 2 and limits is not None:
+                self._image.set_clim(*limits)
+        cells = self.data if self.data.ndim == 2 else self.data[..., 0]
+        ax.set_title(map_title(self.value, self._start, int(np.isfinite(cells).sum()), cells.size),
+                     fontsize="medium")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from laue_live.cli._app import app
 
@@ -48,3 +49,19 @@ def test_cli_errors_are_clear(cli, cli_env):
     assert r.exit_code == 2 and "alphanumeric" in r.output
     r = cli.invoke(app, ["query", "runs", "--since", "yesterday-ish"], env=cli_env)
     assert r.exit_code == 2 and "ISO" in r.output
+
+
+@pytest.mark.parametrize("command", [["catalog", "serve"], ["catalog", "init"], ["query", "runs"]])
+@pytest.mark.parametrize("bad", ["file", "under-a-file"])
+def test_a_data_dir_that_cannot_be_made_is_one_line(cli, tmp_path, command, bad):
+    (tmp_path / "f").write_text("not a directory")
+    data_dir = tmp_path / "f" if bad == "file" else tmp_path / "f" / "data"
+    env = {"LAUE_LIVE_TILED_URI": "", "LAUE_LIVE_DATA_DIR": ""}
+    args = [*command[:1], "--data-dir", str(data_dir), *command[1:]] if command[0] == "query" else \
+        [*command, "--data-dir", str(data_dir)]
+    r = cli.invoke(app, args, env=env)
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(data_dir) in lines[0], r.output
+    assert "file" in lines[0]

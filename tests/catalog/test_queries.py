@@ -82,7 +82,7 @@ def test_frame_summary_and_quality_map(tiled_client, three_runs, tmp_path):
     # Frames 0..2 fill row 0 left to right; the snaked row 1 runs right to left (frames 3, 4, 5).
     np.testing.assert_array_equal(grid, [[0, 2, 4], [10, 8, 6]])
     frac = quality_map(run, "good_fraction")
-    assert np.isnan(frac[0, 0]) and np.nanmax(frac) <= 1
+    assert np.isnan(frac[0, 0]) and 0 < np.nanmax(frac) <= 100  # per cent, as on the dashboard
     png = plot_quality_map(run, tmp_path / "map.png", "n_spots")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
 

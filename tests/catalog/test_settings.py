@@ -90,3 +90,18 @@ def test_generated_embedded_key_is_alphanumeric_private_and_stable(tmp_path):
     assert mode == 0o600
     assert CatalogSettings(data_dir=tmp_path / "d").embedded_api_key() == key
     assert generate_api_key() != key
+
+
+def test_tabular_store_from_the_settings_file_and_fixed_per_data_dir(tmp_path, tiled_data_dir):
+    from laue_live.catalog import LocalTiledServer
+
+    f = tmp_path / "catalog.yml"
+    f.write_text("tabular: postgresql\n")
+    assert CatalogSettings.load(settings_file=f, env={}).tabular == "postgresql"
+    f.write_text("tabular: oracle\n")
+    with pytest.raises(SettingsError, match="tabular must be one of"):
+        CatalogSettings.load(settings_file=f, env={})
+    # a catalog keeps the store it was made with: its nodes point there
+    with pytest.raises(SettingsError, match="holds a catalog with duckdb table storage"):
+        LocalTiledServer(tiled_data_dir, tabular="postgresql").start()
+    assert not (tiled_data_dir / "server.json").exists()

@@ -161,8 +161,9 @@ def test_failed_appends_are_retried_then_spooled_not_lost(tiled_client, tmp_path
                              spool_dir=tmp_path / "spool")
     for name, doc in docs:
         w(name, doc)
-    with pytest.raises(CatalogWriteError, match="4 error"):
+    with pytest.raises(CatalogWriteError, match="1 error"):  # the batch given up; not the retries
         w.close()
+    assert w.stats["retries"] == 3 and w.stats["errors"] == 1
     # Frame 0's batch failed 3 times and went to the spool (a journal of the run's documents: its
     # start, the descriptors, the rows as event pages, its stop); the others were retried into Tiled.
     uid = docs[0][1]["uid"]
@@ -188,3 +189,25 @@ def test_failed_appends_are_retried_then_spooled_not_lost(tiled_client, tmp_path
     whole = get_spot_table(tiled_client.analysis[uid])
     assert len(whole) == 15 and not whole.duplicated(["frame", "spot"]).any()
     assert sorted(tiled_client.analysis[uid]["frames"].read()["frame"]) == [0, 1, 2]
+
+
+def test_an_append_that_succeeds_on_retry_is_no_error_at_close(tiled_client, monkeypatch):
+    from laue_live.catalog import AnalysisWriter
+
+    real_append = AnalysisWriter._append
+    calls = {"n": 0}
+
+    def flaky_once(self, s, table):  # the server refuses the first spot append only (injected fault)
+        if s.name == "spots" and calls["n"] == 0:
+            calls["n"] += 1
+            raise OSError("injected: connection reset")
+        return real_append(self, s, table)
+
+    monkeypatch.setattr(AnalysisWriter, "_append", flaky_once)
+    docs = list(synthetic_analysis_documents(2, 4, seed=7))
+    w = make_analysis_writer(tiled_client, max_delay_s=0.2, max_attempts=3)
+    for name, doc in docs:
+        w(name, doc)
+    w.close()  # nothing was lost: no CatalogWriteError
+    assert calls["n"] == 1 and w.stats["retries"] == 1 and w.stats["errors"] == 0 and not w.unwritten
+    assert len(get_spot_table(tiled_client.analysis[docs[0][1]["uid"]])) == 8

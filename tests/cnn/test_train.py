@@ -43,3 +43,18 @@ def test_spot_set_round_trip_and_invalid_rows(tmp_path, toy_spots):
 def test_default_config_is_the_papers_protocol():
     c = TrainConfig()
     assert (c.epochs, c.steps, c.batch_size, c.lr, c.bins, c.per_bin) == (70, 100, 32, 1e-3, 12, 2000)
+
+
+def test_a_model_trained_too_briefly_is_reported_unusable(toy_spots):
+    import pandas as pd
+
+    cut, table = toy_spots
+    cut, table = np.concatenate([cut] * 3), pd.concat([table] * 3, ignore_index=True)  # 288 spots
+    brief = train(SpotSet(cut, table, "toy"), arch="lean", epochs=1, steps=1, batch_size=16, progress=False,
+                  seed=3)
+    v = brief.validation
+    assert v["n"] == 28 and 0 < v["true_good_fraction"] < 1  # 10% of the spots held out
+    # one step: about one Sim for every cutout, so every spot one class (measured: 0% called good)
+    reason = brief.usable()
+    assert reason.startswith(f"it calls {100 * v['good_fraction']:.0f}% of the 28 validation spots"), v
+    assert brief.info()["validation"] == v

@@ -1,4 +1,7 @@
-"""The analysis process is killed (SIGKILL) in the middle of a run, then the run is resumed."""
+"""The analysis process is killed (SIGKILL) in the middle of a run, then the run is resumed.
+
+Runs on both table stores (``tiled_store``: DuckDB, PostgreSQL).
+"""
 
 from __future__ import annotations
 
@@ -49,8 +52,9 @@ def _rows(catalog, raw_uid):
 
 
 def test_analysis_killed_mid_run_is_resumed_without_duplicates(
-    RE, tiled_client, tiled_server, tmp_path, fault_report
+    RE, any_tiled_client, any_tiled_server, tiled_store, tmp_path, fault_report
 ):
+    tiled_client, tiled_server = any_tiled_client, any_tiled_server
     RE.subscribe(TiledWriter(tiled_client.raw, batch_size=1))
     (raw_uid,) = RE(count([InlineDetector(name="laue")], N))
     settings = tmp_path / "catalog.yml"
@@ -101,7 +105,7 @@ def test_analysis_killed_mid_run_is_resumed_without_duplicates(
     assert run.metadata["stop"]["exit_status"] == "success"
     fault_report.add(
         "analysis process",
-        f"SIGKILL after {before} of {N} frames were in Tiled; `reprocess_run(resume=True)`",
+        f"SIGKILL after {before} of {N} frames were in Tiled; `reprocess_run(resume=True)` ({tiled_store})",
         f"run completed in place ({result.frames_skipped} frames skipped, "
         f"{N - result.frames_skipped} analysed, incl. {before - result.frames_skipped} whose "
         "summary row was in but spot rows not); every frame once, no row twice",

@@ -63,10 +63,11 @@ def test_live_map_gets_one_update_per_frame(tmp_path):
         cell = view.data[frame_index(frame, (3, 4), snaking=True)]
         assert (np.isnan(cell) and np.isnan(value)) or cell == value, frame
     assert view.n_draws >= 12  # documents came on the main thread: drawn at once
-    assert "11/12 frames" in view.ax.get_title()
+    assert view.ax.get_title() == "Good spots per frame: scan 42, fit analysis (11 of 12 frames)"
     # Cells centred on stage positions, in motor units, like LiveGrid: x 0..30 in 4, y 0..20 in 3.
     assert view._image.get_extent() == [-5.0, 35.0, 25.0, -5.0]
-    assert (view.ax.get_xlabel(), view.ax.get_ylabel()) == ("stage_x", "stage_y")
+    assert (view.ax.get_xlabel(), view.ax.get_ylabel()) == ("stage_x (motor units)", "stage_y (motor units)")
+    assert view._colorbar.ax.get_ylabel() == "good spots (per frame)"
     view.savefig(tmp_path / "map.png")
     assert (tmp_path / "map.png").stat().st_size > 1000
 
@@ -106,8 +107,9 @@ def test_live_frame_marks_spots_by_quality(tmp_path):
     assert int(latest["table"]["good"].sum()) == 2 and len(latest["table"]["row"]) == 5
     title = view.ax.get_title()
     assert "frame 2: 2 good / 5 spots" in title
-    labels = [t.get_text() for t in view.ax.get_legend().get_texts()]
-    assert labels == ["good (2)", "other (3)"]
+    legend = view.ax.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["good (2)", "bad (3)"] and legend.get_title().get_text().startswith("5 spots")
     view.savefig(tmp_path / "frame.png")
 
 
@@ -189,7 +191,7 @@ def test_live_grain_maps_orientation_key_strain_and_units(tmp_path):
     assert np.isnan(views["orientation"].data[cells[3]]).all() and np.isnan(views["n_grains"].data[cells[3]])
     mis = views["misorientation"].data
     assert mis[cells[0]] == 0 and mis[cells[2]] < 0.01 and mis[cells[1]] > 1  # frames 0, 2: the same grain
-    assert views["strain_xx"]._colorbar.ax.get_ylabel() == "deviatoric strain xx ($10^{-3}$)"
+    assert views["strain_xx"]._colorbar.ax.get_ylabel() == "deviatoric strain xx (10⁻³)"
     assert views["strain_xx"].ax.get_xlabel() == "stage_x (µm)"
     lo, hi = views["strain_xx"]._image.get_clim()
     assert lo == -hi  # diverging scale centred on zero
@@ -197,3 +199,50 @@ def test_live_grain_maps_orientation_key_strain_and_units(tmp_path):
     assert key is not None and {t.get_text() for t in key.texts} == {"$[001]$", "$[101]$", "$[111]$"}
     views["orientation"].savefig(tmp_path / "o.png", bbox_inches="tight")
     assert (tmp_path / "o.png").stat().st_size > 1000
+
+
+def test_live_table_prints_a_row_per_frame_and_the_totals():
+    import io
+
+    from laue_live.views import LiveSpotTable
+
+    out = io.StringIO()
+    table = LiveSpotTable(min_good=2, file=out)
+    _analysis([table], n_frames=6)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("analysis run ") and "of scan 42 (3 x 4 raster), fit analysis" in lines[0]
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("|  frame")]
+    assert len(rows) == table.rows == 6
+    assert rows[5].split("|")[1].strip() == "5" and "FAILED: synthetic failure" in rows[5]
+    assert rows[1].endswith("<- few good spots")  # frame 1: one good spot, fewer than 2
+    assert rows[3].split("|")[5].strip() == "3"  # frame 3: 3 good spots
+    assert lines[-1].endswith(": 6 frames, 25 spots, 6 good, 1 failed")
+
+
+def test_live_map_of_a_spot_statistic_over_one_family_in_micrometres():
+    start = {**RAW, "laue_live": {"scan_shape": [3, 4], "x_range": [0.0, 0.03], "y_range": [0.0, 0.02],
+                                  "units": "mm", "x_motor": "sx", "y_motor": "sy", "snake": True}}
+    from laue_live.analysis import AnalysisRunComposer
+
+    view = LiveSpotMap("sim", spots="bad", statistic="max")
+    composer = AnalysisRunComposer([view], start, {"method": "fit", "model": {"name": "exact-fit"}})
+    for i in range(3):
+        composer.frame(i, _table(i, 3 + i, i % 4), x=float(i), y=0.0)
+    composer.stop("success")
+    # frame i: sim = linspace(0.2, 0.9, 3 + i), the first i % 4 rows good: the bad ones end at 0.9
+    assert view.data[0, :3].tolist() == pytest.approx([0.9, 0.9, 0.9])
+    assert view._colorbar.ax.get_ylabel() == "max sim of bad spots"
+    assert (view.ax.get_xlabel(), view.ax.get_ylabel()) == ("sx (µm)", "sy (µm)")
+    assert view._image.get_extent() == pytest.approx([-5.0, 35.0, 25.0, -5.0])  # 10 µm steps
+    with pytest.raises(ValueError, match="unknown spot family"):
+        LiveSpotMap("sim", spots="weird")
+
+
+def test_ticker_rates_come_from_the_analysis_times_not_the_arrival():
+    ticker = FrameTicker(window=100.0)
+    run = {"uid": "b" * 8, "raw_uid": "r" * 8, "method": "fit"}
+    # ten tables analysed 0.5 s apart reach the terminal together (a late subscriber, a stalled link)
+    for i in range(10):
+        lines = ticker.lines(run, i, _table(i, 10, 8), {"n_spots": 10, "n_good": 8, "mean_sim": 0.8},
+                             now=1000.0, analysed_at=50.0 + 0.5 * i)
+    assert lines[-1].endswith("[   2.0 frames/s,       20 spots/s analysed]")

@@ -8,48 +8,27 @@ matplotlib views and the dashboard, so that a map means the same everywhere.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from laue_live._errors import SettingsError
+from laue_live._maps import GRAIN_VALUES, MapValue
 from laue_live.geometry import MATERIALS, Material, get_material
 from laue_live.indexing._ipf import ipf_colors, ipf_sector
 from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
 
-__all__ = ["MapValue", "GRAIN_MAP_VALUES", "select_grains", "grain_values", "orientation_colors",
+__all__ = ["GRAIN_MAP_VALUES", "select_grains", "grain_values", "orientation_colors", "grain_map_table",
            "u_matrices", "material_from_metadata"]
 
 _U_COLS = [f"u{i + 1}{j + 1}" for i in range(3) for j in range(3)]
 
 
-@dataclass(frozen=True)
-class MapValue:
-    """How a per-frame value is shown: its label, unit and the factor applied to the stored value."""
-
-    label: str
-    unit: str = ""
-    scale: float = 1.0
-
-    @property
-    def axis_label(self) -> str:
-        """The colour-bar label, e.g. ``deviatoric strain xx (10^-3)``."""
-        return f"{self.label} ({self.unit})" if self.unit else self.label
-
-
-#: The values an indexing map can show (besides ``orientation``, drawn in IPF colours).
-GRAIN_MAP_VALUES: dict[str, MapValue] = {
-    "misorientation": MapValue("misorientation to the reference", "deg"),
-    "matched_fraction": MapValue("matched fraction of predicted spots"),
-    "intensity_fraction": MapValue("matched fraction of predicted intensity"),
-    "deviation_px": MapValue("mean pixel deviation", "px"),
-    "n_matched": MapValue("spots matched"),
-    "n_grains": MapValue("grains found"),
-    **{f"strain_{k}": MapValue(f"deviatoric strain {k}", "$10^{-3}$", 1e3)
-       for k in ("xx", "yy", "zz", "xy", "xz", "yz")},
-    "equivalent_strain": MapValue("equivalent deviatoric strain (von Mises)", "$10^{-3}$", 1e3),
-}
+#: The grain values a map can show, by name: :data:`laue_live._maps.GRAIN_VALUES` (labels and units;
+#: the one list the catalog, the views and the dashboard share); ``orientation`` is drawn in IPF colours.
+GRAIN_MAP_VALUES: dict[str, MapValue] = {v.name: v for v in GRAIN_VALUES}
+#: Factor from the stored value to the one shown (strain: 1e-3 units).
+_SCALE = {v.name: 1e3 for v in GRAIN_VALUES if v.unit == "10⁻³"}
 
 
 def u_matrices(table: pd.DataFrame) -> np.ndarray:
@@ -119,7 +98,7 @@ def _materials(grains: pd.DataFrame, materials: Mapping[str, Material] | None) -
 
 def grain_values(grains: pd.DataFrame, value: str, *, grain: str | int = "largest", reference="first",
                  materials: Mapping[str, Material] | None = None) -> pd.Series:
-    """One value per indexed frame (a Series indexed by frame), scaled for display (:data:`GRAIN_MAP_VALUES`).
+    """One value per indexed frame (a Series indexed by frame), in the unit of :data:`GRAIN_MAP_VALUES`.
 
     Parameters
     ----------
@@ -137,7 +116,7 @@ def grain_values(grains: pd.DataFrame, value: str, *, grain: str | int = "larges
     """
     if value not in GRAIN_MAP_VALUES:
         raise KeyError(f"unknown grain map value {value!r}; known: {sorted(GRAIN_MAP_VALUES)}")
-    scale = GRAIN_MAP_VALUES[value].scale
+    scale = _SCALE.get(value, 1.0)
     if value == "n_grains":
         return grains.groupby("frame").size().astype(float) if len(grains) else pd.Series(dtype=float)
     chosen = select_grains(grains, grain)
@@ -181,3 +160,20 @@ def orientation_colors(grains: pd.DataFrame, direction="z", *, grain: str | int 
     return pd.DataFrame({"r": rgb[:, 0], "g": rgb[:, 1], "b": rgb[:, 2],
                          "material": chosen["material"].to_numpy() if len(chosen) else []},
                         index=chosen.index)
+
+
+def grain_map_table(grains: pd.DataFrame, direction="z", *, grain: str | int = "largest", reference="first",
+                    materials: Mapping[str, Material] | None = None) -> pd.DataFrame:
+    """Every map value of a grains table at once: one row per frame with a grain, indexed by frame.
+
+    Columns: the :data:`GRAIN_MAP_VALUES` (as :func:`grain_values` gives them) and the orientation's
+    inverse-pole-figure colour ``r, g, b`` (:func:`orientation_colors`) and ``material``. What the
+    dashboard shows of a run, live (a frame at a time, ``reference`` the run's first grain) or read
+    back from the catalog.
+    """
+    values = {name: grain_values(grains, name, grain=grain, reference=reference, materials=materials)
+              for name in GRAIN_MAP_VALUES}
+    colours = orientation_colors(grains, direction, grain=grain, materials=materials)
+    table = pd.DataFrame(values)
+    return table.join(colours, how="left") if len(table) else pd.DataFrame(
+        columns=[*GRAIN_MAP_VALUES, "r", "g", "b", "material"])

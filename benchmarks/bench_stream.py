@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import zmq
 
-from laue_live._schema import SPOT_COLUMNS
+from laue_live import SPOT_COLUMNS
 from laue_live.stream import decode_message, decode_spot_table, encode_spot_table
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from laue_live.cli._app import _register, app
+from laue_live.cli import app
 
 NO_KEY = {"LAUE_LIVE_TILED_API_KEY": None, "LAUE_LIVE_TILED_API_KEY_FILE": None, "TILED_API_KEY": None}
 
@@ -140,7 +140,6 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def runner():
-    _register()
     return CliRunner()
 
 

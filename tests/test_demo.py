@@ -45,9 +45,8 @@ def test_demo_writes_into_a_catalog_server_already_running_on_its_data(tiled_ser
     import httpx
     from typer.testing import CliRunner
 
-    from laue_live.cli._app import _register, app
+    from laue_live.cli import app
 
-    _register()
     data = tiled_server.data_dir  # the session's server runs there (its server.json)
     env = {"MPLBACKEND": "Agg", "LAUE_LIVE_TILED_URI": None, "LAUE_LIVE_DATA_DIR": None}
     r = CliRunner().invoke(app, ["demo", "--nx", "2", "--ny", "1", "--method", "fit", "--no-dashboard",

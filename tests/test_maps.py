@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live._maps import frame_value, map_extent, map_geometry, map_value, run_values
 
 

@@ -418,7 +418,14 @@ class AnalysisWriter:
                     continue
             for attempt in range(1, self.max_attempts + 1):
                 try:
-                    self._append(s, table)
+                    # An append is not idempotent: a failure after the server took the rows (a
+                    # read timeout, a lost response) must not write them twice. Tiled leaves this
+                    # check to the caller (``DataFrameClient.append_partition``).
+                    if attempt == 1 or not self._landed(s, frames):
+                        self._append(s, table)
+                    else:
+                        logger.warning("the %d %s rows of run %s were in Tiled after a failed "
+                                       "append; not appended again", table.num_rows, s.name, s.run_uid)
                 except Exception as exc:  # noqa: BLE001 - recorded, counted, raised at close
                     what = (f"append of {table.num_rows} {s.name} rows of run {s.run_uid} failed "
                             f"(attempt {attempt} of {self.max_attempts})")
@@ -439,6 +446,17 @@ class AnalysisWriter:
                     s.frames_written.update(frames.tolist())
                     s.rows_written += table.num_rows
                 break
+
+    def _landed(self, s: _Stream, frames) -> bool:
+        """Whether the rows of ``frames`` are in ``s``'s table already (read back from Tiled).
+
+        An append is one transaction on the server: its frames are all there or none is. A read
+        that fails raises, and counts as one more failed attempt.
+        """
+        if s.table is None or not len(frames):
+            return False
+        there = np.asarray(s.table.read(columns=["frame"])["frame"])
+        return bool(np.isin(frames, there).all())
 
     def _hold_back(self, s: _Stream, table, frames):
         """Give up the summary rows of frames whose spot rows were given up (kept with them)."""

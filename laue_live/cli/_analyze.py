@@ -12,8 +12,6 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
 __all__ = ["analyze", "plot_spots", "summary_text", "DetectorOptions"]
 
 
@@ -121,7 +119,10 @@ class DetectorOptions:
                                                 "one are the same spot, px.")]
 
 
-@app.command("analyze")
+analyze_app = typer.Typer()
+
+
+@analyze_app.command("analyze")
 def analyze(
     inputs: Annotated[list[str], typer.Argument(
         metavar="FRAMES...", help="Frame files (.tif, .mccd, .edf, .cbf, .jp2, .npy, .h5/.nxs[::/dataset]), "

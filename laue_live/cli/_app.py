@@ -1,4 +1,10 @@
-"""The root ``laue-live`` typer app; each command lives in its own module, heavy imports inside it."""
+"""The root ``laue-live`` typer app, and where every command and group is registered.
+
+Each command or group lives in its own module with its own typer app, registered here with
+``add_typer`` (tiled's layout). Without a name, a module's command sits at
+the top level (``laue-live analyze``); with one, it is a group (``laue-live catalog serve``). The
+modules keep their heavy imports inside the commands so that ``laue-live --help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,20 @@ import logging
 
 import typer
 
+from laue_live.cli._analyze import analyze_app
+from laue_live.cli._bench import bench_app
+from laue_live.cli._catalog import catalog_app
+from laue_live.cli._dashboard import dashboard_app
+from laue_live.cli._demo import demo_app
 from laue_live.cli._guard import GuardedGroup
+from laue_live.cli._import import import_frames_app
+from laue_live.cli._index import index_app
+from laue_live.cli._query import query_app
+from laue_live.cli._reprocess import reprocess_app
+from laue_live.cli._serve import serve_app
+from laue_live.cli._sim import sim_app
+from laue_live.cli._train import train_app
+from laue_live.cli._watch import watch_app
 
 app = typer.Typer(
     name="laue-live",
@@ -31,27 +50,15 @@ def _root(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _register() -> None:
-    # Each module adds its command(s) to `app`; imported here so that `laue-live --help` lists all.
-    # Keep one import per line; a module's heavy imports stay inside its command functions.
-    from laue_live.cli import (
-        _analyze,  # noqa: F401
-        _bench,  # noqa: F401
-        _catalog,  # noqa: F401
-        _dashboard,  # noqa: F401
-        _demo,  # noqa: F401
-        _import,  # noqa: F401
-        _index,  # noqa: F401
-        _query,  # noqa: F401
-        _reprocess,  # noqa: F401
-        _serve,  # noqa: F401
-        _sim,  # noqa: F401
-        _train,  # noqa: F401
-        _watch,  # noqa: F401
-    )
+# The order here is the order of `laue-live --help`: the commands, then the groups.
+for _sub in (analyze_app, bench_app, dashboard_app, demo_app, import_frames_app, index_app,
+             reprocess_app, serve_app, train_app, watch_app):
+    app.add_typer(_sub)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(query_app, name="query")
+app.add_typer(sim_app, name="sim")
 
 
 def main() -> None:
     """Entry point of the ``laue-live`` console script."""
-    _register()
     app()

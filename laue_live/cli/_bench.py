@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
 __all__ = ["bench"]
 
 
-@app.command()
+bench_app = typer.Typer()
+
+
+@bench_app.command()
 def bench(
     quick: Annotated[bool, typer.Option(
         "--quick", help="Small run (one 768 x 768 frame, no sinks): seconds.")] = False,

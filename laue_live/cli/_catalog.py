@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
 catalog_app = typer.Typer(
     help=(
         "The Tiled catalog. By default laue-live runs its own Tiled server on 127.0.0.1 with an "
@@ -21,7 +19,6 @@ catalog_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-app.add_typer(catalog_app, name="catalog")
 
 _DATA_DIR_HELP = "Data directory of the embedded server (env LAUE_LIVE_DATA_DIR; default ./laue-live-data)."
 _SETTINGS_HELP = ("YAML/TOML settings file with uri, api_key_file, data_dir, raw_path, analysis_path "

@@ -7,13 +7,15 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
 from laue_live.cli._options import ApiKeyFile, CatalogSettingsFile, DataDir, TiledUri
 
 __all__ = ["dashboard"]
 
 
-@app.command(help="""Serve the live web dashboard: the raster quality map of the current run filling in
+dashboard_app = typer.Typer()
+
+
+_DASHBOARD_HELP = """Serve the live web dashboard: the raster quality map of the current run filling in
 as frames are analysed (µm from the scan geometry, any per-frame value, labelled colour scale), a
 click on a cell shows that frame with its spots and its spot table (CSV and LaueTools .dat
 downloads), the latest frame, the run's health (frames analysed / failed / dropped, frames/s,
@@ -23,7 +25,11 @@ Live data come from the analysis service's spot stream (--stream, `laue-live ser
 past runs from Tiled (as `laue-live query`). It binds 127.0.0.1 by default: from another machine use
 an SSH tunnel (`ssh -L 8765:127.0.0.1:8765 beamline-host`, then open http://127.0.0.1:8765/), or bind
 another address with a viewer key (--key-file; make one with --make-key FILE). Every asset is served
-by laue-live itself: no outside request. `laue-live serve --dashboard` starts it beside the service.""")
+by laue-live itself: no outside request. `laue-live serve --dashboard` starts it beside the service."""
+
+
+@dashboard_app.command("dashboard", help=_DASHBOARD_HELP,
+                       short_help="Serve the live web dashboard: maps, frames, spot tables, run health.")
 def dashboard(
     stream: str = typer.Option(None, "--stream", help="Spot stream of the analysis service, host:port "
                                "(env LAUE_LIVE_DASHBOARD_STREAM, default 127.0.0.1:5579)."),

@@ -16,10 +16,10 @@ from typing import Annotated, Any
 
 import typer
 
-from laue_live.cli._app import app
+demo_app = typer.Typer()
 
 
-@app.command("demo")
+@demo_app.command("demo")
 def demo(
     nx: Annotated[int, typer.Option("--nx", min=1, help="Points along the fast axis (x).")] = 10,
     ny: Annotated[int, typer.Option("--ny", min=1, help="Rows along the slow axis (y).")] = 10,

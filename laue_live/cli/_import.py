@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from laue_live.cli._analyze import DetectorOptions
-from laue_live.cli._app import app
 
 __all__ = ["import_frames_cmd"]
 
@@ -23,7 +22,10 @@ def _pair(text: str | None, what: str, kind=float):
     return a, b
 
 
-@app.command("import-frames")
+import_frames_app = typer.Typer()
+
+
+@import_frames_app.command("import-frames")
 def import_frames_cmd(
     inputs: Annotated[list[str], typer.Argument(
         metavar="FRAMES...", help="Frame files, globs ('scan/*.tif'), folders, or an HDF5 stack "

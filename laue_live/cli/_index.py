@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
 __all__ = ["index"]
-
 
 
 def _materials(names, cifs, lattice, space_group) -> list:
@@ -28,7 +25,7 @@ def _materials(names, cifs, lattice, space_group) -> list:
 
 def _spots_of(path: Path, calibration, threshold: float):
     """Spot table of a spot file, or of a frame (peak search + Gaussian fit)."""
-    from laue_live.indexing._spotfiles import SPOT_FILE_SUFFIXES, read_spot_file
+    from laue_live.indexing import SPOT_FILE_SUFFIXES, read_spot_file
     from laue_live.io import FRAME_SUFFIXES, read_frame
 
     suffix = path.suffix.lower()
@@ -104,7 +101,10 @@ def _index_catalog_run(run_id: str, material, det, energy, options, out, catalog
         typer.echo(f"grains -> {out}")
 
 
-@app.command("index")
+index_app = typer.Typer()
+
+
+@index_app.command("index")
 def index(
     inputs: Annotated[list[Path] | None, typer.Argument(
         metavar="INPUT...", help="Spot files (.dat, .cor, .csv, .parquet; 0-based row, col in our tables) "
@@ -176,8 +176,13 @@ def index(
 
     from laue_live._errors import LaueLiveError
     from laue_live.geometry import read_det
-    from laue_live.indexing import Indexer, IndexerSettings, index_materials, write_fit
-    from laue_live.indexing._spotfiles import calibration_from_file_keys
+    from laue_live.indexing import (
+        Indexer,
+        IndexerSettings,
+        calibration_from_file_keys,
+        index_materials,
+        write_fit,
+    )
 
     for path, hint in ((out, "--out"), (spots_out, "--spots-out")):
         if path is not None and path.suffix.lower() not in (".csv", ".parquet"):

@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
 query_app = typer.Typer(
     help=(
         "Query the catalog: list analysed runs, read spot tables, per-frame summaries and grains, draw "
@@ -22,7 +20,6 @@ query_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-app.add_typer(query_app, name="query")
 
 RUN_HELP = "Analysis run: uid, uid prefix, 'latest', -N (N-th newest) or a scan id (its newest analysis)."
 # RUN may be -1: a negative number is then an argument, not an unknown option

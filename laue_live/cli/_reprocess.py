@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
-
 # RUN may be -1: a negative number is then an argument, not an unknown option
-@app.command("reprocess", context_settings={"ignore_unknown_options": True})
+reprocess_app = typer.Typer()
+
+
+@reprocess_app.command("reprocess", context_settings={"ignore_unknown_options": True})
 def reprocess(
     run: Annotated[str, typer.Argument(
         help="Raw run: uid, uid prefix, 'latest', -N (N-th newest) or a scan id (its newest run).")],

@@ -9,13 +9,15 @@ from typing import Annotated
 import typer
 
 from laue_live.cli._analyze import DetectorOptions
-from laue_live.cli._app import app
 from laue_live.cli._options import ApiKeyFile, CatalogSettingsFile, DataDir, TiledUri
 
 __all__ = ["serve", "proxy"]
 
 
-@app.command(help="""Run the analysis service: subscribe to a RunEngine's documents (0MQ proxy), analyse
+serve_app = typer.Typer()
+
+
+_SERVE_HELP = """Run the analysis service: subscribe to a RunEngine's documents (0MQ proxy), analyse
 every run that has frames, write analysis runs to Tiled and publish spot tables, until SIGINT/SIGTERM.
 Runs that name a material and a calibration (start document, or --material/--calibration) are
 indexed live too: grains, orientations and strains.
@@ -27,7 +29,11 @@ No pickle is accepted. State (frames/s, queue depth, dropped messages, device) g
 --status-interval seconds, and on SIGUSR1, to STATE_DIR/status.json and as a `laue.status` message
 on the publish socket (`laue-live watch --status`). With --dashboard, the web dashboard
 (`laue-live dashboard`) runs beside it in its own process. Addresses are "host:port" strings;
-everything binds 127.0.0.1 unless told otherwise.""")
+everything binds 127.0.0.1 unless told otherwise."""
+
+
+@serve_app.command("serve", help=_SERVE_HELP,
+                   short_help="Run the analysis service: documents in over 0MQ, spot tables out.")
 def serve(
     input_address: str = typer.Option(None, "--input", help="Proxy output carrying the RunEngine's "
                                       "documents (env LAUE_LIVE_SERVE_INPUT, default 127.0.0.1:5578)."),
@@ -191,10 +197,14 @@ def _start_dashboard(service, settings, bind: str, *, tiled: bool, tiled_uri, ap
     return dash
 
 
-@app.command(help="""Run a 0MQ proxy for bluesky documents: RunEngines publish to --in, consumers (the
+_PROXY_HELP = """Run a 0MQ proxy for bluesky documents: RunEngines publish to --in, consumers (the
 analysis service, RemoteDispatchers) subscribe to --out. Binds 127.0.0.1 by default, passes
 subscriptions upstream (publishers can wait for consumers instead of sleeping), never decodes
-payloads. A loopback-safe stand-in for `bluesky-0MQ-proxy`.""")
+payloads. A loopback-safe stand-in for `bluesky-0MQ-proxy`."""
+
+
+@serve_app.command("proxy", help=_PROXY_HELP,
+                   short_help="Run a loopback-safe 0MQ proxy for bluesky documents.")
 def proxy(
     in_address: str = typer.Option("127.0.0.1:5577", "--in", help="Address RunEngines publish to."),
     out_address: str = typer.Option("127.0.0.1:5578", "--out", help="Address consumers subscribe to."),

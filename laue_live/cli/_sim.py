@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from laue_live.cli._app import app
-
 __all__ = ["sim_app", "write", "figure", "make_sample"]
 
 sim_app = typer.Typer(
@@ -19,7 +17,6 @@ sim_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-app.add_typer(sim_app, name="sim")
 
 SAMPLES = ("single", "bent", "poly")
 
@@ -78,7 +75,7 @@ def write(
     from tqdm import tqdm
 
     from laue_live._errors import LaueLiveError
-    from laue_live.sim._truth import H5TruthWriter, conform_truth
+    from laue_live.sim import H5TruthWriter, conform_truth
 
     if fmt not in ("tiff", "hdf5"):
         raise typer.BadParameter(f"--format must be tiff or hdf5, not {fmt!r}")
@@ -142,7 +139,7 @@ def figure(
     import tifffile
 
     from laue_live._errors import FrameError, SettingsError
-    from laue_live.sim._figure import compare_figure
+    from laue_live.sim import compare_figure
 
     if not real.is_file():
         raise FrameError(f"no such frame file: {real}")
@@ -165,7 +162,7 @@ def histogram(
     seed: Annotated[int, typer.Option(min=0, help="Seed.")] = 0,
 ) -> None:
     """Plot the Sim distribution (exact fit) of simulated cutouts for each shape-mix preset."""
-    from laue_live.sim._figure import sim_histogram_figure
+    from laue_live.sim import sim_histogram_figure
 
     path, medians = sim_histogram_figure(out, n=n, seed=seed)
     for preset, med in medians.items():

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
-from laue_live.cli._app import app
+train_app = typer.Typer()
 
 
-@app.command("train")
+@train_app.command("train")
 def train_command(
     out: Path = typer.Option(  # noqa: B008
         Path("spot_cnn.safetensors"),
@@ -92,8 +92,7 @@ def train_command(
 
     import torch
 
-    from laue_live.cnn import SpotSet, TrainConfig, collect, save_model, train
-    from laue_live.cnn._report import plot_loss_curves
+    from laue_live.cnn import SpotSet, TrainConfig, collect, plot_loss_curves, save_model, train
 
     log = logging.getLogger("laue_live.cli.train")
     if threads > 0:
@@ -170,8 +169,13 @@ def train_command(
 
         import pandas as pd
 
-        from laue_live.cnn._evaluate import leave_one_dataset_out, resampled_sim
-        from laue_live.cnn._report import score_tables, write_model_card, write_report
+        from laue_live.cnn import (
+            leave_one_dataset_out,
+            resampled_sim,
+            score_tables,
+            write_model_card,
+            write_report,
+        )
 
         lconf = replace(config, epochs=lodo_epochs or epochs)
         res = leave_one_dataset_out(sets, work_dir, config=lconf, device=device)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import typer
 
-from laue_live.cli._app import app
-
 __all__ = ["watch"]
 
 _DEFAULT = "127.0.0.1:5579"  # where laue-live serve publishes unless told otherwise
 
 
-@app.command(help="""Watch the spot tables published by `laue-live serve` (or any SpotPublisher):
+watch_app = typer.Typer()
+
+
+_WATCH_HELP = """Watch the spot tables published by `laue-live serve` (or any SpotPublisher):
 one line per frame (good / all spots, mean Sim, and frames/s as the service analyses them, from the
 tables' analysis times, not from when they reach this terminal), WARNING lines for poor or failed frames
 (e.g. "frame 212: 3 good spots, mean Sim 0.12"), and the service's status reports with --status.
 With --map-png, the raster quality map is also written as a PNG (every --png-every frames and at
-the end of each run), for a look without a display. Ctrl-C to quit.""")
+the end of each run), for a look without a display. Ctrl-C to quit."""
+
+
+@watch_app.command("watch", help=_WATCH_HELP,
+                   short_help="Watch the published spot tables: a line per frame, warnings, a map PNG.")
 def watch(
     address: str = typer.Argument(_DEFAULT, help="host:port of the publisher."),
     min_good: int = typer.Option(5, help="Warn when a frame has fewer good spots."),

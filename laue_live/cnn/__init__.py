@@ -17,6 +17,7 @@ from laue_live.cnn._data import (
     resample_uniform,
 )
 from laue_live.cnn._descriptors import DESC_NAMES, cnn_columns, desc_from_table, table_from_desc
+from laue_live.cnn._evaluate import leave_one_dataset_out, resampled_sim
 from laue_live.cnn._io import MODEL_FORMAT, MODEL_FORMAT_VERSION, load_model, read_metadata, save_model
 from laue_live.cnn._network import (
     ARCHITECTURES,
@@ -35,9 +36,16 @@ from laue_live.cnn._predictor import (
     default_model_path,
     get_predictor,
 )
+from laue_live.cnn._report import plot_loss_curves, score_tables, write_model_card, write_report
 from laue_live.cnn._train import TrainConfig, TrainResult, prepare_training_set, train
 
 __all__ = [
+    "plot_loss_curves",
+    "score_tables",
+    "write_model_card",
+    "write_report",
+    "leave_one_dataset_out",
+    "resampled_sim",
     "ARCHITECTURES",
     "Architecture",
     "ArraySource",

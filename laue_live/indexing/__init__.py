@@ -38,9 +38,13 @@ from laue_live.indexing._ipf import (
     ipf_sector,
     mathtext_label,
 )
+from laue_live.indexing._spotfiles import SPOT_FILE_SUFFIXES, calibration_from_file_keys, read_spot_file
 from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
 
 __all__ = [
+    "SPOT_FILE_SUFFIXES",
+    "calibration_from_file_keys",
+    "read_spot_file",
     "GRAIN_COLUMNS",
     "INTENSITY_COLUMNS",
     "CandidateStats",

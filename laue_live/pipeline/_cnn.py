@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 def cpu_has_bf16() -> bool:
     """Return True if oneDNN reports native bfloat16 support on this CPU."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # noqa: SLF001 - no public query
     except (AttributeError, RuntimeError):  # older torch or no oneDNN
         return False
 

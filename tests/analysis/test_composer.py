@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from laue_live._schema import SPOT_COLUMNS
+from laue_live import SPOT_COLUMNS
 from laue_live.analysis import AnalysisRunComposer
 from laue_live.catalog import ResumeSink, make_analysis_writer, read_stream_table
 from laue_live.stream import dumps, loads

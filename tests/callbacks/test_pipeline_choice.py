@@ -32,10 +32,9 @@ def test_router_runs_the_live_analysis_on_the_torch_pipeline(RE, inline_det):
 def test_serve_and_demo_offer_the_pipeline_option():
     from typer.testing import CliRunner
 
-    from laue_live.cli._app import _register, app
+    from laue_live.cli import app
     from laue_live.service import ServiceSettings
 
-    _register()
     runner = CliRunner()
     for cmd in ("serve", "demo"):
         res = runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "200"})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from laue_live.cli._app import _register
 from laue_live.testing import SHAPE, make_inline_detector, n_spots, synthetic_frame
 
 
@@ -65,7 +64,6 @@ def spots_in_small_frame():
 
 @pytest.fixture(scope="module")
 def cli():
-    _register()
     return CliRunner()
 
 

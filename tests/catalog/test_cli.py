@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from laue_live.cli._app import app
+from laue_live.cli import app
 
 
 def test_query_commands(cli, cli_env, tiled_client, write_analysis_run, tmp_path):

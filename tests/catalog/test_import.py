@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import tifffile
 
-from laue_live._errors import SettingsError
-from laue_live.cli._app import app
+from laue_live import SettingsError
+from laue_live.cli import app
 from laue_live.testing import n_spots, synthetic_frame
 
 

@@ -23,7 +23,7 @@ from bluesky_tiled_plugins import TiledWriter
 from ophyd.sim import SynAxis
 from tiled.queries import Key
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.catalog import (
     LocalPostgres,
     make_analysis_writer,

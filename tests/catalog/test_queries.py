@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.catalog import (
     find_runs,
     frame_summary,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.catalog import (
     CatalogSettings,
     LocalTiledServer,

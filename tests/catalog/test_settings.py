@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.catalog import CatalogSettings, generate_api_key, redact
 
 

@@ -12,7 +12,7 @@ def test_train_from_catalog_runs_a_few_steps_and_caches_the_fit(tiled_client, wr
                                                                  monkeypatch):
     from typer.testing import CliRunner
 
-    from laue_live.cli._app import _register, app
+    from laue_live.cli import app
 
     write_raw_run(tiled_client.raw, rows=2, cols=2, sample="Si", material="Si")
     write_raw_run(tiled_client.raw, rows=1, cols=2, sample="GaN", material="GaN")  # not selected
@@ -22,7 +22,6 @@ def test_train_from_catalog_runs_a_few_steps_and_caches_the_fit(tiled_client, wr
     monkeypatch.setenv("LAUE_LIVE_CATALOG_SETTINGS", str(settings_file))
     monkeypatch.setenv("LAUE_LIVE_TILED_API_KEY", s.api_key)  # keys never on the command line
     monkeypatch.setenv("LAUE_LIVE_CACHE_DIR", str(tmp_path / "cache"))
-    _register()
     out = tmp_path / "m.safetensors"
     args = ["train", "--catalog", s.uri, "--sample", "Si", "--out", str(out), "--epochs", "1",
             "--steps", "3", "--batch-size", "4", "--per-bin", "50", "--threads", "1"]

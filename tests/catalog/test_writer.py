@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from laue_live._schema import SPOT_COLUMNS
+from laue_live import SPOT_COLUMNS
 from laue_live.catalog import (
     CatalogWriteError,
     get_spot_table,
@@ -211,3 +211,31 @@ def test_an_append_that_succeeds_on_retry_is_no_error_at_close(tiled_client, mon
     w.close()  # nothing was lost: no CatalogWriteError
     assert calls["n"] == 1 and w.stats["retries"] == 1 and w.stats["errors"] == 0 and not w.unwritten
     assert len(get_spot_table(tiled_client.analysis[docs[0][1]["uid"]])) == 8
+
+
+def test_an_append_whose_response_is_lost_is_not_written_twice(tiled_client, monkeypatch):
+    import httpx
+
+    from laue_live.catalog import AnalysisWriter
+
+    real_append = AnalysisWriter._append
+    calls = {"n": 0}
+
+    def lost_response(self, s, table):  # the server takes the rows, the response never arrives
+        real_append(self, s, table)
+        if calls["n"] < 2:  # once for the spot rows, once for the summaries (injected fault)
+            calls["n"] += 1
+            raise httpx.ReadTimeout("injected: the response was lost after the server appended")
+
+    monkeypatch.setattr(AnalysisWriter, "_append", lost_response)
+    docs = list(synthetic_analysis_documents(3, 4, seed=8))
+    w = make_analysis_writer(tiled_client, max_delay_s=0.2, max_attempts=3)
+    for name, doc in docs:
+        w(name, doc)
+    w.close()  # the rows are in: no error, nothing spooled
+    assert calls["n"] == 2 and w.stats["retries"] == 2 and w.stats["errors"] == 0 and not w.unwritten
+    run = tiled_client.analysis[docs[0][1]["uid"]]
+    spots = get_spot_table(run)
+    assert len(spots) == 12 and not spots.duplicated(["frame", "spot"]).any()
+    assert sorted(run["frames"].read()["frame"]) == [0, 1, 2]
+    assert w.frames_written(docs[0][1]["uid"]) == {0, 1, 2}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from laue_live._errors import ModelError
+from laue_live import ModelError
 
 
 def test_characterize_cnn_has_the_fit_columns(tiny_model_file, toy_spots):
@@ -58,9 +58,8 @@ def test_cli_train_catalog_without_catalog_source_is_a_clear_error(monkeypatch, 
 
     from typer.testing import CliRunner
 
-    from laue_live.cli._app import _register, app
+    from laue_live.cli import app
 
-    _register()
     # make the lazy import fail the way it does before laue_live.catalog has CatalogCutoutSource
     monkeypatch.setitem(sys.modules, "laue_live.catalog", None)
     r = CliRunner().invoke(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from laue_live._errors import ModelError, SettingsError
+from laue_live import ModelError, SettingsError
 from laue_live.cnn import (
     ARCHITECTURES,
     Architecture,

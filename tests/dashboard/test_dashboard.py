@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.catalog import synthetic_analysis_documents
 from laue_live.dashboard import (
     STATIC_DIR,
@@ -217,9 +217,8 @@ def test_live_updates_are_coalesced_and_complete():
 
 # -- command line -------------------------------------------------------------------------------------
 def test_cli_refuses_a_public_address_without_a_key_in_one_line(tmp_path):
-    from laue_live.cli._app import _register, app
+    from laue_live.cli import app
 
-    _register()
     runner = CliRunner()
     r = runner.invoke(app, ["dashboard", "--host", "0.0.0.0", "--no-live", "--no-tiled"], env={
         "LAUE_LIVE_DASHBOARD_KEY": "", "LAUE_LIVE_DASHBOARD_KEY_FILE": ""})

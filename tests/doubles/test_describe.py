@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laue_live._errors import ModelError, SpotTableError
+from laue_live import ModelError, SpotTableError
 from laue_live._schema import spot_column_names
 from laue_live.describe import characterize
 from laue_live.doubles import DoublePredictor, describe_doubles, linear_amplitudes, make_doubles

@@ -18,7 +18,7 @@ from bluesky.plans import count
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from laue_live._errors import ModelError, WireError
+from laue_live import ModelError, WireError
 from laue_live.analysis import FrameAnalyzer
 from laue_live.callbacks import LaueSpotCallback
 from laue_live.stream import TOPIC_SPOTS, decode_message, decode_spot_table, loads

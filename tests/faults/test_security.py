@@ -77,9 +77,8 @@ def test_no_key_no_access_on_a_private_server(tiled_server, fault_report):
 def test_keys_come_from_env_or_file_never_the_command_line(tmp_path, monkeypatch, fault_report):
     import typer.main
 
-    from laue_live.cli._app import _register, app
+    from laue_live.cli import app
 
-    _register()
     cli = typer.main.get_command(app)
     offenders = []
     for name, cmd in cli.commands.items():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from laue_live._errors import FrameFileError
+from laue_live import FrameFileError
 from laue_live.io import frame_sources, iter_frames, read_frame, read_mask
 
 

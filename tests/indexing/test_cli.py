@@ -7,11 +7,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from laue_live.cli._app import _register, app
+from laue_live.cli import app
 from laue_live.indexing import read_fit
 from tests.indexing.conftest import DATA
 
-_register()
 runner = CliRunner()
 
 

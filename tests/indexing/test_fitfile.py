@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.indexing import Indexer, read_fit, write_fit
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laue_live._errors import SettingsError, SpotTableError
+from laue_live import SettingsError, SpotTableError
 from laue_live.geometry import BM32_CALIBRATION, random_rotation
 from laue_live.indexing import GRAIN_COLUMNS, Indexer, IndexerSettings
 from laue_live.sim import simulated_spot_table

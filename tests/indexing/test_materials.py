@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.geometry import (
     BM32_CALIBRATION,
     MATERIALS,

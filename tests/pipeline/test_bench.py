@@ -10,9 +10,8 @@ from typer.testing import CliRunner
 
 @pytest.mark.slow
 def test_bench_quick_cli_writes_json(tmp_path):
-    from laue_live.cli._app import _register, app
+    from laue_live.cli import app
 
-    _register()
     out = tmp_path / "bench.json"
     res = CliRunner().invoke(
         app,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from laue_live._errors import FrameError, ModelError, SettingsError
+from laue_live import FrameError, ModelError, SettingsError
 from laue_live._schema import spot_column_names, spot_dtypes
 from laue_live.describe import analyze_frames
 from laue_live.pipeline import CNNRunner, FramePipeline, cpu_has_bf16

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from laue_live._errors import FrameFileError, LaueLiveError, SettingsError
+from laue_live import FrameFileError, LaueLiveError, SettingsError
 from laue_live.analysis import FrameAnalyzer
 from laue_live.service import ServiceSettings
 

@@ -9,10 +9,9 @@ import numpy as np
 import tifffile
 from typer.testing import CliRunner
 
-from laue_live.cli._app import _register, app
+from laue_live.cli import app
 from laue_live.sim import read_ground_truth
 
-_register()
 runner = CliRunner()
 
 

@@ -10,7 +10,7 @@ import pytest
 from bluesky import RunEngine
 from bluesky.plans import count
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.plans import LAUE_MD_KEY, raster_scan
 from laue_live.plans._raster import map_index
 from laue_live.sim import (

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.geometry import BM32_CALIBRATION, Calibration, read_det
 from laue_live.sim import MATERIALS, get_material, pixel_to_angles, random_rotation, simulate_spots
 

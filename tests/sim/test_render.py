@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.sim import SATURATION, SHAPES, RenderConfig, render_frame, simulate_spots
 
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from laue_live._errors import FrameError, ModelError
+from laue_live import FrameError, ModelError
 from laue_live._schema import spot_column_names
 from laue_live.describe import analyze_frame, analyze_frames, characterize
 from laue_live.spots import find_peaks, validate_frame

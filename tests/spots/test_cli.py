@@ -9,9 +9,7 @@ from typer.testing import CliRunner
 
 from laue_live._schema import spot_column_names
 from laue_live.cli import app
-from laue_live.cli._app import _register
 
-_register()
 runner = CliRunner()
 
 

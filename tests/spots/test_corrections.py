@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from laue_live._errors import FrameError
+from laue_live import FrameError
 from laue_live.describe import analyze_frame
 from laue_live.spots import FrameCorrections, auto_mask, correct_frame, find_peaks
 

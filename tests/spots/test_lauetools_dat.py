@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from laue_live._errors import SpotTableError
+from laue_live import SpotTableError
 from laue_live.describe import analyze_frame
 from laue_live.geometry import Calibration
 from laue_live.spots import read_lauetools_dat, write_lauetools_dat

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from laue_live._errors import FrameError
+from laue_live import FrameError
 from laue_live.spots import cutout_edge_mask, estimate_background, extract_cutouts, find_peaks
 
 

@@ -8,7 +8,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from laue_live._errors import WireError
+from laue_live import WireError
 from laue_live._schema import spot_column_names
 from laue_live.stream import (
     TOPIC_SPOTS,

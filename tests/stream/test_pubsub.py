@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import zmq
 
-from laue_live._errors import SettingsError
+from laue_live import SettingsError
 from laue_live.stream import (
     TOPIC_SPOTS,
     CurveClient,

@@ -10,7 +10,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from laue_live._schema import SPOT_COLUMNS  # noqa: E402
+from laue_live import SPOT_COLUMNS  # noqa: E402
 from laue_live.views import FrameTicker, LiveSpotFrame, LiveSpotMap, frame_index  # noqa: E402
 
 RAW = {"uid": "raw-0001", "shape": [3, 4], "snaking": [False, True], "scan_id": 42, "time": 0.0,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from laue_live._schema import SPOT_COLUMNS
-from laue_live.cli._app import _register, app
+from laue_live import SPOT_COLUMNS
+from laue_live.cli import app
 from laue_live.stream import SpotPublisher
 
 
@@ -22,7 +22,6 @@ def _table(frame: int, n: int, n_good: int, sim: float) -> pd.DataFrame:
 
 
 def test_watch_prints_frames_and_warnings():
-    _register()
     frames = [(0, 20, 12, 0.8), (1, 25, 15, 0.7), (212, 10, 3, 0.12)]
     with SpotPublisher() as pub:
         def feed():
@@ -50,7 +49,6 @@ def test_watch_writes_the_live_map_png(tmp_path):
     """Fed by the analysis documents on the stream, watch --map-png writes the raster map."""
     from laue_live.analysis import AnalysisRunComposer
 
-    _register()
     png = tmp_path / "map.png"
     raw = {"uid": "raw-2", "shape": [2, 2], "time": 0.0}
     with SpotPublisher() as pub:

@@ -117,15 +117,6 @@ def get_spot_indices(run, *, catalog=None):
 
 def run_materials(run, *, catalog=None) -> dict:
     """Return the materials the run was indexed with, by name (for their symmetry in maps)."""
-    from laue_live.indexing import material_from_metadata  # why: the indexer loads with the first map
+    from laue_live.indexing import materials_from_indexing  # why: the indexer loads with the first map
 
-    info = indexing_info(run, catalog=catalog)
-    out = {}
-    for entry in info.get("materials") or info.get("material") or []:
-        try:
-            m = material_from_metadata(entry)
-        except Exception as exc:  # noqa: BLE001 - a map of that material's grains then uses its name
-            logger.warning("cannot rebuild material %r of the run: %s", entry, exc)
-            continue
-        out[m.name] = m
-    return out
+    return materials_from_indexing(indexing_info(run, catalog=catalog))

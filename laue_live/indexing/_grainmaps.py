@@ -7,6 +7,8 @@ matplotlib views and the dashboard, so that a map means the same everywhere.
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,7 +21,9 @@ from laue_live.indexing._ipf import ipf_colors, ipf_sector
 from laue_live.indexing._symmetry import misorientation_deg, pattern_rotations
 
 __all__ = ["GRAIN_MAP_VALUES", "select_grains", "grain_values", "orientation_colors", "grain_map_table",
-           "u_matrices", "material_from_metadata"]
+           "u_matrices", "material_from_metadata", "materials_from_indexing"]
+
+logger = logging.getLogger(__name__)
 
 _U_COLS = [f"u{i + 1}{j + 1}" for i in range(3) for j in range(3)]
 
@@ -88,6 +92,24 @@ def material_from_metadata(entry: Mapping | str) -> Material:
     return Material.from_space_group(name or "custom", lattice, str(entry["space_group"]), atoms=atoms)
 
 
+def materials_from_indexing(info: Mapping | None) -> dict[str, Material]:
+    """Return the materials of an analysis run's ``indexing`` metadata by name (for their symmetry in maps).
+
+    An entry that cannot be rebuilt is left out with a warning: its grains are then mapped with the
+    project's material of that name.
+    """
+    info = info or {}
+    out = {}
+    for entry in info.get("materials") or info.get("material") or []:
+        try:
+            m = material_from_metadata(entry)
+        except Exception as exc:  # noqa: BLE001 - a map of that material's grains then uses its name
+            logger.warning("cannot rebuild material %r of the run: %s", entry, exc)
+            continue
+        out[m.name] = m
+    return out
+
+
 def _materials(grains: pd.DataFrame, materials: Mapping[str, Material] | None) -> dict[str, Material]:
     out = dict(materials or {})
     for name in grains["material"].unique() if len(grains) else ():
@@ -116,12 +138,20 @@ def grain_values(grains: pd.DataFrame, value: str, *, grain: str | int = "larges
     """
     if value not in GRAIN_MAP_VALUES:
         raise KeyError(f"unknown grain map value {value!r}; known: {sorted(GRAIN_MAP_VALUES)}")
-    scale = _SCALE.get(value, 1.0)
     if value == "n_grains":
         return grains.groupby("frame").size().astype(float) if len(grains) else pd.Series(dtype=float)
-    chosen = select_grains(grains, grain)
+    return _chosen_values(select_grains(grains, grain), value, reference, materials)
+
+
+@functools.lru_cache(maxsize=32)
+def _rotations(material: Material) -> np.ndarray:
+    return pattern_rotations(material)[1]  # ~30 ms: once per material
+
+
+def _chosen_values(chosen: pd.DataFrame, value: str, reference, materials) -> pd.Series:
+    """One value of each frame's selected grain (``chosen``: :func:`select_grains`)."""
     if value != "misorientation":
-        return chosen[value].astype(float) * scale
+        return chosen[value].astype(float) * _SCALE.get(value, 1.0)
     if not len(chosen):
         return pd.Series(dtype=float)
     mats = _materials(chosen, materials)
@@ -135,10 +165,9 @@ def grain_values(grains: pd.DataFrame, value: str, *, grain: str | int = "larges
             raise SettingsError("reference orientation must be a finite 3 x 3 matrix")
         ref_material = None
     out = np.full(len(chosen), np.nan)
-    rotations = {name: pattern_rotations(m)[1] for name, m in mats.items()}
     for i, (u, name) in enumerate(zip(u_matrices(chosen), chosen["material"], strict=True)):
         if ref_material is None or name == ref_material:
-            out[i] = misorientation_deg(u, ref_u, rotations[name])
+            out[i] = misorientation_deg(u, ref_u, _rotations(mats[name]))
     return pd.Series(out, index=chosen.index)
 
 
@@ -148,7 +177,10 @@ def orientation_colors(grains: pd.DataFrame, direction="z", *, grain: str | int 
 
     Each frame's selected grain is coloured with its material's sector (:func:`ipf_sector`).
     """
-    chosen = select_grains(grains, grain)
+    return _colours(select_grains(grains, grain), direction, materials)
+
+
+def _colours(chosen: pd.DataFrame, direction, materials) -> pd.DataFrame:
     rgb = np.full((len(chosen), 3), np.nan)
     if len(chosen):
         mats = _materials(chosen, materials)
@@ -171,9 +203,10 @@ def grain_map_table(grains: pd.DataFrame, direction="z", *, grain: str | int = "
     dashboard shows of a run, live (a frame at a time, ``reference`` the run's first grain) or read
     back from the catalog.
     """
-    values = {name: grain_values(grains, name, grain=grain, reference=reference, materials=materials)
-              for name in GRAIN_MAP_VALUES}
-    colours = orientation_colors(grains, direction, grain=grain, materials=materials)
+    chosen = select_grains(grains, grain)  # once for every value
+    values = {name: grain_values(grains, name) if name == "n_grains" else
+              _chosen_values(chosen, name, reference, materials) for name in GRAIN_MAP_VALUES}
+    colours = _colours(chosen, direction, materials)
     table = pd.DataFrame(values)
     return table.join(colours, how="left") if len(table) else pd.DataFrame(
         columns=[*GRAIN_MAP_VALUES, "r", "g", "b", "material"])

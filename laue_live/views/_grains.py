@@ -102,17 +102,7 @@ class LiveGrainMap(LiveSpotMap):
             self._grains = {}
             if isinstance(self.reference, str):
                 self.reference_u = None
-            self.materials, self.sectors = {}, {}
-            for entry in info.get("materials") or info.get("material") or []:
-                self._add_material(entry)
-
-    def _add_material(self, entry) -> None:
-        try:
-            m = _science().material_from_metadata(entry)
-        except Exception:  # noqa: BLE001 - maps of that material use the project's material of its name
-            logger.warning("cannot rebuild material %r; its grains use the project's material", entry)
-            return
-        self.materials[m.name] = m
+            self.materials, self.sectors = _science().materials_from_indexing(info), {}
 
     def event_page(self, doc: dict[str, Any]) -> None:
         if not self.indexed:
@@ -143,9 +133,6 @@ class LiveGrainMap(LiveSpotMap):
             return
         sci = _science()
         table = pd.DataFrame(rows)
-        for name in table["material"].unique():
-            if name not in self.materials:
-                self._add_material(name)
         if self.column == "orientation":
             colours = sci.orientation_colors(table, self.direction, grain=self.grain,
                                              materials=self.materials)

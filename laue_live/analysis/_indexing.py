@@ -36,7 +36,7 @@ import numpy as np
 
 from laue_live._errors import SettingsError
 from laue_live._run import IndexingRequest, indexing_request
-from laue_live.analysis._queue import QUEUE_POLICIES, LatencyStats, PolicyQueue
+from laue_live.analysis._queue import QUEUE_POLICIES, LatencyStats, PolicyQueue, QueueThread
 
 if TYPE_CHECKING:  # pragma: no cover
     from laue_live.geometry import Calibration, Material
@@ -398,7 +398,7 @@ class _Item:
     n_spots: int = 0
 
 
-class IndexingStage:
+class IndexingStage(QueueThread):
     """Index one analysis run's spot tables on a thread of their own and emit the results.
 
     Parameters
@@ -487,20 +487,6 @@ class IndexingStage:
             logger.error("indexing thread of %s still busy after 60 s; its last frame is not recorded",
                          self.composer.uid[:8])
         return False
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait until the stage's thread has finished; True if it did within ``timeout`` s."""
-        return self._done.wait(timeout)
-
-    @property
-    def depth(self) -> int:
-        """Frames waiting to be indexed."""
-        return len(self._queue)
-
-    @property
-    def done(self) -> bool:
-        """True once every frame handed over has its indexing row."""
-        return self._done.is_set()
 
     # -- the stage's thread ----------------------------------------------------------------------------
     def _run(self) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PolicyQueue", "QUEUE_POLICIES", "LatencyStats"]
+__all__ = ["PolicyQueue", "QUEUE_POLICIES", "LatencyStats", "QueueThread"]
 
 QUEUE_POLICIES = ("spill", "drop_newest", "block")
 
@@ -154,3 +154,28 @@ class PolicyQueue:
         with self.cond:
             self.closing = True
             self.cond.notify_all()
+
+
+class QueueThread:
+    """What the analysis worker and the indexing stage share: a thread draining a :class:`PolicyQueue`.
+
+    A subclass sets ``_queue`` (its :class:`PolicyQueue`) and ``_done`` (a :class:`threading.Event`
+    set once its last document is out).
+    """
+
+    _queue: PolicyQueue
+    _done: threading.Event
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the thread's last document is out; True if it was within ``timeout`` seconds."""
+        return self._done.wait(timeout)
+
+    @property
+    def depth(self) -> int:
+        """Frames waiting in the queue."""
+        return len(self._queue)
+
+    @property
+    def done(self) -> bool:
+        """True once the thread's last document is out (the analysis' stop, the last indexing row)."""
+        return self._done.is_set()

@@ -37,7 +37,7 @@ from typing import Any
 from laue_live.analysis._composer import AnalysisRunComposer
 from laue_live.analysis._frames import FrameTask
 from laue_live.analysis._indexing import IndexingSetup, IndexingStage
-from laue_live.analysis._queue import LatencyStats, PolicyQueue
+from laue_live.analysis._queue import LatencyStats, PolicyQueue, QueueThread
 
 __all__ = ["AnalysisWorker", "WorkerStats"]
 
@@ -58,7 +58,7 @@ class WorkerStats(LatencyStats):
     analysis_seconds: float = 0.0
 
 
-class AnalysisWorker:
+class AnalysisWorker(QueueThread):
     """Analyse :class:`FrameTask` items in a thread and emit one analysis run through a composer.
 
     Parameters
@@ -140,20 +140,6 @@ class AnalysisWorker:
         with self._queue.cond:
             self._stop_args = (raw_exit_status, reason, interrupted)
             self._queue.close()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait until the stop document is emitted; True if it was within ``timeout`` seconds."""
-        return self._done.wait(timeout)
-
-    @property
-    def depth(self) -> int:
-        """Frames waiting in the queue."""
-        return len(self._queue)
-
-    @property
-    def done(self) -> bool:
-        """True once the analysis run's stop document has been emitted."""
-        return self._done.is_set()
 
     # -- worker thread -------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -28,7 +28,7 @@ from laue_live.catalog import (
     read_stream_table,
     reprocess_run,
 )
-from laue_live.cli._app import _register, app
+from laue_live.cli import app
 from laue_live.geometry import BM32_CALIBRATION, random_rotation
 from laue_live.indexing import Indexer, u_matrices
 from laue_live.testing import grain_spot_table, synthetic_frame
@@ -134,7 +134,6 @@ def test_reprocess_indexes_and_resume_completes_the_indexing(RE, catalog, inline
 
 
 def test_cli_index_and_query_grains(catalog, tiled_server, tmp_path):
-    _register()
     cli = CliRunner()
     settings = tmp_path / "catalog.yml"
     settings.write_text(f"raw_path: {catalog.settings.raw_path}\n"

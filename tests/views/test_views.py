@@ -163,6 +163,8 @@ def test_live_grain_maps_orientation_key_strain_and_units(tmp_path):
     assert GRAIN_VIEW_VALUES == ("orientation", *GRAIN_MAP_VALUES)
     with pytest.raises(ValueError, match="unknown grain map value"):
         LiveGrainMap("nonsense")
+    with pytest.raises(ValueError, match=r"value of the grains: map it with LiveGrainMap\('strain_xx'\)"):
+        LiveSpotMap("strain_xx")
     rng = np.random.default_rng(3)
     u = [random_rotation(rng) for _ in range(2)]
     strain = np.diag([1.0, -0.5, -0.5]) * 1e-3

@@ -171,22 +171,27 @@ function fillValuePicker(defs) {
   state.valueName = select.value;
 }
 
+// Put a message's frames into a run's (or its grains') arrays; returns the position of each frame.
+function mergeRows(target, index, message) {
+  return message.frames.map((frame, k) => {
+    let i = index.get(frame);
+    if (i === undefined) {
+      i = target.frames.length;
+      target.frames.push(frame);
+      index.set(frame, i);
+    }
+    for (const name of Object.keys(target.values)) {
+      target.values[name][i] = message.values[name] ? message.values[name][k] : null;
+    }
+    return i;
+  });
+}
+
 function mergeGrains(message) {
   const run = state.run;
   if (!run || message.uid !== run.uid || !run.grains) { return false; }
   const g = run.grains;
-  message.frames.forEach((frame, k) => {
-    let i = state.grainIndex.get(frame);
-    if (i === undefined) {
-      i = g.frames.length;
-      g.frames.push(frame);
-      state.grainIndex.set(frame, i);
-    }
-    for (const name of Object.keys(g.values)) {
-      g.values[name][i] = message.values[name] ? message.values[name][k] : null;
-    }
-    g.rgb[i] = message.rgb[k];
-  });
+  mergeRows(g, state.grainIndex, message).forEach((i, k) => { g.rgb[i] = message.rgb[k]; });
   g.materials = message.materials;
   Object.assign(run.ipf_keys, message.ipf_keys || {});
   return true;
@@ -195,17 +200,7 @@ function mergeGrains(message) {
 function mergeFrames(message) {
   const run = state.run;
   if (!run || message.uid !== run.uid) { return false; }
-  message.frames.forEach((frame, k) => {
-    let i = state.index.get(frame);
-    if (i === undefined) {
-      i = run.frames.length;
-      run.frames.push(frame);
-      state.index.set(frame, i);
-    }
-    for (const name of Object.keys(run.values)) {
-      run.values[name][i] = message.values[name] ? message.values[name][k] : null;
-    }
-  });
+  mergeRows(run, state.index, message);
   Object.assign(run.errors, message.errors || {});
   if (!run.geometry.known) {  // unknown raster: one row that grows
     const n = Math.max(...run.frames) + 1;

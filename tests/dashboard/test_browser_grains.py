@@ -4,16 +4,23 @@ An indexed analysis run (spot tables of known Si grains, indexed by the real ind
 documents as the live stage emits them) goes out on a real 0MQ publisher; the dashboard follows it.
 The page must offer the grain values of an indexed run, map the strain and the misorientation with
 the indexer's values, and draw the orientation in inverse-pole-figure colours with the material's
-colour key, black for a frame indexed without a grain and nothing for a frame not indexed.
+colour key, black for a frame indexed without a grain and nothing for a frame not indexed. The same
+run written into a real Tiled gives the same maps when read back as a past run.
+Set LAUE_LIVE_UPDATE_SCREENSHOTS=1 to refresh docs/images/dashboard_grains.png from this test.
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from laue_live._run import IndexingRequest
 from laue_live.analysis import AnalysisRunComposer, resolve_indexing
+from laue_live.catalog import make_analysis_writer
 from laue_live.dashboard import DashboardServer, DashboardSettings
 from laue_live.geometry import BM32_CALIBRATION, rotation_matrix
 from laue_live.indexing import Indexer, ipf_colors, ipf_sector, misorientation_deg
@@ -25,6 +32,7 @@ from .conftest import browser_missing
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
 
+REPO = Path(__file__).resolve().parents[2]
 WAIT_MS = 60_000  # bound on any wait in the page (a loaded 2-core CI machine)
 RAW = {"uid": "raw-grains-1", "scan_id": 7, "time": 0.0, "sample": "Si-grains",
        "laue_live": {"scan_shape": [2, 3], "x_range": [0.0, 4.0], "y_range": [0.0, 2.0], "units": "um",
@@ -47,7 +55,7 @@ def _show(page, value, frames_text):
     return _map(page)
 
 
-def test_grain_maps_of_a_live_indexed_run(browser_context, tmp_path):
+def test_grain_maps_of_a_live_indexed_run(browser_context, module_catalog, tmp_path):
     indexer = Indexer("Si", BM32_CALIBRATION)
     resolved = resolve_indexing(IndexingRequest("Si", BM32_CALIBRATION.to_dict()))
     tables = [grain_spot_table([("Si", U[i % 2], STRAIN)], frame=i, rng=i) for i in range(4)]
@@ -57,19 +65,22 @@ def test_grain_maps_of_a_live_indexed_run(browser_context, tmp_path):
 
     publisher = SpotPublisher("127.0.0.1:0")
     settings = DashboardSettings(port=0, stream=publisher.address, push_interval=0.2, latest_interval=0.5)
-    with DashboardServer(settings) as server:
+    with DashboardServer(settings, catalog_settings=module_catalog.settings) as server:
         page = browser_context.new_page()
         page_errors: list[str] = []
         page.on("pageerror", lambda exc: page_errors.append(str(exc)))
         page.goto(server.url)
         assert publisher.wait_for_subscribers(1, 30), "the dashboard did not subscribe to the stream"
-        composer = AnalysisRunComposer([publisher], RAW, {"method": "fit"}, indexing=resolved.metadata())
+        writer = make_analysis_writer(module_catalog, max_delay_s=0.1)
+        composer = AnalysisRunComposer([publisher, writer], RAW, {"method": "fit"},
+                                       indexing=resolved.metadata())
         for i, table in enumerate(tables):
             composer.frame(i, table)
             composer.indexed(i, results[i])
         composer.frame(5, tables[0].assign(frame=5))
         composer.indexed(5, None, status="not_indexed", reason="dropped")  # on no grain map
         composer.stop("success")
+        writer.close()
         uid = composer.uid
         page.wait_for_function("() => document.querySelector('#run-title').textContent"
                                f".includes('{uid[:8]}')", timeout=WAIT_MS)
@@ -106,6 +117,8 @@ def test_grain_maps_of_a_live_indexed_run(browser_context, tmp_path):
         shot = tmp_path / "grains.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 50_000
+        if os.environ.get("LAUE_LIVE_UPDATE_SCREENSHOTS"):
+            shutil.copyfile(shot, REPO / "docs" / "images" / "dashboard_grains.png")
         assert not page_errors, page_errors
 
         # the page asks the server again (a reload): the same maps, built from the run held live
@@ -115,4 +128,13 @@ def test_grain_maps_of_a_live_indexed_run(browser_context, tmp_path):
         again = _show(page, "orientation", "5 / 6 frames indexed")
         assert again["traces"][0]["z"] == image["z"]
         page.close()
+
+        # read back from Tiled as a past run: the maps the live stream gave
+        live = server.state.get(uid).grains.payload()
+        past = server.reader.run(uid)["grains"]
+    assert past["frames"] == live["frames"] == [0, 1, 2, 3, 4] and past["materials"] == ["Si"]
+    assert past["rgb"][4] is None and np.allclose(past["rgb"][:4], live["rgb"][:4], atol=1e-9)
+    for name, values in live["values"].items():
+        assert np.allclose(np.array(past["values"][name], float), np.array(values, float), equal_nan=True,
+                           atol=1e-9), name
     publisher.close()

@@ -590,6 +590,9 @@ def draw_map(ax, data, geometry: Mapping[str, Any], value: MapValue, *, title: s
         else:
             colorbar.update_normal(image)
             colorbar.set_label(value.title)
+    elif colorbar is not None:  # colours need no scale: the one of an earlier drawing goes
+        colorbar.remove()
+        colorbar = None
     ax.set_xlabel(geometry["x_label"])
     ax.set_ylabel(geometry["y_label"])
     if title:

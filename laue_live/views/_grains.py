@@ -97,8 +97,6 @@ class LiveGrainMap(LiveSpotMap):
             return  # not an indexed analysis run: the map stays as it is
         super().start(doc)
         with self._lock:
-            if self.column == "orientation":
-                self.data = np.full((*self.shape, 3), np.nan)
             self._grains = {}
             if isinstance(self.reference, str):
                 self.reference_u = None
@@ -118,6 +116,9 @@ class LiveGrainMap(LiveSpotMap):
             for i, frame in enumerate(np.asarray(data.get("frame", [])).tolist()):
                 status = str(np.asarray(data["status"])[i]) if "status" in data else ""
                 self._frame_done(int(frame), status, data, i)
+
+    def _empty(self, shape: tuple[int, int]) -> np.ndarray:
+        return np.full((*shape, 3), np.nan) if self.column == "orientation" else np.full(shape, np.nan)
 
     def _frame_done(self, frame: int, status: str, data: dict, i: int) -> None:
         import pandas as pd  # lazy: loaded by the indexer anyway by now

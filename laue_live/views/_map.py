@@ -117,7 +117,7 @@ class LiveSpotMap(LiveView):
                 {"shape": list(self.shape)})
             self.extent = map_extent(self.geometry) if self._fixed_shape else None
             self.snaking = bool(self.geometry["snake"])  # bluesky snakes the fast axis
-            self.data = np.full(self.shape, np.nan)
+            self.data = self._empty(self.shape)
             self._descriptors, self._tables = {}, {}
             self._image = None
             self.n_updates = 0
@@ -151,6 +151,10 @@ class LiveSpotMap(LiveView):
         if doc.get("run_start") == self.run_uid:
             self._tables.clear()
             self._changed()
+
+    def _empty(self, shape: tuple[int, int]) -> np.ndarray:
+        """Return the map before any frame: NaN cells (LiveGrainMap: RGB cells for an orientation map)."""
+        return np.full(shape, np.nan)
 
     def _set(self, frame: int, value: float) -> None:
         with self._lock:

@@ -197,6 +197,7 @@ def test_live_grain_maps_orientation_key_strain_and_units(tmp_path):
     assert views["strain_xx"].ax.get_xlabel() == "stage_x (µm)"
     lo, hi = views["strain_xx"]._image.get_clim()
     assert lo == -hi  # diverging scale centred on zero
+    assert views["orientation"]._colorbar is None  # colours, with their key instead of a scale
     key = views["orientation"]._key_axes
     assert key is not None and {t.get_text() for t in key.texts} == {"$[001]$", "$[101]$", "$[111]$"}
     views["orientation"].savefig(tmp_path / "o.png", bbox_inches="tight")

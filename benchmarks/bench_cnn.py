@@ -1,13 +1,15 @@
-"""Spot-CNN speed, side by side with the exact fit, LaueTools' fit and the paper's Table 5.
+"""Spot-CNN speed beside the exact fit in one run, with LaueTools' fit and the paper's Table 5.
 
 Usage::
 
-    python benchmarks/bench_cnn.py [--n 2000] [--model models/spot_cnn.safetensors] [--json out.json]
-                                   [--lauetools-python PATH] [--no-compile]
+    python benchmarks/bench_cnn.py [--n 2000] [--rounds 5] [--model models/spot_cnn.safetensors]
+                                   [--json out.json] [--lauetools-python PATH]
 
-All CPU figures are on ONE thread (``torch.set_num_threads(1)``), as the paper's Table 5 and
-LaueTools. Cutouts: the real BM32 frames' spots plus simulated ones (the same cutouts for every
-method). GPU figures (network alone, fp16 autocast, channels_last) are measured when CUDA exists.
+All CPU figures on ONE thread (torch and BLAS), as the paper's Table 5 and LaueTools; every method
+on the same cutouts (the four real frames' spots, then simulated ones), in interleaved rounds, best
+round; CPU time of the timing thread beside wall time (a shared machine inflates wall time). GPU
+figures (network alone, fp16 autocast, channels_last) are measured when CUDA exists. Accuracy
+beside speed (the Pareto table): ``laue-live train --report`` (docs/report/REPORT.md).
 """
 
 from __future__ import annotations
@@ -22,25 +24,27 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one BLAS thread for the fit, before numpy loads
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = {"cnn_gpu_ms": 0.027, "cnn_cpu_ms": 0.647, "lauetools_ms": 2.089}
 
 
 def cutouts(n: int) -> np.ndarray:
-    import tifffile
-
+    from laue_live.io import read_frame
     from laue_live.sim import render_spot_cutouts
-    from laue_live.spots import extract_cutouts, find_peaks
+    from laue_live.spots import prepare_frame
 
     parts = []
-    bm32 = ROOT.parent / "shared" / "data" / "bm32"
-    for f in ("nw1_0000.tif", "nw1_0001.tif"):
-        if (bm32 / f).is_file():
-            frame = tifffile.imread(bm32 / f)
-            parts.append(extract_cutouts(frame, find_peaks(frame)))
+    data = ROOT.parent / "shared" / "data"
+    for f in ("bm32/nw1_0000.tif", "bm32/nw1_0001.tif", "lauetools/AH12_CMT_r14_0200.tif",
+              "lauetools/Ge_blanc_0000.mccd"):
+        if (data / f).is_file():  # the cutouts the live path hands over (issue 14's peak search)
+            parts.append(prepare_frame(read_frame(data / f)).cutouts)
     have = sum(len(p) for p in parts)
     if have < n:
         parts.append(render_spot_cutouts(n - have, "bm32", rng=0)[0])
@@ -57,56 +61,52 @@ def timeit(fn, reps: int = 3) -> float:
     return best
 
 
-def bench_cnn_cpu(model_path: Path | None, cut: np.ndarray, do_compile: bool) -> dict:
+def bench_cnn_cpu(model_path: Path | None, cut: np.ndarray, rounds: int) -> dict:
+    """CNN and exact fit, end to end (spot table), in interleaved rounds on the same cutouts.
+
+    Rows: the exact fit; the shipped model alone (int8, float32) and with its polish (network + 1
+    and 2 iterations of the fit); each network design with random weights (int8 and float32, the
+    network's outputs only: speed does not depend on the weights).
+    """
     from laue_live.cnn import (
         ARCHITECTURES,
+        DESIGNS,
+        Method,
         Predictor,
-        SpotCNN,
-        fuse_batchnorm,
-        int8_available,
-        normalise_torch,
-        quantize_int8,
+        count_flops,
+        make_network,
+        save_model,
+        time_methods,
     )
-
-    out: dict = {}
-    n = len(cut)
-    x = normalise_torch(torch.as_tensor(cut))[:, None].contiguous()
-    with torch.inference_mode():
-        for name, arch in ARCHITECTURES.items():
-            m = SpotCNN(arch).eval()
-            out[f"{name}_eager_ms"] = 1e3 * timeit(lambda: m(x)) / n  # noqa: B023
-            f = fuse_batchnorm(m)
-            out[f"{name}_fused_bn_ms"] = 1e3 * timeit(lambda: f(x)) / n  # noqa: B023
-            xc = x.contiguous(memory_format=torch.channels_last)
-            fc = fuse_batchnorm(m).to(memory_format=torch.channels_last)
-            out[f"{name}_fused_channels_last_ms"] = 1e3 * timeit(lambda: fc(xc)) / n  # noqa: B023
-            tr = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(f, x[:8])))
-            out[f"{name}_fused_jit_frozen_ms"] = 1e3 * timeit(lambda: tr(x)) / n  # noqa: B023
-            if int8_available():
-                q = quantize_int8(m, x[:256])
-                out[f"{name}_int8_ms"] = 1e3 * timeit(lambda: q(x)) / n  # noqa: B023
-            if do_compile:
-                try:
-                    cm = torch.compile(fuse_batchnorm(m))
-                    out[f"{name}_fused_compiled_ms"] = 1e3 * timeit(lambda: cm(x)) / n  # noqa: B023
-                except Exception as exc:  # compile needs a C compiler; report rather than fail
-                    out[f"{name}_fused_compiled_ms"] = f"failed: {type(exc).__name__}"
-    if model_path is not None and model_path.is_file():
-        p = Predictor(model_path, "cpu")
-        out["predictor_end_to_end_ms"] = 1e3 * timeit(lambda: p.predict(cut)) / n
-        out["predictor_network_only_ms"] = 1e3 * timeit(lambda: p.predict_desc(cut)) / n
-        out["predictor_arch"] = p.arch.to_dict()
-        out["predictor_int8"] = p.quantized
-        pf = Predictor(model_path, "cpu", quantize=False)
-        out["predictor_float32_network_only_ms"] = 1e3 * timeit(lambda: pf.predict_desc(cut)) / n
-    return out
-
-
-def bench_fit(cut: np.ndarray) -> dict:
     from laue_live.describe import characterize
 
-    n = len(cut)
-    return {"exact_fit_ms": 1e3 * timeit(lambda: characterize(cut, method="fit"), reps=2) / n}
+    methods = [Method("exact fit", lambda c: characterize(c, method="fit"), kind="fit")]
+    if model_path is not None and model_path.is_file():
+        for q in (True, False):
+            p = Predictor(model_path, "cpu", quantize=q)
+            tag = "int8" if q else "fp32"
+            methods.append(Method(f"shipped {tag}, network alone", lambda c, p=p: p.predict(c, polish=0)))
+            if p.n_out >= 7 and q:
+                for k in (1, 2):
+                    methods.append(Method(f"shipped {tag} + {k} fit iteration(s)",
+                                          lambda c, p=p, k=k: p.predict(c, polish=k), kind="hybrid"))
+    with tempfile.TemporaryDirectory() as d:
+        for name in [*ARCHITECTURES, *DESIGNS]:
+            net = make_network(name).eval()
+            path = save_model(Path(d) / f"{name}.safetensors", net, calibration=cut[:256])
+            for q in (True, False):
+                p = Predictor(path, "cpu", quantize=q, polish=0)
+                methods.append(Method(f"{name} {'int8' if q else 'fp32'} (network)", p.predict_desc,
+                                      count_flops(net) / 1e6))
+        times = time_methods(methods, cut, rounds=rounds)
+    fit_ms = float(times.loc["exact fit", "ms_cpu"])
+    flops = {m.name: m.mflop for m in methods}
+    return {
+        name: {"ms_cpu": float(r["ms_cpu"]), "ms_wall": float(r["ms_wall"]),
+               "ms_cpu_median": float(r["ms_cpu_median"]), "x_fit": fit_ms / float(r["ms_cpu"]),
+               "mflop": flops[name]}
+        for name, r in times.iterrows()
+    }
 
 
 def bench_lauetools(cut: np.ndarray, python: str | None) -> dict:
@@ -152,11 +152,11 @@ def bench_gpu(model_path: Path | None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="cutouts (default 2000)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5)")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "spot_cnn.safetensors")
     ap.add_argument("--json", type=Path, default=ROOT / "docs" / "report" / "bench_cnn.json")
     ap.add_argument("--lauetools-python", default=str(ROOT / ".lauetools-venv" / "bin" / "python"))
     ap.add_argument("--lauetools-n", type=int, default=500, help="cutouts for LaueTools (slow)")
-    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     cut = cutouts(a.n)
@@ -170,46 +170,25 @@ def main() -> None:
             "cores": os.cpu_count(),
         }
     }
-    res["cnn_cpu"] = bench_cnn_cpu(a.model, cut, not a.no_compile)
-    res["fit"] = bench_fit(cut)
+    res["cpu"] = bench_cnn_cpu(a.model, cut, a.rounds)
     res["lauetools"] = bench_lauetools(cut[: a.lauetools_n], a.lauetools_python)
     res["gpu"] = bench_gpu(a.model)
     res["paper_table5_ms"] = PAPER
-    c = res["cnn_cpu"]
-    lt = res["lauetools"].get("lauetools_ms")
     res["machine"]["load_average_after"] = os.getloadavg()
-    print(
-        f"load average {res['machine']['load_average_after'][0]:.1f} on {os.cpu_count()} cores: "
-        "absolute times "
-        "scale with contention, the ratios to LaueTools (same run) much less"
-    )
-    print(
-        f"{'method (one CPU thread)':44s} {'ms/spot':>9s}  {'spots/s':>9s}  {'x LaueTools':>11s}   "
-        "paper ms/spot"
-    )
-    rows = [(k, v) for k, v in c.items() if k.endswith("_ms") and isinstance(v, float)]
-    rows += [("exact fit (laue_live.spots, batched LM)", res["fit"]["exact_fit_ms"])]
+    print(f"{len(cut)} cutouts (the real frames' spots, then simulated ones); one torch and one BLAS thread; "
+          f"load average {res['machine']['load_average_after'][0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'method (spot table; designs: network outputs only)':52s} {'MFLOP':>6s} {'ms CPU':>8s} "
+          f"{'ms wall':>8s} {'fit/this':>8s}")
+    for name, r in res["cpu"].items():
+        mf = f"{r['mflop']:6.2f}" if np.isfinite(r["mflop"]) else ""
+        print(f"{name:52s} {mf:>6s} {r['ms_cpu']:8.4f} {r['ms_wall']:8.4f} {r['x_fit']:8.2f}")
+    lt = res["lauetools"].get("lauetools_ms")
     if lt:
-        rows.append(("LaueTools gaussfit (leastsq)", lt))
-    for k, v in rows:
-        ref = (
-            PAPER["lauetools_ms"]
-            if "LaueTools" in k
-            else PAPER["cnn_cpu_ms"]
-            if "ms" in k and "fit" not in k
-            else ""
-        )
-        speed = f"{lt / v:11.1f}" if lt else f"{'n/a':>11s}"
-        print(f"{k:44s} {v:9.4f}  {1e3 / v:9.0f}  {speed}   {ref}")
-    print(
-        f"{'paper Table 5: CNN one CPU core':44s} {PAPER['cnn_cpu_ms']:9.4f}  "
-        f"{1e3 / PAPER['cnn_cpu_ms']:9.0f}  "
-        f"{PAPER['lauetools_ms'] / PAPER['cnn_cpu_ms']:11.1f}"
-    )
-    print(
-        f"{'paper Table 5: LaueTools one CPU core':44s} {PAPER['lauetools_ms']:9.4f}  "
-        f"{1e3 / PAPER['lauetools_ms']:9.0f}  {1.0:11.1f}"
-    )
+        print(f"{'LaueTools gaussfit (leastsq), same cutouts':52s} {'':6s} {'':8s} {lt:8.4f} "
+              f"{res['cpu']['exact fit']['ms_cpu'] / lt:8.2f}")
+    print(f"paper Table 5 (ms/spot): CNN on one CPU core {PAPER['cnn_cpu_ms']}, "
+          f"LaueTools {PAPER['lauetools_ms']}, "
+          f"CNN on an RTX 2080 Super {PAPER['cnn_gpu_ms']}")
     if res["gpu"].get("gpu"):
         for k, v in res["gpu"].items():
             if k.endswith("per_s"):

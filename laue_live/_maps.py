@@ -13,7 +13,9 @@ columns (a pandas DataFrame, a dict of arrays, a decoded 0MQ spot table).
   failed), or any other numeric column of a run's per-frame table (an indexed fraction, where the
   run has one), or a statistic (:data:`STATISTICS`) of one spot-table column over one spot family
   (:data:`SPOT_FAMILIES`: all, good, bad, edge, masked, saturated, double). :func:`map_value` names one;
-  :func:`frame_value` computes it for one frame, :func:`run_values` for every frame of a run.
+  :func:`frame_value` computes it for one frame, :func:`run_values` for every frame of a run. An
+  indexed run adds the values of its grains (:data:`GRAIN_VALUES`: misorientation, strain
+  components, matched fraction...; computed by :func:`laue_live.indexing.grain_values`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ __all__ = [
     "MapValue",
     "MAP_VALUES",
     "VALUE_NAMES",
+    "GRAIN_VALUES",
+    "GRAIN_VALUE_NAMES",
+    "ORIENTATION",
+    "grain_value",
     "SPOT_FAMILIES",
     "STATISTICS",
     "map_value",
@@ -44,6 +50,8 @@ __all__ = [
     "frame_values",
     "run_values",
     "map_title",
+    "value_limits",
+    "map_image",
     "draw_map",
 ]
 
@@ -103,7 +111,7 @@ def map_geometry(start: Mapping[str, Any], n_frames: int | None = None) -> dict[
         extents = start.get("extents") or []
         y = _axis(extents[0], rows) if len(extents) == 2 else None
         x = _axis(extents[1], cols) if len(extents) == 2 else None
-        units = None
+        units = laue.get("units")  # the motors' units, recorded beside a plain grid_scan
         snaking = start.get("snaking") or [False]
         snake = bool(snaking[-1]) if isinstance(snaking, list | tuple) else bool(snaking)
     if x is None or y is None or not known:
@@ -189,6 +197,11 @@ class MapValue:
         """Whether the value is a statistic of a spot-table column."""
         return self.family is not None
 
+    @property
+    def diverging(self) -> bool:
+        """Whether the value is signed about zero (a strain component): a diverging scale centred on 0."""
+        return self.name.startswith("strain_")
+
 
 #: The per-frame values of the map pickers, in menu order.
 MAP_VALUES: tuple[MapValue, ...] = (
@@ -204,6 +217,34 @@ MAP_VALUES: tuple[MapValue, ...] = (
 VALUE_NAMES = tuple(v.name for v in MAP_VALUES)
 _BY_NAME = {v.name: v for v in MAP_VALUES}
 
+#: The values of an indexed run's grains (one grain per frame; :func:`laue_live.indexing.grain_values`
+#: computes them from the run's ``grains`` table, strain components in 1e-3), in menu order. The
+#: orientation itself is mapped in inverse-pole-figure colours, not on a scale
+#: (:func:`laue_live.indexing.orientation_colors`).
+GRAIN_VALUES: tuple[MapValue, ...] = (
+    MapValue("misorientation", "misorientation to the reference", "deg"),
+    MapValue("equivalent_strain", "equivalent deviatoric strain (von Mises)", "10⁻³"),
+    *(MapValue(f"strain_{k}", f"deviatoric strain {k}", "10⁻³")
+      for k in ("xx", "yy", "zz", "xy", "xz", "yz")),
+    MapValue("matched_fraction", "matched fraction of the predicted spots", "0 to 1"),
+    MapValue("intensity_fraction", "matched fraction of the predicted intensity", "0 to 1"),
+    MapValue("deviation_px", "mean spot deviation from the refined prediction", "px"),
+    MapValue("n_matched", "spots matched", "per frame"),
+    MapValue("n_grains", "grains found", "per frame"),
+)
+GRAIN_VALUE_NAMES = tuple(v.name for v in GRAIN_VALUES)
+#: The orientation of each frame's grain, drawn in inverse-pole-figure colours (RGB cells, a colour
+#: key instead of a colour scale).
+ORIENTATION = MapValue("orientation", "orientation (inverse pole figure)", "")
+_GRAIN_BY_NAME = {v.name: v for v in (ORIENTATION, *GRAIN_VALUES)}
+
+
+def grain_value(name) -> MapValue | None:
+    """Return the grain value named ``name`` (:data:`ORIENTATION` or of :data:`GRAIN_VALUES`), else None."""
+    if isinstance(name, MapValue):
+        return name if name.name in _GRAIN_BY_NAME and not name.per_spot else None
+    return _GRAIN_BY_NAME.get(name)
+
 
 def map_value(name: str, spots: str | None = None, statistic: str = "mean", *,
               frame_columns: Sequence[str] = ()) -> MapValue:
@@ -213,8 +254,9 @@ def map_value(name: str, spots: str | None = None, statistic: str = "mean", *,
     ----------
     name
         One of :data:`VALUE_NAMES`, another numeric column of the run's per-frame table (listed in
-        ``frame_columns``, e.g. ``indexed_fraction``), or a spot-table column (``sigma_row``,
-        ``intensity``, ``sim``...).
+        ``frame_columns``, e.g. ``indexed_fraction``), a spot-table column (``sigma_row``,
+        ``intensity``, ``sim``...), or a grain value of an indexed run (``orientation``,
+        :data:`GRAIN_VALUE_NAMES`).
     spots
         For a spot column: the family of spots (:data:`SPOT_FAMILIES`; default ``"all"``). Not
         allowed with a per-frame value.
@@ -236,6 +278,11 @@ def map_value(name: str, spots: str | None = None, statistic: str = "mean", *,
         raise SettingsError(f"{name!r} is an identifier or text, not a value to map; map one of "
                             f"{', '.join(frame_names)}, or a spot column ({', '.join(spot_names)}) with "
                             "--spots FAMILY")
+    if name in _GRAIN_BY_NAME and name not in frame_names:
+        if spots is not None:
+            raise SettingsError(f"{name!r} is a grain value: --spots goes with a spot column "
+                                f"({', '.join(spot_names)})")
+        return _GRAIN_BY_NAME[name]
     if name in frame_names or name in _FRAME_UNITS:
         if spots is not None:
             raise SettingsError(f"{name!r} is a per-frame value: --spots goes with a spot column "
@@ -253,8 +300,9 @@ def map_value(name: str, spots: str | None = None, statistic: str = "mean", *,
             return MapValue(name, f"number of {SPOT_FAMILIES[family]}", "per frame", family, statistic)
         unit = _SPOT_UNITS[name] if statistic != "sum" or _SPOT_UNITS[name] else ""
         return MapValue(name, f"{statistic} {name} of {SPOT_FAMILIES[family]}", unit, family, statistic)
-    raise SettingsError(f"unknown map value {name!r}: map one of {', '.join(frame_names)}, or a spot "
-                        f"column ({', '.join(spot_names)}) with --spots {'|'.join(SPOT_FAMILIES)}")
+    raise SettingsError(f"unknown map value {name!r}: map one of {', '.join(frame_names)}, a spot "
+                        f"column ({', '.join(spot_names)}) with --spots {'|'.join(SPOT_FAMILIES)}, or "
+                        f"of an indexed run {', '.join(_GRAIN_BY_NAME)}")
 
 
 def _column(table, name: str) -> np.ndarray | None:
@@ -474,8 +522,33 @@ def map_title(value: MapValue, start: Mapping[str, Any], done: int | None = None
     return text
 
 
+def value_limits(value: MapValue, data) -> tuple[float, float] | None:
+    """Colour limits of a map: its range (centred on 0 for a signed value), None while it is empty."""
+    data = np.asarray(data, dtype=float)
+    finite = data[np.isfinite(data)]
+    if not finite.size:
+        return None
+    if value.diverging:
+        half = float(np.abs(finite).max()) or 1.0
+        return -half, half
+    low, high = float(finite.min()), float(finite.max())
+    return low, high if high > low else low + 1
+
+
+def map_image(data) -> np.ndarray:
+    """Return what ``imshow`` draws of a map: values masked where NaN, or RGBA cells clear where NaN.
+
+    ``data`` is ``(rows, cols)`` values or ``(rows, cols, 3)`` RGB colours (an orientation map).
+    """
+    data = np.asarray(data, dtype=float)
+    if data.ndim == 2:
+        return np.ma.masked_invalid(data)
+    known = np.isfinite(data).all(axis=-1, keepdims=True)
+    return np.concatenate([np.where(known, data, 0.0), known.astype(float)], axis=-1)
+
+
 def draw_map(ax, data, geometry: Mapping[str, Any], value: MapValue, *, title: str | None = None,
-             cmap: str = "viridis", clim: tuple[float, float] | None = None, colorbar=None):
+             cmap: str | None = None, clim: tuple[float, float] | None = None, colorbar=None):
     """Draw a raster map on a matplotlib Axes, cells at their stage positions, with a labelled colour scale.
 
     Parameters
@@ -483,7 +556,9 @@ def draw_map(ax, data, geometry: Mapping[str, Any], value: MapValue, *, title: s
     ax
         matplotlib Axes.
     data
-        ``(rows, cols)`` values (NaN: no value: not analysed yet, or failed; drawn grey).
+        ``(rows, cols)`` values (NaN: no value: not analysed yet, or failed; drawn grey), or
+        ``(rows, cols, 3)`` RGB colours in [0, 1] (an orientation map: no colour scale, its key is
+        drawn by :func:`laue_live.indexing.draw_ipf_key`).
     geometry
         :func:`map_geometry` of the scan (axes in µm where the motor units are lengths).
     value
@@ -491,29 +566,33 @@ def draw_map(ax, data, geometry: Mapping[str, Any], value: MapValue, *, title: s
     title
         Axes title (default none).
     cmap, clim
-        Colour map and fixed colour limits (autoscaled if None).
+        Colour map (default viridis; a diverging one centred on 0 for a signed value such as a strain
+        component) and fixed colour limits (autoscaled if None).
     colorbar
         The colour bar of an earlier drawing on these axes, updated instead of adding another.
 
     Returns
     -------
     tuple
-        ``(image, colorbar)``.
+        ``(image, colorbar)`` (colorbar None for RGB data).
     """
-    data = np.ma.masked_invalid(np.asarray(data, dtype=float))
+    data = np.asarray(data, dtype=float)
     ax.set_facecolor("0.82")  # masked cells show the axes: grey
-    image = ax.imshow(data, cmap=cmap, origin="upper", interpolation="nearest", extent=map_extent(geometry),
+    image = ax.imshow(map_image(data), cmap=cmap or ("RdBu_r" if value.diverging else "viridis"),
+                      origin="upper", interpolation="nearest", extent=map_extent(geometry),
                       aspect="equal" if geometry.get("unit") in ("µm", "point") else "auto")
-    if clim is not None:
-        image.set_clim(*clim)
-    elif data.count():
-        low, high = float(data.min()), float(data.max())
-        image.set_clim(low, high if high > low else low + 1)
-    if colorbar is None:
-        colorbar = ax.figure.colorbar(image, ax=ax, label=value.title)
-    else:
-        colorbar.update_normal(image)
-        colorbar.set_label(value.title)
+    if data.ndim == 2:
+        limits = clim or value_limits(value, data)
+        if limits is not None:
+            image.set_clim(*limits)
+        if colorbar is None:
+            colorbar = ax.figure.colorbar(image, ax=ax, label=value.title)
+        else:
+            colorbar.update_normal(image)
+            colorbar.set_label(value.title)
+    elif colorbar is not None:  # colours need no scale: the one of an earlier drawing goes
+        colorbar.remove()
+        colorbar = None
     ax.set_xlabel(geometry["x_label"])
     ax.set_ylabel(geometry["y_label"])
     if title:

@@ -9,6 +9,15 @@ and the live views share one definition:
 * It has two event streams: :data:`FRAMES_STREAM` (one event per frame, the columns of
   :data:`laue_live._schema.FRAME_COLUMNS`) and :data:`SPOTS_STREAM` (one event page per frame, a
   row per spot, :data:`laue_live._schema.SPOT_COLUMNS`).
+* When the frames are indexed (:func:`indexing_request`: the raw run's start document or the user's
+  settings name a material and a calibration), three more streams, written as the indexing stage
+  catches up, never holding back the spot rows: :data:`GRAINS_STREAM` (a row per grain,
+  :data:`laue_live._schema.GRAIN_COLUMNS`), :data:`SPOT_INDEX_STREAM` (the Miller indices of the
+  indexed spots keyed by ``(frame, spot)``, :data:`laue_live._schema.SPOT_INDEX_COLUMNS`) and
+  :data:`INDEXING_STREAM` (one row per frame, :data:`laue_live._schema.INDEXING_COLUMNS`), and the
+  start document's :data:`INDEXING_KEY` entry says what was used.
+* A *summary* stream's row for a frame is written after that frame's rows of the streams it
+  vouches for (:data:`SUMMARY_STREAMS`): a summary row in the catalog means the frame is complete.
 * In Tiled, the rows of each stream are the appendable table :data:`TABLE_KEY` of the stream's node
   (TiledWriter's layout; only :mod:`laue_live.catalog` goes there).
 * In the *raw run*, the frames are the data key :func:`find_image_field` finds, the stage positions
@@ -19,7 +28,7 @@ and the live views share one definition:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +41,17 @@ __all__ = [
     "SPOTS_STREAM",
     "STREAMS",
     "TABLE_KEY",
+    "GRAINS_STREAM",
+    "SPOT_INDEX_STREAM",
+    "INDEXING_STREAM",
+    "INDEXING_STREAMS",
+    "SUMMARY_STREAMS",
+    "MATERIAL_KEY",
+    "CALIBRATION_KEY",
+    "ENERGY_RANGE_KEY",
+    "INDEXING_KEY",
+    "IndexingRequest",
+    "indexing_request",
     "find_image_field",
     "scan_axes",
     "position_fields",
@@ -56,9 +76,141 @@ SPOTS_STREAM = "spots"
 STREAMS = (FRAMES_STREAM, SPOTS_STREAM)
 #: Key of a stream's appendable table in Tiled: ``<run>/<stream>/internal`` (TiledWriter's layout).
 TABLE_KEY = "internal"
+#: One row per grain found (indexing).
+GRAINS_STREAM = "grains"
+#: ``grain, h, k, l, deviation_px`` of the indexed spots, keyed by ``(frame, spot)`` of the spot table.
+SPOT_INDEX_STREAM = "indexed_spots"
+#: One row per frame: the frame's indexing status (written after its grains and indexed spots).
+INDEXING_STREAM = "indexing"
+#: The streams of the indexing stage, summary first.
+INDEXING_STREAMS = (INDEXING_STREAM, GRAINS_STREAM, SPOT_INDEX_STREAM)
+#: Summary stream -> the streams whose rows of a frame are written before the frame's summary row.
+SUMMARY_STREAMS = {FRAMES_STREAM: (SPOTS_STREAM,), INDEXING_STREAM: (GRAINS_STREAM, SPOT_INDEX_STREAM)}
+
+# -- indexing: what the raw run's start document (or the user's settings) asks for ---------------
+#: The sample's material: a name (``"Si"``), several names (a substrate first, then what grows on
+#: it), or a mapping ``{"name", "lattice": [a, b, c, alpha, beta, gamma], "space_group", "atoms"}``
+#: or ``{"cif": path}``. Already a usual start-document key (copied into the analysis run).
+MATERIAL_KEY = "material"
+#: The detector calibration: a LaueTools ``.det`` path, LaueTools' parameters as a mapping
+#: (``dd, xcen, ycen, xbet, xgam, pixel_size, frame_shape``, or LaueTools' own ``CCDCalibParameters``,
+#: ``pixelsize``, ``framedim``), or the numbers of a ``.det`` first line ``[dd, xcen, ycen, xbet, xgam
+#: (, pixelsize, rows, cols)]``.
+CALIBRATION_KEY = "calibration"
+#: ``[E_min, E_max]`` of the white beam, keV (default 5-23).
+ENERGY_RANGE_KEY = "energy_range"
+#: In a raw start document: ``false`` (no indexing) or a mapping with any of the three keys above
+#: plus indexer options (``max_grains``, ``refine_strain``, ...), taking precedence over them. In an
+#: analysis start document: what the indexing stage used (``enabled``, ``materials``,
+#: ``calibration``, ``energy_range``, ``options``), or ``enabled: false`` and the ``reason``.
+INDEXING_KEY = "indexing"
+_ENERGY_KEYS = (ENERGY_RANGE_KEY, "energy_range_keV")
 
 # Start-document keys that record the raster shape, in the order they are looked for.
 _SHAPE_KEYS = ("shape", "raw_shape", "scan_shape")
+
+
+# ------------------------------------------------------------------------------------------ indexing
+@dataclass(frozen=True)
+class IndexingRequest:
+    """What indexing a run asks for, as plain values.
+
+    :mod:`laue_live.analysis` resolves them into materials, a calibration and indexer settings.
+
+    Attributes
+    ----------
+    material
+        As the start document or the settings give it (see :data:`MATERIAL_KEY`).
+    calibration
+        As given (see :data:`CALIBRATION_KEY`).
+    energy_range
+        ``(E_min, E_max)`` keV, or None for the default.
+    options
+        Indexer options (``laue_live.indexing.IndexerSettings`` fields) from the start document's
+        :data:`INDEXING_KEY` mapping and the settings.
+    sources
+        Where each of ``material``, ``calibration``, ``energy_range`` came from: ``"start"`` or
+        ``"settings"``.
+    """
+
+    material: Any
+    calibration: Any
+    energy_range: tuple[float, float] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+def _start_value(start: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    # The ``indexing`` mapping first, then the top level, then the ``laue_live`` entry (the raster
+    # plan records material and calibration there), then its ``sample`` description.
+    nested = start.get("laue_live") if isinstance(start.get("laue_live"), Mapping) else {}
+    sample = nested.get("sample") if isinstance(nested.get("sample"), Mapping) else {}
+    places = [start.get(INDEXING_KEY), nested.get(INDEXING_KEY), start, nested, sample]
+    for place in places:
+        if isinstance(place, Mapping):
+            for key in keys:
+                if place.get(key) not in (None, "", [], {}):
+                    return place[key]
+    return None
+
+
+def indexing_request(start: Mapping[str, Any], settings: Mapping[str, Any] | None = None, *,
+                     prefer: str = "start") -> tuple[IndexingRequest | None, str]:
+    """Read what indexing a raw run asks for from its start document and the user's settings.
+
+    Parameters
+    ----------
+    start
+        The raw run's start document.
+    settings
+        The user's indexing settings (callback arguments, service settings): ``material``,
+        ``calibration``, ``energy_range``, ``enabled`` (False: never index), and indexer options.
+    prefer
+        ``"start"`` (default): the start document's values win and the settings fill in what it
+        lacks (e.g. the beamline's calibration); ``"settings"``: the settings win.
+
+    Returns
+    -------
+    (request, reason)
+        The request, or None and why not (no material, no calibration, disabled).
+    """
+    settings = dict(settings or {})
+    if settings.pop("enabled", True) is False:
+        return None, "indexing disabled in the settings"
+    if start.get(INDEXING_KEY) is False or (isinstance(start.get("laue_live"), Mapping)
+                                           and start["laue_live"].get(INDEXING_KEY) is False):
+        return None, "indexing disabled by the start document"
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, keys in ((MATERIAL_KEY, (MATERIAL_KEY,)), (CALIBRATION_KEY, (CALIBRATION_KEY,)),
+                       (ENERGY_RANGE_KEY, _ENERGY_KEYS)):
+        from_start = _start_value(start, keys)
+        from_settings = settings.pop(name, None)
+        order = [("start", from_start), ("settings", from_settings)]
+        if prefer == "settings":
+            order.reverse()
+        for source, value in order:
+            if value not in (None, "", [], {}):
+                values[name], sources[name] = value, source
+                break
+    options = {k: v for k, v in settings.items() if v is not None}
+    for place in (start.get(INDEXING_KEY), (start.get("laue_live") or {}).get(INDEXING_KEY)
+                  if isinstance(start.get("laue_live"), Mapping) else None):
+        if isinstance(place, Mapping):
+            options.update({k: v for k, v in place.items()
+                            if k not in (MATERIAL_KEY, CALIBRATION_KEY, *_ENERGY_KEYS, "enabled")})
+    if MATERIAL_KEY not in values:
+        return None, "no material named (start document key 'material' or the settings)"
+    if CALIBRATION_KEY not in values:
+        return None, "no calibration named (start document key 'calibration' or the settings)"
+    energy = values.get(ENERGY_RANGE_KEY)
+    if energy is not None:
+        try:
+            e_min, e_max = (float(e) for e in energy)
+        except (TypeError, ValueError):
+            return None, f"energy_range must be [E_min, E_max] in keV, got {energy!r}"
+        energy = (e_min, e_max)
+    return IndexingRequest(values[MATERIAL_KEY], values[CALIBRATION_KEY], energy, options, sources), ""
 
 
 # ------------------------------------------------------------------------------------------ raw run
@@ -133,6 +285,9 @@ class ScanGeometry:
         ``(slow, fast)``: whether each axis runs backwards on every other pass.
     motors
         Motor names, slow axis first, as recorded, or None.
+    units
+        The motors' engineering units (``"um"`` for the simulated stage), from the raster plan's
+        ``laue_live`` entry or a top-level ``units``; ``""`` if unrecorded.
     """
 
     shape: tuple[int, int] | None
@@ -140,6 +295,12 @@ class ScanGeometry:
     extents: Any
     snaking: tuple[bool, bool]
     motors: Any
+    units: str = ""
+
+    @property
+    def unit_label(self) -> str:
+        """The units for an axis label: ``"µm"`` for ``um``/``micron``, else as recorded."""
+        return {"um": "µm", "micron": "µm", "microns": "µm", "mum": "µm"}.get(self.units.lower(), self.units)
 
 
 def _valid_shape(shape) -> bool:
@@ -164,6 +325,8 @@ def scan_geometry(start: Mapping[str, Any]) -> ScanGeometry:
     """
     nested = start.get("laue_live")
     sources = [start, nested] if isinstance(nested, Mapping) else [start]
+    units = next((str(src["units"]) for src in (start, *sources[1:])
+                  if isinstance(src.get("units"), str)), "")
     for src in sources:
         for key in _SHAPE_KEYS:
             shape = src.get(key)
@@ -171,9 +334,10 @@ def scan_geometry(start: Mapping[str, Any]) -> ScanGeometry:
                 dims = [int(n) for n in shape]
                 return ScanGeometry(shape=(1, dims[0]) if len(dims) == 1 else (dims[0], dims[1]),
                                     ndim=len(dims), extents=src.get("extents"),
-                                    snaking=_snaking(src.get("snaking")), motors=src.get("motors"))
+                                    snaking=_snaking(src.get("snaking")), motors=src.get("motors"),
+                                    units=units)
     return ScanGeometry(shape=None, ndim=0, extents=start.get("extents"),
-                        snaking=_snaking(start.get("snaking")), motors=start.get("motors"))
+                        snaking=_snaking(start.get("snaking")), motors=start.get("motors"), units=units)
 
 
 def imshow_extent(extents, shape: tuple[int, int]) -> tuple[float, float, float, float] | None:

@@ -31,12 +31,17 @@ __all__ = [
     "Column",
     "SPOT_COLUMNS",
     "FRAME_COLUMNS",
+    "GRAIN_COLUMNS",
+    "SPOT_INDEX_COLUMNS",
+    "INDEXING_COLUMNS",
+    "INDEXING_STATUSES",
     "spot_column_names",
     "spot_dtypes",
     "empty_spot_table",
     "conform_spot_table",
     "spot_arrow_schema",
     "frame_arrow_schema",
+    "empty_table",
     "describe_schema_markdown",
 ]
 
@@ -122,6 +127,77 @@ FRAME_COLUMNS: tuple[Column, ...] = (
 )
 
 
+_STRAIN_KEYS = ("xx", "yy", "zz", "xy", "xz", "yz")
+
+#: Columns of the ``grains`` stream of an analysis run: one row per grain found in a frame (the
+#: indexer's :meth:`laue_live.indexing.IndexResult.grains_table` with the frame number first).
+GRAIN_COLUMNS: tuple[Column, ...] = (
+    Column("frame", "int64", "", "frame number within the run, 0-based"),
+    Column("grain", "int32", "", "grain number within the frame, 0-based, in the order found"),
+    Column("material", "str", "", "material name"),
+    Column("n_matched", "int32", "", "spots matched and used in the refinement"),
+    Column("n_predicted", "int32", "", "spots the refined grain predicts on the detector in the energy band"),
+    Column("matched_fraction", "float64", "",
+           "share of the predicted spots observed (a spot within the final radius)"),
+    Column("intensity_fraction", "float64", "",
+           "share of the predicted intensity (kinematic model) on observed spots"),
+    Column("deviation_px", "float64", "px", "mean distance between observed and refined predicted positions"),
+    *(Column(f"u{i + 1}{j + 1}", "float64", "",
+             f"orientation matrix U[{i}, {j}] (q = U B hkl, LaueTools frame)")
+      for i in range(3) for j in range(3)),
+    *(Column(f"strain_{k}", "float64", "", f"deviatoric strain {k} component, crystal frame")
+      for k in _STRAIN_KEYS),
+    Column("equivalent_strain", "float64", "",
+           "von Mises equivalent of the deviatoric strain, sqrt(2/3 e:e)"),
+)
+
+#: Columns of the ``indexed_spots`` stream: the Miller indices of each indexed spot, keyed by
+#: ``(frame, spot)`` like the spot table (spots of no grain have no row: ``grain = -1``, ``h = k = l = 0``).
+SPOT_INDEX_COLUMNS: tuple[Column, ...] = (
+    Column("frame", "int64", "", "frame number within the run, 0-based"),
+    Column("spot", "int32", "", "spot index within its frame (the spot table's `spot`)"),
+    Column("grain", "int32", "", "grain of the frame the spot belongs to (`grains` stream)"),
+    Column("h", "int32", "", "Miller index h (lowest allowed harmonic in the energy band)"),
+    Column("k", "int32", "", "Miller index k"),
+    Column("l", "int32", "", "Miller index l"),
+    Column("deviation_px", "float32", "px",
+           "distance between the spot and its grain's refined predicted position"),
+)
+
+#: What the ``status`` column of the ``indexing`` stream holds.
+INDEXING_STATUSES = {
+    "indexed": "at least one grain found",
+    "no_grain": "searched, no candidate passed the tests (the best candidate's statistics are given)",
+    "failed": "not searched: the frame's spot analysis failed, or the indexer raised (see `reason`)",
+    "not_indexed": "not searched: dropped by the queue policy or left when the run closed (see `reason`); "
+                   "`laue-live index RUN` indexes it later",
+}
+
+#: Columns of the ``indexing`` stream: one row per frame of the run once indexing is on (written after
+#: the frame's ``grains`` and ``indexed_spots`` rows).
+INDEXING_COLUMNS: tuple[Column, ...] = (
+    Column("frame", "int64", "", "frame number within the run, 0-based"),
+    Column("status", "str", "", "indexed, no_grain, failed or not_indexed"),
+    Column("n_grains", "int32", "", "grains found"),
+    Column("n_indexed", "int32", "", "spots given Miller indices"),
+    Column("n_spots", "int32", "", "spots in the frame's spot table"),
+    Column("seconds", "float32", "s", "indexing time of the frame"),
+    Column("reason", "str", "",
+           "why no grain (the best candidate's failed test), why it failed, or why it was not indexed"),
+    Column("best_n_matched", "int32", "", "no grain: spots the best rejected candidate matched (-1 if none)"),
+    Column("best_matched_fraction", "float32", "", "no grain: its matched fraction (NaN if none)"),
+    Column("best_deviation_px", "float32", "px", "no grain: its mean pixel deviation (NaN if none)"),
+)
+
+
+def empty_table(columns: tuple[Column, ...]):
+    """Return an empty pandas DataFrame with the given schema columns at their dtypes."""
+    import pandas as pd  # why: pandas (~0.5 s) loads with the first table, not with the column lists
+
+    return pd.DataFrame({c.name: np.empty(0, dtype=object if c.dtype == "str" else c.dtype)
+                         for c in columns})
+
+
 def spot_column_names() -> list[str]:
     """Names of the spot-table columns, in schema order."""
     return [c.name for c in SPOT_COLUMNS]
@@ -195,4 +271,9 @@ def describe_schema_markdown() -> str:
     lines += [f"| `{c.name}` | {c.dtype} | {c.unit} | {c.description} |" for c in SPOT_COLUMNS]
     lines += ["", "Per-frame summary", "", "| column | dtype | unit | meaning |", "|---|---|---|---|"]
     lines += [f"| `{c.name}` | {c.dtype} | {c.unit} | {c.description} |" for c in FRAME_COLUMNS]
+    for title, cols in (("Grains (`grains` stream)", GRAIN_COLUMNS),
+                        ("Miller indices of the spots (`indexed_spots` stream)", SPOT_INDEX_COLUMNS),
+                        ("Per-frame indexing summary (`indexing` stream)", INDEXING_COLUMNS)):
+        lines += ["", title, "", "| column | dtype | unit | meaning |", "|---|---|---|---|"]
+        lines += [f"| `{c.name}` | {c.dtype} | {c.unit} | {c.description} |" for c in cols]
     return "\n".join(lines) + "\n"

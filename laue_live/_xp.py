@@ -371,7 +371,10 @@ def resolve_device(device="auto", *, quiet: bool = False):
         if not quiet:
             log.info("CUDA is not available: running on the CPU")
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:  # torch's own message names the device types it knows
+        raise SettingsError(f"unknown device {str(device)!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SettingsError(
             f"device {str(device)!r} requested but CUDA is not available here; use 'cpu' or 'auto'"

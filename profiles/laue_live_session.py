@@ -80,8 +80,9 @@ def _want_views(env) -> bool:
 def make_session(env=None) -> dict[str, Any]:
     """Build everything a session needs, by name.
 
-    ``RE``, the devices, ``raster_scan``, ``analysis``, ``live_map``, ``live_frame`` and
-    ``laue_session`` (a summary dict). Nothing runs until a plan does.
+    ``RE``, the devices, ``raster_scan``, ``analysis``, ``live_map``, ``live_frame``, ``grain_map``
+    (the orientation map of an indexed run, or ``LAUE_LIVE_GRAIN_MAP``: misorientation, strain_xx...)
+    and ``laue_session`` (a summary dict). Nothing runs until a plan does.
     """
     env = os.environ if env is None else env
     from bluesky import RunEngine
@@ -95,13 +96,15 @@ def make_session(env=None) -> dict[str, Any]:
     mode = env.get("LAUE_LIVE_MODE", "local")
     views: list = []
     if _want_views(env):
-        from laue_live.views import LiveSpotFrame, LiveSpotMap
+        from laue_live.views import LiveGrainMap, LiveSpotFrame, LiveSpotMap
 
         live_map = LiveSpotMap(env.get("LAUE_LIVE_MAP_COLUMN", "n_good"),
                                spots=env.get("LAUE_LIVE_MAP_SPOTS"),
                                statistic=env.get("LAUE_LIVE_MAP_STAT", "mean"))
-        views = [live_map, LiveSpotFrame()]
-        ns["live_map"], ns["live_frame"] = views
+        # drawn only for an indexed run (a scan naming its material and calibration)
+        grain_map = LiveGrainMap(env.get("LAUE_LIVE_GRAIN_MAP", "orientation"))
+        views = [live_map, LiveSpotFrame(), grain_map]
+        ns["live_map"], ns["live_frame"], ns["grain_map"] = views
         RE.subscribe(views[1])  # the raw frames, for the frame view
     elif env.get("LAUE_LIVE_TABLE", "1") not in ("0", "false", "no"):
         from laue_live.views import LiveSpotTable

@@ -56,7 +56,7 @@ class RealCrop:
     calibration: object
 
 
-# --- accuracy bounds of the shipped networks (tests/cnn/test_shipped_accuracy.py, tests/doubles/) ---
+# --- accuracy bounds of the shipped networks (tests/doubles/test_accuracy.py, tests/cnn/) -----------
 # BOUNDS: figure -> (bound, measured on the shipped network); every figure must stay below its bound.
 
 

@@ -83,6 +83,9 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+TRAIN = "train --out {dir}/m.safetensors --stream-dir {dir}/stream"  # nothing written into the checkout
+BENCH = "bench --quick --lauetools off"
+
 # (id, args with {placeholders}, environment: "catalog" (the session's server and key) or "none",
 #  extra environment, exit code, text the one line must hold)
 CASES = [
@@ -135,6 +138,37 @@ CASES = [
      "the port is already in use"),
     ("watch-host-without-port", "watch localhost", "none", {}, 2, "'localhost:5579'"),
     ("watch-port-without-host", "watch 5579", "none", {}, 2, "'127.0.0.1:5579'"),
+    # training the spot CNN (issue 15): refused before anything is rendered, trained or written
+    ("train-unknown-network", TRAIN + " --network bogus", "none", {}, 2, "--network must be one of"),
+    ("train-unknown-protocol", TRAIN + " --protocol other", "none", {}, 2,
+     "--protocol must be 'stream' or 'paper'"),
+    ("train-samples-zero", TRAIN + " --samples 0", "none", {}, 2, "--samples must be >= 1, got 0"),
+    ("train-chunks-zero", TRAIN + " --chunks 0", "none", {}, 2, "--chunks must be >= 1, got 0"),
+    ("train-real-fraction-one", TRAIN + " --real-fraction 1", "none", {}, 2,
+     "--real-fraction must be in [0, 1)"),
+    ("train-negative-lr", TRAIN + " --lr -0.001", "none", {}, 2, "--lr must be > 0"),
+    ("train-zero-time-limit", TRAIN + " --time-limit 0", "none", {}, 2, "--time-limit must be > 0"),
+    ("train-missing-real-frame", TRAIN + " --real-frames {dir}/nope.tif", "none", {}, 2,
+     "frame file(s) not found"),
+    ("train-compare-without-model", TRAIN + " --report {dir}/r --compare shipped={dir}/nope.safetensors",
+     "none", {}, 2, "--compare wants LABEL=MODEL_FILE with an existing file"),
+    ("train-stream-dir-is-a-file", "train --out {dir}/m.safetensors --stream-dir {dir}/a_file", "none", {}, 2,
+     "--stream-dir {dir}/a_file is a file, not a folder"),
+    ("train-report-under-a-file", TRAIN + " --report {dir}/a_file/r", "none", {}, 2,
+     "part of its path is a file"),
+    ("train-out-is-a-folder", "train --out {dir} --stream-dir {dir}/stream", "none", {}, 2, "is a folder"),
+    ("train-unknown-device", TRAIN + " --device gpu0", "none", {}, 2, "unknown device 'gpu0'"),
+    ("train-cuda-without-cuda", TRAIN + " --device cuda", "none", {}, 2, "CUDA is not available here"),
+    ("train-paper-zero-epochs", TRAIN + " --protocol paper --epochs 0", "none", {}, 2,
+     "--epochs must be >= 1"),
+    # the benchmark: refused before anything is rendered or measured
+    ("bench-missing-model", BENCH + " --model {dir}/nope.safetensors", "none", {}, 1,
+     "model file {dir}/nope.safetensors does not exist"),
+    ("bench-not-a-model", BENCH + " --model {dir}/text.tif", "none", {}, 1,
+     "is not a readable safetensors file"),
+    ("bench-zero-frames", BENCH + " --frames 0", "none", {}, 2, "--frames must be >= 1"),
+    ("bench-json-under-a-file", BENCH + " --json {dir}/a_file/b.json", "none", {}, 2,
+     "--json's folder {dir}/a_file is a file, not a folder"),
 ]
 
 
@@ -157,7 +191,7 @@ def test_a_mistake_is_one_line_and_an_exit_code(runner, world, args, where, extr
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == code, result.output
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert text in lines[0], lines[0]
+    assert text.format(**fill) in lines[0], lines[0]
     assert "Traceback" not in result.output
 
 

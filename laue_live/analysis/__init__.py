@@ -3,7 +3,9 @@
 Shared by the live callback (:mod:`laue_live.callbacks`), reprocessing from Tiled
 (:func:`laue_live.catalog.reprocess_run`) and the standalone service: :class:`FrameAnalyzer`
 (frames -> spot tables), :class:`AnalysisWorker` (bounded queue + worker thread, documented
-queue-full policy) and :class:`AnalysisRunComposer` (event_model documents to any number of sinks).
+queue-full policy), :class:`AnalysisRunComposer` (event_model documents to any number of sinks) and
+the live indexing stage (:class:`IndexingStage`: spot tables -> grains on a thread of its own, set
+up by :class:`IndexingSetup` from the raw run's start document and the user's :class:`IndexingConfig`).
 This package knows no Tiled: the run contract it writes is :mod:`laue_live._run`, and what is done
 with the documents is up to the sinks.
 """
@@ -19,14 +21,32 @@ from laue_live.analysis._frames import (
     loader_from_stream_resource,
     path_from_stream_resource,
 )
+from laue_live.analysis._indexing import (
+    IndexerCache,
+    IndexingConfig,
+    IndexingSetup,
+    IndexingStage,
+    IndexingStats,
+    ResolvedIndexing,
+    resolve_indexing,
+)
 from laue_live.analysis._oom import OOMFallbackAnalyzer, is_out_of_memory, runs_on_cuda
-from laue_live.analysis._worker import QUEUE_POLICIES, AnalysisWorker, WorkerStats
+from laue_live.analysis._queue import QUEUE_POLICIES, PolicyQueue
+from laue_live.analysis._worker import AnalysisWorker, WorkerStats
 
 __all__ = [
     "QUEUE_POLICIES",
     "AnalysisRunComposer",
     "AnalysisWorker",
     "WorkerStats",
+    "PolicyQueue",
+    "IndexerCache",
+    "IndexingConfig",
+    "IndexingSetup",
+    "IndexingStage",
+    "IndexingStats",
+    "ResolvedIndexing",
+    "resolve_indexing",
     "analysis_data_keys",
     "FrameAnalyzer",
     "OOMFallbackAnalyzer",

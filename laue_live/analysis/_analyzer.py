@@ -28,17 +28,15 @@ logger = logging.getLogger(__name__)
 AnalyzeFn = Callable[[Sequence[np.ndarray]], list]
 
 
-def default_method() -> str:
-    """``"cnn"`` if a default CNN model is installed, else ``"fit"``."""
-    try:
-        cnn = importlib.import_module("laue_live.cnn")  # lazy: the CNN package imports torch (~1 s)
-        finder = getattr(cnn, "default_model_path", None)
-        path = finder() if callable(finder) else None
-        if path is not None and getattr(path, "exists", lambda: True)():
-            return "cnn"
-    except Exception as exc:  # no CNN package or weights: the exact fit is always there
-        logger.debug("no default CNN model (%s); using the fit", exc)
-    return "fit"
+def default_method(device: str | None = None, model: str | None = None) -> str:
+    """Return what ``method="auto"`` means on ``device`` (:func:`laue_live.describe.choose_method`).
+
+    The CNN where the model's evaluation measured it accurate and faster than the exact fit on that
+    kind of device, else the fit (the README says which and why).
+    """
+    from laue_live.describe import choose_method  # lazy: describe loads pandas and scipy (~0.3 s)
+
+    return choose_method(device, model)
 
 
 def _model_info(method: str, model: str | None) -> dict[str, str]:
@@ -68,8 +66,9 @@ class FrameAnalyzer:
     Parameters
     ----------
     method
-        ``"fit"`` (exact Gaussian fit) or ``"cnn"``; ``"auto"`` picks ``"cnn"`` when a default
-        model is installed. Without ``func``, any other name is a :class:`SettingsError`.
+        ``"fit"`` (exact Gaussian fit) or ``"cnn"``; ``"auto"``: the one measured better on
+        ``device`` (:func:`laue_live.describe.choose_method`). Without ``func``, any other name is a
+        :class:`SettingsError`.
     model
         CNN model name or path (``method="cnn"`` only); None for the default.
     device
@@ -104,7 +103,7 @@ class FrameAnalyzer:
                                     f"{', '.join(describe.METHODS)} or auto")
             if device is not None:
                 resolve_device(device)
-        self.method = default_method() if method == "auto" else method
+        self.method = default_method(device or "auto", model) if method == "auto" else method
         self.model = model
         self.device = device
         self.params = params

@@ -3,7 +3,8 @@
 Queue-full policy
 -----------------
 The producer (the RunEngine thread) calls :meth:`AnalysisWorker.submit`, which never raises and
-never waits longer than ``block_timeout``:
+never waits longer than ``block_timeout``; the policies are those of
+:class:`laue_live.analysis._queue.PolicyQueue` (shared with the indexing stage):
 
 ``"spill"`` (default, loses nothing)
     When ``queue_size`` frames are waiting, ``submit`` waits up to ``block_timeout`` seconds for
@@ -18,30 +19,33 @@ never waits longer than ``block_timeout``:
     failed frame (``error="dropped: ..."``) and counted in ``dropped``, so that a map shows the hole.
 ``"block"``
     Wait until there is room (slows acquisition down to the analysis rate; never loses a frame).
+
+When the run is indexed, each frame's spot table is handed on to an
+:class:`~laue_live.analysis.IndexingStage` (its own thread and queue) once its documents are out, and
+the stop document waits for that stage to finish (or to record what it could not index).
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from laue_live.analysis._composer import AnalysisRunComposer
 from laue_live.analysis._frames import FrameTask
+from laue_live.analysis._indexing import IndexingSetup, IndexingStage
+from laue_live.analysis._queue import LatencyStats, PolicyQueue, QueueThread
 
-__all__ = ["AnalysisWorker", "QUEUE_POLICIES", "WorkerStats"]
+__all__ = ["AnalysisWorker", "WorkerStats"]
 
 logger = logging.getLogger(__name__)
 
-QUEUE_POLICIES = ("spill", "drop_newest", "block")
-
 
 @dataclass
-class WorkerStats:
+class WorkerStats(LatencyStats):
     """Counters of one worker (read them any time; updated by the worker and the producer)."""
 
     submitted: int = 0
@@ -52,20 +56,9 @@ class WorkerStats:
     batches: int = 0
     max_depth: int = 0
     analysis_seconds: float = 0.0
-    #: seconds from hand-over to documents emitted, for the last 100,000 frames
-    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=100_000))
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the counters as a plain dict (latencies summarised)."""
-        d = {k: v for k, v in self.__dict__.items() if k != "latencies"}
-        if self.latencies:
-            lat = sorted(self.latencies)
-            d["latency_p50_s"] = lat[len(lat) // 2]
-            d["latency_max_s"] = lat[-1]
-        return d
 
 
-class AnalysisWorker:
+class AnalysisWorker(QueueThread):
     """Analyse :class:`FrameTask` items in a thread and emit one analysis run through a composer.
 
     Parameters
@@ -85,26 +78,34 @@ class AnalysisWorker:
         Most frames analysed in one call (their cutouts go through the model together).
     name
         Thread name (for logs).
+    indexing
+        The run's :class:`~laue_live.analysis.IndexingSetup` (opened on the worker's thread before the
+        start document: it starts the run's :class:`~laue_live.analysis.IndexingStage`), or None.
+        Each frame's spot table (or its failure) is handed to the stage after the frame's documents;
+        the stage is closed before the stop document.
+
+    Attributes
+    ----------
+    indexing
+        The run's indexing stage once started (None if the run is not indexed).
     """
 
     def __init__(self, composer: AnalysisRunComposer, analyzer: Callable, *, queue_size: int = 32,
                  policy: str = "spill", block_timeout: float = 0.02, batch_size: int = 8,
-                 name: str = "laue-live-analysis") -> None:
-        if policy not in QUEUE_POLICIES:
-            raise ValueError(f"queue policy must be one of {QUEUE_POLICIES}, not {policy!r}")
-        if queue_size < 1 or batch_size < 1:
-            raise ValueError("queue_size and batch_size must be >= 1")
+                 name: str = "laue-live-analysis", indexing: IndexingSetup | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
         self.composer = composer
         self.analyzer = analyzer
+        self._indexing_setup = indexing
+        self.indexing: IndexingStage | None = None
+        self._name = name
         self.queue_size = queue_size
         self.policy = policy
         self.block_timeout = block_timeout
         self.batch_size = batch_size
         self.stats = WorkerStats()
-        self._items: collections.deque[FrameTask] = collections.deque()
-        self._cond = threading.Condition()
-        self._closing = False
-        self._overflowing = False
+        self._queue = PolicyQueue(queue_size, policy, block_timeout, alive=lambda: self._thread.is_alive())
         self._stop_args: tuple[str | None, str, bool] = (None, "", False)
         self._done = threading.Event()
         self.stop_doc: dict | None = None
@@ -114,9 +115,9 @@ class AnalysisWorker:
     # -- producer side (RunEngine thread): cheap, never raises ----------------------------------------
     def submit(self, task: FrameTask) -> bool:
         """Queue one frame; returns False if it was dropped by the ``drop_newest`` policy."""
-        with self._cond:
+        with self._queue.cond:
             self.stats.submitted += 1
-            if self._closing:
+            if self._queue.closing:
                 if self._done.is_set() or not self._thread.is_alive():
                     # The stop document is out: the frame cannot join the run. Say so, do not pretend.
                     logger.error("frame %d arrived after the analysis run was closed: not analysed "
@@ -124,30 +125,10 @@ class AnalysisWorker:
                     return False
                 logger.error("frame %d submitted after the run was closed; recorded as failed", task.frame)
                 task.source, task.error = None, "frame arrived after the run's stop document"
-            elif self._overflowing and len(self._items) <= self.queue_size // 2:
-                self._overflowing = False  # the worker has caught up: wait briefly again next time
-            if len(self._items) >= self.queue_size and task.error == "":
-                if self.policy == "block":
-                    while len(self._items) >= self.queue_size and self._thread.is_alive():
-                        self._cond.wait(0.5)
-                else:
-                    if not self._overflowing:
-                        # Wait briefly once, for a burst to pass; while the queue stays full, spill
-                        # or drop at once so that a slow analysis does not slow every event down.
-                        self._cond.wait_for(lambda: len(self._items) < self.queue_size, self.block_timeout)
-                    if len(self._items) >= self.queue_size:
-                        self._overflowing = True
-                        if self.policy == "drop_newest":
-                            self.stats.dropped += 1
-                            # Keep a tiny marker so that the frame shows up as dropped, not missing.
-                            task.source = None
-                            task.error = "dropped: analysis queue full (policy drop_newest)"
-                        else:
-                            self.stats.spilled += 1
-            self._items.append(task)
-            self.stats.max_depth = max(self.stats.max_depth, len(self._items))
-            self._cond.notify_all()
-        return not task.error.startswith("dropped")
+            outcome = self._queue.put(task, on_drop=_mark_dropped, exempt=task.error != "")
+            self.stats.dropped, self.stats.spilled = self._queue.dropped, self._queue.spilled
+            self.stats.max_depth = self._queue.max_depth
+        return outcome != "dropped"
 
     def close(self, raw_exit_status: str | None = None, reason: str = "", *,
               interrupted: bool = False) -> None:
@@ -156,48 +137,31 @@ class AnalysisWorker:
         ``interrupted=True``: frames are missing (the producer failed); the stop says so
         (``exit_status="fail"``, ``interrupted: True``) and the run stays resumable.
         """
-        with self._cond:
-            self._closing = True
+        with self._queue.cond:
             self._stop_args = (raw_exit_status, reason, interrupted)
-            self._cond.notify_all()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait until the stop document is emitted; True if it was within ``timeout`` seconds."""
-        return self._done.wait(timeout)
-
-    @property
-    def depth(self) -> int:
-        """Frames waiting in the queue."""
-        return len(self._items)
-
-    @property
-    def done(self) -> bool:
-        """True once the analysis run's stop document has been emitted."""
-        return self._done.is_set()
+            self._queue.close()
 
     # -- worker thread -------------------------------------------------------------------------------
-    def _take(self) -> list[FrameTask] | None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._items or self._closing)
-            if not self._items:
-                return None  # closing and drained
-            batch = [self._items.popleft() for _ in range(min(self.batch_size, len(self._items)))]
-            self._cond.notify_all()
-            return batch
-
     def _run(self) -> None:
         try:
+            if self._indexing_setup is not None:
+                try:  # resolves the materials and calibration here, off the RunEngine's thread
+                    self.indexing = self._indexing_setup.open(self.composer, name=f"{self._name}-indexing")
+                except Exception:
+                    logger.exception("could not start the indexing stage; the run is not indexed")
             self.composer.start()
-            while (batch := self._take()) is not None:
+            while (batch := self._queue.take(self.batch_size)) is not None:
                 self.process(batch)
         except Exception:  # a bug here must not leave the run without a stop document
             logger.exception("analysis worker crashed; remaining frames recorded as failed")
-            with self._cond:
-                rest = list(self._items)
-                self._items.clear()
-            for t in rest:
+            for t in self._queue.drain():
                 self._emit_safely(t, None, 0.0, "analysis worker crashed")
         finally:
+            if self.indexing is not None:
+                try:  # the stop document counts the frames indexed: let the stage finish (bounded)
+                    self.indexing.close()
+                except Exception:
+                    logger.exception("could not close the indexing stage")
             try:
                 raw_status, reason, interrupted = self._stop_args
                 self.stop_doc = self.composer.stop(raw_status, reason, interrupted=interrupted)
@@ -206,11 +170,15 @@ class AnalysisWorker:
             self._done.set()
 
     def _emit_safely(self, task: FrameTask, spots, seconds: float, error: str) -> None:
+        table = None
         try:
-            self.composer.frame(task.frame, spots, x=task.x, y=task.y, seconds=seconds, error=error,
-                                dropped=error.startswith("dropped"))
+            table = self.composer.frame(task.frame, spots, x=task.x, y=task.y, seconds=seconds, error=error,
+                                        dropped=error.startswith("dropped"))
         except Exception:
             logger.exception("frame %d: could not emit its documents", task.frame)
+        if self.indexing is not None:
+            # after the frame's documents: the spot rows never wait for the indexing
+            self.indexing.submit(task.frame, table, error or ("" if table is not None else "no spot table"))
         self.stats.analysed = self.composer.frames_analysed
         self.stats.failed = self.composer.frames_failed
         self.stats.latencies.append(time.monotonic() - task.received)
@@ -264,3 +232,10 @@ class AnalysisWorker:
         dt = time.perf_counter() - t0
         self.stats.analysis_seconds += dt
         self._emit_safely(task, table, dt, error)
+
+
+def _mark_dropped(task: FrameTask) -> FrameTask:
+    # Keep a tiny marker so that the frame shows up as dropped, not missing.
+    task.source = None
+    task.error = "dropped: analysis queue full (policy drop_newest)"
+    return task

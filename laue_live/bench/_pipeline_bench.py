@@ -28,6 +28,7 @@ import numpy as np
 from laue_live.bench._device import h100_rates, measure_device, measured_rates, work_ceilings
 from laue_live.bench._report import write_json
 from laue_live.bench._targets import BM32_SHAPE, LARGE_SHAPE, evaluate_targets
+from laue_live.describe import choose_method
 
 __all__ = ["BenchConfig", "run_benchmark", "PAPER_TABLE5_MS"]
 
@@ -528,6 +529,8 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True,
             "cnn_fp32": FramePipeline("cnn", device, model=model, precision="fp32", **kw),
         }
         res["cnn_precision"] = pipes["cnn"].cnn.precision
+        res["cnn_polish"] = pipes["cnn"].cnn.polish
+        res["auto_method"] = choose_method(device, model)  # what method="auto" runs on this device
         res["batch_frames"] = pipes["fit"].batch_frames
         # sustained: a long sequence through pipe.stream with the pipeline's batching; the rows the
         # targets are stated for first

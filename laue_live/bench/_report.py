@@ -37,7 +37,9 @@ def format_report(res: dict[str, Any]) -> str:
         f"numpy {env['numpy']}, scipy {env['scipy']}, Python {env['python']}, laue-live {env['laue_live']}",
         f"load average at start/end: {env['load_avg_start']} / {env['load_avg_end']} "
         "(other jobs on the machine slow every figure)",
-        f"CNN: {res['model']}, precision {res['cnn_precision']}; pipeline batch: "
+        f"CNN: {res['model']}, precision {res['cnn_precision']}, then "
+        f"{res.get('cnn_polish', 0)} iteration(s) of the fit from its prediction; method='auto' on this "
+        f"device: {res.get('auto_method', '?')} (recorded in the model file); pipeline batch: "
         f"{res.get('batch_frames', 1)} frame(s)",
         "",
         "| stage / path | frames/s | spots/s | p50 ms | p99 ms | CPU ms p50 |",

@@ -17,6 +17,9 @@ from laue_live.analysis import (
     AnalysisWorker,
     FrameAnalyzer,
     FrameTask,
+    IndexerCache,
+    IndexingConfig,
+    IndexingSetup,
     loader_from_resource,
     loader_from_stream_resource,
     make_analyzer,
@@ -43,13 +46,20 @@ class LaueSpotCallback(DocumentRouter):
     documents (HDF5) or by legacy ``resource``/``datum`` documents (``AD_HDF5``, ``NPY_SEQ``).
     A run with no image field (a data key with a 2-D shape) is ignored: no analysis run is made.
 
+    When the run's start document (keys ``material`` and ``calibration``, see :mod:`laue_live._run`)
+    or ``indexing`` names a material and a calibration, every frame's spot table is also indexed, by
+    a stage with a thread and a queue of its own that never holds the spot tables up
+    (:class:`laue_live.analysis.IndexingStage`): the analysis run then has ``grains``,
+    ``indexed_spots`` and ``indexing`` streams too.
+
     Parameters
     ----------
     sinks
         Callables ``sink(name, doc)`` that receive the analysis run's documents (e.g.
         ``laue_live.catalog.make_analysis_writer(client)``, a 0MQ publisher, a live view).
     method
-        ``"fit"``, ``"cnn"`` or ``"auto"`` (cnn if the default model exists).
+        ``"fit"``, ``"cnn"`` or ``"auto"`` (the one measured better on the device:
+        ``laue_live.describe.choose_method``).
     analyzer
         A :class:`laue_live.analysis.FrameAnalyzer` shared by all runs (the model is loaded
         once), or a function ``frames -> list[DataFrame]``; overrides ``method``.
@@ -67,6 +77,12 @@ class LaueSpotCallback(DocumentRouter):
         Extra keys for the analysis run's start document.
     handlers
         Extra legacy ``resource`` handlers: ``{spec: f(resource, datum_kwargs) -> loader}``.
+    indexing
+        :class:`laue_live.analysis.IndexingConfig` (defaults for runs that do not name a material or
+        calibration, the stage's queue and policy), ``False`` to never index; default: index the
+        runs whose start document names both.
+    indexer_cache
+        Indexers shared with other runs (:class:`laue_live.analysis.IndexerCache`).
     """
 
     def __init__(self, sinks: Iterable = (), *, method: str = "auto",
@@ -74,7 +90,8 @@ class LaueSpotCallback(DocumentRouter):
                  position_fields: tuple[str, str] | None = None, stream: str | None = None,
                  queue_size: int = 32, policy: str = "spill", block_timeout: float = 0.02,
                  batch_size: int = 8, metadata: Mapping[str, Any] | None = None,
-                 handlers: Mapping[str, Any] | None = None) -> None:
+                 handlers: Mapping[str, Any] | None = None, indexing: IndexingConfig | bool | None = None,
+                 indexer_cache: IndexerCache | None = None) -> None:
         super().__init__()
         self.sinks = list(sinks)
         self.analyzer = make_analyzer(method, analyzer)
@@ -85,6 +102,8 @@ class LaueSpotCallback(DocumentRouter):
                                batch_size=batch_size)
         self.metadata = dict(metadata or {})
         self.handlers = dict(handlers or {})
+        self.indexing = _indexing_config(indexing)
+        self.indexer_cache = indexer_cache or IndexerCache()
         self.raw_start: dict | None = None
         self.worker: AnalysisWorker | None = None
         self.composer: AnalysisRunComposer | None = None
@@ -138,8 +157,13 @@ class LaueSpotCallback(DocumentRouter):
         return True if self.worker is None else self.worker.join(timeout)
 
     def stats(self) -> dict[str, Any]:
-        """Worker counters plus the RunEngine-thread time per event (``re_ms_mean``, ``re_ms_max``)."""
+        """Worker counters plus the RunEngine-thread time per event (``re_ms_mean``, ``re_ms_max``).
+
+        With indexing, the indexing stage's counters are under ``"indexing"``.
+        """
         d: dict[str, Any] = self.worker.stats.as_dict() if self.worker else {}
+        if self.worker is not None and self.worker.indexing is not None:
+            d["indexing"] = self.worker.indexing.stats.as_dict()
         if self.re_seconds:
             s = sorted(self.re_seconds)
             d.update(re_ms_mean=1e3 * sum(s) / len(s), re_ms_p99=1e3 * s[int(0.99 * (len(s) - 1))],
@@ -183,9 +207,11 @@ class LaueSpotCallback(DocumentRouter):
                   "position_fields": [p for p in self._pos if p is not None]}
             self.composer = AnalysisRunComposer(self.sinks, self.raw_start, self.analyzer.describe(),
                                                 image_field=field, metadata=md)
+            # cheap here (plain values); materials and calibration are resolved on the worker's thread
+            setup = IndexingSetup.for_run(self.raw_start, self.indexing, self.indexer_cache)
             self.worker = AnalysisWorker(self.composer, self.analyzer,
                                          name=f"laue-live-analysis-{self.raw_start['uid'][:8]}",
-                                         **self._worker_kw)
+                                         indexing=setup, **self._worker_kw)
             logger.info("run %s: analysing %r of stream %r (%s) into analysis run %s",
                         self.raw_start["uid"][:8], field, self.stream, kind, self.composer.uid[:8])
         for name, early in self._early.pop(doc["uid"], []):
@@ -326,6 +352,16 @@ class LaueSpotCallback(DocumentRouter):
         self._pending.clear()
         self.worker.close(doc.get("exit_status"), doc.get("reason", "") or "")
         return doc
+
+
+def _indexing_config(indexing: IndexingConfig | bool | None) -> IndexingConfig:
+    if isinstance(indexing, IndexingConfig):
+        return indexing
+    if indexing is None or indexing is True:
+        return IndexingConfig()
+    if indexing is False:
+        return IndexingConfig(enabled=False)
+    raise TypeError(f"indexing must be an IndexingConfig, True, False or None, not {type(indexing).__name__}")
 
 
 def _num(v: Any) -> float:

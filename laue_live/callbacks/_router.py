@@ -12,7 +12,7 @@ from typing import Any
 
 from event_model import RunRouter
 
-from laue_live.analysis import make_analyzer
+from laue_live.analysis import IndexerCache, make_analyzer
 from laue_live.callbacks._callback import LaueSpotCallback
 
 __all__ = ["LaueSpotCallbackFactory", "laue_spot_callback_factory", "make_run_router", "LaueRunRouter"]
@@ -50,7 +50,9 @@ class LaueSpotCallbackFactory:
         for the analyser made here (see :class:`laue_live.analysis.FrameAnalyzer`; ignored when
         ``analyzer`` is a ready :class:`~laue_live.analysis.FrameAnalyzer`).
     **options
-        Passed to :class:`LaueSpotCallback` (``image_field``, ``queue_size``, ``policy``, ...).
+        Passed to :class:`LaueSpotCallback` (``image_field``, ``queue_size``, ``policy``,
+        ``indexing`` ...). The indexers (one build per material and calibration, ~0.3 s) are shared
+        by the callbacks of all runs.
     """
 
     def __init__(self, sinks: Iterable[Callable] = (), *, method: str = "auto", analyzer: Any = None,
@@ -63,6 +65,7 @@ class LaueSpotCallbackFactory:
         self.sink_factory = sink_factory
         self.analyzer = make_analyzer(method, analyzer, pipeline=pipeline, device=device)
         self.options = options
+        self.options.setdefault("indexer_cache", IndexerCache())
         self.exit_timeout = exit_timeout
         self.callbacks: list[LaueSpotCallback] = []
         self._lock = threading.Lock()

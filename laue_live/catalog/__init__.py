@@ -1,7 +1,8 @@
 """The Tiled catalog of laue-live: settings, the embedded server, writing, recovery, queries.
 
 Everything that knows Tiled lives here: the analysis-run writer, the recovery of interrupted runs
-(resume, reprocessing from Tiled, the local journal replayed after an outage), queries, and the
+(resume, reprocessing from Tiled, the local journal replayed after an outage), queries (spot
+tables, summaries, grains, quality and grain maps), indexing runs already in the catalog, and the
 training source. Where a run's data are in Tiled is known to one module, ``_layout``. Tiled itself
 is imported only inside the functions, so ``import laue_live.catalog`` stays cheap.
 """
@@ -14,7 +15,15 @@ from laue_live.catalog._client import (
     ensure_container,
     open_catalog,
 )
+from laue_live.catalog._grains import (
+    get_grains,
+    get_spot_indices,
+    indexing_info,
+    indexing_summary,
+    run_materials,
+)
 from laue_live.catalog._import import IMPORT_IMAGE_KEY, frame_run_documents, import_frames, scan_positions
+from laue_live.catalog._index import IndexRunResult, index_run, indexing_setup_of
 from laue_live.catalog._layout import (
     NotInCatalogError,
     image_array,
@@ -24,7 +33,14 @@ from laue_live.catalog._layout import (
 )
 from laue_live.catalog._plot import plot_quality_map
 from laue_live.catalog._postgres import LocalPostgres, find_postgres_bindir, postgres_unavailable_reason
-from laue_live.catalog._query import frame_summary, get_spot_table, map_values, quality_map, raster_geometry
+from laue_live.catalog._query import (
+    frame_summary,
+    get_spot_table,
+    map_values,
+    orientation_map,
+    quality_map,
+    raster_geometry,
+)
 from laue_live.catalog._reprocess import ReprocessResult, reprocess_run
 from laue_live.catalog._resume import ResumeSink
 from laue_live.catalog._runs import (
@@ -93,6 +109,9 @@ __all__ = [
     "ResumeSink",
     "ReprocessResult",
     "reprocess_run",
+    "IndexRunResult",
+    "index_run",
+    "indexing_setup_of",
     "DocumentJournal",
     "ReplayResult",
     "SpooledAnalysisWriter",
@@ -119,6 +138,13 @@ __all__ = [
     "quality_map",
     "map_values",
     "plot_quality_map",
+    # reading the indexing
+    "get_grains",
+    "get_spot_indices",
+    "indexing_info",
+    "indexing_summary",
+    "orientation_map",
+    "run_materials",
     # training
     "CatalogCutoutSource",
     "TiledFrameLoader",

@@ -25,6 +25,7 @@ __all__ = [
     "create_stream_table",
     "read_stream_table",
     "written_frames",
+    "stream_frames",
     "ensure_stream_nodes",
     "frames_node",
     "image_array",
@@ -95,13 +96,15 @@ def read_stream_table(run, stream: str, columns: list[str] | None = None):
     return table.read(columns=columns) if columns else table.read()
 
 
+def stream_frames(run, stream: str) -> set[int]:
+    """Frame numbers that have rows in ``stream`` of an analysis run in Tiled (empty if none yet)."""
+    table = read_stream_table(run, stream, ["frame"])
+    return set(table["frame"].astype(int).tolist()) if len(table) else set()
+
+
 def written_frames(run) -> tuple[set[int], set[int]]:
     """Frame numbers of an analysis run that have a ``frames`` row, and those that have ``spots`` rows."""
-    frames = read_stream_table(run, FRAMES_STREAM, ["frame"])
-    spots = read_stream_table(run, SPOTS_STREAM, ["frame"])
-    f = set(frames["frame"].astype(int).tolist()) if len(frames) else set()
-    s = set(spots["frame"].astype(int).tolist()) if len(spots) else set()
-    return f, s
+    return stream_frames(run, FRAMES_STREAM), stream_frames(run, SPOTS_STREAM)
 
 
 def ensure_stream_nodes(run, descriptors: list[dict]) -> list[str]:

@@ -17,8 +17,25 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from laue_live._errors import DocumentError
-from laue_live._run import ANALYSIS_KIND, FRAMES_STREAM, RAW_UID, SPOTS_STREAM, position_fields
-from laue_live.analysis import AnalysisRunComposer, AnalysisWorker, FrameAnalyzer, FrameTask, make_analyzer
+from laue_live._run import (
+    ANALYSIS_KIND,
+    FRAMES_STREAM,
+    INDEXING_STREAMS,
+    RAW_UID,
+    SPOTS_STREAM,
+    position_fields,
+)
+from laue_live.analysis import (
+    AnalysisRunComposer,
+    AnalysisWorker,
+    FrameAnalyzer,
+    FrameTask,
+    IndexingConfig,
+    IndexingSetup,
+    make_analyzer,
+)
+from laue_live.catalog._grains import indexing_info, indexing_summary
+from laue_live.catalog._index import index_run, indexing_setup_of
 from laue_live.catalog._layout import frames_node, read_stream_table, written_frames
 from laue_live.catalog._resume import ResumeSink
 from laue_live.catalog._runs import find_analysis_runs, get_run, run_finished
@@ -76,7 +93,7 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
                   analyzer: FrameAnalyzer | Callable | None = None, resume: bool | str = False,
                   sinks: Iterable[Callable] = (), image_field: str | None = None, stream: str = "primary",
                   batch_size: int = 8, progress: bool = True, writer_kwargs: dict | None = None,
-                  **analyzer_kwargs: Any) -> ReprocessResult:
+                  indexing: IndexingConfig | bool | None = None, **analyzer_kwargs: Any) -> ReprocessResult:
     """Analyse a raw run from the catalog (frames read from Tiled) and write an analysis run.
 
     Parameters
@@ -103,6 +120,12 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
         Show a tqdm progress bar.
     writer_kwargs
         Passed to :func:`make_analysis_writer` (new runs only).
+    indexing
+        Index the frames too (as the live path does): an :class:`~laue_live.analysis.IndexingConfig`
+        (its material and calibration, if given, win over the raw run's start document), ``False``
+        never; default: when the raw run's start document names a material and a calibration. A
+        resumed run continues with what it was indexed with (frames that have spot rows but no
+        indexing row are indexed from Tiled first).
 
     Returns
     -------
@@ -131,6 +154,9 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
             target = open_runs[-1] if open_runs else None
     writer = None
     skip: set[int] = set()
+    setup = None
+    if not isinstance(indexing, IndexingConfig):
+        indexing = IndexingConfig(enabled=indexing is not False)
     if target is not None:
         tstart = dict(target.metadata["start"])
         if tstart.get("kind") != ANALYSIS_KIND or tstart.get(RAW_UID) != start["uid"]:
@@ -145,14 +171,26 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
             redo = set(lost["frame"].astype(int).tolist())
         skip = (done_frames | done_spots) - redo
         n_failed = int(frames_tab["failed"].astype(bool).sum()) if len(frames_tab) else 0
+        index_md, index_rows, index_counts = None, None, None
+        if indexing_info(target).get("enabled") and indexing.enabled:
+            # the frames already analysed but not indexed: indexed now from their rows in Tiled
+            index_run(catalog, target, frames=skip, progress=False, record=False)
+            resolved = indexing_setup_of(target, catalog)
+            setup, index_md = IndexingSetup(resolved, indexing), resolved.metadata()
+            index_rows = {name: len(read_stream_table(target, name, ["frame"])) for name in INDEXING_STREAMS}
+            status = indexing_summary(target)["status"]
+            index_counts = {k: int((status == k).sum()) for k in ("indexed", "no_grain", "failed",
+                                                                   "not_indexed")}
+            index_counts["grains"] = len(read_stream_table(target, "grains", ["frame"]))
         composer = AnalysisRunComposer(
             [_SkipSummaries(ResumeSink(target), redo), *sinks], start,
             {"method": tstart.get("method"), "model": tstart.get("model", {}),
              "params": tstart.get("analysis_params", {})},
-            image_field=field, uid=tstart["uid"])
+            image_field=field, uid=tstart["uid"], indexing=index_md)
         composer.resume(tstart, frame_rows=len(frames_tab),
                         spot_rows=len(read_stream_table(target, SPOTS_STREAM, ["frame"])),
-                        analysed=len(frames_tab) - n_failed - len(redo), failed=n_failed)
+                        analysed=len(frames_tab) - n_failed - len(redo), failed=n_failed,
+                        index_rows=index_rows, index_counts=index_counts)
         # Frames whose spot rows are written but whose summary row is not: summarise from the rows.
         _summarise_orphans(composer, target, done_spots - done_frames, xs, ys)
         if analyzer.method != tstart.get("method"):
@@ -162,8 +200,9 @@ def reprocess_run(catalog, run_id: str | int, *, method: str = "auto", model: st
         writer = make_analysis_writer(catalog, **(writer_kwargs or {}))
         composer = AnalysisRunComposer([writer, *sinks], start, analyzer.describe(), image_field=field,
                                        metadata={"reprocessed": True, "raw_stream": stream})
+        setup = IndexingSetup.for_run(start, indexing)
     worker = AnalysisWorker(composer, analyzer, queue_size=2 * batch_size, policy="block",
-                            batch_size=batch_size, name="laue-live-reprocess")
+                            batch_size=batch_size, name="laue-live-reprocess", indexing=setup)
     todo = [i for i in range(n) if i not in skip]
     logger.info("%s raw run %s: %d frames, %d to analyse into %s", "resuming" if target else "reprocessing",
                 start["uid"][:8], n, len(todo), composer.uid[:8])

@@ -16,8 +16,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from laue_live._run import FRAMES_STREAM
-from laue_live.catalog._layout import column_dtype, create_stream_table, stream_table_node
+from laue_live._run import SUMMARY_STREAMS
+from laue_live.catalog._layout import (
+    column_dtype,
+    create_stream_table,
+    ensure_stream_nodes,
+    stream_table_node,
+)
 
 __all__ = ["ResumeSink"]
 
@@ -28,8 +33,9 @@ class ResumeSink:
     """A document sink that appends an analysis run's new rows to the run's existing Tiled tables.
 
     The ``start`` document is not written again (the run exists); descriptors are matched to
-    the existing streams by name; ``event``/``event_page`` rows are buffered and appended in
-    batches of ``max_rows``; ``stop`` flushes and writes the stop document into the metadata.
+    the existing streams by name (a stream the run lacks is created); ``event``/``event_page``
+    rows are buffered and appended in batches of ``max_rows``; ``stop`` flushes and writes the stop
+    document into the metadata.
 
     Parameters
     ----------
@@ -47,11 +53,17 @@ class ResumeSink:
         self._buf: dict[str, list[dict[str, Any]]] = {}
         self._n: dict[str, int] = {}
         self.rows_written = 0
+        self._known: set[str] = set()
 
     def __call__(self, name: str, doc: dict) -> None:
         if name == "descriptor":
             self._names[doc["uid"]] = doc["name"]
             self._keys[doc["name"]] = doc["data_keys"]
+            if doc["name"] not in self._known:
+                # a stream the run lacks (e.g. indexing added to a finished run): made as TiledWriter would
+                for made in ensure_stream_nodes(self.run, [doc]):
+                    logger.info("run %s: stream %r created", self.run.metadata["start"]["uid"][:8], made)
+                self._known.add(doc["name"])
         elif name == "event":
             self._add(doc["descriptor"], {"seq_num": [doc["seq_num"]], "time": [doc["time"]],
                                           **{k: [v] for k, v in doc["data"].items()},
@@ -68,7 +80,7 @@ class ResumeSink:
         self._buf.setdefault(stream, []).append(cols)
         self._n[stream] = self._n.get(stream, 0) + len(cols["seq_num"])
         if self._n[stream] >= self.max_rows:
-            if stream == FRAMES_STREAM:
+            if stream in SUMMARY_STREAMS:
                 self.flush()
             else:
                 self._flush(stream)
@@ -79,8 +91,8 @@ class ResumeSink:
         return sum(self._n.values())
 
     def flush(self) -> None:
-        """Append every buffered row now (summaries last: a summary row means its spot rows are there)."""
-        for stream in sorted(self._buf, key=lambda name: name == FRAMES_STREAM):
+        """Append every buffered row now (summaries last: a summary row means its frame's rows are there)."""
+        for stream in sorted(self._buf, key=lambda name: name in SUMMARY_STREAMS):
             self._flush(stream)
 
     def _flush(self, stream: str) -> None:

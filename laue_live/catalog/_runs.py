@@ -247,7 +247,16 @@ def get_run(catalog, run: str | int, where: str = "analysis"):
         key = int(run)
     container = _container(catalog, where)
     if isinstance(key, int) and key > 0:
-        return _by_scan_id(container, key, where)
+        try:
+            return _by_scan_id(container, key, where)
+        except NotInCatalogError:
+            if key is run or len(run) < 8:
+                raise
+            try:  # not a scan id: a uid prefix made of digits only (one uid in 40 begins with 8 of them)
+                return container[run]
+            except (KeyError, IndexError, ValueError):
+                pass
+            raise
     try:
         return container[key]
     except (KeyError, IndexError, ValueError):

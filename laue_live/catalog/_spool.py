@@ -27,7 +27,7 @@ import numpy as np
 from laue_live._errors import LaueLiveError
 from laue_live._journal import JOURNAL_SUFFIX, DocumentJournal, read_journal
 from laue_live._run import FRAMES_STREAM, SPOTS_STREAM
-from laue_live.catalog._layout import ensure_stream_nodes, written_frames
+from laue_live.catalog._layout import ensure_stream_nodes, stream_frames
 from laue_live.catalog._resume import ResumeSink
 from laue_live.catalog._writer import make_analysis_writer
 
@@ -51,6 +51,8 @@ class ReplayResult:
         Frames recorded in the journal's ``frames`` stream.
     frames_replayed, spot_rows_replayed
         ``frames`` rows and ``spots`` rows written now (the others were already in Tiled).
+    other_rows_replayed
+        Rows of the other streams (the indexing streams) written now.
     stopped
         True if the journal holds the stop document (then the run is complete in Tiled).
     """
@@ -60,6 +62,7 @@ class ReplayResult:
     frames_in_journal: int = 0
     frames_replayed: int = 0
     spot_rows_replayed: int = 0
+    other_rows_replayed: int = 0
     stopped: bool = False
     frames: set[int] = field(default_factory=set, repr=False)
 
@@ -141,7 +144,8 @@ def replay_journal(path: str | os.PathLike, container, *, timeout: float = 120.0
         return result
     for name in ensure_stream_nodes(run, [d for n, d in docs if n == "descriptor"]):
         logger.info("run %s: stream %r created from the journal", start["uid"][:8], name)
-    have = dict(zip((FRAMES_STREAM, SPOTS_STREAM), written_frames(run), strict=True))
+    # keyed by (stream, frame): a frame's rows of a stream are one page, written whole or not at all
+    have = {stream: stream_frames(run, stream) for stream in set(stream_of.values())}
     sink = ResumeSink(run)
     for n, d in docs:
         if n == "start":
@@ -161,8 +165,10 @@ def replay_journal(path: str | os.PathLike, container, *, timeout: float = 120.0
                 result.frames_replayed += rows
             elif stream == SPOTS_STREAM:
                 result.spot_rows_replayed += rows
-        if n == "stop" and run.metadata.get("stop") and not (result.frames_replayed
-                                                             or result.spot_rows_replayed):
+            else:
+                result.other_rows_replayed += rows
+        replayed = result.frames_replayed or result.spot_rows_replayed or result.other_rows_replayed
+        if n == "stop" and run.metadata.get("stop") and not replayed:
             continue  # complete already
         sink(n, d)
     if not result.stopped:
@@ -303,9 +309,10 @@ class SpooledAnalysisWriter:
                 delay = min(delay * 2, self.max_retry_interval_s)
                 continue
             delay = self.retry_interval_s
-            if res.frames_replayed or res.spot_rows_replayed:
-                logger.warning("run %s: %d frame rows and %d spot rows written from the journal",
-                               run[:8], res.frames_replayed, res.spot_rows_replayed)
+            if res.frames_replayed or res.spot_rows_replayed or res.other_rows_replayed:
+                logger.warning("run %s: %d frame rows, %d spot rows and %d other rows written from the "
+                               "journal", run[:8], res.frames_replayed, res.spot_rows_replayed,
+                               res.other_rows_replayed)
             path.unlink(missing_ok=True)
             # the writer's own journal of its failed appends: this journal made up for them
             (self.journal.directory / "rows" / f"{run}{JOURNAL_SUFFIX}").unlink(missing_ok=True)

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from laue_live._errors import LaueLiveError
 from laue_live._journal import DocumentJournal
-from laue_live._run import FRAMES_STREAM, SPOTS_STREAM
+from laue_live._run import FRAMES_STREAM, SPOTS_STREAM, SUMMARY_STREAMS
 from laue_live.catalog._layout import column_dtype, create_stream_table
 
 __all__ = ["AnalysisWriter", "CatalogWriteError", "make_analysis_writer"]
@@ -49,7 +49,9 @@ __all__ = ["AnalysisWriter", "CatalogWriteError", "make_analysis_writer"]
 logger = logging.getLogger(__name__)
 
 _STOP = object()
-_SUMMARY = FRAMES_STREAM  # the stream of per-frame summary rows: written after the frame's other rows
+# Summary streams (per-frame rows: ``frames``, ``indexing``) are written after the frame's rows of the
+# streams they vouch for; a stream's summary, if it has one:
+_SUMMARY_OF = {row_stream: summary for summary, rows in SUMMARY_STREAMS.items() for row_stream in rows}
 
 
 class CatalogWriteError(LaueLiveError, RuntimeError):
@@ -132,7 +134,8 @@ class AnalysisWriter:
         self._failed_runs: set[str] = set()
         self._failed_descriptors: set[str] = set()
         self._preset: dict[tuple[str, str], set[int]] = {}  # (run uid, stream) -> frames already in Tiled
-        self._held: dict[str, set[int]] = {}  # run uid -> frames whose spot rows were given up
+        # (run uid, summary stream) -> frames whose rows (spots, grains...) were given up
+        self._held: dict[tuple[str, str], set[int]] = {}
         self._lock = threading.Lock()
         self.errors: list[BaseException] = []
         self.unwritten: list[Any] = []  # pyarrow tables given up on (when no spool_dir)
@@ -359,7 +362,7 @@ class AnalysisWriter:
     def _flush_all(self, run_uid: str | None = None) -> None:
         # The per-frame summaries (``frames``) go last: a frame's summary row in Tiled means its
         # spot rows are there too, which is what resume relies on (the sender keeps this order).
-        for s in sorted(self._streams.values(), key=lambda s: s.name == _SUMMARY):
+        for s in sorted(self._streams.values(), key=lambda s: s.name in SUMMARY_STREAMS):
             if run_uid is None or s.run_uid == run_uid:
                 self._flush_stream(s)
 
@@ -384,9 +387,10 @@ class AnalysisWriter:
     def _flush_stream(self, s: _Stream) -> None:
         if not s.n_pending:
             return
-        if s.name == _SUMMARY:  # size trigger on the summaries: the run's spot rows go first
+        if s.name in SUMMARY_STREAMS:  # size trigger on a summary: the rows it vouches for go first
             for other in list(self._streams.values()):
-                if other is not s and other.run_uid == s.run_uid and other.name != _SUMMARY:
+                if (other is not s and other.run_uid == s.run_uid
+                        and other.name in SUMMARY_STREAMS[s.name]):
                     self._flush_stream(other)
         if s.run_uid in self._failed_runs:
             s.chunks, s.chunk_frames, s.n_pending = [], [], 0
@@ -408,7 +412,7 @@ class AnalysisWriter:
                 job.set()
                 continue
             s, table, frames = job
-            if s.name == _SUMMARY and self._held.get(s.run_uid):
+            if s.name in SUMMARY_STREAMS and self._held.get((s.run_uid, s.name)):
                 table, frames = self._hold_back(s, table, frames)
                 if table is None:
                     continue
@@ -428,8 +432,9 @@ class AnalysisWriter:
                     if attempt == self.max_attempts:
                         self._error(what, exc)  # given up: close() reports it
                         self._give_up(s, table)
-                        if s.name != _SUMMARY:  # their summaries must not claim them done
-                            self._held.setdefault(s.run_uid, set()).update(frames.tolist())
+                        if s.name in _SUMMARY_OF:  # their summaries must not claim them done
+                            self._held.setdefault((s.run_uid, _SUMMARY_OF[s.name]), set()).update(
+                                frames.tolist())
                     else:
                         # a retry that then succeeds loses nothing: a warning, not an error at close()
                         with self._lock:
@@ -455,7 +460,7 @@ class AnalysisWriter:
 
     def _hold_back(self, s: _Stream, table, frames):
         """Give up the summary rows of frames whose spot rows were given up (kept with them)."""
-        held = self._held[s.run_uid]
+        held = self._held[(s.run_uid, s.name)]
         held_arr = pa.array(sorted(held), type=table.schema.field("frame").type)
         out = pc.is_in(table["frame"], value_set=held_arr)
         if pc.any(out).as_py():

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from laue_live.cli._checks import check_counts, check_paths
+
 __all__ = ["bench"]
 
 
@@ -78,6 +80,10 @@ def bench(
     from laue_live.bench import BenchConfig, format_report, run_benchmark, write_json
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    _check_options(json_out=json_out, model=model, seconds=seconds,
+                   counts={"--frames": frames, "--spots": spots, "--repeats": repeats, "--threads": threads,
+                           "--batch-frames": batch_frames, "--fit-spots": fit_spots,
+                           "--sink-frames": sink_frames})
     kw = {"device": device, "frames": frames, "spots": spots, "repeats": repeats, "sinks": sinks,
           "lauetools": lauetools, "model": str(model) if model else None, "threads": threads,
           "batch_frames": batch_frames, "sustained_seconds": seconds, "large": large,
@@ -89,3 +95,15 @@ def bench(
     print(format_report(res))
     if json_out is not None:
         print(f"\nnumbers written to {write_json(res, json_out)}")
+
+
+def _check_options(*, json_out: Path | None, model: Path | None, seconds: float | None,
+                   counts: dict[str, int | None]) -> None:
+    """Refuse what cannot work with one line, before anything is rendered or measured."""
+    check_counts({**{k: (v, 1) for k, v in counts.items()}, "--seconds": (seconds, 0)})
+    check_paths(files={"--json": json_out}, folders={})
+    if model is not None:
+        # imported at run time: torch loads only when a model is named
+        from laue_live.cnn import read_metadata
+
+        read_metadata(model)  # a missing or unreadable model file: its one-line ModelError here

@@ -25,8 +25,8 @@ def demo(
     nx: Annotated[int, typer.Option("--nx", min=1, help="Points along the fast axis (x).")] = 10,
     ny: Annotated[int, typer.Option("--ny", min=1, help="Rows along the slow axis (y).")] = 10,
     method: Annotated[str, typer.Option(
-        help="Spot descriptors: fit (exact Gaussian fit), cnn, or auto (cnn if the default model "
-             "is installed, else fit).")] = "auto",
+        help="Spot descriptors: fit (exact Gaussian fit), cnn, or auto (the one the shipped model's "
+             "evaluation measured better on this device; see the README).")] = "auto",
     data_dir: Annotated[Path, typer.Option(
         "--data-dir", help="Data directory of the embedded catalog (SQLite catalog, tables, detector "
                            "HDF5 files, pictures); reused by later runs and by `laue-live query`.")

@@ -1,4 +1,4 @@
-"""``laue-live query runs|spots|summary|map``: read analysis results back from the catalog."""
+"""``laue-live query runs|spots|summary|grains|map``: read analysis results back from the catalog."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from laue_live._errors import DocumentError, SettingsError
 
 query_app = typer.Typer(
     help=(
-        "Query the catalog: list analysed runs, read spot tables and per-frame summaries, draw the "
-        "quality map of a raster scan. RUN is a uid, a uid prefix, 'latest', -N (the N-th newest) or "
+        "Query the catalog: list analysed runs, read spot tables, per-frame summaries and grains, draw "
+        "quality, orientation and strain maps of a raster scan. RUN is a uid, a uid prefix, 'latest', "
+        "-N (the N-th newest) or "
         "a scan id (the newest analysis of that scan; scan ids restart every session: find older "
         "ones with `query runs --scan-id N --date YYYY-MM-DD`). The catalog is the embedded one (a "
         "running `laue-live catalog serve`, else one started for the query) unless "
@@ -159,6 +160,9 @@ def spots(
         "--good-only", help="Only good spots (Sim > 0.5, |Pos-s| <= 0.9).")] = False,
     columns: Annotated[str | None, typer.Option(
         help="Comma-separated spot-table columns (default all).")] = None,
+    indexed: Annotated[bool, typer.Option(
+        "--indexed", help="Add grain, h, k, l, deviation_px of the run's indexing (grain -1: no grain).")
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the table to this .csv or .parquet file.")] = None,
     head: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
@@ -170,7 +174,7 @@ def spots(
     with _session(ctx) as cat:
         r = _run(cat, run)
         try:
-            df = get_spot_table(r, frames=_frames(frames), good_only=good_only, columns=cols)
+            df = get_spot_table(r, frames=_frames(frames), good_only=good_only, columns=cols, indexed=indexed)
         except KeyError as exc:
             typer.echo(f"error: {exc.args[0]}", err=True)
             raise typer.Exit(2) from None
@@ -200,6 +204,38 @@ def summary(
         _write(df, out)
 
 
+@query_app.command("grains", **_RUN_COMMAND)
+def grains(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Argument(help=RUN_HELP)],
+    frames: Annotated[str | None, typer.Option(help="Frame I or frames I:J (inclusive, 0-based).")] = None,
+    status: Annotated[bool, typer.Option(
+        "--status", help="Print the per-frame indexing status (indexed, no_grain, failed, not_indexed) "
+        "instead of the grains.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the table to this .csv or .parquet file.")] = None,
+    head: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+) -> None:
+    """Print (and save) the grains of an indexed run: orientation U, deviatoric strain, quality, position."""
+    from laue_live.catalog import get_grains, indexing_info, indexing_summary
+
+    with _session(ctx) as cat:
+        r = _run(cat, run)
+        info = indexing_info(r)
+        summary = indexing_summary(r)
+        df = summary if status else get_grains(r, frames=_frames(frames))
+    uid = r.metadata["start"]["uid"]
+    if not info.get("enabled"):
+        why = info.get("reason") or "no material and calibration named (see `laue-live index --run`)"
+        typer.echo(f"run {uid} is not indexed: {why}")
+    counts = summary["status"].value_counts().to_dict() if len(summary) else {}
+    typer.echo(f"run {uid}: {'+'.join(info.get('material', [])) or '-'}; " + ", ".join(
+        f"{counts.get(k, 0)} {k}" for k in ("indexed", "no_grain", "failed", "not_indexed"))
+        + f" frames; {int(summary['n_grains'].sum()) if len(summary) else 0} grains")
+    _show(df, head)
+    if out:
+        _write(df, out)
+
+
 @query_app.command("map", **_RUN_COMMAND)
 def quality_map_cmd(
     ctx: typer.Context,
@@ -208,11 +244,18 @@ def quality_map_cmd(
         "What to map: a per-frame value (n_good, n_spots, good_fraction, mean_sim, total_intensity, "
         "median_width, seconds, failed, or another numeric column of the run's frames table such as "
         "an indexed fraction), or a spot-table column (sigma_row, intensity, sim, ...) with --spots "
-        "and --stat."))] = "n_good",
+        "and --stat; of an indexed run: orientation (IPF colours), misorientation (deg), strain_xx ... "
+        "strain_yz, equivalent_strain (1e-3), matched_fraction, intensity_fraction, deviation_px, "
+        "n_matched, n_grains."))] = "n_good",
     spots: Annotated[str | None, typer.Option(
         help="With a spot column: which spots, all, good, bad, edge, saturated or double.")] = None,
     stat: Annotated[str, typer.Option(
         help="With a spot column: mean, median, min, max, sum or count per frame.")] = "mean",
+    direction: Annotated[str, typer.Option(
+        help="orientation: the sample direction coloured, x (beam), y or z (up), LaueTools' frame.")] = "z",
+    grain: Annotated[str, typer.Option(
+        help="Grain values: which grain of a frame, 'largest' (most matched spots) or a number.")
+    ] = "largest",
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("quality_map.png"),
     csv: Annotated[Path | None, typer.Option(help="Also write the map as a CSV grid.")] = None,
 ) -> None:
@@ -220,24 +263,39 @@ def quality_map_cmd(
     # imported at run time: `laue-live --help` stays fast
     import numpy as np
 
-    from laue_live._maps import map_value
-    from laue_live.catalog import frame_summary, plot_quality_map, quality_map
+    from laue_live._maps import ORIENTATION, map_value
+    from laue_live.catalog import frame_summary, orientation_map, plot_quality_map, quality_map
 
+    if direction not in ("x", "y", "z"):
+        raise SettingsError(f"--direction {direction!r}: use x, y or z")
+    which = int(grain) if grain.lstrip("-").isdigit() else grain
+    if which != "largest" and not isinstance(which, int):
+        raise SettingsError(f"--grain {grain!r}: use 'largest' or a grain number")
     with _session(ctx) as cat:
         r = _run(cat, run)
         what = map_value(value, spots, stat, frame_columns=list(frame_summary(r).columns))
         try:
-            grid = quality_map(r, what, catalog=cat)
+            if what is ORIENTATION:
+                grid = orientation_map(r, direction, grain=which, catalog=cat)[0]
+            else:
+                grid = quality_map(r, what, catalog=cat, grain=which)
         except KeyError as exc:  # no raster recorded for this run
             raise DocumentError(f"{exc.args[0]}: this run has no map (a raster scan records its shape)") \
                 from None
-        path = plot_quality_map(r, out, what, catalog=cat)
-    finite = np.isfinite(grid)
-    low, high = (np.nanmin(grid), np.nanmax(grid)) if finite.any() else (float("nan"), float("nan"))
-    typer.echo(f"{what.title} over a {grid.shape[0]} x {grid.shape[1]} raster: min {low:.3g}, "
-               f"max {high:.3g}, {int((~finite).sum())} frame(s) without a value")
+        path = plot_quality_map(r, out, what, catalog=cat, grain=which, direction=direction)
+    if what is ORIENTATION:
+        with_grain = int(np.isfinite(grid[..., 0]).sum())
+        typer.echo(f"orientation (IPF-{direction}) over a {grid.shape[0]} x {grid.shape[1]} raster: "
+                   f"{with_grain} frames with a grain, {grid.shape[0] * grid.shape[1] - with_grain} without")
+        grid, fmt = grid.reshape(grid.shape[0], -1), "%.4f"  # CSV: r, g, b of a row's cells side by side
+    else:
+        finite = np.isfinite(grid)
+        low, high = (np.nanmin(grid), np.nanmax(grid)) if finite.any() else (float("nan"), float("nan"))
+        typer.echo(f"{what.title} over a {grid.shape[0]} x {grid.shape[1]} raster: min {low:.3g}, "
+                   f"max {high:.3g}, {int((~finite).sum())} frame(s) without a value")
+        fmt = "%.6g"
     typer.echo(f"wrote {path}")
     if csv:
         csv.parent.mkdir(parents=True, exist_ok=True)
-        np.savetxt(csv, grid, delimiter=",", fmt="%.6g")
+        np.savetxt(csv, grid, delimiter=",", fmt=fmt)
         typer.echo(f"wrote {csv}")

@@ -18,7 +18,8 @@ def reprocess(
     run: Annotated[str, typer.Argument(
         help="Raw run: uid, uid prefix, 'latest', -N (N-th newest) or a scan id (its newest run).")],
     method: Annotated[str, typer.Option(
-        help="fit (exact Gaussian fit), cnn, or auto (cnn if the default model is installed).")] = "auto",
+        help="fit (exact Gaussian fit), cnn, or auto (the one measured better on this device; see the "
+             "README).")] = "auto",
     model: Annotated[str | None, typer.Option(help="CNN model name or weights file (method cnn).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Complete the interrupted analysis run of this raw run (no stop document) "
@@ -29,6 +30,17 @@ def reprocess(
                            "unfinished one).")] = None,
     device: Annotated[str | None, typer.Option(help="torch device: cpu, cuda, auto.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per analysis call.")] = 8,
+    index: Annotated[bool, typer.Option(
+        "--index/--no-index", help="Index the frames too (grains, orientations, strains) when the raw run's "
+        "start document or --material/--calibration name a material and a calibration.")] = True,
+    material: Annotated[list[str] | None, typer.Option(
+        "--material", "-m", help="Index with this material (Si, Ge, Cu, Al, Al2O3, GaN; repeat for several, "
+        "a substrate first), whatever the raw run names.")] = None,
+    calibration: Annotated[Path | None, typer.Option(
+        "--calibration", help="Index with this LaueTools .det calibration, whatever the raw run names.")
+    ] = None,
+    energy_range: Annotated[str | None, typer.Option(
+        "--energy-range", help="Beam band 'E_min,E_max' in keV for the indexing (default 5,23).")] = None,
     uri: Annotated[str | None, typer.Option(
         help="Tiled server URI (env LAUE_LIVE_TILED_URI); default: the embedded server (a running "
              "one, else one started for this command).")] = None,
@@ -41,20 +53,39 @@ def reprocess(
 
     Frames are read from Tiled (raw run, stream "primary"), analysed with METHOD, and written as a
     new analysis run linked to the raw run (start.raw_uid). With --resume the same path completes a
-    live analysis that was interrupted.
+    live analysis that was interrupted. The frames are indexed too when the raw run's start document
+    or --material/--calibration name a material and a calibration (--no-index: never).
     """
     # imported at run time: `laue-live --help` stays fast
+    from laue_live.analysis import IndexingConfig
     from laue_live.catalog import catalog_session, reprocess_run
     from laue_live.cli._catalog import load_settings
+    from laue_live.geometry import read_det
+    from laue_live.indexing import material_from_metadata
 
     settings = load_settings(uri, settings_file, data_dir)
     target: bool | str = analysis if (resume and analysis) else resume
     try:
+        energy = None
+        if energy_range is not None:
+            try:
+                energy = tuple(float(v) for v in energy_range.replace(",", " ").split())
+            except ValueError:
+                raise typer.BadParameter("'E_min,E_max' in keV", param_hint="--energy-range") from None
+        # a wrong material or calibration file is one line now, not a run without indexing
+        for m in material or []:
+            material_from_metadata(m)
+        if calibration is not None:
+            read_det(calibration)
+        indexing = IndexingConfig(
+            material=(material[0] if len(material) == 1 else list(material)) if material else None,
+            calibration=str(calibration) if calibration else None, energy_range=energy, enabled=index,
+            prefer="settings")
         with catalog_session(settings) as cat:
             if resume and not analysis:
                 _check_something_to_resume(cat, run)
             res = reprocess_run(cat, run, method=method, model=model, resume=target, device=device,
-                                batch_size=batch_size)
+                                batch_size=batch_size, indexing=indexing)
     except LaueLiveError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2 if isinstance(exc, SettingsError) else 1) from None
@@ -64,6 +95,10 @@ def reprocess(
     print(f"  frames: {res.frames_total} in the raw run, {res.frames_skipped} already written, "
           f"{stop.get('frames_analysed', 0)} analysed, {stop.get('frames_failed', 0)} failed; "
           f"{stop.get('spots', 0)} spot rows")
+    if "frames_indexed" in stop:
+        print(f"  indexing: {stop['frames_indexed']} frames indexed ({stop.get('grains', 0)} grains), "
+              f"{stop.get('frames_no_grain', 0)} without a grain, {stop.get('frames_index_failed', 0)} "
+              f"failed, {stop.get('frames_not_indexed', 0)} not indexed")
     where = f" --data-dir {data_dir}" if data_dir else (f" --uri {uri}" if uri else "")
     print(f"  read back: laue-live query{where} spots {res.analysis_uid[:8]}")
     if stop.get("exit_status") != "success":

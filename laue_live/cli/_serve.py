@@ -22,6 +22,8 @@ serve_app = typer.Typer()
 
 _SERVE_HELP = """Run the analysis service: subscribe to a RunEngine's documents (0MQ proxy), analyse
 every run that has frames, write analysis runs to Tiled and publish spot tables, until SIGINT/SIGTERM.
+Runs that name a material and a calibration (start document, or --material/--calibration) are
+indexed live too: grains, orientations and strains.
 
 The RunEngine side publishes with the safe codec, e.g.
 `RE.subscribe(laue_live.stream.DocumentPublisher("127.0.0.1:5577"))` (or bluesky's Publisher with
@@ -90,6 +92,19 @@ def serve(
              "LAUE_LIVE_PEAK_PARAMS, a JSON object, sets any peak parameter).")] = None,
     min_pixels: Annotated[int | None, typer.Option(help="Peak search: smallest number of connected "
                                                    "pixels above the threshold (default 2).")] = None,
+    index: bool = typer.Option(None, "--index/--no-index",
+                               help="Index every frame of the runs whose start document (keys material, "
+                               "calibration) or --material/--calibration name a material and a detector "
+                               "calibration (--calibration is also the indexing's for runs that name "
+                               "none): grains, orientations and strains in the analysis run and on "
+                               "the publish socket (env LAUE_LIVE_INDEXING; default on)."),
+    material: Annotated[list[str] | None, typer.Option(
+        "--material", "-m", help="Material for runs that name none: Si, Ge, Cu, Al, Al2O3, GaN; repeat for "
+        "several (a substrate first) (env LAUE_LIVE_MATERIAL).")] = None,
+    energy_range: str = typer.Option(None, "--energy-range", help="Beam band 'E_min,E_max' in keV, "
+                                     "default 5,23 (env LAUE_LIVE_ENERGY_RANGE)."),
+    index_policy: str = typer.Option("spill", help="When indexing falls behind: spill (index every frame, "
+                                     "late), drop_newest (record frames as not indexed) or block."),
     dashboard: bool = typer.Option(False, "--dashboard", help="Also serve the web dashboard (`laue-live "
                                    "dashboard`, its own process: it never slows the analysis)."),
     dashboard_bind: str = typer.Option("127.0.0.1:8765", "--dashboard-bind", metavar="HOST:PORT",
@@ -112,7 +127,9 @@ def serve(
             write_raw=write_raw, recover=recover, publish_curve=curve, input_curve=input_curve,
             max_backlog=max_backlog,
             drain_timeout=drain_timeout, detector=detector, calibration_file=calibration, mask_file=mask,
-            dark_file=dark, flat_file=flat, auto_mask=auto_mask, beamstop=beamstop)
+            dark_file=dark, flat_file=flat, auto_mask=auto_mask, beamstop=beamstop, indexing=index,
+            index_material=tuple(material) if material else None, index_energy_range=energy_range,
+            index_policy=index_policy)
         overrides = {k: v for k, v in (("threshold", threshold), ("min_pixels", min_pixels)) if v is not None}
         if overrides:
             settings = dataclasses.replace(settings, peak_params={**settings.peak_params, **overrides})

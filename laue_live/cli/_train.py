@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from laue_live.cli._checks import check_counts, check_paths
+
 train_app = typer.Typer()
 
 
@@ -42,13 +44,46 @@ def train_command(
     max_frames_per_run: int | None = typer.Option(
         None, "--max-frames-per-run", help="With --catalog: read at most this many frames of each run."
     ),
-    arch: str = typer.Option(
-        "paper", "--arch", help="Network: 'paper' (widths 16-128, 347,057 params) or 'lean'."
+    protocol: str = typer.Option(
+        "stream", "--protocol",
+        help="'stream' (default): the network of --network on simulated scenes rendered and fitted on "
+        "the fly (laue_live.training.train_stream); 'paper': the paper's protocol on the datasets D1-D5 "
+        "(--arch, --epochs, --steps; also what --catalog and --lodo use).",
     ),
-    epochs: int = typer.Option(70, "--epochs", help="Epochs (paper: 70)."),
-    steps: int = typer.Option(100, "--steps", help="Training steps per epoch (paper: 100)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Cutouts per step (paper: 32)."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (paper: 1e-3)."),
+    network: str = typer.Option(
+        None, "--network", help="Stream protocol: the network, a laue_live.cnn.DESIGNS name, 'paper' or "
+        "'lean' (default: the shipped model's)."),
+    samples: int = typer.Option(
+        None, "--samples",
+        help="Stream protocol: training cutouts seen in all (default: the shipped model's)."),
+    chunks: int = typer.Option(128, "--chunks", help="Stream protocol: chunks of 8,192 scenes in the pool."),
+    stream_dir: Path = typer.Option(  # noqa: B008
+        Path("laue-live-data/cnn-stream"), "--stream-dir",
+        help="Stream protocol: cache of the rendered, fitted scene chunks (reused by later trainings)."),
+    workers: int = typer.Option(1, "--workers", help="Stream protocol: processes rendering scene chunks."),
+    real_frames: list[Path] = typer.Option(  # noqa: B008
+        None, "--real-frames", help="Stream protocol: real frames (TIFF/MarCCD) whose cutouts, labelled by "
+        "the exact fit, join every batch (repeat the option; default none)."),
+    real_fraction: float = typer.Option(
+        0.1, "--real-fraction", help="Share of each batch from --real-frames."),
+    time_limit: float | None = typer.Option(
+        None, "--time-limit", help="Stop after this many seconds with a checkpoint; the same command "
+        "resumes it."),
+    report: Path | None = typer.Option(  # noqa: B008
+        None, "--report", help="Stream protocol: evaluate the model and write REPORT.md, figures and "
+        "MODEL_CARD.md (next to --out) into this folder."),
+    compare: list[str] = typer.Option(  # noqa: B008
+        None, "--compare", help="With --report: LABEL=MODEL_FILE rows of the Pareto table (repeat)."),
+    eval_frames: list[Path] = typer.Option(  # noqa: B008
+        None, "--eval-frames", help="With --report: real frames to evaluate on (default: the four frames "
+        "under ../shared/data)."),
+    arch: str = typer.Option(
+        "paper", "--arch", help="Paper protocol: 'paper' (widths 16-128, 347,057 params) or 'lean'."
+    ),
+    epochs: int = typer.Option(70, "--epochs", help="Paper protocol: epochs (paper: 70)."),
+    steps: int = typer.Option(100, "--steps", help="Paper protocol: training steps per epoch (paper: 100)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Cutouts per step (paper: 32; stream: 256)."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (paper: Adam 1e-3; stream: AdamW 3e-3)."),
     per_bin: int = typer.Option(
         2000, "--per-bin", help="Resampling: at most this many spots per Sim bin (12 bins)."
     ),
@@ -81,18 +116,52 @@ def train_command(
         None, "--notes", help="Markdown file inserted at the top of the report."
     ),
 ) -> None:
-    """Train the spot CNN on the exact fit's descriptors with the paper's protocol.
+    """Train the spot network on the exact fit's descriptors.
 
-    Sim resampled to ~uniform, shift / rotation / reflection augmentation, MAE loss, Adam,
-    70 epochs x 100 steps of 32 cutouts.
+    Default (stream protocol): simulated scenes (every spot shape, widths 0.2-6 px, neighbours,
+    sloped and humped backgrounds, masked pixels, Poisson and read noise) rendered and labelled by
+    the exact fit in worker processes, cached in --stream-dir; Sim drawn ~uniform, rotations and
+    reflections, weighted MAE, AdamW with warm-up and cosine decay, the best-validation weights
+    kept; resumable (checkpoint in --stream-dir). With --report, also the evaluation report, the
+    Pareto table, the recommended polish and what method='auto' picks on a CPU (stored in the model).
 
-    Data: the five datasets D1-D5 (simulated frames of different materials, strains and spot shapes,
-    plus the real BM32 frames), ground truth by the exact Gaussian fit; or ``--catalog URI``.
-    Writes the model, a JSON card and a loss-curve PNG next to it.
+    Paper protocol (--protocol paper, --catalog, --lodo): the five datasets D1-D5 (or --catalog URI),
+    Sim resampled per dataset, shifts/rotations/reflections, MAE loss, Adam, 70 epochs x 100 steps
+    of 32 cutouts.
+
+    Writes the model and a JSON card next to it (paper protocol: also a loss-curve PNG). The shipped
+    model: `laue-live train --out models/spot_cnn.safetensors --report docs/report`.
     """
     # imported at run time: `laue-live --help` stays fast
     import torch
 
+    # every count, rate and path checked before anything is built, trained or written
+    check_counts(
+        {"--n-spots": (n_spots, 1), "--batch-size": (batch_size, 1), "--threads": (threads, 0),
+         "--epochs": (epochs, 1), "--steps": (steps, 1), "--per-bin": (per_bin, 1),
+         "--max-shift": (max_shift, 0),
+         "--lodo-epochs": (lodo_epochs, 1), "--max-frames-per-run": (max_frames_per_run, 1)},
+        {"--lr": lr},
+    )
+    check_paths(files={"--out": out},
+                folders={"--data-dir": data_dir, "--lodo": lodo, "--work-dir": work_dir})
+    if protocol not in ("stream", "paper"):
+        raise typer.BadParameter("--protocol must be 'stream' or 'paper'")
+    if protocol == "stream" and catalog is None and lodo is None:
+        # imported at run time: it imports torch and the science packages (`laue-live --help` stays fast)
+        from laue_live.cli._train_stream import train_stream_command
+
+        train_stream_command(
+            out=out, network=network, samples=samples, chunks=chunks, stream_dir=stream_dir, workers=workers,
+            real_frames=real_frames or [], real_fraction=real_fraction, time_limit=time_limit, report=report,
+            compare=compare or [], eval_frames=eval_frames or [], datasets_dir=data_dir, n_spots=n_spots,
+            batch_size=batch_size, lr=lr, seed=seed, threads=threads, notes_file=notes_file, device=device,
+        )
+        return
+    batch_size = batch_size or 32
+    lr = lr or 1e-3
+
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.cnn import SpotSet, TrainConfig, collect, plot_loss_curves, save_model, train
 
     log = logging.getLogger("laue_live.cli.train")

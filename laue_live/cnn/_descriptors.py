@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from laue_live._rules import (
+    AREA_REPORT_MAX,
     SATURATION,
     area_from_star,
     area_star,
@@ -24,10 +25,37 @@ from laue_live._rules import (
 from laue_live._xp import ops_of
 from laue_live.spots import descriptor_table
 
-__all__ = ["DESC_NAMES", "desc_from_table", "cnn_columns", "table_from_desc"]
+__all__ = [
+    "DESC_NAMES",
+    "WIDTH_LOG_RANGE",
+    "AREA_WIDTHS_FROM",
+    "width_star",
+    "width_from_star",
+    "desc_from_table",
+    "cnn_columns",
+    "table_from_desc",
+]
 
 #: Names of the five network outputs, in order.
 DESC_NAMES = ("sim", "pos_star_row", "pos_star_col", "asp", "area_star")
+#: ln(sigma) range of the width outputs ``W*`` of networks that have them: sigma 0.25 - 8 px.
+WIDTH_LOG_RANGE = (math.log(0.25), math.log(8.0))
+#: Area* from which a network with width outputs reports the area of its widths instead.
+AREA_WIDTHS_FROM = 0.95
+
+
+def width_star(sigma):
+    """``W* = (ln sigma - ln 0.25) / (ln 8 - ln 0.25)`` clipped to [0, 1] (numpy or torch; sigma in px)."""
+    xp = ops_of(sigma, np.float64)
+    lo, hi = WIDTH_LOG_RANGE
+    return xp.clip((xp.log(xp.clip(xp.asarray(sigma), 1e-6)) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def width_from_star(w):
+    """Inverse of :func:`width_star`: sigma in px (numpy or torch)."""
+    xp = ops_of(w, np.float64)
+    lo, hi = WIDTH_LOG_RANGE
+    return xp.exp(lo + (hi - lo) * xp.asarray(w))
 
 
 def desc_from_table(table: pd.DataFrame) -> np.ndarray:
@@ -62,7 +90,10 @@ def cnn_columns(desc, cutouts, saturation: float = SATURATION) -> dict:
     Parameters
     ----------
     desc
-        (N, 5) network outputs ``(Sim, Pos*_row, Pos*_col, Asp, Area*)`` in [0, 1] (numpy or torch).
+        (N, 5) network outputs ``(Sim, Pos*_row, Pos*_col, Asp, Area*)`` in [0, 1] (numpy or torch),
+        or (N, 7) with the width outputs ``W*_row, W*_col`` of a :class:`~laue_live.cnn.SpotNet`
+        after them: then the wider axis is the one they say, and from ``Area* >= 0.95`` on the
+        area is that of the predicted widths (up to 25 pi) instead of the saturated ``Area*``.
     cutouts
         (N, H, W) raw cutouts of the same kind, ADU, the initial peak at ``(H // 2, W // 2)``.
     saturation
@@ -81,16 +112,22 @@ def cnn_columns(desc, cutouts, saturation: float = SATURATION) -> dict:
     d_row, d_col = pos_from_star(desc[:, 1]), pos_from_star(desc[:, 2])
     asp = xp.clip(desc[:, 3], 1e-3, 1.0)
     area = area_from_star(xp.clip(desc[:, 4], 1e-4, 1.0))
-    s_small = xp.sqrt(area * asp / math.pi)
-    s_large = xp.sqrt(area / (math.pi * asp))
     border = xp.cat([cutouts[:, 0, :], cutouts[:, -1, :], cutouts[:, 1:-1, 0], cutouts[:, 1:-1, -1]], 1)
     background = xp.asarray(xp.median_rows(border))  # a robust stand-in for the fit's beta
     intensity = xp.row_sums(cutouts) - background * (h * w)
-    # which axis is wider: second moments of the background-subtracted cutout about Pos
-    x = xp.clip(xp.asarray(cutouts) - background[:, None, None], 0.0)
-    r = xp.asarray(np.arange(h))[None, :] - (h // 2 + d_row[:, None])
-    c = xp.asarray(np.arange(w))[None, :] - (w // 2 + d_col[:, None])
-    row_wide = xp.einsum("nij,ni->n", x, r * r) >= xp.einsum("nij,nj->n", x, c * c)
+    if desc.shape[1] >= 7:  # a network with width outputs: it says which axis is wider
+        s_row, s_col = width_from_star(desc[:, 5]), width_from_star(desc[:, 6])
+        row_wide = s_row >= s_col
+        # Area* saturates at 5 pi: from Area* >= 0.95 on, the area of the predicted widths (<= 25 pi)
+        wide = xp.clip(math.pi * s_row * s_col, None, AREA_REPORT_MAX)
+        area = xp.where(desc[:, 4] >= AREA_WIDTHS_FROM, xp.maximum(wide, area), area)
+    else:  # which axis is wider: second moments of the background-subtracted cutout about Pos
+        x = xp.clip(xp.asarray(cutouts) - background[:, None, None], 0.0)
+        r = xp.asarray(np.arange(h))[None, :] - (h // 2 + d_row[:, None])
+        c = xp.asarray(np.arange(w))[None, :] - (w // 2 + d_col[:, None])
+        row_wide = xp.einsum("nij,ni->n", x, r * r) >= xp.einsum("nij,nj->n", x, c * c)
+    s_small = xp.sqrt(area * asp / math.pi)
+    s_large = xp.sqrt(area / (math.pi * asp))
     return {
         "sim0": sim0_from_sim(sim),
         "sim": sim,

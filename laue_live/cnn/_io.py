@@ -17,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from laue_live._errors import ModelError
+from laue_live.cnn._architectures import NetDesign, SpotNet
 from laue_live.cnn._network import Architecture, SpotCNN
 from laue_live.cnn._normalise import NORMALISATIONS, normalise_torch
 
@@ -43,7 +44,7 @@ CALIBRATION_KEY = "calibration.inputs"
 
 def save_model(
     path: str | Path,
-    model: SpotCNN,
+    model: SpotCNN | SpotNet,
     *,
     normalisation: str = "minmax",
     info: dict[str, Any] | None = None,
@@ -72,7 +73,8 @@ def save_model(
         "format_version": MODEL_FORMAT_VERSION,
         "architecture": model.arch.to_dict(),
         "normalisation": normalisation,
-        "outputs": ["sim", "pos_star_row", "pos_star_col", "asp", "area_star"],
+        "outputs": ["sim", "pos_star_row", "pos_star_col", "asp", "area_star"]
+        + (["width_star_row", "width_star_col"] if getattr(model.arch, "widths_out", False) else []),
         "info": info or {},
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -121,7 +123,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_model(path: str | Path, *, expect: Architecture | None = None) -> tuple[SpotCNN, dict[str, Any]]:
+def load_model(
+    path: str | Path, *, expect: Architecture | NetDesign | None = None
+) -> tuple[SpotCNN | SpotNet, dict[str, Any]]:
     """Load a model file written by :func:`save_model`.
 
     Parameters
@@ -145,8 +149,9 @@ def load_model(path: str | Path, *, expect: Architecture | None = None) -> tuple
     """
     meta = read_metadata(path)
     try:
-        arch = Architecture.from_dict(meta["architecture"])
-    except (KeyError, TypeError, ValueError) as exc:
+        spec = meta["architecture"]
+        arch = NetDesign.from_dict(spec) if spec.get("kind") == "spotnet" else Architecture.from_dict(spec)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"model file {path}: invalid architecture in metadata ({exc})") from exc
     if expect is not None and arch != expect:
         raise ModelError(
@@ -159,7 +164,7 @@ def load_model(path: str | Path, *, expect: Architecture | None = None) -> tuple
     cal = state.pop(CALIBRATION_KEY, None)
     if cal is not None:
         meta["calibration_inputs"] = cal.float()
-    model = SpotCNN(arch)
+    model = SpotNet(arch) if isinstance(arch, NetDesign) else SpotCNN(arch)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

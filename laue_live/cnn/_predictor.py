@@ -15,7 +15,9 @@ import torch
 
 from laue_live._errors import ModelError
 from laue_live._xp import resolve_device
+from laue_live.cnn._architectures import SpotNet
 from laue_live.cnn._descriptors import table_from_desc
+from laue_live.cnn._hybrid import polish as polish_fit
 from laue_live.cnn._io import load_model
 from laue_live.cnn._network import fuse_batchnorm, int8_available, quantize_int8
 from laue_live.cnn._normalise import normalise_torch
@@ -73,6 +75,11 @@ class Predictor:
         int8 inference on the CPU (:func:`~laue_live.cnn.quantize_int8`, calibrated on inputs stored
         in the model file). ``None`` (default): on when the device is the CPU, the file holds
         calibration inputs and torch has an int8 engine; ``False``: float32.
+    polish
+        Levenberg-Marquardt iterations of the exact fit started at the network's prediction
+        (:func:`~laue_live.cnn.polish`; needs a network with width outputs); 0: the network's
+        descriptors alone. ``None`` (default): what the model file recommends (``info["polish"]``,
+        measured in ``docs/report/REPORT.md``), else 0.
 
     Notes
     -----
@@ -89,6 +96,7 @@ class Predictor:
         amp: bool | None = None,
         compile: bool = False,
         quantize: bool | None = None,
+        polish: int | None = None,
     ) -> None:
         self.path = Path(model) if model is not None else default_model_path()
         net, self.metadata = load_model(self.path)
@@ -105,7 +113,17 @@ class Predictor:
                 f"{self.path.name} (device={self.device}, calibration={'yes' if cal is not None else 'no'})"
             )
         self.quantized = bool(can_q if quantize is None else quantize)
-        if self.quantized:
+        self.n_out = net.arch.n_out
+        info = self.metadata.get("info") if isinstance(self.metadata.get("info"), dict) else {}
+        self.polish = int(info.get("polish", 0) if polish is None else polish)
+        if self.polish < 0 or (self.polish and self.n_out < 7):
+            raise ModelError(
+                f"polish={self.polish}: needs a network with width outputs (SpotNet) and polish >= 0; "
+                f"{self.path.name} has {self.n_out} outputs"
+            )
+        if isinstance(net, SpotNet):
+            fused = net.quantized(cal) if self.quantized else net.folded().to(self.device)
+        elif self.quantized:
             fused = quantize_int8(net, cal)
         else:
             fused = fuse_batchnorm(net).to(self.device)
@@ -137,7 +155,10 @@ class Predictor:
 
     @torch.inference_mode()
     def predict_desc(self, cutouts: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Raw network outputs ``(N, 5)`` float32: ``Desc = (Sim, Pos*_row, Pos*_col, Asp, Area*)``.
+        """Return the raw network outputs ``(N, n_out)`` float32.
+
+        ``Desc = (Sim, Pos*_row, Pos*_col, Asp, Area*)``, then ``W*_row, W*_col`` for networks with
+        width outputs (see :class:`~laue_live.cnn.SpotNet`).
 
         Parameters
         ----------
@@ -146,7 +167,7 @@ class Predictor:
         """
         cutouts = self._check(cutouts)
         n = cutouts.shape[0]
-        out = np.empty((n, 5), dtype=np.float32)
+        out = np.empty((n, self.n_out), dtype=np.float32)
         with self._lock:
             for i in range(0, n, self.batch_size):
                 chunk = cutouts[i : i + self.batch_size]
@@ -166,30 +187,39 @@ class Predictor:
             )
         return out
 
-    def predict(self, cutouts: np.ndarray) -> pd.DataFrame:
+    def predict(self, cutouts: np.ndarray, polish: int | None = None) -> pd.DataFrame:
         """Descriptors of each cutout, in the columns of ``characterize(method="fit")``.
 
         Returns a DataFrame with ``sim0, sim, d_row, d_col, asp, area, sigma_row, sigma_col,
-        amplitude, background, converged, intensity, peak_intensity, saturated`` (see
-        :func:`laue_live.cnn.table_from_desc` for the derived ones). Positions in px relative to
-        the initial peak ``s`` at cutout index (16, 16); areas in px^2; intensities in ADU.
+        amplitude, background, converged, intensity, peak_intensity, saturated``. Positions in px
+        relative to the initial peak ``s`` at cutout index (16, 16); areas in px^2; intensities in ADU.
+        With ``polish`` (default: the predictor's) > 0, the table is the exact fit's after that many
+        iterations from the network's start (:func:`laue_live.cnn.polish`); with 0, the network's
+        descriptors (:func:`laue_live.cnn.table_from_desc` for the derived columns).
         """
         cutouts = np.asarray(self._check(np.asarray(cutouts)))
-        return table_from_desc(self.predict_desc(cutouts), cutouts)
+        steps = self.polish if polish is None else int(polish)
+        desc = self.predict_desc(cutouts)
+        if steps > 0:
+            return polish_fit(cutouts, desc, steps)
+        return table_from_desc(desc, cutouts)
 
     def __repr__(self) -> str:
         return (f"Predictor({str(self.path)!r}, device={str(self.device)!r}, amp={self.amp}, "
-                f"int8={self.quantized})")
+                f"int8={self.quantized}, polish={self.polish})")
 
 
 @functools.lru_cache(maxsize=8)
-def _cached(path: str | None, device: str, quantize: bool | None) -> Predictor:
-    return Predictor(path, device, quantize=quantize)
+def _cached(path: str | None, device: str, quantize: bool | None, polish: int | None) -> Predictor:
+    return Predictor(path, device, quantize=quantize, polish=polish)
 
 
 def get_predictor(
-    model: str | Path | None = None, device: str | torch.device = "auto", quantize: bool | None = None
+    model: str | Path | None = None,
+    device: str | torch.device = "auto",
+    quantize: bool | None = None,
+    polish: int | None = None,
 ) -> Predictor:
-    """Return the process-wide :class:`Predictor` for ``(model, device, quantize)`` (loaded once, reused)."""
+    """Return the process-wide :class:`Predictor` for ``(model, device, quantize, polish)`` (loaded once)."""
     key_path = str(Path(model).resolve()) if model is not None else None
-    return _cached(key_path, str(device), quantize)
+    return _cached(key_path, str(device), quantize, polish)

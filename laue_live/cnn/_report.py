@@ -26,6 +26,9 @@ __all__ = [
     "write_report",
 ]
 
+#: Columns of the good/bad confusion table (Table 2) as reported.
+CONFUSION_COLUMNS = ("n", "good_as_good", "good_as_bad", "bad_as_good", "bad_as_bad", "pct_good_as_bad",
+                     "pct_bad_as_good")
 #: The paper's Table 3, aggregated over its five test sets (good spots).
 PAPER_TABLE3 = {
     "mae_sim": 0.050,
@@ -146,6 +149,19 @@ def plot_error_histograms(cmp: pd.DataFrame, path: str | Path) -> Path:
     return Path(path)
 
 
+def dataset_rows(sets: Sequence[SpotSet]) -> list[str]:
+    """Markdown table of the evaluation datasets: spots, share the fit calls good, real spots, description."""
+    rows = ["| set | spots | good (fit) | real frames | description |", "|---|---|---|---|---|"]
+    for s in sets:
+        t = s.table
+        good = is_good_spot(t["sim"], t["d_row"], t["d_col"]).mean()
+        n_real = int(t["real"].sum()) if "real" in t else 0
+        rows.append(
+            f"| {s.name} | {len(s):,} | {100 * good:.1f}% | {n_real} | {s.meta.get('description', '')} |"
+        )
+    return rows
+
+
 def score_tables(comparisons: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Compute Tables 1, 2 and 3 (all, predicted-good, true-good spots; confusion) per fold + aggregated."""
     folds = {**comparisons, "Aggregated": pd.concat(list(comparisons.values()), ignore_index=True)}
@@ -211,17 +227,7 @@ def write_report(
     agg3 = tabs["table3"].loc["Aggregated"].to_dict()
     t3cmp = _vs_paper(agg3, PAPER_TABLE3)
     t2 = tabs["table2"]
-    t2view = t2[
-        [
-            "n",
-            "good_as_good",
-            "good_as_bad",
-            "bad_as_good",
-            "bad_as_bad",
-            "pct_good_as_bad",
-            "pct_bad_as_good",
-        ]
-    ]
+    t2view = t2[list(CONFUSION_COLUMNS)]
     conf_met = (
         float(t2.loc["Aggregated", "pct_bad_as_good"]) < PAPER_TABLE2["pct_bad_as_good"],
         float(t2.loc["Aggregated", "pct_good_as_bad"]) < PAPER_TABLE2["pct_good_as_bad"],
@@ -233,16 +239,8 @@ def write_report(
         "",
         "## Datasets",
         "",
-        "| set | spots | good (fit) | real frames | description |",
-        "|---|---|---|---|---|",
+        *dataset_rows(sets),
     ]
-    for s in sets:
-        t = s.table
-        good = is_good_spot(t["sim"], t["d_row"], t["d_col"]).mean()
-        n_real = int(t["real"].sum()) if "real" in t else 0
-        lines.append(
-            f"| {s.name} | {len(s):,} | {100 * good:.1f}% | {n_real} | {s.meta.get('description', '')} |"
-        )
     lines += [
         "",
         "![Figure 4](fig4_sim_histograms.png)",

@@ -18,8 +18,8 @@ from laue_live._maps import (
 )
 from laue_live.dashboard._app import SESSION_COOKIE, STATIC_DIR, TABLE_COLUMNS, create_app
 from laue_live.dashboard._history import CatalogReader
-from laue_live.dashboard._images import DEFAULT_MAX_PX, render_frame
-from laue_live.dashboard._live import LiveFeed, LiveRun, LiveState
+from laue_live.dashboard._images import DEFAULT_MAX_PX, render_frame, render_ipf_key
+from laue_live.dashboard._live import GrainMaps, LiveFeed, LiveRun, LiveState
 from laue_live.dashboard._server import READY_LINE, DashboardProcess, DashboardServer
 from laue_live.dashboard._settings import DEFAULT_PORT, DashboardSettings, make_viewer_key, read_viewer_key
 
@@ -38,10 +38,12 @@ __all__ = [
     "LiveState",
     "LiveRun",
     "LiveFeed",
+    "GrainMaps",
     "CatalogReader",
     "map_geometry",
     "LENGTH_UNITS_UM",
     "render_frame",
+    "render_ipf_key",
     "DEFAULT_MAX_PX",
     "MapValue",
     "MAP_VALUES",

@@ -27,10 +27,10 @@ import orjson
 import pandas as pd
 
 from laue_live._errors import LaueLiveError
-from laue_live._maps import MAP_VALUES, map_geometry
+from laue_live._maps import GRAIN_VALUES, MAP_VALUES, ORIENTATION, map_geometry
 from laue_live._schema import SPOT_COLUMNS
 from laue_live.dashboard._history import CatalogReader, plain
-from laue_live.dashboard._images import DEFAULT_MAX_PX, render_frame
+from laue_live.dashboard._images import DEFAULT_MAX_PX, render_frame, render_ipf_key
 from laue_live.dashboard._live import LiveState
 from laue_live.dashboard._settings import DashboardSettings
 from laue_live.spots import write_lauetools_dat
@@ -72,6 +72,11 @@ def _plotly_js() -> Path:
     return Path(str(importlib.resources.files("plotly") / "package_data" / "plotly.min.js"))
 
 
+def _value_defs(values, *, grain: bool = False) -> list[dict[str, Any]]:
+    return [{"name": v.name, "label": v.label, "unit": v.unit, "title": v.title, "grain": grain,
+             "diverging": v.diverging} for v in values]
+
+
 def _table_frame(table):
     """Return a spot table (mapping of arrays or DataFrame) as a DataFrame sorted by spot."""
     if not isinstance(table, pd.DataFrame):
@@ -100,6 +105,7 @@ class _Dashboard:
         self.frames_pushed = 0
         self.pictures_rendered = 0
         self._plotly_gz: bytes | None = None
+        self._keys: dict[str, dict[str, Any]] = {}
 
     # -- access --------------------------------------------------------------------------------------
     def authorized(self, cookies, headers) -> bool:
@@ -123,8 +129,9 @@ class _Dashboard:
                 values = {k: list(v) for k, v in live.values.items()}
                 errors = dict(live.errors)
                 ended = stop is not None
+                grains = live.grains.payload() if live.grains is not None else None
             data = {"start": plain(start), "stop": plain(stop), "frames": frames, "values": values,
-                    "errors": errors}
+                    "errors": errors, "grains": grains}
             if not live.complete_start and self.reader.configured:
                 try:  # joined after the start: the full start document is in Tiled
                     data["start"] = self.reader.run(uid)["start"] or data["start"]
@@ -135,12 +142,32 @@ class _Dashboard:
             ended = data["stop"] is not None
         start = data["start"]
         geometry = map_geometry(start, n_frames=(max(data["frames"]) + 1) if data["frames"] else 1)
+        indexed = bool((start.get("indexing") or {}).get("enabled"))
+        grains = data.get("grains")
+        if indexed and grains is None:
+            grains = {"frames": [], "values": {v.name: [] for v in GRAIN_VALUES}, "rgb": [], "materials": []}
         return {"uid": uid, "live": live is not None, "ended": ended,
                 "start": {k: start[k] for k in _START_KEYS if k in start}, "stop": data["stop"],
                 "geometry": geometry, "frames": data["frames"], "values": data["values"],
                 "errors": {str(k): v for k, v in data["errors"].items()},
-                "value_defs": [{"name": v.name, "label": v.label, "unit": v.unit, "title": v.title}
-                               for v in MAP_VALUES]}
+                "value_defs": _value_defs(MAP_VALUES) + (
+                    _value_defs((ORIENTATION, *GRAIN_VALUES), grain=True) if indexed else []),
+                "grains": grains, "ipf_keys": self.ipf_keys(grains["materials"] if grains else [])}
+
+    def ipf_keys(self, materials) -> dict[str, dict[str, Any]]:
+        """Return the orientation map's colour key of each material shown (IPF-z), drawn once per material."""
+        out = {}
+        for name in materials:
+            if name not in self._keys:
+                from laue_live.indexing import ipf_sector  # why: loaded by the grains already
+
+                try:
+                    self._keys[name] = render_ipf_key(ipf_sector(name))
+                except LaueLiveError as exc:  # a material of the run's own: its key from the run
+                    logger.warning("no colour key for material %r: %s", name, exc)
+                    continue
+            out[name] = self._keys[name]
+        return out
 
     def spots(self, uid: str, frame: int):
         table = self.state.table(uid, frame)
@@ -207,6 +234,13 @@ class _Dashboard:
                                 "errors": {str(f): e for f, e in run.errors.items() if f in fresh}})
                     self.frames_pushed += len(run.frames) - n
                     cursor[uid] = len(run.frames)
+                grains = run.grains
+                n = cursor.get(uid + "/grains", 0)
+                if grains is not None and len(grains.frames) > n:
+                    payload = grains.payload(n)
+                    out.append({"type": "grains", "uid": uid, **payload,
+                                "ipf_keys": self.ipf_keys(payload["materials"])})
+                    cursor[uid + "/grains"] = len(grains.frames)
             latest = self.state.runs[current].latest if current in self.state.runs else None
             if latest is not None and latest != sent.get("latest"):
                 out.append({"type": "latest", "uid": current, **latest})

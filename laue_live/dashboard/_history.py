@@ -22,6 +22,8 @@ import numpy as np
 
 from laue_live._errors import LaueLiveError
 from laue_live._maps import run_values
+from laue_live._run import INDEXING_KEY
+from laue_live.dashboard._live import GrainMaps
 
 __all__ = ["CatalogReader", "plain"]
 
@@ -151,7 +153,10 @@ class CatalogReader:
             raise self._failed(exc) from None
 
     def run(self, uid: str) -> dict[str, Any]:
-        """Return a run's start and stop documents and every map value of every frame.
+        """Return a run's start and stop documents, every map value of every frame and its grain maps.
+
+        ``grains`` is None for a run that is not indexed, else the :class:`GrainMaps` payload of its
+        frames indexed with or without a grain, in frame order.
 
         Raises
         ------
@@ -171,9 +176,10 @@ class CatalogReader:
                 start, stop = plain(md.get("start") or {}), plain(md.get("stop") or {})
                 summary = frame_summary(run)
                 spots = get_spot_table(run, columns=_VALUE_COLUMNS) if len(summary) else None
+                grains = _grain_maps(run, start)
             except Exception as exc:  # noqa: BLE001
                 raise self._failed(exc) from None
-            out = {"start": start, "stop": stop or None, **run_values(summary, spots)}
+            out = {"start": start, "stop": stop or None, **run_values(summary, spots), "grains": grains}
             if stop:  # finished: it will not change any more
                 self._values[uid] = out
                 while len(self._values) > 4:
@@ -251,6 +257,27 @@ class CatalogReader:
                     except Exception as exc:  # noqa: BLE001
                         raise self._failed(exc) from None
         return read
+
+
+def _grain_maps(run, start: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return the grain maps of an indexed run read from Tiled (a :class:`GrainMaps` payload), or None."""
+    # Tiled's client only when the catalog is read (the live view does without it)
+    from laue_live.catalog import get_grains, indexing_summary
+
+    info = start.get(INDEXING_KEY) or {}
+    if not info.get("enabled"):
+        return None
+    summary = indexing_summary(run)
+    maps = GrainMaps(info)
+    if not len(summary):
+        return maps.payload()
+    from laue_live.indexing import grain_map_table  # why: the indexer loads with an indexed run
+
+    table = grain_map_table(get_grains(run, positions=False), materials=maps.known)
+    done = summary[summary["status"].isin(["indexed", "no_grain"])].sort_values("frame")
+    for frame, n in zip(done["frame"].to_numpy(int), done["n_grains"].to_numpy(int), strict=True):
+        maps.append(int(frame), table.loc[frame] if frame in table.index else None, int(n))
+    return maps.payload()
 
 
 def _local_hdf5(sources) -> tuple[str, str] | None:

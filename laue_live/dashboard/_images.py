@@ -1,4 +1,4 @@
-"""Detector frames at display resolution: max-pooled (spots never vanish), scaled, PNG-encoded."""
+"""Pictures for the page: detector frames at display resolution (max-pooled: spots never vanish), IPF keys."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["render_frame", "DEFAULT_MAX_PX"]
+__all__ = ["render_frame", "render_ipf_key", "DEFAULT_MAX_PX"]
 
 #: Longest side of a picture sent to the browser, in screen pixels.
 DEFAULT_MAX_PX = 1024
@@ -79,3 +79,44 @@ def render_frame(frame: np.ndarray, *, region: tuple[int, int, int, int] | None 
     return {"src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"),
             "x0": c0 + (f - 1) / 2, "y0": r0 + (f - 1) / 2, "dx": f, "dy": f, "vmin": lo, "vmax": hi,
             "shape": [rows, cols], "region": [r0, r1, c0, c1], "factor": f}
+
+
+def _overbar(label: str) -> str:
+    """``[10-10]`` as the browser writes it: a minus sign becomes a bar over the digit after it."""
+    out, bar = [], False
+    for ch in label:
+        if ch == "-":
+            bar = True
+            continue
+        out.append(ch + ("\u0304" if bar else ""))
+        bar = False
+    return "".join(out)
+
+
+def render_ipf_key(sector, size: int = 150) -> dict[str, Any]:
+    """Draw the colour key of an orientation map as a PNG, with where its corners' labels go.
+
+    Parameters
+    ----------
+    sector
+        The material's fundamental sector (:func:`laue_live.indexing.ipf_sector`).
+    size
+        Side of the picture, in pixels.
+
+    Returns
+    -------
+    dict
+        ``src`` (``data:image/png;base64,...``; transparent outside the sector), ``material``, and
+        ``corners``: ``[x, y, label]`` per corner, ``x``/``y`` in fractions of the picture from its
+        bottom-left corner.
+    """
+    from PIL import Image  # lazy: as render_frame
+
+    rgba, (left, right, bottom, top), corners = sector.key_grid(size)
+    image = (np.clip(np.nan_to_num(rgba[::-1]), 0, 1) * 255).astype(np.uint8)  # key_grid's row 0: bottom
+    buf = io.BytesIO()
+    Image.fromarray(image, mode="RGBA").save(buf, format="PNG")
+    places = [[float((x - left) / (right - left)), float((y - bottom) / (top - bottom)), _overbar(label)]
+              for (x, y), label in zip(corners, sector.labels, strict=True)]
+    return {"src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"),
+            "material": sector.material, "corners": places}

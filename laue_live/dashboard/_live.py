@@ -16,23 +16,87 @@ from collections.abc import Mapping
 from typing import Any
 
 from laue_live._errors import WireError
-from laue_live._maps import VALUE_NAMES, frame_values
-from laue_live._run import ANALYSIS_KIND
+from laue_live._maps import GRAIN_VALUE_NAMES, VALUE_NAMES, frame_values
+from laue_live._run import ANALYSIS_KIND, INDEXING_KEY
 from laue_live.stream import (
     TOPIC_DOC,
+    TOPIC_GRAINS,
     TOPIC_HELLO,
     TOPIC_SPOTS,
     TOPIC_STATUS,
     SpotSubscriber,
+    decode_grains,
     decode_spot_table,
 )
 
-__all__ = ["LiveRun", "LiveState", "LiveFeed"]
+__all__ = ["LiveRun", "LiveState", "LiveFeed", "GrainMaps"]
 
 logger = logging.getLogger(__name__)
 
 #: Status reports older than this many report intervals mean the service went silent.
 _SILENT_AFTER = 3.0
+
+
+def _science():
+    # why: the indexer (scipy, gemmi, pandas: 1-4 s) loads with the first indexed frame, not with the page
+    import laue_live.indexing as indexing
+
+    return indexing
+
+
+class GrainMaps:
+    """The grain values of an indexed run's frames, in arrival order, as the dashboard's maps show them.
+
+    ``frames[i]`` has ``values[name][i]`` for each of :data:`laue_live._maps.GRAIN_VALUE_NAMES` (NaN
+    where the frame was indexed without a grain) and ``rgb[i]``, its orientation's inverse-pole-figure
+    colour (IPF-z; None: no grain). The misorientation is to the run's first grain. ``materials`` are
+    the materials shown, whose colour keys the page draws.
+    """
+
+    def __init__(self, indexing: Mapping[str, Any] | None = None):
+        self.frames: list[int] = []
+        self.values: dict[str, list[float]] = {name: [] for name in GRAIN_VALUE_NAMES}
+        self.rgb: list[list[float] | None] = []
+        self.materials: list[str] = []
+        self.known = _science().materials_from_indexing(indexing) if indexing else {}
+        self.reference = None
+        self._seen: set[int] = set()
+
+    def add(self, frame: int, grains, n_grains: int) -> None:
+        """One indexed frame: its grains (a DataFrame of the ``grains`` table; none: no grain)."""
+        row = None
+        if grains is not None and len(grains):
+            sci = _science()
+            if "frame" not in grains:
+                grains = grains.assign(frame=int(frame))
+            if self.reference is None:
+                self.reference = sci.u_matrices(sci.select_grains(grains).iloc[:1])[0]
+            row = sci.grain_map_table(grains, reference=self.reference, materials=self.known).iloc[0]
+        self.append(frame, row, n_grains)
+
+    def append(self, frame: int, row, n_grains: int) -> None:
+        """Put a frame on the maps: its row of :func:`laue_live.indexing.grain_map_table` (None: no grain)."""
+        if int(frame) in self._seen:
+            return  # a replay
+        self._seen.add(int(frame))
+        values = dict.fromkeys(GRAIN_VALUE_NAMES, float("nan"))
+        rgb = None
+        if row is not None:
+            values = {name: float(row[name]) for name in GRAIN_VALUE_NAMES}
+            rgb = [float(row["r"]), float(row["g"]), float(row["b"])]
+            if row["material"] not in self.materials:
+                self.materials.append(str(row["material"]))
+        values["n_grains"] = float(n_grains)
+        self.frames.append(int(frame))
+        for name in GRAIN_VALUE_NAMES:
+            self.values[name].append(values[name])
+        self.rgb.append(rgb)
+
+    def payload(self, start: int = 0) -> dict[str, Any]:
+        """Return the frames from index ``start`` on, for the page (JSON-ready: NaN as None)."""
+        nan_free = {k: [None if v != v else v for v in vs[start:]] for k, vs in self.values.items()}
+        return {"frames": self.frames[start:], "values": nan_free, "rgb": self.rgb[start:],
+                "materials": list(self.materials)}
 
 
 class LiveRun:
@@ -66,6 +130,7 @@ class LiveRun:
         self.first_seen = time.time()
         self.latest: dict[str, Any] | None = None
         self.gaps = 0
+        self.grains: GrainMaps | None = None  # made when the run's first indexing arrives
 
     def add(self, frame: int, table, summary: Mapping[str, Any]) -> None:
         values = frame_values(summary, table)
@@ -81,6 +146,16 @@ class LiveRun:
         self.latest = {"frame": int(frame), "n_spots": int(summary.get("n_spots", 0) or 0),
                        "n_good": int(summary.get("n_good", 0) or 0), "failed": bool(summary.get("failed")),
                        "time": time.time()}
+
+    def add_grains(self, frame: int, grains, summary: Mapping[str, Any]) -> bool:
+        """One frame's indexing (a ``laue.grains`` message); False if it puts nothing on the maps."""
+        if summary.get("status") not in ("indexed", "no_grain"):
+            return False  # failed or not indexed: the maps leave it blank
+        if self.grains is None:
+            self.grains = GrainMaps(self.start.get(INDEXING_KEY))
+        n = summary.get("n_grains")
+        self.grains.add(frame, grains, int(n) if n is not None else (0 if grains is None else len(grains)))
+        return True
 
     def merge(self, frames, values: Mapping[str, list], errors: Mapping[int, str]) -> int:
         """Add frames read back from Tiled that the stream did not bring (joined late, missed)."""
@@ -104,7 +179,8 @@ class LiveRun:
                 "raw_uid": s.get("raw_uid"), "method": s.get("method"),
                 "time": s.get("time", self.first_seen),
                 "frames": len(self.frames), "ended": self.stop is not None,
-                "exit_status": (self.stop or {}).get("exit_status"), "live": True}
+                "exit_status": (self.stop or {}).get("exit_status"), "live": True,
+                "indexed": bool((s.get(INDEXING_KEY) or {}).get("enabled"))}
 
 
 class LiveState:
@@ -191,6 +267,15 @@ class LiveState:
                 summary = {"n_spots": n, "n_good": int(sum(table["good"])) if n else 0, "failed": False}
             run.add(frame, table, summary)
             self.version += 1
+
+    def add_grains(self, header: Mapping[str, Any], frame: int, grains, summary: Mapping[str, Any]) -> None:
+        """One frame's indexing arrived: its grain values go on the grain maps of its run."""
+        with self.lock:
+            run = self.runs.get(str(header.get("uid", "")))
+            if run is None:
+                return  # its spot table (which opens the run) never came: Tiled has it
+            if run.add_grains(frame, grains, summary):
+                self.version += 1
 
     def backfill_from(self, reader) -> int:
         """Read from Tiled the frames of live runs that the stream did not bring; returns frames added.
@@ -285,7 +370,8 @@ class LiveFeed:
         self.address = address
         self.state = state
         # start/stop documents only: the spot pages would repeat what the tables already carry
-        self._sub = SpotSubscriber(address, documents=("start", "stop"), status=True, curve=curve)
+        self._sub = SpotSubscriber(address, documents=("start", "stop"), status=True, curve=curve,
+                                   grains=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="laue-live-dashboard-feed", daemon=True)
         state.set_stream(address=address)
@@ -314,6 +400,11 @@ class LiveFeed:
                         last_seq = seq if isinstance(seq, int) else last_seq
                         state.add_frame(payload.get("run") or {}, int(payload.get("frame", -1)), table,
                                         payload.get("summary"), seq_gap=max(gap, 0))
+                    elif message.topic == TOPIC_GRAINS:
+                        payload = message.payload
+                        grains, _ = decode_grains(payload)
+                        state.add_grains(payload.get("run") or {}, int(payload.get("frame", -1)), grains,
+                                         payload.get("summary") or {})
                     elif message.topic == TOPIC_DOC:
                         doc = message.payload.get("doc") or {}
                         if message.name == "start":

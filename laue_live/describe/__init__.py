@@ -6,7 +6,7 @@ The top of the science (above :mod:`laue_live.pipeline`, :mod:`laue_live.doubles
 :class:`DoublesStep`); :func:`analyze_frames` and :func:`characterize` pick them by name.
 """
 
-from laue_live.describe._characterize import METHODS, characterize, check_method
+from laue_live.describe._characterize import METHODS, characterize, check_method, choose_method
 from laue_live.describe._frames import analyze_frame, analyze_frames, describe_frames
 from laue_live.describe._steps import Describer, DoublesStep, cnn_describer, doubles_step
 
@@ -18,6 +18,7 @@ __all__ = [
     "analyze_frames",
     "characterize",
     "check_method",
+    "choose_method",
     "cnn_describer",
     "describe_frames",
     "doubles_step",

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from laue_live._schema import empty_spot_table
-from laue_live.describe._characterize import characterize, check_method
+from laue_live.describe._characterize import characterize, check_method, choose_method
 from laue_live.describe._steps import Describer, DoublesStep, doubles_step
 from laue_live.spots import (
     merge_same_spot_rows,
@@ -179,6 +179,10 @@ def analyze_frames(frames: Sequence, method: str = "fit", *, frame_numbers: Sequ
         If any frame is invalid (checked before any work is done).
     """
     check_method(method)
+    if method == "auto":
+        method = choose_method(device, kw.get("model"))
+        if method == "fit":
+            kw = {k: v for k, v in kw.items() if k not in ("model", "polish")}
     describe = functools.partial(characterize, method=method, device=device, **kw)
     step = doubles_step(doubles_model, device) if doubles else None
     return describe_frames(frames, describe, frame_numbers=frame_numbers, peaks=peaks,

@@ -41,8 +41,11 @@ class DoublesStep(Protocol):
         ...
 
 
-def cnn_describer(model=None, device=None) -> Describer:
+def cnn_describer(model=None, device=None, polish: int | None = None) -> Describer:
     """Return the spot CNN as a :class:`Describer` (loaded once per model and device: ``get_predictor``).
+
+    ``polish``: iterations of the exact fit started at the network's prediction (default: the
+    model's recommendation; 0: the network's descriptors alone).
 
     Raises
     ------
@@ -53,7 +56,7 @@ def cnn_describer(model=None, device=None) -> Describer:
         from laue_live.cnn import get_predictor  # why: torch and the network load only for method="cnn"
     except ImportError as exc:
         raise ModelError(f"method='cnn' needs laue_live.cnn, which cannot be imported: {exc}") from exc
-    return get_predictor(model=model, device=device or "auto").predict
+    return get_predictor(model=model, device=device or "auto", polish=polish).predict
 
 
 def doubles_step(model=None, device=None) -> DoublesStep:

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from laue_live._errors import SettingsError, SpotTableError
+from laue_live._schema import GRAIN_COLUMNS as _SCHEMA_GRAIN_COLUMNS
 from laue_live.geometry import (
     HC_KEV_ANGSTROM,
     Calibration,
@@ -60,20 +61,9 @@ log = logging.getLogger(__name__)
 INTENSITY_COLUMNS = ("intensity", "amplitude", "peak_Itot", "peak_Isub", "Itot", "I", "peak_intensity")
 _STRAIN_KEYS = ("xx", "yy", "zz", "xy", "xz", "yz")
 _STRAIN_IJ = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
-#: Columns of :meth:`IndexResult.grains_table` (one row per grain).
-GRAIN_COLUMNS = (
-    ("grain", "", "grain number within the frame, 0-based, in the order found"),
-    ("material", "", "material name"),
-    ("n_matched", "", "spots matched and used in the refinement"),
-    ("n_predicted", "", "spots the refined grain predicts on the detector in the energy band"),
-    ("matched_fraction", "", "share of the predicted spots observed (a spot within the final radius)"),
-    ("intensity_fraction", "", "share of the predicted intensity (kinematic model) on observed spots"),
-    ("deviation_px", "px", "mean distance between observed and refined predicted positions"),
-    *((f"u{i + 1}{j + 1}", "", f"orientation matrix U[{i}, {j}] (q = U B hkl, LaueTools frame)")
-      for i in range(3) for j in range(3)),
-    *((f"strain_{k}", "", f"deviatoric strain {k} component, crystal frame") for k in _STRAIN_KEYS),
-    ("equivalent_strain", "", "von Mises equivalent of the deviatoric strain, sqrt(2/3 e:e)"),
-)
+#: Columns of :meth:`IndexResult.grains_table` (one row per grain): ``(name, unit, description)``,
+#: the analysis run's ``grains`` table (:data:`laue_live._schema.GRAIN_COLUMNS`) without its ``frame``.
+GRAIN_COLUMNS = tuple((c.name, c.unit, c.description) for c in _SCHEMA_GRAIN_COLUMNS if c.name != "frame")
 
 
 @dataclass(frozen=True)

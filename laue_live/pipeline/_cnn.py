@@ -161,6 +161,9 @@ class CNNRunner:
             else:
                 pred = get_predictor(model=model, device=str(self.device), quantize=False)
         self.normalisation = pred.normalisation
+        self.n_out = int(getattr(pred, "n_out", 5))
+        # iterations of the exact fit from the network's prediction (the model's recommendation)
+        self.polish = int(getattr(pred, "polish", 0))
         self.model_path = str(pred.path)
         self.precision = precision
         self.dtype = dtypes[precision]
@@ -213,9 +216,12 @@ class CNNRunner:
 
     @torch.inference_mode()
     def __call__(self, cut: torch.Tensor) -> torch.Tensor:
-        """Network outputs (N, 5) float32 for raw cutouts (N, S, S) float32 (ADU) on the device."""
+        """Network outputs (N, n_out) float32 for raw cutouts (N, S, S) float32 (ADU) on the device.
+
+        ``n_out`` is 5 (``Desc``) or 7 (``Desc`` and the width outputs of a ``SpotNet``).
+        """
         n = cut.shape[0]
-        out = torch.empty((n, 5), dtype=torch.float32, device=cut.device)
+        out = torch.empty((n, self.n_out), dtype=torch.float32, device=cut.device)
         fn = self._shared.fn if self._shared is not None else None
         if fn is not None and n:
             try:

@@ -186,7 +186,7 @@ class AnalysisService:
                 self.raw_writer = _RunSink(TiledWriter(getattr(catalog, "raw", catalog), batch_size=1),
                                            "the raw-run Tiled writer (--write-raw)")
         sinks = [s for s in (self.writer, self.publisher, *extra_sinks) if s is not None]
-        self.router = make_run_router(sinks, analyzer=analyzer)
+        self.router = make_run_router(sinks, analyzer=analyzer, indexing=settings.indexing_config())
         self.analyzer = self.router.factory.analyzer
         self.device = str(getattr(self.analyzer, "device", None) or opts.get("device") or "cpu")
         self.dispatcher = SafeRemoteDispatcher(
@@ -229,6 +229,8 @@ class AnalysisService:
         now = time.time()
         callbacks = list(self.router.callbacks)
         analysed = failed = dropped = depth = acquired = 0
+        index = dict.fromkeys(("indexed", "no_grain", "failed", "not_indexed", "grains"), 0)
+        index_depth = 0
         current = None
         for cb in callbacks:
             worker = cb.worker
@@ -239,6 +241,10 @@ class AnalysisService:
             failed += worker.stats.failed
             dropped += worker.stats.dropped
             depth += worker.depth
+            if worker.indexing is not None:
+                for key in index:
+                    index[key] += getattr(worker.indexing.stats, key)
+                index_depth += worker.indexing.depth
             if not worker.done:
                 current = cb.raw_start["uid"] if cb.raw_start else None
         self._rate.append((now, analysed + failed))
@@ -260,6 +266,10 @@ class AnalysisService:
             "frames_acquired": acquired, "frames_analysed": analysed, "frames_failed": failed,
             "frames_dropped": dropped, "status_interval": self.settings.status_interval,
             "frames_per_s": round(fps, 3), "queue_depth": depth,
+            "indexing": bool(self.settings.indexing), "frames_indexed": index["indexed"],
+            "frames_no_grain": index["no_grain"], "frames_index_failed": index["failed"],
+            "frames_not_indexed": index["not_indexed"], "grains": index["grains"],
+            "index_queue_depth": index_depth,
             "messages_received": self.dispatcher.received, "messages_rejected": self.dispatcher.rejected,
             "callback_errors": self.dispatcher.callback_errors,
             "raw_writer": self.raw_writer.state() if self.raw_writer is not None else None,

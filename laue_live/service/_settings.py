@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from laue_live._errors import SettingsError
+from laue_live._run import IndexingRequest
+from laue_live.analysis import IndexingConfig, resolve_indexing
 from laue_live.geometry import get_detector
 from laue_live.io import load_calibration, load_corrections
 from laue_live.spots import check_peak_params
@@ -74,6 +76,19 @@ class ServiceSettings:
     mask_file, dark_file, flat_file, auto_mask, beamstop
         Detector corrections (:func:`laue_live.io.load_corrections`): a mask file, a dark frame, a
         flat field, the automatic mask of 0-reading and hot pixels, a ``"row,col,radius"`` beamstop.
+    indexing
+        Index the frames of runs whose start document, or these settings, name a material and a
+        calibration (``False``: never).
+    index_material, index_energy_range
+        The defaults for runs whose start document does not name them: material name(s) and
+        ``(E_min, E_max)`` keV (see :class:`laue_live.analysis.IndexingConfig`); the calibration is
+        ``calibration_file``, the one that gives the spot tables their ``two_theta, chi``.
+    index_prefer
+        ``"start"``: a start document's material/calibration win over these; ``"settings"``: these win.
+    index_policy, index_queue_size, index_close_timeout
+        The indexing stage's queue policy (``spill``, ``drop_newest``, ``block``), bound, and the
+        seconds it may take after a run's last frame before the rest is recorded as not indexed
+        (None: until done).
     """
 
     input_address: str = DEFAULT_INPUT
@@ -101,6 +116,13 @@ class ServiceSettings:
     flat_file: Path | None = None
     auto_mask: bool = True
     beamstop: str | None = None
+    indexing: bool = True
+    index_material: tuple[str, ...] | None = None
+    index_energy_range: tuple[float, float] | None = None
+    index_prefer: str = "start"
+    index_policy: str = "spill"
+    index_queue_size: int = 64
+    index_close_timeout: float | None = None
 
     def __post_init__(self) -> None:
         normalize_address(self.input_address, bind=False)
@@ -124,6 +146,23 @@ class ServiceSettings:
         object.__setattr__(self, "peak_params", dict(params))
         if self.detector is not None:
             get_detector(self.detector)
+        if isinstance(self.index_material, str):
+            object.__setattr__(self, "index_material", tuple(m.strip() for m in self.index_material.split(",")
+                                                             if m.strip()))
+        if isinstance(self.index_energy_range, str):
+            try:
+                object.__setattr__(self, "index_energy_range", tuple(
+                    float(v) for v in self.index_energy_range.replace(",", " ").split()))
+            except ValueError:
+                raise SettingsError(f"energy range must be 'E_min,E_max' in keV, got "
+                                    f"{self.index_energy_range!r}") from None
+        if isinstance(self.indexing, str):
+            off = self.indexing.strip().lower() in ("0", "false", "no", "off")
+            object.__setattr__(self, "indexing", not off)
+        config = self.indexing_config()  # checks the policy and bounds
+        if config.enabled and config.material and config.calibration:
+            # a wrong material or calibration is one line at start-up, not an error per run
+            resolve_indexing(IndexingRequest(config.material, config.calibration, config.energy_range))
 
     def analysis_options(self) -> dict:
         """Peak parameters, detector corrections and calibration for the analyser, read from the files.
@@ -144,14 +183,25 @@ class ServiceSettings:
             "calibration": load_calibration(self.calibration_file, det),
         }
 
+    def indexing_config(self) -> IndexingConfig:
+        """Return the live indexing settings of every run (:class:`laue_live.analysis.IndexingConfig`)."""
+        material = list(self.index_material) if self.index_material else None
+        return IndexingConfig(material=material[0] if material and len(material) == 1 else material,
+                              calibration=str(self.calibration_file) if self.calibration_file else None,
+                              energy_range=self.index_energy_range,
+                              enabled=bool(self.indexing), prefer=self.index_prefer, policy=self.index_policy,
+                              queue_size=self.index_queue_size, close_timeout=self.index_close_timeout)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> ServiceSettings:
         """Build settings from the environment; explicit ``overrides`` (not ``None``) win.
 
         Reads ``LAUE_LIVE_SERVE_INPUT``, ``LAUE_LIVE_SERVE_PUBLISH``, ``LAUE_LIVE_SERVE_STATE_DIR``,
         ``LAUE_LIVE_DEVICE``, ``LAUE_LIVE_METHOD``, ``LAUE_LIVE_PIPELINE``, ``LAUE_LIVE_PEAK_PARAMS``
-        (a JSON object), ``LAUE_LIVE_DETECTOR``, ``LAUE_LIVE_CALIBRATION``, ``LAUE_LIVE_MASK``,
-        ``LAUE_LIVE_DARK``, ``LAUE_LIVE_FLAT`` and the CURVE variables (see
+        (a JSON object), ``LAUE_LIVE_DETECTOR``, ``LAUE_LIVE_CALIBRATION`` (also the indexing's),
+        ``LAUE_LIVE_MASK``, ``LAUE_LIVE_DARK``, ``LAUE_LIVE_FLAT``, the indexing defaults
+        ``LAUE_LIVE_MATERIAL`` (names, comma-separated), ``LAUE_LIVE_ENERGY_RANGE`` (``"5,23"`` keV),
+        ``LAUE_LIVE_INDEXING`` (``0`` to switch it off), and the CURVE variables (see
         :func:`laue_live.stream.curve_server_from_env`).
         """
         env = os.environ if env is None else env
@@ -168,6 +218,9 @@ class ServiceSettings:
             "mask_file": env.get("LAUE_LIVE_MASK"),
             "dark_file": env.get("LAUE_LIVE_DARK"),
             "flat_file": env.get("LAUE_LIVE_FLAT"),
+            "index_material": env.get("LAUE_LIVE_MATERIAL"),
+            "index_energy_range": env.get("LAUE_LIVE_ENERGY_RANGE"),
+            "indexing": env.get("LAUE_LIVE_INDEXING"),
         }
         if env is os.environ:
             values["publish_curve"] = curve_server_from_env()

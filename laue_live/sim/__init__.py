@@ -32,6 +32,7 @@ from laue_live.sim._cutouts import render_spot_cutouts
 from laue_live.sim._figure import compare_figure, sim_histogram_figure
 from laue_live.sim._render import SATURATION, RenderConfig, RenderedFrame, render_frame
 from laue_live.sim._samples import BentCrystal, Grain, Polycrystal, Sample, SingleCrystal
+from laue_live.sim._scenes import SceneConfig, render_spot_scenes
 from laue_live.sim._shapes import SHAPE_MIX_PRESETS, SHAPES
 from laue_live.sim._spot_tables import simulated_spot_table
 from laue_live.sim._truth import STORED_TRUTH_COLUMNS, H5TruthWriter, conform_truth, read_ground_truth
@@ -61,6 +62,8 @@ __all__ = [
     "render_frame",
     "SATURATION",
     "render_spot_cutouts",
+    "render_spot_scenes",
+    "SceneConfig",
     "Sample",
     "Grain",
     "SingleCrystal",

@@ -214,8 +214,9 @@ def fit_gaussians(
     ftol
         Stop when an accepted step lowers the cost by less than ``ftol`` times the cost.
     start
-        Optional start values, array (N, 6) of ``(alpha, beta, mu_row, mu_col, sigma_row,
-        sigma_col)``; default from moments (:func:`moment_start`).
+        Optional start values, array or tensor (N, 6) of ``(alpha, beta, mu_row, mu_col, sigma_row,
+        sigma_col)`` (a tensor stays on its device for the torch backend); default from moments
+        (:func:`moment_start`).
     backend
         ``"auto"`` (numpy on the CPU, torch on a GPU), ``"numpy"`` or ``"torch"``: the same
         algorithm on either library (numpy is ~2x faster on the CPU, measured; torch is what runs on
@@ -484,10 +485,13 @@ def _lm(xp, data, weights, c, max_iter, xtol, ftol, start, check_every=1):
     x = xp.asarray(np.arange(s) - c)[None, None, :]
     if start is None:
         theta = moment_start(data, c)
-    else:
-        st0 = np.asarray(start, dtype=np.float64)
-        theta = xp.asarray(np.stack([st0[:, 0] / (2 * np.pi * st0[:, 4] * st0[:, 5]), st0[:, 1], st0[:, 2],
-                                     st0[:, 3], np.log(st0[:, 4]), np.log(st0[:, 5])], axis=1))
+    else:  # a numpy array, or a tensor (kept on its device when the fit runs in torch)
+        if xp.name == "torch" and type(start).__module__.startswith("torch"):
+            st0 = start.to(device=xp.device, dtype=xp.dtype)
+        else:
+            st0 = xp.asarray(np.asarray(start.cpu() if hasattr(start, "cpu") else start, dtype=np.float64))
+        theta = xp.stack([st0[:, 0] / (2 * np.pi * st0[:, 4] * st0[:, 5]), st0[:, 1], st0[:, 2],
+                          st0[:, 3], xp.log(st0[:, 4]), xp.log(st0[:, 5])], 1)
     offset = xp.copy(theta[:, 1])
     theta[:, 1] = 0.0  # fit the centred data: keeps the expanded cost well conditioned
     data -= offset[:, None, None]  # in place: `data` is fit_gaussians' private copy

@@ -1,6 +1,6 @@
 """Spot tables and documents over ZeroMQ, safely.
 
-The msgpack wire codec (no pickle), the spot-table publisher, the Python subscriber, and
+The msgpack wire codec (no pickle), the spot-table (and grains) publisher, the Python subscriber, and
 loopback-only replacements for bluesky's 0MQ Publisher, RemoteDispatcher and Proxy. The wire
 format is documented in ``docs/stream.md``.
 """
@@ -16,14 +16,17 @@ from laue_live.stream._address import (
 from laue_live.stream._codec import (
     DEFAULT_MAX_BYTES,
     TOPIC_DOC,
+    TOPIC_GRAINS,
     TOPIC_HELLO,
     TOPIC_SPOTS,
     TOPIC_STATUS,
     WIRE_VERSION,
     Message,
+    decode_grains,
     decode_message,
     decode_spot_table,
     dumps,
+    encode_grains,
     encode_message,
     encode_spot_table,
     loads,
@@ -34,7 +37,7 @@ from laue_live.stream._codec import (
 from laue_live.stream._dispatcher import SafeRemoteDispatcher
 from laue_live.stream._proxy import SafeProxy
 from laue_live.stream._publisher import DocumentPublisher, SpotPublisher
-from laue_live.stream._subscriber import SpotFrame, SpotSubscriber
+from laue_live.stream._subscriber import GrainFrame, SpotFrame, SpotSubscriber
 
 __all__ = [
     "LOOPBACK",
@@ -45,6 +48,7 @@ __all__ = [
     "normalize_address",
     "DEFAULT_MAX_BYTES",
     "TOPIC_DOC",
+    "TOPIC_GRAINS",
     "TOPIC_HELLO",
     "TOPIC_SPOTS",
     "TOPIC_STATUS",
@@ -52,7 +56,9 @@ __all__ = [
     "Message",
     "decode_message",
     "decode_spot_table",
+    "decode_grains",
     "dumps",
+    "encode_grains",
     "encode_message",
     "encode_spot_table",
     "loads",
@@ -64,5 +70,6 @@ __all__ = [
     "DocumentPublisher",
     "SpotPublisher",
     "SpotFrame",
+    "GrainFrame",
     "SpotSubscriber",
 ]

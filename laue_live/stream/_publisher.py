@@ -16,8 +16,15 @@ import numpy as np
 import zmq
 
 from laue_live._errors import WireError
-from laue_live._run import FRAMES_STREAM, RAW_UID, SPOTS_STREAM
-from laue_live._schema import SPOT_COLUMNS
+from laue_live._run import (
+    FRAMES_STREAM,
+    GRAINS_STREAM,
+    INDEXING_STREAM,
+    RAW_UID,
+    SPOT_INDEX_STREAM,
+    SPOTS_STREAM,
+)
+from laue_live._schema import GRAIN_COLUMNS, SPOT_COLUMNS, SPOT_INDEX_COLUMNS
 from laue_live.stream._address import (
     LOOPBACK,
     CurveClient,
@@ -32,6 +39,7 @@ from laue_live.stream._codec import (
     TOPIC_HELLO,
     TOPIC_STATUS,
     dumps,
+    encode_grains,
     encode_message,
     encode_spot_table,
 )
@@ -148,9 +156,11 @@ class SpotPublisher(_XPub):
 
     A sink ``callable(name, doc)`` for the analysis run's documents (the live callback's output).
     For every ``spots`` event page (one per frame) it sends a :data:`~laue_live.stream.TOPIC_SPOTS`
-    message with the table as typed column buffers; every document also goes out on
-    :data:`~laue_live.stream.TOPIC_DOC`. Sending never blocks: when a subscriber's queue holds
-    ``hwm`` messages, the message is dropped and counted (:attr:`dropped`); Tiled keeps everything.
+    message with the table as typed column buffers; for every frame an indexed run has indexed (its
+    ``indexing`` row) a :data:`~laue_live.stream.TOPIC_GRAINS` message with its grains and the Miller
+    indices of its spots; every document also goes out on :data:`~laue_live.stream.TOPIC_DOC`.
+    Sending never blocks: when a subscriber's queue holds ``hwm`` messages, the message is dropped
+    and counted (:attr:`dropped`); Tiled keeps everything.
 
     Parameters
     ----------
@@ -183,10 +193,13 @@ class SpotPublisher(_XPub):
         self.publish_documents = publish_documents
         self.seq = 0
         self.tables = 0
+        self.grain_seq = 0  # counter of grains messages (their own sequence: a spot subscriber sees no gap)
         self._state_lock = threading.RLock()
         self._runs: dict[str, dict[str, Any]] = {}  # analysis uid -> header
         self._streams: dict[str, tuple[str, str]] = {}  # descriptor uid -> (run uid, stream name)
         self._held: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+        # (run, frame) -> {"grains": columns, "indexed_spots": columns}, until the frame's indexing row
+        self._held_index: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]] = {}
         logger.info("spot publisher on %s (CURVE %s, HWM %d)", self.address,
                     "on" if curve is not None else "off", hwm)
 
@@ -251,10 +264,28 @@ class SpotPublisher(_XPub):
                 self.publish_table(self._empty_table() if table is None else table, frame=int(frame),
                                    run=self._runs.get(run, {"uid": run}), summary=summary,
                                    analysed_at=times[i] if i < len(times) else None)
+        elif stream in (GRAINS_STREAM, SPOT_INDEX_STREAM):
+            # held until the frame's indexing row, which the indexing stage emits right after them
+            frames = np.asarray(data.get("frame", []))
+            for frame in dict.fromkeys(frames.tolist()):
+                rows = frames == frame
+                self._held_index.setdefault((run, int(frame)), {})[stream] = {
+                    k: np.asarray(v)[rows] for k, v in data.items()}
+        elif stream == INDEXING_STREAM:
+            keys = list(data)
+            for i, frame in enumerate(np.asarray(data.get("frame", [])).tolist()):
+                held = self._held_index.pop((run, int(frame)), {})
+                self.publish_grains(held.get(GRAINS_STREAM), held.get(SPOT_INDEX_STREAM), frame=int(frame),
+                                    run=self._runs.get(run, {"uid": run}),
+                                    summary={k: _plain(data[k][i]) for k in keys})
 
     def _flush_held(self, run: str) -> None:
         for key in sorted(k for k in self._held if k[0] == run):
             self.publish_table(self._held.pop(key), frame=key[1], run=self._runs.get(run, {"uid": run}))
+        for key in sorted(k for k in self._held_index if k[0] == run):
+            held = self._held_index.pop(key)
+            self.publish_grains(held.get(GRAINS_STREAM), held.get(SPOT_INDEX_STREAM), frame=key[1],
+                                run=self._runs.get(run, {"uid": run}))
 
     @staticmethod
     def _empty_table() -> dict[str, np.ndarray]:
@@ -286,16 +317,38 @@ class SpotPublisher(_XPub):
                 return False
             return self._send(message)
 
+    def publish_grains(self, grains, spots, *, frame: int, run: dict[str, Any] | None = None,
+                       summary: dict[str, Any] | None = None) -> bool:
+        """Publish one frame's indexing now: grains and indexed spots (None: no rows), ``indexing`` row.
+
+        Returns
+        -------
+        bool
+            ``False`` if it was dropped (a subscriber queue full) or could not be encoded.
+        """
+        grains = {c.name: np.empty(0, dtype="U1" if c.dtype == "str" else c.dtype) for c in GRAIN_COLUMNS} \
+            if grains is None else grains
+        spots = {c.name: np.empty(0, dtype=c.dtype) for c in SPOT_INDEX_COLUMNS} if spots is None else spots
+        with self._state_lock:  # seq order == send order
+            self.grain_seq += 1
+            try:
+                message = encode_grains(grains, spots, frame=frame, seq=self.grain_seq, run=run or {},
+                                        summary=summary)
+            except WireError:
+                logger.exception("frame %s: indexing cannot be encoded; not published", frame)
+                return False
+            return self._send(message)
+
     def publish_status(self, status: dict[str, Any]) -> bool:
         """Publish a state report on ``laue.status`` (frames/s, queue depth, dropped counts, ...)."""
         return self._send(encode_message(TOPIC_STATUS, "status", {"status": status}))
 
     def stats(self) -> dict[str, int]:
-        """Counters: ``sent``, ``dropped`` messages, ``tables`` published, current ``subscribers``."""
+        """Counters: ``sent``, ``dropped``, ``tables`` and ``grains`` messages published, ``subscribers``."""
         with self._lock:
             if not self.closed:
                 self._drain_subscriptions()
-        return {"sent": self.sent, "dropped": self.dropped, "tables": self.tables,
+        return {"sent": self.sent, "dropped": self.dropped, "tables": self.tables, "grains": self.grain_seq,
                 "subscribers": self.subscriptions}
 
 

@@ -1,9 +1,11 @@
-"""The five evaluation datasets (like the paper's D1-D5) from simulated frames and the real BM32 frames.
+"""The five evaluation datasets (like the paper's D1-D5): simulated frames and the real BM32 frames.
 
-Each dataset is a set of whole frames run through the same pipeline as live data (peak search ->
-32 x 32 cutouts -> exact Gaussian fit = ground truth); simulated frames also give the true spot
-centres (``true_d_row``, ``true_d_col``: truth position minus initial peak, px). They differ as the
-paper's do: material, strain and spot-shape mix, and D2 is nearly all bad spots.
+Each dataset is a set of whole frames run through the same pipeline as live data
+(:func:`laue_live.spots.prepare_frame`: automatic mask, peak search, 32 x 32 cutouts with masked
+pixels filled by the local median -> exact Gaussian fit with the pixel mask = ground truth);
+simulated frames also give the true spot centres (``true_d_row``, ``true_d_col``: truth position
+minus initial peak, px). They differ as the paper's do: material, strain and spot-shape mix, and D2
+is nearly all bad spots.
 
 The simulator is used here, in :mod:`laue_live.training`, and never by the live path.
 """
@@ -17,15 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tifffile
 from tqdm.auto import tqdm
 
 from laue_live._rules import is_good_spot
 from laue_live.cnn import SpotSet, collect
+from laue_live.io import read_frame
 from laue_live.sim import BM32_CALIBRATION, RenderConfig, random_rotation, render_frame, simulate_spots
-from laue_live.spots import extract_cutouts, find_peaks, fit_descriptors
+from laue_live.spots import fit_descriptors, prepare_frame
 
-__all__ = ["DatasetSpec", "DATASETS", "SimFrameSource", "RealFrameSource", "build_dataset", "build_datasets"]
+__all__ = [
+    "DatasetSpec", "DATASETS", "SimFrameSource", "RealFrameSource", "build_dataset", "build_datasets",
+    "frame_cutouts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -179,20 +184,33 @@ class SimFrameSource:
                 df["grain"] = g
                 parts.append(df)
             rf = render_frame(pd.concat(parts, ignore_index=True), cfg, rng, BM32_CALIBRATION.frame_shape)
-            peaks = np.asarray(find_peaks(rf.frame), dtype=np.int64).reshape(-1, 2)
+            peaks, cut, table = frame_cutouts(rf.frame)
             if len(peaks) == 0:
                 continue
-            cut = extract_cutouts(rf.frame, peaks)
-            table = fit_descriptors(cut)
             table["true_d_row"], table["true_d_col"] = _match_truth(peaks, rf.truth)
             table["real"] = False
             found += len(cut)
             yield cut, table
 
 
+def frame_cutouts(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Return the cutouts the live path hands over for ``frame``, and the exact fit of each.
+
+    :func:`laue_live.spots.prepare_frame` with its defaults (automatic mask of saturated pixels,
+    local background/noise peak search, masked pixels filled with the local median), then
+    :func:`laue_live.spots.fit_descriptors` with the cutouts' pixel mask. Returns ``(peaks (N, 2)
+    int64, cutouts (N, 32, 32) float32 ADU, fit table)``.
+    """
+    prep = prepare_frame(frame)
+    return prep.peaks, prep.cutouts, fit_descriptors(prep.cutouts, mask=prep.pixel_mask)
+
+
 @dataclass
 class RealFrameSource:
-    """A :class:`~laue_live.cnn.CutoutSource` of real frames (TIFF paths): no truth, fit as ground truth."""
+    """A :class:`~laue_live.cnn.CutoutSource` of real frames: no truth, the exact fit as ground truth.
+
+    ``paths``: any frame file :func:`laue_live.io.read_frame` reads.
+    """
 
     paths: tuple[str, ...]
     name: str = "real"
@@ -200,10 +218,7 @@ class RealFrameSource:
     def chunks(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
         """One chunk per frame."""
         for p in self.paths:
-            frame = tifffile.imread(p)
-            peaks = np.asarray(find_peaks(frame), dtype=np.int64).reshape(-1, 2)
-            cut = extract_cutouts(frame, peaks)
-            table = fit_descriptors(cut)
+            _, cut, table = frame_cutouts(read_frame(p))
             table["true_d_row"] = np.nan
             table["true_d_col"] = np.nan
             table["real"] = True

@@ -7,7 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from laue_live._maps import draw_map, frame_value, map_extent, map_geometry, map_title, map_value
+from laue_live._errors import SettingsError
+from laue_live._maps import (
+    draw_map,
+    frame_value,
+    grain_value,
+    map_extent,
+    map_geometry,
+    map_image,
+    map_title,
+    map_value,
+    value_limits,
+)
 from laue_live._run import ANALYSIS_KIND, FRAMES_STREAM, SPOTS_STREAM, frame_index
 from laue_live._schema import FRAME_COLUMNS
 from laue_live.views._base import LiveView
@@ -63,13 +74,17 @@ class LiveSpotMap(LiveView):
         The :class:`~laue_live._maps.MapValue` mapped.
     """
 
+    _grain_values = False  # LiveGrainMap maps the values of the grains
+
     def __init__(self, value: str = "n_good", *, spots: str | None = None, statistic: str = "mean", ax=None,
-                 shape: tuple[int, int] | None = None, good_only: bool = False, cmap: str = "viridis",
+                 shape: tuple[int, int] | None = None, good_only: bool = False, cmap: str | None = None,
                  clim: tuple[float, float] | None = None, redraw_interval: float = 0.2):
         super().__init__(ax, redraw_interval=redraw_interval)
         if good_only and spots is None:
             spots = "good"
         self.value = map_value(value, spots, statistic, frame_columns=[c.name for c in FRAME_COLUMNS])
+        if grain_value(self.value) is not None and not self._grain_values:
+            raise SettingsError(f"{value!r} is a value of the grains: map it with LiveGrainMap({value!r})")
         self.column = value
         self.cmap = cmap
         self.clim = clim
@@ -102,7 +117,7 @@ class LiveSpotMap(LiveView):
                 {"shape": list(self.shape)})
             self.extent = map_extent(self.geometry) if self._fixed_shape else None
             self.snaking = bool(self.geometry["snake"])  # bluesky snakes the fast axis
-            self.data = np.full(self.shape, np.nan)
+            self.data = self._empty(self.shape)
             self._descriptors, self._tables = {}, {}
             self._image = None
             self.n_updates = 0
@@ -137,6 +152,10 @@ class LiveSpotMap(LiveView):
             self._tables.clear()
             self._changed()
 
+    def _empty(self, shape: tuple[int, int]) -> np.ndarray:
+        """Return the map before any frame: NaN cells (LiveGrainMap: RGB cells for an orientation map)."""
+        return np.full(shape, np.nan)
+
     def _set(self, frame: int, value: float) -> None:
         with self._lock:
             if self.data is None:
@@ -146,9 +165,10 @@ class LiveSpotMap(LiveView):
                 if self._fixed_shape:
                     logger.warning("frame %d is outside the %s raster; not mapped", frame, self.shape)
                     return
-                grown = np.full((1, max(frame + 1, 2 * cols)), np.nan)  # unknown shape: one growing row
+                # unknown shape: one growing row (of values, or of RGB triplets for a colour map)
+                grown = np.full((1, max(frame + 1, 2 * cols), *self.data.shape[2:]), np.nan)
                 grown[:, :cols] = self.data
-                self.data, self.shape = grown, grown.shape
+                self.data, self.shape = grown, grown.shape[:2]
                 self.geometry = map_geometry({}, n_frames=grown.shape[1])
             self.data[frame_index(frame, self.shape, self.snaking)] = value
             self.n_updates += 1
@@ -159,16 +179,16 @@ class LiveSpotMap(LiveView):
         ax = self._ensure_axes()
         if self.data is None:
             return
-        if self._image is None or self._image.get_array().shape != self.data.shape:
+        if self._image is None or self._image.get_array().shape[:2] != self.data.shape[:2]:
             ax.clear()
             self._image, self._colorbar = draw_map(ax, self.data, self.geometry, self.value, cmap=self.cmap,
                                                    clim=self.clim, colorbar=self._colorbar)
             self._start_timer()
         else:
-            data = np.ma.masked_invalid(self.data)
-            self._image.set_data(data)
-            if self.clim is None and data.count():
-                low, high = float(data.min()), float(data.max())
-                self._image.set_clim(low, high if high > low else low + 1)
-        done = int(np.isfinite(self.data).sum())
-        ax.set_title(map_title(self.value, self._start, done, self.data.size), fontsize="medium")
+            self._image.set_data(map_image(self.data))
+            limits = self.clim or value_limits(self.value, self.data)
+            if self.data.ndim == 2 and limits is not None:
+                self._image.set_clim(*limits)
+        cells = self.data if self.data.ndim == 2 else self.data[..., 0]
+        ax.set_title(map_title(self.value, self._start, int(np.isfinite(cells).sum()), cells.size),
+                     fontsize="medium")

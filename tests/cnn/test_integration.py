@@ -40,7 +40,7 @@ def test_descriptor_transforms_agree_with_spots():
 def test_default_model_is_shipped_and_loads():
     from laue_live.cnn import default_model_path, get_predictor
 
-    path = default_model_path()  # a missing or broken shipped model fails here (ModelError), never skips
+    path = default_model_path()  # a missing default model is a failure, never a skip
     p = get_predictor(None, "cpu")
     assert p.path == path
     df = p.predict(np.full((3, 32, 32), 1000.0, np.float32))

@@ -290,3 +290,44 @@ def test_service_recovers_runs_it_did_not_finish(tmp_path, tiled_client):
     last = records[-1]
     assert last == {**last, "event": "stop", "raw_uid": raw_uid, "exit_status": "recovered"}
     assert open_runs(records) == {}
+
+
+def test_service_indexes_runs_with_the_material_and_calibration_of_its_settings(tmp_path):
+    """`laue-live serve --material Si --calibration calib.det`: runs that name neither are indexed with the
+    service's; every frame's indexing goes out as a laue.grains message (these synthetic frames hold no
+    Si grain: "no grain found" rows with the reason), and the status counts them."""
+    from laue_live._errors import SettingsError
+    from laue_live.geometry import BM32_CALIBRATION
+    from laue_live.service import AnalysisService, ServiceSettings
+
+    det = tmp_path / "calib.det"
+    det.write_text(", ".join(str(v) for v in BM32_CALIBRATION.params) + "\n# pixelsize : 0.0734\n"
+                   "# framedim : (2018, 2016)\n")
+    with pytest.raises(SettingsError, match="unknown material"):
+        ServiceSettings(index_material="Unobtainium", calibration_file=det)
+    with pytest.raises(SettingsError, match="cannot read calibration"):
+        ServiceSettings(index_material="Si", calibration_file=tmp_path / "missing.det")
+    with SafeProxy() as proxy:
+        proxy.start_in_thread()
+        settings = ServiceSettings.from_env(
+            {"LAUE_LIVE_MATERIAL": "Si", "LAUE_LIVE_CALIBRATION": str(det)}, input_address=proxy.out_address,
+            publish_address="127.0.0.1:0", method="fit", state_dir=tmp_path / "state", status_interval=3600)
+        service = AnalysisService(settings, catalog=None)
+        thread = service.run_in_thread()
+        with SpotSubscriber(service.publish_address, grains=True) as sub, \
+                DocumentPublisher(proxy.in_address) as publisher:
+            assert sub.wait_ready(WAIT) and publisher.wait_for_subscribers(1, WAIT)
+            RE = RunEngine({}, call_returns_result=False)
+            RE.subscribe(publisher)
+            x, y = SynAxis(name="stage_x"), SynAxis(name="stage_y")
+            RE(grid_scan([SmallDetector(name="laue")], y, 0, 1, 2, x, 0, 1, 2))
+            got = [sub.next_grains(WAIT) for _ in range(4)]
+        assert None not in got
+        assert [g.frame for g in got] == [0, 1, 2, 3]
+        assert all(g.summary["status"] == "no_grain" and g.summary["reason"] and len(g.grains) == 0
+                   for g in got)
+        status = service.report()
+        assert status["indexing"] and status["frames_no_grain"] == 4 and status["frames_not_indexed"] == 0
+        service.stop()
+        thread.join(WAIT)
+    assert not thread.is_alive()

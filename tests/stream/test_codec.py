@@ -127,3 +127,32 @@ def test_unencodable_objects_raise_wire_error():
         pack_payload({"x": object()})
     with pytest.raises(WireError):
         dumps({"x": np.array([object()], dtype=object)})
+
+
+def test_grains_message_decodes_with_plain_msgpack_and_round_trips():
+    from laue_live._schema import GRAIN_COLUMNS, SPOT_INDEX_COLUMNS
+    from laue_live.stream import TOPIC_GRAINS, decode_grains, encode_grains
+
+    grains = {c.name: np.zeros(2, dtype=object if c.dtype == "str" else c.dtype) for c in GRAIN_COLUMNS}
+    grains["material"] = np.array(["Si", "GaN"], dtype=object)
+    grains["u11"] = np.array([0.5, -0.25])
+    spots = {c.name: np.arange(3).astype(c.dtype) for c in SPOT_INDEX_COLUMNS}
+    summary = {"frame": 7, "status": "indexed", "n_grains": 2, "reason": ""}
+    frame = encode_grains(grains, spots, frame=7, seq=3, run={"uid": "a"}, summary=summary)
+    topic, name, payload = frame.split(b" ", 2)
+    assert (topic, name) == (TOPIC_GRAINS, b"grains")
+    # without laue-live: msgpack + numpy, as docs/stream.md shows
+    msg = msgpack.unpackb(payload, raw=False)
+    assert msg["v"] == WIRE_VERSION and msg["frame"] == 7 and msg["summary"]["status"] == "indexed"
+    cols = {k: np.frombuffer(c["data"], dtype=c["dtype"]).reshape(c["shape"])
+            for k, c in msg["grains"]["columns"].items()}
+    assert cols["material"].tolist() == ["Si", "GaN"] and cols["u11"].tolist() == [0.5, -0.25]
+    assert msg["spots"]["names"] == [c.name for c in SPOT_INDEX_COLUMNS]
+    g, s = decode_grains(decode_message(frame).payload)
+    assert g["material"].tolist() == ["Si", "GaN"] and len(s) == 3 and s["h"].dtype == np.int32
+    broken = decode_message(frame).payload
+    broken["spots"]["n_rows"] = 5
+    with pytest.raises(WireError, match="expected"):
+        decode_grains(broken)
+    with pytest.raises(WireError, match="lacks"):
+        decode_grains({"grains": broken["grains"]})

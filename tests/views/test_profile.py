@@ -18,13 +18,14 @@ ns = runpy.run_path(sys.argv[1])
 RE, scan = ns["RE"], ns["raster_scan"]
 RE(scan([ns["laue_detector"]], ns["stage_x"], 0, 10, 2, ns["stage_y"], 0, 10, 1))
 assert ns["analysis"].wait(240), "analysis did not finish"
-ns["live_map"].flush(); ns["live_frame"].flush()
-m, f = ns["live_map"], ns["live_frame"]
+ns["live_map"].flush(); ns["live_frame"].flush(); ns["grain_map"].flush()
+m, f, g = ns["live_map"], ns["live_frame"], ns["grain_map"]
 print("RESULT " + json.dumps({
     "session": ns["laue_session"], "map_updates": m.n_updates, "map_shape": list(m.shape),
     "map_values": [None if v != v else v for v in m.data.ravel().tolist()],
     "frame_updates": f.n_updates, "frame_image": list(f.latest["image"].shape),
     "n_good": int(f.latest["summary"]["n_good"]), "title": f.ax.get_title(),
+    "grain_updates": g.n_updates, "indexed": g.indexed,
     "package": sys.modules["laue_live"].__file__}))
 """
 
@@ -49,6 +50,7 @@ def test_ipython_profile_startup_gives_a_working_session_from_any_folder(tmp_pat
     assert all(v is not None and v > 0 for v in result["map_values"])  # n_good of each frame
     assert result["frame_updates"] == 2 and result["frame_image"] == [2018, 2016]
     assert f"{result['n_good']} good" in result["title"]
+    assert result["indexed"] and result["grain_updates"] == 2  # the sim sample's run is indexed live
     assert result["package"] == str(REPO / "laue_live" / "__init__.py")
 
 

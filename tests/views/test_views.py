@@ -152,6 +152,58 @@ def test_live_frame_reads_external_hdf5_frames(tmp_path):
     np.testing.assert_array_equal(view.latest["image"], expected)
 
 
+def test_live_grain_maps_orientation_key_strain_and_units(tmp_path):
+    from laue_live._run import IndexingRequest
+    from laue_live.analysis import AnalysisRunComposer, resolve_indexing
+    from laue_live.geometry import BM32_CALIBRATION, random_rotation
+    from laue_live.indexing import GRAIN_MAP_VALUES, Indexer, ipf_colors, ipf_sector
+    from laue_live.testing import grain_spot_table
+    from laue_live.views import GRAIN_VIEW_VALUES, LiveGrainMap
+
+    assert GRAIN_VIEW_VALUES == ("orientation", *GRAIN_MAP_VALUES)
+    with pytest.raises(ValueError, match="unknown grain map value"):
+        LiveGrainMap("nonsense")
+    with pytest.raises(ValueError, match=r"value of the grains: map it with LiveGrainMap\('strain_xx'\)"):
+        LiveSpotMap("strain_xx")
+    rng = np.random.default_rng(3)
+    u = [random_rotation(rng) for _ in range(2)]
+    strain = np.diag([1.0, -0.5, -0.5]) * 1e-3
+    tables = [grain_spot_table([("Si", u[i % 2], strain)], frame=i, rng=i) for i in range(3)]
+    indexer = Indexer("Si", BM32_CALIBRATION)
+    resolved = resolve_indexing(IndexingRequest("Si", BM32_CALIBRATION.to_dict()))
+    raw = {**RAW, "laue_live": {"units": "um"}}
+    views = {v: LiveGrainMap(v) for v in ("orientation", "misorientation", "strain_xx", "n_grains")}
+    plain = LiveGrainMap("orientation")
+    # a run that is not indexed leaves a grain map empty
+    AnalysisRunComposer([plain], raw, {"method": "fit"}).frame(0, tables[0])
+    assert plain.data is None and plain.n_updates == 0
+    composer = AnalysisRunComposer(list(views.values()), raw, {"method": "fit"}, indexing=resolved.metadata())
+    results = []
+    for i, t in enumerate(tables):
+        composer.frame(i, t)
+        results.append(indexer.index(t))
+        composer.indexed(i, results[-1])
+    composer.indexed(3, None, status="not_indexed", reason="dropped")  # blank, not grey
+    composer.stop("success")
+    cells = [frame_index(i, (3, 4), snaking=True) for i in range(4)]
+    sector = ipf_sector("Si")
+    for i in range(3):
+        assert np.allclose(views["orientation"].data[cells[i]], ipf_colors(results[i].grains[0].U, sector))
+        assert views["strain_xx"].data[cells[i]] == pytest.approx(1e3 * results[i].grains[0].strain[0, 0])
+    assert np.isnan(views["orientation"].data[cells[3]]).all() and np.isnan(views["n_grains"].data[cells[3]])
+    mis = views["misorientation"].data
+    assert mis[cells[0]] == 0 and mis[cells[2]] < 0.01 and mis[cells[1]] > 1  # frames 0, 2: the same grain
+    assert views["strain_xx"]._colorbar.ax.get_ylabel() == "deviatoric strain xx (10⁻³)"
+    assert views["strain_xx"].ax.get_xlabel() == "stage_x (µm)"
+    lo, hi = views["strain_xx"]._image.get_clim()
+    assert lo == -hi  # diverging scale centred on zero
+    assert views["orientation"]._colorbar is None  # colours, with their key instead of a scale
+    key = views["orientation"]._key_axes
+    assert key is not None and {t.get_text() for t in key.texts} == {"$[001]$", "$[101]$", "$[111]$"}
+    views["orientation"].savefig(tmp_path / "o.png", bbox_inches="tight")
+    assert (tmp_path / "o.png").stat().st_size > 1000
+
+
 def test_live_table_prints_a_row_per_frame_and_the_totals():
     import io
 

@@ -2,7 +2,9 @@
  *
  * Data: GET /api/runs (run picker), GET /api/run/UID (a run's map), GET /api/run/UID/frame/N (spots),
  * GET /api/run/UID/frame/N/image (the frame at display resolution), and the /ws websocket, which sends
- * what changed at a fixed cadence: {type: "runs" | "frames" | "latest" | "health"}.
+ * what changed at a fixed cadence: {type: "runs" | "frames" | "grains" | "latest" | "health"}. An indexed
+ * run adds the maps of its grains: orientation (inverse-pole-figure colours, with each material's colour
+ * key), misorientation, strain components, matched fraction... (run.grains, "grains" updates).
  */
 "use strict";
 
@@ -21,6 +23,7 @@ const CATEGORIES = [
 const state = {
   run: null,          // the run shown: /api/run payload, merged with live frames
   index: new Map(),   // frame -> position in run.frames
+  grainIndex: new Map(),  // frame -> position in run.grains.frames (indexed runs)
   follow: true,
   liveCurrent: null,
   valueName: "n_good",
@@ -133,6 +136,7 @@ async function loadRun(uid) {
     if (state.loading !== uid) { return; }
     state.run = run;
     state.index = new Map(run.frames.map((f, i) => [f, i]));
+    state.grainIndex = new Map(run.grains ? run.grains.frames.map((f, i) => [f, i]) : []);
     state.frame = null;
     fillValuePicker(run.value_defs);
     const s = run.start;
@@ -153,7 +157,9 @@ async function loadRun(uid) {
 
 function fillValuePicker(defs) {
   const select = $("map-value");
-  if (select.options.length === defs.length) { return; }
+  const names = defs.map((d) => d.name).join(",");
+  if (select.dataset.names === names) { return; }
+  select.dataset.names = names;
   select.replaceChildren();
   for (const d of defs) {
     const option = document.createElement("option");
@@ -161,23 +167,40 @@ function fillValuePicker(defs) {
     option.textContent = d.label;
     select.appendChild(option);
   }
-  select.value = state.valueName;
+  select.value = defs.some((d) => d.name === state.valueName) ? state.valueName : defs[0].name;
+  state.valueName = select.value;
+}
+
+// Put a message's frames into a run's (or its grains') arrays; returns the position of each frame.
+function mergeRows(target, index, message) {
+  return message.frames.map((frame, k) => {
+    let i = index.get(frame);
+    if (i === undefined) {
+      i = target.frames.length;
+      target.frames.push(frame);
+      index.set(frame, i);
+    }
+    for (const name of Object.keys(target.values)) {
+      target.values[name][i] = message.values[name] ? message.values[name][k] : null;
+    }
+    return i;
+  });
+}
+
+function mergeGrains(message) {
+  const run = state.run;
+  if (!run || message.uid !== run.uid || !run.grains) { return false; }
+  const g = run.grains;
+  mergeRows(g, state.grainIndex, message).forEach((i, k) => { g.rgb[i] = message.rgb[k]; });
+  g.materials = message.materials;
+  Object.assign(run.ipf_keys, message.ipf_keys || {});
+  return true;
 }
 
 function mergeFrames(message) {
   const run = state.run;
   if (!run || message.uid !== run.uid) { return false; }
-  message.frames.forEach((frame, k) => {
-    let i = state.index.get(frame);
-    if (i === undefined) {
-      i = run.frames.length;
-      run.frames.push(frame);
-      state.index.set(frame, i);
-    }
-    for (const name of Object.keys(run.values)) {
-      run.values[name][i] = message.values[name] ? message.values[name][k] : null;
-    }
-  });
+  mergeRows(run, state.index, message);
   Object.assign(run.errors, message.errors || {});
   if (!run.geometry.known) {  // unknown raster: one row that grows
     const n = Math.max(...run.frames) + 1;
@@ -214,25 +237,50 @@ function drawMap() {
   const g = run.geometry;
   const [rows, cols] = g.shape;
   const def = run.value_defs.find((d) => d.name === state.valueName) || run.value_defs[0];
+  const source = def.grain ? run.grains : run;  // grain values: the frames indexed so far
   const z = Array.from({ length: rows }, () => new Array(cols).fill(null));
   const frameGrid = Array.from({ length: rows }, () => new Array(cols).fill(null));
   const failedX = [], failedY = [], failedFrames = [];
-  run.frames.forEach((frame, i) => {
+  const orientation = def.name === "orientation";
+  const rgba = orientation ? Array.from({ length: rows }, () => new Array(cols).fill([0, 0, 0, 0])) : null;
+  let limit = 0;
+  source.frames.forEach((frame, i) => {
     const [r, c] = cellOf(frame, g);
     if (r >= rows || c >= cols) { return; }
-    z[r][c] = run.values[def.name][i];
     frameGrid[r][c] = frame;
-    if (run.values.failed[i] === 1 && def.name !== "failed") {
+    if (orientation) {  // no grain: black
+      const rgb = source.rgb[i];
+      rgba[r][c] = rgb ? [255 * rgb[0], 255 * rgb[1], 255 * rgb[2], 1] : [0, 0, 0, 1];
+      return;
+    }
+    z[r][c] = source.values[def.name][i];
+    if (z[r][c] !== null) { limit = Math.max(limit, Math.abs(z[r][c])); }
+    if (!def.grain && run.values.failed[i] === 1 && def.name !== "failed") {
       failedX.push(g.x[c]); failedY.push(g.y[r]); failedFrames.push(frame);
     }
   });
-  const done = run.frames.length;
+  const done = source.frames.length;
   const unit = g.unit === "point" ? "" : ` ${g.unit}`;
-  const traces = [{
+  const where = `x %{x:.4~g}${unit}, y %{y:.4~g}${unit}<br>frame %{customdata}`;
+  const heatmap = {
     type: "heatmap", x: g.x, y: g.y, z, customdata: frameGrid, colorscale: "Viridis", hoverongaps: false,
     colorbar: { title: { text: def.title, side: "right" }, thickness: 14 },
-    hovertemplate: `x %{x:.4~g}${unit}, y %{y:.4~g}${unit}<br>frame %{customdata}<br>${def.label}: %{z:.4~g} ${def.unit}<extra></extra>`,
-  }, {
+    hovertemplate: `${where}<br>${def.label}: %{z:.4~g} ${def.unit}<extra></extra>`,
+  };
+  if (def.diverging) {  // a strain component: a diverging scale centred on zero
+    Object.assign(heatmap, { colorscale: "RdBu", reversescale: true, zmin: -(limit || 1), zmax: limit || 1 });
+  }
+  const layers = [heatmap];
+  if (orientation) {
+    // the colours are an image; a transparent heatmap above it keeps the hover and the click on a cell
+    const step = (a) => (a.length > 1 ? a[1] - a[0] : 1);
+    layers[0] = { type: "image", colormodel: "rgba", z: rgba, x0: g.x[0], dx: step(g.x), y0: g.y[0], dy: step(g.y),
+      hoverinfo: "skip", name: "orientation" };
+    layers.push({ type: "heatmap", x: g.x, y: g.y, z: frameGrid.map((row) => row.map((f) => (f === null ? null : 0))),
+      customdata: frameGrid, opacity: 0, showscale: false, hoverongaps: false,
+      hovertemplate: `${where}<extra></extra>` });
+  }
+  const traces = [...layers, {
     type: "scatter", mode: "markers", x: failedX, y: failedY, customdata: failedFrames, name: "failed frame",
     marker: { symbol: "x-thin-open", size: 12, color: "#c62828", line: { width: 2 } },
     hovertemplate: "frame %{customdata} failed<extra></extra>", showlegend: failedX.length > 0,
@@ -245,8 +293,9 @@ function drawMap() {
   }
   const total = rows * cols;
   const layout = {
-    margin: { l: 70, r: 10, t: 34, b: 50 }, uirevision: run.uid,
-    title: { text: `${def.label}: ${done}${g.known ? " / " + total : ""} frames`, font: { size: 13 } },
+    margin: { l: 70, r: orientation ? 170 : 10, t: 34, b: 50 }, uirevision: run.uid,
+    title: { text: `${def.label}: ${done}${g.known ? " / " + total : ""} frames${def.grain ? " indexed" : ""}`,
+      font: { size: 13 } },
     xaxis: { title: { text: g.x_label }, constrain: "domain" },
     yaxis: { title: { text: g.y_label }, autorange: "reversed" },
     legend: { orientation: "h", y: -0.16 },
@@ -255,7 +304,30 @@ function drawMap() {
     layout.yaxis.scaleanchor = "x";
     layout.yaxis.scaleratio = 1;
   }
+  if (orientation) {
+    layout.plot_bgcolor = "#d1d1d1";  // frames not (yet) indexed
+    addKeys(layout, run.ipf_keys || {});
+  }
   Plotly.react("map", traces, layout, PLOT_CONFIG);
+}
+
+// The colour key of each material on an orientation map, right of the map: its sector, corners labelled.
+function addKeys(layout, keys) {
+  layout.images = [];
+  layout.annotations = [{ xref: "paper", yref: "paper", x: 1.02, y: -0.02, xanchor: "left", yanchor: "top",
+    text: "black: no grain<br>grey: not indexed", showarrow: false, font: { size: 10 }, align: "left" }];
+  Object.values(keys).forEach((key, n) => {
+    const x0 = 1.03, w = 0.3, h = 0.36, top = 0.92 - n * (h + 0.14);
+    layout.images.push({ source: key.src, xref: "paper", yref: "paper", x: x0, y: top, sizex: w, sizey: h,
+      xanchor: "left", yanchor: "top", sizing: "stretch", layer: "above" });
+    layout.annotations.push({ xref: "paper", yref: "paper", x: x0, y: top + 0.02, xanchor: "left", yanchor: "bottom",
+      text: `${key.material}: IPF-z`, showarrow: false, font: { size: 11 }, name: "ipf-key" });
+    for (const [fx, fy, label] of key.corners) {
+      layout.annotations.push({ xref: "paper", yref: "paper", x: x0 + fx * w, y: top - (1 - fy) * h,
+        text: label, showarrow: false, font: { size: 10 }, name: "ipf-corner",
+        xanchor: fx > 0.5 ? "left" : "right", yanchor: fy > 0.5 ? "bottom" : "top" });
+    }
+  });
 }
 
 function onMapClick(event) {
@@ -540,6 +612,8 @@ function connect() {
       }
     } else if (message.type === "frames") {
       if (mergeFrames(message)) { scheduleMap(); }
+    } else if (message.type === "grains") {
+      if (mergeGrains(message)) { scheduleMap(); }
     } else if (message.type === "latest") {
       onLatest(message);
     } else if (message.type === "health") {

@@ -56,6 +56,33 @@ class RealCrop:
     calibration: object
 
 
+# --- accuracy bounds of the shipped networks (tests/doubles/test_accuracy.py, tests/cnn/) -----------
+# BOUNDS: figure -> (bound, measured on the shipped network); every figure must stay below its bound.
+
+
+def out_of_bounds(fig: dict[str, float], bounds: dict[str, tuple[float, float]]) -> list[str]:
+    """The figures of ``fig`` that are not below their bound."""
+    return [k for k, (bound, _) in bounds.items() if not fig[k] < bound]
+
+
+def bounds_report(fig: dict[str, float], bounds: dict[str, tuple[float, float]]) -> str:
+    """Every figure, measured now, beside its bound and the shipped network's value (failure messages)."""
+    lines = [f"  {k}: measured {fig[k]:.4g} (bound {b:.4g}, shipped model {m:.4g})"
+             for k, (b, m) in bounds.items()]
+    return "\n".join([f"{out_of_bounds(fig, bounds)} out of bounds:", *lines])
+
+
+def perturb_weights(net, scale: float = 0.3, seed: int = 0):
+    """Multiply every weight of a torch network by N(1, scale) in place (issue 16's broken model)."""
+    import torch  # heavy: only the tests of the networks need it
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1 + scale * torch.randn(p.shape, generator=gen))
+    return net
+
+
 def read_fit_spots(path: Path):
     """The indexed spots of a LaueTools ``.fit`` file: 0-based ``row, col`` of ``Xexp, Yexp``, ``h, k, l``
     and the theoretical ``two_theta, chi`` (deg)."""
@@ -140,6 +167,35 @@ def bm32_dir(tmp_path_factory, real_crops) -> Path:
         p = crop.peaks.assign(peak_X=crop.peaks["col"] + 1, peak_Y=crop.peaks["row"] + 1)
         p.drop(columns=["row", "col"]).to_csv(d / f"peaks_GaN_Si_{name}_box16.csv", index=False)
     return d
+
+
+# --- LaueTools itself (interop and cross-checks) ------------------------------------------------------
+# LaueTools 3.2.19 lives in a venv of its own (.lauetools-venv, numpy < 2.3); scripts/lauetools_env.sh
+# makes it and .ci/run runs that script, so in CI these tests run. They skip only where the venv has
+# not been made; a venv that exists but fails is a failure.
+
+LAUETOOLS_PY = REPO / ".lauetools-venv" / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def lauetools():
+    """Run a Python snippet under LaueTools: ``lauetools(script, payload) -> answer``.
+
+    The snippet reads its JSON payload from stdin and prints its JSON answer as its last line.
+    """
+    import json
+    import subprocess
+
+    if not LAUETOOLS_PY.exists():
+        pytest.skip(f"LaueTools venv not made ({LAUETOOLS_PY} missing): run `bash scripts/lauetools_env.sh`")
+
+    def run(script: str, payload=None):
+        out = subprocess.run([str(LAUETOOLS_PY), "-c", script], input=json.dumps(payload),
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"LaueTools snippet failed:\n{out.stderr[-3000:]}"
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    return run
 
 
 # --- Tiled catalog (laue_live.catalog) --------------------------------------------------------------

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from laue_live import cnn
 from laue_live.catalog import CatalogCutoutSource, read_frames
 from laue_live.testing import SHAPE
-
-pytest.importorskip("laue_live.spots")
 
 
 @pytest.mark.slow
@@ -49,7 +48,6 @@ def test_catalog_source_streams_frames_and_caches_the_fit(tiled_client, write_ra
 
 
 def test_catalog_source_follows_the_cnn_protocol(tiled_client, tmp_path):
-    cnn = pytest.importorskip("laue_live.cnn")
     src = CatalogCutoutSource(tiled_client, cache_dir=tmp_path, progress=False)
     assert isinstance(src, cnn.CutoutSource)
     assert list(src.chunks()) == []  # an empty catalog yields nothing, without error

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from laue_live.cnn import Predictor, SpotNet, default_model_path, save_model
+from laue_live.cnn import Predictor, SpotNet, default_model_path, load_model, save_model
 from laue_live.cnn._accuracy import band_errors, clean_gaussians, frame_scores
 from laue_live.spots import fit_descriptors
+from tests.conftest import perturb_weights
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cnn" / "real_cutouts.npz"
 
@@ -128,3 +129,16 @@ def test_the_checks_reject_an_untrained_network(real, tmp_path):
     assert _check_real(_real_scores(p, real)), "an untrained network passed the real-frame checks"
     a = _real_scores(p, real, polish=0)["all"]
     assert any(not a[k] < b for k, b in NETWORK_BOUNDS.items()), pd.Series(a)
+
+
+def test_the_checks_reject_the_shipped_network_with_its_weights_times_n_1_0_3(real, tmp_path):
+    """Issue 16's broken model: measured, every real frame out of bounds (nw1_0000 PosErr mean 0.047 px
+    polished) and every network-alone figure (PosErr mean 0.189 px, MAE Sim 0.58)."""
+    net, meta = load_model(default_model_path())
+    path = save_model(tmp_path / "perturbed.safetensors", perturb_weights(net),
+                      normalisation=meta["normalisation"], info=meta.get("info"),
+                      calibration=meta.get("calibration_inputs"))
+    p = Predictor(path, "cpu")
+    assert len(_check_real(_real_scores(p, real))) >= 4, "a perturbed network passed the real-frame checks"
+    a = _real_scores(p, real, polish=0)["all"]
+    assert all(not a[k] < b for k, b in NETWORK_BOUNDS.items()), pd.Series(a)

@@ -51,13 +51,33 @@ _REPORT = FaultReport()
 
 @pytest.fixture
 def fault_report(request):
-    """Add a row: ``fault_report.add(category, fault, result, frames_lost)``."""
+    """Add a row: ``fault_report.add(category, fault, result, frames_lost)``.
+
+    Rows are held with the test and enter the report only if the whole test passed
+    (:func:`pytest_runtest_makereport`), wherever the test calls ``add``.
+    """
+    pending = request.node.stash.setdefault(_PENDING, [])
 
     class _Bound:
         def add(self, category, fault, result, frames_lost=0):
-            _REPORT.add(category, fault, result, frames_lost, request.node.name.split("[")[0])
+            pending.append((category, fault, result, frames_lost, request.node.name.split("[")[0]))
 
     return _Bound()
+
+
+_PENDING = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        rows = item.stash.get(_PENDING, [])
+        if report.passed:
+            for row in rows:
+                _REPORT.add(*row)
+        rows.clear()
+    return report
 
 
 def pytest_sessionfinish(session, exitstatus):

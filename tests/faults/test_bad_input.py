@@ -205,7 +205,7 @@ def _mutate(docs, mutations):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutations=st.lists(_MUTATION, min_size=1, max_size=4))
-def test_fuzzed_document_streams(raw_docs, analyzer, mutations):
+def _fuzzed_document_stream(raw_docs, analyzer, mutations):
     docs = _mutate(raw_docs, mutations)
     sink = Collect()
     cb = LaueSpotCallback([sink], analyzer=analyzer)
@@ -221,7 +221,9 @@ def test_fuzzed_document_streams(raw_docs, analyzer, mutations):
             assert r["n_spots"] == n_spots(f)
 
 
-def test_fuzz_report_row(fault_report):
+def test_fuzzed_document_streams(raw_docs, analyzer, fault_report):
+    """60 random streams; the report row is written only once every one of them passed."""
+    _fuzzed_document_stream(raw_docs=raw_docs, analyzer=analyzer)
     fault_report.add(
         "documents",
         "hypothesis: 60 random streams (drop/duplicate/swap/delete key/junk value/wrong name)",
@@ -288,7 +290,7 @@ def test_malformed_wire_messages(case, fault_report, tmp_path):
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=2048))
-def test_fuzz_wire_decoder_random_bytes(data):
+def _fuzz_wire_decoder_random_bytes(data):
     for candidate in (data, b"laue.spots spots " + data, b"laue.doc event " + data):
         try:
             m = decode_message(candidate)
@@ -327,7 +329,7 @@ _LEAF = st.one_of(
         }
     ),
 )
-def test_fuzz_wire_decoder_structured(obj, nd):
+def _fuzz_wire_decoder_structured(obj, nd):
     for payload in (
         {"v": 1, "doc": obj},
         {"v": 1, "doc": {"a": nd}},
@@ -347,7 +349,10 @@ def test_fuzz_wire_decoder_structured(obj, nd):
             assert a.size * a.itemsize == len(nd["data"])
 
 
-def test_fuzz_wire_report_row(fault_report):
+def test_fuzzed_wire_messages(fault_report):
+    """Random bytes and random msgpack structures; the report row only once both runs passed."""
+    _fuzz_wire_decoder_random_bytes()
+    _fuzz_wire_decoder_structured()
     fault_report.add(
         "0MQ message",
         "hypothesis: 300 random byte strings x 3 framings, 300 random msgpack structures with typed buffers",

@@ -181,7 +181,21 @@ def test_a_campaign_retry_completes_a_run_whose_loop_raised(tiled_client, write_
     check_analysis(catalog, uid, "c-raise")
 
 
-def test_local_workers_run_without_the_stack_profiler_and_read_tiled_locally():
+@pytest.fixture(params=["dask default", "README cluster setting"])
+def user_profile_setting(request, monkeypatch):
+    """The user's Dask profiler setting: dask's default (on), or off as the README tells cluster users."""
+    import dask
+    import distributed  # noqa: F401  (registers its defaults, which refresh() keeps)
+
+    if request.param == "README cluster setting":
+        monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "False")
+    dask.config.refresh()  # read the environment again, as a fresh process would
+    yield dask.config.get("distributed.worker.profile.enabled")
+    monkeypatch.undo()
+    dask.config.refresh()
+
+
+def test_local_workers_run_without_the_stack_profiler_and_read_tiled_locally(user_profile_setting):
     """Regressions of a campaign that hung in CI: a worker frozen in the profiler, nested frame reads."""
     import dask
     import dask.array as da
@@ -206,4 +220,6 @@ def test_local_workers_run_without_the_stack_profiler_and_read_tiled_locally():
         assert list(client.run(profiling).values()) == [False]
         assert client.submit(nested_compute, pure=False).result(timeout=60) == (10, True)
     assert dask.config.get("scheduler", None) is None  # the guard restored the default
-    assert dask.config.get("distributed.worker.profile.enabled") is True  # only the local cluster's
+    # the cluster's own setting did not leak: the user's is back, whatever it was
+    expected = user_profile_setting if user_profile_setting is False else True
+    assert dask.config.get("distributed.worker.profile.enabled") is expected

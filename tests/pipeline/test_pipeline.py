@@ -12,45 +12,47 @@ import pytest
 import torch
 
 from laue_live import FrameError, ModelError, SettingsError
+from laue_live._rules import GOOD_DISTANCE, GOOD_SIM
 from laue_live._schema import spot_column_names, spot_dtypes
+from laue_live.cnn import int8_available
 from laue_live.describe import analyze_frames
 from laue_live.pipeline import CNNRunner, FramePipeline, cpu_has_bf16
 from laue_live.spots import find_peaks
 
 from .conftest import needs_cuda
 
-# columns decided by the descriptors (a float near a cut may fall either way on another device)
-_DECIDED = ("good", "converged")
+# Tolerances of the torch path against the numpy reference, held on EVERY row (rtol, atol).
+# Measured on the CPU device (2026-12): the exact fit is bit-identical; the float32 CNN differs by
+# float32 rounding, 1.3e-7 px in position and 1.2e-7 relative in the other columns.
+FIT_TOL = (0.0, 0.0)
+CNN_FP32_TOL = (2e-7, 2e-7)
+# On CUDA, float64 reductions run in another order, so the fit may stop one iteration apart on an
+# ill-conditioned spot. NOT measured yet (no GPU lent to issue 16): a stated bound, held on every row.
+CUDA_TOL = (1e-4, 1e-3)
 
 
-def assert_tables_equal(
-    ref: pd.DataFrame, out: pd.DataFrame, rtol=1e-5, atol=1e-4, skip=(), device="cpu"
-):
-    """Same schema, same peaks; float columns within tolerance.
+def assert_tables_equal(ref: pd.DataFrame, out: pd.DataFrame, tol=FIT_TOL, device="cpu"):
+    """Same schema, same peaks, every float within ``tol`` and every flag equal, on every row.
 
-    On the CPU device every row must agree. On CUDA the peaks (integer and edge/saturation columns)
-    must still be identical, but the float columns and the flags they decide need only agree on 99%
-    of the rows: the device's float64 reductions run in another order, so the exact fit's iterations
-    may stop one step apart on an ill-conditioned spot (the tolerance is 10x looser there too).
+    ``good`` may differ only on a row whose deciding value lies within the tolerance of its cut
+    (Sim at 0.5, ``|Pos - s|`` at 0.9 px): never with the CPU's tolerances, which are float32
+    rounding. Integer columns (peaks, frame and spot numbers), ``edge``, ``saturated`` and
+    ``converged`` are identical on every device.
     """
     assert list(out.columns) == spot_column_names()
     assert dict(out.dtypes) == spot_dtypes()
     assert len(out) == len(ref)
-    lenient = device != "cpu"
-    if lenient:
-        rtol, atol = 10 * rtol, 10 * atol
+    rtol, atol = CUDA_TOL if device != "cpu" else tol
     for c in ref.columns:
-        if c in skip:
-            continue
         a, b = ref[c].to_numpy(), out[c].to_numpy()
         if a.dtype.kind == "f":
-            if lenient:
-                ok = np.isclose(b, a, rtol=rtol, atol=atol, equal_nan=True)
-                assert ok.mean() >= 0.99, f"{c}: {np.count_nonzero(~ok)} of {len(ok)} rows differ"
-            else:
-                np.testing.assert_allclose(b, a, rtol=rtol, atol=atol, equal_nan=True, err_msg=c)
-        elif lenient and c in _DECIDED:
-            assert (a == b).mean() >= 0.99, f"{c}: {np.count_nonzero(a != b)} of {len(a)} rows differ"
+            np.testing.assert_allclose(b, a, rtol=rtol, atol=atol, equal_nan=True, err_msg=c)
+        elif c == "good" and (rtol or atol):
+            differ = a != b
+            dist = np.hypot(ref["d_row"], ref["d_col"]).to_numpy()
+            near = (np.abs(ref["sim"].to_numpy() - GOOD_SIM) <= atol + rtol) | (
+                np.abs(dist - GOOD_DISTANCE) <= atol + rtol * GOOD_DISTANCE)
+            assert not (differ & ~near).any(), f"good differs off the cuts: {np.flatnonzero(differ & ~near)}"
         else:
             np.testing.assert_array_equal(b, a, err_msg=c)
 
@@ -101,12 +103,9 @@ def test_cnn_fp32_matches_predictor(bm32_frame, sim_frames, cnn_model_file, exac
     assert pipe.cnn.precision == "fp32" and not pipe.cnn.compiled  # "auto" compiles fp16/bf16 only
     out = pipe.process(frames)
     for r, o in zip(ref, out, strict=True):
-        # sigma_row/col: which axis is wider compares two float sums; a near-tie may flip
-        assert_tables_equal(r, o, skip=("sigma_row", "sigma_col"), device=device)
-        same = np.isclose(r.sigma_row, o.sigma_row, rtol=1e-4) & np.isclose(
-            r.sigma_col, o.sigma_col, rtol=1e-4
-        )
-        assert same.mean() >= 0.99
+        # sigma_row/col too, on every row: which axis is wider compares two float sums, and no
+        # near-tie flips it on these frames (measured: 0 of 202 rows)
+        assert_tables_equal(r, o, CNN_FP32_TOL, device=device)
 
 
 @pytest.mark.parametrize("polish", [0, 1])
@@ -125,7 +124,7 @@ def test_width_network_and_its_polish_match_the_predictor(
     assert pipe.cnn.n_out == 7 and pipe.cnn.polish == polish
     for r, o in zip(ref, pipe.process(frames), strict=True):
         assert len(r) > 15  # measured 20 on the real crop, > 1000 on the simulated frame
-        assert_tables_equal(r, o, device=exact_fp32)
+        assert_tables_equal(r, o, tol=CNN_FP32_TOL, device=exact_fp32)
 
 
 _FAST = {"cpu": "bf16", "cuda": "fp16"}
@@ -143,9 +142,12 @@ def test_cnn_reduced_precision_close_to_fp32(sim_frames, cnn_model_file, exact_f
     print(f"{device} {pipe.cnn.precision}: compiled={pipe.cnn.compiled}, {len(fast)} spots")
     assert len(fast) == len(exact) > 100
     assert fast.attrs == exact.attrs
-    for c in ("sim", "asp"):
-        assert np.abs(fast[c] - exact[c]).max() < 0.02, c
-    assert np.abs(fast.d_row - exact.d_row).max() < 0.05  # px, Pos* * 2.2
+    # bf16 on the CPU, measured: Sim 7.8e-4, Asp 2.3e-4, d_row 2.0e-3 px, d_col 7.8e-4 px.
+    # fp16 on CUDA not measured yet (no GPU lent to issue 16): the former bounds stay there.
+    bounds = {"sim": 1.2e-3, "asp": 3.5e-4, "d_row": 3e-3, "d_col": 3e-3} if device == "cpu" else {
+        "sim": 0.02, "asp": 0.02, "d_row": 0.05, "d_col": 0.05}
+    for c, bound in bounds.items():
+        assert np.abs(fast[c] - exact[c]).max() < bound, (c, float(np.abs(fast[c] - exact[c]).max()))
 
 
 def test_stream_yields_in_order_and_records_bad_frames(sim_frames, device):
@@ -244,23 +246,18 @@ def test_mixed_shapes_and_dtypes_in_one_call(sim_frames, device):
     assert_tables_equal(single[0].assign(frame=3), single[3], device=device)  # uint32 == uint16
 
 
-def _shipped_model_quantizable() -> bool:
-    try:
-        from laue_live.cnn import get_predictor
-
-        return bool(get_predictor(device="cpu").quantized)
-    except Exception:  # no shipped model or no int8 engine
-        return False
-
-
-@pytest.mark.skipif(not _shipped_model_quantizable(), reason="no shipped int8-capable CNN model here")
+@pytest.mark.skipif(not int8_available(), reason="this torch build has no x86 int8 quantization engine")
 def test_cnn_int8_default_matches_the_cnn_package(bm32_frame, sim_frames):
+    """The shipped model, quantized by "auto": loading it must work (a broken model fails, not skips)."""
+    from laue_live.cnn import get_predictor
+
+    assert get_predictor(device="cpu").quantized
     frames = [bm32_frame, sim_frames[2]]
     pipe = FramePipeline("cnn", "cpu")
     assert pipe.cnn.precision == "int8"  # the CNN package's quantized network, chosen by "auto"
     ref = analyze_frames(frames, "cnn", device="cpu")
     for r, o in zip(ref, pipe.process(frames), strict=True):
-        assert_tables_equal(r, o, skip=("sigma_row", "sigma_col"))
+        assert_tables_equal(r, o, CNN_FP32_TOL)  # measured: identical but 3e-8 in asp
 
 
 # ----------------------------------------------------------------- compiled CNN: buckets, fallback

@@ -11,17 +11,39 @@ import time
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
+import numpy as np
 import pytest
 from bluesky import RunEngine
 from bluesky.plans import count, grid_scan
 from ophyd.sim import SynAxis, SynGauss
+from tiled.queries import Key
 
-from laue_live.stream import DocumentPublisher, SafeProxy, SpotSubscriber
+from laue_live.describe import analyze_frame
+from laue_live.stream import DocumentPublisher, SafeProxy, SpotSubscriber, decode_spot_table
 from laue_live.testing import read_line
 
-from .conftest import SmallDetector, n_spots
+from .conftest import SmallDetector, n_spots, synthetic_frame
 
 WAIT = 120.0  # seconds: bound on the slowest wait (service start imports torch and tiled)
+
+
+def _terminate(proc: subprocess.Popen) -> tuple[str, str]:
+    """SIGTERM the service if it still runs (it drains and stops); its stdout and stderr."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=WAIT)
+
+
+def _catalog_env(tmp_path, tiled_server, tiled_client) -> dict[str, str]:
+    """The service's environment: it finds the catalog the way a deployment would (a settings file,
+    the key in a file), and nothing of ours leaks in."""
+    cfg = tiled_client.settings
+    settings_file = tmp_path / "catalog.yml"
+    settings_file.write_text(f"uri: {cfg.uri}\napi_key_file: {tiled_server.data_dir / 'api_key'}\n"
+                             f"raw_path: {cfg.raw_path}\nanalysis_path: {cfg.analysis_path}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAUE_LIVE_", "TILED_"))}
+    env["LAUE_LIVE_CATALOG_SETTINGS"] = str(settings_file)
+    return env
 
 
 def _aborting_plan(det, n_ok: int):
@@ -37,18 +59,10 @@ def _aborting_plan(det, n_ok: int):
 
 @pytest.mark.slow
 def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled_server, tiled_client):
-    from tiled.queries import Key
-
     state = tmp_path / "state"
     with SafeProxy() as proxy:
         proxy.start_in_thread()
-        # The service finds the catalog the way a deployment would: a settings file, key in a file.
-        cfg = tiled_client.settings
-        settings_file = tmp_path / "catalog.yml"
-        settings_file.write_text(f"uri: {cfg.uri}\napi_key_file: {tiled_server.data_dir / 'api_key'}\n"
-                                 f"raw_path: {cfg.raw_path}\nanalysis_path: {cfg.analysis_path}\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAUE_LIVE_", "TILED_"))}
-        env["LAUE_LIVE_CATALOG_SETTINGS"] = str(settings_file)
+        env = _catalog_env(tmp_path, tiled_server, tiled_client)
         cmd = [sys.executable, "-c", "from laue_live.cli import main; main()", "-v", "serve",
                "--input", proxy.out_address, "--publish", "127.0.0.1:0", "--method", "fit",
                "--state-dir", str(state), "--status-interval", "3600", "--drain-timeout", "60"]
@@ -88,8 +102,6 @@ def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled
                 if message is None:
                     break
                 if message.topic == b"laue.spots":
-                    from laue_live.stream import decode_spot_table
-
                     raw = message.payload["run"]["raw_uid"]
                     tables.setdefault(raw, []).append((message.payload["frame"],
                                                        len(decode_spot_table(message.payload))))
@@ -115,9 +127,7 @@ def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled
             assert status["frames_per_s"] >= 0
             sub.close()
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=WAIT)
+            out, err = _terminate(proc)
     assert proc.returncode == 0, err[-3000:]
     assert "stopped" in out
     final = json.loads((state / "status.json").read_text())
@@ -136,6 +146,66 @@ def test_serve_analyses_runs_from_a_runengine_in_another_process(tmp_path, tiled
         assert stop["frames_analysed"] == n
         assert stop["raw_exit_status"] == ("fail" if raw == raw_uids[1] else "success")
     assert len(tiled_client.analysis.search(Key("raw_uid") == raw_uids[2])) == 0
+
+
+@pytest.mark.slow
+def test_serve_with_the_cnn_publishes_and_writes_the_tables_of_analyze_frame(tmp_path, tiled_server,
+                                                                             tiled_client):
+    """`laue-live serve --method cnn` (the shipped model): each table it publishes over 0MQ and writes
+    to Tiled is analyze_frame(method="cnn")'s, row for row."""
+    with SafeProxy() as proxy:
+        proxy.start_in_thread()
+        cmd = [sys.executable, "-c", "from laue_live.cli import main; main()", "serve",
+               "--input", proxy.out_address, "--publish", "127.0.0.1:0", "--method", "cnn",
+               "--state-dir", str(tmp_path / "state"), "--status-interval", "3600", "--drain-timeout", "60"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=_catalog_env(tmp_path, tiled_server, tiled_client))
+        try:
+            line = read_line(proc, "spot tables on", WAIT)
+            sub = SpotSubscriber(line.split("spot tables on ")[1].split(",")[0].strip(), documents=True)
+            assert sub.wait_ready(WAIT), "the service's publisher did not welcome us"
+            RE = RunEngine({}, call_returns_result=False)
+            publisher = DocumentPublisher(proxy.in_address)
+            assert publisher.wait_for_subscribers(1, WAIT)
+            RE.subscribe(publisher)
+            x, y = SynAxis(name="stage_x"), SynAxis(name="stage_y")
+            (raw_uid,) = RE(grid_scan([SmallDetector(name="laue")], y, 0, 1, 2, x, 0, 1, 2))  # 4 frames
+            publisher.close()
+            published, start, stop = {}, None, None
+            deadline = time.monotonic() + WAIT
+            while stop is None:  # ends on the analysis run's stop document, within WAIT
+                message = sub.receive(max(deadline - time.monotonic(), 0))
+                assert message is not None, f"no stop document within {WAIT} s; frames {sorted(published)}"
+                if message.topic == b"laue.spots":
+                    published[message.payload["frame"]] = decode_spot_table(message.payload)
+                elif message.topic == b"laue.doc" and message.name == "start":
+                    start = message.payload["doc"]
+                elif message.topic == b"laue.doc" and message.name == "stop":
+                    stop = message.payload["doc"]
+            sub.close()
+        finally:
+            out, err = _terminate(proc)
+    assert proc.returncode == 0, err[-3000:]
+    assert start is not None and start["method"] == "cnn"
+    assert stop["frames_analysed"] == 4 and stop["frames_failed"] == 0
+    assert sorted(published) == [0, 1, 2, 3]
+    runs = tiled_client.analysis.search(Key("raw_uid") == raw_uid)
+    assert len(runs) == 1
+    run = runs.values()[0]
+    assert run.metadata["start"]["method"] == "cnn" and run.metadata["stop"]["frames_analysed"] == 4
+    written = run["spots"].base["internal"].read()
+    for i in range(4):
+        ref = analyze_frame(synthetic_frame(i), method="cnn", frame_number=i)
+        in_tiled = written[written["frame"] == i]
+        for where, got in (("published", published[i]), ("in Tiled", in_tiled)):
+            got = got.sort_values("spot").reset_index(drop=True)
+            assert len(got) == len(ref) == n_spots(i), where
+            for c in ref.columns:
+                a, b = ref[c].to_numpy(), got[c].to_numpy()
+                if a.dtype.kind == "f":  # float32 rounding of the batched network, as through the callback
+                    np.testing.assert_allclose(b, a, rtol=2e-7, atol=2e-7, err_msg=f"{where}: frame {i}, {c}")
+                else:
+                    np.testing.assert_array_equal(b, a, err_msg=f"{where}: frame {i}, {c}")
 
 
 def test_service_survives_bad_input_and_stops_cleanly(tmp_path):

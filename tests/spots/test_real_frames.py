@@ -20,8 +20,9 @@ from laue_live.describe import analyze_frame, analyze_frames
 NAMES = ["nw1_0000", "nw1_0001", "AH12_CMT_r14_0200", "Ge_blanc_0000"]
 # measured on the crops (share of LaueTools' listed peaks found; median distance of the matched
 # fitted positions, px); bounds at ~1.5x the measured miss rate and distance
-FOUND = {"nw1_0000": (1.0, 0.95), "nw1_0001": (1.0, 0.95), "AH12_CMT_r14_0200": (0.875, 0.8),
-         "Ge_blanc_0000": (1.0, 0.95)}
+# (measured 1.0: every listed peak must be found; AH12: 12.5% missed, bound 1.5x that)
+FOUND = {"nw1_0000": (1.0, 1.0), "nw1_0001": (1.0, 1.0), "AH12_CMT_r14_0200": (0.875, 0.8125),
+         "Ge_blanc_0000": (1.0, 1.0)}
 MEDIAN = {"nw1_0000": (0.048, 0.072), "nw1_0001": (0.045, 0.068), "AH12_CMT_r14_0200": (0.007, 0.011),
           "Ge_blanc_0000": (0.006, 0.009)}
 
@@ -50,10 +51,10 @@ def test_finds_lauetools_peaks(real_crops, tables, name):
     if crop.indexed is not None:  # every indexed spot (the .fit) is found
         ok, _ = _found(t, crop.indexed[["row", "col"]].to_numpy())
         assert ok.all(), f"{(~ok).sum()} of {len(ok)} indexed spots missed"
-    # no more spots than LaueTools lists in the same window (measured 1.00-1.02x; issue: <= 1.5x)
+    # no more spots than LaueTools lists in the same window (measured 1.00-1.023x; bound 1.5x the excess)
     side = crop.frame.shape[0]
     inside = t["row0"].between(16, side - 17) & t["col0"].between(16, side - 17)
-    assert inside.sum() <= 1.25 * len(crop.peaks)
+    assert inside.sum() <= 1.035 * len(crop.peaks), (inside.sum(), len(crop.peaks))
     # one spot, one row
     assert len(cKDTree(t[["row", "col"]].to_numpy()).query_pairs(1.5)) == 0
 
@@ -66,7 +67,8 @@ def test_table_invariants(real_crops, tables):
         assert np.allclose(t["col"], t["col0"] + t["d_col"], atol=1e-4)
         assert (t["peak_intensity"].to_numpy() == f[t["row0"], t["col0"]]).all()
         assert (t["parent"] == -1).all() and (t["component"] == 0).all()
-        assert t["good"].mean() > 0.4 and t["converged"].mean() > 0.85
+        # measured: good 0.53-0.80, converged 0.935-1.0 (AH12 the lowest; bound 1.5x its 6.5% unconverged)
+        assert t["good"].mean() > 0.4 and t["converged"].mean() > 0.90, (n, t["good"].mean())
         r0, c0 = t["row0"], t["col0"]
         edge = (r0 < 16) | (c0 < 16) | (r0 > f.shape[0] - 16) | (c0 > f.shape[1] - 16)
         assert (t["edge"] == edge).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 
 import numpy as np
 
@@ -19,9 +20,15 @@ class _Marker:
         return (open, (self.path, "w"))
 
 
-def _drain(dispatcher: SafeRemoteDispatcher, idle: float = 0.5) -> None:
-    while dispatcher.poll_once(idle):
-        pass
+def _receive_until(dispatcher: SafeRemoteDispatcher, done, timeout: float = WAIT) -> None:
+    """Poll until ``done()``: everything sent has been counted in; fail after ``timeout`` s.
+
+    Completion is what was sent arriving, never a pause in the traffic (a slow machine pauses).
+    """
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s: {dispatcher.received} received"
+        dispatcher.poll_once(0.05)
 
 
 def test_documents_flow_in_order_and_pickle_is_refused(tmp_path):
@@ -39,11 +46,11 @@ def test_documents_flow_in_order_and_pickle_is_refused(tmp_path):
             for i in range(50):
                 pub("event", {"uid": f"e{i}", "seq_num": i + 1, "data": {"img": np.full((4, 5), i, "<u2")}})
             pub("stop", {"uid": "t1", "run_start": "s1"})
-            _drain(dispatcher)
+            _receive_until(dispatcher, lambda: len(received) == 52)
             # What bluesky's default Publisher sends (its framing + pickle): rejected, never unpickled.
             pub._send(b" ".join([b"", b"start", pickle.dumps(_Marker(marker))]))
             pub("start", {"uid": "s2"})
-            _drain(dispatcher)
+            _receive_until(dispatcher, lambda: dispatcher.received == 54 and len(received) == 53)
         dispatcher.stop()
         assert dispatcher.closed
     names = [n for n, _ in received]
@@ -68,17 +75,23 @@ def test_backlog_is_bounded_by_the_socket_not_memory():
             for _ in range(n):
                 pub("event", big)
             assert pub.sent + pub.dropped == n
-            _drain(dispatcher)
+            # The end of what got through: a marker sent (again, while the full queues drop it) until
+            # it arrives. One path, in order: when it is here, every event that made it is here too.
+            deadline = time.monotonic() + WAIT
+            while "stop" not in got:
+                assert time.monotonic() < deadline, "the end marker never came through"
+                pub("stop", {"uid": "end"})
+                dispatcher.poll_once(0.05)
         dispatcher.stop()
     # What was not read was dropped along the way (proxy / publisher HWM), never piled up in memory.
-    assert 0 < len(got) < n
+    events = got.index("stop")
+    assert 0 < events < n and set(got[:events]) == {"event"}
     assert dispatcher.received == len(got)
 
 
 def test_stock_bluesky_publisher_and_remote_dispatcher_interoperate():
     """bluesky's own Publisher/RemoteDispatcher work with the safe codec (serializer=/deserializer=)."""
     import threading
-    import time
 
     from bluesky.callbacks.zmq import Publisher, RemoteDispatcher
 
@@ -100,8 +113,7 @@ def test_stock_bluesky_publisher_and_remote_dispatcher_interoperate():
         got.clear()
         for i in range(20):
             stock("event", {"seq_num": i + 1, "data": {"a": np.arange(3) * i}})
-        while len(got) < 20 and dispatcher.poll_once(WAIT):
-            pass
+        _receive_until(dispatcher, lambda: len(got) == 20)
         stock.close()
         dispatcher.stop()
     got = [d for d in got if d.get("uid") != "probe"]
@@ -153,8 +165,8 @@ def test_curve_on_both_sides_of_the_proxy(curve_certs):
             assert pub.wait_for_subscribers(1, WAIT)
             for i in range(5):
                 pub("event", {"seq_num": i + 1})
-            _drain(dispatcher)
-        spy.poll_once(0.5)
+            _receive_until(dispatcher, lambda: len(got) == 5)
+        spy.poll_once(0.5)  # an absence can only be waited for a bounded time: the spy never connects
         spy.stop()
         dispatcher.stop()
     assert [d["seq_num"] for d in got] == [1, 2, 3, 4, 5]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import zmq
@@ -106,10 +108,31 @@ def test_stalled_subscriber_does_not_stall_the_publisher(spot_table_factory):
         assert stats["dropped"] > 0, "the stalled subscriber's queue never filled"
         assert stats["tables"] == n and stats["sent"] + stats["dropped"] == n + 0
         assert results.count(False) == stats["dropped"]
-        got = [f.frame for f in sub.frames(timeout=2.0)]
+        received = _until_marker(pub, sub, table, n)
     # What arrives is in order, and the gaps are reported as missed.
-    assert got == sorted(got) and 0 < len(got) < n
-    assert sub.missed == (got[-1] - got[0] + 1) - len(got)
+    got = [f.frame for f in received]
+    assert got == sorted(got) and 0 < len(got) - 1 < n and got[-1] == n
+    seqs = [f.seq for f in received]
+    assert sub.missed == (seqs[-1] - seqs[0] + 1) - len(seqs)
+
+
+def _until_marker(pub, sub, table, marker: int) -> list:
+    """Read until the table of frame ``marker`` arrives, publishing it until it is not dropped.
+
+    One publisher, one subscriber: messages arrive in order, so once the marker is here every table
+    that survived before it is here too. Completion is the marker, never a pause in the traffic.
+    """
+    received = []
+    sent = False
+    deadline = time.monotonic() + WAIT
+    while not received or received[-1].frame != marker:
+        assert time.monotonic() < deadline, f"frame {marker} never arrived ({len(received)} tables read)"
+        if not sent:  # dropped (nodrop mode says so) or lost (lossy mode: nothing came): again
+            sent = pub.publish_table(table, frame=marker)
+        batch = list(sub.frames(timeout=0.05, limit=64))
+        sent = sent and bool(batch)
+        received += batch
+    return received
 
 
 def test_analysis_documents_become_tables_one_per_frame(spot_table_factory):
@@ -168,13 +191,12 @@ def test_lossy_mode_drops_per_subscriber_and_subscribers_see_the_gaps(spot_table
         _connected(pub, sub)
         results = [pub.publish_table(table, frame=i) for i in range(n)]
         assert all(results) and pub.stats()["dropped"] == 0  # libzmq drops silently in this mode
-        got = [f.frame for f in sub.frames(timeout=2.0)]  # what survived the flood
         # Drops may all be at the tail, which a subscriber cannot see until a later message comes:
-        # the queues are empty now, so one more table arrives and reveals the gap.
-        assert pub.publish_table(table, frame=n)
-        got += [f.frame for f in sub.frames(timeout=WAIT, limit=1)]
+        # one more table, read until it arrives, ends what survived the flood and reveals the gap.
+        received = _until_marker(pub, sub, table, n)
+    got, seqs = [f.frame for f in received], [f.seq for f in received]
     assert got == sorted(got) and 0 < len(got) < n and got[-1] == n
-    assert sub.missed == (got[-1] - got[0] + 1) - len(got) > 0
+    assert sub.missed == (seqs[-1] - seqs[0] + 1) - len(seqs) > 0
 
 
 def test_concurrent_analysis_threads_publish_in_seq_order(spot_table_factory):

@@ -29,6 +29,8 @@ def test_demo_end_to_end_tiny_scan(tmp_path):
     uid = re.search(r"analysis run\s+analysis/([0-9a-f-]{36})", out).group(1)
     # the read-back query ran and printed spots of the analysis run
     assert re.search(r"-> \d+ good spots", out) and "per-frame summary (4 frames)" in out
+    assert not re.search(r"-> 0 good spots", out), "a tiny Cu scan has good spots"
+    assert "Traceback" not in proc.stderr and " ERROR " not in proc.stderr, proc.stderr[-3000:]
     pngs = sorted(p.name for p in (data / "pictures").glob("*.png"))
     assert pngs == [f"frame_{uid[:8]}.png", f"quality_map_{uid[:8]}.png"]
     assert all((data / "pictures" / p).stat().st_size > 10_000 for p in pngs)

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
+from laue_live._run import FRAMES_STREAM
+
 demo_app = typer.Typer()
 
 
@@ -196,8 +198,12 @@ def _run_demo(server, analyzer, data_dir: Path, *, nx: int, ny: int, material: s
         if name == "event":
             acquired.update(1)
 
+    frames_descriptors: set[str] = set()  # the analysis run's per-frame stream (not grains, ...)
+
     def count_analysed(name, doc):
-        if name == "event" and "n_spots" in doc.get("data", {}):
+        if name == "descriptor" and doc.get("name") == FRAMES_STREAM:
+            frames_descriptors.add(doc["uid"])
+        elif name == "event" and doc.get("descriptor") in frames_descriptors:
             d = doc["data"]
             analysed.update(1)
             analysed.set_postfix_str(f"frame {d['frame']}: {d['n_spots']} spots, {d['n_good']} good"

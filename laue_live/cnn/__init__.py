@@ -27,7 +27,7 @@ from laue_live.cnn._descriptors import (
     width_star,
 )
 from laue_live.cnn._evaluate import leave_one_dataset_out, resampled_sim
-from laue_live.cnn._hybrid import polish, start_from_desc
+from laue_live.cnn._hybrid import polish, polish_valid, start_from_desc
 from laue_live.cnn._io import (
     CALIBRATION_KEY,
     MODEL_FORMAT,
@@ -104,6 +104,7 @@ __all__ = [
     "count_flops",
     "make_network",
     "polish",
+    "polish_valid",
     "start_from_desc",
     "WIDTH_LOG_RANGE",
     "width_from_star",

@@ -21,7 +21,10 @@ from laue_live._rules import POS_CLIP
 from laue_live.cnn._descriptors import WIDTH_LOG_RANGE
 from laue_live.spots import fit_descriptors, moment_start
 
-__all__ = ["start_from_desc", "polish"]
+__all__ = ["start_from_desc", "polish", "polish_valid"]
+
+#: The fitted parameters, as descriptor columns: a polished spot is valid where they are finite.
+_PARAMETER_COLUMNS = ("d_row", "d_col", "sigma_row", "sigma_col", "amplitude", "background")
 
 
 def start_from_desc(desc, cutouts):
@@ -91,10 +94,37 @@ def polish(cutouts: np.ndarray, desc: np.ndarray, steps: int = 3, **kw) -> pd.Da
     Returns
     -------
     pandas.DataFrame
-        The columns of ``characterize(method="fit")``; ``converged`` is the fit's flag after the
-        polish (False for spots that would have needed more iterations).
+        The columns of ``characterize(method="fit")``; ``converged`` is :func:`polish_valid`.
     """
     if int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps!r}")
     start = start_from_desc(desc, cutouts).double().numpy()
-    return fit_descriptors(cutouts, start=start, max_iter=int(steps), **kw)
+    table = fit_descriptors(cutouts, start=start, max_iter=int(steps), **kw)
+    table["converged"] = polish_valid(table)
+    return table
+
+
+def polish_valid(columns):
+    """Return the ``converged`` flag of polished spots: True where every fitted parameter is finite.
+
+    A polish is the network's estimate refined by a bounded number of fit iterations, not a fit run
+    to its tolerance: the fit's own flag would be False on most spots after one iteration, and the
+    spot table's ``good`` (which requires ``converged``) would then reject them all. Like the
+    network's own descriptors (always ``converged``), a polished spot is valid unless its
+    parameters are not finite.
+
+    Parameters
+    ----------
+    columns
+        Mapping (a DataFrame, or a dict of numpy arrays or torch tensors) with the descriptor
+        columns ``d_row, d_col, sigma_row, sigma_col, amplitude, background``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        (N,) bool, of the columns' kind.
+    """
+    values = [columns[k] for k in _PARAMETER_COLUMNS]
+    if isinstance(values[0], torch.Tensor):
+        return torch.isfinite(torch.stack(values, 1)).all(1)
+    return np.isfinite(np.stack([np.asarray(v, dtype=np.float64) for v in values], 1)).all(1)

@@ -39,7 +39,7 @@ from laue_live._errors import FrameError
 from laue_live._rules import SATURATION
 from laue_live._schema import empty_spot_table
 from laue_live._xp import resolve_device
-from laue_live.cnn import cnn_columns, start_from_desc
+from laue_live.cnn import cnn_columns, polish_valid, start_from_desc
 from laue_live.doubles import describe_doubles, get_double_predictor
 from laue_live.pipeline._cnn import CNNRunner
 from laue_live.pipeline._cutouts import gather_cutouts
@@ -472,6 +472,7 @@ class FramePipeline:
                 fit = fit_gaussians(cut, device=self.device, start=start_from_desc(desc, cut).double(),
                                     max_iter=self.cnn.polish, **opts)
                 cols = fit_columns(cut, fit, sim_variant=self.sim_variant, saturation=sat)
+                cols["converged"] = polish_valid(cols)
             else:
                 cols = cnn_columns(desc, cut)
         floats = torch.stack([cols[c].to(torch.float64) for c in HOST_FLOAT_COLUMNS], dim=1)

@@ -99,8 +99,13 @@ CASES = [
     ("query-data-dir-missing", "query --data-dir {dir}/nothing-here runs", "none", {}, 1,
      "no laue-live data directory at"),
     ("query-data-dir-is-a-file", "query --data-dir {dir}/a_file runs", "none", {}, 1, "is a file"),
-    ("reprocess-data-dir-under-a-file", "reprocess latest --data-dir {dir}/a_file/sub", "none", {}, 2,
-     "part of its path is a file"),
+    # a mistyped data directory is refused, not made into a new, empty catalog
+    ("index-run-data-dir-missing", "index --run latest --data-dir {dir}/not-made-1", "none", {}, 1,
+     "no laue-live data directory at"),
+    ("reprocess-data-dir-missing", "reprocess latest --data-dir {dir}/not-made-2", "none", {}, 1,
+     "no laue-live data directory at"),
+    ("reprocess-data-dir-under-a-file", "reprocess latest --data-dir {dir}/a_file/sub", "none", {}, 1,
+     "part of its path, {dir}/a_file, is a file"),
     ("query-scan-id-unknown", "query summary 99", "catalog", {}, 1, "no analysis run of scan id 99"),
     ("query-map-text-value", "query map latest --value error --out {dir}/m.png", "catalog", {}, 2,
      "'error' is an identifier or text, not a value to map"),
@@ -193,6 +198,7 @@ def test_a_mistake_is_one_line_and_an_exit_code(runner, world, args, where, extr
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert text.format(**fill) in lines[0], lines[0]
     assert "Traceback" not in result.output
+    assert not list(world["dir"].glob("not-made-*")), "a mistyped data directory became a catalog"
 
 
 def test_the_console_script_says_it_in_one_line_too(tmp_path):

@@ -39,6 +39,36 @@ def load_settings(uri: str | None = None, settings_file: Path | None = None, dat
         raise typer.Exit(2) from None
 
 
+def existing_catalog_settings(uri: str | None = None, settings_file: Path | None = None,
+                              data_dir: Path | None = None):
+    """Return the settings of a catalog that must exist already (query, index --run, reprocess).
+
+    A data directory that is missing or unusable is one line and exit code 1.
+
+    The embedded catalog of a data directory that does not exist would be made, empty, by the first
+    command that opens it: a mistyped ``--data-dir`` would then say "no such run" and leave a new
+    folder behind. A server (``--uri``) or a running ``catalog serve`` on the directory is taken as is.
+    """
+    # imported at run time: `laue-live --help` stays fast
+    from laue_live.catalog import find_running_server
+
+    settings = load_settings(uri, settings_file, data_dir)
+    if settings.uri is None and find_running_server(settings.data_dir) is None:
+        where, why = settings.data_dir, None
+        above = next((p for p in where.parents if p.exists()), None)
+        if where.exists() and not where.is_dir():
+            why = f"the data directory {where} is a file, not a laue-live data directory"
+        elif not where.exists() and above is not None and not above.is_dir():
+            why = f"there is no data directory {where}: part of its path, {above}, is a file"
+        elif not where.exists():
+            why = (f"no laue-live data directory at {where}: give the one of your runs (--data-dir or "
+                   "LAUE_LIVE_DATA_DIR), or a server (--uri or LAUE_LIVE_TILED_URI)")
+        if why:  # exit 1, as for a data directory catalog_session cannot use
+            typer.echo(f"error: {why}", err=True)
+            raise typer.Exit(1)
+    return settings
+
+
 _TABULAR_HELP = ("SQL storage of spot tables of a new catalog: duckdb (fastest single writer; writers "
                  "take turns), sqlite (readable by other processes while the server runs) or postgresql "
                  "(catalog and tables in PostgreSQL: several writers at once). Fixed at creation; default: "

@@ -80,11 +80,11 @@ def _lattice(lattice: str, space_group: str | None) -> list[float]:
 
 def _index_catalog_run(run_id: str, material, det, energy, options, out, catalog_opts) -> None:
     """Index an analysis run in the catalog (grains written into the run); one line per outcome."""
-    from laue_live._errors import LaueLiveError
+    # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import catalog_session, get_grains, index_run
-    from laue_live.cli._catalog import load_settings
+    from laue_live.cli._catalog import existing_catalog_settings
 
-    settings = load_settings(*catalog_opts)
+    settings = existing_catalog_settings(*catalog_opts)
     try:
         with catalog_session(settings) as cat:
             res = index_run(cat, run_id, material=(material[0] if len(material) == 1 else material) or None,

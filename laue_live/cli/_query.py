@@ -38,24 +38,9 @@ def _connection(
         "--data-dir", help="Data directory of the embedded server.")] = None,
 ) -> None:
     # imported at run time: `laue-live --help` stays fast
-    from laue_live.catalog import find_running_server
-    from laue_live.cli._catalog import load_settings
+    from laue_live.cli._catalog import existing_catalog_settings
 
-    settings = load_settings(uri, settings_file, data_dir)
-    if settings.uri is None and find_running_server(settings.data_dir) is None:
-        # the embedded catalog: a query must not make an empty one where there is none
-        where, why = settings.data_dir, None
-        above = next((p for p in where.parents if p.exists()), None)
-        if where.exists() and not where.is_dir():
-            why = f"the data directory {where} is a file, not a laue-live data directory"
-        elif not where.exists() and above is not None and not above.is_dir():
-            why = f"there is no data directory {where}: part of its path, {above}, is a file"
-        elif not where.exists():
-            why = (f"no laue-live data directory at {where}: give the one of your runs (--data-dir or "
-                   "LAUE_LIVE_DATA_DIR), or a server (--uri or LAUE_LIVE_TILED_URI)")
-        if why:  # exit 1, as for a data directory catalog_session cannot use
-            typer.echo(f"error: {why}", err=True)
-            raise typer.Exit(1)
+    settings = existing_catalog_settings(uri, settings_file, data_dir)
     ctx.obj = settings
 
 

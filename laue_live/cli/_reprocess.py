@@ -59,11 +59,11 @@ def reprocess(
     # imported at run time: `laue-live --help` stays fast
     from laue_live.analysis import IndexingConfig
     from laue_live.catalog import catalog_session, reprocess_run
-    from laue_live.cli._catalog import load_settings
+    from laue_live.cli._catalog import existing_catalog_settings
     from laue_live.geometry import read_det
     from laue_live.indexing import material_from_metadata
 
-    settings = load_settings(uri, settings_file, data_dir)
+    settings = existing_catalog_settings(uri, settings_file, data_dir)
     target: bool | str = analysis if (resume and analysis) else resume
     try:
         energy = None

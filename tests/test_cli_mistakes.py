@@ -99,6 +99,9 @@ CASES = [
     ("query-data-dir-missing", "query --data-dir {dir}/nothing-here runs", "none", {}, 1,
      "no laue-live data directory at"),
     ("query-data-dir-is-a-file", "query --data-dir {dir}/a_file runs", "none", {}, 1, "is a file"),
+    # the connection options are query's, before its command; after it they are refused as such
+    ("query-data-dir-after-the-command", "query runs --data-dir {dir}", "none", {}, 2,
+     "No such option: --data-dir"),
     # a mistyped data directory is refused, not made into a new, empty catalog
     ("index-run-data-dir-missing", "index --run latest --data-dir {dir}/not-made-1", "none", {}, 1,
      "no laue-live data directory at"),

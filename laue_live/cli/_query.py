@@ -37,21 +37,21 @@ def _connection(
     data_dir: Annotated[Path | None, typer.Option(
         "--data-dir", help="Data directory of the embedded server.")] = None,
 ) -> None:
-    # imported at run time: `laue-live --help` stays fast
-    from laue_live.cli._catalog import existing_catalog_settings
-
-    settings = existing_catalog_settings(uri, settings_file, data_dir)
-    ctx.obj = settings
+    # checked when the command opens the catalog, after its own options are parsed: a connection
+    # option written after the command is then refused as such, not met by "no data directory"
+    ctx.obj = (uri, settings_file, data_dir)
 
 
 @contextlib.contextmanager
 def _session(ctx: typer.Context):
     # imported at run time: `laue-live --help` stays fast
     from laue_live.catalog import catalog_session
+    from laue_live.cli._catalog import existing_catalog_settings
 
+    settings = existing_catalog_settings(*ctx.obj)
     with contextlib.ExitStack() as stack:
         try:
-            cat = stack.enter_context(catalog_session(ctx.obj))
+            cat = stack.enter_context(catalog_session(settings))
         except SettingsError as exc:  # an unusable data directory, no server, no key: one line, exit 1
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -202,7 +202,7 @@ def _main(argv=None) -> int:
         if not p.is_file():
             cut, table = render_chunk(a.seed, k, a.chunk)
             _write_chunk(p, cut, table)
-        print(k, flush=True)
+        print(k, flush=True)  # the worker's protocol: the parent reads one finished chunk a line
     return 0
 
 

@@ -138,7 +138,7 @@ class LiveSpotTable:
         self._current = ""  # the analysis run whose rows are printed
 
     def _print(self, text: str) -> None:
-        print(text, file=self.file or sys.stdout, flush=True)
+        print(text, file=self.file or sys.stdout, flush=True)  # the table is terminal output (as LiveTable)
 
     def _rule(self) -> str:
         return "+" + "+".join("-" * (w + 2) for _, w in self._COLUMNS) + "+"
